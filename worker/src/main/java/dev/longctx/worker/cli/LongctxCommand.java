@@ -1,0 +1,14 @@
+package dev.longctx.worker.cli;
+
+import io.quarkus.picocli.runtime.annotations.TopCommand;
+import picocli.CommandLine.Command;
+
+/** The {@code longctx} command line: one subcommand per job. */
+@TopCommand
+@Command(
+    name = "longctx",
+    mixinStandardHelpOptions = true,
+    version = "longctx 0.1.0",
+    description = "Long-context LLM inference: run models, measure them, serve them.",
+    subcommands = {})
+public class LongctxCommand {}
