@@ -1,0 +1,233 @@
+package dev.longctx.engine.inference;
+
+import dev.longctx.engine.kernel.Attention;
+import dev.longctx.engine.kernel.Ops;
+import dev.longctx.engine.kernel.Rope;
+import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.engine.model.LlamaWeights;
+import dev.longctx.engine.tensor.Parallel;
+
+/**
+ * The Llama-family decoder forward pass (pre-norm blocks: RMSNorm → GQA attention with RoPE →
+ * residual → RMSNorm → SwiGLU → residual; final RMSNorm and the vocabulary projection).
+ *
+ * <p>Tokens are processed in chunks: every projection of a chunk is one matrix-matrix product, so a
+ * weight tile is read once per chunk of tokens rather than once per token (prefill); a one-token
+ * chunk is the bandwidth-bound decode step. Stateless apart from the weights: the per-sequence
+ * state is a {@link Sequence}.
+ */
+public final class Transformer {
+
+  /** Prefill chunk: large enough for GEMM efficiency, small enough to bound scratch memory. */
+  public static final int DEFAULT_CHUNK = 128;
+
+  private final LlamaConfig config;
+  private final LlamaWeights weights;
+  private final Rope rope;
+  private final float attentionScale;
+
+  public Transformer(LlamaConfig config, LlamaWeights weights) {
+    weights.checkShapes(config);
+    this.config = config;
+    this.weights = weights;
+    this.rope =
+        new Rope(config.headDim(), config.ropeTheta(), config.ropeLayout(), config.ropeScaling());
+    this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
+  }
+
+  public LlamaConfig config() {
+    return config;
+  }
+
+  public LlamaWeights weights() {
+    return weights;
+  }
+
+  /** A new, empty sequence that may grow to {@code maxTokens}. */
+  public Sequence newSequence(int maxTokens) {
+    return new Sequence(new KvCache(config.layers(), config.kvDim(), maxTokens));
+  }
+
+  /** Feeds {@code tokens} after the sequence's current end; returns the last token's logits. */
+  public float[] prefill(Sequence seq, int[] tokens) {
+    if (tokens.length == 0) {
+      throw new IllegalArgumentException("prefill needs at least one token");
+    }
+    float[] logits = new float[config.vocabSize()];
+    for (int off = 0; off < tokens.length; off += DEFAULT_CHUNK) {
+      int n = Math.min(DEFAULT_CHUNK, tokens.length - off);
+      boolean last = off + n == tokens.length;
+      forward(seq, tokens, off, n, last ? LogitRows.LAST : LogitRows.NONE, logits);
+    }
+    return logits;
+  }
+
+  /** Feeds one token; returns its logits. */
+  public float[] decode(Sequence seq, int token) {
+    float[] logits = new float[config.vocabSize()];
+    forward(seq, new int[] {token}, 0, 1, LogitRows.LAST, logits);
+    return logits;
+  }
+
+  /** Receives the logits of consecutive positions. */
+  @FunctionalInterface
+  public interface LogitsSink {
+    /** {@code logits[row·vocab ..]} are the logits after token {@code tokens[first + row]}. */
+    void accept(int first, int rows, float[] logits);
+  }
+
+  /**
+   * Feeds {@code tokens[from, to)} and hands the logits of every position to {@code sink}, chunk by
+   * chunk (perplexity needs all of them).
+   */
+  public void forwardAll(Sequence seq, int[] tokens, int from, int to, int chunk, LogitsSink sink) {
+    float[] logits = new float[chunk * config.vocabSize()];
+    for (int off = from; off < to; off += chunk) {
+      int n = Math.min(chunk, to - off);
+      forward(seq, tokens, off, n, LogitRows.ALL, logits);
+      sink.accept(off, n, logits);
+    }
+  }
+
+  private enum LogitRows {
+    NONE,
+    LAST,
+    ALL
+  }
+
+  private void forward(
+      Sequence seq, int[] tokens, int off, int n, LogitRows logitRows, float[] logits) {
+    LlamaConfig c = config;
+    int dim = c.dim();
+    int qDim = c.queryDim();
+    int kvDim = c.kvDim();
+    int start = seq.cache().length();
+    KvCache cache = seq.cache();
+    cache.reserve(start + n);
+    Scratch s = seq.scratch(c, n);
+
+    for (int t = 0; t < n; t++) {
+      int token = tokens[off + t];
+      if (token < 0 || token >= c.vocabSize()) {
+        throw new IllegalArgumentException(
+            "token id " + token + " is outside the vocabulary [0, " + c.vocabSize() + ")");
+      }
+      weights.tokenEmbedding().dequantizeRow(token, s.x, t * dim);
+    }
+
+    for (int l = 0; l < c.layers(); l++) {
+      LlamaWeights.Layer w = weights.layers().get(l);
+      rmsnormRows(s.xb, s.x, w.attnNorm(), n, dim);
+      w.wq().matmul(s.xb, s.q, n);
+      w.wk().matmul(s.xb, s.k, n);
+      w.wv().matmul(s.xb, s.v, n);
+      if (w.bq() != null) {
+        addBias(s.q, w.bq(), n);
+        addBias(s.k, w.bk(), n);
+        addBias(s.v, w.bv(), n);
+      }
+      float[] keys = cache.keys(l);
+      float[] values = cache.values(l);
+      for (int t = 0; t < n; t++) {
+        int pos = start + t;
+        rope.apply(s.q, t * qDim, c.heads(), pos);
+        rope.apply(s.k, t * kvDim, c.kvHeads(), pos);
+        System.arraycopy(s.k, t * kvDim, keys, pos * kvDim, kvDim);
+        System.arraycopy(s.v, t * kvDim, values, pos * kvDim, kvDim);
+      }
+      attention(s, keys, values, start, n);
+      w.wo().matmul(s.att, s.xb, n);
+      Ops.add(s.x, s.xb, n * dim);
+
+      rmsnormRows(s.xb, s.x, w.ffnNorm(), n, dim);
+      w.wGate().matmul(s.xb, s.hb, n);
+      w.wUp().matmul(s.xb, s.hb2, n);
+      Ops.swiglu(s.hb, s.hb2, n * c.hiddenDim());
+      w.wDown().matmul(s.hb, s.xb, n);
+      Ops.add(s.x, s.xb, n * dim);
+    }
+    cache.setLength(start + n);
+
+    switch (logitRows) {
+      case NONE -> {}
+      case LAST -> {
+        Ops.rmsnorm(s.xb, 0, s.x, (n - 1) * dim, weights.outputNorm(), dim, c.rmsEps());
+        weights.output().matmul(s.xb, logits, 1);
+      }
+      case ALL -> {
+        rmsnormRows(s.xb, s.x, weights.outputNorm(), n, dim);
+        weights.output().matmul(s.xb, logits, n);
+      }
+    }
+  }
+
+  /** Causal attention for every (token, head) of the chunk, in parallel. */
+  private void attention(Scratch s, float[] keys, float[] values, int start, int n) {
+    LlamaConfig c = config;
+    int heads = c.heads();
+    int headDim = c.headDim();
+    int kvDim = c.kvDim();
+    int group = c.groupSize();
+    Parallel.forRange(
+        n * heads,
+        (from, to) -> {
+          for (int i = from; i < to; i++) {
+            int t = i / heads;
+            int h = i % heads;
+            int qOff = t * c.queryDim() + h * headDim;
+            Attention.attend(
+                s.q,
+                qOff,
+                keys,
+                values,
+                (h / group) * headDim,
+                kvDim,
+                start + t + 1,
+                headDim,
+                attentionScale,
+                s.att,
+                qOff);
+          }
+        });
+  }
+
+  private void rmsnormRows(float[] out, float[] x, float[] weight, int n, int dim) {
+    for (int t = 0; t < n; t++) {
+      Ops.rmsnorm(out, t * dim, x, t * dim, weight, dim, config.rmsEps());
+    }
+  }
+
+  private static void addBias(float[] y, float[] bias, int n) {
+    int width = bias.length;
+    for (int t = 0; t < n; t++) {
+      for (int i = 0; i < width; i++) {
+        y[t * width + i] += bias[i];
+      }
+    }
+  }
+
+  /** Activation buffers for a chunk of up to {@code capacity} tokens. */
+  static final class Scratch {
+    final int capacity;
+    final float[] x;
+    final float[] xb;
+    final float[] q;
+    final float[] k;
+    final float[] v;
+    final float[] att;
+    final float[] hb;
+    final float[] hb2;
+
+    Scratch(LlamaConfig c, int capacity) {
+      this.capacity = capacity;
+      x = new float[capacity * c.dim()];
+      xb = new float[capacity * c.dim()];
+      q = new float[capacity * c.queryDim()];
+      k = new float[capacity * c.kvDim()];
+      v = new float[capacity * c.kvDim()];
+      att = new float[capacity * c.queryDim()];
+      hb = new float[capacity * c.hiddenDim()];
+      hb2 = new float[capacity * c.hiddenDim()];
+    }
+  }
+}
