@@ -1,0 +1,170 @@
+package dev.longctx.worker.cli;
+
+import dev.longctx.engine.inference.Sequence;
+import dev.longctx.engine.inference.Transformer;
+import dev.longctx.engine.model.LlamaWeights;
+import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.tensor.FloatTensor;
+import dev.longctx.engine.tensor.Parallel;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * llama-bench-style throughput: {@code ppN} prefills N random tokens into an empty sequence, {@code
+ * tgN} generates N tokens one at a time from an empty sequence; each test runs once to warm the JIT
+ * and then {@code -r} times, reporting mean ± sample standard deviation of tokens/s.
+ */
+@Command(
+    name = "bench",
+    mixinStandardHelpOptions = true,
+    description = "Prefill (pp) and decode (tg) tokens/s, as a llama-bench-style table.")
+public class BenchCommand implements Callable<Integer> {
+
+  @Mixin ModelOptions modelOptions;
+
+  @Option(
+      names = {"-p", "--n-prompt"},
+      split = ",",
+      defaultValue = "512",
+      description = "Prompt lengths to prefill (comma-separated; 0 to skip).")
+  List<Integer> prompts;
+
+  @Option(
+      names = {"-n", "--n-gen"},
+      split = ",",
+      defaultValue = "128",
+      description = "Tokens to generate (comma-separated; 0 to skip).")
+  List<Integer> gens;
+
+  @Option(
+      names = {"-r", "--repetitions"},
+      defaultValue = "3",
+      description = "Timed repetitions per test.")
+  int reps;
+
+  @Option(names = "--json", description = "Print one JSON object per test instead of a table.")
+  boolean json;
+
+  @Override
+  public Integer call() {
+    if (reps < 1) {
+      throw new IllegalArgumentException("--repetitions must be >= 1, got " + reps);
+    }
+    try (LoadedModel model = modelOptions.load()) {
+      Transformer tr = model.transformer();
+      long weightBytes = bytesReadPerToken(model.weights());
+      String name = model.path().getFileName().toString();
+      String size = String.format("%.2f GiB", totalBytes(model.weights()) / (double) (1L << 30));
+      String params =
+          String.format("%.2f B", model.config().parameterCount(model.weights().tiedEmbeddings()) / 1e9);
+      String type = model.weights().layers().getFirst().wq().type().toString();
+      int threads = Parallel.threads();
+      if (!json) {
+        System.out.println("| model | type | size | params | threads | test | t/s | GB/s |");
+        System.out.println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+      }
+      List<String[]> tests = new ArrayList<>();
+      for (int p : prompts) {
+        if (p > 0) {
+          tests.add(new String[] {"pp", String.valueOf(p)});
+        }
+      }
+      for (int n : gens) {
+        if (n > 0) {
+          tests.add(new String[] {"tg", String.valueOf(n)});
+        }
+      }
+      for (String[] test : tests) {
+        int n = Integer.parseInt(test[1]);
+        boolean prefill = test[0].equals("pp");
+        if (n > model.config().contextLength()) {
+          System.err.printf("note: %s%d exceeds the trained context %d%n", test[0], n, model.config().contextLength());
+        }
+        double[] rates = new double[reps];
+        SplittableRandom random = new SplittableRandom(42);
+        for (int r = -1; r < reps; r++) {
+          double rate = prefill ? prefill(tr, n, random) : generate(tr, n, random);
+          if (r >= 0) {
+            rates[r] = rate;
+          }
+        }
+        double mean = 0;
+        for (double x : rates) {
+          mean += x / reps;
+        }
+        double var = 0;
+        for (double x : rates) {
+          var += (x - mean) * (x - mean) / Math.max(1, reps - 1);
+        }
+        double sd = Math.sqrt(var);
+        // Decode reads every weight once per token: bytes/token × tokens/s is the bandwidth reached.
+        Double gbs = prefill ? null : weightBytes * mean / 1e9;
+        if (json) {
+          Map<String, Object> out = new LinkedHashMap<>();
+          out.put("model", name);
+          out.put("type", type);
+          out.put("threads", threads);
+          out.put("test", test[0] + n);
+          out.put("tokens_per_second", mean);
+          out.put("stddev", sd);
+          out.put("gb_per_second", gbs);
+          System.out.println(JsonText.write(out));
+        } else {
+          System.out.printf(
+              "| %s | %s | %s | %s | %d | %s%d | %.2f ± %.2f | %s |%n",
+              name, type, size, params, threads, test[0], n, mean, sd, gbs == null ? "" : String.format("%.1f", gbs));
+        }
+      }
+      return 0;
+    }
+  }
+
+  private static double prefill(Transformer tr, int n, SplittableRandom random) {
+    int[] tokens = randomTokens(tr, n, random);
+    Sequence seq = tr.newSequence(n);
+    long t0 = System.nanoTime();
+    tr.prefill(seq, tokens);
+    return n / ((System.nanoTime() - t0) / 1e9);
+  }
+
+  private static double generate(Transformer tr, int n, SplittableRandom random) {
+    int[] tokens = randomTokens(tr, n, random);
+    Sequence seq = tr.newSequence(n);
+    long t0 = System.nanoTime();
+    for (int i = 0; i < n; i++) {
+      tr.decode(seq, tokens[i]);
+    }
+    return n / ((System.nanoTime() - t0) / 1e9);
+  }
+
+  private static int[] randomTokens(Transformer tr, int n, SplittableRandom random) {
+    int[] tokens = new int[n];
+    for (int i = 0; i < n; i++) {
+      tokens[i] = random.nextInt(tr.config().vocabSize());
+    }
+    return tokens;
+  }
+
+  /** Bytes of every matrix a decode step streams (all blocks and the output projection). */
+  static long bytesReadPerToken(LlamaWeights w) {
+    long sum = w.output().data().byteSize();
+    for (LlamaWeights.Layer l : w.layers()) {
+      for (FloatTensor t : List.of(l.wq(), l.wk(), l.wv(), l.wo(), l.wGate(), l.wUp(), l.wDown())) {
+        sum += t.data().byteSize();
+      }
+    }
+    return sum;
+  }
+
+  private static long totalBytes(LlamaWeights w) {
+    long sum = bytesReadPerToken(w);
+    return w.tiedEmbeddings() ? sum : sum + w.tokenEmbedding().data().byteSize();
+  }
+}

@@ -1,0 +1,35 @@
+package dev.longctx.worker.cli;
+
+import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.tensor.Parallel;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** Options shared by every command that loads a model. */
+public class ModelOptions {
+
+  @Option(
+      names = {"-m", "--model"},
+      required = true,
+      description = "Model: a .gguf file, a llama2.c .bin, or a Hugging Face directory / .safetensors file.")
+  Path model;
+
+  @Option(
+      names = "--tokenizer",
+      description =
+          "Tokenizer when the model does not carry one: llama2.c tokenizer.bin, tokenizer.json or a"
+              + " GGUF vocabulary (default: the model's own, or a tok*.bin beside a llama2.c model).")
+  Path tokenizer;
+
+  @Option(
+      names = {"-t", "--threads"},
+      description = "Compute threads (default: all cores).")
+  Integer threads;
+
+  LoadedModel load() {
+    if (threads != null) {
+      Parallel.setThreads(threads);
+    }
+    return LoadedModel.load(model, tokenizer);
+  }
+}
