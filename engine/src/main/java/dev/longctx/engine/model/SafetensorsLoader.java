@@ -2,6 +2,7 @@ package dev.longctx.engine.model;
 
 import dev.longctx.engine.ModelFormatException;
 import dev.longctx.engine.json.Json;
+import dev.longctx.engine.json.JsonParseException;
 import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.tensor.FloatTensor;
 import dev.longctx.engine.tensor.GgmlType;
@@ -114,7 +115,7 @@ public final class SafetensorsLoader {
     Map<String, Object> header;
     try {
       header = asMap(file, Json.parse(json), "(header)");
-    } catch (IllegalArgumentException e) {
+    } catch (JsonParseException e) {
       throw ModelFormatException.atOffset(file, 8, "header is not valid JSON: " + e.getMessage());
     }
     long dataStart = 8 + headerLength;
@@ -257,7 +258,7 @@ public final class SafetensorsLoader {
       return Json.parse(Files.readString(file));
     } catch (IOException e) {
       throw ModelFormatException.of(file, "cannot read: " + e.getMessage(), e);
-    } catch (IllegalArgumentException e) {
+    } catch (JsonParseException e) {
       throw ModelFormatException.of(file, "invalid JSON: " + e.getMessage());
     }
   }

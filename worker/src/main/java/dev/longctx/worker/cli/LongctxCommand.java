@@ -10,5 +10,10 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     version = "longctx 0.1.0",
     description = "Long-context LLM inference: run models, measure them, serve them.",
-    subcommands = {})
+    subcommands = {
+      GenerateCommand.class,
+      TokenizeCommand.class,
+      PerplexityCommand.class,
+      BenchCommand.class
+    })
 public class LongctxCommand {}

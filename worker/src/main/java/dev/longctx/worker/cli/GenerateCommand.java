@@ -1,0 +1,129 @@
+package dev.longctx.worker.cli;
+
+import dev.longctx.engine.inference.Generator;
+import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.sampling.SamplingParams;
+import dev.longctx.engine.tokenizer.ChatMessage;
+import dev.longctx.engine.tokenizer.ChatTemplate;
+import dev.longctx.engine.tokenizer.Tokenizer;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** Streams a completion of a prompt to stdout. */
+@Command(
+    name = "generate",
+    mixinStandardHelpOptions = true,
+    description =
+        "Stream a completion of --prompt to stdout; a last line on stderr gives prefill and decode"
+            + " tokens/s.")
+public class GenerateCommand implements Callable<Integer> {
+
+  @Mixin ModelOptions modelOptions;
+
+  @Option(names = {"-p", "--prompt"}, required = true, description = "Prompt text.")
+  String prompt;
+
+  @Option(names = {"-n", "--max-tokens"}, defaultValue = "256", description = "Tokens to generate at most (default: ${DEFAULT-VALUE}).")
+  int maxTokens;
+
+  @Option(names = "--temperature", defaultValue = "0.8", description = "Sampling temperature; 0 = greedy (default: ${DEFAULT-VALUE}).")
+  float temperature;
+
+  @Option(names = "--top-k", defaultValue = "40", description = "Keep the k most likely tokens; 0 = off (default: ${DEFAULT-VALUE}).")
+  int topK;
+
+  @Option(names = "--top-p", defaultValue = "0.95", description = "Nucleus sampling mass in (0, 1]; 1 = off (default: ${DEFAULT-VALUE}).")
+  float topP;
+
+  @Option(names = "--min-p", defaultValue = "0.05", description = "Drop tokens below min-p × the top probability; 0 = off (default: ${DEFAULT-VALUE}).")
+  float minP;
+
+  @Option(names = "--repeat-penalty", defaultValue = "1.0", description = "Repetition penalty ≥ 1; 1 = off (default: ${DEFAULT-VALUE}).")
+  float repeatPenalty;
+
+  @Option(names = "--repeat-last-n", defaultValue = "64", description = "Tokens the repetition penalty looks back over (default: ${DEFAULT-VALUE}).")
+  int repeatLastN;
+
+  @Option(names = {"-s", "--seed"}, description = "Random seed (default: a new one each run, printed on stderr).")
+  Long seed;
+
+  @Option(names = "--stop", description = "Stop when this string is generated (repeatable).")
+  List<String> stop = new ArrayList<>();
+
+  @Option(names = "--chat", description = "Wrap the prompt in the model's chat template as a user turn.")
+  boolean chat;
+
+  @Option(names = "--system", description = "System message for --chat.")
+  String system;
+
+  @Option(names = {"-c", "--ctx"}, description = "Context limit in tokens (default: the model's trained context).")
+  Integer ctx;
+
+  @Option(names = "--json", description = "Print one JSON object (text, tokens, usage, timings) instead of streaming text.")
+  boolean json;
+
+  @Override
+  public Integer call() {
+    long actualSeed = seed != null ? seed : System.nanoTime();
+    SamplingParams sampling =
+        new SamplingParams(
+            temperature, topK, topP, minP, repeatPenalty, repeatLastN, actualSeed);
+    try (LoadedModel model = modelOptions.load()) {
+      Tokenizer tok = model.tokenizer();
+      int[] ids;
+      if (chat) {
+        List<ChatMessage> messages = new ArrayList<>();
+        if (system != null) {
+          messages.add(new ChatMessage("system", system));
+        }
+        messages.add(new ChatMessage("user", prompt));
+        String rendered = ChatTemplate.forTokenizer(tok).render(messages, true);
+        ids = tok.encodeWithSpecialTokens(rendered);
+      } else {
+        ids = Prompts.encode(tok, prompt, true, false);
+      }
+      int context = ctx != null ? ctx : model.config().contextLength();
+      Generator.Request request = new Generator.Request(ids, sampling, maxTokens, stop, context);
+      PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+      if (!json && !chat) {
+        // Like llama.cpp and llama2.c, echo the prompt so the completion reads on from it.
+        out.print(prompt);
+      }
+      Generator.Result r =
+          Generator.generate(model.transformer(), tok, request, json ? t -> {} : out::print);
+      if (json) {
+        Map<String, Object> usage = new LinkedHashMap<>();
+        usage.put("prompt_tokens", r.promptTokens());
+        usage.put("completion_tokens", r.completionTokens());
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("text", r.text());
+        o.put("tokens", r.tokens());
+        o.put("finish_reason", r.finishReason().name().toLowerCase());
+        o.put("seed", actualSeed);
+        o.put("usage", usage);
+        o.put("prefill_tokens_per_second", r.prefillTokensPerSecond());
+        o.put("decode_tokens_per_second", r.decodeTokensPerSecond());
+        out.println(JsonText.write(o));
+      } else {
+        out.println();
+        System.err.printf(
+            "prefill: %d tokens, %.2f tokens/s | decode: %d tokens, %.2f tokens/s | finish: %s | seed %d%n",
+            r.promptTokens(),
+            r.prefillTokensPerSecond(),
+            r.completionTokens(),
+            r.decodeTokensPerSecond(),
+            r.finishReason().name().toLowerCase(),
+            actualSeed);
+      }
+      return 0;
+    }
+  }
+}
