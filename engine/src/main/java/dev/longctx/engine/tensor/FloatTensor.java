@@ -1,15 +1,16 @@
 package dev.longctx.engine.tensor;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 
 /**
  * A weight matrix in its on-disk type over a {@link MemorySegment} (usually an mmap'd slice of the
- * model file): {@code rows} rows of {@code cols} elements, row-major, as GGUF stores a tensor with
- * dims {@code [cols, rows]}. A 1-D vector is one row.
+ * model file, at any alignment): {@code rows} rows of {@code cols} elements, row-major, as GGUF
+ * stores a tensor with dims {@code [cols, rows]}. A 1-D vector is one row.
  *
- * <p>Subclasses (one per {@link GgmlType}) state their block layout and override the hot paths
- * ({@link #dot}, {@link #matmul}) with Vector API code.
+ * <p>One subclass per {@link GgmlType} states its block layout and supplies the per-type traits the
+ * kernels need: {@link #getFloat}, a vectorized {@link #dequantize} of a span of a row (used by the
+ * GEMM and for lookups) and a vectorized {@link #dot} (used by the decode matrix-vector product).
+ * {@link #matmul} is shared: {@link Gemm}.
  */
 public abstract class FloatTensor {
 
@@ -26,9 +27,16 @@ public abstract class FloatTensor {
   /**
    * Wraps {@code data} as a tensor of {@code type}. Fails with an {@link IllegalArgumentException}
    * naming the type when the engine cannot compute with it, or when the segment's size does not
-   * match the shape.
+   * match the shape (block types need {@code cols} to be a multiple of the block size).
    */
   public static FloatTensor of(GgmlType type, MemorySegment data, int rows, int cols) {
+    if (rows < 0 || cols < 0) {
+      throw new IllegalArgumentException("negative shape " + rows + "x" + cols);
+    }
+    if (cols % type.blockSize() != 0) {
+      throw new IllegalArgumentException(
+          type + " rows need a multiple of " + type.blockSize() + " columns, got " + cols);
+    }
     long expected = type.byteSize((long) rows * cols);
     if (data.byteSize() != expected) {
       throw new IllegalArgumentException(
@@ -44,6 +52,12 @@ public abstract class FloatTensor {
     }
     return switch (type) {
       case F32 -> new F32Tensor(data, rows, cols);
+      case F16 -> new F16Tensor(data, rows, cols);
+      case BF16 -> new BF16Tensor(data, rows, cols);
+      case Q8_0 -> new Q8_0Tensor(data, rows, cols);
+      case Q4_0 -> new Q4_0Tensor(data, rows, cols);
+      case Q4_K -> new Q4_KTensor(data, rows, cols);
+      case Q6_K -> new Q6_KTensor(data, rows, cols);
       default -> throw new IllegalArgumentException("unsupported tensor type " + type);
     };
   }
@@ -67,16 +81,25 @@ public abstract class FloatTensor {
     return data;
   }
 
+  /** Bytes of one row in the file. */
+  public final long rowBytes() {
+    return (long) cols / type().blockSize() * type().bytesPerBlock();
+  }
+
   /** Element {@code index = row * cols + col}, dequantized. Slow path, for tests and lookups. */
   public abstract float getFloat(long index);
 
   /** Writes row {@code row}, dequantized, to {@code out[outOffset .. outOffset + cols)}. */
   public void dequantizeRow(int row, float[] out, int outOffset) {
-    long base = (long) row * cols;
-    for (int c = 0; c < cols; c++) {
-      out[outOffset + c] = getFloat(base + c);
-    }
+    dequantize(row, 0, cols, out, outOffset);
   }
+
+  /**
+   * Writes elements {@code [col, col + n)} of row {@code row}, dequantized, to {@code out[outOffset
+   * ..)}; {@code col} and {@code n} are multiples of the type's block size (for block types) and
+   * the span lies within the row.
+   */
+  public abstract void dequantize(int row, int col, int n, float[] out, int outOffset);
 
   /** {@code Σ_c W[row][c] · x[xOffset + c]}. */
   public abstract float dot(int row, float[] x, int xOffset);
@@ -84,46 +107,32 @@ public abstract class FloatTensor {
   /**
    * {@code y[t * rows + r] = Σ_c W[r][c] · x[t * cols + c]} for every token {@code t < tokens} and
    * row {@code r < rows}; multithreaded through {@link Parallel}. With {@code tokens == 1} this is
-   * the decode matrix-vector product; with more it is the prefill GEMM.
+   * the decode matrix-vector product (each row streamed once); with more it is the prefill GEMM,
+   * tiled so that each weight tile is read once per block of tokens ({@link Gemm}).
    */
   public void matmul(float[] x, float[] y, int tokens) {
-    Parallel.forRange(
-        rows,
-        (r0, r1) -> {
-          for (int t = 0; t < tokens; t++) {
-            for (int r = r0; r < r1; r++) {
-              y[t * rows + r] = dot(r, x, t * cols);
-            }
-          }
-        });
+    if (tokens < 0 || x.length < (long) tokens * cols || y.length < (long) tokens * rows) {
+      throw new IllegalArgumentException(
+          "matmul of "
+              + rows
+              + "x"
+              + cols
+              + " with "
+              + tokens
+              + " tokens: x has "
+              + x.length
+              + ", y has "
+              + y.length);
+    }
+    if (tokens == 1) {
+      Gemm.matvec(this, x, y);
+    } else if (tokens > 1) {
+      Gemm.gemm(this, x, y, tokens);
+    }
   }
 
-  /** Plain little-endian float32 elements. */
-  static final class F32Tensor extends FloatTensor {
-    private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
-
-    F32Tensor(MemorySegment data, int rows, int cols) {
-      super(data, rows, cols);
-    }
-
-    @Override
-    public GgmlType type() {
-      return GgmlType.F32;
-    }
-
-    @Override
-    public float getFloat(long index) {
-      return data.getAtIndex(LE_FLOAT, index);
-    }
-
-    @Override
-    public float dot(int row, float[] x, int xOffset) {
-      long base = (long) row * cols;
-      float sum = 0f;
-      for (int c = 0; c < cols; c++) {
-        sum += data.getAtIndex(LE_FLOAT, base + c) * x[xOffset + c];
-      }
-      return sum;
-    }
+  @Override
+  public String toString() {
+    return type() + "[" + rows + "x" + cols + "]";
   }
 }

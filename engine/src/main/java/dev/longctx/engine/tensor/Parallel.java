@@ -1,11 +1,20 @@
 package dev.longctx.engine.tensor;
 
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 
-/** The engine's compute threads. One pool, sized once by the CLI or the serving layer. */
+/**
+ * The engine's compute threads: one persistent pool, sized once by the CLI or the serving layer.
+ *
+ * <p>Decode calls a parallel matmul about a hundred times per token, each well under a millisecond,
+ * so the pool is built for low dispatch latency: {@code threads - 1} daemon workers plus the
+ * calling thread; an idle worker spins for {@link #SPIN_NANOS} before it parks; chunks are claimed
+ * from an atomic counter, so a core stolen by another process slows one chunk, not a whole static
+ * share. One job runs at a time: a call made while the pool is busy (a nested call from inside a
+ * body, or a second caller thread) runs serially in its own thread instead of waiting.
+ */
 public final class Parallel {
 
   /** A body over the half-open index range {@code [start, end)}. */
@@ -14,8 +23,10 @@ public final class Parallel {
     void run(int start, int end);
   }
 
-  private static volatile ForkJoinPool pool = new ForkJoinPool(defaultThreads());
-  private static volatile int threads = defaultThreads();
+  /** How long an idle worker spins before it parks (a decode step's gaps are shorter). */
+  static final long SPIN_NANOS = 100_000;
+
+  private static volatile Pool pool = new Pool(defaultThreads());
 
   private Parallel() {}
 
@@ -23,9 +34,9 @@ public final class Parallel {
     return Math.max(1, Runtime.getRuntime().availableProcessors());
   }
 
-  /** Number of compute threads. */
+  /** Number of compute threads (the caller included). */
   public static int threads() {
-    return threads;
+    return pool.threads;
   }
 
   /** Resizes the pool; takes effect for the next parallel call. */
@@ -33,10 +44,9 @@ public final class Parallel {
     if (n < 1) {
       throw new IllegalArgumentException("threads must be >= 1, got " + n);
     }
-    if (n != threads) {
-      ForkJoinPool old = pool;
-      pool = new ForkJoinPool(n);
-      threads = n;
+    Pool old = pool;
+    if (n != old.threads) {
+      pool = new Pool(n);
       old.shutdown();
     }
   }
@@ -51,31 +61,163 @@ public final class Parallel {
    * (except the last), and runs them in parallel.
    */
   public static void forRange(int n, int grain, RangeBody body) {
-    int t = threads;
-    if (t == 1 || n <= grain) {
+    int units = ceilDiv(n, grain);
+    int chunks = Math.min(pool.threads, units);
+    int unitsPerChunk = chunks == 0 ? 1 : ceilDiv(units, chunks);
+    forChunks(n, unitsPerChunk * grain, body);
+  }
+
+  /**
+   * Runs {@code body} over consecutive chunks of {@code chunk} indices of {@code [0, n)} (the last
+   * may be shorter), claimed dynamically by the pool's threads. Use a chunk several times smaller
+   * than {@code n / threads()} for load balance.
+   */
+  public static void forChunks(int n, int chunk, RangeBody body) {
+    if (chunk < 1) {
+      throw new IllegalArgumentException("chunk must be >= 1, got " + chunk);
+    }
+    if (n <= 0) {
+      return;
+    }
+    Pool p = pool;
+    if (p.threads == 1 || n <= chunk || !p.lock.tryLock()) {
       body.run(0, n);
       return;
     }
-    int units = (n + grain - 1) / grain;
-    int chunks = Math.min(t, units);
-    List<RecursiveAction> tasks = new ArrayList<>(chunks);
-    for (int i = 0; i < chunks; i++) {
-      int start = Math.min(n, (int) ((long) units * i / chunks) * grain);
-      int end = Math.min(n, (int) ((long) units * (i + 1) / chunks) * grain);
-      tasks.add(
-          new RecursiveAction() {
-            @Override
-            protected void compute() {
-              body.run(start, end);
-            }
-          });
+    try {
+      p.run(new Job(n, chunk, body));
+    } finally {
+      p.lock.unlock();
     }
-    pool.invoke(
-        new RecursiveAction() {
-          @Override
-          protected void compute() {
-            invokeAll(tasks);
+  }
+
+  private static int ceilDiv(int a, int b) {
+    return (a + b - 1) / b;
+  }
+
+  /**
+   * One parallel call: chunks are claimed through {@code next} and counted through {@code done}.
+   */
+  private static final class Job {
+    final int n;
+    final int chunk;
+    final int total;
+    final RangeBody body;
+    final AtomicInteger next = new AtomicInteger();
+    final AtomicInteger done = new AtomicInteger();
+    final AtomicReference<Throwable> failure = new AtomicReference<>();
+
+    Job(int n, int chunk, RangeBody body) {
+      this.n = n;
+      this.chunk = chunk;
+      this.total = ceilDiv(n, chunk);
+      this.body = body;
+    }
+
+    /** Claims and runs chunks until none is left. */
+    void work() {
+      int c;
+      while ((c = next.getAndIncrement()) < total) {
+        int start = c * chunk;
+        try {
+          if (failure.get() == null) {
+            body.run(start, Math.min(n, start + chunk));
           }
-        });
+        } catch (Throwable t) {
+          failure.compareAndSet(null, t);
+        } finally {
+          done.incrementAndGet();
+        }
+      }
+    }
+  }
+
+  private static final class Pool {
+    final int threads;
+    final ReentrantLock lock = new ReentrantLock();
+    final Worker[] workers;
+    volatile Job job;
+    volatile long generation;
+    volatile boolean stopped;
+
+    Pool(int threads) {
+      this.threads = threads;
+      this.workers = new Worker[threads - 1];
+      for (int i = 0; i < workers.length; i++) {
+        workers[i] = new Worker(this, i);
+        workers[i].start();
+      }
+    }
+
+    void run(Job j) {
+      job = j;
+      generation++; // only the lock holder writes
+      for (Worker w : workers) {
+        if (w.parked) {
+          LockSupport.unpark(w);
+        }
+      }
+      j.work();
+      long spins = 0;
+      while (j.done.get() < j.total) {
+        if (++spins < 1 << 16) {
+          Thread.onSpinWait();
+        } else {
+          Thread.yield();
+        }
+      }
+      job = null;
+      Throwable t = j.failure.get();
+      if (t instanceof RuntimeException re) {
+        throw re;
+      } else if (t instanceof Error e) {
+        throw e;
+      } else if (t != null) {
+        throw new RuntimeException(t);
+      }
+    }
+
+    void shutdown() {
+      stopped = true;
+      for (Worker w : workers) {
+        LockSupport.unpark(w);
+      }
+    }
+  }
+
+  private static final class Worker extends Thread {
+    final Pool pool;
+    volatile boolean parked;
+
+    Worker(Pool pool, int index) {
+      super("longctx-compute-" + (index + 1));
+      this.pool = pool;
+      setDaemon(true);
+    }
+
+    @Override
+    public void run() {
+      long seen = pool.generation;
+      while (!pool.stopped) {
+        long spinUntil = System.nanoTime() + SPIN_NANOS;
+        int spins = 0;
+        while (pool.generation == seen && !pool.stopped) {
+          if ((++spins & 63) != 0 || System.nanoTime() < spinUntil) {
+            Thread.onSpinWait();
+          } else {
+            parked = true;
+            if (pool.generation == seen && !pool.stopped) {
+              LockSupport.park(this);
+            }
+            parked = false;
+          }
+        }
+        seen = pool.generation;
+        Job j = pool.job;
+        if (j != null) {
+          j.work();
+        }
+      }
+    }
   }
 }

@@ -1,0 +1,281 @@
+package dev.longctx.engine.tensor;
+
+import static dev.longctx.engine.tensor.Vec.F;
+import static dev.longctx.engine.tensor.Vec.L;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * The matrix products behind {@link FloatTensor#matmul}: {@code y[t][r] = Σ_k W[r][k] · x[t][k]}.
+ *
+ * <p><b>Decode</b> ({@code tokens == 1}) is bandwidth-bound: rows are claimed in chunks by the
+ * pool's threads and each row is streamed once through the type's vectorized {@link
+ * FloatTensor#dot}, in its quantized form.
+ *
+ * <p><b>Prefill</b> is a tiled GEMM. The unit of parallel work is a block of {@link #ROW_BLOCK}
+ * weight rows × a block of tokens (all tokens unless there are too few row blocks to feed the
+ * threads). Within a unit, the columns are walked in chunks of {@link #K_CHUNK}: the block's rows
+ * are dequantized once per chunk into a thread-local float panel ({@code ROW_BLOCK × K_CHUNK}
+ * floats, L1/L2-resident) and then reused by every token of the block. The register kernel
+ * multiplies 4 panel rows by 3 tokens along k with 12 vector accumulators (7 loads per 12 FMAs, no
+ * shuffles in the loop), reducing each accumulator once per chunk. So each weight byte is read from
+ * memory once per token block instead of once per token.
+ */
+final class Gemm {
+
+  /** Weight rows per unit of parallel work (and per dequantized panel). */
+  static final int ROW_BLOCK = Integer.getInteger("longctx.gemm.rowBlock", 16);
+
+  /** Columns per dequantized panel chunk; a multiple of 256 so that every block type fits. */
+  static final int K_CHUNK = Integer.getInteger("longctx.gemm.kChunk", 512);
+
+  static final int ROW_TILE = 4;
+  static final int TOKEN_TILE = 3;
+
+  private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[0]);
+
+  static {
+    if (K_CHUNK <= 0 || K_CHUNK % 256 != 0 || ROW_BLOCK <= 0) {
+      throw new IllegalStateException(
+          "longctx.gemm.kChunk must be a positive multiple of 256 and rowBlock positive");
+    }
+  }
+
+  private Gemm() {}
+
+  /** {@code y[r] = W[r] · x} for every row. */
+  static void matvec(FloatTensor w, float[] x, float[] y) {
+    int rows = w.rows();
+    int chunk = Math.max(8, rows / (8 * Parallel.threads()));
+    Parallel.forChunks(
+        rows,
+        chunk,
+        (r0, r1) -> {
+          for (int r = r0; r < r1; r++) {
+            y[r] = w.dot(r, x, 0);
+          }
+        });
+  }
+
+  /** {@code y[t * rows + r] = W[r] · x[t * cols ..]} for every token and row. */
+  static void gemm(FloatTensor w, float[] x, float[] y, int tokens) {
+    int rows = w.rows();
+    int cols = w.cols();
+    int kc = Math.min(K_CHUNK, cols);
+    int rowBlocks = ceilDiv(rows, ROW_BLOCK);
+    int threads = Parallel.threads();
+    int tokenBlocks = 1;
+    if (rowBlocks < 4 * threads) {
+      tokenBlocks =
+          Math.min(ceilDiv(tokens, TOKEN_TILE), ceilDiv(4 * threads, Math.max(1, rowBlocks)));
+    }
+    int tokenBlock = ceilDiv(ceilDiv(tokens, tokenBlocks), TOKEN_TILE) * TOKEN_TILE;
+    int nTokenBlocks = ceilDiv(tokens, tokenBlock);
+    Parallel.forChunks(
+        rowBlocks * nTokenBlocks,
+        1,
+        (u0, u1) -> {
+          float[] panel = PANEL.get();
+          if (panel.length < ROW_BLOCK * kc) {
+            panel = new float[ROW_BLOCK * kc];
+            PANEL.set(panel);
+          }
+          for (int u = u0; u < u1; u++) {
+            int r0 = (u / nTokenBlocks) * ROW_BLOCK;
+            int t0 = (u % nTokenBlocks) * tokenBlock;
+            block(
+                w,
+                x,
+                y,
+                r0,
+                Math.min(ROW_BLOCK, rows - r0),
+                t0,
+                Math.min(tokens, t0 + tokenBlock),
+                panel,
+                kc);
+          }
+        });
+  }
+
+  /** Rows {@code [r0, r0 + nr)} × tokens {@code [t0, t1)}. */
+  private static void block(
+      FloatTensor w, float[] x, float[] y, int r0, int nr, int t0, int t1, float[] panel, int kc) {
+    int rows = w.rows();
+    int cols = w.cols();
+    for (int t = t0; t < t1; t++) {
+      java.util.Arrays.fill(y, t * rows + r0, t * rows + r0 + nr, 0f);
+    }
+    for (int k0 = 0; k0 < cols; k0 += kc) {
+      int kl = Math.min(kc, cols - k0);
+      for (int i = 0; i < nr; i++) {
+        w.dequantize(r0 + i, k0, kl, panel, i * kc);
+      }
+      int t = t0;
+      for (; t + TOKEN_TILE <= t1; t += TOKEN_TILE) {
+        int i = 0;
+        for (; i + ROW_TILE <= nr; i += ROW_TILE) {
+          kernel4x3(panel, i * kc, kc, x, t * cols + k0, cols, kl, y, t * rows + r0 + i, rows);
+        }
+        for (; i < nr; i++) {
+          for (int tt = t; tt < t + TOKEN_TILE; tt++) {
+            y[tt * rows + r0 + i] += dot(panel, i * kc, x, tt * cols + k0, kl);
+          }
+        }
+      }
+      for (; t < t1; t++) {
+        int i = 0;
+        for (; i + ROW_TILE <= nr; i += ROW_TILE) {
+          kernel4x1(panel, i * kc, kc, x, t * cols + k0, kl, y, t * rows + r0 + i);
+        }
+        for (; i < nr; i++) {
+          y[t * rows + r0 + i] += dot(panel, i * kc, x, t * cols + k0, kl);
+        }
+      }
+    }
+  }
+
+  /**
+   * {@code y[yo + i + j·ys] += Σ_{k<n} w[wo + i·ws + k] · x[xo + j·xs + k]} for rows i &lt; 4 and
+   * tokens j &lt; 3.
+   */
+  static void kernel4x3(
+      float[] w, int wo, int ws, float[] x, int xo, int xs, int n, float[] y, int yo, int ys) {
+    FloatVector c00 = FloatVector.zero(F);
+    FloatVector c01 = FloatVector.zero(F);
+    FloatVector c02 = FloatVector.zero(F);
+    FloatVector c10 = FloatVector.zero(F);
+    FloatVector c11 = FloatVector.zero(F);
+    FloatVector c12 = FloatVector.zero(F);
+    FloatVector c20 = FloatVector.zero(F);
+    FloatVector c21 = FloatVector.zero(F);
+    FloatVector c22 = FloatVector.zero(F);
+    FloatVector c30 = FloatVector.zero(F);
+    FloatVector c31 = FloatVector.zero(F);
+    FloatVector c32 = FloatVector.zero(F);
+    int vn = n & -L;
+    int w1 = wo + ws;
+    int w2 = wo + 2 * ws;
+    int w3 = wo + 3 * ws;
+    int x1 = xo + xs;
+    int x2 = xo + 2 * xs;
+    int k = 0;
+    for (; k < vn; k += L) {
+      FloatVector a0 = FloatVector.fromArray(F, x, xo + k);
+      FloatVector a1 = FloatVector.fromArray(F, x, x1 + k);
+      FloatVector a2 = FloatVector.fromArray(F, x, x2 + k);
+      FloatVector b = FloatVector.fromArray(F, w, wo + k);
+      c00 = b.fma(a0, c00);
+      c01 = b.fma(a1, c01);
+      c02 = b.fma(a2, c02);
+      b = FloatVector.fromArray(F, w, w1 + k);
+      c10 = b.fma(a0, c10);
+      c11 = b.fma(a1, c11);
+      c12 = b.fma(a2, c12);
+      b = FloatVector.fromArray(F, w, w2 + k);
+      c20 = b.fma(a0, c20);
+      c21 = b.fma(a1, c21);
+      c22 = b.fma(a2, c22);
+      b = FloatVector.fromArray(F, w, w3 + k);
+      c30 = b.fma(a0, c30);
+      c31 = b.fma(a1, c31);
+      c32 = b.fma(a2, c32);
+    }
+    float s00 = c00.reduceLanes(VectorOperators.ADD);
+    float s01 = c01.reduceLanes(VectorOperators.ADD);
+    float s02 = c02.reduceLanes(VectorOperators.ADD);
+    float s10 = c10.reduceLanes(VectorOperators.ADD);
+    float s11 = c11.reduceLanes(VectorOperators.ADD);
+    float s12 = c12.reduceLanes(VectorOperators.ADD);
+    float s20 = c20.reduceLanes(VectorOperators.ADD);
+    float s21 = c21.reduceLanes(VectorOperators.ADD);
+    float s22 = c22.reduceLanes(VectorOperators.ADD);
+    float s30 = c30.reduceLanes(VectorOperators.ADD);
+    float s31 = c31.reduceLanes(VectorOperators.ADD);
+    float s32 = c32.reduceLanes(VectorOperators.ADD);
+    for (; k < n; k++) {
+      float a0 = x[xo + k];
+      float a1 = x[x1 + k];
+      float a2 = x[x2 + k];
+      float b0 = w[wo + k];
+      float b1 = w[w1 + k];
+      float b2 = w[w2 + k];
+      float b3 = w[w3 + k];
+      s00 += b0 * a0;
+      s01 += b0 * a1;
+      s02 += b0 * a2;
+      s10 += b1 * a0;
+      s11 += b1 * a1;
+      s12 += b1 * a2;
+      s20 += b2 * a0;
+      s21 += b2 * a1;
+      s22 += b2 * a2;
+      s30 += b3 * a0;
+      s31 += b3 * a1;
+      s32 += b3 * a2;
+    }
+    y[yo] += s00;
+    y[yo + 1] += s10;
+    y[yo + 2] += s20;
+    y[yo + 3] += s30;
+    y[yo + ys] += s01;
+    y[yo + ys + 1] += s11;
+    y[yo + ys + 2] += s21;
+    y[yo + ys + 3] += s31;
+    y[yo + 2 * ys] += s02;
+    y[yo + 2 * ys + 1] += s12;
+    y[yo + 2 * ys + 2] += s22;
+    y[yo + 2 * ys + 3] += s32;
+  }
+
+  /** {@code y[yo + i] += Σ_{k<n} w[wo + i·ws + k] · x[xo + k]} for rows i &lt; 4. */
+  static void kernel4x1(float[] w, int wo, int ws, float[] x, int xo, int n, float[] y, int yo) {
+    FloatVector c0 = FloatVector.zero(F);
+    FloatVector c1 = FloatVector.zero(F);
+    FloatVector c2 = FloatVector.zero(F);
+    FloatVector c3 = FloatVector.zero(F);
+    int vn = n & -L;
+    int k = 0;
+    for (; k < vn; k += L) {
+      FloatVector a = FloatVector.fromArray(F, x, xo + k);
+      c0 = FloatVector.fromArray(F, w, wo + k).fma(a, c0);
+      c1 = FloatVector.fromArray(F, w, wo + ws + k).fma(a, c1);
+      c2 = FloatVector.fromArray(F, w, wo + 2 * ws + k).fma(a, c2);
+      c3 = FloatVector.fromArray(F, w, wo + 3 * ws + k).fma(a, c3);
+    }
+    float s0 = c0.reduceLanes(VectorOperators.ADD);
+    float s1 = c1.reduceLanes(VectorOperators.ADD);
+    float s2 = c2.reduceLanes(VectorOperators.ADD);
+    float s3 = c3.reduceLanes(VectorOperators.ADD);
+    for (; k < n; k++) {
+      float a = x[xo + k];
+      s0 += w[wo + k] * a;
+      s1 += w[wo + ws + k] * a;
+      s2 += w[wo + 2 * ws + k] * a;
+      s3 += w[wo + 3 * ws + k] * a;
+    }
+    y[yo] += s0;
+    y[yo + 1] += s1;
+    y[yo + 2] += s2;
+    y[yo + 3] += s3;
+  }
+
+  /** {@code Σ_{k<n} w[wo + k] · x[xo + k]}. */
+  static float dot(float[] w, int wo, float[] x, int xo, int n) {
+    FloatVector c = FloatVector.zero(F);
+    int vn = n & -L;
+    int k = 0;
+    for (; k < vn; k += L) {
+      c = FloatVector.fromArray(F, w, wo + k).fma(FloatVector.fromArray(F, x, xo + k), c);
+    }
+    float s = c.reduceLanes(VectorOperators.ADD);
+    for (; k < n; k++) {
+      s += w[wo + k] * x[xo + k];
+    }
+    return s;
+  }
+
+  private static int ceilDiv(int a, int b) {
+    return (a + b - 1) / b;
+  }
+}

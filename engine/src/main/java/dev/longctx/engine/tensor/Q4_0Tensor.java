@@ -1,0 +1,94 @@
+package dev.longctx.engine.tensor;
+
+import static dev.longctx.engine.tensor.Vec.F;
+import static dev.longctx.engine.tensor.Vec.L;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * GGML_TYPE_Q4_0: blocks of 32 elements in 18 bytes.
+ *
+ * <pre>
+ * offset size
+ *      0    2  d      IEEE half scale
+ *      2   16  qs[16] element i (i &lt; 16) is the low nibble of qs[i], element i + 16 its high
+ *                     nibble; value = d · (q − 8)
+ * </pre>
+ */
+final class Q4_0Tensor extends FloatTensor {
+
+  static final int BLOCK_SIZE = 32;
+  static final int D_OFFSET = 0;
+  static final int QS_OFFSET = 2;
+  static final int BLOCK_BYTES = QS_OFFSET + BLOCK_SIZE / 2;
+
+  static {
+    Vec.checkLayout(GgmlType.Q4_0, BLOCK_SIZE, BLOCK_BYTES);
+  }
+
+  Q4_0Tensor(MemorySegment data, int rows, int cols) {
+    super(data, rows, cols);
+  }
+
+  @Override
+  public GgmlType type() {
+    return GgmlType.Q4_0;
+  }
+
+  @Override
+  public float getFloat(long index) {
+    long block = (index / BLOCK_SIZE) * BLOCK_BYTES;
+    int i = (int) (index % BLOCK_SIZE);
+    int packed = data.get(ValueLayout.JAVA_BYTE, block + QS_OFFSET + (i & 15)) & 0xFF;
+    int q = i < 16 ? packed & 0xF : packed >>> 4;
+    return Vec.f16(data, block + D_OFFSET) * (q - 8);
+  }
+
+  /** Low nibbles of {@code L} packed bytes, re-centred: q − 8. */
+  private static FloatVector low(ByteVector packed) {
+    return Vec.toFloats(packed.and((byte) 0x0F).sub((byte) 8));
+  }
+
+  /** High nibbles of {@code L} packed bytes, re-centred: q − 8. */
+  private static FloatVector high(ByteVector packed) {
+    return Vec.toFloats(packed.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8));
+  }
+
+  @Override
+  public void dequantize(int row, int col, int n, float[] out, int outOffset) {
+    MemorySegment seg = data;
+    long off = ((long) row * cols + col) / BLOCK_SIZE * BLOCK_BYTES;
+    for (int b = 0; b < n; b += BLOCK_SIZE, off += BLOCK_BYTES) {
+      FloatVector d = FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET));
+      int o = outOffset + b;
+      for (int j = 0; j < BLOCK_SIZE / 2; j += L) {
+        ByteVector packed = Vec.bytes(seg, off + QS_OFFSET + j);
+        low(packed).mul(d).intoArray(out, o + j);
+        high(packed).mul(d).intoArray(out, o + 16 + j);
+      }
+    }
+  }
+
+  @Override
+  public float dot(int row, float[] x, int xOffset) {
+    MemorySegment seg = data;
+    long off = (long) row * cols / BLOCK_SIZE * BLOCK_BYTES;
+    int n = cols;
+    FloatVector acc = FloatVector.zero(F);
+    for (int b = 0; b < n; b += BLOCK_SIZE, off += BLOCK_BYTES) {
+      int o = xOffset + b;
+      FloatVector s = FloatVector.zero(F);
+      for (int j = 0; j < BLOCK_SIZE / 2; j += L) {
+        ByteVector packed = Vec.bytes(seg, off + QS_OFFSET + j);
+        s = low(packed).fma(FloatVector.fromArray(F, x, o + j), s);
+        s = high(packed).fma(FloatVector.fromArray(F, x, o + 16 + j), s);
+      }
+      acc = s.fma(FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET)), acc);
+    }
+    return acc.reduceLanes(VectorOperators.ADD);
+  }
+}

@@ -1,0 +1,148 @@
+package dev.longctx.engine.tensor;
+
+import static dev.longctx.engine.tensor.Vec.F;
+import static dev.longctx.engine.tensor.Vec.L;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * GGML_TYPE_Q4_K: super-blocks of 256 elements in 144 bytes, eight sub-blocks of 32 elements each
+ * with a 6-bit scale and a 6-bit min.
+ *
+ * <pre>
+ * offset size
+ *      0    2  d          IEEE half: super-block scale of the sub-block scales
+ *      2    2  dmin       IEEE half: super-block scale of the sub-block mins
+ *      4   12  scales[12] 6-bit (sc, m) for sub-blocks j = 0..7:
+ *                           j &lt; 4: sc = scales[j] &amp; 63,  m = scales[j + 4] &amp; 63
+ *                           j ≥ 4: sc = (scales[j + 4] &amp; 15) | (scales[j - 4] &gt;&gt; 6) &lt;&lt; 4
+ *                                  m  = (scales[j + 4] &gt;&gt; 4) | (scales[j] &gt;&gt; 6) &lt;&lt; 4
+ *     16  128  qs[128]    four groups of 32 bytes; in group g, byte l holds element
+ *                         64g + l (sub-block 2g) in its low nibble and 64g + 32 + l
+ *                         (sub-block 2g + 1) in its high nibble
+ * </pre>
+ *
+ * Element value: {@code d · sc_j · q − dmin · m_j}.
+ */
+final class Q4_KTensor extends FloatTensor {
+
+  static final int BLOCK_SIZE = 256;
+  static final int D_OFFSET = 0;
+  static final int DMIN_OFFSET = 2;
+  static final int SCALES_OFFSET = 4;
+  static final int SCALES_BYTES = 12;
+  static final int QS_OFFSET = SCALES_OFFSET + SCALES_BYTES;
+  static final int BLOCK_BYTES = QS_OFFSET + BLOCK_SIZE / 2;
+
+  static {
+    Vec.checkLayout(GgmlType.Q4_K, BLOCK_SIZE, BLOCK_BYTES);
+  }
+
+  Q4_KTensor(MemorySegment data, int rows, int cols) {
+    super(data, rows, cols);
+  }
+
+  @Override
+  public GgmlType type() {
+    return GgmlType.Q4_K;
+  }
+
+  private static int scaleByte(MemorySegment seg, long block, int i) {
+    return seg.get(ValueLayout.JAVA_BYTE, block + SCALES_OFFSET + i) & 0xFF;
+  }
+
+  /** The 6-bit scale of sub-block {@code j}. */
+  static int scale(MemorySegment seg, long block, int j) {
+    return j < 4
+        ? scaleByte(seg, block, j) & 63
+        : (scaleByte(seg, block, j + 4) & 15) | (scaleByte(seg, block, j - 4) >>> 6) << 4;
+  }
+
+  /** The 6-bit min of sub-block {@code j}. */
+  static int min(MemorySegment seg, long block, int j) {
+    return j < 4
+        ? scaleByte(seg, block, j + 4) & 63
+        : (scaleByte(seg, block, j + 4) >>> 4) | (scaleByte(seg, block, j) >>> 6) << 4;
+  }
+
+  @Override
+  public float getFloat(long index) {
+    long block = (index / BLOCK_SIZE) * BLOCK_BYTES;
+    int i = (int) (index % BLOCK_SIZE);
+    int j = i / 32;
+    int packed = data.get(ValueLayout.JAVA_BYTE, block + QS_OFFSET + (i / 64) * 32 + i % 32) & 0xFF;
+    int q = (j & 1) == 0 ? packed & 0xF : packed >>> 4;
+    float d = Vec.f16(data, block + D_OFFSET);
+    float dmin = Vec.f16(data, block + DMIN_OFFSET);
+    return d * scale(data, block, j) * q - dmin * min(data, block, j);
+  }
+
+  private static FloatVector low(ByteVector packed) {
+    return Vec.toFloats(packed.and((byte) 0x0F));
+  }
+
+  private static FloatVector high(ByteVector packed) {
+    return Vec.toFloats(packed.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F));
+  }
+
+  @Override
+  public void dequantize(int row, int col, int n, float[] out, int outOffset) {
+    MemorySegment seg = data;
+    long block = ((long) row * cols + col) / BLOCK_SIZE * BLOCK_BYTES;
+    for (int b = 0; b < n; b += BLOCK_SIZE, block += BLOCK_BYTES) {
+      float d = Vec.f16(seg, block + D_OFFSET);
+      float dmin = Vec.f16(seg, block + DMIN_OFFSET);
+      for (int g = 0; g < 4; g++) {
+        float d1 = d * scale(seg, block, 2 * g);
+        float m1 = -dmin * min(seg, block, 2 * g);
+        float d2 = d * scale(seg, block, 2 * g + 1);
+        float m2 = -dmin * min(seg, block, 2 * g + 1);
+        int o = outOffset + b + 64 * g;
+        for (int l = 0; l < 32; l += L) {
+          ByteVector packed = Vec.bytes(seg, block + QS_OFFSET + 32 * g + l);
+          low(packed).fma(d1, m1).intoArray(out, o + l);
+          high(packed).fma(d2, m2).intoArray(out, o + 32 + l);
+        }
+      }
+    }
+  }
+
+  @Override
+  public float dot(int row, float[] x, int xOffset) {
+    MemorySegment seg = data;
+    long block = (long) row * cols / BLOCK_SIZE * BLOCK_BYTES;
+    int n = cols;
+    FloatVector acc0 = FloatVector.zero(F);
+    FloatVector acc1 = FloatVector.zero(F);
+    FloatVector acc2 = FloatVector.zero(F);
+    FloatVector acc3 = FloatVector.zero(F);
+    for (int b = 0; b < n; b += BLOCK_SIZE, block += BLOCK_BYTES) {
+      float d = Vec.f16(seg, block + D_OFFSET);
+      float dmin = Vec.f16(seg, block + DMIN_OFFSET);
+      for (int g = 0; g < 4; g++) {
+        float d1 = d * scale(seg, block, 2 * g);
+        float m1 = -dmin * min(seg, block, 2 * g);
+        float d2 = d * scale(seg, block, 2 * g + 1);
+        float m2 = -dmin * min(seg, block, 2 * g + 1);
+        int o = xOffset + b + 64 * g;
+        for (int l = 0; l < 32; l += L) {
+          ByteVector packed = Vec.bytes(seg, block + QS_OFFSET + 32 * g + l);
+          acc0 = low(packed).fma(d1, m1).fma(FloatVector.fromArray(F, x, o + l), acc0);
+          acc1 = high(packed).fma(d2, m2).fma(FloatVector.fromArray(F, x, o + 32 + l), acc1);
+        }
+        // Rotate the accumulators so consecutive groups use independent dependency chains.
+        FloatVector t0 = acc0;
+        FloatVector t1 = acc1;
+        acc0 = acc2;
+        acc1 = acc3;
+        acc2 = t0;
+        acc3 = t1;
+      }
+    }
+    return acc0.add(acc1).add(acc2.add(acc3)).reduceLanes(VectorOperators.ADD);
+  }
+}

@@ -1,0 +1,119 @@
+package dev.longctx.engine.tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The vector species every kernel uses, and the loads that widen a block's bytes or halves to one
+ * float vector. All kernels are written for {@code L} float lanes with {@code L} in {8, 16}, so a
+ * 32-element quantization block is {@code 32 / L} vectors.
+ *
+ * <p>{@code -Dlongctx.vector.bits=256} forces 256-bit vectors on an AVX-512 machine (used by the
+ * benchmark to show both); the default is {@link FloatVector#SPECIES_PREFERRED}.
+ */
+final class Vec {
+
+  static final VectorSpecies<Float> F = floatSpecies();
+
+  /** Float lanes per vector. */
+  static final int L = F.length();
+
+  /** Bytes with as many lanes as {@link #F}: one load widens to one float vector. */
+  static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 8));
+
+  /** Shorts with as many lanes as {@link #F}. */
+  static final VectorSpecies<Short> S =
+      VectorSpecies.of(short.class, VectorShape.forBitSize(L * 16));
+
+  /** Ints of the same shape as {@link #F}. */
+  static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+
+  static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+  static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
+  static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+  private Vec() {}
+
+  private static VectorSpecies<Float> floatSpecies() {
+    String bits = System.getProperty("longctx.vector.bits");
+    if (bits != null) {
+      return VectorSpecies.of(float.class, VectorShape.forBitSize(Integer.parseInt(bits)));
+    }
+    VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;
+    // Kernels assume at least 8 lanes; a 128-bit machine runs the 256-bit code (slowly but right).
+    return preferred.length() >= 8 ? preferred : FloatVector.SPECIES_256;
+  }
+
+  /** {@code L} signed bytes at {@code offset}, widened to floats. */
+  static FloatVector bytesToFloats(MemorySegment seg, long offset) {
+    return (FloatVector)
+        ByteVector.fromMemorySegment(B, seg, offset, LE).convertShape(VectorOperators.B2F, F, 0);
+  }
+
+  /** {@code L} bytes at {@code offset}. */
+  static ByteVector bytes(MemorySegment seg, long offset) {
+    return ByteVector.fromMemorySegment(B, seg, offset, LE);
+  }
+
+  /** Widens {@code L} byte lanes (signed) to floats. */
+  static FloatVector toFloats(ByteVector v) {
+    return (FloatVector) v.convertShape(VectorOperators.B2F, F, 0);
+  }
+
+  /** {@code L} bfloat16 values at {@code offset}: the float's upper half. */
+  static FloatVector bf16ToFloats(MemorySegment seg, long offset) {
+    IntVector i =
+        (IntVector)
+            ShortVector.fromMemorySegment(S, seg, offset, LE)
+                .convertShape(VectorOperators.S2I, I, 0);
+    return i.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+  }
+
+  private static final int F16_EXP_MASK_SHIFTED = 0x7C00 << 13;
+
+  /**
+   * {@code L} IEEE binary16 values at {@code offset}. Exponent and mantissa shifted into float
+   * position and scaled by 2^112 re-bias normals and subnormals exactly; infinities and NaNs (half
+   * exponent 31) get the float exponent 255 and keep their mantissa.
+   */
+  static FloatVector f16ToFloats(MemorySegment seg, long offset) {
+    IntVector h =
+        (IntVector)
+            ShortVector.fromMemorySegment(S, seg, offset, LE)
+                .convertShape(VectorOperators.S2I, I, 0);
+    IntVector em = h.and(0x7FFF).lanewise(VectorOperators.LSHL, 13);
+    IntVector sign = h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
+    IntVector bits = em.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
+    bits = bits.blend(em.or(0x7000_0000), em.compare(VectorOperators.GE, F16_EXP_MASK_SHIFTED));
+    return bits.or(sign).reinterpretAsFloats();
+  }
+
+  /** ggml's half-precision block scale at {@code offset}. */
+  static float f16(MemorySegment seg, long offset) {
+    return Float.float16ToFloat(seg.get(SHORT, offset));
+  }
+
+  /** Checks a tensor class's block constants against {@link GgmlType} (ggml's static_assert). */
+  static void checkLayout(GgmlType type, int blockSize, int bytesPerBlock) {
+    if (type.blockSize() != blockSize || type.bytesPerBlock() != bytesPerBlock) {
+      throw new AssertionError(
+          type
+              + " layout: "
+              + blockSize
+              + " elements in "
+              + bytesPerBlock
+              + " bytes, GgmlType says "
+              + type.blockSize()
+              + " in "
+              + type.bytesPerBlock());
+    }
+  }
+}
