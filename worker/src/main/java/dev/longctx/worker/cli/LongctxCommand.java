@@ -14,6 +14,8 @@ import picocli.CommandLine.Command;
       GenerateCommand.class,
       TokenizeCommand.class,
       PerplexityCommand.class,
-      BenchCommand.class
+      BenchCommand.class,
+      SynthCommand.class,
+      ConvertCommand.class
     })
 public class LongctxCommand {}

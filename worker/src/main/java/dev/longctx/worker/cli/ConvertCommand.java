@@ -1,0 +1,47 @@
+package dev.longctx.worker.cli;
+
+import dev.longctx.engine.model.GgufModelWriter;
+import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.tensor.GgmlType;
+import dev.longctx.engine.tokenizer.Tokenizers;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** Writes any loadable model as GGUF. */
+@Command(
+    name = "convert",
+    mixinStandardHelpOptions = true,
+    description = "Write a model (llama2.c, safetensors or GGUF) as GGUF with matrices in --type.")
+public class ConvertCommand implements Callable<Integer> {
+
+  @Mixin ModelOptions modelOptions;
+
+  @Option(names = "--type", defaultValue = "F32", description = "Matrix type: F32, F16, BF16, Q8_0 or Q4_0 (default: ${DEFAULT-VALUE}).")
+  String type;
+
+  @Option(names = {"-o", "--out"}, required = true, description = "Output .gguf file.")
+  Path out;
+
+  @Override
+  public Integer call() {
+    GgmlType t = Types.matrixType(type);
+    try (LoadedModel model = modelOptions.load()) {
+      long bytes =
+          GgufModelWriter.write(
+              out,
+              model.path().getFileName().toString(),
+              GgufModelWriter.of(model.config(), model.weights()),
+              Tokenizers.vocabularyOf(model.tokenizer()),
+              t);
+      System.out.printf("wrote %s: %s, %.2f MiB%n", out, t, bytes / (double) (1 << 20));
+      return 0;
+    } catch (IOException e) {
+      throw new UncheckedIOException(out + ": cannot write: " + e.getMessage(), e);
+    }
+  }
+}

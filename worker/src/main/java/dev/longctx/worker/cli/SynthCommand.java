@@ -1,0 +1,94 @@
+package dev.longctx.worker.cli;
+
+import dev.longctx.engine.gguf.GgufFile;
+import dev.longctx.engine.model.GgufModelWriter;
+import dev.longctx.engine.model.SyntheticModel;
+import dev.longctx.engine.tensor.GgmlType;
+import dev.longctx.engine.tokenizer.Tokenizers;
+import dev.longctx.engine.tokenizer.Vocabulary;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** Writes a random-weight GGUF of a real architecture's shape, for benchmarks. */
+@Command(
+    name = "synth",
+    mixinStandardHelpOptions = true,
+    description =
+        "Write a random-weight GGUF with the shape of a published model (same bytes and FLOPs per"
+            + " token), for benchmarks.")
+public class SynthCommand implements Callable<Integer> {
+
+  @Option(names = "--shape", required = true, description = "tiny, llama-3.2-1b, llama-3.1-8b or qwen2.5-0.5b.")
+  String shape;
+
+  @Option(names = "--type", defaultValue = "Q8_0", description = "Matrix type: F32, F16, BF16, Q8_0 or Q4_0 (default: ${DEFAULT-VALUE}).")
+  String type;
+
+  @Option(names = {"-o", "--out"}, required = true, description = "Output .gguf file.")
+  Path out;
+
+  @Option(names = "--seed", defaultValue = "1", description = "Seed of the random weights (default: ${DEFAULT-VALUE}).")
+  long seed;
+
+  @Option(
+      names = "--vocab",
+      description =
+          "Copy the tokenizer from this GGUF (e.g. a vocab-only GGUF of the real model); its size"
+              + " must match the shape. Default: a byte-fallback vocabulary of the shape's size.")
+  Path vocab;
+
+  @Option(names = "--json", description = "Print one JSON object instead of text.")
+  boolean json;
+
+  @Override
+  public Integer call() {
+    SyntheticModel.Shape s = SyntheticModel.Shape.byId(shape);
+    GgmlType t = Types.matrixType(type);
+    Vocabulary v;
+    if (vocab != null) {
+      try (GgufFile g = GgufFile.open(vocab)) {
+        v = Tokenizers.vocabularyFromGguf(g);
+      }
+      if (v.size() != s.config().vocabSize()) {
+        throw new IllegalArgumentException(
+            vocab + ": has " + v.size() + " tokens, the " + s.id() + " shape needs " + s.config().vocabSize());
+      }
+    } else {
+      v = SyntheticModel.vocabulary(s.config().vocabSize());
+    }
+    long t0 = System.nanoTime();
+    long bytes;
+    try {
+      Path parent = out.toAbsolutePath().getParent();
+      if (parent != null) {
+        Files.createDirectories(parent);
+      }
+      bytes = GgufModelWriter.write(out, "synthetic " + s.id() + " " + t, SyntheticModel.source(s, seed), v, t);
+    } catch (IOException e) {
+      throw new UncheckedIOException(out + ": cannot write: " + e.getMessage(), e);
+    }
+    double seconds = (System.nanoTime() - t0) / 1e9;
+    if (json) {
+      Map<String, Object> o = new LinkedHashMap<>();
+      o.put("file", out.toString());
+      o.put("shape", s.id());
+      o.put("type", t.toString());
+      o.put("bytes", bytes);
+      o.put("parameters", s.config().parameterCount(s.tied()));
+      o.put("seconds", seconds);
+      System.out.println(JsonText.write(o));
+    } else {
+      System.out.printf(
+          "wrote %s: %s shape, %s, %.2f B parameters, %.2f GiB in %.1f s%n",
+          out, s.id(), t, s.config().parameterCount(s.tied()) / 1e9, bytes / (double) (1L << 30), seconds);
+    }
+    return 0;
+  }
+}
