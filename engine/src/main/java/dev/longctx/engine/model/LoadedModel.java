@@ -134,7 +134,18 @@ public final class LoadedModel implements AutoCloseable {
         return Tokenizers.fromGguf(vocab);
       }
     }
-    return Tokenizers.fromLlama2c(tokenizer, config.vocabSize());
+    // llama2.c tokenizer files have no token count: read them whole and compare.
+    Tokenizer tok = Tokenizers.fromLlama2c(tokenizer);
+    if (tok.vocabSize() != config.vocabSize()) {
+      throw ModelFormatException.of(
+          tokenizer,
+          "holds "
+              + tok.vocabSize()
+              + " tokens but the model's vocabulary has "
+              + config.vocabSize()
+              + ": they do not belong together");
+    }
+    return tok;
   }
 
   /** A llama2.c model's tokenizer when not given: {@code tokenizer.bin} or one {@code tok*.bin} beside it. */
