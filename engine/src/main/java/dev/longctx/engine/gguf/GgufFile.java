@@ -725,7 +725,7 @@ public final class GgufFile implements AutoCloseable {
         throw ModelFormatException.atOffset(
             path,
             countPos,
-            "count of "
+            "truncated or corrupt: count of "
                 + Long.toUnsignedString(count)
                 + " "
                 + what
@@ -750,7 +750,7 @@ public final class GgufFile implements AutoCloseable {
         throw ModelFormatException.atOffset(
             path,
             lenPos,
-            "string length "
+            "truncated or corrupt: string length "
                 + Long.toUnsignedString(len)
                 + " of "
                 + what
