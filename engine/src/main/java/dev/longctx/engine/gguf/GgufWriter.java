@@ -363,7 +363,11 @@ public final class GgufWriter {
     }
     long written = header.size();
     writeFully(out, ByteBuffer.wrap(header.bytes(), 0, header.size()));
-    written += pad(out, written, alignment);
+    if (!tensors.isEmpty()) {
+      // Like gguf-py, a file without tensors ends right after its metadata (the vocab-only files
+      // of llama.cpp do), so such a file is reproduced byte for byte.
+      written += pad(out, written, alignment);
+    }
     for (int i = 0; i < tensors.size(); i++) {
       PendingTensor t = tensors.get(i);
       CountingChannel counting = new CountingChannel(out);
