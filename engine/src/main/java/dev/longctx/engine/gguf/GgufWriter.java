@@ -480,7 +480,11 @@ public final class GgufWriter {
     return n;
   }
 
-  static void writeFully(WritableByteChannel out, ByteBuffer buf) throws IOException {
+  /**
+   * Writes all of {@code buf} ({@link WritableByteChannel#write} may write less than asked); a
+   * helper for {@link TensorSource} implementations.
+   */
+  public static void writeFully(WritableByteChannel out, ByteBuffer buf) throws IOException {
     while (buf.hasRemaining()) {
       out.write(buf);
     }
