@@ -422,7 +422,8 @@ public final class GgufFile implements AutoCloseable {
                 + "' needs bytes ["
                 + start
                 + ", "
-                + (start + t.byteSize())
+                // both terms are below 2^63, so the sum is exact as an unsigned number
+                + Long.toUnsignedString(start + t.byteSize())
                 + ") but the file has "
                 + fileSize);
       }
@@ -725,7 +726,7 @@ public final class GgufFile implements AutoCloseable {
         throw ModelFormatException.atOffset(
             path,
             countPos,
-            "count of "
+            "truncated or corrupt: count of "
                 + Long.toUnsignedString(count)
                 + " "
                 + what
@@ -750,7 +751,7 @@ public final class GgufFile implements AutoCloseable {
         throw ModelFormatException.atOffset(
             path,
             lenPos,
-            "string length "
+            "truncated or corrupt: string length "
                 + Long.toUnsignedString(len)
                 + " of "
                 + what
