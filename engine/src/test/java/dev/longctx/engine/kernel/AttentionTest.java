@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
@@ -288,5 +289,93 @@ class AttentionTest {
       tail[s] = window + s;
     }
     assertMatches(a, 0, lseA, reference(c, 0, 0, tail), "window");
+  }
+
+  @Test
+  void groupedQueryHeadsInOnePassEqualOneCallPerHead() {
+    Random r = new Random(26);
+    for (int headDim : new int[] {64, 20}) {
+      for (int len : new int[] {1, 17, 1000}) {
+        Case c = Case.random(r, len, headDim, 2);
+        int kvHead = 1;
+        int group = 3; // query heads 3, 4, 5 share KV head 1
+        float[] out = new float[group * headDim + 1];
+        float[] lse = new float[group + 1];
+        Attention.attendGroup(
+            c.q,
+            3 * headDim,
+            group,
+            c.keys,
+            c.values,
+            c.base(kvHead),
+            c.stride(),
+            len,
+            headDim,
+            c.scale(),
+            out,
+            1,
+            lse,
+            1);
+        int[] chosen = r.ints(0, len).distinct().limit(Math.max(1, len / 3)).toArray();
+        float[] outSubset = new float[group * headDim];
+        float[] lseSubset = new float[group];
+        Attention.attendGroupPositions(
+            c.q,
+            3 * headDim,
+            group,
+            c.keys,
+            c.values,
+            c.base(kvHead),
+            c.stride(),
+            chosen,
+            0,
+            chosen.length,
+            headDim,
+            c.scale(),
+            outSubset,
+            0,
+            lseSubset,
+            0);
+        for (int g = 0; g < group; g++) {
+          float[] single = new float[headDim];
+          float lseSingle =
+              Attention.attend(
+                  c.q,
+                  (3 + g) * headDim,
+                  c.keys,
+                  c.values,
+                  c.base(kvHead),
+                  c.stride(),
+                  len,
+                  headDim,
+                  c.scale(),
+                  single,
+                  0);
+          assertThat(Arrays.copyOfRange(out, 1 + g * headDim, 1 + (g + 1) * headDim))
+              .containsExactly(single);
+          assertThat(lse[1 + g]).isEqualTo(lseSingle);
+          float lseSub =
+              Attention.attendPositions(
+                  c.q,
+                  (3 + g) * headDim,
+                  c.keys,
+                  c.values,
+                  c.base(kvHead),
+                  c.stride(),
+                  chosen,
+                  0,
+                  chosen.length,
+                  headDim,
+                  c.scale(),
+                  single,
+                  0);
+          assertThat(Arrays.copyOfRange(outSubset, g * headDim, (g + 1) * headDim))
+              .containsExactly(single);
+          assertThat(lseSubset[g]).isEqualTo(lseSub);
+          assertMatches(
+              single, 0, lseSub, reference(c, 3 + g, kvHead, chosen), "group subset head " + g);
+        }
+      }
+    }
   }
 }

@@ -66,9 +66,9 @@ class SamplerTest {
   /**
    * Pearson chi-square of N = 200,000 draws over V = 20 tokens against the exact distribution. With
    * logits in [−2, 2] every expected count is above 150, so the χ²(19) approximation holds; its
-   * 0.9999 quantile is 50.8, so a correct sampler fails this for one seed in
-   * 10⁴, and the seed is fixed. A sampler off by 1% on one token (≈ 2 counts of chi-square per 100
-   * expected... far more at these counts) or ignoring temperature fails it by a wide margin.
+   * 0.9999 quantile is 50.8, so a correct sampler fails this for one seed in 10⁴, and the seed is
+   * fixed. A sampler off by 1% on one token (≈ 2 counts of chi-square per 100 expected... far more
+   * at these counts) or ignoring temperature fails it by a wide margin.
    */
   @Test
   void seededDrawsFollowTheSoftmaxOfTheTemperedLogits() {
