@@ -155,12 +155,12 @@ public final class Rope {
   }
 
   private Angles anglesAt(int pos) {
+    if (pos < 0) {
+      throw new IllegalArgumentException("pos must be >= 0, got " + pos);
+    }
     Angles a = angles.get();
     if (pos != a.pos) {
-      if (pos < 0) {
-        throw new IllegalArgumentException("pos must be >= 0, got " + pos);
-      }
-      if (pos == a.pos + 1 && pos % ANCHOR != 0 && a.pos >= 0) {
+      if (pos == a.pos + 1 && pos % ANCHOR != 0) {
         a.advance(stepCos, stepSin);
       } else {
         a.exact(pos, invFreq);
@@ -216,7 +216,7 @@ public final class Rope {
     final float[] cos;
     final float[] sin;
     final boolean interleaved;
-    int pos = -1;
+    int pos = Integer.MIN_VALUE;
 
     Angles(int half, Layout layout) {
       cd = new double[half];
