@@ -1,5 +1,6 @@
 package dev.longctx.engine.tokenizer;
 
+import dev.longctx.engine.gguf.GgufFile;
 import java.nio.file.Path;
 
 /** Factories for every supported tokenizer source. */
@@ -48,5 +49,16 @@ public final class Tokenizers {
    */
   public static HuggingFaceTokenizer fromHuggingFace(Path dir) {
     return HuggingFaceTokenizerLoader.load(dir);
+  }
+
+  /**
+   * The tokenizer in a GGUF file's {@code tokenizer.ggml.*} metadata: model "llama" is
+   * SentencePiece BPE, "gpt2" byte-level BPE with the pre-tokenizer named by {@code
+   * tokenizer.ggml.pre}.
+   *
+   * @throws dev.longctx.engine.ModelFormatException naming the metadata key at fault
+   */
+  public static Tokenizer fromGguf(GgufFile gguf) {
+    return fromVocabulary(GgufVocabulary.read(gguf));
   }
 }
