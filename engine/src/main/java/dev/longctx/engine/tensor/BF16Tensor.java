@@ -6,7 +6,6 @@ import static dev.longctx.engine.tensor.Vec.SHORT;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * GGML_TYPE_BF16: little-endian bfloat16 elements (the upper 16 bits of a binary32), 2 bytes each.
@@ -69,7 +68,7 @@ final class BF16Tensor extends FloatTensor {
           Vec.bf16ToFloats(seg, off + 2L * L)
               .fma(FloatVector.fromArray(F, x, xOffset + c + L), acc1);
     }
-    float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    float sum = Vec.sum(acc0.add(acc1));
     for (; c < n; c++) {
       sum += bf16(seg.get(SHORT, base + (long) c * BLOCK_BYTES)) * x[xOffset + c];
     }

@@ -6,7 +6,6 @@ import static dev.longctx.engine.tensor.Vec.SHORT;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /** GGML_TYPE_F16: little-endian IEEE binary16 elements, 2 bytes each. */
 final class F16Tensor extends FloatTensor {
@@ -62,7 +61,7 @@ final class F16Tensor extends FloatTensor {
           Vec.f16ToFloats(seg, off + 2L * L)
               .fma(FloatVector.fromArray(F, x, xOffset + c + L), acc1);
     }
-    float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    float sum = Vec.sum(acc0.add(acc1));
     for (; c < n; c++) {
       sum += Float.float16ToFloat(seg.get(SHORT, base + (long) c * BLOCK_BYTES)) * x[xOffset + c];
     }

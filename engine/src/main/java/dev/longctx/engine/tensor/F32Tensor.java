@@ -7,7 +7,6 @@ import static dev.longctx.engine.tensor.Vec.LE;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /** GGML_TYPE_F32: plain little-endian IEEE binary32 elements, 4 bytes each. */
 final class F32Tensor extends FloatTensor {
@@ -56,7 +55,7 @@ final class F32Tensor extends FloatTensor {
           FloatVector.fromMemorySegment(F, seg, off + 4L * L, LE)
               .fma(FloatVector.fromArray(F, x, xOffset + c + L), acc1);
     }
-    float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    float sum = Vec.sum(acc0.add(acc1));
     for (; c < n; c++) {
       sum += seg.get(FLOAT, base + (long) c * BLOCK_BYTES) * x[xOffset + c];
     }

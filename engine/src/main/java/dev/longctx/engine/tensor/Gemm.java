@@ -4,7 +4,6 @@ import static dev.longctx.engine.tensor.Vec.F;
 import static dev.longctx.engine.tensor.Vec.L;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * The matrix products behind {@link FloatTensor#matmul}: {@code y[t][r] = Σ_k W[r][k] · x[t][k]}.
@@ -181,18 +180,18 @@ final class Gemm {
       c31 = b.fma(a1, c31);
       c32 = b.fma(a2, c32);
     }
-    float s00 = c00.reduceLanes(VectorOperators.ADD);
-    float s01 = c01.reduceLanes(VectorOperators.ADD);
-    float s02 = c02.reduceLanes(VectorOperators.ADD);
-    float s10 = c10.reduceLanes(VectorOperators.ADD);
-    float s11 = c11.reduceLanes(VectorOperators.ADD);
-    float s12 = c12.reduceLanes(VectorOperators.ADD);
-    float s20 = c20.reduceLanes(VectorOperators.ADD);
-    float s21 = c21.reduceLanes(VectorOperators.ADD);
-    float s22 = c22.reduceLanes(VectorOperators.ADD);
-    float s30 = c30.reduceLanes(VectorOperators.ADD);
-    float s31 = c31.reduceLanes(VectorOperators.ADD);
-    float s32 = c32.reduceLanes(VectorOperators.ADD);
+    float s00 = Vec.sum(c00);
+    float s01 = Vec.sum(c01);
+    float s02 = Vec.sum(c02);
+    float s10 = Vec.sum(c10);
+    float s11 = Vec.sum(c11);
+    float s12 = Vec.sum(c12);
+    float s20 = Vec.sum(c20);
+    float s21 = Vec.sum(c21);
+    float s22 = Vec.sum(c22);
+    float s30 = Vec.sum(c30);
+    float s31 = Vec.sum(c31);
+    float s32 = Vec.sum(c32);
     for (; k < n; k++) {
       float a0 = x[xo + k];
       float a1 = x[x1 + k];
@@ -243,10 +242,10 @@ final class Gemm {
       c2 = FloatVector.fromArray(F, w, wo + 2 * ws + k).fma(a, c2);
       c3 = FloatVector.fromArray(F, w, wo + 3 * ws + k).fma(a, c3);
     }
-    float s0 = c0.reduceLanes(VectorOperators.ADD);
-    float s1 = c1.reduceLanes(VectorOperators.ADD);
-    float s2 = c2.reduceLanes(VectorOperators.ADD);
-    float s3 = c3.reduceLanes(VectorOperators.ADD);
+    float s0 = Vec.sum(c0);
+    float s1 = Vec.sum(c1);
+    float s2 = Vec.sum(c2);
+    float s3 = Vec.sum(c3);
     for (; k < n; k++) {
       float a = x[xo + k];
       s0 += w[wo + k] * a;
@@ -268,7 +267,7 @@ final class Gemm {
     for (; k < vn; k += L) {
       c = FloatVector.fromArray(F, w, wo + k).fma(FloatVector.fromArray(F, x, xo + k), c);
     }
-    float s = c.reduceLanes(VectorOperators.ADD);
+    float s = Vec.sum(c);
     for (; k < n; k++) {
       s += w[wo + k] * x[xo + k];
     }

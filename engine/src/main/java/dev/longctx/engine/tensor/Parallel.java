@@ -81,7 +81,9 @@ public final class Parallel {
     }
     Pool p = pool;
     if (p.threads == 1 || n <= chunk || !p.lock.tryLock()) {
-      body.run(0, n);
+      for (int start = 0; start < n; start += chunk) {
+        body.run(start, Math.min(n, start + chunk));
+      }
       return;
     }
     try {

@@ -89,6 +89,6 @@ final class Q4_0Tensor extends FloatTensor {
       }
       acc = s.fma(FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET)), acc);
     }
-    return acc.reduceLanes(VectorOperators.ADD);
+    return Vec.sum(acc);
   }
 }

@@ -143,6 +143,6 @@ final class Q4_KTensor extends FloatTensor {
         acc3 = t1;
       }
     }
-    return acc0.add(acc1).add(acc2.add(acc3)).reduceLanes(VectorOperators.ADD);
+    return Vec.sum(acc0.add(acc1).add(acc2.add(acc3)));
   }
 }

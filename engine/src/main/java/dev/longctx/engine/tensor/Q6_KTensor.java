@@ -164,6 +164,6 @@ final class Q6_KTensor extends FloatTensor {
         }
       }
     }
-    return acc1.add(acc2).add(acc3.add(acc4)).reduceLanes(VectorOperators.ADD);
+    return Vec.sum(acc1.add(acc2).add(acc3.add(acc4)));
   }
 }

@@ -6,7 +6,6 @@ import static dev.longctx.engine.tensor.Vec.L;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * GGML_TYPE_Q8_0: blocks of 32 elements in 34 bytes.
@@ -73,6 +72,6 @@ final class Q8_0Tensor extends FloatTensor {
       }
       acc = s.fma(FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET)), acc);
     }
-    return acc.reduceLanes(VectorOperators.ADD);
+    return Vec.sum(acc);
   }
 }
