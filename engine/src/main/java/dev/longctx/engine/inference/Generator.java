@@ -182,9 +182,10 @@ public final class Generator {
         return true;
       }
       int hold = 0;
+      String p = pending.toString();
       for (String s : stops) {
-        for (int k = Math.min(s.length() - 1, pending.length()); k > hold; k--) {
-          if (pending.regionMatches(pending.length() - k, s, 0, k)) {
+        for (int k = Math.min(s.length() - 1, p.length()); k > hold; k--) {
+          if (p.regionMatches(p.length() - k, s, 0, k)) {
             hold = k;
             break;
           }

@@ -5,8 +5,8 @@ import java.util.function.IntConsumer;
 /**
  * Perplexity of a token stream: the tokens are cut into consecutive windows of {@code ctx} tokens
  * (each optionally starting with BOS, which then takes one of the ctx slots); every token of a
- * window after its first is predicted from all tokens before it in the window;
- * perplexity = exp(mean negative log-likelihood over those predictions).
+ * window after its first is predicted from all tokens before it in the window; perplexity =
+ * exp(mean negative log-likelihood over those predictions).
  */
 public final class Perplexity {
 

@@ -30,8 +30,16 @@ public final class Transformer {
     weights.checkShapes(config);
     this.config = config;
     this.weights = weights;
+    // GGUF stores Llama-3.1 scaling as per-frequency divisors; other formats as parameters.
     this.rope =
-        new Rope(config.headDim(), config.ropeTheta(), config.ropeLayout(), config.ropeScaling());
+        weights.ropeFreqFactors() != null
+            ? Rope.withFreqFactors(
+                config.headDim(),
+                config.ropeTheta(),
+                config.ropeLayout(),
+                weights.ropeFreqFactors())
+            : new Rope(
+                config.headDim(), config.ropeTheta(), config.ropeLayout(), config.ropeScaling());
     this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
   }
 

@@ -69,6 +69,27 @@ public final class Rope {
   private final ThreadLocal<Angles> angles;
 
   public Rope(int headDim, float theta, Layout layout, Llama3Scaling scaling) {
+    this(headDim, theta, layout, scaling, null);
+  }
+
+  /**
+   * RoPE whose frequency i is divided by {@code freqFactors[i]} (GGUF {@code rope_freqs.weight},
+   * the form in which llama.cpp's converter stores Llama-3.1 scaling); {@code freqFactors} null
+   * means none.
+   */
+  public static Rope withFreqFactors(int headDim, float theta, Layout layout, float[] freqFactors) {
+    return new Rope(headDim, theta, layout, null, freqFactors);
+  }
+
+  private Rope(
+      int headDim, float theta, Layout layout, Llama3Scaling scaling, float[] freqFactors) {
+    if (freqFactors != null && freqFactors.length != headDim / 2) {
+      throw new IllegalArgumentException(
+          "rope frequency factors have "
+              + freqFactors.length
+              + " entries, expected headDim / 2 = "
+              + headDim / 2);
+    }
     if (headDim <= 0 || headDim % 2 != 0) {
       throw new IllegalArgumentException("headDim must be even and > 0, got " + headDim);
     }
@@ -88,6 +109,9 @@ public final class Rope {
       double freq = 1.0 / Math.pow(theta, (2.0 * i) / headDim);
       if (scaling != null) {
         freq = llama3Scale(freq, scaling);
+      }
+      if (freqFactors != null) {
+        freq /= freqFactors[i];
       }
       invFreq[i] = freq;
       stepCos[i] = Math.cos(freq);

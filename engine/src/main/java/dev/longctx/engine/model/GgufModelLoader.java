@@ -29,7 +29,11 @@ public final class GgufModelLoader {
       throw ModelFormatException.atKey(
           gguf.path(),
           "general.architecture",
-          "unknown architecture '" + arch + "' (supported: " + String.join(", ", ARCHITECTURES.stream().sorted().toList()) + ")");
+          "unknown architecture '"
+              + arch
+              + "' (supported: "
+              + String.join(", ", ARCHITECTURES.stream().sorted().toList())
+              + ")");
     }
     int dim = gguf.getInt(arch + ".embedding_length");
     int heads = gguf.getInt(arch + ".attention.head_count");
@@ -53,7 +57,8 @@ public final class GgufModelLoader {
           arch.equals("qwen2") ? Rope.Layout.ROTATE_HALF : Rope.Layout.INTERLEAVED,
           null);
     } catch (IllegalArgumentException e) {
-      throw ModelFormatException.of(gguf.path(), "inconsistent hyper-parameters: " + e.getMessage());
+      throw ModelFormatException.of(
+          gguf.path(), "inconsistent hyper-parameters: " + e.getMessage());
     }
   }
 
@@ -80,13 +85,15 @@ public final class GgufModelLoader {
               gguf.floatTensor(p + "ffn_up.weight"),
               gguf.floatTensor(p + "ffn_down.weight")));
     }
-    float[] ropeFreqs = gguf.hasTensor("rope_freqs.weight") ? vector(gguf, "rope_freqs.weight") : null;
+    float[] ropeFreqs =
+        gguf.hasTensor("rope_freqs.weight") ? vector(gguf, "rope_freqs.weight") : null;
     LlamaWeights w =
         new LlamaWeights(embedding, layers, vector(gguf, "output_norm.weight"), output, ropeFreqs);
     try {
       w.checkShapes(c);
     } catch (IllegalArgumentException e) {
-      throw ModelFormatException.of(gguf.path(), "tensor shapes do not match the hyper-parameters: " + e.getMessage());
+      throw ModelFormatException.of(
+          gguf.path(), "tensor shapes do not match the hyper-parameters: " + e.getMessage());
     }
     return w;
   }

@@ -22,8 +22,9 @@ import java.util.List;
  * 172-wide FFN) fall back to F16, or F32 when the target is F32; norms, biases and {@code
  * rope_freqs} stay F32.
  *
- * <p>GGUF {@code llama} expects q/k rows ordered for interleaved RoPE; a rotate-half source (Hugging
- * Face) written as {@code llama} has its q/k rows permuted per head so that the same model results.
+ * <p>GGUF {@code llama} expects q/k rows ordered for interleaved RoPE; a rotate-half source
+ * (Hugging Face) written as {@code llama} has its q/k rows permuted per head so that the same model
+ * results.
  */
 public final class GgufModelWriter {
 
@@ -41,8 +42,8 @@ public final class GgufModelWriter {
     }
 
     /**
-     * This matrix with each head's rows reordered from rotate-half pairs (i, i + d/2) to interleaved
-     * pairs (2i, 2i + 1).
+     * This matrix with each head's rows reordered from rotate-half pairs (i, i + d/2) to
+     * interleaved pairs (2i, 2i + 1).
      */
     public Matrix rotateHalfToInterleaved(int headDim) {
       int half = headDim / 2;
@@ -211,10 +212,7 @@ public final class GgufModelWriter {
     GgmlType type = typeFor(target, m.cols());
     long rowBytes = type.byteSize(m.cols());
     w.addTensor(
-        name,
-        type,
-        new long[] {m.cols(), m.rows()},
-        out -> writeRows(out, m, type, rowBytes));
+        name, type, new long[] {m.cols(), m.rows()}, out -> writeRows(out, m, type, rowBytes));
   }
 
   /** Quantizes rows in parallel, a block of rows (about 4 MiB) at a time, and writes them. */
@@ -232,8 +230,7 @@ public final class GgufModelWriter {
             float[] row = new float[m.cols()];
             for (int i = a; i < b; i++) {
               m.source().row(first + i, row, 0);
-              Quantizer.quantize(
-                  type, row, 0, m.cols(), seg.asSlice(i * rowBytes, rowBytes));
+              Quantizer.quantize(type, row, 0, m.cols(), seg.asSlice(i * rowBytes, rowBytes));
             }
           });
       buf.clear().limit((int) (n * rowBytes));
@@ -245,7 +242,8 @@ public final class GgufModelWriter {
 
   private static float[] permuteVector(float[] v, int headDim) {
     float[] out = new float[v.length];
-    Matrix m = new Matrix(v.length, 1, (r, o, off) -> o[off] = v[r]).rotateHalfToInterleaved(headDim);
+    Matrix m =
+        new Matrix(v.length, 1, (r, o, off) -> o[off] = v[r]).rotateHalfToInterleaved(headDim);
     for (int r = 0; r < v.length; r++) {
       m.source().row(r, out, r);
     }

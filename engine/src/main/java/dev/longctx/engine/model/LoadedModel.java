@@ -3,8 +3,10 @@ package dev.longctx.engine.model;
 import dev.longctx.engine.ModelFormatException;
 import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Transformer;
+import dev.longctx.engine.tokenizer.GgufVocabulary;
 import dev.longctx.engine.tokenizer.Tokenizer;
 import dev.longctx.engine.tokenizer.Tokenizers;
+import dev.longctx.engine.tokenizer.Vocabulary;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.Arena;
@@ -34,6 +36,7 @@ public final class LoadedModel implements AutoCloseable {
   private final LlamaConfig config;
   private final LlamaWeights weights;
   private final Tokenizer tokenizer;
+  private final Vocabulary vocabulary;
   private final Transformer transformer;
   private final AutoCloseable mapping;
 
@@ -42,13 +45,14 @@ public final class LoadedModel implements AutoCloseable {
       Format format,
       LlamaConfig config,
       LlamaWeights weights,
-      Tokenizer tokenizer,
+      Tok tok,
       AutoCloseable mapping) {
     this.path = path;
     this.format = format;
     this.config = config;
     this.weights = weights;
-    this.tokenizer = tokenizer;
+    this.tokenizer = tok.tokenizer();
+    this.vocabulary = tok.vocabulary();
     this.mapping = mapping;
     this.transformer = new Transformer(config, weights);
     if (tokenizer.vocabSize() > config.vocabSize()) {
@@ -63,8 +67,8 @@ public final class LoadedModel implements AutoCloseable {
   }
 
   /**
-   * Loads {@code model}; {@code tokenizer} may be null when the model carries its own (GGUF, Hugging
-   * Face directory) or a llama2.c tokenizer file sits beside it.
+   * Loads {@code model}; {@code tokenizer} may be null when the model carries its own (GGUF,
+   * Hugging Face directory) or a llama2.c tokenizer file sits beside it.
    */
   public static LoadedModel load(Path model, Path tokenizer) {
     Format format = detect(model);
@@ -73,8 +77,10 @@ public final class LoadedModel implements AutoCloseable {
       try {
         LlamaConfig config = GgufModelLoader.config(gguf);
         LlamaWeights weights = GgufModelLoader.weights(gguf, config);
-        Tokenizer tok =
-            tokenizer != null ? externalTokenizer(tokenizer, config) : Tokenizers.fromGguf(gguf);
+        Tok tok =
+            tokenizer != null
+                ? externalTokenizer(tokenizer, config)
+                : Tok.of(GgufVocabulary.read(gguf));
         return new LoadedModel(model, format, config, weights, tok, gguf);
       } catch (RuntimeException e) {
         gguf.close();
@@ -86,15 +92,15 @@ public final class LoadedModel implements AutoCloseable {
       if (format == Format.SAFETENSORS) {
         Llama2cLoader.Loaded l = SafetensorsLoader.load(model, arena);
         Path dir = Files.isDirectory(model) ? model : model.toAbsolutePath().getParent();
-        Tokenizer tok =
+        Tok tok =
             tokenizer != null
                 ? externalTokenizer(tokenizer, l.config())
-                : Tokenizers.fromHuggingFace(dir);
+                : new Tok(Tokenizers.fromHuggingFace(dir), null);
         return new LoadedModel(model, format, l.config(), l.weights(), tok, arena);
       }
       Llama2cLoader.Loaded l = Llama2cLoader.load(model, arena);
       Path tokPath = tokenizer != null ? tokenizer : siblingTokenizer(model);
-      Tokenizer tok = externalTokenizer(tokPath, l.config());
+      Tok tok = externalTokenizer(tokPath, l.config());
       return new LoadedModel(model, format, l.config(), l.weights(), tok, arena);
     } catch (RuntimeException e) {
       arena.close();
@@ -112,43 +118,60 @@ public final class LoadedModel implements AutoCloseable {
     }
     try (InputStream in = Files.newInputStream(model)) {
       byte[] magic = in.readNBytes(4);
-      if (magic.length == 4 && magic[0] == 'G' && magic[1] == 'G' && magic[2] == 'U' && magic[3] == 'F') {
+      if (magic.length == 4
+          && magic[0] == 'G'
+          && magic[1] == 'G'
+          && magic[2] == 'U'
+          && magic[3] == 'F') {
         return Format.GGUF;
       }
     } catch (IOException e) {
       throw ModelFormatException.of(model, "cannot read: " + e.getMessage(), e);
     }
     if (model.toString().endsWith(".gguf")) {
-      throw ModelFormatException.atOffset(model, 0, "not a GGUF file: the magic bytes are not 'GGUF'");
+      throw ModelFormatException.atOffset(
+          model, 0, "not a GGUF file: the magic bytes are not 'GGUF'");
     }
     return Format.LLAMA2C;
   }
 
-  private static Tokenizer externalTokenizer(Path tokenizer, LlamaConfig config) {
+  /** A tokenizer and, where the format has one, the vocabulary it was built from. */
+  private record Tok(Tokenizer tokenizer, Vocabulary vocabulary) {
+    static Tok of(Vocabulary v) {
+      return new Tok(Tokenizers.fromVocabulary(v), v);
+    }
+  }
+
+  private static Tok externalTokenizer(Path tokenizer, LlamaConfig config) {
     if (Files.isDirectory(tokenizer) || tokenizer.toString().endsWith(".json")) {
-      return Tokenizers.fromHuggingFace(
-          Files.isDirectory(tokenizer) ? tokenizer : tokenizer.toAbsolutePath().getParent());
+      return new Tok(
+          Tokenizers.fromHuggingFace(
+              Files.isDirectory(tokenizer) ? tokenizer : tokenizer.toAbsolutePath().getParent()),
+          null);
     }
     if (tokenizer.toString().endsWith(".gguf")) {
       try (GgufFile vocab = GgufFile.open(tokenizer)) {
-        return Tokenizers.fromGguf(vocab);
+        return Tok.of(GgufVocabulary.read(vocab));
       }
     }
     // llama2.c tokenizer files have no token count: read them whole and compare.
-    Tokenizer tok = Tokenizers.fromLlama2c(tokenizer);
-    if (tok.vocabSize() != config.vocabSize()) {
+    Vocabulary v = Tokenizers.readLlama2cVocabulary(tokenizer, -1);
+    if (v.size() != config.vocabSize()) {
       throw ModelFormatException.of(
           tokenizer,
           "holds "
-              + tok.vocabSize()
+              + v.size()
               + " tokens but the model's vocabulary has "
               + config.vocabSize()
               + ": they do not belong together");
     }
-    return tok;
+    return Tok.of(v);
   }
 
-  /** A llama2.c model's tokenizer when not given: {@code tokenizer.bin} or one {@code tok*.bin} beside it. */
+  /**
+   * A llama2.c model's tokenizer when not given: {@code tokenizer.bin} or one {@code tok*.bin}
+   * beside it.
+   */
   private static Path siblingTokenizer(Path model) {
     Path dir = model.toAbsolutePath().getParent();
     List<Path> candidates = new ArrayList<>();
@@ -186,6 +209,14 @@ public final class LoadedModel implements AutoCloseable {
 
   public Tokenizer tokenizer() {
     return tokenizer;
+  }
+
+  /**
+   * The vocabulary as plain data (for writing it into a GGUF file), or null for a Hugging Face
+   * {@code tokenizer.json}, which has no GGUF equivalent here yet.
+   */
+  public Vocabulary vocabulary() {
+    return vocabulary;
   }
 
   public Transformer transformer() {

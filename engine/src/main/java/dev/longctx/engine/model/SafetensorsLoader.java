@@ -20,9 +20,9 @@ import java.util.Map;
 
 /**
  * Loads a Hugging Face checkpoint: {@code config.json} plus {@code model.safetensors} or the shards
- * named by {@code model.safetensors.index.json}. A safetensors file is a little-endian uint64 header
- * length N, N bytes of JSON mapping tensor names to {@code {dtype, shape, data_offsets}} (offsets
- * relative to the end of the header), then the data. Weights stay mmap'd.
+ * named by {@code model.safetensors.index.json}. A safetensors file is a little-endian uint64
+ * header length N, N bytes of JSON mapping tensor names to {@code {dtype, shape, data_offsets}}
+ * (offsets relative to the end of the header), then the data. Weights stay mmap'd.
  *
  * <p>Hugging Face Llama/Mistral/Qwen2 checkpoints keep q/k projections in the "rotate half" RoPE
  * layout. Tied embeddings may be stored under either {@code model.embed_tokens.weight} or only as
@@ -58,18 +58,23 @@ public final class SafetensorsLoader {
     String type = string(file, c, "model_type");
     if (!List.of("llama", "mistral", "qwen2").contains(type)) {
       throw ModelFormatException.atKey(
-          file, "model_type", "unknown architecture '" + type + "' (supported: llama, mistral, qwen2)");
+          file,
+          "model_type",
+          "unknown architecture '" + type + "' (supported: llama, mistral, qwen2)");
     }
     int dim = integer(file, c, "hidden_size");
     int heads = integer(file, c, "num_attention_heads");
-    int kvHeads = c.get("num_key_value_heads") == null ? heads : integer(file, c, "num_key_value_heads");
+    int kvHeads =
+        c.get("num_key_value_heads") == null ? heads : integer(file, c, "num_key_value_heads");
     int headDim = c.get("head_dim") == null ? dim / heads : integer(file, c, "head_dim");
     Rope.Llama3Scaling scaling = null;
     if (c.get("rope_scaling") instanceof Map<?, ?> rs) {
       Object ropeType = rs.get("rope_type") != null ? rs.get("rope_type") : rs.get("type");
       if (!"llama3".equals(ropeType)) {
         throw ModelFormatException.atKey(
-            file, "rope_scaling", "unsupported rope scaling type '" + ropeType + "' (supported: llama3)");
+            file,
+            "rope_scaling",
+            "unsupported rope scaling type '" + ropeType + "' (supported: llama3)");
       }
       scaling =
           new Rope.Llama3Scaling(
@@ -101,17 +106,23 @@ public final class SafetensorsLoader {
   private static void readFile(Path file, Arena arena, Map<String, Entry> out) {
     MemorySegment seg = MappedFile.map(file, arena);
     if (seg.byteSize() < 8) {
-      throw ModelFormatException.atOffset(file, seg.byteSize(), "truncated: no 8-byte header length");
+      throw ModelFormatException.atOffset(
+          file, seg.byteSize(), "truncated: no 8-byte header length");
     }
     long headerLength = seg.get(ValueLayout.JAVA_LONG_UNALIGNED, 0);
     if (headerLength < 2 || headerLength > seg.byteSize() - 8) {
       throw ModelFormatException.atOffset(
           file,
           0,
-          "header length " + headerLength + " does not fit in a file of " + seg.byteSize() + " bytes");
+          "header length "
+              + headerLength
+              + " does not fit in a file of "
+              + seg.byteSize()
+              + " bytes");
     }
     String json =
-        new String(seg.asSlice(8, headerLength).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
+        new String(
+            seg.asSlice(8, headerLength).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
     Map<String, Object> header;
     try {
       header = asMap(file, Json.parse(json), "(header)");
@@ -182,7 +193,8 @@ public final class SafetensorsLoader {
                 + dataSize
                 + " bytes)");
       }
-      out.put(name, new Entry(file, name, type, shape, seg.asSlice(dataStart + begin, end - begin)));
+      out.put(
+          name, new Entry(file, name, type, shape, seg.asSlice(dataStart + begin, end - begin)));
     }
   }
 
@@ -219,7 +231,8 @@ public final class SafetensorsLoader {
     try {
       w.checkShapes(c);
     } catch (IllegalArgumentException e) {
-      throw ModelFormatException.of(dir.resolve("config.json"), "weights do not match: " + e.getMessage());
+      throw ModelFormatException.of(
+          dir.resolve("config.json"), "weights do not match: " + e.getMessage());
     }
     return w;
   }
@@ -291,7 +304,8 @@ public final class SafetensorsLoader {
 
   private static Number number(Path file, Map<?, ?> m, String key) {
     if (!(m.get(key) instanceof Number n)) {
-      throw ModelFormatException.atKey(file, key, m.containsKey(key) ? "expected a number" : "missing");
+      throw ModelFormatException.atKey(
+          file, key, m.containsKey(key) ? "expected a number" : "missing");
     }
     return n;
   }

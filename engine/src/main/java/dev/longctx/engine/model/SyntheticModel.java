@@ -10,23 +10,78 @@ import java.util.SplittableRandom;
 
 /**
  * Random-weight models of real architectures' shapes, for benchmarks: the same bytes per token and
- * FLOPs as the real model, generated deterministically from a seed (never zeros). Matrix entries are
- * uniform in ±1/√cols so activations keep a sane scale through the layers; norm weights are near 1.
+ * FLOPs as the real model, generated deterministically from a seed (never zeros). Matrix entries
+ * are uniform in ±1/√cols so activations keep a sane scale through the layers; norm weights are
+ * near 1.
  */
 public final class SyntheticModel {
 
   /** The shapes {@code synth} knows, named after the published models they copy. */
   public enum Shape {
-    TINY("tiny", new LlamaConfig("llama", 256, 768, 4, 8, 4, 32, 4096, 2048, 1e-5f, 10000f, Rope.Layout.INTERLEAVED, null)),
+    TINY(
+        "tiny",
+        new LlamaConfig(
+            "llama",
+            256,
+            768,
+            4,
+            8,
+            4,
+            32,
+            4096,
+            2048,
+            1e-5f,
+            10000f,
+            Rope.Layout.INTERLEAVED,
+            null)),
     LLAMA_3_2_1B(
         "llama-3.2-1b",
-        new LlamaConfig("llama", 2048, 8192, 16, 32, 8, 64, 128256, 131072, 1e-5f, 500000f, Rope.Layout.INTERLEAVED, new Rope.Llama3Scaling(32f, 1f, 4f, 8192))),
+        new LlamaConfig(
+            "llama",
+            2048,
+            8192,
+            16,
+            32,
+            8,
+            64,
+            128256,
+            131072,
+            1e-5f,
+            500000f,
+            Rope.Layout.INTERLEAVED,
+            new Rope.Llama3Scaling(32f, 1f, 4f, 8192))),
     LLAMA_3_1_8B(
         "llama-3.1-8b",
-        new LlamaConfig("llama", 4096, 14336, 32, 32, 8, 128, 128256, 131072, 1e-5f, 500000f, Rope.Layout.INTERLEAVED, new Rope.Llama3Scaling(8f, 1f, 4f, 8192))),
+        new LlamaConfig(
+            "llama",
+            4096,
+            14336,
+            32,
+            32,
+            8,
+            128,
+            128256,
+            131072,
+            1e-5f,
+            500000f,
+            Rope.Layout.INTERLEAVED,
+            new Rope.Llama3Scaling(8f, 1f, 4f, 8192))),
     QWEN2_5_0_5B(
         "qwen2.5-0.5b",
-        new LlamaConfig("qwen2", 896, 4864, 24, 14, 2, 64, 151936, 32768, 1e-6f, 1000000f, Rope.Layout.ROTATE_HALF, null));
+        new LlamaConfig(
+            "qwen2",
+            896,
+            4864,
+            24,
+            14,
+            2,
+            64,
+            151936,
+            32768,
+            1e-6f,
+            1000000f,
+            Rope.Layout.ROTATE_HALF,
+            null));
 
     private final String id;
     private final LlamaConfig config;
@@ -188,7 +243,19 @@ public final class SyntheticModel {
       tokens.add("\u2581w" + i);
     }
     return new Vocabulary(
-        Vocabulary.Model.SENTENCEPIECE, tokens, scores, types, null, 1, 2, 0, null, true, true,
-        true, "default", false);
+        Vocabulary.Model.SENTENCEPIECE,
+        tokens,
+        scores,
+        types,
+        null,
+        1,
+        2,
+        0,
+        null,
+        true,
+        true,
+        true,
+        "default",
+        false);
   }
 }

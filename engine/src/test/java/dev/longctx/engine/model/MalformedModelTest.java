@@ -91,7 +91,8 @@ class MalformedModelTest {
   @Test
   void unknownArchitectureInConfigIsRejected() throws IOException {
     Path dir = copyTinyStoriesConfig();
-    String config = Files.readString(dir.resolve("config.json")).replace("\"llama\"", "\"gpt_neox\"");
+    String config =
+        Files.readString(dir.resolve("config.json")).replace("\"llama\"", "\"gpt_neox\"");
     Files.writeString(dir.resolve("config.json"), config);
     assertThatThrownBy(() -> SafetensorsLoader.load(dir, Arena.ofAuto()))
         .isInstanceOf(ModelFormatException.class)

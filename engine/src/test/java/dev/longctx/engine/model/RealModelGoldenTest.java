@@ -42,11 +42,7 @@ class RealModelGoldenTest {
   }
 
   static int[] withBos(LoadedModel m, String text) {
-    int[] body = m.tokenizer().encode(text);
-    int[] ids = new int[body.length + 1];
-    ids[0] = m.tokenizer().bosId();
-    System.arraycopy(body, 0, ids, 1, body.length);
-    return ids;
+    return m.tokenizer().encodePrompt(text);
   }
 
   static double perplexityOfExcerpt(LoadedModel m) throws IOException {

@@ -3,7 +3,6 @@ package dev.longctx.worker.cli;
 import dev.longctx.engine.model.GgufModelWriter;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.tensor.GgmlType;
-import dev.longctx.engine.tokenizer.Tokenizers;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -31,12 +30,18 @@ public class ConvertCommand implements Callable<Integer> {
   public Integer call() {
     GgmlType t = Types.matrixType(type);
     try (LoadedModel model = modelOptions.load()) {
+      if (model.vocabulary() == null) {
+        throw new IllegalArgumentException(
+            model.path()
+                + ": its tokenizer.json vocabulary cannot be written as GGUF yet; convert a GGUF or"
+                + " llama2.c model, or pass --tokenizer with a llama2.c/GGUF vocabulary");
+      }
       long bytes =
           GgufModelWriter.write(
               out,
               model.path().getFileName().toString(),
               GgufModelWriter.of(model.config(), model.weights()),
-              Tokenizers.vocabularyOf(model.tokenizer()),
+              model.vocabulary(),
               t);
       System.out.printf("wrote %s: %s, %.2f MiB%n", out, t, bytes / (double) (1 << 20));
       return 0;

@@ -4,7 +4,7 @@ import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.model.GgufModelWriter;
 import dev.longctx.engine.model.SyntheticModel;
 import dev.longctx.engine.tensor.GgmlType;
-import dev.longctx.engine.tokenizer.Tokenizers;
+import dev.longctx.engine.tokenizer.GgufVocabulary;
 import dev.longctx.engine.tokenizer.Vocabulary;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -54,7 +54,7 @@ public class SynthCommand implements Callable<Integer> {
     Vocabulary v;
     if (vocab != null) {
       try (GgufFile g = GgufFile.open(vocab)) {
-        v = Tokenizers.vocabularyFromGguf(g);
+        v = GgufVocabulary.read(g);
       }
       if (v.size() != s.config().vocabSize()) {
         throw new IllegalArgumentException(
