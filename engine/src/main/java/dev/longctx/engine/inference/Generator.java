@@ -126,7 +126,7 @@ public final class Generator {
       }
       history[length++] = token;
       generated++;
-      if (stops.accept(utf8.decode(tokenizer.tokenBytes(token)))) {
+      if (stops.accept(utf8.accept(tokenizer.tokenBytes(token)))) {
         reason = FinishReason.STOP;
         break;
       }

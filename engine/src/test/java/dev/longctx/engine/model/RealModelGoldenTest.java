@@ -53,13 +53,13 @@ class RealModelGoldenTest {
         .perplexity();
   }
 
-  /** 255 greedy steps after BOS (run.c's 256 steps include the BOS position). */
+  /** run.c's 256 steps: 256 greedy tokens sampled after BOS. */
   static Generator.Result greedyFromBos(LoadedModel m) {
     return Generator.generate(
         m.transformer(),
         m.tokenizer(),
         new Generator.Request(
-            new int[] {m.tokenizer().bosId()}, SamplingParams.greedy(), 255, List.of(), 512),
+            new int[] {m.tokenizer().bosId()}, SamplingParams.greedy(), 256, List.of(), 512),
         t -> {});
   }
 

@@ -63,7 +63,8 @@ public class BenchCommand implements Callable<Integer> {
       String name = model.path().getFileName().toString();
       String size = String.format("%.2f GiB", totalBytes(model.weights()) / (double) (1L << 30));
       String params =
-          String.format("%.2f B", model.config().parameterCount(model.weights().tiedEmbeddings()) / 1e9);
+          String.format(
+              "%.2f B", model.config().parameterCount(model.weights().tiedEmbeddings()) / 1e9);
       String type = model.weights().layers().getFirst().wq().type().toString();
       int threads = Parallel.threads();
       if (!json) {
@@ -85,7 +86,9 @@ public class BenchCommand implements Callable<Integer> {
         int n = Integer.parseInt(test[1]);
         boolean prefill = test[0].equals("pp");
         if (n > model.config().contextLength()) {
-          System.err.printf("note: %s%d exceeds the trained context %d%n", test[0], n, model.config().contextLength());
+          System.err.printf(
+              "note: %s%d exceeds the trained context %d%n",
+              test[0], n, model.config().contextLength());
         }
         double[] rates = new double[reps];
         SplittableRandom random = new SplittableRandom(42);
@@ -104,7 +107,8 @@ public class BenchCommand implements Callable<Integer> {
           var += (x - mean) * (x - mean) / Math.max(1, reps - 1);
         }
         double sd = Math.sqrt(var);
-        // Decode reads every weight once per token: bytes/token × tokens/s is the bandwidth reached.
+        // Decode reads every weight once per token: bytes/token × tokens/s is the bandwidth
+        // reached.
         Double gbs = prefill ? null : weightBytes * mean / 1e9;
         if (json) {
           Map<String, Object> out = new LinkedHashMap<>();
@@ -119,7 +123,16 @@ public class BenchCommand implements Callable<Integer> {
         } else {
           System.out.printf(
               "| %s | %s | %s | %s | %d | %s%d | %.2f ± %.2f | %s |%n",
-              name, type, size, params, threads, test[0], n, mean, sd, gbs == null ? "" : String.format("%.1f", gbs));
+              name,
+              type,
+              size,
+              params,
+              threads,
+              test[0],
+              n,
+              mean,
+              sd,
+              gbs == null ? "" : String.format("%.1f", gbs));
         }
       }
       return 0;

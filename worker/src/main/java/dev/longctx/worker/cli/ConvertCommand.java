@@ -20,10 +20,16 @@ public class ConvertCommand implements Callable<Integer> {
 
   @Mixin ModelOptions modelOptions;
 
-  @Option(names = "--type", defaultValue = "F32", description = "Matrix type: F32, F16, BF16, Q8_0 or Q4_0 (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--type",
+      defaultValue = "F32",
+      description = "Matrix type: F32, F16, BF16, Q8_0 or Q4_0 (default: ${DEFAULT-VALUE}).")
   String type;
 
-  @Option(names = {"-o", "--out"}, required = true, description = "Output .gguf file.")
+  @Option(
+      names = {"-o", "--out"},
+      required = true,
+      description = "Output .gguf file.")
   Path out;
 
   @Override

@@ -28,54 +28,87 @@ public class GenerateCommand implements Callable<Integer> {
 
   @Mixin ModelOptions modelOptions;
 
-  @Option(names = {"-p", "--prompt"}, required = true, description = "Prompt text.")
+  @Option(
+      names = {"-p", "--prompt"},
+      required = true,
+      description = "Prompt text.")
   String prompt;
 
-  @Option(names = {"-n", "--max-tokens"}, defaultValue = "256", description = "Tokens to generate at most (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = {"-n", "--max-tokens"},
+      defaultValue = "256",
+      description = "Tokens to generate at most (default: ${DEFAULT-VALUE}).")
   int maxTokens;
 
-  @Option(names = "--temperature", defaultValue = "0.8", description = "Sampling temperature; 0 = greedy (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--temperature",
+      defaultValue = "0.8",
+      description = "Sampling temperature; 0 = greedy (default: ${DEFAULT-VALUE}).")
   float temperature;
 
-  @Option(names = "--top-k", defaultValue = "40", description = "Keep the k most likely tokens; 0 = off (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--top-k",
+      defaultValue = "40",
+      description = "Keep the k most likely tokens; 0 = off (default: ${DEFAULT-VALUE}).")
   int topK;
 
-  @Option(names = "--top-p", defaultValue = "0.95", description = "Nucleus sampling mass in (0, 1]; 1 = off (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--top-p",
+      defaultValue = "0.95",
+      description = "Nucleus sampling mass in (0, 1]; 1 = off (default: ${DEFAULT-VALUE}).")
   float topP;
 
-  @Option(names = "--min-p", defaultValue = "0.05", description = "Drop tokens below min-p × the top probability; 0 = off (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--min-p",
+      defaultValue = "0.05",
+      description =
+          "Drop tokens below min-p × the top probability; 0 = off (default: ${DEFAULT-VALUE}).")
   float minP;
 
-  @Option(names = "--repeat-penalty", defaultValue = "1.0", description = "Repetition penalty ≥ 1; 1 = off (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--repeat-penalty",
+      defaultValue = "1.0",
+      description = "Repetition penalty ≥ 1; 1 = off (default: ${DEFAULT-VALUE}).")
   float repeatPenalty;
 
-  @Option(names = "--repeat-last-n", defaultValue = "64", description = "Tokens the repetition penalty looks back over (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--repeat-last-n",
+      defaultValue = "64",
+      description = "Tokens the repetition penalty looks back over (default: ${DEFAULT-VALUE}).")
   int repeatLastN;
 
-  @Option(names = {"-s", "--seed"}, description = "Random seed (default: a new one each run, printed on stderr).")
+  @Option(
+      names = {"-s", "--seed"},
+      description = "Random seed (default: a new one each run, printed on stderr).")
   Long seed;
 
   @Option(names = "--stop", description = "Stop when this string is generated (repeatable).")
   List<String> stop = new ArrayList<>();
 
-  @Option(names = "--chat", description = "Wrap the prompt in the model's chat template as a user turn.")
+  @Option(
+      names = "--chat",
+      description = "Wrap the prompt in the model's chat template as a user turn.")
   boolean chat;
 
   @Option(names = "--system", description = "System message for --chat.")
   String system;
 
-  @Option(names = {"-c", "--ctx"}, description = "Context limit in tokens (default: the model's trained context).")
+  @Option(
+      names = {"-c", "--ctx"},
+      description = "Context limit in tokens (default: the model's trained context).")
   Integer ctx;
 
-  @Option(names = "--json", description = "Print one JSON object (text, tokens, usage, timings) instead of streaming text.")
+  @Option(
+      names = "--json",
+      description =
+          "Print one JSON object (text, tokens, usage, timings) instead of streaming text.")
   boolean json;
 
   @Override
   public Integer call() {
     long actualSeed = seed != null ? seed : System.nanoTime();
     SamplingParams sampling =
-        new SamplingParams(
-            temperature, topK, topP, minP, repeatPenalty, repeatLastN, actualSeed);
+        new SamplingParams(temperature, topK, topP, minP, repeatPenalty, repeatLastN, actualSeed);
     try (LoadedModel model = modelOptions.load()) {
       Tokenizer tok = model.tokenizer();
       int[] ids;
@@ -85,8 +118,7 @@ public class GenerateCommand implements Callable<Integer> {
           messages.add(new ChatMessage("system", system));
         }
         messages.add(new ChatMessage("user", prompt));
-        String rendered = ChatTemplate.forTokenizer(tok).render(messages, true);
-        ids = tok.encodeWithSpecialTokens(rendered);
+        ids = ChatTemplate.forTokenizer(tok).encode(tok, messages);
       } else {
         ids = Prompts.encode(tok, prompt, true, false);
       }

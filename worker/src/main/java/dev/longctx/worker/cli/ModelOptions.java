@@ -11,7 +11,8 @@ public class ModelOptions {
   @Option(
       names = {"-m", "--model"},
       required = true,
-      description = "Model: a .gguf file, a llama2.c .bin, or a Hugging Face directory / .safetensors file.")
+      description =
+          "Model: a .gguf file, a llama2.c .bin, or a Hugging Face directory / .safetensors file.")
   Path model;
 
   @Option(

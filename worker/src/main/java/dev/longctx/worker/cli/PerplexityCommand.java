@@ -28,19 +28,29 @@ public class PerplexityCommand implements Callable<Integer> {
 
   @Mixin ModelOptions modelOptions;
 
-  @Option(names = {"-f", "--file"}, required = true, description = "Text file (UTF-8).")
+  @Option(
+      names = {"-f", "--file"},
+      required = true,
+      description = "Text file (UTF-8).")
   Path file;
 
-  @Option(names = {"-c", "--ctx"}, description = "Window length in tokens (default: the model's trained context).")
+  @Option(
+      names = {"-c", "--ctx"},
+      description = "Window length in tokens (default: the model's trained context).")
   Integer ctx;
 
-  @Option(names = "--bos", description = "Start every window with BOS (it takes one of the ctx slots).")
+  @Option(
+      names = "--bos",
+      description = "Start every window with BOS (it takes one of the ctx slots).")
   boolean bos;
 
   @Option(names = "--chars", description = "Use only the first N characters of the file.")
   Integer chars;
 
-  @Option(names = "--chunks", defaultValue = "0", description = "Score at most this many windows (0: all).")
+  @Option(
+      names = "--chunks",
+      defaultValue = "0",
+      description = "Score at most this many windows (0: all).")
   int chunks;
 
   @Option(names = "--json", description = "Print one JSON object instead of text.")
@@ -65,7 +75,12 @@ public class PerplexityCommand implements Callable<Integer> {
       int bosId = bos ? model.tokenizer().bosId() : -1;
       int textPerWindow = bosId >= 0 ? window - 1 : window;
       long windows = (tokens.length + textPerWindow - 1) / Math.max(1, textPerWindow);
-      long expected = Math.max(1, Math.min(tokens.length, (chunks > 0 ? Math.min(chunks, windows) : windows) * textPerWindow));
+      long expected =
+          Math.max(
+              1,
+              Math.min(
+                  tokens.length,
+                  (chunks > 0 ? Math.min(chunks, windows) : windows) * textPerWindow));
       PrintStream err = System.err;
       long t0 = System.nanoTime();
       Perplexity.Result r =
@@ -90,7 +105,11 @@ public class PerplexityCommand implements Callable<Integer> {
       } else {
         System.out.printf(
             "perplexity %.4f over %d predictions in %d window(s) of %d tokens (%.1f tokens/s)%n",
-            r.perplexity(), r.predictions(), r.windows(), window, (r.predictions() + r.windows()) / seconds);
+            r.perplexity(),
+            r.predictions(),
+            r.windows(),
+            window,
+            (r.predictions() + r.windows()) / seconds);
       }
       return 0;
     }

@@ -14,7 +14,13 @@ final class ProgressBar {
     double seconds = (System.nanoTime() - startNanos) / 1e9;
     err.printf(
         "\r%s [%s%s] %d/%d %.0f%% %.1fs",
-        label, "#".repeat(filled), ".".repeat(width - filled), done, total, fraction * 100, seconds);
+        label,
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        done,
+        total,
+        fraction * 100,
+        seconds);
     err.flush();
   }
 

@@ -25,16 +25,28 @@ import picocli.CommandLine.Option;
             + " token), for benchmarks.")
 public class SynthCommand implements Callable<Integer> {
 
-  @Option(names = "--shape", required = true, description = "tiny, llama-3.2-1b, llama-3.1-8b or qwen2.5-0.5b.")
+  @Option(
+      names = "--shape",
+      required = true,
+      description = "tiny, llama-3.2-1b, llama-3.1-8b or qwen2.5-0.5b.")
   String shape;
 
-  @Option(names = "--type", defaultValue = "Q8_0", description = "Matrix type: F32, F16, BF16, Q8_0 or Q4_0 (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--type",
+      defaultValue = "Q8_0",
+      description = "Matrix type: F32, F16, BF16, Q8_0 or Q4_0 (default: ${DEFAULT-VALUE}).")
   String type;
 
-  @Option(names = {"-o", "--out"}, required = true, description = "Output .gguf file.")
+  @Option(
+      names = {"-o", "--out"},
+      required = true,
+      description = "Output .gguf file.")
   Path out;
 
-  @Option(names = "--seed", defaultValue = "1", description = "Seed of the random weights (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--seed",
+      defaultValue = "1",
+      description = "Seed of the random weights (default: ${DEFAULT-VALUE}).")
   long seed;
 
   @Option(
@@ -58,7 +70,13 @@ public class SynthCommand implements Callable<Integer> {
       }
       if (v.size() != s.config().vocabSize()) {
         throw new IllegalArgumentException(
-            vocab + ": has " + v.size() + " tokens, the " + s.id() + " shape needs " + s.config().vocabSize());
+            vocab
+                + ": has "
+                + v.size()
+                + " tokens, the "
+                + s.id()
+                + " shape needs "
+                + s.config().vocabSize());
       }
     } else {
       v = SyntheticModel.vocabulary(s.config().vocabSize());
@@ -70,7 +88,9 @@ public class SynthCommand implements Callable<Integer> {
       if (parent != null) {
         Files.createDirectories(parent);
       }
-      bytes = GgufModelWriter.write(out, "synthetic " + s.id() + " " + t, SyntheticModel.source(s, seed), v, t);
+      bytes =
+          GgufModelWriter.write(
+              out, "synthetic " + s.id() + " " + t, SyntheticModel.source(s, seed), v, t);
     } catch (IOException e) {
       throw new UncheckedIOException(out + ": cannot write: " + e.getMessage(), e);
     }
@@ -87,7 +107,12 @@ public class SynthCommand implements Callable<Integer> {
     } else {
       System.out.printf(
           "wrote %s: %s shape, %s, %.2f B parameters, %.2f GiB in %.1f s%n",
-          out, s.id(), t, s.config().parameterCount(s.tied()) / 1e9, bytes / (double) (1L << 30), seconds);
+          out,
+          s.id(),
+          t,
+          s.config().parameterCount(s.tied()) / 1e9,
+          bytes / (double) (1L << 30),
+          seconds);
     }
     return 0;
   }
