@@ -88,7 +88,7 @@ public final class ByteLevelBpeTokenizer extends VocabularyTokenizer {
   }
 
   @Override
-  protected void encodeText(String text, boolean atStart, IntList out) {
+  protected void encodeText(String text, boolean atInputStart, IntList out) {
     Matcher m = splitter.matcher(text);
     int last = 0;
     while (m.find()) {

@@ -58,8 +58,10 @@ public final class SentencePieceTokenizer extends VocabularyTokenizer {
   }
 
   @Override
-  protected void encodeText(String text, boolean atStart, IntList out) {
-    if (addSpacePrefix && atStart) {
+  protected void encodeText(String text, boolean atInputStart, IntList out) {
+    // Every run starts the input or follows a special token; llama.cpp adds the dummy prefix in
+    // both cases (so "<s>[INST]" encodes "[INST]" as "▁[INST]", as Meta's per-turn encoding does).
+    if (addSpacePrefix) {
       text = " " + text;
     }
     if (spaceMarker) {

@@ -74,8 +74,11 @@ abstract class VocabularyTokenizer implements Tokenizer {
     this.bytesById = new byte[n][];
   }
 
-  /** Encodes a run of plain text; {@code atStart}: it begins the input or follows a special. */
-  protected abstract void encodeText(String text, boolean atStart, IntList out);
+  /**
+   * Encodes a run of plain text that either begins the input ({@code atInputStart}) or follows a
+   * special token.
+   */
+  protected abstract void encodeText(String text, boolean atInputStart, IntList out);
 
   /** The bytes a NORMAL, BYTE or USER_DEFINED token stands for. */
   protected abstract byte[] pieceBytes(int id);
@@ -104,8 +107,8 @@ abstract class VocabularyTokenizer implements Tokenizer {
         text,
         new SpecialTokenMatcher.Sink() {
           @Override
-          public void text(String run, boolean afterSpecial) {
-            encodeText(run, afterSpecial, out);
+          public void text(String run, boolean atInputStart) {
+            encodeText(run, atInputStart, out);
           }
 
           @Override
