@@ -1,6 +1,7 @@
 package dev.longctx.engine.tokenizer;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 
 /**
  * SentencePiece-style BPE as llama2.c and llama.cpp run it for "llama" vocabularies: the text (with
@@ -28,7 +29,7 @@ public final class SentencePieceTokenizer extends VocabularyTokenizer {
     this.addSpacePrefix = v.addSpacePrefix();
     this.spaceMarker = v.spaceMarker();
     this.unkId = v.unkId();
-    java.util.Arrays.fill(byteToId, -1);
+    Arrays.fill(byteToId, -1);
     for (int i = 0; i < tokens.length; i++) {
       if (types[i] == TokenType.BYTE) {
         int b = byteOfPiece(tokens[i]);

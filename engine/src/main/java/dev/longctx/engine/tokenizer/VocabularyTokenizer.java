@@ -33,7 +33,6 @@ abstract class VocabularyTokenizer implements Tokenizer {
   protected final String[] tokens;
   protected final TokenType[] types;
   protected final Map<String, Integer> idByText;
-  private final byte[][] bytesById;
   private final SpecialTokenMatcher specials;
   private final int bos;
   private final int eos;
@@ -71,7 +70,6 @@ abstract class VocabularyTokenizer implements Tokenizer {
         endOfGeneration[id] = true;
       }
     }
-    this.bytesById = new byte[n][];
   }
 
   /**
@@ -122,16 +120,10 @@ abstract class VocabularyTokenizer implements Tokenizer {
   @Override
   public byte[] tokenBytes(int id) {
     checkId(id);
-    byte[] b = bytesById[id];
-    if (b == null) {
-      b =
-          switch (types[id]) {
-            case CONTROL, UNKNOWN, UNUSED, UNDEFINED -> new byte[0];
-            default -> pieceBytes(id);
-          };
-      bytesById[id] = b; // benign race: every thread computes the same bytes
-    }
-    return b.clone();
+    return switch (types[id]) {
+      case CONTROL, UNKNOWN, UNUSED, UNDEFINED -> new byte[0];
+      default -> pieceBytes(id);
+    };
   }
 
   /**
