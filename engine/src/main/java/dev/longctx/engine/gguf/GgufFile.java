@@ -422,7 +422,8 @@ public final class GgufFile implements AutoCloseable {
                 + "' needs bytes ["
                 + start
                 + ", "
-                + (start + t.byteSize())
+                // both terms are below 2^63, so the sum is exact as an unsigned number
+                + Long.toUnsignedString(start + t.byteSize())
                 + ") but the file has "
                 + fileSize);
       }

@@ -363,7 +363,11 @@ public final class GgufWriter {
     }
     long written = header.size();
     writeFully(out, ByteBuffer.wrap(header.bytes(), 0, header.size()));
-    written += pad(out, written, alignment);
+    if (!tensors.isEmpty()) {
+      // Like gguf-py, a file without tensors ends right after its metadata (the vocab-only files
+      // of llama.cpp do), so such a file is reproduced byte for byte.
+      written += pad(out, written, alignment);
+    }
     for (int i = 0; i < tensors.size(); i++) {
       PendingTensor t = tensors.get(i);
       CountingChannel counting = new CountingChannel(out);
@@ -476,7 +480,11 @@ public final class GgufWriter {
     return n;
   }
 
-  static void writeFully(WritableByteChannel out, ByteBuffer buf) throws IOException {
+  /**
+   * Writes all of {@code buf} ({@link WritableByteChannel#write} may write less than asked); a
+   * helper for {@link TensorSource} implementations.
+   */
+  public static void writeFully(WritableByteChannel out, ByteBuffer buf) throws IOException {
     while (buf.hasRemaining()) {
       out.write(buf);
     }

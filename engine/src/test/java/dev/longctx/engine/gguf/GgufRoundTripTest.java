@@ -390,4 +390,17 @@ class GgufRoundTripTest {
       assertThat(g.floatTensor("t").getFloat(1)).isEqualTo(2f);
     }
   }
+
+  @Test
+  void tensorSlicesAreZeroCopyViewsThatDieWithTheFile() throws IOException {
+    Path p =
+        write(new GgufWriter().addTensor("t", new long[] {4}, new float[] {1, 2, 3, 4}), "z.gguf");
+    GgufFile g = GgufFile.open(p);
+    MemorySegment t = g.tensorData("t");
+    assertThat(t.isMapped()).isTrue();
+    assertThat(t.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 12)).isEqualTo(4f);
+    g.close();
+    assertThatThrownBy(() -> t.get(ValueLayout.JAVA_FLOAT_UNALIGNED, 12))
+        .isInstanceOf(IllegalStateException.class);
+  }
 }

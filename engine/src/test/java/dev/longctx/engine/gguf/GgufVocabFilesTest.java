@@ -3,10 +3,14 @@ package dev.longctx.engine.gguf;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.longctx.engine.TestData;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Set;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The vocab-only GGUF v3 files of llama.cpp's tokenizer tests parse, with the facts a tokenizer
@@ -14,6 +18,8 @@ import org.junit.jupiter.api.Test;
  * INT32 (checked below); the other value types are covered by {@link GgufRoundTripTest}.
  */
 class GgufVocabFilesTest {
+
+  @TempDir Path dir;
 
   private static GgufFile open(String name) {
     return GgufFile.open(TestData.file("tokenizers/gguf-vocab/" + name));
@@ -135,5 +141,31 @@ class GgufVocabFilesTest {
             "ARRAY[STRING]",
             "ARRAY[FLOAT32]",
             "ARRAY[INT32]");
+  }
+
+  @Test
+  void rewritingEachVocabFileWithTheWriterReproducesItByteForByte() throws IOException {
+    for (String f :
+        new String[] {
+          "ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-qwen2.gguf"
+        }) {
+      Path original = TestData.file("tokenizers/gguf-vocab/" + f);
+      Path copy = dir.resolve(f);
+      try (GgufFile g = GgufFile.open(original)) {
+        new GgufWriter().putAll(g.metadata()).write(copy);
+      }
+      assertThat(Files.mismatch(original, copy)).as(f).isEqualTo(-1L);
+    }
+  }
+
+  @Test
+  void closeUnmapsTheFileAndIsIdempotent() {
+    GgufFile g = open("ggml-vocab-llama-spm.gguf");
+    String[] tokens = g.getStringArray("tokenizer.ggml.tokens");
+    g.close();
+    g.close();
+    // Metadata was copied to the heap while parsing and outlives the mapping.
+    assertThat(tokens).hasSize(32000);
+    assertThat(g.getString("tokenizer.ggml.model")).isEqualTo("llama");
   }
 }
