@@ -2,6 +2,7 @@ package dev.longctx.engine.json;
 
 import java.io.IOException;
 import java.math.BigInteger;
+import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
@@ -66,7 +67,7 @@ public final class Json {
               .newDecoder()
               .onMalformedInput(CodingErrorAction.REPORT)
               .onUnmappableCharacter(CodingErrorAction.REPORT)
-              .decode(java.nio.ByteBuffer.wrap(bytes))
+              .decode(ByteBuffer.wrap(bytes))
               .toString();
     } catch (CharacterCodingException e) {
       throw new IOException(file + ": not valid UTF-8", e);

@@ -2,6 +2,7 @@ package dev.longctx.engine.tokenizer;
 
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.function.Function;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -48,7 +49,7 @@ public final class ByteLevelBpeTokenizer extends VocabularyTokenizer {
    * files).
    */
   static MergeTable buildMerges(
-      List<String> merges, java.util.function.Function<String, Integer> ids, boolean strict) {
+      List<String> merges, Function<String, Integer> ids, boolean strict) {
     MergeTable table = new MergeTable(merges.size());
     for (int rank = 0; rank < merges.size(); rank++) {
       String m = merges.get(rank);
@@ -66,7 +67,7 @@ public final class ByteLevelBpeTokenizer extends VocabularyTokenizer {
       int rank,
       String left,
       String right,
-      java.util.function.Function<String, Integer> ids,
+      Function<String, Integer> ids,
       boolean strict) {
     Integer l = ids.apply(left);
     Integer r = ids.apply(right);
@@ -88,7 +89,7 @@ public final class ByteLevelBpeTokenizer extends VocabularyTokenizer {
   }
 
   @Override
-  protected void encodeText(String text, boolean atStart, IntList out) {
+  protected void encodeText(String text, boolean atInputStart, IntList out) {
     Matcher m = splitter.matcher(text);
     int last = 0;
     while (m.find()) {

@@ -1,5 +1,7 @@
 package dev.longctx.engine.tokenizer;
 
+import java.util.Arrays;
+
 /**
  * GPT-2's reversible byte ↔ character table: byte-level BPE vocabularies spell every byte as a
  * printable character so that tokens are plain strings. Printable Latin-1 bytes map to themselves;
@@ -12,7 +14,7 @@ final class ByteUnicode {
   private static final int[] CHAR_TO_BYTE = new int[512];
 
   static {
-    java.util.Arrays.fill(CHAR_TO_BYTE, -1);
+    Arrays.fill(CHAR_TO_BYTE, -1);
     int extra = 0;
     for (int b = 0; b < 256; b++) {
       boolean printable =

@@ -63,6 +63,9 @@ public final class GgufVocabulary {
     int bos = id(gguf, BOS_ID, n);
     int eos = id(gguf, EOS_ID, n);
     int unk = id(gguf, UNK_ID, n);
+    if (unk < 0 && types != null && types[0] == TokenType.UNKNOWN.code()) {
+      unk = 0; // llama.cpp's default for SentencePiece vocabularies, which put UNK first
+    }
     int[] eot =
         IntStream.of(id(gguf, EOT_ID, n), id(gguf, EOM_ID, n)).filter(i -> i >= 0).toArray();
     boolean spm = model == Vocabulary.Model.SENTENCEPIECE;

@@ -14,7 +14,8 @@ public final class HuggingFaceTokenizer extends VocabularyTokenizer {
 
   /** Splits normalized text into words, each already in the model's alphabet. */
   interface PreTokenizer {
-    List<String> split(String text, boolean atStart);
+    /** {@code atInputStart}: the text begins the input (Metaspace's "first" scheme asks). */
+    List<String> split(String text, boolean atInputStart);
   }
 
   /** The decoder chain, split where the tokens are fused into one string. */
@@ -65,9 +66,9 @@ public final class HuggingFaceTokenizer extends VocabularyTokenizer {
   }
 
   @Override
-  protected void encodeText(String text, boolean atStart, IntList out) {
+  protected void encodeText(String text, boolean atInputStart, IntList out) {
     String normalized = normalizer.apply(text);
-    for (String word : preTokenizer.split(normalized, atStart)) {
+    for (String word : preTokenizer.split(normalized, atInputStart)) {
       if (!word.isEmpty()) {
         encodeWord(word, out);
       }

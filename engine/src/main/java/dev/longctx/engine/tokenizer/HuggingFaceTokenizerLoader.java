@@ -3,6 +3,7 @@ package dev.longctx.engine.tokenizer;
 import dev.longctx.engine.ModelFormatException;
 import dev.longctx.engine.json.Json;
 import dev.longctx.engine.json.JsonParseException;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -10,11 +11,14 @@ import java.nio.file.Path;
 import java.text.Normalizer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.function.UnaryOperator;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
 
 /**
  * Parses a Hugging Face tokenizer folder: {@code tokenizer.json} (required, model type BPE) and,
@@ -100,7 +104,7 @@ final class HuggingFaceTokenizerLoader {
     String[] byId = new String[size];
     TokenType[] types = new TokenType[size];
     boolean byteFallback = bool(model, "byte_fallback", "model", false);
-    vocab = new java.util.HashMap<>(size * 2);
+    vocab = new HashMap<>(size * 2);
     for (var e : vocabJson.entrySet()) {
       int id = id(e.getValue(), "model.vocab." + e.getKey());
       byId[id] = e.getKey();
@@ -245,7 +249,7 @@ final class HuggingFaceTokenizerLoader {
       case "NFD" -> s -> Normalizer.normalize(s, Normalizer.Form.NFD);
       case "NFKC" -> s -> Normalizer.normalize(s, Normalizer.Form.NFKC);
       case "NFKD" -> s -> Normalizer.normalize(s, Normalizer.Form.NFKD);
-      case "Lowercase" -> s -> s.toLowerCase(java.util.Locale.ROOT);
+      case "Lowercase" -> s -> s.toLowerCase(Locale.ROOT);
       case "Strip" -> {
         boolean left = bool(n, "strip_left", key, true);
         boolean right = bool(n, "strip_right", key, true);
@@ -267,7 +271,7 @@ final class HuggingFaceTokenizerLoader {
     if (p.get("Regex") instanceof String r) {
       try {
         return PreTokenizers.compile(r);
-      } catch (java.util.regex.PatternSyntaxException e) {
+      } catch (PatternSyntaxException e) {
         throw ModelFormatException.atKey(file, key + ".Regex", "bad regex: " + e.getDescription());
       }
     }
@@ -416,7 +420,7 @@ final class HuggingFaceTokenizerLoader {
   /** One per-token decoding step on a token that is still a string. */
   private interface TokenStep {
     /** Returns the new string, or null after writing the token's final bytes to {@code out}. */
-    String apply(String token, java.io.ByteArrayOutputStream out);
+    String apply(String token, ByteArrayOutputStream out);
   }
 
   private HuggingFaceTokenizer.Decoder decoder(Object json, String key) {
@@ -444,7 +448,7 @@ final class HuggingFaceTokenizerLoader {
     return new HuggingFaceTokenizer.Decoder() {
       @Override
       public byte[] tokenBytes(String token) {
-        var out = new java.io.ByteArrayOutputStream(token.length() + 4);
+        var out = new ByteArrayOutputStream(token.length() + 4);
         String t = token;
         for (TokenStep step : perToken) {
           t = step.apply(t, out);

@@ -1,6 +1,7 @@
 package dev.longctx.engine.tokenizer;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 
 /**
  * SentencePiece-style BPE as llama2.c and llama.cpp run it for "llama" vocabularies: the text (with
@@ -28,7 +29,7 @@ public final class SentencePieceTokenizer extends VocabularyTokenizer {
     this.addSpacePrefix = v.addSpacePrefix();
     this.spaceMarker = v.spaceMarker();
     this.unkId = v.unkId();
-    java.util.Arrays.fill(byteToId, -1);
+    Arrays.fill(byteToId, -1);
     for (int i = 0; i < tokens.length; i++) {
       if (types[i] == TokenType.BYTE) {
         int b = byteOfPiece(tokens[i]);
@@ -58,8 +59,10 @@ public final class SentencePieceTokenizer extends VocabularyTokenizer {
   }
 
   @Override
-  protected void encodeText(String text, boolean atStart, IntList out) {
-    if (addSpacePrefix && atStart) {
+  protected void encodeText(String text, boolean atInputStart, IntList out) {
+    // Every run starts the input or follows a special token; llama.cpp adds the dummy prefix in
+    // both cases (so "<s>[INST]" encodes "[INST]" as "▁[INST]", as Meta's per-turn encoding does).
+    if (addSpacePrefix) {
       text = " " + text;
     }
     if (spaceMarker) {

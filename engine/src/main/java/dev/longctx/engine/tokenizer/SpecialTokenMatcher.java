@@ -15,7 +15,8 @@ final class SpecialTokenMatcher {
 
   /** Receives the pieces of a split text in order. */
   interface Sink {
-    void text(String text, boolean afterSpecial);
+    /** A run of plain text; {@code atInputStart}: it begins the input (else a special precedes). */
+    void text(String text, boolean atInputStart);
 
     void special(int id);
   }
@@ -44,14 +45,9 @@ final class SpecialTokenMatcher {
     return ids.isEmpty();
   }
 
-  /**
-   * Splits {@code text} into plain runs and special tokens. {@code afterSpecial} tells a text run
-   * whether it starts the input or follows a special token (SentencePiece then adds the dummy
-   * prefix again, as llama.cpp does).
-   */
+  /** Splits {@code text} into plain runs and special tokens, in order. */
   void split(String text, Sink sink) {
     int runStart = 0;
-    boolean afterSpecial = true;
     int i = 0;
     while (i < text.length()) {
       String[] candidates = byFirstChar.get(text.charAt(i));
@@ -69,15 +65,14 @@ final class SpecialTokenMatcher {
         continue;
       }
       if (i > runStart) {
-        sink.text(text.substring(runStart, i), afterSpecial);
+        sink.text(text.substring(runStart, i), runStart == 0);
       }
       sink.special(ids.get(match));
-      afterSpecial = true;
       i += match.length();
       runStart = i;
     }
     if (runStart < text.length()) {
-      sink.text(text.substring(runStart), afterSpecial);
+      sink.text(text.substring(runStart), runStart == 0);
     }
   }
 }

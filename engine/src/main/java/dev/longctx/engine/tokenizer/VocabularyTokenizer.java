@@ -33,7 +33,6 @@ abstract class VocabularyTokenizer implements Tokenizer {
   protected final String[] tokens;
   protected final TokenType[] types;
   protected final Map<String, Integer> idByText;
-  private final byte[][] bytesById;
   private final SpecialTokenMatcher specials;
   private final int bos;
   private final int eos;
@@ -71,11 +70,13 @@ abstract class VocabularyTokenizer implements Tokenizer {
         endOfGeneration[id] = true;
       }
     }
-    this.bytesById = new byte[n][];
   }
 
-  /** Encodes a run of plain text; {@code atStart}: it begins the input or follows a special. */
-  protected abstract void encodeText(String text, boolean atStart, IntList out);
+  /**
+   * Encodes a run of plain text that either begins the input ({@code atInputStart}) or follows a
+   * special token.
+   */
+  protected abstract void encodeText(String text, boolean atInputStart, IntList out);
 
   /** The bytes a NORMAL, BYTE or USER_DEFINED token stands for. */
   protected abstract byte[] pieceBytes(int id);
@@ -104,8 +105,8 @@ abstract class VocabularyTokenizer implements Tokenizer {
         text,
         new SpecialTokenMatcher.Sink() {
           @Override
-          public void text(String run, boolean afterSpecial) {
-            encodeText(run, afterSpecial, out);
+          public void text(String run, boolean atInputStart) {
+            encodeText(run, atInputStart, out);
           }
 
           @Override
@@ -119,16 +120,10 @@ abstract class VocabularyTokenizer implements Tokenizer {
   @Override
   public byte[] tokenBytes(int id) {
     checkId(id);
-    byte[] b = bytesById[id];
-    if (b == null) {
-      b =
-          switch (types[id]) {
-            case CONTROL, UNKNOWN, UNUSED, UNDEFINED -> new byte[0];
-            default -> pieceBytes(id);
-          };
-      bytesById[id] = b; // benign race: every thread computes the same bytes
-    }
-    return b.clone();
+    return switch (types[id]) {
+      case CONTROL, UNKNOWN, UNUSED, UNDEFINED -> new byte[0];
+      default -> pieceBytes(id);
+    };
   }
 
   /**
