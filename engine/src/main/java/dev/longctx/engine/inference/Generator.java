@@ -124,9 +124,10 @@ public final class Generator {
         reason = FinishReason.END_OF_TEXT;
         break;
       }
+      byte[] bytes = pieceBytes(tokenizer, history[length - 1], token);
       history[length++] = token;
       generated++;
-      if (stops.accept(utf8.accept(tokenizer.tokenBytes(token)))) {
+      if (stops.accept(utf8.accept(bytes))) {
         reason = FinishReason.STOP;
         break;
       }
@@ -149,6 +150,22 @@ public final class Generator {
     System.arraycopy(history, request.prompt().length, tokens, 0, generated);
     return new Result(
         request.prompt().length, tokens, stops.text(), reason, prefillEnd - t0, end - prefillEnd);
+  }
+
+  /**
+   * The bytes {@code token} adds to the text after {@code previous}. Right after BOS, a
+   * SentencePiece vocabulary's dummy-prefix space is dropped, as its whole-sequence {@code decode}
+   * (and llama2.c, llama.cpp, Hugging Face) do; byte-level vocabularies keep their spaces.
+   */
+  static byte[] pieceBytes(Tokenizer tokenizer, int previous, int token) {
+    byte[] bytes = tokenizer.tokenBytes(token);
+    if (previous == tokenizer.bosId()
+        && bytes.length > 0
+        && bytes[0] == ' '
+        && !tokenizer.decode(new int[] {token}).startsWith(" ")) {
+      return java.util.Arrays.copyOfRange(bytes, 1, bytes.length);
+    }
+    return bytes;
   }
 
   /** Streams text to a listener, holding back any tail that could begin a stop string. */

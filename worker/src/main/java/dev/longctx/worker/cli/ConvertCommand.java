@@ -49,7 +49,7 @@ public class ConvertCommand implements Callable<Integer> {
               GgufModelWriter.of(model.config(), model.weights()),
               model.vocabulary(),
               t);
-      System.out.printf("wrote %s: %s, %.2f MiB%n", out, t, bytes / (double) (1 << 20));
+      System.out.printf("wrote %s: %s, %s%n", out, t, Units.bytes(bytes));
       return 0;
     } catch (IOException e) {
       throw new UncheckedIOException(out + ": cannot write: " + e.getMessage(), e);
