@@ -75,8 +75,7 @@ class GgufConversionTest {
       try (GgufFile file = GgufFile.open(gguf)) {
         LlamaConfig config = GgufModelLoader.config(file);
         LlamaWeights weights = GgufModelLoader.weights(file, config);
-        assertThat(config.ropeLayout())
-            .isEqualTo(Rope.Layout.INTERLEAVED);
+        assertThat(config.ropeLayout()).isEqualTo(Rope.Layout.INTERLEAVED);
         Transformer a = source.transformer();
         Transformer b = new Transformer(config, weights);
         int[] prompt = source.tokenizer().encodePrompt("Once upon a time, there was a dog.");

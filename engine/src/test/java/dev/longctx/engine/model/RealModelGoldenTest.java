@@ -32,13 +32,11 @@ class RealModelGoldenTest {
       Her mom said, "Don't worry, Lily. We can help you.""";
 
   static LoadedModel stories260K() {
-    return LoadedModel.load(
-        TestData.file("models/stories260K/stories260K.bin"),
-        TestData.file("models/stories260K/tok512.bin"));
+    return TestModels.stories260K();
   }
 
   static LoadedModel tinyStories656K() {
-    return LoadedModel.load(TestData.file("models/tinystories-656k"), null);
+    return TestModels.tinyStories656K();
   }
 
   static int[] withBos(LoadedModel m, String text) {
