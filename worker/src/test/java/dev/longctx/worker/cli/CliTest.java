@@ -1,0 +1,158 @@
+package dev.longctx.worker.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.longctx.engine.TestData;
+import io.quarkus.test.junit.main.LaunchResult;
+import io.quarkus.test.junit.main.QuarkusMainLauncher;
+import io.quarkus.test.junit.main.QuarkusMainTest;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The CLI as a user runs it: output, exit codes, and one-line errors for bad input. */
+@QuarkusMainTest
+class CliTest {
+
+  @TempDir Path tmp;
+
+  private static String stories() {
+    return TestData.file("models/stories260K/stories260K.bin").toString();
+  }
+
+  @Test
+  void tokenizePrintsIdsWithBos(QuarkusMainLauncher launcher) {
+    LaunchResult r = launcher.launch("tokenize", "--model", stories(), "Once upon a time");
+    assertThat(r.exitCode()).isZero();
+    assertThat(r.getOutput()).isEqualTo("[1, 403, 407, 261, 378]");
+  }
+
+  @Test
+  void generateStreamsTheGreedyCompletionAndReportsSpeed(QuarkusMainLauncher launcher) {
+    LaunchResult r =
+        launcher.launch(
+            "generate",
+            "--model",
+            stories(),
+            "--prompt",
+            "Once upon a time",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "24");
+    assertThat(r.exitCode()).isZero();
+    assertThat(r.getOutput()).startsWith("Once upon a time, there was a little girl named Lily.");
+    assertThat(r.getErrorOutput())
+        .containsPattern("prefill: 5 tokens, [0-9.]+ tokens/s")
+        .containsPattern("decode: 24 tokens, [0-9.]+ tokens/s");
+  }
+
+  @Test
+  void generateJsonCarriesTextUsageAndFinishReason(QuarkusMainLauncher launcher) {
+    LaunchResult r =
+        launcher.launch(
+            "generate",
+            "--model",
+            stories(),
+            "--prompt",
+            "Once upon a time",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "40",
+            "--stop",
+            "Lily",
+            "--json");
+    assertThat(r.exitCode()).isZero();
+    assertThat(r.getOutput())
+        .contains("\"text\":\", there was a little girl named \"")
+        .contains("\"finish_reason\":\"stop\"")
+        .contains("\"prompt_tokens\":5");
+  }
+
+  @Test
+  void perplexityJsonMatchesTheReferenceValue(QuarkusMainLauncher launcher) {
+    LaunchResult r =
+        launcher.launch(
+            "perplexity",
+            "--model",
+            stories(),
+            "--file",
+            TestData.file("text/tinystories_train_excerpt.txt").toString(),
+            "--chars",
+            "4000",
+            "--ctx",
+            "512",
+            "--bos",
+            "--chunks",
+            "1",
+            "--json");
+    assertThat(r.exitCode()).isZero();
+    assertThat(r.getOutput())
+        .containsPattern("\"perplexity\":4\\.34[56]")
+        .contains("\"predictions\":511");
+  }
+
+  @Test
+  void synthThenBenchPrintsATable(QuarkusMainLauncher launcher) {
+    Path model = tmp.resolve("tiny.gguf");
+    LaunchResult s =
+        launcher.launch("synth", "--shape", "tiny", "--type", "Q4_0", "--out", model.toString());
+    assertThat(s.exitCode()).isZero();
+    assertThat(model).exists();
+    LaunchResult b =
+        launcher.launch(
+            "bench", "--model", model.toString(), "-p", "16", "-n", "8", "-r", "1", "-t", "1");
+    assertThat(b.exitCode()).isZero();
+    assertThat(b.getOutput())
+        .contains("| model | type |")
+        .containsPattern("\\| tiny\\.gguf \\| Q4_0 \\|.*\\| pp16 \\| [0-9.]+ ± [0-9.]+ \\|")
+        .containsPattern("\\| tg8 \\| [0-9.]+ ± [0-9.]+ \\| [0-9.]+ \\|");
+  }
+
+  @Test
+  void truncatedGgufGivesOneLineNamingFileOffsetAndReason(QuarkusMainLauncher launcher)
+      throws IOException {
+    Path model = tmp.resolve("tiny.gguf");
+    assertThat(launcher.launch("synth", "--shape", "tiny", "--out", model.toString()).exitCode())
+        .isZero();
+    byte[] bytes = Files.readAllBytes(model);
+    Path cut = tmp.resolve("cut.gguf");
+    Files.write(cut, Arrays.copyOf(bytes, bytes.length / 3));
+    LaunchResult r = launcher.launch("generate", "--model", cut.toString(), "--prompt", "hi");
+    assertThat(r.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    String err = r.getErrorOutput().strip();
+    assertThat(err.lines()).hasSize(1);
+    assertThat(err)
+        .startsWith("longctx generate: error: " + cut)
+        .contains("offset")
+        .contains("truncated")
+        .doesNotContain("Exception");
+  }
+
+  @Test
+  void flippedMagicAndMissingFileAreOneLineErrors(QuarkusMainLauncher launcher) throws IOException {
+    Path flipped = tmp.resolve("flipped.gguf");
+    Files.write(flipped, new byte[] {'F', 'U', 'G', 'G', 3, 0, 0, 0, 0, 0, 0, 0});
+    LaunchResult r = launcher.launch("tokenize", "--model", flipped.toString(), "x");
+    assertThat(r.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(r.getErrorOutput().strip()).contains(flipped + ": offset 0").hasLineCount(1);
+
+    Path missing = tmp.resolve("missing.bin");
+    LaunchResult m = launcher.launch("tokenize", "--model", missing.toString(), "x");
+    assertThat(m.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(m.getErrorOutput().strip())
+        .isEqualTo("longctx tokenize: error: " + missing + ": no such file");
+  }
+
+  @Test
+  void badSamplingParameterNamesTheLimit(QuarkusMainLauncher launcher) {
+    LaunchResult r =
+        launcher.launch("generate", "--model", stories(), "--prompt", "x", "--top-p", "1.5");
+    assertThat(r.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(r.getErrorOutput()).contains("topP must be in (0, 1]").contains("1.5");
+  }
+}
