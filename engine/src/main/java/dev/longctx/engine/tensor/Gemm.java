@@ -32,7 +32,15 @@ final class Gemm {
   static final int ROW_TILE = 4;
   static final int TOKEN_TILE = 3;
 
+  /**
+   * Floats of padding after each panel row and each packed activation row: rows whose byte stride
+   * is a multiple of 4 KiB all map to the same L1 sets (and 4K-alias each other's loads), which
+   * cost a third of the kernel's speed at cols = 8192.
+   */
+  static final int PAD = 16;
+
   private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[0]);
+  private static final ThreadLocal<float[]> PACKED_X = ThreadLocal.withInitial(() -> new float[0]);
 
   static {
     if (K_CHUNK <= 0 || K_CHUNK % 256 != 0 || ROW_BLOCK <= 0) {
@@ -71,13 +79,25 @@ final class Gemm {
     }
     int tokenBlock = ceilDiv(ceilDiv(tokens, tokenBlocks), TOKEN_TILE) * TOKEN_TILE;
     int nTokenBlocks = ceilDiv(tokens, tokenBlock);
+    // Activations repacked with a padded row stride (see PAD); the caller thread keeps the buffer.
+    int xs = cols + PAD;
+    float[] xp = PACKED_X.get();
+    if (xp.length < tokens * xs) {
+      xp = new float[tokens * xs];
+      PACKED_X.set(xp);
+    }
+    for (int t = 0; t < tokens; t++) {
+      System.arraycopy(x, t * cols, xp, t * xs, cols);
+    }
+    float[] xPacked = xp;
+    int ps = kc + PAD;
     Parallel.forChunks(
         rowBlocks * nTokenBlocks,
         1,
         (u0, u1) -> {
           float[] panel = PANEL.get();
-          if (panel.length < ROW_BLOCK * kc) {
-            panel = new float[ROW_BLOCK * kc];
+          if (panel.length < ROW_BLOCK * ps) {
+            panel = new float[ROW_BLOCK * ps];
             PANEL.set(panel);
           }
           for (int u = u0; u < u1; u++) {
@@ -85,21 +105,36 @@ final class Gemm {
             int t0 = (u % nTokenBlocks) * tokenBlock;
             block(
                 w,
-                x,
+                xPacked,
+                xs,
                 y,
                 r0,
                 Math.min(ROW_BLOCK, rows - r0),
                 t0,
                 Math.min(tokens, t0 + tokenBlock),
                 panel,
-                kc);
+                kc,
+                ps);
           }
         });
   }
 
-  /** Rows {@code [r0, r0 + nr)} × tokens {@code [t0, t1)}. */
+  /**
+   * Rows {@code [r0, r0 + nr)} × tokens {@code [t0, t1)}; token t's activations are at {@code x[t *
+   * xs ..]}, panel row i at {@code panel[i * ps ..]}.
+   */
   private static void block(
-      FloatTensor w, float[] x, float[] y, int r0, int nr, int t0, int t1, float[] panel, int kc) {
+      FloatTensor w,
+      float[] x,
+      int xs,
+      float[] y,
+      int r0,
+      int nr,
+      int t0,
+      int t1,
+      float[] panel,
+      int kc,
+      int ps) {
     int rows = w.rows();
     int cols = w.cols();
     for (int t = t0; t < t1; t++) {
@@ -108,27 +143,27 @@ final class Gemm {
     for (int k0 = 0; k0 < cols; k0 += kc) {
       int kl = Math.min(kc, cols - k0);
       for (int i = 0; i < nr; i++) {
-        w.dequantize(r0 + i, k0, kl, panel, i * kc);
+        w.dequantize(r0 + i, k0, kl, panel, i * ps);
       }
       int t = t0;
       for (; t + TOKEN_TILE <= t1; t += TOKEN_TILE) {
         int i = 0;
         for (; i + ROW_TILE <= nr; i += ROW_TILE) {
-          kernel4x3(panel, i * kc, kc, x, t * cols + k0, cols, kl, y, t * rows + r0 + i, rows);
+          kernel4x3(panel, i * ps, ps, x, t * xs + k0, xs, kl, y, t * rows + r0 + i, rows);
         }
         for (; i < nr; i++) {
           for (int tt = t; tt < t + TOKEN_TILE; tt++) {
-            y[tt * rows + r0 + i] += dot(panel, i * kc, x, tt * cols + k0, kl);
+            y[tt * rows + r0 + i] += dot(panel, i * ps, x, tt * xs + k0, kl);
           }
         }
       }
       for (; t < t1; t++) {
         int i = 0;
         for (; i + ROW_TILE <= nr; i += ROW_TILE) {
-          kernel4x1(panel, i * kc, kc, x, t * cols + k0, kl, y, t * rows + r0 + i);
+          kernel4x1(panel, i * ps, ps, x, t * xs + k0, kl, y, t * rows + r0 + i);
         }
         for (; i < nr; i++) {
-          y[t * rows + r0 + i] += dot(panel, i * kc, x, t * cols + k0, kl);
+          y[t * rows + r0 + i] += dot(panel, i * ps, x, t * xs + k0, kl);
         }
       }
     }

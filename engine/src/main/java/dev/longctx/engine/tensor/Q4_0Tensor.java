@@ -5,8 +5,8 @@ import static dev.longctx.engine.tensor.Vec.L;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -48,14 +48,14 @@ final class Q4_0Tensor extends FloatTensor {
     return Vec.f16(data, block + D_OFFSET) * (q - 8);
   }
 
-  /** Low nibbles of {@code L} packed bytes, re-centred: q − 8. */
-  private static FloatVector low(ByteVector packed) {
-    return Vec.toFloats(packed.and((byte) 0x0F).sub((byte) 8));
+  /** Low nibbles of {@code L} packed bytes (sign-extended to ints), re-centred: q − 8. */
+  private static FloatVector low(IntVector packed) {
+    return Vec.toFloats(packed.and(0x0F).sub(8));
   }
 
-  /** High nibbles of {@code L} packed bytes, re-centred: q − 8. */
-  private static FloatVector high(ByteVector packed) {
-    return Vec.toFloats(packed.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F).sub((byte) 8));
+  /** High nibbles of {@code L} packed bytes (sign-extended to ints), re-centred: q − 8. */
+  private static FloatVector high(IntVector packed) {
+    return Vec.toFloats(packed.lanewise(VectorOperators.ASHR, 4).and(0x0F).sub(8));
   }
 
   @Override
@@ -66,7 +66,7 @@ final class Q4_0Tensor extends FloatTensor {
       FloatVector d = FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET));
       int o = outOffset + b;
       for (int j = 0; j < BLOCK_SIZE / 2; j += L) {
-        ByteVector packed = Vec.bytes(seg, off + QS_OFFSET + j);
+        IntVector packed = Vec.bytesToInts(seg, off + QS_OFFSET + j);
         low(packed).mul(d).intoArray(out, o + j);
         high(packed).mul(d).intoArray(out, o + 16 + j);
       }
@@ -83,7 +83,7 @@ final class Q4_0Tensor extends FloatTensor {
       int o = xOffset + b;
       FloatVector s = FloatVector.zero(F);
       for (int j = 0; j < BLOCK_SIZE / 2; j += L) {
-        ByteVector packed = Vec.bytes(seg, off + QS_OFFSET + j);
+        IntVector packed = Vec.bytesToInts(seg, off + QS_OFFSET + j);
         s = low(packed).fma(FloatVector.fromArray(F, x, o + j), s);
         s = high(packed).fma(FloatVector.fromArray(F, x, o + 16 + j), s);
       }

@@ -5,8 +5,8 @@ import static dev.longctx.engine.tensor.Vec.L;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -81,32 +81,54 @@ final class Q4_KTensor extends FloatTensor {
     return d * scale(data, block, j) * q - dmin * min(data, block, j);
   }
 
-  private static FloatVector low(ByteVector packed) {
-    return Vec.toFloats(packed.and((byte) 0x0F));
+  /** The 12 scale bytes as one little-endian 96-bit word: bytes 0..7 in lo, 8..11 in hi. */
+  private static int scaleByte(long lo, int hi, int i) {
+    return (i < 8 ? (int) (lo >>> (8 * i)) : hi >>> (8 * (i - 8))) & 0xFF;
   }
 
-  private static FloatVector high(ByteVector packed) {
-    return Vec.toFloats(packed.lanewise(VectorOperators.LSHR, 4).and((byte) 0x0F));
+  private static int scale(long lo, int hi, int j) {
+    return j < 4
+        ? scaleByte(lo, hi, j) & 63
+        : (scaleByte(lo, hi, j + 4) & 15) | (scaleByte(lo, hi, j - 4) >>> 6) << 4;
   }
+
+  private static int min(long lo, int hi, int j) {
+    return j < 4
+        ? scaleByte(lo, hi, j + 4) & 63
+        : (scaleByte(lo, hi, j + 4) >>> 4) | (scaleByte(lo, hi, j) >>> 6) << 4;
+  }
+
+  /*
+   * One super-block per call, so that C2 inlines every Vector API call (a vector crossing a call
+   * that was not inlined is boxed). Nibbles are taken on int lanes (native shifts).
+   */
 
   @Override
   public void dequantize(int row, int col, int n, float[] out, int outOffset) {
     MemorySegment seg = data;
     long block = ((long) row * cols + col) / BLOCK_SIZE * BLOCK_BYTES;
     for (int b = 0; b < n; b += BLOCK_SIZE, block += BLOCK_BYTES) {
-      float d = Vec.f16(seg, block + D_OFFSET);
-      float dmin = Vec.f16(seg, block + DMIN_OFFSET);
-      for (int g = 0; g < 4; g++) {
-        float d1 = d * scale(seg, block, 2 * g);
-        float m1 = -dmin * min(seg, block, 2 * g);
-        float d2 = d * scale(seg, block, 2 * g + 1);
-        float m2 = -dmin * min(seg, block, 2 * g + 1);
-        int o = outOffset + b + 64 * g;
-        for (int l = 0; l < 32; l += L) {
-          ByteVector packed = Vec.bytes(seg, block + QS_OFFSET + 32 * g + l);
-          low(packed).fma(d1, m1).intoArray(out, o + l);
-          high(packed).fma(d2, m2).intoArray(out, o + 32 + l);
-        }
+      dequantizeBlock(seg, block, out, outOffset + b);
+    }
+  }
+
+  private static void dequantizeBlock(MemorySegment seg, long block, float[] out, int o0) {
+    float d = Vec.f16(seg, block + D_OFFSET);
+    float dmin = Vec.f16(seg, block + DMIN_OFFSET);
+    long lo = seg.get(ValueLayout.JAVA_LONG_UNALIGNED, block + SCALES_OFFSET);
+    int hi = seg.get(ValueLayout.JAVA_INT_UNALIGNED, block + SCALES_OFFSET + 8);
+    for (int g = 0; g < 4; g++) {
+      float d1 = d * scale(lo, hi, 2 * g);
+      float m1 = -dmin * min(lo, hi, 2 * g);
+      float d2 = d * scale(lo, hi, 2 * g + 1);
+      float m2 = -dmin * min(lo, hi, 2 * g + 1);
+      int o = o0 + 64 * g;
+      for (int l = 0; l < 32; l += L) {
+        IntVector packed = Vec.bytesToInts(seg, block + QS_OFFSET + 32 * g + l);
+        Vec.toFloats(packed.and(0x0F)).fma(d1, m1).intoArray(out, o + l);
+        Vec.toFloats(packed.lanewise(VectorOperators.ASHR, 4).and(0x0F))
+            .fma(d2, m2)
+            .intoArray(out, o + 32 + l);
       }
     }
   }
@@ -115,34 +137,45 @@ final class Q4_KTensor extends FloatTensor {
   public float dot(int row, float[] x, int xOffset) {
     MemorySegment seg = data;
     long block = (long) row * cols / BLOCK_SIZE * BLOCK_BYTES;
-    int n = cols;
-    FloatVector acc0 = FloatVector.zero(F);
-    FloatVector acc1 = FloatVector.zero(F);
-    FloatVector acc2 = FloatVector.zero(F);
-    FloatVector acc3 = FloatVector.zero(F);
-    for (int b = 0; b < n; b += BLOCK_SIZE, block += BLOCK_BYTES) {
-      float d = Vec.f16(seg, block + D_OFFSET);
-      float dmin = Vec.f16(seg, block + DMIN_OFFSET);
-      for (int g = 0; g < 4; g++) {
-        float d1 = d * scale(seg, block, 2 * g);
-        float m1 = -dmin * min(seg, block, 2 * g);
-        float d2 = d * scale(seg, block, 2 * g + 1);
-        float m2 = -dmin * min(seg, block, 2 * g + 1);
-        int o = xOffset + b + 64 * g;
-        for (int l = 0; l < 32; l += L) {
-          ByteVector packed = Vec.bytes(seg, block + QS_OFFSET + 32 * g + l);
-          acc0 = low(packed).fma(d1, m1).fma(FloatVector.fromArray(F, x, o + l), acc0);
-          acc1 = high(packed).fma(d2, m2).fma(FloatVector.fromArray(F, x, o + 32 + l), acc1);
-        }
-        // Rotate the accumulators so consecutive groups use independent dependency chains.
-        FloatVector t0 = acc0;
-        FloatVector t1 = acc1;
-        acc0 = acc2;
-        acc1 = acc3;
-        acc2 = t0;
-        acc3 = t1;
-      }
+    float sum = 0;
+    for (int b = 0; b < cols; b += BLOCK_SIZE, block += BLOCK_BYTES) {
+      sum += blockDot(seg, block, x, xOffset + b);
     }
-    return Vec.sum(acc0.add(acc1).add(acc2.add(acc3)));
+    return sum;
+  }
+
+  /**
+   * One super-block's {@code Σ w·x = Σ_j (d·sc_j · Σ q·x − dmin·m_j · Σ x)}: per sub-block the
+   * quant products and the activation sum are accumulated separately and scaled once.
+   */
+  private static float blockDot(MemorySegment seg, long block, float[] x, int o0) {
+    long lo = seg.get(ValueLayout.JAVA_LONG_UNALIGNED, block + SCALES_OFFSET);
+    int hi = seg.get(ValueLayout.JAVA_INT_UNALIGNED, block + SCALES_OFFSET + 8);
+    FloatVector accQ = FloatVector.zero(F);
+    FloatVector accM = FloatVector.zero(F);
+    for (int g = 0; g < 4; g++) {
+      int o = o0 + 64 * g;
+      FloatVector q1 = FloatVector.zero(F);
+      FloatVector q2 = FloatVector.zero(F);
+      FloatVector x1 = FloatVector.zero(F);
+      FloatVector x2 = FloatVector.zero(F);
+      for (int l = 0; l < 32; l += L) {
+        IntVector packed = Vec.bytesToInts(seg, block + QS_OFFSET + 32 * g + l);
+        FloatVector xa = FloatVector.fromArray(F, x, o + l);
+        FloatVector xb = FloatVector.fromArray(F, x, o + 32 + l);
+        q1 = Vec.toFloats(packed.and(0x0F)).fma(xa, q1);
+        q2 = Vec.toFloats(packed.lanewise(VectorOperators.ASHR, 4).and(0x0F)).fma(xb, q2);
+        x1 = x1.add(xa);
+        x2 = x2.add(xb);
+      }
+      accQ =
+          q1.fma(FloatVector.broadcast(F, scale(lo, hi, 2 * g)), accQ)
+              .add(q2.mul(scale(lo, hi, 2 * g + 1)));
+      accM =
+          x1.fma(FloatVector.broadcast(F, min(lo, hi, 2 * g)), accM)
+              .add(x2.mul(min(lo, hi, 2 * g + 1)));
+    }
+    return Vec.f16(seg, block + D_OFFSET) * Vec.sum(accQ)
+        - Vec.f16(seg, block + DMIN_OFFSET) * Vec.sum(accM);
   }
 }

@@ -64,6 +64,19 @@ final class Vec {
     return ByteVector.fromMemorySegment(B, seg, offset, LE);
   }
 
+  /**
+   * {@code L} signed bytes at {@code offset}, widened to ints (bit work is native on int lanes).
+   */
+  static IntVector bytesToInts(MemorySegment seg, long offset) {
+    return (IntVector)
+        ByteVector.fromMemorySegment(B, seg, offset, LE).convertShape(VectorOperators.B2I, I, 0);
+  }
+
+  /** Int lanes to floats. */
+  static FloatVector toFloats(IntVector v) {
+    return (FloatVector) v.convert(VectorOperators.I2F, 0);
+  }
+
   /** Widens {@code L} byte lanes (signed) to floats. */
   static FloatVector toFloats(ByteVector v) {
     return (FloatVector) v.convertShape(VectorOperators.B2F, F, 0);
