@@ -119,7 +119,15 @@ public final class SyntheticModel {
 
   /** A writer source of random weights in {@code shape}, reproducible from {@code seed}. */
   public static GgufModelWriter.Source source(Shape shape, long seed) {
-    LlamaConfig c = shape.config();
+    return source(shape.config(), shape.tied(), seed);
+  }
+
+  /**
+   * A writer source of random weights for any config: q/k/v biases when the architecture is {@code
+   * qwen2}, {@code rope_freqs} when it has Llama-3.1 scaling, a separate output matrix unless
+   * {@code tied}.
+   */
+  public static GgufModelWriter.Source source(LlamaConfig c, boolean tied, long seed) {
     return new GgufModelWriter.Source() {
       @Override
       public LlamaConfig config() {
@@ -133,7 +141,7 @@ public final class SyntheticModel {
 
       @Override
       public GgufModelWriter.Matrix output() {
-        return shape.tied() ? null : random("output", c.vocabSize(), c.dim());
+        return tied ? null : random("output", c.vocabSize(), c.dim());
       }
 
       @Override
@@ -224,6 +232,10 @@ public final class SyntheticModel {
    * <s>}, {@code </s>}, the 256 byte pieces, then filler pieces, so any text encodes (by bytes).
    */
   public static Vocabulary vocabulary(int size) {
+    if (size < 3 + 256) {
+      throw new IllegalArgumentException(
+          "a synthetic vocabulary needs at least 259 tokens (3 special + 256 bytes), got " + size);
+    }
     List<String> tokens = new ArrayList<>(size);
     float[] scores = new float[size];
     int[] types = new int[size];
