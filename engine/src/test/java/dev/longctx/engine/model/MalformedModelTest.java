@@ -5,8 +5,14 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.longctx.engine.ModelFormatException;
 import dev.longctx.engine.TestData;
+import dev.longctx.engine.gguf.GgufFile;
+import dev.longctx.engine.gguf.GgufTensorInfo;
+import dev.longctx.engine.gguf.GgufWriter;
+import dev.longctx.engine.kernel.Rope;
+import dev.longctx.engine.tensor.GgmlType;
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -128,6 +134,47 @@ class MalformedModelTest {
                     TestData.file("tokenizers/llama2/tokenizer.bin")))
         .isInstanceOf(ModelFormatException.class)
         .satisfies(e -> assertThat(e.getMessage()).contains("512").contains("32000"));
+  }
+
+  @Test
+  void ggufOfUnknownArchitectureNamesTheKey() throws IOException {
+    Path f = tmp.resolve("gptj.gguf");
+    new GgufWriter().putString("general.architecture", "gptj").write(f);
+    assertThatThrownBy(() -> LoadedModel.load(f, null))
+        .isInstanceOf(ModelFormatException.class)
+        .hasMessageContaining(f + ": key 'general.architecture'")
+        .hasMessageContaining("unknown architecture 'gptj'");
+  }
+
+  @Test
+  void ggufWithAnUnsupportedTensorTypeNamesTheTensorAndType() throws IOException {
+    LlamaConfig c =
+        new LlamaConfig(
+            "llama", 256, 256, 1, 4, 4, 64, 300, 64, 1e-5f, 10000f, Rope.Layout.INTERLEAVED, null);
+    Path good = tmp.resolve("good.gguf");
+    GgufModelWriter.write(
+        good, "t", SyntheticModel.source(c, true, 1), SyntheticModel.vocabulary(300), GgmlType.F32);
+    // Rewrite the same metadata with one matrix declared as Q5_K (same byte budget is irrelevant:
+    // the type is refused before its bytes are read).
+    Path bad = tmp.resolve("q5k.gguf");
+    try (GgufFile in = GgufFile.open(good)) {
+      GgufWriter w = new GgufWriter().putAll(in.metadata());
+      for (GgufTensorInfo t : in.tensors()) {
+        if (t.name().equals("blk.0.attn_q.weight")) {
+          long bytes = GgmlType.Q5_K.byteSize(t.elementCount());
+          w.addTensor(
+              t.name(), GgmlType.Q5_K, t.dims(), MemorySegment.ofArray(new byte[(int) bytes]));
+        } else {
+          w.addTensor(t.name(), t.type(), t.dims(), in.tensorData(t));
+        }
+      }
+      w.write(bad);
+    }
+    assertThatThrownBy(() -> LoadedModel.load(bad, null))
+        .isInstanceOf(ModelFormatException.class)
+        .hasMessageContaining(bad.toString())
+        .hasMessageContaining("blk.0.attn_q.weight")
+        .hasMessageContaining("Q5_K");
   }
 
   private Path copyTinyStoriesConfig() throws IOException {

@@ -6,6 +6,8 @@ import dev.longctx.engine.tensor.GgmlType;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -32,6 +34,9 @@ public class ConvertCommand implements Callable<Integer> {
       description = "Output .gguf file.")
   Path out;
 
+  @Option(names = "--json", description = "Print one JSON object instead of text.")
+  boolean json;
+
   @Override
   public Integer call() {
     GgmlType t = Types.matrixType(type);
@@ -49,7 +54,15 @@ public class ConvertCommand implements Callable<Integer> {
               GgufModelWriter.of(model.config(), model.weights()),
               model.vocabulary(),
               t);
-      System.out.printf("wrote %s: %s, %s%n", out, t, Units.bytes(bytes));
+      if (json) {
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("file", out.toString());
+        o.put("type", t.toString());
+        o.put("bytes", bytes);
+        System.out.println(JsonText.write(o));
+      } else {
+        System.out.printf("wrote %s: %s, %s%n", out, t, Units.bytes(bytes));
+      }
       return 0;
     } catch (IOException e) {
       throw new UncheckedIOException(out + ": cannot write: " + e.getMessage(), e);
