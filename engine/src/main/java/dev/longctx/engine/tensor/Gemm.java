@@ -9,17 +9,27 @@ import jdk.incubator.vector.VectorSpecies;
  * The matrix products behind {@link FloatTensor#matmul}: {@code y[t][r] = Σ_k W[r][k] · x[t][k]}.
  *
  * <p><b>Decode</b> ({@code tokens == 1}) is bandwidth-bound: rows are claimed in chunks by the
- * pool's threads and each row is streamed once through the type's vectorized {@link
- * FloatTensor#dot}, in its quantized form.
+ * pool's threads and each row is streamed once, in its quantized form, by the type's {@link
+ * FloatTensor#dotRows} (several rows from different quarters of the chunk at a time, so that each
+ * core keeps several sequential DRAM streams in flight).
  *
- * <p><b>Prefill</b> is a tiled GEMM. The unit of parallel work is a block of {@link #ROW_BLOCK}
- * weight rows × a block of tokens (all tokens unless there are too few row blocks to feed the
- * threads). Within a unit, the columns are walked in chunks of {@link #K_CHUNK}: the block's rows
- * are dequantized once per chunk into a thread-local float panel ({@code ROW_BLOCK × K_CHUNK}
- * floats, L1/L2-resident) and then reused by every token of the block. The register kernel
- * multiplies 4 panel rows by 3 tokens along k with 12 vector accumulators (7 loads per 12 FMAs, no
- * shuffles in the loop), reducing each accumulator once per chunk. So each weight byte is read from
- * memory once per token block instead of once per token.
+ * <p><b>Prefill</b> is a tiled GEMM. The unit of parallel work is {@link #ROW_BLOCK} weight rows ×
+ * {@link #TOKEN_BLOCK} tokens (fewer tokens when there are too few row blocks to feed the threads),
+ * taken token-block-major. Within a unit the columns are walked in chunks of {@link #K_CHUNK}: the
+ * block's rows are dequantized once per chunk into a thread-local float panel ({@code ROW_BLOCK ×
+ * K_CHUNK}, L2-resident) and reused by every token of the block; the activation slice ({@code
+ * TOKEN_BLOCK × K_CHUNK}) stays in L2 too. The register kernel multiplies 4 panel rows by 3 tokens
+ * along k with 12 vector accumulators (7 loads per 12 FMAs, no shuffles in the loop) and sums each
+ * accumulator's lanes once per chunk. Each weight byte is thus read from memory once per token
+ * block, not once per token, and dequantized once per token block.
+ *
+ * <p><b>Activations stay binary32.</b> llama.cpp quantizes activations to int8 blocks and takes
+ * integer dot products (pmaddubsw / vpdpbusd). The Vector API has neither, so an int8 block dot
+ * needs widening bytes to shorts, multiplying, and widening again; measured on the 2-core Zen 4 (in
+ * cache, one thread, {@code MatmulBench}) the Q8_0 dot ran at 7–9 G elements/s with int8
+ * activations against 13–18 with float activations (bytes widened straight to floats, one FMA per
+ * lane). So the kernels keep float activations, which also keeps them exact up to binary32
+ * rounding.
  */
 final class Gemm {
 
