@@ -49,22 +49,60 @@ final class F16Tensor extends FloatTensor {
   public float dot(int row, float[] x, int xOffset) {
     MemorySegment seg = data;
     long base = (long) row * cols * BLOCK_BYTES;
-    int n = cols;
-    int vn = n & -(2 * L);
-    FloatVector acc0 = FloatVector.zero(F);
-    FloatVector acc1 = FloatVector.zero(F);
+    int vn = cols & -L;
+    FloatVector acc = FloatVector.zero(F);
     int c = 0;
-    for (; c < vn; c += 2 * L) {
-      long off = base + (long) c * BLOCK_BYTES;
-      acc0 = Vec.f16ToFloats(seg, off).fma(FloatVector.fromArray(F, x, xOffset + c), acc0);
-      acc1 =
-          Vec.f16ToFloats(seg, off + 2L * L)
-              .fma(FloatVector.fromArray(F, x, xOffset + c + L), acc1);
+    for (; c < vn; c += L) {
+      acc =
+          Vec.f16ToFloats(seg, base + (long) c * BLOCK_BYTES)
+              .fma(FloatVector.fromArray(F, x, xOffset + c), acc);
     }
-    float sum = Vec.sum(acc0.add(acc1));
-    for (; c < n; c++) {
+    float sum = Vec.sum(acc);
+    for (; c < cols; c++) {
       sum += Float.float16ToFloat(seg.get(SHORT, base + (long) c * BLOCK_BYTES)) * x[xOffset + c];
     }
     return sum;
+  }
+
+  /**
+   * Two rows at a time, one from each half of the range: two sequential weight streams in different
+   * pages, shared activation loads; per row the operation order of {@link #dot}. (Four rows pushes
+   * C2 past its inlining budget with the half decoding, and the vectors get boxed.)
+   */
+  @Override
+  public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
+    int h = n / 2;
+    for (int i = 0; i < h; i++) {
+      dot2(row + i, h, x, xOffset, y, yOffset + i);
+    }
+    for (int i = 2 * h; i < n; i++) {
+      y[yOffset + i] = dot(row + i, x, xOffset);
+    }
+  }
+
+  private void dot2(int row, int stride, float[] x, int xOffset, float[] y, int yOffset) {
+    MemorySegment seg = data;
+    long rb = (long) stride * cols * BLOCK_BYTES;
+    long base = (long) row * cols * BLOCK_BYTES;
+    int vn = cols & -L;
+    FloatVector acc0 = FloatVector.zero(F);
+    FloatVector acc1 = FloatVector.zero(F);
+    int c = 0;
+    for (; c < vn; c += L) {
+      long o = base + (long) c * BLOCK_BYTES;
+      FloatVector xv = FloatVector.fromArray(F, x, xOffset + c);
+      acc0 = Vec.f16ToFloats(seg, o).fma(xv, acc0);
+      acc1 = Vec.f16ToFloats(seg, o + rb).fma(xv, acc1);
+    }
+    float s0 = Vec.sum(acc0);
+    float s1 = Vec.sum(acc1);
+    for (; c < cols; c++) {
+      long o = base + (long) c * BLOCK_BYTES;
+      float xc = x[xOffset + c];
+      s0 += Float.float16ToFloat(seg.get(SHORT, o)) * xc;
+      s1 += Float.float16ToFloat(seg.get(SHORT, o + rb)) * xc;
+    }
+    y[yOffset] = s0;
+    y[yOffset + stride] = s1;
   }
 }

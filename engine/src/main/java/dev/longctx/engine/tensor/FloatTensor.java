@@ -105,6 +105,17 @@ public abstract class FloatTensor {
   public abstract float dot(int row, float[] x, int xOffset);
 
   /**
+   * {@code y[yOffset + i] = dot(row + i, x, xOffset)} for {@code i < n}, bit-identical to {@link
+   * #dot}. Types override it to stream several rows at once (more memory-level parallelism, shared
+   * activation loads); the decode matrix-vector product calls it per chunk of rows.
+   */
+  public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
+    for (int i = 0; i < n; i++) {
+      y[yOffset + i] = dot(row + i, x, xOffset);
+    }
+  }
+
+  /**
    * {@code y[t * rows + r] = Σ_c W[r][c] · x[t * cols + c]} for every token {@code t < tokens} and
    * row {@code r < rows}; multithreaded through {@link Parallel}. With {@code tokens == 1} this is
    * the decode matrix-vector product (each row streamed once); with more it is the prefill GEMM,

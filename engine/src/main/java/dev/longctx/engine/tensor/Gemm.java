@@ -1,33 +1,67 @@
 package dev.longctx.engine.tensor;
 
-import static dev.longctx.engine.tensor.Vec.F;
-import static dev.longctx.engine.tensor.Vec.L;
-
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The matrix products behind {@link FloatTensor#matmul}: {@code y[t][r] = Σ_k W[r][k] · x[t][k]}.
  *
  * <p><b>Decode</b> ({@code tokens == 1}) is bandwidth-bound: rows are claimed in chunks by the
- * pool's threads and each row is streamed once through the type's vectorized {@link
- * FloatTensor#dot}, in its quantized form.
+ * pool's threads and each row is streamed once, in its quantized form, by the type's {@link
+ * FloatTensor#dotRows} (several rows from different quarters of the chunk at a time, so that each
+ * core keeps several sequential DRAM streams in flight).
  *
- * <p><b>Prefill</b> is a tiled GEMM. The unit of parallel work is a block of {@link #ROW_BLOCK}
- * weight rows × a block of tokens (all tokens unless there are too few row blocks to feed the
- * threads). Within a unit, the columns are walked in chunks of {@link #K_CHUNK}: the block's rows
- * are dequantized once per chunk into a thread-local float panel ({@code ROW_BLOCK × K_CHUNK}
- * floats, L1/L2-resident) and then reused by every token of the block. The register kernel
- * multiplies 4 panel rows by 3 tokens along k with 12 vector accumulators (7 loads per 12 FMAs, no
- * shuffles in the loop), reducing each accumulator once per chunk. So each weight byte is read from
- * memory once per token block instead of once per token.
+ * <p><b>Prefill</b> is a tiled GEMM. The unit of parallel work is {@link #ROW_BLOCK} weight rows ×
+ * {@link #TOKEN_BLOCK} tokens (fewer tokens when there are too few row blocks to feed the threads),
+ * taken token-block-major. Within a unit the columns are walked in chunks of {@link #K_CHUNK}: the
+ * block's rows are dequantized once per chunk into a thread-local float panel ({@code ROW_BLOCK ×
+ * K_CHUNK}, L2-resident) and reused by every token of the block; the activation slice ({@code
+ * TOKEN_BLOCK × K_CHUNK}) stays in L2 too. The register kernel multiplies 4 panel rows by 3 tokens
+ * along k with 12 vector accumulators (7 loads per 12 FMAs, no shuffles in the loop) and sums each
+ * accumulator's lanes once per chunk. Each weight byte is thus read from memory once per token
+ * block, not once per token, and dequantized once per token block.
+ *
+ * <p><b>Activations stay binary32.</b> llama.cpp quantizes activations to int8 blocks and takes
+ * integer dot products (pmaddubsw / vpdpbusd). The Vector API has neither, so an int8 block dot
+ * needs widening bytes to shorts, multiplying, and widening again; measured on the 2-core Zen 4 (in
+ * cache, one thread, {@code MatmulBench}) the Q8_0 dot ran at 7–9 G elements/s with int8
+ * activations against 13–18 with float activations (bytes widened straight to floats, one FMA per
+ * lane). So the kernels keep float activations, which also keeps them exact up to binary32
+ * rounding.
  */
 final class Gemm {
 
   /** Weight rows per unit of parallel work (and per dequantized panel). */
-  static final int ROW_BLOCK = Integer.getInteger("longctx.gemm.rowBlock", 16);
+  static final int ROW_BLOCK = Integer.getInteger("longctx.gemm.rowBlock", 32);
 
   /** Columns per dequantized panel chunk; a multiple of 256 so that every block type fits. */
-  static final int K_CHUNK = Integer.getInteger("longctx.gemm.kChunk", 512);
+  static final int K_CHUNK = Integer.getInteger("longctx.gemm.kChunk", 2048);
+
+  /**
+   * The register kernel's vector width: 256 bits unless {@code -Dlongctx.gemm.bits} says otherwise.
+   * On AVX2 that is the preferred width anyway; on Zen 4 (AVX-512 executed as two 256-bit halves)
+   * the 4×3 kernel measured 74 GFLOP/s at 256 bits against 65 at 512 (cheaper lane sums, same FMA
+   * throughput).
+   */
+  static final VectorSpecies<Float> F =
+      VectorSpecies.of(
+          float.class, VectorShape.forBitSize(Integer.getInteger("longctx.gemm.bits", 256)));
+
+  static final int L = F.length();
+
+  private static final VectorShuffle<Float> ROT8 = rotation(8);
+  private static final VectorShuffle<Float> ROT4 = rotation(4);
+  private static final VectorShuffle<Float> ROT2 = rotation(2);
+  private static final VectorShuffle<Float> ROT1 = rotation(1);
+
+  private static VectorShuffle<Float> rotation(int by) {
+    return VectorShuffle.fromOp(F, i -> (i + by) & (L - 1));
+  }
+
+  /** Tokens per unit of work (a multiple of the token tile). */
+  static final int TOKEN_BLOCK = Integer.getInteger("longctx.gemm.tokenBlock", 96);
 
   static final int ROW_TILE = 4;
   static final int TOKEN_TILE = 3;
@@ -54,15 +88,8 @@ final class Gemm {
   /** {@code y[r] = W[r] · x} for every row. */
   static void matvec(FloatTensor w, float[] x, float[] y) {
     int rows = w.rows();
-    int chunk = Math.max(8, rows / (8 * Parallel.threads()));
-    Parallel.forChunks(
-        rows,
-        chunk,
-        (r0, r1) -> {
-          for (int r = r0; r < r1; r++) {
-            y[r] = w.dot(r, x, 0);
-          }
-        });
+    int chunk = Math.max(16, rows / (8 * Parallel.threads())) & -4;
+    Parallel.forChunks(rows, chunk, (r0, r1) -> w.dotRows(r0, r1 - r0, x, 0, y, r0));
   }
 
   /** {@code y[t * rows + r] = W[r] · x[t * cols ..]} for every token and row. */
@@ -72,13 +99,14 @@ final class Gemm {
     int kc = Math.min(K_CHUNK, cols);
     int rowBlocks = ceilDiv(rows, ROW_BLOCK);
     int threads = Parallel.threads();
-    int tokenBlocks = 1;
-    if (rowBlocks < 4 * threads) {
-      tokenBlocks =
-          Math.min(ceilDiv(tokens, TOKEN_TILE), ceilDiv(4 * threads, Math.max(1, rowBlocks)));
+    // Token blocks bound the activation slice a unit streams per column chunk (tokenBlock × kc
+    // floats, meant to stay in L2); with few row blocks they are cut further to feed the threads.
+    int tokenBlock = Math.min(ceilDiv(tokens, TOKEN_TILE) * TOKEN_TILE, TOKEN_BLOCK);
+    while (rowBlocks * ceilDiv(tokens, tokenBlock) < 4 * threads && tokenBlock > TOKEN_TILE) {
+      tokenBlock = Math.max(TOKEN_TILE, (tokenBlock / 2) / TOKEN_TILE * TOKEN_TILE);
     }
-    int tokenBlock = ceilDiv(ceilDiv(tokens, tokenBlocks), TOKEN_TILE) * TOKEN_TILE;
     int nTokenBlocks = ceilDiv(tokens, tokenBlock);
+    int tb = tokenBlock;
     // Activations repacked with a padded row stride (see PAD); the caller thread keeps the buffer.
     int xs = cols + PAD;
     float[] xp = PACKED_X.get();
@@ -101,8 +129,9 @@ final class Gemm {
             PANEL.set(panel);
           }
           for (int u = u0; u < u1; u++) {
-            int r0 = (u / nTokenBlocks) * ROW_BLOCK;
-            int t0 = (u % nTokenBlocks) * tokenBlock;
+            // Token-block-major: the threads share one activation block at a time.
+            int r0 = (u % rowBlocks) * ROW_BLOCK;
+            int t0 = (u / rowBlocks) * tb;
             block(
                 w,
                 xPacked,
@@ -111,7 +140,7 @@ final class Gemm {
                 r0,
                 Math.min(ROW_BLOCK, rows - r0),
                 t0,
-                Math.min(tokens, t0 + tokenBlock),
+                Math.min(tokens, t0 + tb),
                 panel,
                 kc,
                 ps);
@@ -215,18 +244,18 @@ final class Gemm {
       c31 = b.fma(a1, c31);
       c32 = b.fma(a2, c32);
     }
-    float s00 = Vec.sum(c00);
-    float s01 = Vec.sum(c01);
-    float s02 = Vec.sum(c02);
-    float s10 = Vec.sum(c10);
-    float s11 = Vec.sum(c11);
-    float s12 = Vec.sum(c12);
-    float s20 = Vec.sum(c20);
-    float s21 = Vec.sum(c21);
-    float s22 = Vec.sum(c22);
-    float s30 = Vec.sum(c30);
-    float s31 = Vec.sum(c31);
-    float s32 = Vec.sum(c32);
+    float s00 = sum(c00);
+    float s01 = sum(c01);
+    float s02 = sum(c02);
+    float s10 = sum(c10);
+    float s11 = sum(c11);
+    float s12 = sum(c12);
+    float s20 = sum(c20);
+    float s21 = sum(c21);
+    float s22 = sum(c22);
+    float s30 = sum(c30);
+    float s31 = sum(c31);
+    float s32 = sum(c32);
     for (; k < n; k++) {
       float a0 = x[xo + k];
       float a1 = x[x1 + k];
@@ -277,10 +306,10 @@ final class Gemm {
       c2 = FloatVector.fromArray(F, w, wo + 2 * ws + k).fma(a, c2);
       c3 = FloatVector.fromArray(F, w, wo + 3 * ws + k).fma(a, c3);
     }
-    float s0 = Vec.sum(c0);
-    float s1 = Vec.sum(c1);
-    float s2 = Vec.sum(c2);
-    float s3 = Vec.sum(c3);
+    float s0 = sum(c0);
+    float s1 = sum(c1);
+    float s2 = sum(c2);
+    float s3 = sum(c3);
     for (; k < n; k++) {
       float a = x[xo + k];
       s0 += w[wo + k] * a;
@@ -302,11 +331,23 @@ final class Gemm {
     for (; k < vn; k += L) {
       c = FloatVector.fromArray(F, w, wo + k).fma(FloatVector.fromArray(F, x, xo + k), c);
     }
-    float s = Vec.sum(c);
+    float s = sum(c);
     for (; k < n; k++) {
       s += w[wo + k] * x[xo + k];
     }
     return s;
+  }
+
+  /** Lane sum in a fixed order (see {@link Vec#sum}); here for the kernel's own species. */
+  static float sum(FloatVector v) {
+    FloatVector s = v;
+    if (L == 16) {
+      s = s.add(s.rearrange(ROT8));
+    }
+    s = s.add(s.rearrange(ROT4));
+    s = s.add(s.rearrange(ROT2));
+    s = s.add(s.rearrange(ROT1));
+    return s.lane(0);
   }
 
   private static int ceilDiv(int a, int b) {

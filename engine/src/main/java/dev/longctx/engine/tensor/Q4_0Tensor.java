@@ -77,9 +77,8 @@ final class Q4_0Tensor extends FloatTensor {
   public float dot(int row, float[] x, int xOffset) {
     MemorySegment seg = data;
     long off = (long) row * cols / BLOCK_SIZE * BLOCK_BYTES;
-    int n = cols;
     FloatVector acc = FloatVector.zero(F);
-    for (int b = 0; b < n; b += BLOCK_SIZE, off += BLOCK_BYTES) {
+    for (int b = 0; b < cols; b += BLOCK_SIZE, off += BLOCK_BYTES) {
       int o = xOffset + b;
       FloatVector s = FloatVector.zero(F);
       for (int j = 0; j < BLOCK_SIZE / 2; j += L) {
@@ -90,5 +89,49 @@ final class Q4_0Tensor extends FloatTensor {
       acc = s.fma(FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET)), acc);
     }
     return Vec.sum(acc);
+  }
+
+  /**
+   * Two rows at a time, one from each half of the range: two sequential weight streams in different
+   * pages, shared activation loads; per row the operation order of {@link #dot}. (Four rows, as
+   * Q8_0 does, pushes C2 past its inlining budget here, and the vectors get boxed.)
+   */
+  @Override
+  public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
+    int h = n / 2;
+    for (int i = 0; i < h; i++) {
+      dot2(row + i, h, x, xOffset, y, yOffset + i);
+    }
+    for (int i = 2 * h; i < n; i++) {
+      y[yOffset + i] = dot(row + i, x, xOffset);
+    }
+  }
+
+  private void dot2(int row, int stride, float[] x, int xOffset, float[] y, int yOffset) {
+    MemorySegment seg = data;
+    long rb = (long) stride * (cols / BLOCK_SIZE) * BLOCK_BYTES;
+    long off = (long) row * (cols / BLOCK_SIZE) * BLOCK_BYTES;
+    FloatVector acc0 = FloatVector.zero(F);
+    FloatVector acc1 = FloatVector.zero(F);
+    for (int b = 0; b < cols; b += BLOCK_SIZE, off += BLOCK_BYTES) {
+      int o = xOffset + b;
+      FloatVector s0 = FloatVector.zero(F);
+      FloatVector s1 = FloatVector.zero(F);
+      long q = off + QS_OFFSET;
+      for (int j = 0; j < BLOCK_SIZE / 2; j += L) {
+        FloatVector xl = FloatVector.fromArray(F, x, o + j);
+        FloatVector xh = FloatVector.fromArray(F, x, o + 16 + j);
+        IntVector p0 = Vec.bytesToInts(seg, q + j);
+        IntVector p1 = Vec.bytesToInts(seg, q + rb + j);
+        s0 = Vec.toFloats(p0.and(15).sub(8)).fma(xl, s0);
+        s1 = Vec.toFloats(p1.and(15).sub(8)).fma(xl, s1);
+        s0 = Vec.toFloats(p0.lanewise(VectorOperators.ASHR, 4).and(15).sub(8)).fma(xh, s0);
+        s1 = Vec.toFloats(p1.lanewise(VectorOperators.ASHR, 4).and(15).sub(8)).fma(xh, s1);
+      }
+      acc0 = s0.fma(FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET)), acc0);
+      acc1 = s1.fma(FloatVector.broadcast(F, Vec.f16(seg, off + rb + D_OFFSET)), acc1);
+    }
+    y[yOffset] = Vec.sum(acc0);
+    y[yOffset + stride] = Vec.sum(acc1);
   }
 }

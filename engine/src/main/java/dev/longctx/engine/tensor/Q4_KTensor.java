@@ -145,35 +145,28 @@ final class Q4_KTensor extends FloatTensor {
   }
 
   /**
-   * One super-block's {@code Σ w·x = Σ_j (d·sc_j · Σ q·x − dmin·m_j · Σ x)}: per sub-block the
-   * quant products and the activation sum are accumulated separately and scaled once.
+   * One super-block's {@code Σ w·x = d · Σ_j sc_j · (Σ q·x)_j − dmin · Σ_j m_j · (Σ x)_j}, one
+   * sub-block (one nibble plane, picked by a shift count) per inner loop.
    */
   private static float blockDot(MemorySegment seg, long block, float[] x, int o0) {
     long lo = seg.get(ValueLayout.JAVA_LONG_UNALIGNED, block + SCALES_OFFSET);
     int hi = seg.get(ValueLayout.JAVA_INT_UNALIGNED, block + SCALES_OFFSET + 8);
     FloatVector accQ = FloatVector.zero(F);
     FloatVector accM = FloatVector.zero(F);
-    for (int g = 0; g < 4; g++) {
-      int o = o0 + 64 * g;
-      FloatVector q1 = FloatVector.zero(F);
-      FloatVector q2 = FloatVector.zero(F);
-      FloatVector x1 = FloatVector.zero(F);
-      FloatVector x2 = FloatVector.zero(F);
+    for (int j = 0; j < 8; j++) {
+      long qs = block + QS_OFFSET + 32 * (j >> 1);
+      int shift = 4 * (j & 1);
+      int o = o0 + 32 * j;
+      FloatVector qx = FloatVector.zero(F);
+      FloatVector xs = FloatVector.zero(F);
       for (int l = 0; l < 32; l += L) {
-        IntVector packed = Vec.bytesToInts(seg, block + QS_OFFSET + 32 * g + l);
-        FloatVector xa = FloatVector.fromArray(F, x, o + l);
-        FloatVector xb = FloatVector.fromArray(F, x, o + 32 + l);
-        q1 = Vec.toFloats(packed.and(0x0F)).fma(xa, q1);
-        q2 = Vec.toFloats(packed.lanewise(VectorOperators.ASHR, 4).and(0x0F)).fma(xb, q2);
-        x1 = x1.add(xa);
-        x2 = x2.add(xb);
+        FloatVector xv = FloatVector.fromArray(F, x, o + l);
+        IntVector q = Vec.bytesToInts(seg, qs + l).lanewise(VectorOperators.ASHR, shift).and(15);
+        qx = Vec.toFloats(q).fma(xv, qx);
+        xs = xs.add(xv);
       }
-      accQ =
-          q1.fma(FloatVector.broadcast(F, scale(lo, hi, 2 * g)), accQ)
-              .add(q2.mul(scale(lo, hi, 2 * g + 1)));
-      accM =
-          x1.fma(FloatVector.broadcast(F, min(lo, hi, 2 * g)), accM)
-              .add(x2.mul(min(lo, hi, 2 * g + 1)));
+      accQ = qx.fma(FloatVector.broadcast(F, scale(lo, hi, j)), accQ);
+      accM = xs.fma(FloatVector.broadcast(F, min(lo, hi, j)), accM);
     }
     return Vec.f16(seg, block + D_OFFSET) * Vec.sum(accQ)
         - Vec.f16(seg, block + DMIN_OFFSET) * Vec.sum(accM);

@@ -117,12 +117,11 @@ final class Vec {
     return s.lane(0);
   }
 
-  private static final int F16_EXP_MASK_SHIFTED = 0x7C00 << 13;
-
   /**
    * {@code L} IEEE binary16 values at {@code offset}. Exponent and mantissa shifted into float
-   * position and scaled by 2^112 re-bias normals and subnormals exactly; infinities and NaNs (half
-   * exponent 31) get the float exponent 255 and keep their mantissa.
+   * position and scaled by 2^112 re-bias normals and subnormals exactly; for infinities and NaNs
+   * (half exponent 31, and only then, {@code (e + 1) >>> 5 == 1}) the float exponent is forced to
+   * 255, keeping the mantissa. Lane arithmetic only: a compare-and-blend here made C2 box vectors.
    */
   static FloatVector f16ToFloats(MemorySegment seg, long offset) {
     IntVector h =
@@ -131,9 +130,14 @@ final class Vec {
                 .convertShape(VectorOperators.S2I, I, 0);
     IntVector em = h.and(0x7FFF).lanewise(VectorOperators.LSHL, 13);
     IntVector sign = h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
+    IntVector special =
+        em.lanewise(VectorOperators.LSHR, 23)
+            .add(1)
+            .lanewise(VectorOperators.LSHR, 5)
+            .neg()
+            .and(0x7F80_0000);
     IntVector bits = em.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
-    bits = bits.blend(em.or(0x7000_0000), em.compare(VectorOperators.GE, F16_EXP_MASK_SHIFTED));
-    return bits.or(sign).reinterpretAsFloats();
+    return bits.or(special).or(sign).reinterpretAsFloats();
   }
 
   /** ggml's half-precision block scale at {@code offset}. */

@@ -23,7 +23,7 @@ import jdk.incubator.vector.VectorOperators;
  *
  * <pre>
  * java --add-modules jdk.incubator.vector -cp engine/target/classes:engine/target/test-classes \
- *     dev.longctx.engine.tensor.MatmulBench [seconds-per-measurement, default 1]
+ *     dev.longctx.engine.tensor.MatmulBench [seconds-per-measurement, default 1] [kernels]
  * </pre>
  *
  * Add {@code -Dlongctx.vector.bits=256} to force 256-bit vectors on an AVX-512 machine. Matvec
@@ -39,6 +39,11 @@ public final class MatmulBench {
   public static void main(String[] args) {
     if (args.length > 0) {
       seconds = Double.parseDouble(args[0]);
+    }
+    if (args.length > 1 && args[1].equals("kernels")) {
+      Parallel.setThreads(1);
+      kernels();
+      return;
     }
     System.out.printf(
         Locale.ROOT,
@@ -73,6 +78,8 @@ public final class MatmulBench {
       }
     }
     Parallel.setThreads(1);
+    System.out.println();
+    kernels();
     System.out.println();
     simdCheck();
     System.out.println();
@@ -162,6 +169,62 @@ public final class MatmulBench {
         best,
         read[1],
         read[2]);
+  }
+
+  /**
+   * Every type's single-row kernels in cache on one thread, and the bytes each allocates per row
+   * once compiled: anything but 0 means C2 left a Vector API call out of line and boxed vectors.
+   */
+  private static void kernels() {
+    int rows = 64;
+    int cols = 4096;
+    Random rnd = new Random(5);
+    float[] x = TensorReference.randomActivations(cols, rnd);
+    float[] buf = new float[cols];
+    com.sun.management.ThreadMXBean mx =
+        (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+    System.out.println(
+        "kernels in cache, 1 thread: dot G elem/s (GB/s), dequantize G elem/s, bytes allocated per row");
+    for (GgmlType type : TensorReference.TYPES) {
+      FloatTensor w =
+          FloatTensor.of(type, TensorReference.randomRaw(type, rows, cols, rnd), rows, cols);
+      double dot =
+          time(
+              () -> {
+                float s = 0;
+                for (int r = 0; r < rows; r++) {
+                  s += w.dot(r, x, 0);
+                }
+                return s;
+              });
+      double dq =
+          time(
+              () -> {
+                for (int r = 0; r < rows; r++) {
+                  w.dequantizeRow(r, buf, 0);
+                }
+                return buf[7];
+              });
+      long id = Thread.currentThread().threadId();
+      long before = mx.getThreadAllocatedBytes(id);
+      float sink = 0;
+      for (int rep = 0; rep < 100; rep++) {
+        for (int r = 0; r < rows; r++) {
+          sink += w.dot(r, x, 0);
+          w.dequantizeRow(r, buf, 0);
+        }
+      }
+      long perRow = (mx.getThreadAllocatedBytes(id) - before) / (100L * rows);
+      System.out.printf(
+          Locale.ROOT,
+          "  %-5s dot %6.2f (%5.1f GB/s)  dequantize %6.2f  alloc %d B/row%s%n",
+          type,
+          rows * (double) cols / dot,
+          w.data().byteSize() / dot,
+          rows * (double) cols / dq,
+          perRow,
+          sink == 42 ? " " : "");
+    }
   }
 
   /** In-cache, single thread: the vector kernels against plain scalar loops over the same data. */
