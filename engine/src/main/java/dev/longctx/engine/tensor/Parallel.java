@@ -26,6 +26,9 @@ public final class Parallel {
   /** How long an idle worker spins before it parks (a decode step's gaps are shorter). */
   static final long SPIN_NANOS = 100_000;
 
+  /** How long a caller spins for the last chunks of its own call before it starts yielding. */
+  static final long WAIT_SPIN_NANOS = 20_000;
+
   private static volatile Pool pool = new Pool(defaultThreads());
 
   private Parallel() {}
@@ -160,11 +163,16 @@ public final class Parallel {
         }
       }
       j.work();
-      long spins = 0;
+      // Wait for chunks still running elsewhere: spin briefly, then yield, so that on an
+      // oversubscribed machine a descheduled worker gets the core back instead of our spinning.
+      long yieldAfter = 0;
+      int spins = 0;
       while (j.done.get() < j.total) {
-        if (++spins < 1 << 16) {
+        if ((++spins & 63) != 0) {
           Thread.onSpinWait();
-        } else {
+        } else if (yieldAfter == 0) {
+          yieldAfter = System.nanoTime() + WAIT_SPIN_NANOS;
+        } else if (System.nanoTime() > yieldAfter) {
           Thread.yield();
         }
       }

@@ -145,28 +145,45 @@ final class Q4_KTensor extends FloatTensor {
   }
 
   /**
-   * One super-block's {@code Σ w·x = d · Σ_j sc_j · (Σ q·x)_j − dmin · Σ_j m_j · (Σ x)_j}, one
-   * sub-block (one nibble plane, picked by a shift count) per inner loop.
+   * One super-block's {@code Σ w·x = d · Σ_j sc_j · (Σ q·x)_j − dmin · Σ_j m_j · (Σ x)_j}. A group
+   * g's two sub-blocks share their bytes (low and high nibbles), so one load serves both; the eight
+   * 6-bit scales and mins are unpacked four at a time in 32-bit words (SWAR).
    */
   private static float blockDot(MemorySegment seg, long block, float[] x, int o0) {
     long lo = seg.get(ValueLayout.JAVA_LONG_UNALIGNED, block + SCALES_OFFSET);
     int hi = seg.get(ValueLayout.JAVA_INT_UNALIGNED, block + SCALES_OFFSET + 8);
+    int b03 = (int) lo; // scales bytes 0..3
+    int b47 = (int) (lo >>> 32); // scales bytes 4..7
+    int sc03 = b03 & 0x3F3F3F3F;
+    int m03 = b47 & 0x3F3F3F3F;
+    int sc47 = (hi & 0x0F0F0F0F) | ((b03 >>> 6) & 0x03030303) << 4;
+    int m47 = ((hi >>> 4) & 0x0F0F0F0F) | ((b47 >>> 6) & 0x03030303) << 4;
     FloatVector accQ = FloatVector.zero(F);
     FloatVector accM = FloatVector.zero(F);
-    for (int j = 0; j < 8; j++) {
-      long qs = block + QS_OFFSET + 32 * (j >> 1);
-      int shift = 4 * (j & 1);
-      int o = o0 + 32 * j;
-      FloatVector qx = FloatVector.zero(F);
-      FloatVector xs = FloatVector.zero(F);
+    for (int g = 0; g < 4; g++) {
+      long qs = block + QS_OFFSET + 32 * g;
+      int o = o0 + 64 * g;
+      FloatVector qx1 = FloatVector.zero(F);
+      FloatVector qx2 = FloatVector.zero(F);
+      FloatVector xs1 = FloatVector.zero(F);
+      FloatVector xs2 = FloatVector.zero(F);
       for (int l = 0; l < 32; l += L) {
-        FloatVector xv = FloatVector.fromArray(F, x, o + l);
-        IntVector q = Vec.bytesToInts(seg, qs + l).lanewise(VectorOperators.ASHR, shift).and(15);
-        qx = Vec.toFloats(q).fma(xv, qx);
-        xs = xs.add(xv);
+        FloatVector xa = FloatVector.fromArray(F, x, o + l);
+        FloatVector xb = FloatVector.fromArray(F, x, o + 32 + l);
+        IntVector packed = Vec.bytesToInts(seg, qs + l);
+        qx1 = Vec.toFloats(packed.and(15)).fma(xa, qx1);
+        qx2 = Vec.toFloats(packed.lanewise(VectorOperators.ASHR, 4).and(15)).fma(xb, qx2);
+        xs1 = xs1.add(xa);
+        xs2 = xs2.add(xb);
       }
-      accQ = qx.fma(FloatVector.broadcast(F, scale(lo, hi, j)), accQ);
-      accM = xs.fma(FloatVector.broadcast(F, min(lo, hi, j)), accM);
+      int shift = 16 * (g & 1);
+      int scWord = (g < 2 ? sc03 : sc47) >>> shift;
+      int mWord = (g < 2 ? m03 : m47) >>> shift;
+      accQ =
+          qx1.fma(FloatVector.broadcast(F, scWord & 0xFF), accQ)
+              .add(qx2.mul((scWord >>> 8) & 0xFF));
+      accM =
+          xs1.fma(FloatVector.broadcast(F, mWord & 0xFF), accM).add(xs2.mul((mWord >>> 8) & 0xFF));
     }
     return Vec.f16(seg, block + D_OFFSET) * Vec.sum(accQ)
         - Vec.f16(seg, block + DMIN_OFFSET) * Vec.sum(accM);

@@ -74,11 +74,11 @@ final class Q6_KTensor extends FloatTensor {
   }
 
   /*
-   * The kernels walk one quarter (32 elements, one 6-bit plane: ql nibble + qh bit pair) per inner
-   * loop, with the plane picked by shift counts, rather than unpacking all four quarters in one
-   * loop body: C2 stops inlining past ~18000 IR nodes, and a Vector API call left out-of-line
-   * boxes its vectors (that cost 10x here). Bytes are sign-extended to ints first (int shifts are
-   * native; the masks drop the extension).
+   * The kernels walk a pair of quarters (k and k + 2: the low and high nibbles of the same ql
+   * bytes, and bit pairs 2k and 2k + 4 of the same qh bytes) per inner loop rather than unpacking
+   * all four quarters in one loop body: C2 stops inlining past ~18000 IR nodes, and a Vector API
+   * call left out-of-line boxes its vectors (that cost 10x here). Bytes are sign-extended to ints
+   * first (int shifts are native; the masks drop the extension).
    */
 
   @Override
@@ -87,29 +87,25 @@ final class Q6_KTensor extends FloatTensor {
     long block = ((long) row * cols + col) / BLOCK_SIZE * BLOCK_BYTES;
     for (int b = 0; b < n; b += BLOCK_SIZE, block += BLOCK_BYTES) {
       float d = Vec.f16(seg, block + D_OFFSET);
-      for (int quarter = 0; quarter < 8; quarter++) {
-        int h = quarter >> 2;
-        int k = quarter & 3;
-        long ql = block + QL_OFFSET + 64 * h + 32 * (k & 1);
+      for (int pair = 0; pair < 4; pair++) {
+        int h = pair >> 1;
+        int k = pair & 1;
+        long ql = block + QL_OFFSET + 64 * h + 32 * k;
         long qh = block + QH_OFFSET + 32 * h;
         long sc = block + SCALES_OFFSET + 8 * h + 2 * k;
-        int nibbleShift = (k & 2) * 2;
-        int highShift = 2 * k;
-        int o = outOffset + b + 32 * quarter;
+        int shift = 2 * k;
+        int o = outOffset + b + 128 * h + 32 * k;
         for (int l = 0; l < 32; l += L) {
-          IntVector q =
-              Vec.bytesToInts(seg, ql + l)
-                  .lanewise(VectorOperators.ASHR, nibbleShift)
-                  .and(15)
-                  .or(
-                      Vec.bytesToInts(seg, qh + l)
-                          .lanewise(VectorOperators.ASHR, highShift)
-                          .and(3)
-                          .lanewise(VectorOperators.LSHL, 4))
-                  .sub(32);
-          Vec.toFloats(q)
+          IntVector a = Vec.bytesToInts(seg, ql + l);
+          IntVector c = Vec.bytesToInts(seg, qh + l).lanewise(VectorOperators.ASHR, shift);
+          IntVector lo = a.and(15).or(c.and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
+          IntVector hi = a.lanewise(VectorOperators.ASHR, 4).and(15).or(c.and(0x30)).sub(32);
+          Vec.toFloats(lo)
               .mul(d * seg.get(ValueLayout.JAVA_BYTE, sc + l / 16))
               .intoArray(out, o + l);
+          Vec.toFloats(hi)
+              .mul(d * seg.get(ValueLayout.JAVA_BYTE, sc + 4 + l / 16))
+              .intoArray(out, o + 64 + l);
         }
       }
     }
@@ -123,34 +119,29 @@ final class Q6_KTensor extends FloatTensor {
     for (int b = 0; b < cols; b += BLOCK_SIZE, block += BLOCK_BYTES) {
       FloatVector acc0 = FloatVector.zero(F);
       FloatVector acc1 = FloatVector.zero(F);
-      for (int quarter = 0; quarter < 8; quarter++) {
-        int h = quarter >> 2;
-        int k = quarter & 3;
-        long ql = block + QL_OFFSET + 64 * h + 32 * (k & 1);
+      // Quarter pairs (k, k + 2) share their ql and qh bytes: low and high nibble of ql.
+      for (int pair = 0; pair < 4; pair++) {
+        int h = pair >> 1;
+        int k = pair & 1;
+        long ql = block + QL_OFFSET + 64 * h + 32 * k;
         long qh = block + QH_OFFSET + 32 * h;
         long sc = block + SCALES_OFFSET + 8 * h + 2 * k;
-        int nibbleShift = (k & 2) * 2;
-        int highShift = 2 * k;
-        int o = xOffset + b + 32 * quarter;
+        int shift = 2 * k;
+        int o = xOffset + b + 128 * h + 32 * k;
         for (int l = 0; l < 32; l += L) {
-          IntVector q =
-              Vec.bytesToInts(seg, ql + l)
-                  .lanewise(VectorOperators.ASHR, nibbleShift)
-                  .and(15)
-                  .or(
-                      Vec.bytesToInts(seg, qh + l)
-                          .lanewise(VectorOperators.ASHR, highShift)
-                          .and(3)
-                          .lanewise(VectorOperators.LSHL, 4))
-                  .sub(32);
+          IntVector a = Vec.bytesToInts(seg, ql + l);
+          IntVector c = Vec.bytesToInts(seg, qh + l).lanewise(VectorOperators.ASHR, shift);
+          IntVector lo = a.and(15).or(c.and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
+          IntVector hi = a.lanewise(VectorOperators.ASHR, 4).and(15).or(c.and(0x30)).sub(32);
           acc0 =
-              Vec.toFloats(q)
+              Vec.toFloats(lo)
                   .mul(seg.get(ValueLayout.JAVA_BYTE, sc + l / 16))
                   .fma(FloatVector.fromArray(F, x, o + l), acc0);
+          acc1 =
+              Vec.toFloats(hi)
+                  .mul(seg.get(ValueLayout.JAVA_BYTE, sc + 4 + l / 16))
+                  .fma(FloatVector.fromArray(F, x, o + 64 + l), acc1);
         }
-        FloatVector t = acc0; // alternate two dependency chains
-        acc0 = acc1;
-        acc1 = t;
       }
       sum += Vec.f16(seg, block + D_OFFSET) * Vec.sum(acc0.add(acc1));
     }

@@ -59,11 +59,6 @@ final class Vec {
         ByteVector.fromMemorySegment(B, seg, offset, LE).convertShape(VectorOperators.B2F, F, 0);
   }
 
-  /** {@code L} bytes at {@code offset}. */
-  static ByteVector bytes(MemorySegment seg, long offset) {
-    return ByteVector.fromMemorySegment(B, seg, offset, LE);
-  }
-
   /**
    * {@code L} signed bytes at {@code offset}, widened to ints (bit work is native on int lanes).
    */
@@ -75,11 +70,6 @@ final class Vec {
   /** Int lanes to floats. */
   static FloatVector toFloats(IntVector v) {
     return (FloatVector) v.convert(VectorOperators.I2F, 0);
-  }
-
-  /** Widens {@code L} byte lanes (signed) to floats. */
-  static FloatVector toFloats(ByteVector v) {
-    return (FloatVector) v.convertShape(VectorOperators.B2F, F, 0);
   }
 
   /** {@code L} bfloat16 values at {@code offset}: the float's upper half. */

@@ -52,6 +52,7 @@ public final class MatmulBench {
         Vec.L,
         Runtime.getRuntime().availableProcessors());
     memoryBandwidth();
+    poolLatency();
     System.out.println();
     System.out.println("type  rows x cols  thr  matvec GB/s  GEMM128 GFLOP/s  GEMM512 GFLOP/s");
     GgmlType[] types = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F16, GgmlType.F32};
@@ -85,6 +86,24 @@ public final class MatmulBench {
     System.out.println();
     int8Activations();
     Parallel.setThreads(2);
+  }
+
+  /** Round trip of an empty two-chunk parallel call: the fixed cost decode pays ~100× a token. */
+  private static void poolLatency() {
+    Parallel.setThreads(2);
+    int[] sink = new int[2];
+    for (int i = 0; i < 200_000; i++) {
+      Parallel.forChunks(2, 1, (s, e) -> sink[s]++);
+    }
+    int n = 200_000;
+    long t0 = System.nanoTime();
+    for (int i = 0; i < n; i++) {
+      Parallel.forChunks(2, 1, (s, e) -> sink[s]++);
+    }
+    System.out.printf(
+        Locale.ROOT,
+        "pool: %.2f µs per 2-thread dispatch (empty body)%n",
+        (System.nanoTime() - t0) / 1e3 / n);
   }
 
   /** Enough copies of a random tensor to exceed the last-level cache (≥ 256 MB in all). */

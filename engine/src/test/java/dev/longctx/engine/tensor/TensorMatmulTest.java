@@ -144,6 +144,30 @@ class TensorMatmulTest {
     return Arrays.stream(TensorReference.TYPES);
   }
 
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("typesForThreads")
+  void multiRowDotIsBitIdenticalToSingleRowDot(GgmlType type) {
+    // The decode path streams rows in groups; every grouping must give dot's exact bits.
+    Random rnd = new Random(17 + type.ordinal());
+    int rows = 23;
+    int cols = type.blockSize() == 256 ? 512 : 96;
+    FloatTensor w =
+        FloatTensor.of(type, TensorReference.randomRaw(type, rows, cols, rnd), rows, cols);
+    float[] x = TensorReference.randomActivations(cols + 5, rnd);
+    for (int n = 1; n <= rows - 2; n += 3) {
+      float[] y = new float[n + 4];
+      Arrays.fill(y, Float.NaN);
+      w.dotRows(2, n, x, 5, y, 3);
+      for (int i = 0; i < n; i++) {
+        assertThat(Float.floatToRawIntBits(y[3 + i]))
+            .as("%s n=%d row %d", type, n, 2 + i)
+            .isEqualTo(Float.floatToRawIntBits(w.dot(2 + i, x, 5)));
+      }
+      assertThat(y[2]).isNaN();
+      assertThat(y[3 + n]).isNaN();
+    }
+  }
+
   @Test
   void prefillEqualsTokenByTokenDecodeWithinRounding() {
     // The GEMM and the matrix-vector path compute the same products through different kernels.
