@@ -99,7 +99,7 @@ public class LongContextModelReconciler implements Reconciler<LongContextModel> 
       LongContextModel model, Context<LongContextModel> context) {
     Instant now = Instant.now(clock);
     long generation = generation(model);
-    LongContextModelStatus status = model.getStatus();
+    LongContextModelStatus status = model.statusOrInit();
 
     // validate
     List<String> errors = SpecValidator.validate(model);
@@ -146,7 +146,7 @@ public class LongContextModelReconciler implements Reconciler<LongContextModel> 
     String message = e.getClass().getSimpleName() + ": " + e.getMessage();
     LOG.warnf(e, "reconciling %s failed", model.getMetadata().getName());
     long generation = generation(model);
-    var status = model.getStatus();
+    var status = model.statusOrInit();
     Conditions.set(
         status.getConditions(),
         READY,

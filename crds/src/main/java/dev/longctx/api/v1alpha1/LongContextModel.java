@@ -51,8 +51,20 @@ public class LongContextModel extends CustomResource<LongContextModelSpec, LongC
     return new LongContextModelSpec();
   }
 
+  /**
+   * No status until the operator writes one: a default status in a freshly read object would make
+   * the operator's status patch a diff against fields the API server never stored.
+   */
   @Override
   protected LongContextModelStatus initStatus() {
-    return new LongContextModelStatus();
+    return null;
+  }
+
+  /** The status, created empty first if the operator has not written one yet. */
+  public LongContextModelStatus statusOrInit() {
+    if (getStatus() == null) {
+      setStatus(new LongContextModelStatus());
+    }
+    return getStatus();
   }
 }
