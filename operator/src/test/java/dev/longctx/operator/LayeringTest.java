@@ -2,30 +2,38 @@ package dev.longctx.operator;
 
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 
+import com.tngtech.archunit.core.domain.JavaClasses;
+import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
-import com.tngtech.archunit.junit.AnalyzeClasses;
-import com.tngtech.archunit.junit.ArchTest;
-import com.tngtech.archunit.lang.ArchRule;
+import org.junit.jupiter.api.Test;
 
 /** DESIGN.md §2: the operator never imports engine or worker internals. */
-@AnalyzeClasses(packages = "dev.longctx", importOptions = ImportOption.DoNotIncludeTests.class)
 class LayeringTest {
 
-  @ArchTest
-  static final ArchRule operatorDoesNotUseEngineOrWorker =
-      noClasses()
-          .that()
-          .resideInAnyPackage("dev.longctx.operator..", "dev.longctx.api..")
-          .should()
-          .dependOnClassesThat()
-          .resideInAnyPackage("dev.longctx.engine..", "dev.longctx.worker..");
+  static final JavaClasses CLASSES =
+      new ClassFileImporter()
+          .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+          .importPackages("dev.longctx.operator", "dev.longctx.api");
 
-  @ArchTest
-  static final ArchRule apiTypesDoNotDependOnTheOperator =
-      noClasses()
-          .that()
-          .resideInAPackage("dev.longctx.api..")
-          .should()
-          .dependOnClassesThat()
-          .resideInAnyPackage("dev.longctx.operator..", "io.javaoperatorsdk..", "io.quarkus..");
+  @Test
+  void operatorImportsNoEngineOrWorkerClass() {
+    noClasses()
+        .that()
+        .resideInAnyPackage("dev.longctx.operator..", "dev.longctx.api..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("dev.longctx.engine..", "dev.longctx.worker..")
+        .check(CLASSES);
+  }
+
+  @Test
+  void apiTypesDependOnNoOperatorFramework() {
+    noClasses()
+        .that()
+        .resideInAPackage("dev.longctx.api..")
+        .should()
+        .dependOnClassesThat()
+        .resideInAnyPackage("dev.longctx.operator..", "io.javaoperatorsdk..", "io.quarkus..")
+        .check(CLASSES);
+  }
 }
