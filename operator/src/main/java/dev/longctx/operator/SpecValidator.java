@@ -1,0 +1,88 @@
+package dev.longctx.operator;
+
+import dev.longctx.api.v1alpha1.LongContextModel;
+import dev.longctx.api.v1alpha1.LongContextModelSpec;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The checks the CRD schema makes (ranges, CEL rules), made again by the operator: API servers
+ * without CEL, resources created before a schema change, and the mock server accept anything.
+ */
+public final class SpecValidator {
+
+  private SpecValidator() {}
+
+  /** Every problem found, each naming the field; empty when the spec is valid. */
+  public static List<String> validate(LongContextModel m) {
+    LongContextModelSpec s = m.getSpec();
+    List<String> errors = new ArrayList<>();
+    if (s == null) {
+      return List.of("spec is missing");
+    }
+    String uri = s.getModel().getUri();
+    if (uri.isBlank()) {
+      errors.add("spec.model.uri is required");
+    } else {
+      try {
+        var scheme = s.getModel().scheme();
+        String path = s.getModel().path();
+        if (path.isBlank()) {
+          errors.add("spec.model.uri '" + uri + "' has no path after the scheme");
+        } else if (scheme == dev.longctx.api.v1alpha1.ModelSource.Scheme.HF
+            && path.split("/").length < 2) {
+          errors.add("spec.model.uri '" + uri + "' must be hf://org/repo[/file]");
+        }
+      } catch (IllegalArgumentException e) {
+        errors.add("spec." + e.getMessage());
+      }
+    }
+    var w = s.getWorkers();
+    if (w.getReplicas() != null && s.getAutoscaling() != null) {
+      errors.add("spec.workers.replicas and spec.autoscaling are mutually exclusive");
+    }
+    if (w.getReplicas() != null && w.getReplicas() < 0) {
+      errors.add("spec.workers.replicas must be >= 0, got " + w.getReplicas());
+    }
+    if (w.getKvCacheTokens() < 1) {
+      errors.add("spec.workers.kvCacheTokens must be >= 1, got " + w.getKvCacheTokens());
+    }
+    if (w.getGpu() < 0) {
+      errors.add("spec.workers.gpu must be >= 0, got " + w.getGpu());
+    }
+    var a = s.getAutoscaling();
+    if (a != null) {
+      if (a.getMinReplicas() < 1) {
+        errors.add("spec.autoscaling.minReplicas must be >= 1, got " + a.getMinReplicas());
+      }
+      if (a.getMinReplicas() > a.getMaxReplicas()) {
+        errors.add(
+            "spec.autoscaling.minReplicas (%d) must not exceed maxReplicas (%d)"
+                .formatted(a.getMinReplicas(), a.getMaxReplicas()));
+      }
+      if (!(a.getTargetContextLoad() >= 0.05 && a.getTargetContextLoad() <= 1.0)) {
+        errors.add(
+            "spec.autoscaling.targetContextLoad must be in [0.05, 1], got "
+                + a.getTargetContextLoad());
+      }
+    }
+    var se = s.getContext().getSelfExtend();
+    if (se.getGroupSize() < 1 || se.getNeighborWindow() < 1) {
+      errors.add("spec.context.selfExtend.groupSize and neighborWindow must be >= 1");
+    } else if (se.getNeighborWindow() % se.getGroupSize() != 0) {
+      errors.add(
+          "spec.context.selfExtend.groupSize (%d) must divide neighborWindow (%d)"
+              .formatted(se.getGroupSize(), se.getNeighborWindow()));
+    }
+    var svc = s.getService();
+    for (int port : new int[] {svc.getGrpcPort(), svc.getHttpPort(), svc.getShardPort()}) {
+      if (port < 1 || port > 65535) {
+        errors.add("spec.service ports must be in [1, 65535], got " + port);
+      }
+    }
+    if (svc.getGrpcPort() == svc.getHttpPort() || svc.getShardPort() == svc.getHttpPort()) {
+      errors.add("spec.service.httpPort must differ from grpcPort and shardPort");
+    }
+    return errors;
+  }
+}
