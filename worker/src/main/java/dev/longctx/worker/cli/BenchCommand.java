@@ -29,6 +29,8 @@ public class BenchCommand implements Callable<Integer> {
 
   @Mixin ModelOptions modelOptions;
 
+  @Mixin AttentionOptions attentionOptions;
+
   @Option(
       names = {"-p", "--n-prompt"},
       split = ",",
@@ -52,13 +54,18 @@ public class BenchCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print one JSON object per test instead of a table.")
   boolean json;
 
+  @Option(names = "--top-k", description = "indexer-topk: keys attended per query.")
+  void topK(int k) {
+    attentionOptions.topK = k;
+  }
+
   @Override
   public Integer call() {
     if (reps < 1) {
       throw new IllegalArgumentException("--repetitions must be >= 1, got " + reps);
     }
     try (LoadedModel model = modelOptions.load()) {
-      Transformer tr = model.transformer();
+      Transformer tr = attentionOptions.transformer(model);
       long weightBytes = bytesReadPerToken(model.weights());
       String name = model.path().getFileName().toString();
       String size = String.format("%.2f GiB", totalBytes(model.weights()) / (double) (1L << 30));
