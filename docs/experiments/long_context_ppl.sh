@@ -3,6 +3,7 @@
 # Usage: docs/experiments/long_context_ppl.sh MODEL TEXT CHARS CONTEXTS... > results.jsonl
 # Every context scores the same first CHARS characters of TEXT (windows of ctx tokens, each with
 # BOS), so the numbers of one row are comparable. One JSON object per run on stdout.
+# ONLY=regex restricts the policies to the labels it matches.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 model=$1 text=$2 chars=$3; shift 3
@@ -21,6 +22,7 @@ policies=(
 for ctx in "$@"; do
   for p in "${policies[@]}"; do
     label=${p%%|*} args=${p#*|}
+    [[ -n "${ONLY:-}" && ! "$label" =~ $ONLY ]] && continue
     # shellcheck disable=SC2086
     if out=$("$ROOT/longctx" perplexity -m "$model" -f "$text" --chars "$chars" --bos -c "$ctx" \
         $args --json 2>/dev/null); then
