@@ -7,6 +7,11 @@ import java.util.Arrays;
  * head is addressed with base {@code kvHead·headDim} and stride {@code kvDim}. Keys are stored
  * after RoPE. Capacity grows by doubling up to {@code maxTokens}, so a short prompt on a model with
  * a long trained context does not reserve gigabytes.
+ *
+ * <p>For SelfExtend a second key array holds every key rotated at its grouped position ⌊j/G⌋
+ * (ALGORITHMS.md §2.4 design 1: two rotated key caches, values shared, 1.5× the memory). Byte
+ * accounting is exact: {@link #bytesAllocated} is what the arrays hold now, {@link #bytesPerToken}
+ * what one resident token costs.
  */
 public final class KvCache {
 
@@ -15,10 +20,16 @@ public final class KvCache {
   private final int maxTokens;
   private final float[][] keys;
   private final float[][] values;
+  private final float[][] groupKeys;
   private int capacity;
   private int length;
 
   public KvCache(int layers, int kvDim, int maxTokens) {
+    this(layers, kvDim, maxTokens, false);
+  }
+
+  /** A cache that also keeps SelfExtend's grouped keys when {@code groupKeys} is set. */
+  public KvCache(int layers, int kvDim, int maxTokens, boolean groupKeys) {
     if (maxTokens <= 0) {
       throw new IllegalArgumentException("maxTokens must be > 0, got " + maxTokens);
     }
@@ -27,10 +38,14 @@ public final class KvCache {
     this.maxTokens = maxTokens;
     this.keys = new float[layers][];
     this.values = new float[layers][];
+    this.groupKeys = groupKeys ? new float[layers][] : null;
     this.capacity = Math.min(maxTokens, 256);
     for (int l = 0; l < layers; l++) {
       keys[l] = new float[capacity * kvDim];
       values[l] = new float[capacity * kvDim];
+      if (groupKeys) {
+        this.groupKeys[l] = new float[capacity * kvDim];
+      }
     }
   }
 
@@ -44,18 +59,38 @@ public final class KvCache {
     return maxTokens;
   }
 
-  /** Bytes held by the key and value arrays now. */
+  /** Tokens the arrays can hold now without growing. */
+  public int capacity() {
+    return capacity;
+  }
+
+  /** Whether SelfExtend's grouped keys are kept. */
+  public boolean hasGroupKeys() {
+    return groupKeys != null;
+  }
+
+  /** Bytes held by the key and value arrays now (capacity × bytes per token). */
   public long bytesAllocated() {
-    return 2L * layers * capacity * kvDim * Float.BYTES;
+    return capacity * bytesPerToken();
+  }
+
+  /** Bytes the resident tokens occupy (length × bytes per token). */
+  public long bytesResident() {
+    return length * bytesPerToken();
   }
 
   /** Bytes a cache of this shape needs per resident token. */
   public long bytesPerToken() {
-    return 2L * layers * kvDim * Float.BYTES;
+    return (groupKeys != null ? 3L : 2L) * layers * kvDim * Float.BYTES;
   }
 
   float[] keys(int layer) {
     return keys[layer];
+  }
+
+  /** Keys of layer {@code layer} rotated at SelfExtend's grouped positions, or null. */
+  float[] groupKeys(int layer) {
+    return groupKeys == null ? null : groupKeys[layer];
   }
 
   float[] values(int layer) {
@@ -79,6 +114,9 @@ public final class KvCache {
     for (int l = 0; l < layers; l++) {
       keys[l] = Arrays.copyOf(keys[l], newCapacity * kvDim);
       values[l] = Arrays.copyOf(values[l], newCapacity * kvDim);
+      if (groupKeys != null) {
+        groupKeys[l] = Arrays.copyOf(groupKeys[l], newCapacity * kvDim);
+      }
     }
     capacity = newCapacity;
   }

@@ -1,5 +1,7 @@
 package dev.longctx.engine.inference;
 
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.kernel.Attention;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
@@ -15,6 +17,10 @@ import dev.longctx.engine.tensor.Parallel;
  * weight tile is read once per chunk of tokens rather than once per token (prefill); a one-token
  * chunk is the bandwidth-bound decode step. Stateless apart from the weights: the per-sequence
  * state is a {@link Sequence}.
+ *
+ * <p>Attention runs under an {@link AttentionPolicy}: the model's default ({@link #withAttention})
+ * or one chosen per sequence ({@link #newSequence(int, AttentionPolicy)}). Dense sequences take the
+ * plain path below; the others delegate to {@link SequenceAttention}.
  */
 public final class Transformer {
 
@@ -25,11 +31,13 @@ public final class Transformer {
   private final LlamaWeights weights;
   private final Rope rope;
   private final float attentionScale;
+  private final AttentionPolicy defaultPolicy;
 
   public Transformer(LlamaConfig config, LlamaWeights weights) {
     weights.checkShapes(config);
     this.config = config;
     this.weights = weights;
+    this.defaultPolicy = AttentionPolicy.dense();
     // GGUF stores Llama-3.1 scaling as per-frequency divisors; other formats as parameters.
     this.rope =
         weights.ropeFreqFactors() != null
@@ -43,6 +51,37 @@ public final class Transformer {
     this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
   }
 
+  private Transformer(Transformer base, AttentionPolicy policy) {
+    this.config = base.config;
+    this.weights = base.weights;
+    this.rope = base.rope;
+    this.attentionScale = base.attentionScale;
+    this.defaultPolicy = policy;
+  }
+
+  /**
+   * This model with {@code policy} as the default for {@link #newSequence(int)} (the weights are
+   * shared). Fails if the policy does not fit the model (e.g. a SelfExtend window not below the
+   * trained context).
+   */
+  public Transformer withAttention(AttentionPolicy policy) {
+    if (policy == null) {
+      throw new IllegalArgumentException("policy must not be null");
+    }
+    policy.checkContext(1, config.contextLength());
+    return new Transformer(this, policy);
+  }
+
+  /** The policy {@link #newSequence(int)} uses. */
+  public AttentionPolicy attentionPolicy() {
+    return defaultPolicy;
+  }
+
+  /** The longest sequence the default policy supports on this model. */
+  public int maxContext() {
+    return defaultPolicy.maxContext(config.contextLength());
+  }
+
   public LlamaConfig config() {
     return config;
   }
@@ -51,9 +90,23 @@ public final class Transformer {
     return weights;
   }
 
-  /** A new, empty sequence that may grow to {@code maxTokens}. */
+  /** A new, empty sequence that may grow to {@code maxTokens}, under the default policy. */
   public Sequence newSequence(int maxTokens) {
-    return new Sequence(new KvCache(config.layers(), config.kvDim(), maxTokens));
+    return newSequence(maxTokens, defaultPolicy);
+  }
+
+  /**
+   * A new, empty sequence under {@code policy} (per request). Fails naming the limit when {@code
+   * maxTokens} exceeds what the policy supports (SelfExtend: (L_train − w)·G + w).
+   */
+  public Sequence newSequence(int maxTokens, AttentionPolicy policy) {
+    if (policy instanceof AttentionPolicy.Dense) {
+      return new Sequence(new KvCache(config.layers(), config.kvDim(), maxTokens));
+    }
+    SequenceAttention attention = new SequenceAttention(policy, config, maxTokens);
+    KvCache cache =
+        new KvCache(config.layers(), config.kvDim(), maxTokens, attention.needsGroupKeys());
+    return new Sequence(cache, policy, attention);
   }
 
   /** Feeds {@code tokens} after the sequence's current end; returns the last token's logits. */
@@ -112,6 +165,10 @@ public final class Transformer {
     int start = seq.cache().length();
     KvCache cache = seq.cache();
     cache.reserve(start + n);
+    SequenceAttention policyAttention = seq.attention();
+    if (policyAttention != null) {
+      policyAttention.reserve(start + n);
+    }
     Scratch s = seq.scratch(c, n);
 
     for (int t = 0; t < n; t++) {
@@ -136,14 +193,32 @@ public final class Transformer {
       }
       float[] keys = cache.keys(l);
       float[] values = cache.values(l);
+      float[] groupKeys = cache.groupKeys(l);
+      AttentionPolicy.SelfExtend se = seq.policy().positions();
+      if (se != null) {
+        // Pre-RoPE copies, rotated below at SelfExtend's grouped positions (ALGORITHMS.md §2.4).
+        System.arraycopy(s.q, 0, s.qg, 0, n * qDim);
+        System.arraycopy(s.k, 0, s.kg, 0, n * kvDim);
+      }
       for (int t = 0; t < n; t++) {
         int pos = start + t;
         rope.apply(s.q, t * qDim, c.heads(), pos);
         rope.apply(s.k, t * kvDim, c.kvHeads(), pos);
         System.arraycopy(s.k, t * kvDim, keys, pos * kvDim, kvDim);
         System.arraycopy(s.v, t * kvDim, values, pos * kvDim, kvDim);
+        if (se != null) {
+          rope.apply(s.qg, t * qDim, c.heads(), se.groupQueryPosition(pos));
+          rope.apply(s.kg, t * kvDim, c.kvHeads(), se.groupKeyPosition(pos));
+          System.arraycopy(s.kg, t * kvDim, groupKeys, pos * kvDim, kvDim);
+        }
       }
-      attention(s, keys, values, start, n);
+      if (policyAttention == null) {
+        attention(s, keys, values, start, n);
+      } else {
+        policyAttention.append(l, start, n, keys, groupKeys, s.xb);
+        policyAttention.attend(
+            l, start, n, s.q, se != null ? s.qg : null, keys, groupKeys, values, s.xb, s.att);
+      }
       w.wo().matmul(s.att, s.xb, n);
       Ops.add(s.x, s.xb, n * dim);
 
@@ -220,7 +295,9 @@ public final class Transformer {
     final float[] x;
     final float[] xb;
     final float[] q;
+    final float[] qg;
     final float[] k;
+    final float[] kg;
     final float[] v;
     final float[] att;
     final float[] hb;
@@ -231,7 +308,9 @@ public final class Transformer {
       x = new float[capacity * c.dim()];
       xb = new float[capacity * c.dim()];
       q = new float[capacity * c.queryDim()];
+      qg = new float[capacity * c.queryDim()];
       k = new float[capacity * c.kvDim()];
+      kg = new float[capacity * c.kvDim()];
       v = new float[capacity * c.kvDim()];
       att = new float[capacity * c.queryDim()];
       hb = new float[capacity * c.hiddenDim()];

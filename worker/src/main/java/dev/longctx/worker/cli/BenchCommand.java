@@ -29,6 +29,8 @@ public class BenchCommand implements Callable<Integer> {
 
   @Mixin ModelOptions modelOptions;
 
+  @Mixin AttentionOptions attentionOptions;
+
   @Option(
       names = {"-p", "--n-prompt"},
       split = ",",
@@ -49,8 +51,22 @@ public class BenchCommand implements Callable<Integer> {
       description = "Timed repetitions per test.")
   int reps;
 
+  @Option(
+      names = {"-d", "--depth"},
+      split = ",",
+      defaultValue = "0",
+      description =
+          "Context already in the sequence before each test (comma-separated; prefilled untimed),"
+              + " as llama-bench's -d: tgN at depth D times decode steps D+1..D+N.")
+  List<Integer> depths;
+
   @Option(names = "--json", description = "Print one JSON object per test instead of a table.")
   boolean json;
+
+  @Option(names = "--top-k", description = "indexer-topk: keys attended per query.")
+  void topK(int k) {
+    attentionOptions.topK = k;
+  }
 
   @Override
   public Integer call() {
@@ -58,7 +74,7 @@ public class BenchCommand implements Callable<Integer> {
       throw new IllegalArgumentException("--repetitions must be >= 1, got " + reps);
     }
     try (LoadedModel model = modelOptions.load()) {
-      Transformer tr = model.transformer();
+      Transformer tr = attentionOptions.transformer(model);
       long weightBytes = bytesReadPerToken(model.weights());
       String name = model.path().getFileName().toString();
       String size = String.format("%.2f GiB", totalBytes(model.weights()) / (double) (1L << 30));
@@ -82,74 +98,98 @@ public class BenchCommand implements Callable<Integer> {
           tests.add(new String[] {"tg", String.valueOf(n)});
         }
       }
-      for (String[] test : tests) {
-        int n = Integer.parseInt(test[1]);
-        boolean prefill = test[0].equals("pp");
-        if (n > model.config().contextLength()) {
-          System.err.printf(
-              "note: %s%d exceeds the trained context %d%n",
-              test[0], n, model.config().contextLength());
-        }
-        double[] rates = new double[reps];
-        SplittableRandom random = new SplittableRandom(42);
-        for (int r = -1; r < reps; r++) {
-          double rate = prefill ? prefill(tr, n, random) : generate(tr, n, random);
-          if (r >= 0) {
-            rates[r] = rate;
+      for (int depth : depths) {
+        for (String[] test : tests) {
+          int n = Integer.parseInt(test[1]);
+          boolean prefill = test[0].equals("pp");
+          if (depth + n > tr.maxContext()) {
+            throw new IllegalArgumentException(
+                "depth "
+                    + depth
+                    + " + "
+                    + test[0]
+                    + n
+                    + " exceeds the attention policy's maximum context "
+                    + tr.maxContext());
           }
-        }
-        double mean = 0;
-        for (double x : rates) {
-          mean += x / reps;
-        }
-        double var = 0;
-        for (double x : rates) {
-          var += (x - mean) * (x - mean) / Math.max(1, reps - 1);
-        }
-        double sd = Math.sqrt(var);
-        // Decode reads every weight once per token: bytes/token × tokens/s is the bandwidth
-        // reached.
-        Double gbs = prefill ? null : weightBytes * mean / 1e9;
-        if (json) {
-          Map<String, Object> out = new LinkedHashMap<>();
-          out.put("model", name);
-          out.put("type", type);
-          out.put("threads", threads);
-          out.put("test", test[0] + n);
-          out.put("tokens_per_second", mean);
-          out.put("stddev", sd);
-          out.put("gb_per_second", gbs);
-          System.out.println(JsonText.write(out));
-        } else {
-          System.out.printf(
-              "| %s | %s | %s | %s | %d | %s%d | %.2f ± %.2f | %s |%n",
-              name,
-              type,
-              size,
-              params,
-              threads,
-              test[0],
-              n,
-              mean,
-              sd,
-              gbs == null ? "" : String.format("%.1f", gbs));
+          if (depth + n > model.config().contextLength()) {
+            System.err.printf(
+                "note: depth %d + %s%d exceeds the trained context %d%n",
+                depth, test[0], n, model.config().contextLength());
+          }
+          double[] rates = new double[reps];
+          SplittableRandom random = new SplittableRandom(42);
+          for (int r = -1; r < reps; r++) {
+            double rate = prefill ? prefill(tr, depth, n, random) : generate(tr, depth, n, random);
+            if (r >= 0) {
+              rates[r] = rate;
+            }
+          }
+          double mean = 0;
+          for (double x : rates) {
+            mean += x / reps;
+          }
+          double var = 0;
+          for (double x : rates) {
+            var += (x - mean) * (x - mean) / Math.max(1, reps - 1);
+          }
+          double sd = Math.sqrt(var);
+          // Decode reads every weight once per token: bytes/token × tokens/s is the bandwidth
+          // reached.
+          Double gbs = prefill ? null : weightBytes * mean / 1e9;
+          if (json) {
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("model", name);
+            out.put("type", type);
+            out.put("threads", threads);
+            out.put("test", test[0] + n);
+            out.put("depth", depth);
+            out.put("attention", tr.attentionPolicy().name());
+            out.put("tokens_per_second", mean);
+            out.put("stddev", sd);
+            out.put("gb_per_second", gbs);
+            System.out.println(JsonText.write(out));
+          } else {
+            System.out.printf(
+                "| %s | %s | %s | %s | %d | %s%d%s | %.2f ± %.2f | %s |%n",
+                name,
+                type,
+                size,
+                params,
+                threads,
+                test[0],
+                n,
+                depth > 0 ? " @ d" + depth : "",
+                mean,
+                sd,
+                gbs == null ? "" : String.format("%.1f", gbs));
+          }
         }
       }
       return 0;
     }
   }
 
-  private static double prefill(Transformer tr, int n, SplittableRandom random) {
+  /** A sequence holding {@code depth} random tokens, room for {@code n} more. */
+  private static Sequence atDepth(Transformer tr, int depth, int n, SplittableRandom random) {
+    Sequence seq = tr.newSequence(depth + n);
+    if (depth > 0) {
+      tr.prefill(seq, randomTokens(tr, depth, random));
+    }
+    return seq;
+  }
+
+  private static double prefill(Transformer tr, int depth, int n, SplittableRandom random) {
     int[] tokens = randomTokens(tr, n, random);
-    Sequence seq = tr.newSequence(n);
+    Sequence seq = atDepth(tr, depth, n, random);
     long t0 = System.nanoTime();
     tr.prefill(seq, tokens);
     return n / ((System.nanoTime() - t0) / 1e9);
   }
 
-  private static double generate(Transformer tr, int n, SplittableRandom random) {
+  private static double generate(Transformer tr, int depth, int n, SplittableRandom random) {
     int[] tokens = randomTokens(tr, n, random);
-    Sequence seq = tr.newSequence(n);
+    Sequence seq = atDepth(tr, depth, n, random);
     long t0 = System.nanoTime();
     for (int i = 0; i < n; i++) {
       tr.decode(seq, tokens[i]);

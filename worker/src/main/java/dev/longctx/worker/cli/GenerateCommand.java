@@ -1,6 +1,7 @@
 package dev.longctx.worker.cli;
 
 import dev.longctx.engine.inference.Generator;
+import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.sampling.SamplingParams;
 import dev.longctx.engine.tokenizer.ChatMessage;
@@ -27,6 +28,8 @@ import picocli.CommandLine.Option;
 public class GenerateCommand implements Callable<Integer> {
 
   @Mixin ModelOptions modelOptions;
+
+  @Mixin AttentionOptions attentionOptions;
 
   @Option(
       names = {"-p", "--prompt"},
@@ -122,15 +125,15 @@ public class GenerateCommand implements Callable<Integer> {
       } else {
         ids = Prompts.encode(tok, prompt, true, false);
       }
-      int context = ctx != null ? ctx : model.config().contextLength();
+      Transformer tr = attentionOptions.transformer(model);
+      int context = ctx != null ? ctx : AttentionOptions.defaultContext(tr);
       Generator.Request request = new Generator.Request(ids, sampling, maxTokens, stop, context);
       PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
       if (!json && !chat) {
         // Like llama.cpp and llama2.c, echo the prompt so the completion reads on from it.
         out.print(prompt);
       }
-      Generator.Result r =
-          Generator.generate(model.transformer(), tok, request, json ? t -> {} : out::print);
+      Generator.Result r = Generator.generate(tr, tok, request, json ? t -> {} : out::print);
       if (json) {
         Map<String, Object> usage = new LinkedHashMap<>();
         usage.put("prompt_tokens", r.promptTokens());

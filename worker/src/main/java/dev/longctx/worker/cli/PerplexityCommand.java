@@ -1,6 +1,7 @@
 package dev.longctx.worker.cli;
 
 import dev.longctx.engine.inference.Perplexity;
+import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.model.LoadedModel;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -27,6 +28,8 @@ import picocli.CommandLine.Option;
 public class PerplexityCommand implements Callable<Integer> {
 
   @Mixin ModelOptions modelOptions;
+
+  @Mixin AttentionOptions attentionOptions;
 
   @Option(
       names = {"-f", "--file"},
@@ -56,6 +59,11 @@ public class PerplexityCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print one JSON object instead of text.")
   boolean json;
 
+  @Option(names = "--top-k", description = "indexer-topk: keys attended per query.")
+  void topK(int k) {
+    attentionOptions.topK = k;
+  }
+
   @Override
   public Integer call() {
     String text;
@@ -70,7 +78,9 @@ public class PerplexityCommand implements Callable<Integer> {
       text = text.substring(0, chars);
     }
     try (LoadedModel model = modelOptions.load()) {
-      int window = ctx != null ? ctx : model.config().contextLength();
+      Transformer tr = attentionOptions.transformer(model);
+      int window = ctx != null ? ctx : AttentionOptions.defaultContext(tr);
+      tr.attentionPolicy().checkContext(window, model.config().contextLength());
       int[] tokens = model.tokenizer().encode(text);
       int bosId = bos ? model.tokenizer().bosId() : -1;
       int textPerWindow = bosId >= 0 ? window - 1 : window;
@@ -85,7 +95,7 @@ public class PerplexityCommand implements Callable<Integer> {
       long t0 = System.nanoTime();
       Perplexity.Result r =
           Perplexity.evaluate(
-              model.transformer(),
+              tr,
               tokens,
               window,
               bosId,
@@ -100,15 +110,17 @@ public class PerplexityCommand implements Callable<Integer> {
         out.put("predictions", r.predictions());
         out.put("windows", r.windows());
         out.put("ctx", window);
+        out.put("attention", tr.attentionPolicy().toString());
         out.put("tokens_per_second", (r.predictions() + r.windows()) / seconds);
         System.out.println(JsonText.write(out));
       } else {
         System.out.printf(
-            "perplexity %.4f over %d predictions in %d window(s) of %d tokens (%.1f tokens/s)%n",
+            "perplexity %.4f over %d predictions in %d window(s) of %d tokens, %s (%.1f tokens/s)%n",
             r.perplexity(),
             r.predictions(),
             r.windows(),
             window,
+            tr.attentionPolicy(),
             (r.predictions() + r.windows()) / seconds);
       }
       return 0;

@@ -97,6 +97,92 @@ class CliTest {
   }
 
   @Test
+  void perplexityUnderSelfExtendAndSparsePoliciesReportsThePolicy(QuarkusMainLauncher launcher) {
+    String text = TestData.file("text/tinystories_train_excerpt.txt").toString();
+    LaunchResult se =
+        launcher.launch(
+            "perplexity",
+            "--model",
+            stories(),
+            "--file",
+            text,
+            "--chars",
+            "6000",
+            "--ctx",
+            "1024",
+            "--bos",
+            "--chunks",
+            "1",
+            "--json",
+            "--attention",
+            "self-extend",
+            "--group-size",
+            "4",
+            "--neighbor-window",
+            "128");
+    assertThat(se.exitCode()).isZero();
+    assertThat(se.getOutput()).contains("\"ctx\":1024").contains("SelfExtend[groupSize=4");
+    LaunchResult sparse =
+        launcher.launch(
+            "perplexity",
+            "--model",
+            stories(),
+            "--file",
+            text,
+            "--chars",
+            "4000",
+            "--ctx",
+            "512",
+            "--bos",
+            "--chunks",
+            "1",
+            "--json",
+            "--attention",
+            "indexer-topk",
+            "--top-k",
+            "512");
+    assertThat(sparse.exitCode()).isZero();
+    // k ≥ every query's causal keys: the dense value.
+    assertThat(sparse.getOutput()).containsPattern("\"perplexity\":4\\.34[56]");
+  }
+
+  @Test
+  void attentionOptionErrorsAreOneLineNamingTheLimit(QuarkusMainLauncher launcher) {
+    String text = TestData.file("text/tinystories_train_excerpt.txt").toString();
+    LaunchResult tooLong =
+        launcher.launch(
+            "perplexity",
+            "--model",
+            stories(),
+            "--file",
+            text,
+            "--ctx",
+            "4096",
+            "--attention",
+            "self-extend",
+            "--group-size",
+            "4",
+            "--neighbor-window",
+            "128");
+    assertThat(tooLong.exitCode()).isNotZero();
+    assertThat(tooLong.getErrorOutput())
+        .contains("4096 tokens exceed SelfExtend's maximum context 1664");
+    LaunchResult misplaced =
+        launcher.launch(
+            "perplexity",
+            "--model",
+            stories(),
+            "--file",
+            text,
+            "--attention",
+            "dense",
+            "--top-k",
+            "8");
+    assertThat(misplaced.exitCode()).isNotZero();
+    assertThat(misplaced.getErrorOutput()).contains("--top-k does not apply to --attention dense");
+  }
+
+  @Test
   void synthThenBenchPrintsATable(QuarkusMainLauncher launcher) {
     Path model = tmp.resolve("tiny.gguf");
     LaunchResult s =
