@@ -5,6 +5,9 @@ import dev.longctx.proto.v1.AdminGrpc;
 import dev.longctx.proto.v1.InferenceGrpc;
 import dev.longctx.worker.coordinator.EngineLoop;
 import dev.longctx.worker.coordinator.LocalBackend;
+import dev.longctx.worker.coordinator.ShardClient;
+import dev.longctx.worker.coordinator.ShardPool;
+import dev.longctx.worker.coordinator.ShardedBackend;
 import io.grpc.BindableService;
 import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
@@ -67,15 +70,50 @@ public final class ServingServer implements AutoCloseable {
       String host,
       int port)
       throws IOException {
-    int limit = contextLimit > 0 ? contextLimit : loaded.config().contextLength();
-    ServedModel model =
-        new ServedModel(name, loaded.config(), loaded.tokenizer(), limit, List.of("dense"));
     EngineLoop engine =
         new EngineLoop(
             new LocalBackend(loaded.transformer()), kvCapacityTokens, queueTimeoutMillis);
     long epoch = new java.security.SecureRandom().nextLong() & Long.MAX_VALUE;
-    AdminService admin = new AdminService(engine, AdminService.inProcess(engine, name, epoch));
-    return start(host, port, model, engine, admin);
+    return start(
+        host,
+        port,
+        servedModel(loaded, name, contextLimit),
+        engine,
+        new AdminService(engine, AdminService.inProcess(engine, name, epoch)));
+  }
+
+  /** A coordinator driving {@code shards} (sequence-sharded, dense). */
+  public static ServingServer sharded(
+      LoadedModel loaded,
+      String name,
+      int contextLimit,
+      List<ShardClient> shards,
+      int minTokensPerShard,
+      int maxShardsPerRequest,
+      long queueTimeoutMillis,
+      String host,
+      int port)
+      throws IOException {
+    long capacity = 0;
+    for (ShardClient c : shards) {
+      capacity += c.described().getCapacityTokens();
+    }
+    EngineLoop engine =
+        new EngineLoop(
+            new ShardedBackend(shards, loaded.config(), minTokensPerShard, maxShardsPerRequest),
+            capacity,
+            queueTimeoutMillis);
+    return start(
+        host,
+        port,
+        servedModel(loaded, name, contextLimit),
+        engine,
+        new AdminService(engine, ShardPool.loads(shards)));
+  }
+
+  static ServedModel servedModel(LoadedModel loaded, String name, int contextLimit) {
+    int limit = contextLimit > 0 ? contextLimit : loaded.config().contextLength();
+    return new ServedModel(name, loaded.config(), loaded.tokenizer(), limit, List.of("dense"));
   }
 
   public int port() {
