@@ -162,4 +162,65 @@ class ShardedBackendTest {
       assertThat(shardsUsed[0]).isEqualTo(p);
     }
   }
+
+  @org.junit.jupiter.api.Test
+  void shardedServerStreamsTheEnginesGreedyTokensAndFreesKvOnEveryShard() throws Exception {
+    int[] ids = prompt(250);
+    Generator.Result want =
+        Generator.generate(
+            model.transformer(),
+            model.tokenizer(),
+            new Generator.Request(ids, SamplingParams.greedy(), 60, List.of(), 512),
+            t -> {});
+    ShardedBackend shards = backend(3);
+    try (var server =
+        dev.longctx.worker.api.ServingServer.sharded(
+            model, "stories260K", 0, shards.shards(), 64, 3, 10_000, "127.0.0.1", 0)) {
+      var channel =
+          io.grpc.netty.NettyChannelBuilder.forAddress("127.0.0.1", server.port())
+              .usePlaintext()
+              .build();
+      try {
+        var request =
+            dev.longctx.proto.v1.GenerateRequest.newBuilder()
+                .setTokenIds(
+                    dev.longctx.proto.v1.TokenIds.newBuilder()
+                        .addAllIds(Arrays.stream(ids).boxed().toList()))
+                .setMaxTokens(60)
+                .setSampling(
+                    dev.longctx.proto.v1.SamplingParams.newBuilder()
+                        .setTemperature(0)
+                        .setTopK(0)
+                        .setTopP(1)
+                        .setMinP(0))
+                .build();
+        var it =
+            dev.longctx.proto.v1.InferenceGrpc.newBlockingStub(channel)
+                .withDeadlineAfter(120, TimeUnit.SECONDS)
+                .generate(request);
+        List<Integer> tokens = new ArrayList<>();
+        dev.longctx.proto.v1.GenerateResponse last = null;
+        while (it.hasNext()) {
+          last = it.next();
+          if (last.hasTokens()) {
+            tokens.addAll(last.getTokens().getTokenIdsList());
+          }
+        }
+        assertThat(tokens).isEqualTo(Arrays.stream(want.tokens()).boxed().toList());
+        assertThat(last.getFinal().getUsage().getShardsUsed()).isEqualTo(3);
+        var load =
+            dev.longctx.proto.v1.AdminGrpc.newBlockingStub(channel)
+                .getLoad(dev.longctx.proto.v1.GetLoadRequest.getDefaultInstance());
+        assertThat(load.getShardsCount()).isEqualTo(3);
+        for (var shard : load.getShardsList()) {
+          assertThat(shard.getReady()).isTrue();
+          assertThat(shard.getResidentTokens()).as("KV left on %s", shard.getAddress()).isZero();
+          assertThat(shard.getActiveRequests()).isZero();
+        }
+        assertThat(load.getCapacityTokens()).isEqualTo(3L << 20);
+      } finally {
+        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      }
+    }
+  }
 }
