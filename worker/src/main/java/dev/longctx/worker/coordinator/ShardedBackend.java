@@ -12,6 +12,7 @@ import dev.longctx.proto.shard.v1.OpenRequest;
 import dev.longctx.proto.shard.v1.ReleaseRequest;
 import dev.longctx.proto.shard.v1.Tensor;
 import dev.longctx.worker.shard.Tensors;
+import io.grpc.StatusRuntimeException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -35,6 +36,9 @@ import org.jboss.logging.Logger;
 public final class ShardedBackend implements ForwardBackend {
 
   private static final Logger LOG = Logger.getLogger(ShardedBackend.class);
+
+  /** Rebuilds one request may go through before its stream fails. */
+  static final int MAX_RECOVERIES = 8;
 
   private final List<ShardClient> shards;
   private final LlamaConfig config;
@@ -73,34 +77,43 @@ public final class ShardedBackend implements ForwardBackend {
   }
 
   @Override
-  public synchronized SequenceRunner open(String requestId, int capacity, int promptTokens) {
-    int p = shardsFor(promptTokens);
-    List<ShardClient> mine = new ArrayList<>(p);
-    for (int i = 0; i < p; i++) {
-      mine.add(shards.get((nextFirstShard + i) % shards.size()));
-    }
-    nextFirstShard = (nextFirstShard + 1) % shards.size();
-    Runner runner = new Runner(requestId, mine);
-    // Every step is split evenly (sizes differ by at most one) and decode tokens go round-robin,
-    // so a shard holds at most ceil(capacity / p) plus one per prefill chunk plus one.
-    int chunks = (promptTokens + GenerationTask.PREFILL_STEP - 1) / GenerationTask.PREFILL_STEP;
-    int perShard = Math.min(capacity, (capacity + p - 1) / p + chunks + 1);
-    try {
-      runner.parallel(
-          r ->
-              mine.get(r)
-                  .stub()
-                  .open(
-                      OpenRequest.newBuilder()
-                          .setTag(runner.tag(r, -1))
-                          .setCapacity(perShard)
-                          .setAttentionMethod("dense")
-                          .build()));
-    } catch (RuntimeException e) {
-      runner.close();
-      throw e;
-    }
+  public SequenceRunner open(String requestId, int capacity, int promptTokens) {
+    Runner runner = new Runner(requestId, capacity);
+    runner.place(choose(shardsFor(promptTokens), shards));
     return runner;
+  }
+
+  /** {@code p} shards of {@code pool}, starting one further along each time (spreads requests). */
+  private synchronized List<ShardClient> choose(int p, List<ShardClient> pool) {
+    List<ShardClient> out = new ArrayList<>(p);
+    int first = nextFirstShard % pool.size();
+    for (int i = 0; i < p; i++) {
+      out.add(pool.get((first + i) % pool.size()));
+    }
+    nextFirstShard = (nextFirstShard + 1) % Math.max(1, shards.size());
+    return out;
+  }
+
+  /** The shards that answer Describe now (with their current epochs). */
+  private List<ShardClient> live() {
+    List<ShardClient> out = new ArrayList<>();
+    for (ShardClient c : shards) {
+      try {
+        c.describe();
+        out.add(c);
+      } catch (StatusRuntimeException e) {
+        LOG.warnf("shard %s is not answering: %s", c.address(), e.getStatus());
+      }
+    }
+    return out;
+  }
+
+  /** Failures after which the request's KV is rebuilt on the shards still answering. */
+  static boolean recoverable(StatusRuntimeException e) {
+    return switch (e.getStatus().getCode()) {
+      case UNAVAILABLE, DEADLINE_EXCEEDED, FAILED_PRECONDITION, NOT_FOUND, ABORTED -> true;
+      default -> false;
+    };
   }
 
   @Override
@@ -112,18 +125,113 @@ public final class ShardedBackend implements ForwardBackend {
   /** One request's sequence over its shards. */
   private final class Runner implements SequenceRunner {
     private final String requestId;
-    private final List<ShardClient> mine;
-    private final long[] epochs;
+    private final int capacity;
+    private List<ShardClient> mine = List.of();
+    private long[] epochs = new long[0];
     private int length;
     private int decodeTurn;
     private boolean closed;
+    private int recoveries;
 
-    Runner(String requestId, List<ShardClient> mine) {
+    /** Every token fed so far: what a rebuild feeds again. */
+    private int[] fed = new int[16];
+
+    private int fedCount;
+
+    Runner(String requestId, int capacity) {
       this.requestId = requestId;
-      this.mine = mine;
-      this.epochs = new long[mine.size()];
+      this.capacity = capacity;
+    }
+
+    /** Opens the request on {@code shards} (closing nothing; the caller released the old ones). */
+    void place(List<ShardClient> shards) {
+      mine = List.copyOf(shards);
+      epochs = new long[mine.size()];
       for (int r = 0; r < mine.size(); r++) {
         epochs[r] = mine.get(r).described().getEpoch();
+      }
+      int p = mine.size();
+      // Every step is split evenly (sizes differ by at most one) and decode tokens go
+      // round-robin, so a shard holds at most ceil(capacity / p) plus one per step split.
+      int steps = (capacity + GenerationTask.PREFILL_STEP - 1) / GenerationTask.PREFILL_STEP;
+      int perShard = Math.min(capacity, (capacity + p - 1) / p + steps + 1);
+      try {
+        parallel(
+            r ->
+                mine.get(r)
+                    .stub()
+                    .open(
+                        OpenRequest.newBuilder()
+                            .setTag(tag(r, -1))
+                            .setCapacity(perShard)
+                            .setAttentionMethod("dense")
+                            .build()));
+      } catch (RuntimeException e) {
+        releaseAll();
+        throw e;
+      }
+    }
+
+    /** Runs a step; if a shard fails, rebuilds the KV on the shards left and runs it again. */
+    private float[] run(int[] tokens, boolean decode) {
+      boolean rebuild = false;
+      while (true) {
+        try {
+          if (rebuild) {
+            rebuild();
+            rebuild = false;
+          }
+          float[] logits = decode ? decodeStep(tokens[0]) : prefillStep(tokens);
+          record(tokens);
+          return logits;
+        } catch (StatusRuntimeException e) {
+          if (!recoverable(e) || ++recoveries > MAX_RECOVERIES) {
+            throw e;
+          }
+          LOG.warnf(
+              "request %s: shard failure (%s); rebuilding %d tokens of KV on the shards left",
+              requestId, e.getStatus(), length);
+          rebuild = true;
+        }
+      }
+    }
+
+    private void record(int[] tokens) {
+      if (fedCount + tokens.length > fed.length) {
+        fed = java.util.Arrays.copyOf(fed, Math.max(fedCount + tokens.length, fed.length * 2));
+      }
+      System.arraycopy(tokens, 0, fed, fedCount, tokens.length);
+      fedCount += tokens.length;
+    }
+
+    /** Releases what is left, places the request on the live shards, feeds its tokens again. */
+    private void rebuild() {
+      releaseAll();
+      List<ShardClient> live = live();
+      if (live.isEmpty()) {
+        throw io.grpc.Status.UNAVAILABLE
+            .withDescription("no shard is left to rebuild request " + requestId + " on")
+            .asRuntimeException();
+      }
+      int[] tokens = java.util.Arrays.copyOf(fed, fedCount);
+      int p = Math.min(mine.size(), live.size());
+      place(choose(p, live));
+      length = 0;
+      decodeTurn = 0;
+      for (int off = 0; off < tokens.length; off += GenerationTask.PREFILL_STEP) {
+        int n = Math.min(GenerationTask.PREFILL_STEP, tokens.length - off);
+        prefillStep(java.util.Arrays.copyOfRange(tokens, off, off + n));
+      }
+    }
+
+    private void releaseAll() {
+      for (int r = 0; r < mine.size(); r++) {
+        try {
+          mine.get(r).stub().release(ReleaseRequest.newBuilder().setTag(tag(r, -1)).build());
+        } catch (RuntimeException e) {
+          LOG.debugf(
+              "release of %s on %s failed: %s", requestId, mine.get(r).address(), e.getMessage());
+        }
       }
     }
 
@@ -164,6 +272,15 @@ public final class ShardedBackend implements ForwardBackend {
 
     @Override
     public float[] prefill(int[] tokens) {
+      return run(tokens, false);
+    }
+
+    @Override
+    public float[] decode(int token) {
+      return run(new int[] {token}, true);
+    }
+
+    private float[] prefillStep(int[] tokens) {
       int p = mine.size();
       int n = tokens.length;
       int[] from = new int[p + 1];
@@ -173,8 +290,7 @@ public final class ShardedBackend implements ForwardBackend {
       return step(tokens, from);
     }
 
-    @Override
-    public float[] decode(int token) {
+    private float[] decodeStep(int token) {
       int p = mine.size();
       int owner = decodeTurn++ % p;
       int[] from = new int[p + 1];

@@ -223,4 +223,58 @@ class ShardedBackendTest {
       }
     }
   }
+
+  @org.junit.jupiter.api.Test
+  void aShardDyingMidStreamDoesNotChangeTheGreedyTokens() throws Exception {
+    int[] ids = prompt(250);
+    Generator.Result want =
+        Generator.generate(
+            model.transformer(),
+            model.tokenizer(),
+            new Generator.Request(ids, SamplingParams.greedy(), 80, List.of(), 512),
+            t -> {});
+    int before = servers.size();
+    ShardedBackend backend = backend(3);
+    Server victim = servers.get(before + 1);
+    try (EngineLoop loop = new EngineLoop(backend, 1 << 20, 10_000)) {
+      CompletableFuture<Generator.FinishReason> finished = new CompletableFuture<>();
+      List<Integer> tokens = new ArrayList<>();
+      int[] shardsUsed = new int[1];
+      GenerationSink sink =
+          new GenerationSink() {
+            @Override
+            public void onPrefillProgress(int done, int total) {}
+
+            @Override
+            public void onTokens(int[] tokenIds, String t) {
+              for (int id : tokenIds) {
+                tokens.add(id);
+              }
+              if (tokens.size() == 20) {
+                victim.shutdownNow(); // the next decode step finds the shard gone
+              }
+            }
+
+            @Override
+            public void onFinish(Generator.FinishReason reason, Usage usage) {
+              shardsUsed[0] = usage.shardsUsed();
+              finished.complete(reason);
+            }
+
+            @Override
+            public void onError(Throwable error) {
+              finished.completeExceptionally(error);
+            }
+          };
+      loop.submit(
+          new GenerationTask(
+              new GenerationTask.Spec("fault", ids, SamplingParams.greedy(), 80, List.of(), 512),
+              model.tokenizer(),
+              sink));
+      assertThat(finished.get(120, TimeUnit.SECONDS)).isEqualTo(want.finishReason());
+      assertThat(tokens).isEqualTo(Arrays.stream(want.tokens()).boxed().toList());
+      assertThat(victim.isShutdown()).isTrue();
+      assertThat(shardsUsed[0]).isEqualTo(2);
+    }
+  }
 }
