@@ -128,7 +128,10 @@ public class ClientCommand implements Callable<Integer> {
       while (stream.hasNext()) {
         GenerateResponse r = stream.next();
         switch (r.getEventCase()) {
-          case TOKENS -> out.print(r.getTokens().getText());
+          case TOKENS -> {
+            out.print(r.getTokens().getText());
+            out.flush();
+          }
           case PREFILL ->
               System.err.printf(
                   "prefill %d/%d%n",

@@ -79,8 +79,27 @@ public final class ShardedBackend implements ForwardBackend {
   @Override
   public SequenceRunner open(String requestId, int capacity, int promptTokens) {
     Runner runner = new Runner(requestId, capacity);
-    runner.place(choose(shardsFor(promptTokens), shards));
-    return runner;
+    int p = shardsFor(promptTokens);
+    List<ShardClient> pool = shards;
+    for (int attempt = 0; ; attempt++) {
+      try {
+        runner.place(choose(Math.min(p, pool.size()), pool));
+        return runner;
+      } catch (StatusRuntimeException e) {
+        if (!recoverable(e) || attempt >= MAX_RECOVERIES) {
+          throw e;
+        }
+        LOG.warnf(
+            "request %s: placement failed (%s); placing on the shards answering",
+            requestId, e.getStatus());
+        pool = live();
+        if (pool.isEmpty()) {
+          throw io.grpc.Status.UNAVAILABLE
+              .withDescription("no shard answers; cannot place request " + requestId)
+              .asRuntimeException();
+        }
+      }
+    }
   }
 
   /** {@code p} shards of {@code pool}, starting one further along each time (spreads requests). */
