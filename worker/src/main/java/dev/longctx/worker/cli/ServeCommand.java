@@ -243,9 +243,12 @@ public class ServeCommand implements Callable<Integer> {
         if (tokenizer != null) {
           extra.addAll(List.of("--tokenizer", tokenizer.toString()));
         }
-        if (threads != null) {
-          extra.addAll(List.of("--threads", threads.toString()));
-        }
+        // The shards share this machine's cores: each gets its share unless told otherwise.
+        int perShardThreads =
+            threads != null
+                ? threads
+                : Math.max(1, Runtime.getRuntime().availableProcessors() / shards);
+        extra.addAll(List.of("--threads", Integer.toString(perShardThreads)));
         System.err.printf("longctx serve: starting %d shard processes (logs in %s)%n", shards, dir);
         local = LocalShards.start(shards, Path.of(modelPath), dir, extra, 300_000);
         addresses.addAll(local.addresses());
