@@ -34,7 +34,15 @@ public final class ShardClient implements AutoCloseable {
 
   /** Asks the shard for its identity, epoch and load. */
   public DescribeResponse describe() {
-    described = stub().describe(DescribeRequest.getDefaultInstance());
+    return describe(callTimeoutMillis);
+  }
+
+  /** {@link #describe()} with its own deadline (load polling must not hang on one shard). */
+  public DescribeResponse describe(long timeoutMillis) {
+    described =
+        ShardGrpc.newBlockingStub(channel)
+            .withDeadlineAfter(timeoutMillis, TimeUnit.MILLISECONDS)
+            .describe(DescribeRequest.getDefaultInstance());
     return described;
   }
 

@@ -14,6 +14,9 @@ import java.util.function.Supplier;
 /** Finding and connecting the shards: a static list (local mode) or a headless Service's DNS. */
 public final class ShardPool {
 
+  /** Deadline of each shard's Describe when the load is polled. */
+  static final long LOAD_TIMEOUT_MILLIS = 2000;
+
   private ShardPool() {}
 
   /** host:port of every A record of {@code service} (a headless Service: one per ready shard). */
@@ -96,7 +99,7 @@ public final class ShardPool {
         ShardLoad.Builder b =
             ShardLoad.newBuilder().setShardId(i).setAddress(c.address()).setPod("shard-" + i);
         try {
-          DescribeResponse d = c.describe();
+          DescribeResponse d = c.describe(LOAD_TIMEOUT_MILLIS);
           b.setShardId(d.getShardId())
               .setEpoch(d.getEpoch())
               .setReady(d.getReady())

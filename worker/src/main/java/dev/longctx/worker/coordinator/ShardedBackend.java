@@ -37,6 +37,9 @@ public final class ShardedBackend implements ForwardBackend {
 
   private static final Logger LOG = Logger.getLogger(ShardedBackend.class);
 
+  /** Deadline of the Describe that tells a live shard from a dead one during recovery. */
+  static final long LIVENESS_TIMEOUT_MILLIS = 5000;
+
   /** Rebuilds one request may go through before its stream fails. */
   static final int MAX_RECOVERIES = 8;
 
@@ -118,7 +121,7 @@ public final class ShardedBackend implements ForwardBackend {
     List<ShardClient> out = new ArrayList<>();
     for (ShardClient c : shards) {
       try {
-        c.describe();
+        c.describe(LIVENESS_TIMEOUT_MILLIS);
         out.add(c);
       } catch (StatusRuntimeException e) {
         LOG.warnf("shard %s is not answering: %s", c.address(), e.getStatus());

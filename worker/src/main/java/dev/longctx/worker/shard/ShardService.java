@@ -71,8 +71,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
           Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
       return;
     } catch (IllegalStateException e) {
-      observer.onError(
-          Status.FAILED_PRECONDITION.withDescription(e.getMessage()).asRuntimeException());
+      // A protocol slip (layer order, reserved positions): retrying elsewhere would not help.
+      observer.onError(Status.INTERNAL.withDescription(e.getMessage()).asRuntimeException());
       return;
     } catch (RuntimeException e) {
       observer.onError(
