@@ -16,6 +16,8 @@ import picocli.CommandLine.Command;
       PerplexityCommand.class,
       BenchCommand.class,
       SynthCommand.class,
-      ConvertCommand.class
+      ConvertCommand.class,
+      ServeCommand.class,
+      ClientCommand.class
     })
 public class LongctxCommand {}

@@ -1,0 +1,147 @@
+package dev.longctx.worker.api;
+
+import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.proto.v1.AdminGrpc;
+import dev.longctx.proto.v1.InferenceGrpc;
+import dev.longctx.worker.coordinator.EngineLoop;
+import dev.longctx.worker.coordinator.LocalBackend;
+import dev.longctx.worker.coordinator.ShardClient;
+import dev.longctx.worker.coordinator.ShardPool;
+import dev.longctx.worker.coordinator.ShardedBackend;
+import io.grpc.BindableService;
+import io.grpc.Server;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The coordinator's gRPC endpoint: {@code longctx.v1.Inference}, {@code longctx.v1.Admin}, the
+ * standard {@code grpc.health.v1.Health} (SERVING once the engine is up, NOT_SERVING while
+ * draining) and server reflection (for grpcurl).
+ */
+public final class ServingServer implements AutoCloseable {
+
+  private final Server server;
+  private final HealthStatusManager health;
+  private final EngineLoop engine;
+
+  private ServingServer(Server server, HealthStatusManager health, EngineLoop engine) {
+    this.server = server;
+    this.health = health;
+    this.engine = engine;
+  }
+
+  /** Starts serving {@code model} from {@code engine} on {@code host:port} (0 = a free port). */
+  public static ServingServer start(
+      String host, int port, ServedModel model, EngineLoop engine, BindableService admin)
+      throws IOException {
+    HealthStatusManager health = new HealthStatusManager();
+    List<BindableService> services =
+        List.of(new InferenceService(model, engine), admin, ProtoReflectionServiceV1.newInstance());
+    NettyServerBuilder b =
+        NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
+            .addService(health.getHealthService())
+            .maxInboundMessageSize(64 << 20);
+    services.forEach(b::addService);
+    Server server = b.build().start();
+    health.setStatus("", ServingStatus.SERVING);
+    health.setStatus(InferenceGrpc.SERVICE_NAME, ServingStatus.SERVING);
+    health.setStatus(AdminGrpc.SERVICE_NAME, ServingStatus.SERVING);
+    return new ServingServer(server, health, engine);
+  }
+
+  /**
+   * A coordinator running every request on the in-process engine (one shard; role {@code all}).
+   *
+   * @param contextLimit tokens a sequence may hold; 0 = the model's trained context
+   * @param kvCapacityTokens KV tokens all requests together may hold
+   */
+  public static ServingServer inProcess(
+      LoadedModel loaded,
+      String name,
+      int contextLimit,
+      long kvCapacityTokens,
+      long queueTimeoutMillis,
+      String host,
+      int port)
+      throws IOException {
+    EngineLoop engine =
+        new EngineLoop(
+            new LocalBackend(loaded.transformer()), kvCapacityTokens, queueTimeoutMillis);
+    long epoch = new java.security.SecureRandom().nextLong() & Long.MAX_VALUE;
+    return start(
+        host,
+        port,
+        servedModel(loaded, name, contextLimit),
+        engine,
+        new AdminService(engine, AdminService.inProcess(engine, name, epoch)));
+  }
+
+  /** A coordinator driving {@code shards} (sequence-sharded, dense). */
+  public static ServingServer sharded(
+      LoadedModel loaded,
+      String name,
+      int contextLimit,
+      List<ShardClient> shards,
+      int minTokensPerShard,
+      int maxShardsPerRequest,
+      long queueTimeoutMillis,
+      String host,
+      int port)
+      throws IOException {
+    long capacity = 0;
+    for (ShardClient c : shards) {
+      capacity += c.described().getCapacityTokens();
+    }
+    EngineLoop engine =
+        new EngineLoop(
+            new ShardedBackend(shards, loaded.config(), minTokensPerShard, maxShardsPerRequest),
+            capacity,
+            queueTimeoutMillis);
+    return start(
+        host,
+        port,
+        servedModel(loaded, name, contextLimit),
+        engine,
+        new AdminService(engine, ShardPool.loads(shards)));
+  }
+
+  static ServedModel servedModel(LoadedModel loaded, String name, int contextLimit) {
+    int limit = contextLimit > 0 ? contextLimit : loaded.config().contextLength();
+    return new ServedModel(name, loaded.config(), loaded.tokenizer(), limit, List.of("dense"));
+  }
+
+  public int port() {
+    return server.getPort();
+  }
+
+  /** Blocks until the server has stopped. */
+  public void awaitTermination() throws InterruptedException {
+    server.awaitTermination();
+  }
+
+  /** Drains: health NOT_SERVING, no new calls, running streams get {@code graceSeconds}. */
+  public void shutdown(long graceSeconds) {
+    health.enterTerminalState();
+    server.shutdown();
+    try {
+      if (!server.awaitTermination(graceSeconds, TimeUnit.SECONDS)) {
+        server.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      server.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+    engine.close();
+  }
+
+  @Override
+  public void close() {
+    shutdown(0);
+  }
+}

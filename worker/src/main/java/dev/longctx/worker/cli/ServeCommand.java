@@ -1,0 +1,419 @@
+package dev.longctx.worker.cli;
+
+import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.tensor.Parallel;
+import dev.longctx.worker.api.HealthEndpoints;
+import dev.longctx.worker.api.ServingServer;
+import dev.longctx.worker.coordinator.LocalShards;
+import dev.longctx.worker.coordinator.ShardClient;
+import dev.longctx.worker.coordinator.ShardPool;
+import dev.longctx.worker.shard.ShardEngine;
+import dev.longctx.worker.shard.ShardServer;
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Properties;
+import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicBoolean;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * Serves a model until interrupted, in one of three roles: {@code all} (a coordinator with the
+ * engine in this process, or with {@code --shards N} local shard processes on loopback), {@code
+ * coordinator} (driving shards found from {@code --shard-addresses} or the {@code shards.service}
+ * DNS name), {@code shard} (the internal shard API). Settings come, highest first, from options,
+ * the environment the operator sets ({@code LONGCTX_ROLE}, {@code LONGCTX_MODEL_PATH}, {@code
+ * LONGCTX_KV_CACHE_TOKENS}, {@code POD_NAME}) and the engine.properties of {@code --config}.
+ */
+@Command(
+    name = "serve",
+    mixinStandardHelpOptions = true,
+    description =
+        "Serve a model over gRPC (longctx.v1 Inference and Admin, grpc.health.v1) with HTTP health"
+            + " probes, until Ctrl-C / SIGTERM. --shards N starts N shard processes on loopback.")
+public class ServeCommand implements Callable<Integer> {
+
+  @Option(
+      names = {"-m", "--model"},
+      description =
+          "Model file or directory (default: LONGCTX_MODEL_PATH, or model.path of --config).")
+  Path model;
+
+  @Option(names = "--tokenizer", description = "Tokenizer when the model does not carry one.")
+  Path tokenizer;
+
+  @Option(
+      names = "--config",
+      description =
+          "engine.properties as the operator writes it (model.path, context.maxTokens, ...).")
+  Path config;
+
+  @Option(
+      names = "--role",
+      description = "all, coordinator or shard (default: LONGCTX_ROLE, else all).")
+  String role;
+
+  @Option(
+      names = "--shards",
+      description =
+          "Local mode: shard processes to start on loopback (default: 0, the engine runs in this process).")
+  int shards;
+
+  @Option(
+      names = "--shard-addresses",
+      split = ",",
+      description =
+          "Coordinator: shards as HOST:PORT,... (default: shards.service and shards.port of --config).")
+  List<String> shardAddresses = new ArrayList<>();
+
+  @Option(
+      names = "--host",
+      defaultValue = "0.0.0.0",
+      description = "Address to bind (default: ${DEFAULT-VALUE}).")
+  String host;
+
+  @Option(
+      names = "--grpc-port",
+      description = "Coordinator gRPC port; 0 = a free one (default: grpc.port, else 9000).")
+  Integer grpcPort;
+
+  @Option(
+      names = "--shard-port",
+      description = "Shard API port; 0 = a free one (default: shards.port, else 9100).")
+  Integer shardPort;
+
+  @Option(
+      names = "--http-port",
+      description = "HTTP health port; 0 = a free one, -1 = off (default: http.port, else 8080).")
+  Integer httpPort;
+
+  @Option(
+      names = "--shard-id",
+      description = "Shard ordinal (default: the ordinal at the end of POD_NAME, else 0).")
+  Integer shardId;
+
+  @Option(
+      names = {"-c", "--ctx"},
+      description =
+          "Context limit in tokens (default: context.maxTokens, else the model's trained context).")
+  Integer ctx;
+
+  @Option(
+      names = "--kv-cache-tokens",
+      description =
+          "KV tokens this process may hold (default: LONGCTX_KV_CACHE_TOKENS, kv.cacheTokens, else 4 × the context limit).")
+  Long kvCacheTokens;
+
+  @Option(
+      names = "--min-tokens-per-shard",
+      description =
+          "A prompt is spread over ceil(tokens / this) shards (default: sharding.minTokensPerShard, else 256).")
+  Integer minTokensPerShard;
+
+  @Option(
+      names = "--max-shards-per-request",
+      description =
+          "Most shards one request uses (default: sharding.maxShardsPerRequest, else all).")
+  Integer maxShardsPerRequest;
+
+  @Option(
+      names = "--queue-timeout",
+      defaultValue = "60000",
+      description =
+          "Milliseconds a request may wait for KV capacity before RESOURCE_EXHAUSTED (default: ${DEFAULT-VALUE}).")
+  long queueTimeoutMillis;
+
+  @Option(
+      names = "--call-timeout",
+      defaultValue = "120000",
+      description =
+          "Deadline of each coordinator → shard call in milliseconds (default: ${DEFAULT-VALUE}).")
+  long callTimeoutMillis;
+
+  @Option(
+      names = "--run-dir",
+      description = "Local mode: where shard logs go (default: a new folder under ./runs).")
+  Path runDir;
+
+  @Option(
+      names = "--port-file",
+      hidden = true,
+      description = "Write the bound port here once serving.")
+  Path portFile;
+
+  @Option(
+      names = "--exit-with-parent",
+      hidden = true,
+      description = "Exit when the parent process does.")
+  boolean exitWithParent;
+
+  @Option(
+      names = {"-t", "--threads"},
+      description = "Compute threads (default: all cores).")
+  Integer threads;
+
+  private final Properties conf = new Properties();
+
+  @Override
+  public Integer call() throws Exception {
+    if (config != null) {
+      try (Reader r = Files.newBufferedReader(config)) {
+        conf.load(r);
+      }
+    }
+    String actualRole = first(role, System.getenv("LONGCTX_ROLE"), "all").toLowerCase(Locale.ROOT);
+    if (!List.of("all", "coordinator", "shard").contains(actualRole)) {
+      throw new IllegalArgumentException(
+          "--role must be all, coordinator or shard, got " + actualRole);
+    }
+    if (shards < 0) {
+      throw new IllegalArgumentException("--shards must be >= 0, got " + shards);
+    }
+    String modelPath =
+        first(
+            model == null ? null : model.toString(),
+            System.getenv("LONGCTX_MODEL_PATH"),
+            conf.getProperty("model.path"));
+    if (modelPath == null) {
+      throw new IllegalArgumentException(
+          "no model: give --model, LONGCTX_MODEL_PATH or --config with model.path");
+    }
+    if (threads != null) {
+      Parallel.setThreads(threads);
+    }
+    if (exitWithParent) {
+      ProcessHandle.current()
+          .parent()
+          .ifPresent(p -> p.onExit().thenRun(() -> Runtime.getRuntime().halt(0)));
+    }
+    int http = httpPort != null ? httpPort : intConf("http.port", 8080);
+    AtomicBoolean ready = new AtomicBoolean();
+    HealthEndpoints health = http >= 0 ? HealthEndpoints.start(host, http, ready::get) : null;
+    long t0 = System.nanoTime();
+    LoadedModel loaded = LoadedModel.load(Path.of(modelPath), tokenizer);
+    int configured = ctx != null && ctx > 0 ? ctx : intConf("context.maxTokens", 0);
+    int contextLimit = configured > 0 ? configured : loaded.config().contextLength();
+    String kvEnv = System.getenv("LONGCTX_KV_CACHE_TOKENS");
+    long capacity =
+        kvCacheTokens != null
+            ? kvCacheTokens
+            : kvEnv != null
+                ? Long.parseLong(kvEnv)
+                : Long.parseLong(
+                    conf.getProperty("kv.cacheTokens", Long.toString(4L * contextLimit)));
+    String name = first(System.getenv("POD_NAME"), Path.of(modelPath).getFileName().toString());
+    String fingerprint = Path.of(modelPath).getFileName() + ":" + Files.size(Path.of(modelPath));
+    double loadSeconds = (System.nanoTime() - t0) / 1e9;
+
+    List<Runnable> stops = new ArrayList<>();
+    Runnable await;
+    if (actualRole.equals("shard")) {
+      int id = shardId != null ? shardId : ordinal(System.getenv("POD_NAME"));
+      ShardEngine engine =
+          new ShardEngine(id, loaded.config(), loaded.weights(), capacity, fingerprint);
+      int port = shardPort != null ? shardPort : intConf("shards.port", 9100);
+      ShardServer server =
+          listen(() -> ShardServer.start(host, port, engine), host, port, loaded, health);
+      stops.add(() -> server.shutdown(10));
+      await = uninterruptibly(server::awaitTermination);
+      writePort(server.port());
+      System.err.printf(
+          "longctx serve: shard %d of %s loaded in %.1f s; shard API on %s:%d, KV capacity %d tokens%n",
+          id, name, loadSeconds, host, server.port(), capacity);
+    } else {
+      List<String> addresses = new ArrayList<>(shardAddresses);
+      LocalShards local = null;
+      if (shards > 0) {
+        Path dir =
+            runDir != null
+                ? runDir
+                : Path.of(
+                    "runs",
+                    "serve-"
+                        + LocalDateTime.now()
+                            .format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+        List<String> extra = new ArrayList<>(List.of("--kv-cache-tokens", Long.toString(capacity)));
+        if (tokenizer != null) {
+          extra.addAll(List.of("--tokenizer", tokenizer.toString()));
+        }
+        // The shards share this machine's cores: each gets its share unless told otherwise.
+        int perShardThreads =
+            threads != null
+                ? threads
+                : Math.max(1, Runtime.getRuntime().availableProcessors() / shards);
+        extra.addAll(List.of("--threads", Integer.toString(perShardThreads)));
+        System.err.printf("longctx serve: starting %d shard processes (logs in %s)%n", shards, dir);
+        local = LocalShards.start(shards, Path.of(modelPath), dir, extra, 300_000);
+        addresses.addAll(local.addresses());
+        LocalShards toStop = local;
+        stops.add(toStop::close);
+      } else if (addresses.isEmpty()
+          && actualRole.equals("coordinator")
+          && conf.getProperty("shards.service") != null) {
+        String service = conf.getProperty("shards.service");
+        int port = intConf("shards.port", 9100);
+        long deadline = System.nanoTime() + 300_000_000_000L;
+        while ((addresses = new ArrayList<>(ShardPool.resolve(service, port))).isEmpty()) {
+          if (System.nanoTime() > deadline) {
+            throw new IllegalStateException("no shard answers at " + service + " after 300 s");
+          }
+          Thread.sleep(1000);
+        }
+      }
+      int grpc = grpcPort != null ? grpcPort : intConf("grpc.port", 9000);
+      ServingServer server;
+      String placement;
+      if (addresses.isEmpty()) {
+        server =
+            listen(
+                () ->
+                    ServingServer.inProcess(
+                        loaded, name, contextLimit, capacity, queueTimeoutMillis, host, grpc),
+                host,
+                grpc,
+                loaded,
+                health);
+        placement = "1 shard (in-process)";
+      } else {
+        List<ShardClient> clients = ShardPool.connect(addresses, callTimeoutMillis, 300_000);
+        int minPerShard =
+            minTokensPerShard != null
+                ? minTokensPerShard
+                : intConf("sharding.minTokensPerShard", 256);
+        int maxPerRequest =
+            maxShardsPerRequest != null
+                ? maxShardsPerRequest
+                : intConf("sharding.maxShardsPerRequest", clients.size());
+        int limit = contextLimit;
+        server =
+            listen(
+                () ->
+                    ServingServer.sharded(
+                        loaded,
+                        name,
+                        limit,
+                        clients,
+                        minPerShard,
+                        maxPerRequest,
+                        queueTimeoutMillis,
+                        host,
+                        grpc),
+                host,
+                grpc,
+                loaded,
+                health);
+        placement =
+            clients.size()
+                + " shards "
+                + addresses
+                + ", ceil(prompt / "
+                + minPerShard
+                + ") per request, at most "
+                + maxPerRequest;
+      }
+      stops.add(0, () -> server.shutdown(10));
+      await = uninterruptibly(server::awaitTermination);
+      writePort(server.port());
+      System.err.printf(
+          "longctx serve: %s (%s, context %d tokens) loaded in %.1f s; gRPC on %s:%d%s; role %s, %s%n",
+          name,
+          loaded.config().architecture(),
+          contextLimit,
+          loadSeconds,
+          host,
+          server.port(),
+          health != null ? ", HTTP health on port " + health.port() : "",
+          actualRole,
+          placement);
+    }
+    ready.set(true);
+    Thread hook =
+        new Thread(
+            () -> {
+              System.err.println("longctx serve: shutting down");
+              ready.set(false);
+              stops.forEach(Runnable::run);
+              if (health != null) {
+                health.close();
+              }
+            },
+            "longctx-serve-shutdown");
+    Runtime.getRuntime().addShutdownHook(hook);
+    await.run();
+    return 0;
+  }
+
+  private interface Starter<T> {
+    T start() throws IOException;
+  }
+
+  private interface Blocking {
+    void run() throws InterruptedException;
+  }
+
+  private static Runnable uninterruptibly(Blocking b) {
+    return () -> {
+      try {
+        b.run();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    };
+  }
+
+  private static <T> T listen(
+      Starter<T> s, String host, int port, LoadedModel loaded, HealthEndpoints health) {
+    try {
+      return s.start();
+    } catch (IOException e) {
+      loaded.close();
+      if (health != null) {
+        health.close();
+      }
+      throw new IllegalStateException(
+          "cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
+    }
+  }
+
+  private void writePort(int port) throws IOException {
+    if (portFile != null) {
+      Path tmp = portFile.resolveSibling(portFile.getFileName() + ".tmp");
+      Files.writeString(tmp, Integer.toString(port));
+      Files.move(tmp, portFile, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    }
+  }
+
+  private int intConf(String key, int fallback) {
+    String v = conf.getProperty(key);
+    return v == null || v.isBlank() ? fallback : Integer.parseInt(v.strip());
+  }
+
+  /** The ordinal at the end of a StatefulSet pod name ({@code m-worker-3} → 3), else 0. */
+  static int ordinal(String podName) {
+    if (podName == null) {
+      return 0;
+    }
+    int dash = podName.lastIndexOf('-');
+    try {
+      return Integer.parseInt(podName.substring(dash + 1));
+    } catch (NumberFormatException e) {
+      return 0;
+    }
+  }
+
+  private static String first(String... values) {
+    for (String v : values) {
+      if (v != null && !v.isBlank()) {
+        return v;
+      }
+    }
+    return null;
+  }
+}

@@ -1,0 +1,470 @@
+package dev.longctx.worker.coordinator;
+
+import dev.longctx.engine.kernel.Partial;
+import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.proto.shard.v1.AdvanceRequest;
+import dev.longctx.proto.shard.v1.AttendRequest;
+import dev.longctx.proto.shard.v1.AttendResponse;
+import dev.longctx.proto.shard.v1.CallTag;
+import dev.longctx.proto.shard.v1.ForwardRequest;
+import dev.longctx.proto.shard.v1.LogitsRequest;
+import dev.longctx.proto.shard.v1.OpenRequest;
+import dev.longctx.proto.shard.v1.ReleaseRequest;
+import dev.longctx.proto.shard.v1.Tensor;
+import dev.longctx.worker.shard.Tensors;
+import io.grpc.StatusRuntimeException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.IntFunction;
+import org.jboss.logging.Logger;
+
+/**
+ * Runs sequences spread over shards by sequence range, dense attention (DESIGN.md §4): each step's
+ * tokens are split into contiguous ranges over the request's shards; per layer every shard advances
+ * its own tokens and returns their queries, every shard attends all the step's queries over its own
+ * keys, and the coordinator merges the partials by log-sum-exp (ALGORITHMS.md §4.2) and sends each
+ * token's attention output back to its owner with the next advance. The shard holding the last
+ * token returns the logits.
+ *
+ * <p>Shards per request: ceil(prompt tokens / minTokensPerShard), at most maxShardsPerRequest and
+ * the pool. Decode tokens go to the request's shards in turn, so KV stays balanced.
+ */
+public final class ShardedBackend implements ForwardBackend {
+
+  private static final Logger LOG = Logger.getLogger(ShardedBackend.class);
+
+  /** Deadline of the Describe that tells a live shard from a dead one during recovery. */
+  static final long LIVENESS_TIMEOUT_MILLIS = 5000;
+
+  /** Rebuilds one request may go through before its stream fails. */
+  static final int MAX_RECOVERIES = 8;
+
+  private final List<ShardClient> shards;
+  private final LlamaConfig config;
+  private final int minTokensPerShard;
+  private final int maxShardsPerRequest;
+  private final ExecutorService calls = Executors.newVirtualThreadPerTaskExecutor();
+  private int nextFirstShard;
+
+  public ShardedBackend(
+      List<ShardClient> shards,
+      LlamaConfig config,
+      int minTokensPerShard,
+      int maxShardsPerRequest) {
+    if (shards.isEmpty()) {
+      throw new IllegalArgumentException("a sharded backend needs at least one shard");
+    }
+    this.shards = List.copyOf(shards);
+    this.config = config;
+    this.minTokensPerShard = Math.max(1, minTokensPerShard);
+    this.maxShardsPerRequest = Math.max(1, maxShardsPerRequest);
+  }
+
+  public List<ShardClient> shards() {
+    return shards;
+  }
+
+  @Override
+  public int shardCount() {
+    return shards.size();
+  }
+
+  /** Shards a prompt of {@code promptTokens} is spread over. */
+  public int shardsFor(int promptTokens) {
+    int want = (promptTokens + minTokensPerShard - 1) / minTokensPerShard;
+    return Math.max(1, Math.min(want, Math.min(maxShardsPerRequest, shards.size())));
+  }
+
+  @Override
+  public SequenceRunner open(String requestId, int capacity, int promptTokens) {
+    Runner runner = new Runner(requestId, capacity);
+    int p = shardsFor(promptTokens);
+    List<ShardClient> pool = shards;
+    for (int attempt = 0; ; attempt++) {
+      try {
+        runner.place(choose(Math.min(p, pool.size()), pool));
+        return runner;
+      } catch (StatusRuntimeException e) {
+        if (!recoverable(e) || attempt >= MAX_RECOVERIES) {
+          throw e;
+        }
+        LOG.warnf(
+            "request %s: placement failed (%s); placing on the shards answering",
+            requestId, e.getStatus());
+        pool = live();
+        if (pool.isEmpty()) {
+          throw io.grpc.Status.UNAVAILABLE
+              .withDescription("no shard answers; cannot place request " + requestId)
+              .asRuntimeException();
+        }
+      }
+    }
+  }
+
+  /** {@code p} shards of {@code pool}, starting one further along each time (spreads requests). */
+  private synchronized List<ShardClient> choose(int p, List<ShardClient> pool) {
+    List<ShardClient> out = new ArrayList<>(p);
+    int first = nextFirstShard % pool.size();
+    for (int i = 0; i < p; i++) {
+      out.add(pool.get((first + i) % pool.size()));
+    }
+    nextFirstShard = (nextFirstShard + 1) % Math.max(1, shards.size());
+    return out;
+  }
+
+  /** The shards that answer Describe now (with their current epochs). */
+  private List<ShardClient> live() {
+    List<ShardClient> out = new ArrayList<>();
+    for (ShardClient c : shards) {
+      try {
+        c.describe(LIVENESS_TIMEOUT_MILLIS);
+        out.add(c);
+      } catch (StatusRuntimeException e) {
+        LOG.warnf("shard %s is not answering: %s", c.address(), e.getStatus());
+      }
+    }
+    return out;
+  }
+
+  /** Failures after which the request's KV is rebuilt on the shards still answering. */
+  static boolean recoverable(StatusRuntimeException e) {
+    return switch (e.getStatus().getCode()) {
+      case UNAVAILABLE, DEADLINE_EXCEEDED, FAILED_PRECONDITION, NOT_FOUND, ABORTED -> true;
+      default -> false;
+    };
+  }
+
+  @Override
+  public void close() {
+    calls.shutdownNow();
+    shards.forEach(ShardClient::close);
+  }
+
+  /** One request's sequence over its shards. */
+  private final class Runner implements SequenceRunner {
+    private final String requestId;
+    private final int capacity;
+    private List<ShardClient> mine = List.of();
+    private long[] epochs = new long[0];
+    private int length;
+    private int decodeTurn;
+    private boolean closed;
+    private int recoveries;
+
+    /** Every token fed so far: what a rebuild feeds again. */
+    private int[] fed = new int[16];
+
+    private int fedCount;
+
+    Runner(String requestId, int capacity) {
+      this.requestId = requestId;
+      this.capacity = capacity;
+    }
+
+    /** Opens the request on {@code shards} (closing nothing; the caller released the old ones). */
+    void place(List<ShardClient> shards) {
+      mine = List.copyOf(shards);
+      epochs = new long[mine.size()];
+      for (int r = 0; r < mine.size(); r++) {
+        epochs[r] = mine.get(r).described().getEpoch();
+      }
+      int p = mine.size();
+      // Every step is split evenly (sizes differ by at most one) and decode tokens go
+      // round-robin, so a shard holds at most ceil(capacity / p) plus one per step split.
+      int steps = (capacity + GenerationTask.PREFILL_STEP - 1) / GenerationTask.PREFILL_STEP;
+      int perShard = Math.min(capacity, (capacity + p - 1) / p + steps + 1);
+      try {
+        parallel(
+            r ->
+                mine.get(r)
+                    .stub()
+                    .open(
+                        OpenRequest.newBuilder()
+                            .setTag(tag(r, -1))
+                            .setCapacity(perShard)
+                            .setAttentionMethod("dense")
+                            .build()));
+      } catch (RuntimeException e) {
+        releaseAll();
+        throw e;
+      }
+    }
+
+    /** Runs a step; if a shard fails, rebuilds the KV on the shards left and runs it again. */
+    private float[] run(int[] tokens, boolean decode) {
+      boolean rebuild = false;
+      while (true) {
+        try {
+          if (rebuild) {
+            rebuild();
+            rebuild = false;
+          }
+          float[] logits = decode ? decodeStep(tokens[0]) : prefillStep(tokens);
+          record(tokens);
+          return logits;
+        } catch (StatusRuntimeException e) {
+          if (!recoverable(e) || ++recoveries > MAX_RECOVERIES) {
+            throw e;
+          }
+          LOG.warnf(
+              "request %s: shard failure (%s); rebuilding %d tokens of KV on the shards left",
+              requestId, e.getStatus(), length);
+          rebuild = true;
+        }
+      }
+    }
+
+    private void record(int[] tokens) {
+      if (fedCount + tokens.length > fed.length) {
+        fed = java.util.Arrays.copyOf(fed, Math.max(fedCount + tokens.length, fed.length * 2));
+      }
+      System.arraycopy(tokens, 0, fed, fedCount, tokens.length);
+      fedCount += tokens.length;
+    }
+
+    /** Releases what is left, places the request on the live shards, feeds its tokens again. */
+    private void rebuild() {
+      releaseAll();
+      List<ShardClient> live = live();
+      if (live.isEmpty()) {
+        throw io.grpc.Status.UNAVAILABLE
+            .withDescription("no shard is left to rebuild request " + requestId + " on")
+            .asRuntimeException();
+      }
+      int[] tokens = java.util.Arrays.copyOf(fed, fedCount);
+      int p = Math.min(mine.size(), live.size());
+      place(choose(p, live));
+      length = 0;
+      decodeTurn = 0;
+      for (int off = 0; off < tokens.length; off += GenerationTask.PREFILL_STEP) {
+        int n = Math.min(GenerationTask.PREFILL_STEP, tokens.length - off);
+        prefillStep(java.util.Arrays.copyOfRange(tokens, off, off + n));
+      }
+    }
+
+    private void releaseAll() {
+      for (int r = 0; r < mine.size(); r++) {
+        try {
+          mine.get(r).stub().release(ReleaseRequest.newBuilder().setTag(tag(r, -1)).build());
+        } catch (RuntimeException e) {
+          LOG.debugf(
+              "release of %s on %s failed: %s", requestId, mine.get(r).address(), e.getMessage());
+        }
+      }
+    }
+
+    CallTag tag(int r, int layer) {
+      return CallTag.newBuilder()
+          .setRequestId(requestId)
+          .setLayer(layer)
+          .setEpoch(epochs[r])
+          .build();
+    }
+
+    <T> List<T> parallel(IntFunction<T> call) {
+      int p = mine.size();
+      if (p == 1) {
+        return List.of(call.apply(0));
+      }
+      List<Future<T>> futures = new ArrayList<>(p);
+      for (int r = 0; r < p; r++) {
+        int shard = r;
+        futures.add(calls.submit(() -> call.apply(shard)));
+      }
+      List<T> out = new ArrayList<>(p);
+      for (Future<T> f : futures) {
+        try {
+          out.add(f.get());
+        } catch (ExecutionException e) {
+          if (e.getCause() instanceof RuntimeException re) {
+            throw re;
+          }
+          throw new IllegalStateException(e.getCause());
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new IllegalStateException("interrupted", e);
+        }
+      }
+      return out;
+    }
+
+    @Override
+    public float[] prefill(int[] tokens) {
+      return run(tokens, false);
+    }
+
+    @Override
+    public float[] decode(int token) {
+      return run(new int[] {token}, true);
+    }
+
+    private float[] prefillStep(int[] tokens) {
+      int p = mine.size();
+      int n = tokens.length;
+      int[] from = new int[p + 1];
+      for (int r = 0; r <= p; r++) {
+        from[r] = (int) ((long) n * r / p);
+      }
+      return step(tokens, from);
+    }
+
+    private float[] decodeStep(int token) {
+      int p = mine.size();
+      int owner = decodeTurn++ % p;
+      int[] from = new int[p + 1];
+      for (int r = 0; r <= p; r++) {
+        from[r] = r <= owner ? 0 : 1;
+      }
+      return step(new int[] {token}, from);
+    }
+
+    /** One forward step: shard r owns step tokens [from[r], from[r+1]). */
+    private float[] step(int[] tokens, int[] from) {
+      int p = mine.size();
+      if (p == 1) {
+        ForwardRequest.Builder fb = ForwardRequest.newBuilder().setTag(tag(0, -1));
+        for (int i = 0; i < tokens.length; i++) {
+          fb.addTokenIds(tokens[i]).addPositions(length + i);
+        }
+        float[] logits =
+            Tensors.floats(mine.get(0).stub().forward(fb.build()).getLogits(), config.vocabSize());
+        length += tokens.length;
+        return logits;
+      }
+      int n = tokens.length;
+      int qDim = config.queryDim();
+      int heads = config.heads();
+      int headDim = config.headDim();
+      int start = length;
+      int[] positions = new int[n];
+      for (int i = 0; i < n; i++) {
+        positions[i] = start + i;
+      }
+      float[][] attention = new float[p][];
+      int lastOwner = -1;
+      for (int r = 0; r < p; r++) {
+        if (from[r + 1] > from[r]) {
+          lastOwner = r;
+        }
+      }
+      for (int layer = 0; layer < config.layers(); layer++) {
+        int l = layer;
+        // 1. Advance: owners finish layer l-1 and project layer l; collect the queries.
+        List<Tensor> queries =
+            parallel(
+                r -> {
+                  if (from[r + 1] == from[r]) {
+                    return null;
+                  }
+                  AdvanceRequest.Builder b = AdvanceRequest.newBuilder().setTag(tag(r, l));
+                  if (l == 0) {
+                    for (int i = from[r]; i < from[r + 1]; i++) {
+                      b.addTokenIds(tokens[i]).addPositions(positions[i]);
+                    }
+                  } else {
+                    b.setAttentionOutput(Tensors.f32(attention[r], from[r + 1] - from[r], qDim));
+                  }
+                  return mine.get(r).stub().advance(b.build()).getQueries();
+                });
+        float[] q = new float[n * qDim];
+        for (int r = 0; r < p; r++) {
+          if (queries.get(r) != null) {
+            float[] qr = Tensors.floats(queries.get(r), (long) (from[r + 1] - from[r]) * qDim);
+            System.arraycopy(qr, 0, q, from[r] * qDim, qr.length);
+          }
+        }
+        // 2. Attend: every shard, all queries, its own keys.
+        Tensor qt = Tensors.f32(q, n, qDim);
+        AttendRequest.Builder ab = AttendRequest.newBuilder().setQueries(qt);
+        for (int pos : positions) {
+          ab.addPositions(pos);
+        }
+        AttendRequest base = ab.build();
+        List<AttendResponse> partials =
+            parallel(r -> mine.get(r).stub().attend(base.toBuilder().setTag(tag(r, l)).build()));
+        // 3. Merge by LSE, per query and head.
+        float[][] outs = new float[p][];
+        float[][] lses = new float[p][];
+        for (int r = 0; r < p; r++) {
+          outs[r] = Tensors.floats(partials.get(r).getOutput(), (long) n * qDim);
+          lses[r] = Tensors.floats(partials.get(r).getLse(), (long) n * heads);
+        }
+        float[] merged = mergeQueries(outs, lses, n, heads, headDim);
+        for (int r = 0; r < p; r++) {
+          attention[r] = java.util.Arrays.copyOfRange(merged, from[r] * qDim, from[r + 1] * qDim);
+        }
+      }
+      int owner = lastOwner;
+      int row = from[owner + 1] - from[owner] - 1;
+      float[] logits =
+          Tensors.floats(
+              mine.get(owner)
+                  .stub()
+                  .logits(
+                      LogitsRequest.newBuilder()
+                          .setTag(tag(owner, config.layers() - 1))
+                          .setAttentionOutput(
+                              Tensors.f32(attention[owner], from[owner + 1] - from[owner], qDim))
+                          .addRows(row)
+                          .build())
+                  .getLogits(),
+              config.vocabSize());
+      length += n;
+      return logits;
+    }
+
+    @Override
+    public int length() {
+      return closed ? 0 : length;
+    }
+
+    @Override
+    public int shardsUsed() {
+      return mine.size();
+    }
+
+    @Override
+    public void close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      for (int r = 0; r < mine.size(); r++) {
+        try {
+          mine.get(r).stub().release(ReleaseRequest.newBuilder().setTag(tag(r, -1)).build());
+        } catch (RuntimeException e) {
+          LOG.warnf(
+              "release of %s on %s failed: %s", requestId, mine.get(r).address(), e.getMessage());
+        }
+      }
+    }
+  }
+
+  /** Merges P partials of n queries × heads (ALGORITHMS.md §4.2) with the engine's exact merge. */
+  static float[] mergeQueries(float[][] outs, float[][] lses, int n, int heads, int headDim) {
+    int p = outs.length;
+    int qDim = heads * headDim;
+    float[] merged = new float[n * qDim];
+    if (p == 1) {
+      System.arraycopy(outs[0], 0, merged, 0, merged.length);
+      return merged;
+    }
+    float[][] o = new float[p][qDim];
+    float[][] s = new float[p][heads];
+    float[] out = new float[qDim];
+    float[] lse = new float[heads];
+    for (int i = 0; i < n; i++) {
+      for (int r = 0; r < p; r++) {
+        System.arraycopy(outs[r], i * qDim, o[r], 0, qDim);
+        System.arraycopy(lses[r], i * heads, s[r], 0, heads);
+      }
+      Partial.mergeHeads(o, s, heads, headDim, out, lse);
+      System.arraycopy(out, 0, merged, i * qDim, qDim);
+    }
+    return merged;
+  }
+}

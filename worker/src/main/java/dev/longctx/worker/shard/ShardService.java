@@ -1,0 +1,255 @@
+package dev.longctx.worker.shard;
+
+import dev.longctx.proto.shard.v1.AdvanceRequest;
+import dev.longctx.proto.shard.v1.AdvanceResponse;
+import dev.longctx.proto.shard.v1.AttendRequest;
+import dev.longctx.proto.shard.v1.AttendResponse;
+import dev.longctx.proto.shard.v1.CallTag;
+import dev.longctx.proto.shard.v1.DescribeRequest;
+import dev.longctx.proto.shard.v1.DescribeResponse;
+import dev.longctx.proto.shard.v1.ForwardRequest;
+import dev.longctx.proto.shard.v1.LogitsRequest;
+import dev.longctx.proto.shard.v1.LogitsResponse;
+import dev.longctx.proto.shard.v1.OpenRequest;
+import dev.longctx.proto.shard.v1.OpenResponse;
+import dev.longctx.proto.shard.v1.ReleaseRequest;
+import dev.longctx.proto.shard.v1.ReleaseResponse;
+import dev.longctx.proto.shard.v1.ScoreRequest;
+import dev.longctx.proto.shard.v1.ScoreResponse;
+import dev.longctx.proto.shard.v1.ShardGrpc;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import java.util.function.Supplier;
+
+/** The internal shard API (longctx.shard.v1.Shard) over a {@link ShardEngine}. */
+public final class ShardService extends ShardGrpc.ShardImplBase {
+
+  private final ShardEngine engine;
+
+  public ShardService(ShardEngine engine) {
+    this.engine = engine;
+  }
+
+  private void checkEpoch(CallTag tag) {
+    if (tag.getEpoch() != engine.epoch()) {
+      throw Status.FAILED_PRECONDITION
+          .withDescription(
+              "stale shard epoch "
+                  + tag.getEpoch()
+                  + " for request "
+                  + tag.getRequestId()
+                  + ": shard "
+                  + engine.shardId()
+                  + " is at epoch "
+                  + engine.epoch())
+          .asRuntimeException();
+    }
+  }
+
+  private ShardState state(CallTag tag) {
+    checkEpoch(tag);
+    ShardState s = engine.get(tag.getRequestId());
+    if (s == null) {
+      throw Status.NOT_FOUND
+          .withDescription(
+              "request " + tag.getRequestId() + " is not open on shard " + engine.shardId())
+          .asRuntimeException();
+    }
+    return s;
+  }
+
+  private static <T> void answer(StreamObserver<T> observer, Supplier<T> body) {
+    T value;
+    try {
+      value = body.get();
+    } catch (StatusRuntimeException e) {
+      observer.onError(e);
+      return;
+    } catch (IllegalArgumentException e) {
+      observer.onError(
+          Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
+      return;
+    } catch (IllegalStateException e) {
+      // A protocol slip (layer order, reserved positions): retrying elsewhere would not help.
+      observer.onError(Status.INTERNAL.withDescription(e.getMessage()).asRuntimeException());
+      return;
+    } catch (RuntimeException e) {
+      observer.onError(
+          Status.INTERNAL.withDescription(e.toString()).withCause(e).asRuntimeException());
+      return;
+    }
+    observer.onNext(value);
+    observer.onCompleted();
+  }
+
+  @Override
+  public void describe(DescribeRequest request, StreamObserver<DescribeResponse> observer) {
+    answer(
+        observer,
+        () -> {
+          var c = engine.config();
+          return DescribeResponse.newBuilder()
+              .setShardId(engine.shardId())
+              .setEpoch(engine.epoch())
+              .setModelFingerprint(engine.fingerprint())
+              .setLayers(c.layers())
+              .setDim(c.dim())
+              .setHeads(c.heads())
+              .setKvHeads(c.kvHeads())
+              .setHeadDim(c.headDim())
+              .setVocabSize(c.vocabSize())
+              .setCapacityTokens(engine.capacityTokens())
+              .setResidentTokens(engine.residentTokens())
+              .setActiveRequests(engine.activeRequests())
+              .setReady(true)
+              .build();
+        });
+  }
+
+  @Override
+  public void open(OpenRequest request, StreamObserver<OpenResponse> observer) {
+    answer(
+        observer,
+        () -> {
+          checkEpoch(request.getTag());
+          String method = request.getAttentionMethod();
+          if (!method.isEmpty() && !method.equals("dense")) {
+            throw new IllegalArgumentException(
+                "attention method \""
+                    + method
+                    + "\" is not served by shards yet; available: dense");
+          }
+          if (request.getCapacity() < 1) {
+            throw new IllegalArgumentException(
+                "capacity must be >= 1, got " + request.getCapacity());
+          }
+          if (!engine.open(request.getTag().getRequestId(), request.getCapacity())) {
+            throw Status.RESOURCE_EXHAUSTED
+                .withDescription(
+                    "shard "
+                        + engine.shardId()
+                        + " cannot reserve "
+                        + request.getCapacity()
+                        + " KV tokens: "
+                        + engine.reservedTokens()
+                        + " of "
+                        + engine.capacityTokens()
+                        + " reserved")
+                .asRuntimeException();
+          }
+          return OpenResponse.newBuilder()
+              .setResidentTokens(engine.residentTokens())
+              .setCapacityTokens(engine.capacityTokens())
+              .build();
+        });
+  }
+
+  @Override
+  public void advance(AdvanceRequest request, StreamObserver<AdvanceResponse> observer) {
+    answer(
+        observer,
+        () -> {
+          ShardState s = state(request.getTag());
+          int layer = request.getTag().getLayer();
+          if (layer < 0 || layer >= engine.config().layers()) {
+            throw new IllegalArgumentException(
+                "layer " + layer + " is outside [0, " + engine.config().layers() + ")");
+          }
+          int[] tokens = request.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
+          int[] positions =
+              request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
+          float[] attention =
+              request.hasAttentionOutput()
+                  ? Tensors.floats(request.getAttentionOutput(), -1)
+                  : null;
+          float[] q = s.advance(layer, tokens, positions, attention);
+          int qDim = engine.config().queryDim();
+          return AdvanceResponse.newBuilder()
+              .setQueries(Tensors.f32(q, q.length / qDim, qDim))
+              .build();
+        });
+  }
+
+  @Override
+  public void attend(AttendRequest request, StreamObserver<AttendResponse> observer) {
+    answer(
+        observer,
+        () -> {
+          ShardState s = state(request.getTag());
+          var c = engine.config();
+          int layer = request.getTag().getLayer();
+          if (layer < 0 || layer > s.layer()) {
+            throw new IllegalArgumentException(
+                "layer " + layer + " has no keys here yet (advanced to " + s.layer() + ")");
+          }
+          if (request.getSelectedCount() > 0) {
+            throw new IllegalArgumentException("sparse selection is not served by shards yet");
+          }
+          int[] positions =
+              request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
+          int m = positions.length;
+          float[] q = Tensors.floats(request.getQueries(), (long) m * c.queryDim());
+          float[] out = new float[m * c.queryDim()];
+          float[] lse = new float[m * c.heads()];
+          s.attend(layer, q, positions, out, lse);
+          return AttendResponse.newBuilder()
+              .setOutput(Tensors.f32(out, m, c.queryDim()))
+              .setLse(Tensors.f32(lse, m, c.heads()))
+              .build();
+        });
+  }
+
+  @Override
+  public void logits(LogitsRequest request, StreamObserver<LogitsResponse> observer) {
+    answer(
+        observer,
+        () -> {
+          ShardState s = state(request.getTag());
+          int[] rows = request.getRowsList().stream().mapToInt(Integer::intValue).toArray();
+          float[] logits = s.logits(Tensors.floats(request.getAttentionOutput(), -1), rows);
+          return LogitsResponse.newBuilder()
+              .setLogits(Tensors.f32(logits, rows.length, engine.config().vocabSize()))
+              .build();
+        });
+  }
+
+  @Override
+  public void forward(ForwardRequest request, StreamObserver<LogitsResponse> observer) {
+    answer(
+        observer,
+        () -> {
+          ShardState s = state(request.getTag());
+          int[] tokens = request.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
+          int[] positions =
+              request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
+          if (tokens.length == 0) {
+            throw new IllegalArgumentException("a forward step needs at least one token");
+          }
+          float[] logits = s.forwardLocal(tokens, positions);
+          return LogitsResponse.newBuilder()
+              .setLogits(Tensors.f32(logits, 1, engine.config().vocabSize()))
+              .build();
+        });
+  }
+
+  @Override
+  public void score(ScoreRequest request, StreamObserver<ScoreResponse> observer) {
+    observer.onError(
+        Status.UNIMPLEMENTED
+            .withDescription("indexer scoring comes with the sparse attention methods")
+            .asRuntimeException());
+  }
+
+  @Override
+  public void release(ReleaseRequest request, StreamObserver<ReleaseResponse> observer) {
+    answer(
+        observer,
+        () -> {
+          checkEpoch(request.getTag());
+          return ReleaseResponse.newBuilder()
+              .setFreedTokens(engine.release(request.getTag().getRequestId()))
+              .build();
+        });
+  }
+}

@@ -1,0 +1,128 @@
+package dev.longctx.worker.shard;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.longctx.engine.TestData;
+import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.proto.shard.v1.AdvanceRequest;
+import dev.longctx.proto.shard.v1.CallTag;
+import dev.longctx.proto.shard.v1.DescribeRequest;
+import dev.longctx.proto.shard.v1.ForwardRequest;
+import dev.longctx.proto.shard.v1.OpenRequest;
+import dev.longctx.proto.shard.v1.ReleaseRequest;
+import dev.longctx.proto.shard.v1.ShardGrpc;
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The shard API's guards: epochs, unknown requests, capacity, release. */
+class ShardServiceTest {
+
+  static LoadedModel model;
+  static ShardEngine engine;
+  static Server server;
+  static ManagedChannel channel;
+  static ShardGrpc.ShardBlockingStub stub;
+
+  @BeforeAll
+  static void start() throws Exception {
+    model = LoadedModel.load(TestData.file("models/stories260K/stories260K.bin"), null);
+    engine = new ShardEngine(7, model.config(), model.weights(), 100, "stories260K");
+    server =
+        InProcessServerBuilder.forName("shard-guards")
+            .addService(new ShardService(engine))
+            .build()
+            .start();
+    channel = InProcessChannelBuilder.forName("shard-guards").build();
+    stub = ShardGrpc.newBlockingStub(channel);
+  }
+
+  @AfterAll
+  static void stop() {
+    channel.shutdownNow();
+    server.shutdownNow();
+    model.close();
+  }
+
+  static CallTag tag(String id, long epoch) {
+    return CallTag.newBuilder().setRequestId(id).setLayer(-1).setEpoch(epoch).build();
+  }
+
+  static void assertStatus(Runnable call, Status.Code code, String message) {
+    assertThatThrownBy(call::run)
+        .isInstanceOfSatisfying(
+            StatusRuntimeException.class,
+            e -> {
+              assertThat(e.getStatus().getCode()).isEqualTo(code);
+              assertThat(e.getStatus().getDescription()).contains(message);
+            });
+  }
+
+  @Test
+  void describesItself() {
+    var d = stub.describe(DescribeRequest.getDefaultInstance());
+    assertThat(d.getShardId()).isEqualTo(7);
+    assertThat(d.getEpoch()).isEqualTo(engine.epoch());
+    assertThat(d.getCapacityTokens()).isEqualTo(100);
+    assertThat(d.getLayers()).isEqualTo(model.config().layers());
+  }
+
+  @Test
+  void staleEpochIsRejected() {
+    long stale = engine.epoch() + 1;
+    assertStatus(
+        () -> stub.open(OpenRequest.newBuilder().setTag(tag("a", stale)).setCapacity(10).build()),
+        Status.Code.FAILED_PRECONDITION,
+        "stale shard epoch");
+  }
+
+  @Test
+  void unknownRequestIsNotFound() {
+    assertStatus(
+        () ->
+            stub.advance(
+                AdvanceRequest.newBuilder()
+                    .setTag(tag("nobody", engine.epoch()).toBuilder().setLayer(0))
+                    .build()),
+        Status.Code.NOT_FOUND,
+        "not open on shard 7");
+  }
+
+  @Test
+  void capacityIsEnforcedAndReleaseFreesIt() {
+    long epoch = engine.epoch();
+    stub.open(OpenRequest.newBuilder().setTag(tag("big", epoch)).setCapacity(80).build());
+    assertStatus(
+        () ->
+            stub.open(OpenRequest.newBuilder().setTag(tag("more", epoch)).setCapacity(30).build()),
+        Status.Code.RESOURCE_EXHAUSTED,
+        "cannot reserve 30 KV tokens");
+    var logits =
+        stub.forward(
+            ForwardRequest.newBuilder()
+                .setTag(tag("big", epoch))
+                .addTokenIds(1)
+                .addTokenIds(400)
+                .addPositions(0)
+                .addPositions(1)
+                .build());
+    assertThat(logits.getLogits().getShapeList())
+        .containsExactly(1L, (long) model.config().vocabSize());
+    assertThat(engine.residentTokens()).isEqualTo(2);
+    assertThat(
+            stub.release(ReleaseRequest.newBuilder().setTag(tag("big", epoch)).build())
+                .getFreedTokens())
+        .isEqualTo(2);
+    assertThat(engine.residentTokens()).isZero();
+    assertThat(engine.reservedTokens()).isZero();
+    stub.open(OpenRequest.newBuilder().setTag(tag("more", epoch)).setCapacity(30).build());
+    stub.release(ReleaseRequest.newBuilder().setTag(tag("more", epoch)).build());
+  }
+}
