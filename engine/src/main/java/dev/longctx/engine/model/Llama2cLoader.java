@@ -28,7 +28,7 @@ public final class Llama2cLoader {
   private Llama2cLoader() {}
 
   /** Config and weights of {@code file}, mapped into {@code arena}. */
-  public static Loaded load(Path file, Arena arena) {
+  public static ConfigAndWeights load(Path file, Arena arena) {
     MemorySegment seg = MappedFile.map(file, arena);
     if (seg.byteSize() < HEADER_BYTES) {
       throw ModelFormatException.atOffset(
@@ -119,11 +119,9 @@ public final class Llama2cLoader {
               w3[l],
               w2[l]));
     }
-    return new Loaded(config, new LlamaWeights(embedding, blocks, finalNorm, output, null));
+    return new ConfigAndWeights(
+        config, new LlamaWeights(embedding, blocks, finalNorm, output, null));
   }
-
-  /** What a loader returns. */
-  public record Loaded(LlamaConfig config, LlamaWeights weights) {}
 
   /** Sequential float32 reader with bounds checks that name the file and offset. */
   private static final class Reader {

@@ -90,7 +90,7 @@ public final class LoadedModel implements AutoCloseable {
     Arena arena = Arena.ofShared();
     try {
       if (format == Format.SAFETENSORS) {
-        Llama2cLoader.Loaded l = SafetensorsLoader.load(model, arena);
+        ConfigAndWeights l = SafetensorsLoader.load(model, arena);
         Path dir = Files.isDirectory(model) ? model : model.toAbsolutePath().getParent();
         Tok tok =
             tokenizer != null
@@ -98,7 +98,7 @@ public final class LoadedModel implements AutoCloseable {
                 : new Tok(Tokenizers.fromHuggingFace(dir), null);
         return new LoadedModel(model, format, l.config(), l.weights(), tok, arena);
       }
-      Llama2cLoader.Loaded l = Llama2cLoader.load(model, arena);
+      ConfigAndWeights l = Llama2cLoader.load(model, arena);
       Path tokPath = tokenizer != null ? tokenizer : siblingTokenizer(model);
       Tok tok = externalTokenizer(tokPath, l.config());
       return new LoadedModel(model, format, l.config(), l.weights(), tok, arena);

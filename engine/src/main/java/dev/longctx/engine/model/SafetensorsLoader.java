@@ -33,7 +33,7 @@ public final class SafetensorsLoader {
   private SafetensorsLoader() {}
 
   /** Loads the checkpoint in {@code dir} (or the directory of a {@code .safetensors} file). */
-  public static Llama2cLoader.Loaded load(Path path, Arena arena) {
+  public static ConfigAndWeights load(Path path, Arena arena) {
     Path dir = Files.isDirectory(path) ? path : path.toAbsolutePath().getParent();
     LlamaConfig config = readConfig(dir.resolve("config.json"));
     Map<String, Entry> tensors = new LinkedHashMap<>();
@@ -48,7 +48,7 @@ public final class SafetensorsLoader {
     } else {
       readFile(dir.resolve("model.safetensors"), arena, tensors);
     }
-    return new Llama2cLoader.Loaded(config, weights(dir, config, tensors));
+    return new ConfigAndWeights(config, weights(dir, config, tensors));
   }
 
   private record Entry(Path file, String name, GgmlType type, long[] shape, MemorySegment data) {}
