@@ -2,7 +2,6 @@ package dev.longctx.engine.inference;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.SequenceAttention;
-import dev.longctx.engine.model.LlamaConfig;
 
 /**
  * One sequence being generated: its KV cache, its attention policy with that policy's state, and
@@ -13,7 +12,7 @@ public final class Sequence {
   private final KvCache cache;
   private final AttentionPolicy policy;
   private final SequenceAttention attention;
-  private Transformer.Scratch scratch;
+  private TransformerLayers.Activations activations;
 
   Sequence(KvCache cache) {
     this(cache, AttentionPolicy.dense(), null);
@@ -52,10 +51,8 @@ public final class Sequence {
     return cache.length();
   }
 
-  Transformer.Scratch scratch(LlamaConfig config, int tokens) {
-    if (scratch == null || scratch.capacity < tokens) {
-      scratch = new Transformer.Scratch(config, Math.max(tokens, 1));
-    }
-    return scratch;
+  TransformerLayers.Activations activations(TransformerLayers layers, int tokens) {
+    activations = layers.ensure(activations, tokens);
+    return activations;
   }
 }

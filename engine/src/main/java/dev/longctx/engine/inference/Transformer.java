@@ -3,7 +3,6 @@ package dev.longctx.engine.inference;
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.kernel.Attention;
-import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
@@ -27,6 +26,7 @@ public final class Transformer {
   /** Prefill chunk: large enough for GEMM efficiency, small enough to bound scratch memory. */
   public static final int DEFAULT_CHUNK = 128;
 
+  private final TransformerLayers layers;
   private final LlamaConfig config;
   private final LlamaWeights weights;
   private final Rope rope;
@@ -34,24 +34,16 @@ public final class Transformer {
   private final AttentionPolicy defaultPolicy;
 
   public Transformer(LlamaConfig config, LlamaWeights weights) {
-    weights.checkShapes(config);
+    this.layers = new TransformerLayers(config, weights);
     this.config = config;
     this.weights = weights;
     this.defaultPolicy = AttentionPolicy.dense();
-    // GGUF stores Llama-3.1 scaling as per-frequency divisors; other formats as parameters.
-    this.rope =
-        weights.ropeFreqFactors() != null
-            ? Rope.withFreqFactors(
-                config.headDim(),
-                config.ropeTheta(),
-                config.ropeLayout(),
-                weights.ropeFreqFactors())
-            : new Rope(
-                config.headDim(), config.ropeTheta(), config.ropeLayout(), config.ropeScaling());
+    this.rope = layers.rope();
     this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
   }
 
   private Transformer(Transformer base, AttentionPolicy policy) {
+    this.layers = base.layers;
     this.config = base.config;
     this.weights = base.weights;
     this.rope = base.rope;
@@ -88,6 +80,11 @@ public final class Transformer {
 
   public LlamaWeights weights() {
     return weights;
+  }
+
+  /** The layer arithmetic this forward pass is built from (for split, sharded execution). */
+  public TransformerLayers layers() {
+    return layers;
   }
 
   /** A new, empty sequence that may grow to {@code maxTokens}, under the default policy. */
@@ -159,7 +156,6 @@ public final class Transformer {
   private void forward(
       Sequence seq, int[] tokens, int off, int n, LogitRows logitRows, float[] logits) {
     LlamaConfig c = config;
-    int dim = c.dim();
     int qDim = c.queryDim();
     int kvDim = c.kvDim();
     int start = seq.cache().length();
@@ -169,28 +165,15 @@ public final class Transformer {
     if (policyAttention != null) {
       policyAttention.reserve(start + n);
     }
-    Scratch s = seq.scratch(c, n);
-
+    TransformerLayers.Activations s = seq.activations(layers, n);
+    int[] positions = new int[n];
     for (int t = 0; t < n; t++) {
-      int token = tokens[off + t];
-      if (token < 0 || token >= c.vocabSize()) {
-        throw new IllegalArgumentException(
-            "token id " + token + " is outside the vocabulary [0, " + c.vocabSize() + ")");
-      }
-      weights.tokenEmbedding().dequantizeRow(token, s.x, t * dim);
+      positions[t] = start + t;
     }
 
+    layers.embed(tokens, off, n, s);
     for (int l = 0; l < c.layers(); l++) {
-      LlamaWeights.Layer w = weights.layers().get(l);
-      rmsnormRows(s.xb, s.x, w.attnNorm(), n, dim);
-      w.wq().matmul(s.xb, s.q, n);
-      w.wk().matmul(s.xb, s.k, n);
-      w.wv().matmul(s.xb, s.v, n);
-      if (w.bq() != null) {
-        addBias(s.q, w.bq(), n);
-        addBias(s.k, w.bk(), n);
-        addBias(s.v, w.bv(), n);
-      }
+      layers.project(l, s, n);
       float[] keys = cache.keys(l);
       float[] values = cache.values(l);
       float[] groupKeys = cache.groupKeys(l);
@@ -200,10 +183,9 @@ public final class Transformer {
         System.arraycopy(s.q, 0, s.qg, 0, n * qDim);
         System.arraycopy(s.k, 0, s.kg, 0, n * kvDim);
       }
+      layers.rotate(s, n, positions);
       for (int t = 0; t < n; t++) {
         int pos = start + t;
-        rope.apply(s.q, t * qDim, c.heads(), pos);
-        rope.apply(s.k, t * kvDim, c.kvHeads(), pos);
         System.arraycopy(s.k, t * kvDim, keys, pos * kvDim, kvDim);
         System.arraycopy(s.v, t * kvDim, values, pos * kvDim, kvDim);
         if (se != null) {
@@ -219,33 +201,20 @@ public final class Transformer {
         policyAttention.attend(
             l, start, n, s.q, se != null ? s.qg : null, keys, groupKeys, values, s.xb, s.att);
       }
-      w.wo().matmul(s.att, s.xb, n);
-      Ops.add(s.x, s.xb, n * dim);
-
-      rmsnormRows(s.xb, s.x, w.ffnNorm(), n, dim);
-      w.wGate().matmul(s.xb, s.hb, n);
-      w.wUp().matmul(s.xb, s.hb2, n);
-      Ops.swiglu(s.hb, s.hb2, n * c.hiddenDim());
-      w.wDown().matmul(s.hb, s.xb, n);
-      Ops.add(s.x, s.xb, n * dim);
+      layers.finish(l, s.att, s, n);
     }
     cache.setLength(start + n);
 
     switch (logitRows) {
       case NONE -> {}
-      case LAST -> {
-        Ops.rmsnorm(s.xb, 0, s.x, (n - 1) * dim, weights.outputNorm(), dim, c.rmsEps());
-        weights.output().matmul(s.xb, logits, 1);
-      }
-      case ALL -> {
-        rmsnormRows(s.xb, s.x, weights.outputNorm(), n, dim);
-        weights.output().matmul(s.xb, logits, n);
-      }
+      case LAST -> layers.logits(s, new int[] {n - 1}, logits);
+      case ALL -> layers.logitsAll(s, n, logits);
     }
   }
 
   /** Causal attention for every (token, head) of the chunk, in parallel. */
-  private void attention(Scratch s, float[] keys, float[] values, int start, int n) {
+  private void attention(
+      TransformerLayers.Activations s, float[] keys, float[] values, int start, int n) {
     LlamaConfig c = config;
     int heads = c.heads();
     int headDim = c.headDim();
@@ -272,49 +241,5 @@ public final class Transformer {
                 qOff);
           }
         });
-  }
-
-  private void rmsnormRows(float[] out, float[] x, float[] weight, int n, int dim) {
-    for (int t = 0; t < n; t++) {
-      Ops.rmsnorm(out, t * dim, x, t * dim, weight, dim, config.rmsEps());
-    }
-  }
-
-  private static void addBias(float[] y, float[] bias, int n) {
-    int width = bias.length;
-    for (int t = 0; t < n; t++) {
-      for (int i = 0; i < width; i++) {
-        y[t * width + i] += bias[i];
-      }
-    }
-  }
-
-  /** Activation buffers for a chunk of up to {@code capacity} tokens. */
-  static final class Scratch {
-    final int capacity;
-    final float[] x;
-    final float[] xb;
-    final float[] q;
-    final float[] qg;
-    final float[] k;
-    final float[] kg;
-    final float[] v;
-    final float[] att;
-    final float[] hb;
-    final float[] hb2;
-
-    Scratch(LlamaConfig c, int capacity) {
-      this.capacity = capacity;
-      x = new float[capacity * c.dim()];
-      xb = new float[capacity * c.dim()];
-      q = new float[capacity * c.queryDim()];
-      qg = new float[capacity * c.queryDim()];
-      k = new float[capacity * c.kvDim()];
-      kg = new float[capacity * c.kvDim()];
-      v = new float[capacity * c.kvDim()];
-      att = new float[capacity * c.queryDim()];
-      hb = new float[capacity * c.hiddenDim()];
-      hb2 = new float[capacity * c.hiddenDim()];
-    }
   }
 }

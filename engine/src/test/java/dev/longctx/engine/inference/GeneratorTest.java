@@ -101,21 +101,21 @@ class GeneratorTest {
   }
 
   @Test
-  void stopMatcherHoldsBackPartialMatchesAcrossPieces() {
-    List<String> out = new ArrayList<>();
-    Generator.StopMatcher sm = new Generator.StopMatcher(List.of("END"), out::add);
-    assertThat(sm.accept("abc E")).isFalse();
-    assertThat(String.join("", out)).isEqualTo("abc ");
-    assertThat(sm.accept("N")).isFalse();
-    assertThat(String.join("", out)).isEqualTo("abc ");
-    assertThat(sm.accept("Dxyz")).isTrue();
-    assertThat(sm.text()).isEqualTo("abc ");
+  void stopStringsHoldBackPartialMatchesAcrossPieces() {
+    StopStrings sm = new StopStrings(List.of("END"));
+    StringBuilder out = new StringBuilder();
+    out.append(sm.accept("abc E"));
+    assertThat(out.toString()).isEqualTo("abc ");
+    out.append(sm.accept("N"));
+    assertThat(out.toString()).isEqualTo("abc ");
+    out.append(sm.accept("Dxyz"));
+    assertThat(sm.stopped()).isTrue();
+    assertThat(out.toString()).isEqualTo("abc ");
+    assertThat(sm.accept("more")).isEmpty();
     // A held-back prefix that turns out not to be a stop string is released.
-    List<String> out2 = new ArrayList<>();
-    Generator.StopMatcher sm2 = new Generator.StopMatcher(List.of("END"), out2::add);
-    sm2.accept("xE");
-    sm2.accept("Nd");
-    sm2.flush();
-    assertThat(String.join("", out2)).isEqualTo("xENd");
+    StopStrings sm2 = new StopStrings(List.of("END"));
+    String released = sm2.accept("xE") + sm2.accept("Nd") + sm2.flush();
+    assertThat(released).isEqualTo("xENd");
+    assertThat(sm2.stopped()).isFalse();
   }
 }

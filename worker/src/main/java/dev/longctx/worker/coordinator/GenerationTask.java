@@ -1,18 +1,17 @@
 package dev.longctx.worker.coordinator;
 
+import dev.longctx.engine.inference.Decoding;
+import dev.longctx.engine.inference.Generator;
 import dev.longctx.engine.inference.Generator.FinishReason;
-import dev.longctx.engine.sampling.Sampler;
 import dev.longctx.engine.sampling.SamplingParams;
 import dev.longctx.engine.tokenizer.Tokenizer;
-import dev.longctx.engine.tokenizer.Utf8StreamDecoder;
 import java.util.Arrays;
 import java.util.List;
 
 /**
  * One request's generation as a sequence of engine steps (a prefill chunk, or one sampled token and
- * its decode), so one engine thread can interleave many requests. Token for token it makes the
- * choices {@code dev.longctx.engine.inference.Generator} makes: the same sampler calls on the same
- * logits, the same stop, length and context rules, the same text.
+ * its decode), so one engine thread can interleave many requests. The token decisions are the
+ * engine's {@link Decoding}, the same that {@link Generator} makes in one process.
  */
 public final class GenerationTask {
 
@@ -32,16 +31,10 @@ public final class GenerationTask {
   private final Tokenizer tokenizer;
   private final GenerationSink sink;
   private final long arrivalNanos;
-  private final int limit;
-  private final Sampler sampler;
-  private final int[] history;
-  private final StopFilter stops;
-  private final Utf8StreamDecoder utf8 = new Utf8StreamDecoder();
+  private final Decoding decoding;
 
   private SequenceRunner runner;
   private int prefilled;
-  private int length;
-  private int generated;
   private float[] logits;
   private long prefillStartNanos;
   private long firstTokenNanos;
@@ -53,12 +46,11 @@ public final class GenerationTask {
     this.tokenizer = tokenizer;
     this.sink = sink;
     this.arrivalNanos = System.nanoTime();
-    this.limit = Math.min(spec.maxContext(), spec.prompt().length + spec.maxTokens());
-    this.sampler = new Sampler(spec.sampling());
-    this.history = new int[limit];
-    System.arraycopy(spec.prompt(), 0, history, 0, spec.prompt().length);
-    this.length = spec.prompt().length;
-    this.stops = new StopFilter(spec.stop());
+    this.decoding =
+        new Decoding(
+            tokenizer,
+            new Generator.Request(
+                spec.prompt(), spec.sampling(), spec.maxTokens(), spec.stop(), spec.maxContext()));
   }
 
   public Spec spec() {
@@ -71,7 +63,7 @@ public final class GenerationTask {
 
   /** KV positions the request may come to hold. */
   public int capacity() {
-    return limit;
+    return decoding.limit();
   }
 
   public long arrivalNanos() {
@@ -144,30 +136,19 @@ public final class GenerationTask {
   }
 
   private boolean sampleAndAdvance() {
-    int token = sampler.sample(logits, history, length);
+    Decoding.Step step = decoding.next(logits);
     if (firstTokenNanos == 0) {
       firstTokenNanos = System.nanoTime();
     }
-    if (tokenizer.isEndOfGeneration(token)) {
-      finish(FinishReason.END_OF_TEXT);
+    if (step.token() >= 0 || !step.text().isEmpty()) {
+      sink.onTokens(step.tokens(), step.text());
+    }
+    if (step.finish() != null) {
+      finish(step.finish());
       return true;
     }
-    byte[] bytes = pieceBytes(history[length - 1], token);
-    history[length++] = token;
-    generated++;
-    String text = stops.accept(utf8.accept(bytes));
-    sink.onTokens(new int[] {token}, text);
-    if (stops.stopped()) {
-      finish(FinishReason.STOP);
-    } else if (generated == spec.maxTokens()) {
-      finish(FinishReason.LENGTH);
-    } else if (length == limit) {
-      finish(FinishReason.CONTEXT);
-    } else {
-      logits = runner.decode(token);
-      return false;
-    }
-    return true;
+    logits = runner.decode(step.token());
+    return false;
   }
 
   private void finish(FinishReason reason) {
@@ -176,16 +157,11 @@ public final class GenerationTask {
     if (reason == null) {
       return; // cancelled: nobody is listening
     }
-    if (reason != FinishReason.STOP) {
-      String tail = stops.accept(utf8.flush()) + (stops.stopped() ? "" : stops.flush());
-      if (!tail.isEmpty()) {
-        sink.onTokens(new int[0], tail);
-      }
-    }
     long end = System.nanoTime();
     long first = firstTokenNanos == 0 ? end : firstTokenNanos;
     double decodeSeconds = (end - first) / 1e9;
     double prefillSeconds = (first - prefillStartNanos) / 1e9;
+    int generated = decoding.generated();
     sink.onFinish(
         reason,
         new GenerationSink.Usage(
@@ -201,20 +177,5 @@ public final class GenerationTask {
     if (runner != null) {
       runner.close();
     }
-  }
-
-  /**
-   * The bytes {@code token} adds after {@code previous}: right after BOS a SentencePiece
-   * dummy-prefix space is dropped, as whole-sequence decoding does (the engine's Generator rule).
-   */
-  private byte[] pieceBytes(int previous, int token) {
-    byte[] bytes = tokenizer.tokenBytes(token);
-    if (previous == tokenizer.bosId()
-        && bytes.length > 0
-        && bytes[0] == ' '
-        && !tokenizer.decode(new int[] {token}).startsWith(" ")) {
-      return Arrays.copyOfRange(bytes, 1, bytes.length);
-    }
-    return bytes;
   }
 }

@@ -1,6 +1,6 @@
 package dev.longctx.worker.shard;
 
-import dev.longctx.engine.kernel.Rope;
+import dev.longctx.engine.inference.TransformerLayers;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
 import java.security.SecureRandom;
@@ -17,8 +17,7 @@ public final class ShardEngine {
   private final int shardId;
   private final long epoch;
   private final LlamaConfig config;
-  private final LlamaWeights weights;
-  private final Rope rope;
+  private final TransformerLayers layers;
   private final long capacityTokens;
   private final String fingerprint;
   private final ConcurrentHashMap<String, ShardState> requests = new ConcurrentHashMap<>();
@@ -33,19 +32,9 @@ public final class ShardEngine {
     this.shardId = shardId;
     this.epoch = new SecureRandom().nextLong() & Long.MAX_VALUE;
     this.config = config;
-    this.weights = weights;
+    this.layers = new TransformerLayers(config, weights);
     this.capacityTokens = capacityTokens;
     this.fingerprint = fingerprint;
-    // The same rotation the engine's Transformer builds for this model.
-    this.rope =
-        weights.ropeFreqFactors() != null
-            ? Rope.withFreqFactors(
-                config.headDim(),
-                config.ropeTheta(),
-                config.ropeLayout(),
-                weights.ropeFreqFactors())
-            : new Rope(
-                config.headDim(), config.ropeTheta(), config.ropeLayout(), config.ropeScaling());
   }
 
   public int shardId() {
@@ -96,7 +85,7 @@ public final class ShardEngine {
       reserved.addAndGet(-capacity);
       return false;
     }
-    requests.put(requestId, new ShardState(config, weights, rope, capacity));
+    requests.put(requestId, new ShardState(layers, capacity));
     return true;
   }
 

@@ -1,10 +1,8 @@
 package dev.longctx.worker.shard;
 
+import dev.longctx.engine.inference.TransformerLayers;
 import dev.longctx.engine.kernel.Attention;
-import dev.longctx.engine.kernel.Ops;
-import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.LlamaConfig;
-import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.tensor.Parallel;
 import java.util.Arrays;
 
@@ -18,8 +16,7 @@ import java.util.Arrays;
 final class ShardState {
 
   private final LlamaConfig c;
-  private final LlamaWeights weights;
-  private final Rope rope;
+  private final TransformerLayers layers;
   private final float scale;
   private final int capacity;
   private final float[][] keys;
@@ -32,18 +29,11 @@ final class ShardState {
   private int[] stepPositions = new int[0];
   private int firstSlot;
   private int layer = -1;
-  private float[] x = new float[0];
-  private float[] xb = new float[0];
-  private float[] q = new float[0];
-  private float[] k = new float[0];
-  private float[] v = new float[0];
-  private float[] hb = new float[0];
-  private float[] hb2 = new float[0];
+  private TransformerLayers.Activations act;
 
-  ShardState(LlamaConfig c, LlamaWeights weights, Rope rope, int capacity) {
-    this.c = c;
-    this.weights = weights;
-    this.rope = rope;
+  ShardState(TransformerLayers layers, int capacity) {
+    this.c = layers.config();
+    this.layers = layers;
     this.scale = (float) (1.0 / Math.sqrt(c.headDim()));
     this.capacity = capacity;
     this.keys = new float[c.layers()][];
@@ -79,7 +69,7 @@ final class ShardState {
     }
     project(l);
     layer = l;
-    return Arrays.copyOf(q, rows * c.queryDim());
+    return Arrays.copyOf(act.queries(), rows * c.queryDim());
   }
 
   private void startStep(int[] tokens, int[] positions) {
@@ -109,27 +99,11 @@ final class ShardState {
     firstSlot = slots;
     System.arraycopy(positions, 0, slotPositions, slots, n);
     slots += n;
-    ensureScratch(n);
-    for (int t = 0; t < n; t++) {
-      weights.tokenEmbedding().dequantizeRow(tokens[t], x, t * c.dim());
-    }
-  }
-
-  private void ensureScratch(int n) {
-    int need = Math.max(n, 1);
-    if (x.length < need * c.dim()) {
-      x = new float[need * c.dim()];
-      xb = new float[need * c.dim()];
-      q = new float[need * c.queryDim()];
-      k = new float[need * c.kvDim()];
-      v = new float[need * c.kvDim()];
-      hb = new float[need * c.hiddenDim()];
-      hb2 = new float[need * c.hiddenDim()];
-    }
+    act = layers.ensure(act, n);
+    layers.embed(tokens, 0, n, act);
   }
 
   private void project(int l) {
-    LlamaWeights.Layer w = weights.layers().get(l);
     int n = rows;
     if (keys[l] == null) {
       keys[l] = new float[capacity * c.kvDim()];
@@ -138,24 +112,11 @@ final class ShardState {
     if (n == 0) {
       return;
     }
-    for (int t = 0; t < n; t++) {
-      Ops.rmsnorm(xb, t * c.dim(), x, t * c.dim(), w.attnNorm(), c.dim(), c.rmsEps());
-    }
-    w.wq().matmul(xb, q, n);
-    w.wk().matmul(xb, k, n);
-    w.wv().matmul(xb, v, n);
-    if (w.bq() != null) {
-      addBias(q, w.bq(), n);
-      addBias(k, w.bk(), n);
-      addBias(v, w.bv(), n);
-    }
+    layers.project(l, act, n);
+    layers.rotate(act, n, stepPositions);
     int kvDim = c.kvDim();
-    for (int t = 0; t < n; t++) {
-      rope.apply(q, t * c.queryDim(), c.heads(), stepPositions[t]);
-      rope.apply(k, t * kvDim, c.kvHeads(), stepPositions[t]);
-      System.arraycopy(k, t * kvDim, keys[l], (firstSlot + t) * kvDim, kvDim);
-      System.arraycopy(v, t * kvDim, values[l], (firstSlot + t) * kvDim, kvDim);
-    }
+    System.arraycopy(act.keys(), 0, keys[l], firstSlot * kvDim, n * kvDim);
+    System.arraycopy(act.values(), 0, values[l], firstSlot * kvDim, n * kvDim);
   }
 
   /** Output projection, residual and SwiGLU FFN of layer {@code l} for the step's rows. */
@@ -173,18 +134,7 @@ final class ShardState {
               + "], got "
               + (attention == null ? "none" : attention.length + " elements"));
     }
-    LlamaWeights.Layer w = weights.layers().get(l);
-    int dim = c.dim();
-    w.wo().matmul(attention, xb, n);
-    Ops.add(x, xb, n * dim);
-    for (int t = 0; t < n; t++) {
-      Ops.rmsnorm(xb, t * dim, x, t * dim, w.ffnNorm(), dim, c.rmsEps());
-    }
-    w.wGate().matmul(xb, hb, n);
-    w.wUp().matmul(xb, hb2, n);
-    Ops.swiglu(hb, hb2, n * c.hiddenDim());
-    w.wDown().matmul(hb, xb, n);
-    Ops.add(x, xb, n * dim);
+    layers.finish(l, attention, act, n);
   }
 
   /**
@@ -270,26 +220,13 @@ final class ShardState {
     }
     finishLayer(layer, attention);
     layer = c.layers();
-    int dim = c.dim();
-    float[] normed = new float[which.length * dim];
-    for (int i = 0; i < which.length; i++) {
-      if (which[i] < 0 || which[i] >= rows) {
-        throw new IllegalArgumentException(
-            "row " + which[i] + " is not a step row [0, " + rows + ")");
+    for (int row : which) {
+      if (row < 0 || row >= rows) {
+        throw new IllegalArgumentException("row " + row + " is not a step row [0, " + rows + ")");
       }
-      Ops.rmsnorm(normed, i * dim, x, which[i] * dim, weights.outputNorm(), dim, c.rmsEps());
     }
     float[] logits = new float[which.length * c.vocabSize()];
-    weights.output().matmul(normed, logits, which.length);
+    layers.logits(act, which, logits);
     return logits;
-  }
-
-  private static void addBias(float[] y, float[] bias, int n) {
-    int width = bias.length;
-    for (int t = 0; t < n; t++) {
-      for (int i = 0; i < width; i++) {
-        y[t * width + i] += bias[i];
-      }
-    }
   }
 }

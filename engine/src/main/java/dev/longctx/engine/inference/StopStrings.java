@@ -1,4 +1,4 @@
-package dev.longctx.worker.coordinator;
+package dev.longctx.engine.inference;
 
 import java.util.List;
 
@@ -6,18 +6,18 @@ import java.util.List;
  * Holds back streamed text that could be the start of a stop string, and cuts the text at the first
  * stop string. What {@link #accept} returns is final: it never contains (part of) a stop string.
  */
-final class StopFilter {
+public final class StopStrings {
 
   private final List<String> stops;
   private final StringBuilder pending = new StringBuilder();
   private boolean stopped;
 
-  StopFilter(List<String> stops) {
+  public StopStrings(List<String> stops) {
     this.stops = List.copyOf(stops);
   }
 
   /** Adds text; returns the part that is now final. After a stop string, {@link #stopped()}. */
-  String accept(String text) {
+  public String accept(String text) {
     if (text.isEmpty() || stopped) {
       return "";
     }
@@ -50,12 +50,12 @@ final class StopFilter {
     return out;
   }
 
-  boolean stopped() {
+  public boolean stopped() {
     return stopped;
   }
 
   /** The held-back text, at the end of generation. */
-  String flush() {
+  public String flush() {
     String out = pending.toString();
     pending.setLength(0);
     return out;
