@@ -1,5 +1,6 @@
 package dev.longctx.engine.attention;
 
+import dev.longctx.engine.kernel.Ops;
 import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -97,6 +98,64 @@ final class QuantizedKeys {
         acc += q[qOffset + d] * values[base + d];
       }
       out[outOffset + s - from] = acc * scales[row] * scale;
+    }
+  }
+
+  /** Rows dequantized per tile by {@link #scoresGroup}: small enough to stay in L1. */
+  private static final int TILE = 32;
+
+  private static final ThreadLocal<float[]> TILE_BUFFER =
+      ThreadLocal.withInitial(() -> new float[0]);
+
+  /**
+   * {@link #scores} for the {@code groupSize} query heads at {@code q[qOffset + g·headDim]} that
+   * share KV head {@code kvHead}: head g's score of key s goes to {@code out[outOffset +
+   * g·outStride + s − from]}. Each INT8 row is read and widened once per tile for the whole group,
+   * so the cost per key is one conversion plus {@code groupSize} float dots (the selector's hot
+   * loop, §5.2).
+   */
+  void scoresGroup(
+      float[] q,
+      int qOffset,
+      int groupSize,
+      int kvHead,
+      int from,
+      int to,
+      float scale,
+      float[] out,
+      int outOffset,
+      int outStride) {
+    float[] tile = TILE_BUFFER.get();
+    if (tile.length < TILE * headDim) {
+      tile = new float[TILE * headDim];
+      TILE_BUFFER.set(tile);
+    }
+    int bound = F.length() == B.length() ? F.loopBound(headDim) : 0;
+    for (int t0 = from; t0 < to; t0 += TILE) {
+      int n = Math.min(TILE, to - t0);
+      for (int j = 0; j < n; j++) {
+        int row = (t0 + j) * kvHeads + kvHead;
+        int base = row * headDim;
+        int dst = j * headDim;
+        float sc = scales[row] * scale;
+        int d = 0;
+        for (; d < bound; d += F.length()) {
+          ((FloatVector)
+                  ByteVector.fromArray(B, values, base + d).convertShape(VectorOperators.B2F, F, 0))
+              .mul(sc)
+              .intoArray(tile, dst + d);
+        }
+        for (; d < headDim; d++) {
+          tile[dst + d] = values[base + d] * sc;
+        }
+      }
+      for (int g = 0; g < groupSize; g++) {
+        int qo = qOffset + g * headDim;
+        int o = outOffset + g * outStride + t0 - from;
+        for (int j = 0; j < n; j++) {
+          out[o + j] = Ops.dot(q, qo, tile, j * headDim, headDim);
+        }
+      }
     }
   }
 }

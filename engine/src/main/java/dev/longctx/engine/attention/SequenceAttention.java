@@ -4,7 +4,6 @@ import dev.longctx.engine.attention.AttentionPolicy.BlockTopK;
 import dev.longctx.engine.attention.AttentionPolicy.IndexerTopK;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.kernel.Attention;
-import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Partial;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.tensor.Parallel;
@@ -33,8 +32,7 @@ public final class SequenceAttention {
   private final int kvDim;
   private final int group;
   private final float scale;
-  private final QuantizedKeys[] neighborIndex;
-  private final QuantizedKeys[] groupIndex;
+  private final OwnHeadsSelector ownHeads;
   private final BlockSummaries[] blocks;
   private final LightningIndexer indexer;
   private final float[][] indexerKeys;
@@ -44,17 +42,9 @@ public final class SequenceAttention {
 
   /** Growable per-thread working memory. */
   private static final class Buffers {
-    float[] z = new float[0];
     float[] p = new float[0];
     float[] parts = new float[0];
     float[] lses = new float[0];
-
-    float[] z(int n) {
-      if (z.length < n) {
-        z = new float[Math.max(n, z.length * 2)];
-      }
-      return z;
-    }
 
     float[] p(int n) {
       if (p.length < n) {
@@ -76,23 +66,14 @@ public final class SequenceAttention {
     this.scale = (float) (1.0 / Math.sqrt(headDim));
     this.capacity = Math.min(maxTokens, 256);
     int layers = c.layers();
-    QuantizedKeys[] n = null;
-    QuantizedKeys[] g = null;
+    OwnHeadsSelector own = null;
     BlockSummaries[] b = null;
     LightningIndexer ix = null;
     float[][] ixKeys = null;
     if (policy instanceof IndexerTopK t) {
       switch (t.indexer()) {
-        case IndexerSource.OwnHeads o -> {
-          n = new QuantizedKeys[layers];
-          g = se != null ? new QuantizedKeys[layers] : null;
-          for (int l = 0; l < layers; l++) {
-            n[l] = new QuantizedKeys(kvHeads, headDim, capacity);
-            if (g != null) {
-              g[l] = new QuantizedKeys(kvHeads, headDim, capacity);
-            }
-          }
-        }
+        case IndexerSource.OwnHeads o ->
+            own = new OwnHeadsSelector(layers, heads, kvHeads, headDim, se, capacity);
         case IndexerSource.ModelFile m -> {
           ix = m.indexer();
           if (ix.layers() != layers || ix.dim() != c.dim()) {
@@ -118,8 +99,7 @@ public final class SequenceAttention {
         b[l] = new BlockSummaries(kvHeads, headDim, t.blockSize(), capacity);
       }
     }
-    this.neighborIndex = n;
-    this.groupIndex = g;
+    this.ownHeads = own;
     this.blocks = b;
     this.indexer = ix;
     this.indexerKeys = ixKeys;
@@ -140,11 +120,8 @@ public final class SequenceAttention {
       return;
     }
     int c = Math.max(tokens, capacity * 2);
-    for (int l = 0; neighborIndex != null && l < neighborIndex.length; l++) {
-      neighborIndex[l].reserve(c);
-      if (groupIndex != null) {
-        groupIndex[l].reserve(c);
-      }
+    if (ownHeads != null) {
+      ownHeads.reserve(c);
     }
     for (int l = 0; blocks != null && l < blocks.length; l++) {
       blocks[l].reserve(c);
@@ -158,11 +135,8 @@ public final class SequenceAttention {
   /** Bytes of the side state now allocated (selector keys, block summaries, indexer keys). */
   public long bytesAllocated() {
     long sum = 0;
-    for (int l = 0; neighborIndex != null && l < neighborIndex.length; l++) {
-      sum += neighborIndex[l].bytesAllocated();
-      if (groupIndex != null) {
-        sum += groupIndex[l].bytesAllocated();
-      }
+    if (ownHeads != null) {
+      sum += ownHeads.bytesAllocated();
     }
     for (int l = 0; blocks != null && l < blocks.length; l++) {
       sum += blocks[l].bytesAllocated();
@@ -181,11 +155,8 @@ public final class SequenceAttention {
   public void append(int layer, int start, int n, float[] keys, float[] groupKeys, float[] x) {
     for (int t = 0; t < n; t++) {
       int pos = start + t;
-      if (neighborIndex != null) {
-        neighborIndex[layer].put(pos, keys, pos * kvDim);
-        if (groupIndex != null) {
-          groupIndex[layer].put(pos, groupKeys, pos * kvDim);
-        }
+      if (ownHeads != null) {
+        ownHeads.put(layer, pos, keys, groupKeys, pos * kvDim);
       }
       if (blocks != null) {
         // With SelfExtend, past blocks are (mostly) attended at grouped positions: summarize those.
@@ -391,16 +362,17 @@ public final class SequenceAttention {
             if (len <= t.k() || i < t.denseBelowTokens()) {
               continue; // every causal key is selected: dense (§1.3 "Short sequences")
             }
-            float[] p = BUFFERS.get().p(len);
+            int[] chosen;
             if (indexer != null) {
+              float[] p = BUFFERS.get().p(len);
               int ih = indexer.heads();
               indexer.score(
                   fiq, tt * ih * indexer.headDim(), fiw, tt * ih, indexerKeys[layer], len, p);
+              chosen = TopK.select(p, null, len, t.k()).positions();
+              Arrays.sort(chosen);
             } else {
-              ownHeadScores(layer, i, tt * heads * headDim, qn, qg, p, !perToken);
+              chosen = ownHeads.select(layer, i, t.k(), qn, qg, tt * heads * headDim, !perToken);
             }
-            int[] chosen = TopK.select(p, null, len, t.k()).positions();
-            Arrays.sort(chosen);
             for (int g = 0; g < kvHeads; g++) {
               selection[tt * kvHeads + g] = chosen;
             }
@@ -410,49 +382,6 @@ public final class SequenceAttention {
       Parallel.forRange(n, body);
     } else {
       body.run(0, n);
-    }
-  }
-
-  /**
-   * The own-heads score of every key {@code s ≤ i} (ALGORITHMS.md §5.2): {@code p̂_s = Σ_h
-   * softmax_s(q_h·k̃_s/√d)} over all query heads, k̃ the INT8 keys (the 1/H of the mean is left
-   * out: it does not change the order). Under SelfExtend the logits use the same position mapping
-   * as attention.
-   */
-  private void ownHeadScores(
-      int layer, int i, int qBase, float[] qn, float[] qg, float[] p, boolean parallel) {
-    int len = i + 1;
-    Buffers buf = BUFFERS.get();
-    float[] z = buf.z(heads * len);
-    int ns = se == null ? 0 : se.neighborStart(i);
-    Parallel.RangeBody perHead =
-        (from, to) -> {
-          for (int h = from; h < to; h++) {
-            int qOff = qBase + h * headDim;
-            int kh = h / group;
-            int zo = h * len;
-            if (ns > 0) {
-              groupIndex[layer].scores(qg, qOff, kh, 0, ns, scale, z, zo);
-            }
-            neighborIndex[layer].scores(qn, qOff, kh, ns, len, scale, z, zo + ns);
-            float max = Ops.max(z, zo, len);
-            double sum = Ops.expSub(z, zo, len, max);
-            Ops.scale(z, zo, len, (float) (1.0 / sum));
-          }
-        };
-    Parallel.RangeBody sumHeads =
-        (from, to) -> {
-          System.arraycopy(z, from, p, from, to - from);
-          for (int h = 1; h < heads; h++) {
-            Ops.add(p, from, z, h * len + from, to - from);
-          }
-        };
-    if (parallel) {
-      Parallel.forRange(heads, perHead);
-      Parallel.forRange(len, 1024, sumHeads);
-    } else {
-      perHead.run(0, heads);
-      sumHeads.run(0, len);
     }
   }
 

@@ -101,6 +101,10 @@ public final class KvCache {
     return kvDim;
   }
 
+  int layers() {
+    return layers;
+  }
+
   /** Makes room for {@code tokens} in total; fails naming the limit when it exceeds maxTokens. */
   void reserve(int tokens) {
     if (tokens > maxTokens) {

@@ -212,33 +212,44 @@ public final class Transformer {
     }
   }
 
-  /** Causal attention for every (token, head) of the chunk, in parallel. */
+  /**
+   * Causal attention for every (token, KV head) of the chunk, in parallel: the query heads of a GQA
+   * group attend in one pass over their shared keys and values ({@link Attention#attendGroup}), so
+   * a decode step reads the cache once rather than once per query head.
+   */
   private void attention(
       TransformerLayers.Activations s, float[] keys, float[] values, int start, int n) {
     LlamaConfig c = config;
-    int heads = c.heads();
+    int kvHeads = c.kvHeads();
     int headDim = c.headDim();
     int kvDim = c.kvDim();
     int group = c.groupSize();
-    Parallel.forRange(
-        n * heads,
+    int units = n * kvHeads;
+    // Small dynamically claimed chunks: causal rows grow with t, so equal ranges are unequal work.
+    Parallel.forChunks(
+        units,
+        Math.max(1, units / (4 * Parallel.threads())),
         (from, to) -> {
+          float[] lse = new float[group];
           for (int i = from; i < to; i++) {
-            int t = i / heads;
-            int h = i % heads;
-            int qOff = t * c.queryDim() + h * headDim;
-            Attention.attend(
+            int t = i / kvHeads;
+            int g = i % kvHeads;
+            int qOff = t * c.queryDim() + g * group * headDim;
+            Attention.attendGroup(
                 s.q,
                 qOff,
+                group,
                 keys,
                 values,
-                (h / group) * headDim,
+                g * headDim,
                 kvDim,
                 start + t + 1,
                 headDim,
                 attentionScale,
                 s.att,
-                qOff);
+                qOff,
+                lse,
+                0);
           }
         });
   }
