@@ -1,6 +1,5 @@
 package dev.longctx.engine.attention;
 
-import dev.longctx.engine.kernel.Ops;
 import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -104,6 +103,9 @@ final class QuantizedKeys {
   /** Rows dequantized per tile by {@link #scoresGroup}: small enough to stay in L1. */
   private static final int TILE = 32;
 
+  private static final ThreadLocal<float[]> LANES =
+      ThreadLocal.withInitial(() -> new float[F.length()]);
+
   private static final ThreadLocal<float[]> TILE_BUFFER =
       ThreadLocal.withInitial(() -> new float[0]);
 
@@ -126,6 +128,7 @@ final class QuantizedKeys {
       int outOffset,
       int outStride) {
     float[] tile = TILE_BUFFER.get();
+    float[] lanes = LANES.get();
     if (tile.length < TILE * headDim) {
       tile = new float[TILE * headDim];
       TILE_BUFFER.set(tile);
@@ -153,9 +156,34 @@ final class QuantizedKeys {
         int qo = qOffset + g * headDim;
         int o = outOffset + g * outStride + t0 - from;
         for (int j = 0; j < n; j++) {
-          out[o + j] = Ops.dot(q, qo, tile, j * headDim, headDim);
+          out[o + j] = dot(q, qo, tile, j * headDim, lanes);
         }
       }
     }
+  }
+
+  /**
+   * {@code q·row} with the lanes summed in a fixed order: {@code reduceLanes(ADD)} may add them in
+   * a different order once the JIT intrinsifies it, and a selection must be a function of its
+   * inputs alone (a near-tie would otherwise flip between two runs of the same sequence).
+   */
+  private float dot(float[] q, int qo, float[] row, int ro, float[] lanes) {
+    int d = 0;
+    float acc = 0;
+    int bound = F.loopBound(headDim);
+    if (bound > 0) {
+      FloatVector s = FloatVector.zero(F);
+      for (; d < bound; d += F.length()) {
+        s = FloatVector.fromArray(F, q, qo + d).fma(FloatVector.fromArray(F, row, ro + d), s);
+      }
+      s.intoArray(lanes, 0);
+      for (float x : lanes) {
+        acc += x;
+      }
+    }
+    for (; d < headDim; d++) {
+      acc += q[qo + d] * row[ro + d];
+    }
+    return acc;
   }
 }

@@ -148,19 +148,19 @@ public final class SequenceAttention {
   }
 
   /**
-   * Records tokens {@code [start, start + n)} of layer {@code layer} in the side state, after their
-   * keys are in the cache ({@code keys}: rotated at their positions; {@code groupKeys}: at ⌊j/G⌋,
-   * or null without SelfExtend; {@code x}: the layer's normalized input rows of the chunk).
+   * Records tokens {@code [start, start + n)} of layer {@code layer} in the side state: row t of
+   * {@code keys} (rotated at its position), of {@code groupKeys} (at ⌊j/G⌋, or null without
+   * SelfExtend) and of {@code x} (the layer's normalized input) belong to position start + t.
    */
   public void append(int layer, int start, int n, float[] keys, float[] groupKeys, float[] x) {
     for (int t = 0; t < n; t++) {
       int pos = start + t;
       if (ownHeads != null) {
-        ownHeads.put(layer, pos, keys, groupKeys, pos * kvDim);
+        ownHeads.put(layer, pos, keys, groupKeys, t * kvDim);
       }
       if (blocks != null) {
         // With SelfExtend, past blocks are (mostly) attended at grouped positions: summarize those.
-        blocks[layer].put(pos, se != null ? groupKeys : keys, pos * kvDim);
+        blocks[layer].put(pos, se != null ? groupKeys : keys, t * kvDim);
       }
     }
     if (indexer != null) {
@@ -171,8 +171,11 @@ public final class SequenceAttention {
   /**
    * Attention of the chunk's {@code n} queries (positions {@code start..}) of one layer: {@code qn}
    * rotated at their positions, {@code qg} at SelfExtend's grouped query positions (null without
-   * SelfExtend), both {@code [n][heads][headDim]}; output to {@code out} in the same shape. {@code
-   * x} is the layer's normalized input (for a model-file indexer).
+   * SelfExtend), both {@code [n][heads][headDim]}; output to {@code out} in the same shape. The
+   * cache is paged: key s at {@code keyPages[s >>> pageShift]}, row {@code s mod 2^pageShift} of
+   * {@code [token][kvHead][headDim]} (grouped keys and values likewise; one contiguous array is a
+   * single page with {@code Attention.CONTIGUOUS}). {@code x} is the layer's normalized input (for
+   * a model-file indexer).
    */
   public void attend(
       int layer,
@@ -180,9 +183,10 @@ public final class SequenceAttention {
       int n,
       float[] qn,
       float[] qg,
-      float[] keys,
-      float[] groupKeys,
-      float[] values,
+      float[][] keyPages,
+      float[][] groupKeyPages,
+      float[][] valuePages,
+      int pageShift,
       float[] x,
       float[] out) {
     int[][] selection = new int[n * kvHeads][];
@@ -191,6 +195,7 @@ public final class SequenceAttention {
     } else if (policy instanceof BlockTopK b) {
       selectBlocks(b, layer, start, n, qn, qg, selection);
     }
+    Kv kv = new Kv(keyPages, groupKeyPages, valuePages, pageShift);
     Parallel.forRange(
         n * kvHeads,
         (from, to) -> {
@@ -204,12 +209,71 @@ public final class SequenceAttention {
                 selection[u],
                 qn,
                 qg,
-                keys,
-                groupKeys,
-                values,
+                kv,
                 out);
           }
         });
+  }
+
+  /** One layer's paged cache as {@link #attend} receives it. */
+  private record Kv(float[][] keys, float[][] groupKeys, float[][] values, int shift) {}
+
+  /**
+   * {@code Attention.attendGroupPaged} over keys {@code [from, to)}, or over {@code
+   * positions[posFrom, posTo)} when positions is not null; grouped keys when {@code grouped}.
+   */
+  private void attendRun(
+      float[] q,
+      int qOff,
+      Kv kv,
+      boolean grouped,
+      int base,
+      int[] positions,
+      int from,
+      int to,
+      float[] out,
+      int outOff,
+      float[] lse,
+      int lseOff) {
+    float[][] keys = grouped ? kv.groupKeys() : kv.keys();
+    if (positions == null) {
+      Attention.attendGroupPaged(
+          q,
+          qOff,
+          group,
+          keys,
+          kv.values(),
+          kv.shift(),
+          base,
+          kvDim,
+          from,
+          to,
+          headDim,
+          scale,
+          out,
+          outOff,
+          lse,
+          lseOff);
+    } else {
+      Attention.attendGroupPagedPositions(
+          q,
+          qOff,
+          group,
+          keys,
+          kv.values(),
+          kv.shift(),
+          base,
+          kvDim,
+          positions,
+          from,
+          to - from,
+          headDim,
+          scale,
+          out,
+          outOff,
+          lse,
+          lseOff);
+    }
   }
 
   /**
@@ -217,95 +281,26 @@ public final class SequenceAttention {
    * keys ≤ i).
    */
   private void attendGroup(
-      int i,
-      int qOff,
-      int g,
-      int[] positions,
-      float[] qn,
-      float[] qg,
-      float[] keys,
-      float[] groupKeys,
-      float[] values,
-      float[] out) {
+      int i, int qOff, int g, int[] positions, float[] qn, float[] qg, Kv kv, float[] out) {
     int base = g * headDim;
-    float[] lse1 = new float[group];
-    if (se == null) {
-      if (positions == null) {
-        Attention.attendGroup(
-            qn, qOff, group, keys, values, base, kvDim, i + 1, headDim, scale, out, qOff, lse1, 0);
-      } else {
-        Attention.attendGroupPositions(
-            qn,
-            qOff,
-            group,
-            keys,
-            values,
-            base,
-            kvDim,
-            positions,
-            0,
-            positions.length,
-            headDim,
-            scale,
-            out,
-            qOff,
-            lse1,
-            0);
-      }
-      return;
-    }
-    // SelfExtend: neighbor keys [ns, i] at true positions, grouped keys [0, ns) at ⌊j/G⌋.
-    int ns = se.neighborStart(i);
     Buffers buf = BUFFERS.get();
     if (buf.parts.length < 2 * group * headDim) {
       buf.parts = new float[2 * group * headDim];
       buf.lses = new float[2 * group];
     }
-    float[] parts = buf.parts;
     float[] lses = buf.lses;
-    int gStride = group * headDim;
-    if (positions == null) {
-      Attention.attendGroup(
-          qn,
-          qOff,
-          group,
-          keys,
-          values,
-          base + ns * kvDim,
-          kvDim,
-          i + 1 - ns,
-          headDim,
-          scale,
-          parts,
-          0,
-          lses,
-          0);
-      Attention.attendGroup(
-          qg, qOff, group, groupKeys, values, base, kvDim, ns, headDim, scale, parts, gStride, lses,
-          group);
-    } else {
-      int split = lowerBound(positions, ns);
-      Attention.attendGroupPositions(
-          qn,
-          qOff,
-          group,
-          keys,
-          values,
-          base,
-          kvDim,
-          positions,
-          split,
-          positions.length - split,
-          headDim,
-          scale,
-          parts,
-          0,
-          lses,
-          0);
-      Attention.attendGroupPositions(
-          qg, qOff, group, groupKeys, values, base, kvDim, positions, 0, split, headDim, scale,
-          parts, gStride, lses, group);
+    int count = positions == null ? i + 1 : positions.length;
+    if (se == null) {
+      attendRun(qn, qOff, kv, false, base, positions, 0, count, out, qOff, lses, 0);
+      return;
     }
+    // SelfExtend: neighbor keys [ns, i] at true positions, grouped keys [0, ns) at ⌊j/G⌋.
+    int ns = se.neighborStart(i);
+    int split = positions == null ? ns : lowerBound(positions, ns);
+    float[] parts = buf.parts;
+    int gStride = group * headDim;
+    attendRun(qn, qOff, kv, false, base, positions, split, count, parts, 0, lses, 0);
+    attendRun(qg, qOff, kv, true, base, positions, 0, split, parts, gStride, lses, group);
     float[] two = new float[2 * headDim];
     float[] twoLse = new float[2];
     for (int h = 0; h < group; h++) {

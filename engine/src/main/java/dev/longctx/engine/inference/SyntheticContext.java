@@ -40,20 +40,29 @@ public final class SyntheticContext {
       attention.reserve(depth);
     }
     int kvDim = cache.kvDim();
+    boolean grouped = cache.hasGroupKeys();
+    float[] k = new float[resident * kvDim];
+    float[] v = new float[resident * kvDim];
+    float[] gk = grouped ? new float[resident * kvDim] : null;
     for (int l = 0; l < cache.layers(); l++) {
-      float[] keys = cache.keys(l);
-      float[] values = cache.values(l);
-      float[] groupKeys = cache.groupKeys(l);
-      for (int p = resident; p < depth; p += resident) {
-        int n = Math.min(resident, depth - p);
-        System.arraycopy(keys, 0, keys, p * kvDim, n * kvDim);
-        System.arraycopy(values, 0, values, p * kvDim, n * kvDim);
-        if (groupKeys != null) {
-          System.arraycopy(groupKeys, 0, groupKeys, p * kvDim, n * kvDim);
+      for (int src = 0; src < resident; src++) {
+        cache.copyKeys(l, src, false, k, src * kvDim);
+        cache.copyValues(l, src, v, src * kvDim);
+        if (grouped) {
+          cache.copyKeys(l, src, true, gk, src * kvDim);
         }
       }
-      if (attention != null) {
-        attention.append(l, resident, depth - resident, keys, groupKeys, null);
+      for (int p = resident; p < depth; p += resident) {
+        int n = Math.min(resident, depth - p);
+        for (int t = 0; t < n; t++) {
+          cache.put(l, p + t, k, t * kvDim, v, t * kvDim);
+          if (grouped) {
+            cache.putGroupKeys(l, p + t, gk, t * kvDim);
+          }
+        }
+        if (attention != null) {
+          attention.append(l, p, n, k, gk, null);
+        }
       }
     }
     cache.setLength(depth);

@@ -174,9 +174,6 @@ public final class Transformer {
     layers.embed(tokens, off, n, s);
     for (int l = 0; l < c.layers(); l++) {
       layers.project(l, s, n);
-      float[] keys = cache.keys(l);
-      float[] values = cache.values(l);
-      float[] groupKeys = cache.groupKeys(l);
       AttentionPolicy.SelfExtend se = seq.policy().positions();
       if (se != null) {
         // Pre-RoPE copies, rotated below at SelfExtend's grouped positions (ALGORITHMS.md §2.4).
@@ -186,20 +183,29 @@ public final class Transformer {
       layers.rotate(s, n, positions);
       for (int t = 0; t < n; t++) {
         int pos = start + t;
-        System.arraycopy(s.k, t * kvDim, keys, pos * kvDim, kvDim);
-        System.arraycopy(s.v, t * kvDim, values, pos * kvDim, kvDim);
+        cache.put(l, pos, s.k, t * kvDim, s.v, t * kvDim);
         if (se != null) {
           rope.apply(s.qg, t * qDim, c.heads(), se.groupQueryPosition(pos));
           rope.apply(s.kg, t * kvDim, c.kvHeads(), se.groupKeyPosition(pos));
-          System.arraycopy(s.kg, t * kvDim, groupKeys, pos * kvDim, kvDim);
+          cache.putGroupKeys(l, pos, s.kg, t * kvDim);
         }
       }
       if (policyAttention == null) {
-        attention(s, keys, values, start, n);
+        attention(s, cache.keyPages(l), cache.valuePages(l), cache.pageShift(), start, n);
       } else {
-        policyAttention.append(l, start, n, keys, groupKeys, s.xb);
+        policyAttention.append(l, start, n, s.k, se != null ? s.kg : null, s.xb);
         policyAttention.attend(
-            l, start, n, s.q, se != null ? s.qg : null, keys, groupKeys, values, s.xb, s.att);
+            l,
+            start,
+            n,
+            s.q,
+            se != null ? s.qg : null,
+            cache.keyPages(l),
+            cache.groupKeyPages(l),
+            cache.valuePages(l),
+            cache.pageShift(),
+            s.xb,
+            s.att);
       }
       layers.finish(l, s.att, s, n);
     }
@@ -218,7 +224,12 @@ public final class Transformer {
    * a decode step reads the cache once rather than once per query head.
    */
   private void attention(
-      TransformerLayers.Activations s, float[] keys, float[] values, int start, int n) {
+      TransformerLayers.Activations s,
+      float[][] keyPages,
+      float[][] valuePages,
+      int pageShift,
+      int start,
+      int n) {
     LlamaConfig c = config;
     int kvHeads = c.kvHeads();
     int headDim = c.headDim();
@@ -235,14 +246,16 @@ public final class Transformer {
             int t = i / kvHeads;
             int g = i % kvHeads;
             int qOff = t * c.queryDim() + g * group * headDim;
-            Attention.attendGroup(
+            Attention.attendGroupPaged(
                 s.q,
                 qOff,
                 group,
-                keys,
-                values,
+                keyPages,
+                valuePages,
+                pageShift,
                 g * headDim,
                 kvDim,
+                0,
                 start + t + 1,
                 headDim,
                 attentionScale,

@@ -11,6 +11,7 @@ import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.SyntheticContext;
 import dev.longctx.engine.inference.Transformer;
+import dev.longctx.engine.kernel.Attention;
 import dev.longctx.engine.kernel.Partial;
 import dev.longctx.engine.model.LlamaConfig;
 import java.nio.file.Path;
@@ -87,9 +88,17 @@ class SparseAttentionTest {
     for (AttentionPolicy p : List.of(topK(16), new BlockTopK(8, 3))) {
       float[][] a = RandomModels.allLogits(tr, p, tokens, 150);
       float[][] b = RandomModels.allLogits(tr, p, other, 150);
-      for (int t = 0; t < 100; t++) {
-        assertThat(b[t]).as("%s position %d", p, t).containsExactly(a[t]); // §1.9 test 8
-      }
+      // Not bit-exact: the JIT may intrinsify a kernel's lane reduction between the two runs and
+      // round differently (~1e-7); a selection that saw a later token would move logits by far
+      // more.
+      float[][] before = Arrays.copyOf(a, 100);
+      assertThat(RandomModels.maxRelativeDifference(Arrays.copyOf(b, 100), before))
+          .as("%s", p)
+          .isLessThan(1e-5); // §1.9 test 8
+      float[][] after = Arrays.copyOfRange(a, 100, a.length);
+      assertThat(RandomModels.maxRelativeDifference(Arrays.copyOfRange(b, 100, b.length), after))
+          .as("%s: later tokens do change later outputs", p)
+          .isGreaterThan(1e-3);
     }
   }
 
@@ -136,7 +145,18 @@ class SparseAttentionTest {
       SequenceAttention att = new SequenceAttention(new BlockTopK(b, 1, score, null), c, len);
       att.append(0, 0, len, k, null, null);
       float[] out = new float[len * heads * d];
-      att.attend(0, 0, len, q, null, k, null, v, null, out);
+      att.attend(
+          0,
+          0,
+          len,
+          q,
+          null,
+          new float[][] {k},
+          null,
+          new float[][] {v},
+          Attention.CONTIGUOUS,
+          null,
+          out);
       float scale = (float) (1 / Math.sqrt(d));
       for (int i = 0; i < len; i++) {
         int[] current = IntStream.rangeClosed((i / b) * b, i).toArray();

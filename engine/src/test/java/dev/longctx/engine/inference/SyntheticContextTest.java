@@ -7,7 +7,6 @@ import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.model.TestModels;
-import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -33,13 +32,16 @@ class SyntheticContextTest {
         assertThat(seq.length()).isEqualTo(depth);
         KvCache c = seq.cache();
         int kvDim = c.kvDim();
+        float[] row = new float[kvDim];
+        float[] source = new float[kvDim];
         for (int l = 0; l < c.layers(); l++) {
           for (int pos = r; pos < depth; pos++) {
-            int src = pos % r;
-            assertThat(Arrays.copyOfRange(c.keys(l), pos * kvDim, (pos + 1) * kvDim))
-                .containsExactly(Arrays.copyOfRange(c.keys(l), src * kvDim, (src + 1) * kvDim));
-            assertThat(Arrays.copyOfRange(c.values(l), pos * kvDim, (pos + 1) * kvDim))
-                .containsExactly(Arrays.copyOfRange(c.values(l), src * kvDim, (src + 1) * kvDim));
+            c.copyKeys(l, pos, false, row, 0);
+            c.copyKeys(l, pos % r, false, source, 0);
+            assertThat(row).containsExactly(source);
+            c.copyValues(l, pos, row, 0);
+            c.copyValues(l, pos % r, source, 0);
+            assertThat(row).containsExactly(source);
           }
         }
         float[] logits = tr.decode(seq, prompt[0]);
