@@ -1,8 +1,11 @@
 package dev.longctx.worker.coordinator;
 
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.kernel.Partial;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.proto.shard.v1.AdvanceRequest;
+import dev.longctx.proto.shard.v1.AdvanceResponse;
 import dev.longctx.proto.shard.v1.AttendRequest;
 import dev.longctx.proto.shard.v1.AttendResponse;
 import dev.longctx.proto.shard.v1.CallTag;
@@ -10,7 +13,6 @@ import dev.longctx.proto.shard.v1.ForwardRequest;
 import dev.longctx.proto.shard.v1.LogitsRequest;
 import dev.longctx.proto.shard.v1.OpenRequest;
 import dev.longctx.proto.shard.v1.ReleaseRequest;
-import dev.longctx.proto.shard.v1.Tensor;
 import dev.longctx.worker.shard.Tensors;
 import io.grpc.StatusRuntimeException;
 import java.util.ArrayList;
@@ -47,14 +49,66 @@ public final class ShardedBackend implements ForwardBackend {
   private final LlamaConfig config;
   private final int minTokensPerShard;
   private final int maxShardsPerRequest;
+  private final AttentionPolicy policy;
+  private final Placement placement;
   private final ExecutorService calls = Executors.newVirtualThreadPerTaskExecutor();
   private int nextFirstShard;
+
+  /** How a step's tokens are split over the request's shards (ALGORITHMS.md §4.3). */
+  public enum Placement {
+    /** Shard r owns the r-th contiguous range of every step. */
+    CONTIGUOUS,
+    /**
+     * The step is cut into 2P chunks and shard r owns chunks r and 2P−1−r, so under the causal mask
+     * every shard gets about the same attention work (§4.3 zig-zag).
+     */
+    ZIGZAG;
+
+    public static Placement parse(String s) {
+      return switch (s.toLowerCase(java.util.Locale.ROOT)) {
+        case "contiguous" -> CONTIGUOUS;
+        case "zigzag", "zig-zag" -> ZIGZAG;
+        default ->
+            throw new IllegalArgumentException(
+                "unknown placement '" + s + "' (expected contiguous or zigzag)");
+      };
+    }
+  }
 
   public ShardedBackend(
       List<ShardClient> shards,
       LlamaConfig config,
       int minTokensPerShard,
       int maxShardsPerRequest) {
+    this(
+        shards,
+        config,
+        minTokensPerShard,
+        maxShardsPerRequest,
+        AttentionPolicy.dense(),
+        Placement.CONTIGUOUS);
+  }
+
+  /**
+   * @param policy every request's attention: dense or SelfExtend (sparse methods are not sharded
+   *     yet)
+   * @param placement how steps are split over a request's shards
+   */
+  public ShardedBackend(
+      List<ShardClient> shards,
+      LlamaConfig config,
+      int minTokensPerShard,
+      int maxShardsPerRequest,
+      AttentionPolicy policy,
+      Placement placement) {
+    if (!(policy instanceof AttentionPolicy.Dense) && !(policy instanceof SelfExtend)) {
+      throw new IllegalArgumentException(
+          "attention method \""
+              + policy.name()
+              + "\" is not served by shards yet; available: dense, self-extend");
+    }
+    this.policy = policy;
+    this.placement = placement;
     if (shards.isEmpty()) {
       throw new IllegalArgumentException("a sharded backend needs at least one shard");
     }
@@ -145,7 +199,7 @@ public final class ShardedBackend implements ForwardBackend {
   }
 
   /** One request's sequence over its shards. */
-  private final class Runner implements SequenceRunner {
+  final class Runner implements SequenceRunner {
     private final String requestId;
     private final int capacity;
     private List<ShardClient> mine = List.of();
@@ -176,18 +230,16 @@ public final class ShardedBackend implements ForwardBackend {
       // Every step is split evenly (sizes differ by at most one) and decode tokens go
       // round-robin, so a shard holds at most ceil(capacity / p) plus one per step split.
       int steps = (capacity + GenerationTask.PREFILL_STEP - 1) / GenerationTask.PREFILL_STEP;
-      int perShard = Math.min(capacity, (capacity + p - 1) / p + steps + 1);
+      int perShard = Math.min(capacity, (capacity + p - 1) / p + 2 * steps + 1);
+      OpenRequest.Builder open = OpenRequest.newBuilder().setCapacity(perShard);
+      open.setAttentionMethod(policy.name());
+      if (policy instanceof SelfExtend se) {
+        open.setGroupSize(se.groupSize())
+            .setNeighborWindow(se.neighborWindow())
+            .setSelfExtendMode(se.mode().name().toLowerCase(java.util.Locale.ROOT));
+      }
       try {
-        parallel(
-            r ->
-                mine.get(r)
-                    .stub()
-                    .open(
-                        OpenRequest.newBuilder()
-                            .setTag(tag(r, -1))
-                            .setCapacity(perShard)
-                            .setAttentionMethod("dense")
-                            .build()));
+        parallel(r -> mine.get(r).stub().open(open.clone().setTag(tag(r, -1)).build()));
       } catch (RuntimeException e) {
         releaseAll();
         throw e;
@@ -303,83 +355,93 @@ public final class ShardedBackend implements ForwardBackend {
     }
 
     private float[] prefillStep(int[] tokens) {
-      int p = mine.size();
       int n = tokens.length;
-      int[] from = new int[p + 1];
-      for (int r = 0; r <= p; r++) {
-        from[r] = (int) ((long) n * r / p);
+      return step(tokens, split(n, mine.size(), placement), new int[] {n - 1});
+    }
+
+    /** Feeds a prompt chunk and returns the logits after every one of its tokens, [n, vocab]. */
+    float[] prefillAllLogits(int[] tokens) {
+      int n = tokens.length;
+      int[] rows = new int[n];
+      for (int i = 0; i < n; i++) {
+        rows[i] = i;
       }
-      return step(tokens, from);
+      float[] logits = step(tokens, split(n, mine.size(), placement), rows);
+      record(tokens);
+      return logits;
     }
 
     private float[] decodeStep(int token) {
       int p = mine.size();
       int owner = decodeTurn++ % p;
-      int[] from = new int[p + 1];
-      for (int r = 0; r <= p; r++) {
-        from[r] = r <= owner ? 0 : 1;
-      }
-      return step(new int[] {token}, from);
+      int[][] owned = new int[p][0];
+      owned[owner] = new int[] {0};
+      return step(new int[] {token}, owned, new int[] {0});
     }
 
-    /** One forward step: shard r owns step tokens [from[r], from[r+1]). */
-    private float[] step(int[] tokens, int[] from) {
+    /**
+     * One forward step: shard r owns the step rows {@code owned[r]} (ascending). Returns the logits
+     * after the step rows {@code want} (ascending), [want.length, vocab].
+     */
+    private float[] step(int[] tokens, int[][] owned, int[] want) {
       int p = mine.size();
-      if (p == 1) {
+      int n = tokens.length;
+      int vocab = config.vocabSize();
+      if (p == 1 && want.length == 1 && want[0] == n - 1) {
         ForwardRequest.Builder fb = ForwardRequest.newBuilder().setTag(tag(0, -1));
-        for (int i = 0; i < tokens.length; i++) {
+        for (int i = 0; i < n; i++) {
           fb.addTokenIds(tokens[i]).addPositions(length + i);
         }
-        float[] logits =
-            Tensors.floats(mine.get(0).stub().forward(fb.build()).getLogits(), config.vocabSize());
-        length += tokens.length;
+        float[] logits = Tensors.floats(mine.get(0).stub().forward(fb.build()).getLogits(), vocab);
+        length += n;
         return logits;
       }
-      int n = tokens.length;
       int qDim = config.queryDim();
       int heads = config.heads();
       int headDim = config.headDim();
+      boolean grouped = policy.positions() != null;
       int start = length;
       int[] positions = new int[n];
       for (int i = 0; i < n; i++) {
         positions[i] = start + i;
       }
       float[][] attention = new float[p][];
-      int lastOwner = -1;
-      for (int r = 0; r < p; r++) {
-        if (from[r + 1] > from[r]) {
-          lastOwner = r;
-        }
-      }
       for (int layer = 0; layer < config.layers(); layer++) {
         int l = layer;
         // 1. Advance: owners finish layer l-1 and project layer l; collect the queries.
-        List<Tensor> queries =
+        List<AdvanceResponse> advanced =
             parallel(
                 r -> {
-                  if (from[r + 1] == from[r]) {
+                  if (owned[r].length == 0) {
                     return null;
                   }
                   AdvanceRequest.Builder b = AdvanceRequest.newBuilder().setTag(tag(r, l));
                   if (l == 0) {
-                    for (int i = from[r]; i < from[r + 1]; i++) {
+                    for (int i : owned[r]) {
                       b.addTokenIds(tokens[i]).addPositions(positions[i]);
                     }
                   } else {
-                    b.setAttentionOutput(Tensors.f32(attention[r], from[r + 1] - from[r], qDim));
+                    b.setAttentionOutput(Tensors.f32(attention[r], owned[r].length, qDim));
                   }
-                  return mine.get(r).stub().advance(b.build()).getQueries();
+                  return mine.get(r).stub().advance(b.build());
                 });
         float[] q = new float[n * qDim];
+        float[] qg = grouped ? new float[n * qDim] : null;
         for (int r = 0; r < p; r++) {
-          if (queries.get(r) != null) {
-            float[] qr = Tensors.floats(queries.get(r), (long) (from[r + 1] - from[r]) * qDim);
-            System.arraycopy(qr, 0, q, from[r] * qDim, qr.length);
+          if (advanced.get(r) != null) {
+            long size = (long) owned[r].length * qDim;
+            scatterRows(Tensors.floats(advanced.get(r).getQueries(), size), owned[r], qDim, q);
+            if (grouped) {
+              scatterRows(
+                  Tensors.floats(advanced.get(r).getGroupQueries(), size), owned[r], qDim, qg);
+            }
           }
         }
         // 2. Attend: every shard, all queries, its own keys.
-        Tensor qt = Tensors.f32(q, n, qDim);
-        AttendRequest.Builder ab = AttendRequest.newBuilder().setQueries(qt);
+        AttendRequest.Builder ab = AttendRequest.newBuilder().setQueries(Tensors.f32(q, n, qDim));
+        if (grouped) {
+          ab.setGroupQueries(Tensors.f32(qg, n, qDim));
+        }
         for (int pos : positions) {
           ab.addPositions(pos);
         }
@@ -395,24 +457,47 @@ public final class ShardedBackend implements ForwardBackend {
         }
         float[] merged = mergeQueries(outs, lses, n, heads, headDim);
         for (int r = 0; r < p; r++) {
-          attention[r] = java.util.Arrays.copyOfRange(merged, from[r] * qDim, from[r + 1] * qDim);
+          attention[r] = gatherRows(merged, owned[r], qDim);
         }
       }
-      int owner = lastOwner;
-      int row = from[owner + 1] - from[owner] - 1;
-      float[] logits =
-          Tensors.floats(
-              mine.get(owner)
-                  .stub()
-                  .logits(
-                      LogitsRequest.newBuilder()
-                          .setTag(tag(owner, config.layers() - 1))
-                          .setAttentionOutput(
-                              Tensors.f32(attention[owner], from[owner + 1] - from[owner], qDim))
-                          .addRows(row)
-                          .build())
-                  .getLogits(),
-              config.vocabSize());
+      // 4. Logits: each owner of a wanted row finishes the last layer and returns those rows.
+      int[] wantIndex = new int[n];
+      java.util.Arrays.fill(wantIndex, -1);
+      for (int i = 0; i < want.length; i++) {
+        wantIndex[want[i]] = i;
+      }
+      int[][] rowsOf = new int[p][];
+      for (int r = 0; r < p; r++) {
+        int[] mineRows = owned[r];
+        rowsOf[r] =
+            java.util.stream.IntStream.range(0, mineRows.length)
+                .filter(k -> wantIndex[mineRows[k]] >= 0)
+                .toArray();
+      }
+      List<float[]> shardLogits =
+          parallel(
+              r -> {
+                if (rowsOf[r].length == 0) {
+                  return null;
+                }
+                LogitsRequest.Builder lb =
+                    LogitsRequest.newBuilder()
+                        .setTag(tag(r, config.layers() - 1))
+                        .setAttentionOutput(Tensors.f32(attention[r], owned[r].length, qDim));
+                for (int k : rowsOf[r]) {
+                  lb.addRows(k);
+                }
+                return Tensors.floats(
+                    mine.get(r).stub().logits(lb.build()).getLogits(),
+                    (long) rowsOf[r].length * vocab);
+              });
+      float[] logits = new float[want.length * vocab];
+      for (int r = 0; r < p; r++) {
+        for (int k = 0; k < rowsOf[r].length; k++) {
+          int w = wantIndex[owned[r][rowsOf[r][k]]];
+          System.arraycopy(shardLogits.get(r), k * vocab, logits, w * vocab, vocab);
+        }
+      }
       length += n;
       return logits;
     }
@@ -442,6 +527,49 @@ public final class ShardedBackend implements ForwardBackend {
         }
       }
     }
+  }
+
+  /**
+   * The step rows each of {@code p} shards owns for a step of {@code n} tokens: contiguous ranges
+   * of sizes differing by at most one, or zig-zag chunks r and 2p−1−r (ALGORITHMS.md §4.3).
+   */
+  static int[][] split(int n, int p, Placement placement) {
+    int[][] owned = new int[p][];
+    if (placement == Placement.CONTIGUOUS || p == 1) {
+      for (int r = 0; r < p; r++) {
+        int from = (int) ((long) n * r / p);
+        int to = (int) ((long) n * (r + 1) / p);
+        owned[r] = java.util.stream.IntStream.range(from, to).toArray();
+      }
+      return owned;
+    }
+    int chunks = 2 * p;
+    for (int r = 0; r < p; r++) {
+      int a0 = (int) ((long) n * r / chunks);
+      int a1 = (int) ((long) n * (r + 1) / chunks);
+      int b0 = (int) ((long) n * (chunks - 1 - r) / chunks);
+      int b1 = (int) ((long) n * (chunks - r) / chunks);
+      owned[r] =
+          java.util.stream.IntStream.concat(
+                  java.util.stream.IntStream.range(a0, a1),
+                  java.util.stream.IntStream.range(b0, b1))
+              .toArray();
+    }
+    return owned;
+  }
+
+  private static void scatterRows(float[] src, int[] rows, int width, float[] dst) {
+    for (int k = 0; k < rows.length; k++) {
+      System.arraycopy(src, k * width, dst, rows[k] * width, width);
+    }
+  }
+
+  private static float[] gatherRows(float[] src, int[] rows, int width) {
+    float[] out = new float[rows.length * width];
+    for (int k = 0; k < rows.length; k++) {
+      System.arraycopy(src, rows[k] * width, out, k * width, width);
+    }
+    return out;
   }
 
   /** Merges P partials of n queries × heads (ALGORITHMS.md §4.2) with the engine's exact merge. */

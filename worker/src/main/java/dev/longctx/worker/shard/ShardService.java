@@ -1,5 +1,6 @@
 package dev.longctx.worker.shard;
 
+import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.proto.shard.v1.AdvanceRequest;
 import dev.longctx.proto.shard.v1.AdvanceResponse;
 import dev.longctx.proto.shard.v1.AttendRequest;
@@ -113,18 +114,12 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         observer,
         () -> {
           checkEpoch(request.getTag());
-          String method = request.getAttentionMethod();
-          if (!method.isEmpty() && !method.equals("dense")) {
-            throw new IllegalArgumentException(
-                "attention method \""
-                    + method
-                    + "\" is not served by shards yet; available: dense");
-          }
+          AttentionPolicy policy = policyOf(request);
           if (request.getCapacity() < 1) {
             throw new IllegalArgumentException(
                 "capacity must be >= 1, got " + request.getCapacity());
           }
-          if (!engine.open(request.getTag().getRequestId(), request.getCapacity())) {
+          if (!engine.open(request.getTag().getRequestId(), request.getCapacity(), policy)) {
             throw Status.RESOURCE_EXHAUSTED
                 .withDescription(
                     "shard "
@@ -145,6 +140,25 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         });
   }
 
+  /** The request's attention policy from the Open call (an empty method is dense). */
+  static AttentionPolicy policyOf(OpenRequest request) {
+    return switch (request.getAttentionMethod()) {
+      case "", "dense" -> AttentionPolicy.dense();
+      case "self-extend" ->
+          new AttentionPolicy.SelfExtend(
+              request.getGroupSize(),
+              request.getNeighborWindow(),
+              request.getSelfExtendMode().isEmpty()
+                  ? AttentionPolicy.SelfExtendMode.EXACT
+                  : AttentionPolicy.SelfExtendMode.parse(request.getSelfExtendMode()));
+      default ->
+          throw new IllegalArgumentException(
+              "attention method \""
+                  + request.getAttentionMethod()
+                  + "\" is not served by shards yet; available: dense, self-extend");
+    };
+  }
+
   @Override
   public void advance(AdvanceRequest request, StreamObserver<AdvanceResponse> observer) {
     answer(
@@ -163,11 +177,15 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
               request.hasAttentionOutput()
                   ? Tensors.floats(request.getAttentionOutput(), -1)
                   : null;
-          float[] q = s.advance(layer, tokens, positions, attention);
+          ShardState.Queries q = s.advance(layer, tokens, positions, attention);
           int qDim = engine.config().queryDim();
-          return AdvanceResponse.newBuilder()
-              .setQueries(Tensors.f32(q, q.length / qDim, qDim))
-              .build();
+          int rows = q.plain().length / qDim;
+          AdvanceResponse.Builder b =
+              AdvanceResponse.newBuilder().setQueries(Tensors.f32(q.plain(), rows, qDim));
+          if (q.grouped() != null) {
+            b.setGroupQueries(Tensors.f32(q.grouped(), rows, qDim));
+          }
+          return b.build();
         });
   }
 
@@ -190,9 +208,13 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
               request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
           int m = positions.length;
           float[] q = Tensors.floats(request.getQueries(), (long) m * c.queryDim());
+          float[] qg =
+              request.hasGroupQueries()
+                  ? Tensors.floats(request.getGroupQueries(), (long) m * c.queryDim())
+                  : null;
           float[] out = new float[m * c.queryDim()];
           float[] lse = new float[m * c.heads()];
-          s.attend(layer, q, positions, out, lse);
+          s.attend(layer, q, qg, positions, out, lse);
           return AttendResponse.newBuilder()
               .setOutput(Tensors.f32(out, m, c.queryDim()))
               .setLse(Tensors.f32(lse, m, c.heads()))
