@@ -60,19 +60,19 @@ public final class ServingServer implements AutoCloseable {
    *
    * @param contextLimit tokens a sequence may hold; 0 = the model's trained context
    * @param kvCapacityTokens KV tokens all requests together may hold
+   * @param limits concurrency and queue deadline of admission
    */
   public static ServingServer inProcess(
       LoadedModel loaded,
       String name,
       int contextLimit,
       long kvCapacityTokens,
-      long queueTimeoutMillis,
+      EngineLoop.Limits limits,
       String host,
       int port)
       throws IOException {
     EngineLoop engine =
-        new EngineLoop(
-            new LocalBackend(loaded.transformer()), kvCapacityTokens, queueTimeoutMillis);
+        new EngineLoop(new LocalBackend(loaded.transformer()), kvCapacityTokens, limits);
     long epoch = new java.security.SecureRandom().nextLong() & Long.MAX_VALUE;
     return start(
         host,
@@ -90,7 +90,7 @@ public final class ServingServer implements AutoCloseable {
       List<ShardClient> shards,
       int minTokensPerShard,
       int maxShardsPerRequest,
-      long queueTimeoutMillis,
+      EngineLoop.Limits limits,
       String host,
       int port)
       throws IOException {
@@ -102,7 +102,7 @@ public final class ServingServer implements AutoCloseable {
         new EngineLoop(
             new ShardedBackend(shards, loaded.config(), minTokensPerShard, maxShardsPerRequest),
             capacity,
-            queueTimeoutMillis);
+            limits);
     return start(
         host,
         port,
@@ -111,13 +111,19 @@ public final class ServingServer implements AutoCloseable {
         new AdminService(engine, ShardPool.loads(shards)));
   }
 
-  static ServedModel servedModel(LoadedModel loaded, String name, int contextLimit) {
+  /** What {@link #inProcess} and {@link #sharded} serve {@code loaded} as. */
+  public static ServedModel servedModel(LoadedModel loaded, String name, int contextLimit) {
     int limit = contextLimit > 0 ? contextLimit : loaded.config().contextLength();
     return new ServedModel(name, loaded.config(), loaded.tokenizer(), limit, List.of("dense"));
   }
 
   public int port() {
     return server.getPort();
+  }
+
+  /** The scheduler behind the gRPC API, which the OpenAI-compatible HTTP API shares. */
+  public EngineLoop engine() {
+    return engine;
   }
 
   /** Blocks until the server has stopped. */

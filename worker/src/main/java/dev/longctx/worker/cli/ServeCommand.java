@@ -3,7 +3,9 @@ package dev.longctx.worker.cli;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.tensor.Parallel;
 import dev.longctx.worker.api.HealthEndpoints;
+import dev.longctx.worker.api.OpenAiApi;
 import dev.longctx.worker.api.ServingServer;
+import dev.longctx.worker.coordinator.EngineLoop;
 import dev.longctx.worker.coordinator.LocalShards;
 import dev.longctx.worker.coordinator.ShardClient;
 import dev.longctx.worker.coordinator.ShardPool;
@@ -36,8 +38,9 @@ import picocli.CommandLine.Option;
     name = "serve",
     mixinStandardHelpOptions = true,
     description =
-        "Serve a model over gRPC (longctx.v1 Inference and Admin, grpc.health.v1) with HTTP health"
-            + " probes, until Ctrl-C / SIGTERM. --shards N starts N shard processes on loopback.")
+        "Serve a model over gRPC (longctx.v1 Inference and Admin, grpc.health.v1) and HTTP (the"
+            + " OpenAI-compatible /v1 API and health probes), until Ctrl-C / SIGTERM. --shards N"
+            + " starts N shard processes on loopback.")
 public class ServeCommand implements Callable<Integer> {
 
   @Option(
@@ -91,8 +94,19 @@ public class ServeCommand implements Callable<Integer> {
 
   @Option(
       names = "--http-port",
-      description = "HTTP health port; 0 = a free one, -1 = off (default: http.port, else 8080).")
+      description =
+          "HTTP port of the OpenAI-compatible API (/v1/completions, /v1/chat/completions,"
+              + " /v1/models) and the health probes; 0 = a free one, -1 = off (default: http.port,"
+              + " else 8080). Clients send Authorization: Bearer $LONGCTX_API_KEY when that is set.")
   Integer httpPort;
+
+  @Option(
+      names = "--served-model-name",
+      description =
+          "The model's name in the APIs (OpenAI \"model\"; default: LONGCTX_SERVED_MODEL_NAME,"
+              + " model.name of --config, else the model file's name). The file's name is"
+              + " accepted too.")
+  String servedModelName;
 
   @Option(
       names = "--shard-id",
@@ -127,8 +141,16 @@ public class ServeCommand implements Callable<Integer> {
       names = "--queue-timeout",
       defaultValue = "60000",
       description =
-          "Milliseconds a request may wait for KV capacity before RESOURCE_EXHAUSTED (default: ${DEFAULT-VALUE}).")
+          "Milliseconds a request may wait in the admission queue (for KV capacity or a free"
+              + " concurrency slot) before RESOURCE_EXHAUSTED / HTTP 429 (default: ${DEFAULT-VALUE}).")
   long queueTimeoutMillis;
+
+  @Option(
+      names = "--max-concurrent-requests",
+      defaultValue = "256",
+      description =
+          "Requests run at once; more wait in the admission queue (default: ${DEFAULT-VALUE}).")
+  int maxConcurrentRequests;
 
   @Option(
       names = "--call-timeout",
@@ -147,6 +169,12 @@ public class ServeCommand implements Callable<Integer> {
       hidden = true,
       description = "Write the bound port here once serving.")
   Path portFile;
+
+  @Option(
+      names = "--http-port-file",
+      hidden = true,
+      description = "Write the bound HTTP port here once serving.")
+  Path httpPortFile;
 
   @Option(
       names = "--exit-with-parent",
@@ -173,6 +201,7 @@ public class ServeCommand implements Callable<Integer> {
       throw new IllegalArgumentException(
           "--role must be all, coordinator or shard, got " + actualRole);
     }
+    String apiKey = actualRole.equals("shard") ? null : apiKey();
     if (shards < 0) {
       throw new IllegalArgumentException("--shards must be >= 0, got " + shards);
     }
@@ -208,7 +237,14 @@ public class ServeCommand implements Callable<Integer> {
                 ? Long.parseLong(kvEnv)
                 : Long.parseLong(
                     conf.getProperty("kv.cacheTokens", Long.toString(4L * contextLimit)));
-    String name = first(System.getenv("POD_NAME"), Path.of(modelPath).getFileName().toString());
+    String fileName = Path.of(modelPath).getFileName().toString();
+    String name = first(System.getenv("POD_NAME"), fileName);
+    String served =
+        first(
+            servedModelName,
+            System.getenv("LONGCTX_SERVED_MODEL_NAME"),
+            conf.getProperty("model.name"),
+            fileName);
     String fingerprint = Path.of(modelPath).getFileName() + ":" + Files.size(Path.of(modelPath));
     double loadSeconds = (System.nanoTime() - t0) / 1e9;
 
@@ -268,6 +304,7 @@ public class ServeCommand implements Callable<Integer> {
         }
       }
       int grpc = grpcPort != null ? grpcPort : intConf("grpc.port", 9000);
+      EngineLoop.Limits limits = new EngineLoop.Limits(maxConcurrentRequests, queueTimeoutMillis);
       ServingServer server;
       String placement;
       if (addresses.isEmpty()) {
@@ -275,7 +312,7 @@ public class ServeCommand implements Callable<Integer> {
             listen(
                 () ->
                     ServingServer.inProcess(
-                        loaded, name, contextLimit, capacity, queueTimeoutMillis, host, grpc),
+                        loaded, served, contextLimit, capacity, limits, host, grpc),
                 host,
                 grpc,
                 loaded,
@@ -297,12 +334,12 @@ public class ServeCommand implements Callable<Integer> {
                 () ->
                     ServingServer.sharded(
                         loaded,
-                        name,
+                        served,
                         limit,
                         clients,
                         minPerShard,
                         maxPerRequest,
-                        queueTimeoutMillis,
+                        limits,
                         host,
                         grpc),
                 host,
@@ -320,16 +357,29 @@ public class ServeCommand implements Callable<Integer> {
       }
       stops.add(0, () -> server.shutdown(10));
       await = uninterruptibly(server::awaitTermination);
+      if (health != null) {
+        new OpenAiApi(
+                ServingServer.servedModel(loaded, served, contextLimit),
+                List.of(fileName),
+                server.engine(),
+                apiKey)
+            .mount(health);
+        writePort(httpPortFile, health.port());
+      }
       writePort(server.port());
       System.err.printf(
           "longctx serve: %s (%s, context %d tokens) loaded in %.1f s; gRPC on %s:%d%s; role %s, %s%n",
-          name,
+          served,
           loaded.config().architecture(),
           contextLimit,
           loadSeconds,
           host,
           server.port(),
-          health != null ? ", HTTP health on port " + health.port() : "",
+          health != null
+              ? ", OpenAI-compatible HTTP on port "
+                  + health.port()
+                  + (apiKey != null ? " (API key required)" : "")
+              : "",
           actualRole,
           placement);
     }
@@ -383,11 +433,31 @@ public class ServeCommand implements Callable<Integer> {
   }
 
   private void writePort(int port) throws IOException {
-    if (portFile != null) {
-      Path tmp = portFile.resolveSibling(portFile.getFileName() + ".tmp");
+    writePort(portFile, port);
+  }
+
+  private static void writePort(Path file, int port) throws IOException {
+    if (file != null) {
+      Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
       Files.writeString(tmp, Integer.toString(port));
-      Files.move(tmp, portFile, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
+  }
+
+  /**
+   * The key OpenAI clients must send, from {@code LONGCTX_API_KEY} (the operator fills it from
+   * {@code spec.service.apiKeySecret}); none when unset, unless the config says one is required.
+   */
+  private String apiKey() {
+    String key = System.getenv("LONGCTX_API_KEY");
+    if (key != null && !key.isBlank()) {
+      return key.strip();
+    }
+    if (Boolean.parseBoolean(conf.getProperty("auth.apiKeyRequired", "false").strip())) {
+      throw new IllegalArgumentException(
+          "auth.apiKeyRequired=true in the config but LONGCTX_API_KEY is not set");
+    }
+    return null;
   }
 
   private int intConf(String key, int fallback) {
