@@ -10,9 +10,7 @@ import dev.longctx.engine.sampling.SamplingParams;
 import dev.longctx.engine.tokenizer.ChatMessage;
 import dev.longctx.engine.tokenizer.ChatTemplate;
 import dev.longctx.worker.coordinator.EngineLoop;
-import dev.longctx.worker.coordinator.ForwardBackend;
-import dev.longctx.worker.coordinator.LocalBackend;
-import dev.longctx.worker.coordinator.SequenceRunner;
+import dev.longctx.worker.coordinator.GatedBackend;
 import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -24,9 +22,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -466,48 +462,48 @@ class OpenAiApiTest {
     }
   }
 
-  /** The in-process engine with every decode step waiting for a permit the test hands out. */
-  static final class GatedBackend implements ForwardBackend {
-    final LocalBackend local = new LocalBackend(model.transformer());
-    final Semaphore steps = new Semaphore(0);
-    final AtomicInteger decodes = new AtomicInteger();
-
-    @Override
-    public SequenceRunner open(String requestId, int capacity, int promptTokens) {
-      SequenceRunner r = local.open(requestId, capacity, promptTokens);
-      return new SequenceRunner() {
-        @Override
-        public float[] prefill(int[] tokens) {
-          return r.prefill(tokens);
-        }
-
-        @Override
-        public float[] decode(int token) {
-          steps.acquireUninterruptibly();
-          decodes.incrementAndGet();
-          return r.decode(token);
-        }
-
-        @Override
-        public int length() {
-          return r.length();
-        }
-
-        @Override
-        public int shardsUsed() {
-          return 1;
-        }
-
-        @Override
-        public void close() {
-          r.close();
-        }
-      };
-    }
-
-    @Override
-    public int shardCount() {
-      return 1;
+  @Test
+  void queuedRequestIsHttp429OnlyAfterTheQueueDeadline() throws Exception {
+    GatedBackend backend = new GatedBackend(model.transformer());
+    // Room for one request of prompt + 40 tokens, not two; 300 ms of queueing allowed.
+    try (EngineLoop engine = new EngineLoop(backend, 60, new EngineLoop.Limits(4, 300));
+        HealthEndpoints gated = HealthEndpoints.start("127.0.0.1", 0, () -> true)) {
+      new OpenAiApi(ServingServer.servedModel(model, "stories260K", 0), List.of(), engine, null)
+          .mount(gated);
+      String body = "{\"prompt\": \"Once upon a time\", \"max_tokens\": 40, \"stream\": %s}";
+      var holder =
+          client.sendAsync(
+              request(gated, "/v1/completions")
+                  .POST(HttpRequest.BodyPublishers.ofString(body.formatted("true")))
+                  .build(),
+              HttpResponse.BodyHandlers.ofString());
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (engine.snapshot().activeRequests() == 0 && System.nanoTime() < deadline) {
+        Thread.sleep(5);
+      }
+      var queued =
+          client.sendAsync(
+              request(gated, "/v1/completions")
+                  .POST(HttpRequest.BodyPublishers.ofString(body.formatted("false")))
+                  .build(),
+              HttpResponse.BodyHandlers.ofString());
+      // Once the holder has prefilled (and waits in decode), the queued load is exactly the
+      // waiting request's prompt.
+      int prompt = model.tokenizer().encodePrompt("Once upon a time").length;
+      while ((engine.snapshot().queuedRequests() == 0 || engine.snapshot().queuedTokens() != prompt)
+          && System.nanoTime() < deadline) {
+        Thread.sleep(5);
+      }
+      assertThat(engine.snapshot().queuedRequests()).isEqualTo(1);
+      assertThat(engine.snapshot().queuedTokens()).isEqualTo(prompt);
+      Thread.sleep(400); // past the deadline; the engine is held inside the holder's decode
+      assertThat(queued).isNotDone();
+      backend.steps.release(1); // the next admission round expires the queued request
+      assertError(queued.get(60, TimeUnit.SECONDS), 429, null, "no KV capacity", "300 ms");
+      backend.steps.release(1_000);
+      HttpResponse<String> held = holder.get(60, TimeUnit.SECONDS);
+      assertThat(held.statusCode()).isEqualTo(200);
+      assertThat(events(held.body()).getLast()).isEqualTo("[DONE]");
     }
   }
 
@@ -516,7 +512,7 @@ class OpenAiApiTest {
     String prompt = "Once upon a time";
     Generator.Result want = reference(prompt, 400);
     assertThat(want.tokens().length).as("the undisturbed run is long").isGreaterThan(100);
-    GatedBackend backend = new GatedBackend();
+    GatedBackend backend = new GatedBackend(model.transformer());
     try (EngineLoop engine = new EngineLoop(backend, 4096, new EngineLoop.Limits(4, 10_000));
         HealthEndpoints gated = HealthEndpoints.start("127.0.0.1", 0, () -> true)) {
       new OpenAiApi(ServingServer.servedModel(model, "stories260K", 0), List.of(), engine, null)

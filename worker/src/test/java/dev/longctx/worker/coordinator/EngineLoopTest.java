@@ -11,7 +11,6 @@ import io.grpc.Status;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -38,55 +37,6 @@ class EngineLoopTest {
   static void close() {
     if (model != null) {
       model.close();
-    }
-  }
-
-  /** Runs on the real engine; each decode step waits for a permit the test hands out. */
-  static final class GatedBackend implements ForwardBackend {
-    final LocalBackend local = new LocalBackend(model.transformer());
-    final Semaphore steps = new Semaphore(0);
-    final List<String> opened = new ArrayList<>();
-
-    @Override
-    public synchronized SequenceRunner open(String requestId, int capacity, int promptTokens) {
-      opened.add(requestId);
-      SequenceRunner r = local.open(requestId, capacity, promptTokens);
-      return new SequenceRunner() {
-        @Override
-        public float[] prefill(int[] tokens) {
-          return r.prefill(tokens);
-        }
-
-        @Override
-        public float[] decode(int token) {
-          steps.acquireUninterruptibly();
-          return r.decode(token);
-        }
-
-        @Override
-        public int length() {
-          return r.length();
-        }
-
-        @Override
-        public int shardsUsed() {
-          return 1;
-        }
-
-        @Override
-        public void close() {
-          r.close();
-        }
-      };
-    }
-
-    synchronized List<String> opened() {
-      return List.copyOf(opened);
-    }
-
-    @Override
-    public int shardCount() {
-      return 1;
     }
   }
 
@@ -153,7 +103,7 @@ class EngineLoopTest {
 
   @Test
   void requestBeyondCapacityWaitsAsQueuedLoadThenRunsWhenCapacityFrees() throws Exception {
-    GatedBackend backend = new GatedBackend();
+    GatedBackend backend = new GatedBackend(model.transformer());
     // Room for one request of prompt + 40 tokens, not two.
     try (EngineLoop loop = new EngineLoop(backend, 60, new EngineLoop.Limits(8, 60_000))) {
       Outcome first = new Outcome();
@@ -184,7 +134,7 @@ class EngineLoopTest {
 
   @Test
   void queuedRequestGetsResourceExhaustedNamingTheLimitOnlyAfterTheDeadline() throws Exception {
-    GatedBackend backend = new GatedBackend();
+    GatedBackend backend = new GatedBackend(model.transformer());
     try (EngineLoop loop = new EngineLoop(backend, 60, new EngineLoop.Limits(8, 300))) {
       Outcome holder = new Outcome();
       Outcome late = new Outcome();
@@ -212,7 +162,7 @@ class EngineLoopTest {
 
   @Test
   void concurrencyLimitQueuesInArrivalOrderAndNamesTheLimit() throws Exception {
-    GatedBackend backend = new GatedBackend();
+    GatedBackend backend = new GatedBackend(model.transformer());
     try (EngineLoop loop = new EngineLoop(backend, 1 << 20, new EngineLoop.Limits(1, 300))) {
       Outcome a = new Outcome();
       Outcome b = new Outcome();
@@ -229,7 +179,7 @@ class EngineLoopTest {
       assertThat(a.await()).isEqualTo(FinishReason.LENGTH);
     }
     // With a long deadline the queue drains in arrival order, one at a time.
-    GatedBackend ordered = new GatedBackend();
+    GatedBackend ordered = new GatedBackend(model.transformer());
     try (EngineLoop loop = new EngineLoop(ordered, 1 << 20, new EngineLoop.Limits(1, 60_000))) {
       List<Outcome> outcomes = new ArrayList<>();
       for (int i = 0; i < 4; i++) {
@@ -247,7 +197,7 @@ class EngineLoopTest {
 
   @Test
   void largeRequestAtTheHeadIsNotOvertakenBySmallerOnes() throws Exception {
-    GatedBackend backend = new GatedBackend();
+    GatedBackend backend = new GatedBackend(model.transformer());
     try (EngineLoop loop = new EngineLoop(backend, 100, new EngineLoop.Limits(8, 60_000))) {
       Outcome holder = new Outcome();
       Outcome large = new Outcome();
