@@ -424,7 +424,7 @@ class LocalClusterIT {
     assertThat(rest.last().hasFinal()).isTrue();
     assertThat(cluster.coordinatorLog())
         .as("the coordinator met the dead shard mid-request and rebuilt the KV")
-        .containsPattern("kill\\b.*rebuild");
+        .containsPattern("(?s)request kill\\b.*rebuilding");
     Load after = awaitLoad(l -> l.getActiveRequests() == 0);
     assertThat(after.getShardsList()).filteredOn(ShardLoad::getReady).hasSize(1);
   }
