@@ -302,7 +302,7 @@ class LocalClusterIT {
             cluster
                 .inferenceAsync()
                 .generate(
-                    greedy(storyTokens(150), 350),
+                    greedy(storyTokens(150), 350).toBuilder().setRequestId("cancel").build(),
                     new StreamObserver<>() {
                       @Override
                       public void onNext(GenerateResponse r) {
@@ -335,6 +335,9 @@ class LocalClusterIT {
     assertThat(freed.getShardsList())
         .allMatch(ShardLoad::getReady)
         .allMatch(s -> s.getResidentTokens() == 0 && s.getActiveRequests() == 0);
+    assertThat(cluster.coordinatorLog())
+        .as("freed by the cancellation, not by running to its end")
+        .contains("request cancel: cancelled by the client");
   }
 
   static void assertStatus(GenerateRequest r, Status.Code code, String... messageParts) {

@@ -176,6 +176,9 @@ public final class EngineLoop implements AutoCloseable {
         LOG.errorf(e, "request %s failed", task.requestId());
         finished = true;
       }
+      if (finished && task.isCancelled()) {
+        LOG.infof("request %s: cancelled by the client; its KV is released", task.requestId());
+      }
       lock.lock();
       try {
         if (finished) {
