@@ -8,8 +8,10 @@ import dev.longctx.worker.coordinator.LocalBackend;
 import dev.longctx.worker.coordinator.ShardClient;
 import dev.longctx.worker.coordinator.ShardPool;
 import dev.longctx.worker.coordinator.ShardedBackend;
+import dev.longctx.worker.telemetry.Telemetry;
 import io.grpc.BindableService;
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
@@ -30,10 +32,14 @@ public final class ServingServer implements AutoCloseable {
   private final HealthStatusManager health;
   private final EngineLoop engine;
 
-  private ServingServer(Server server, HealthStatusManager health, EngineLoop engine) {
+  private final AutoCloseable gauges;
+
+  private ServingServer(
+      Server server, HealthStatusManager health, EngineLoop engine, AutoCloseable gauges) {
     this.server = server;
     this.health = health;
     this.engine = engine;
+    this.gauges = gauges;
   }
 
   /** Starts serving {@code model} from {@code engine} on {@code host:port} (0 = a free port). */
@@ -47,12 +53,25 @@ public final class ServingServer implements AutoCloseable {
         NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
             .addService(health.getHealthService())
             .maxInboundMessageSize(64 << 20);
-    services.forEach(b::addService);
+    // Incoming trace context (W3C traceparent) becomes each request's parent span.
+    services.forEach(
+        service -> b.addService(ServerInterceptors.intercept(service, Telemetry.get().join())));
     Server server = b.build().start();
     health.setStatus("", ServingStatus.SERVING);
     health.setStatus(InferenceGrpc.SERVICE_NAME, ServingStatus.SERVING);
     health.setStatus(AdminGrpc.SERVICE_NAME, ServingStatus.SERVING);
-    return new ServingServer(server, health, engine);
+    AutoCloseable gauges =
+        Telemetry.get()
+            .observeLoad(
+                () -> {
+                  EngineLoop.Snapshot load = engine.snapshot();
+                  return new Telemetry.Load(
+                      load.residentTokens(),
+                      load.capacityTokens(),
+                      load.queuedTokens(),
+                      load.activeRequests());
+                });
+    return new ServingServer(server, health, engine, gauges);
   }
 
   /**
@@ -138,6 +157,11 @@ public final class ServingServer implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     engine.close();
+    try {
+      gauges.close();
+    } catch (Exception e) {
+      // Unregistering instruments cannot fail in a way that matters at shutdown.
+    }
   }
 
   @Override

@@ -9,6 +9,9 @@ import dev.longctx.worker.coordinator.ShardClient;
 import dev.longctx.worker.coordinator.ShardPool;
 import dev.longctx.worker.shard.ShardEngine;
 import dev.longctx.worker.shard.ShardServer;
+import dev.longctx.worker.telemetry.Telemetry;
+import io.opentelemetry.api.OpenTelemetry;
+import jakarta.inject.Inject;
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
@@ -161,8 +164,16 @@ public class ServeCommand implements Callable<Integer> {
 
   private final Properties conf = new Properties();
 
+  /**
+   * The SDK quarkus-opentelemetry configured (a no-op unless enabled, see application.properties).
+   */
+  @Inject OpenTelemetry openTelemetry;
+
   @Override
   public Integer call() throws Exception {
+    if (openTelemetry != null) {
+      Telemetry.install(openTelemetry);
+    }
     if (config != null) {
       try (Reader r = Files.newBufferedReader(config)) {
         conf.load(r);

@@ -180,7 +180,9 @@ public final class EngineLoop implements AutoCloseable {
         it.remove();
         reserved += t.capacity();
         try {
-          t.start(backend.open(t.requestId(), t.capacity(), t.spec().prompt().length));
+          t.start(
+              t.inContext(
+                  () -> backend.open(t.requestId(), t.capacity(), t.spec().prompt().length)));
           active.add(t);
         } catch (RuntimeException e) {
           t.failToStart(e);

@@ -14,7 +14,11 @@ import dev.longctx.proto.shard.v1.LogitsRequest;
 import dev.longctx.proto.shard.v1.OpenRequest;
 import dev.longctx.proto.shard.v1.ReleaseRequest;
 import dev.longctx.worker.shard.Tensors;
+import dev.longctx.worker.telemetry.Telemetry;
 import io.grpc.StatusRuntimeException;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.context.Context;
+import io.opentelemetry.context.Scope;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -135,6 +139,20 @@ public final class ShardedBackend implements ForwardBackend {
 
   @Override
   public SequenceRunner open(String requestId, int capacity, int promptTokens) {
+    Span span = Telemetry.get().startSpan("longctx.placement");
+    try (Scope ignored = span.makeCurrent()) {
+      SequenceRunner runner = place(requestId, capacity, promptTokens);
+      span.setAttribute("longctx.shards", runner.shardsUsed());
+      return runner;
+    } catch (RuntimeException e) {
+      Telemetry.fail(span, e);
+      throw e;
+    } finally {
+      span.end();
+    }
+  }
+
+  private SequenceRunner place(String requestId, int capacity, int promptTokens) {
     Runner runner = new Runner(requestId, capacity);
     int p = shardsFor(promptTokens);
     List<ShardClient> pool = shards;
@@ -248,6 +266,22 @@ public final class ShardedBackend implements ForwardBackend {
 
     /** Runs a step; if a shard fails, rebuilds the KV on the shards left and runs it again. */
     private float[] run(int[] tokens, boolean decode) {
+      Span span =
+          Telemetry.get()
+              .startSpan(decode ? "longctx.decode.step" : "longctx.prefill.step")
+              .setAttribute("longctx.tokens", tokens.length)
+              .setAttribute("longctx.position", length);
+      try (Scope ignored = span.makeCurrent()) {
+        return runStep(tokens, decode, span);
+      } catch (RuntimeException e) {
+        Telemetry.fail(span, e);
+        throw e;
+      } finally {
+        span.end();
+      }
+    }
+
+    private float[] runStep(int[] tokens, boolean decode, Span span) {
       boolean rebuild = false;
       while (true) {
         try {
@@ -265,6 +299,11 @@ public final class ShardedBackend implements ForwardBackend {
           LOG.warnf(
               "request %s: shard failure (%s); rebuilding %d tokens of KV on the shards left",
               requestId, e.getStatus(), length);
+          span.addEvent(
+              "shard failure; rebuilding KV",
+              io.opentelemetry.api.common.Attributes.of(
+                  io.opentelemetry.api.common.AttributeKey.stringKey("grpc.status"),
+                  e.getStatus().getCode().name()));
           rebuild = true;
         }
       }
@@ -317,6 +356,22 @@ public final class ShardedBackend implements ForwardBackend {
           .build();
     }
 
+    /** {@link #parallel(IntFunction)} as the span {@code phase} (null: no span of its own). */
+    <T> List<T> parallel(Span phase, IntFunction<T> call) {
+      if (phase == null) {
+        return parallel(call);
+      }
+      try (Scope ignored = phase.makeCurrent()) {
+        return parallel(call);
+      } catch (RuntimeException e) {
+        Telemetry.fail(phase, e);
+        throw e;
+      } finally {
+        phase.end();
+      }
+    }
+
+    /** Calls every shard of the request at once (each call in the caller's trace context). */
     <T> List<T> parallel(IntFunction<T> call) {
       int p = mine.size();
       if (p == 1) {
@@ -325,7 +380,7 @@ public final class ShardedBackend implements ForwardBackend {
       List<Future<T>> futures = new ArrayList<>(p);
       for (int r = 0; r < p; r++) {
         int shard = r;
-        futures.add(calls.submit(() -> call.apply(shard)));
+        futures.add(calls.submit(Context.current().wrap(() -> call.apply(shard))));
       }
       List<T> out = new ArrayList<>(p);
       for (Future<T> f : futures) {
@@ -406,11 +461,13 @@ public final class ShardedBackend implements ForwardBackend {
         positions[i] = start + i;
       }
       float[][] attention = new float[p][];
+      boolean traceLayers = n > 1; // per-layer spans for prefill steps, not for every decode token
       for (int layer = 0; layer < config.layers(); layer++) {
         int l = layer;
         // 1. Advance: owners finish layer l-1 and project layer l; collect the queries.
         List<AdvanceResponse> advanced =
             parallel(
+                traceLayers ? layerSpan("longctx.prefill.advance", l) : null,
                 r -> {
                   if (owned[r].length == 0) {
                     return null;
@@ -447,7 +504,9 @@ public final class ShardedBackend implements ForwardBackend {
         }
         AttendRequest base = ab.build();
         List<AttendResponse> partials =
-            parallel(r -> mine.get(r).stub().attend(base.toBuilder().setTag(tag(r, l)).build()));
+            parallel(
+                traceLayers ? layerSpan("longctx.prefill.attend", l) : null,
+                r -> mine.get(r).stub().attend(base.toBuilder().setTag(tag(r, l)).build()));
         // 3. Merge by LSE, per query and head.
         float[][] outs = new float[p][];
         float[][] lses = new float[p][];
@@ -500,6 +559,11 @@ public final class ShardedBackend implements ForwardBackend {
       }
       length += n;
       return logits;
+    }
+
+    /** A span of one layer phase of a prefill step (its shard calls become its children). */
+    private Span layerSpan(String name, int layer) {
+      return Telemetry.get().startSpan(name).setAttribute("longctx.layer", layer);
     }
 
     @Override

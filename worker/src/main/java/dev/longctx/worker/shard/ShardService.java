@@ -18,9 +18,13 @@ import dev.longctx.proto.shard.v1.ReleaseResponse;
 import dev.longctx.proto.shard.v1.ScoreRequest;
 import dev.longctx.proto.shard.v1.ScoreResponse;
 import dev.longctx.proto.shard.v1.ShardGrpc;
+import dev.longctx.worker.telemetry.Telemetry;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.context.Scope;
 import java.util.function.Supplier;
 
 /** The internal shard API (longctx.shard.v1.Shard) over a {@link ShardEngine}. */
@@ -60,26 +64,49 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
     return s;
   }
 
-  private static <T> void answer(StreamObserver<T> observer, Supplier<T> body) {
+  /**
+   * Runs a call's body as the span {@code shard.<method>} (a child of the coordinator's span when
+   * the call carried trace context) and answers with its value or the status its failure maps to.
+   */
+  private <T> void answer(
+      StreamObserver<T> observer, String method, CallTag tag, Supplier<T> body) {
+    Span span =
+        Telemetry.get()
+            .tracer()
+            .spanBuilder("shard." + method)
+            .setSpanKind(SpanKind.SERVER)
+            .setAttribute("longctx.shard", engine.shardId())
+            .startSpan();
+    if (tag != null) {
+      span.setAllAttributes(Telemetry.request(tag.getRequestId()));
+      span.setAttribute("longctx.layer", tag.getLayer());
+    }
+    StatusRuntimeException failure;
     T value;
-    try {
+    try (Scope ignored = span.makeCurrent()) {
       value = body.get();
+      failure = null;
     } catch (StatusRuntimeException e) {
-      observer.onError(e);
-      return;
+      value = null;
+      failure = e;
     } catch (IllegalArgumentException e) {
-      observer.onError(
-          Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
-      return;
+      value = null;
+      failure = Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException();
     } catch (IllegalStateException e) {
       // A protocol slip (layer order, reserved positions): retrying elsewhere would not help.
-      observer.onError(Status.INTERNAL.withDescription(e.getMessage()).asRuntimeException());
-      return;
+      value = null;
+      failure = Status.INTERNAL.withDescription(e.getMessage()).asRuntimeException();
     } catch (RuntimeException e) {
-      observer.onError(
-          Status.INTERNAL.withDescription(e.toString()).withCause(e).asRuntimeException());
+      value = null;
+      failure = Status.INTERNAL.withDescription(e.toString()).withCause(e).asRuntimeException();
+    }
+    if (failure != null) {
+      Telemetry.fail(span, failure);
+      span.end();
+      observer.onError(failure);
       return;
     }
+    span.end();
     observer.onNext(value);
     observer.onCompleted();
   }
@@ -88,6 +115,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void describe(DescribeRequest request, StreamObserver<DescribeResponse> observer) {
     answer(
         observer,
+        "describe",
+        null,
         () -> {
           var c = engine.config();
           return DescribeResponse.newBuilder()
@@ -112,6 +141,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void open(OpenRequest request, StreamObserver<OpenResponse> observer) {
     answer(
         observer,
+        "open",
+        request.getTag(),
         () -> {
           checkEpoch(request.getTag());
           AttentionPolicy policy = policyOf(request);
@@ -163,6 +194,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void advance(AdvanceRequest request, StreamObserver<AdvanceResponse> observer) {
     answer(
         observer,
+        "advance",
+        request.getTag(),
         () -> {
           ShardState s = state(request.getTag());
           int layer = request.getTag().getLayer();
@@ -193,6 +226,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void attend(AttendRequest request, StreamObserver<AttendResponse> observer) {
     answer(
         observer,
+        "attend",
+        request.getTag(),
         () -> {
           ShardState s = state(request.getTag());
           var c = engine.config();
@@ -226,6 +261,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void logits(LogitsRequest request, StreamObserver<LogitsResponse> observer) {
     answer(
         observer,
+        "logits",
+        request.getTag(),
         () -> {
           ShardState s = state(request.getTag());
           int[] rows = request.getRowsList().stream().mapToInt(Integer::intValue).toArray();
@@ -240,6 +277,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void forward(ForwardRequest request, StreamObserver<LogitsResponse> observer) {
     answer(
         observer,
+        "forward",
+        request.getTag(),
         () -> {
           ShardState s = state(request.getTag());
           int[] tokens = request.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
@@ -267,6 +306,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void release(ReleaseRequest request, StreamObserver<ReleaseResponse> observer) {
     answer(
         observer,
+        "release",
+        request.getTag(),
         () -> {
           checkEpoch(request.getTag());
           return ReleaseResponse.newBuilder()
