@@ -1,5 +1,6 @@
 package dev.longctx.worker.api;
 
+import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.proto.v1.AdminGrpc;
 import dev.longctx.proto.v1.InferenceGrpc;
@@ -101,7 +102,7 @@ public final class ServingServer implements AutoCloseable {
         new AdminService(engine, AdminService.inProcess(engine, name, epoch)));
   }
 
-  /** A coordinator driving {@code shards} (sequence-sharded, dense). */
+  /** A coordinator driving {@code shards} (sequence-sharded, dense, contiguous ranges). */
   public static ServingServer sharded(
       LoadedModel loaded,
       String name,
@@ -113,26 +114,73 @@ public final class ServingServer implements AutoCloseable {
       String host,
       int port)
       throws IOException {
+    return sharded(
+        loaded,
+        name,
+        contextLimit,
+        shards,
+        minTokensPerShard,
+        maxShardsPerRequest,
+        queueTimeoutMillis,
+        host,
+        port,
+        AttentionPolicy.dense(),
+        ShardedBackend.Placement.CONTIGUOUS);
+  }
+
+  /**
+   * A coordinator driving {@code shards} with every request under {@code policy} (dense or
+   * SelfExtend), steps split by {@code placement}.
+   */
+  public static ServingServer sharded(
+      LoadedModel loaded,
+      String name,
+      int contextLimit,
+      List<ShardClient> shards,
+      int minTokensPerShard,
+      int maxShardsPerRequest,
+      long queueTimeoutMillis,
+      String host,
+      int port,
+      AttentionPolicy policy,
+      ShardedBackend.Placement placement)
+      throws IOException {
     long capacity = 0;
     for (ShardClient c : shards) {
       capacity += c.described().getCapacityTokens();
     }
     EngineLoop engine =
         new EngineLoop(
-            new ShardedBackend(shards, loaded.config(), minTokensPerShard, maxShardsPerRequest),
+            new ShardedBackend(
+                shards, loaded.config(), minTokensPerShard, maxShardsPerRequest, policy, placement),
             capacity,
             queueTimeoutMillis);
     return start(
         host,
         port,
-        servedModel(loaded, name, contextLimit),
+        servedModel(loaded, name, contextLimit, policy),
         engine,
         new AdminService(engine, ShardPool.loads(shards)));
   }
 
   static ServedModel servedModel(LoadedModel loaded, String name, int contextLimit) {
-    int limit = contextLimit > 0 ? contextLimit : loaded.config().contextLength();
-    return new ServedModel(name, loaded.config(), loaded.tokenizer(), limit, List.of("dense"));
+    return servedModel(loaded, name, contextLimit, AttentionPolicy.dense());
+  }
+
+  /**
+   * What is served under {@code policy}: the context limit is the configured one, else the policy's
+   * (SelfExtend's extended context) capped by nothing else, else the trained context.
+   */
+  static ServedModel servedModel(
+      LoadedModel loaded, String name, int contextLimit, AttentionPolicy policy) {
+    int trained = loaded.config().contextLength();
+    int policyLimit = policy.maxContext(trained);
+    int limit =
+        contextLimit > 0
+            ? Math.min(contextLimit, policyLimit)
+            : policyLimit == Integer.MAX_VALUE ? trained : policyLimit;
+    return new ServedModel(
+        name, loaded.config(), loaded.tokenizer(), limit, List.of(policy.name()));
   }
 
   public int port() {
