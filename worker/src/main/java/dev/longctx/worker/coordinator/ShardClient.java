@@ -28,7 +28,7 @@ public final class ShardClient implements AutoCloseable {
   /** A stub whose call carries the per-call deadline and the caller's trace context. */
   public ShardGrpc.ShardBlockingStub stub() {
     return ShardGrpc.newBlockingStub(channel)
-        .withInterceptors(Telemetry.get().propagate())
+        .withInterceptors(Telemetry.get().propagate(), ShardTraffic.INTERCEPTOR)
         .withDeadlineAfter(callTimeoutMillis, TimeUnit.MILLISECONDS)
         .withMaxInboundMessageSize(256 << 20)
         .withMaxOutboundMessageSize(256 << 20);
