@@ -7,6 +7,7 @@ import dev.longctx.proto.v1.InferenceGrpc;
 import dev.longctx.worker.coordinator.EngineLoop;
 import dev.longctx.worker.coordinator.LocalBackend;
 import dev.longctx.worker.coordinator.ShardClient;
+import dev.longctx.worker.coordinator.ShardDirectory;
 import dev.longctx.worker.coordinator.ShardPool;
 import dev.longctx.worker.coordinator.ShardedBackend;
 import dev.longctx.worker.telemetry.Telemetry;
@@ -145,22 +146,57 @@ public final class ServingServer implements AutoCloseable {
       AttentionPolicy policy,
       ShardedBackend.Placement placement)
       throws IOException {
-    long capacity = 0;
-    for (ShardClient c : shards) {
-      capacity += c.described().getCapacityTokens();
+    if (shards.isEmpty()) {
+      throw new IllegalArgumentException("a sharded coordinator needs at least one shard");
     }
+    return sharded(
+        loaded,
+        name,
+        contextLimit,
+        ShardDirectory.fixed(shards),
+        minTokensPerShard,
+        maxShardsPerRequest,
+        queueTimeoutMillis,
+        host,
+        port,
+        policy,
+        placement);
+  }
+
+  /**
+   * A coordinator placing requests on the shards {@code directory} holds (which may follow a
+   * headless Service as the pool scales).
+   */
+  public static ServingServer sharded(
+      LoadedModel loaded,
+      String name,
+      int contextLimit,
+      ShardDirectory directory,
+      int minTokensPerShard,
+      int maxShardsPerRequest,
+      long queueTimeoutMillis,
+      String host,
+      int port,
+      AttentionPolicy policy,
+      ShardedBackend.Placement placement)
+      throws IOException {
     EngineLoop engine =
         new EngineLoop(
             new ShardedBackend(
-                shards, loaded.config(), minTokensPerShard, maxShardsPerRequest, policy, placement),
-            capacity,
+                directory,
+                loaded.config(),
+                minTokensPerShard,
+                maxShardsPerRequest,
+                policy,
+                placement),
+            directory.capacityTokens(),
             queueTimeoutMillis);
     return start(
         host,
         port,
         servedModel(loaded, name, contextLimit, policy),
         engine,
-        new AdminService(engine, ShardPool.loads(shards)));
+        new AdminService(engine, ShardPool.loads(directory::current)));
   }
 
   static ServedModel servedModel(LoadedModel loaded, String name, int contextLimit) {

@@ -6,6 +6,7 @@ import dev.longctx.worker.api.HealthEndpoints;
 import dev.longctx.worker.api.ServingServer;
 import dev.longctx.worker.coordinator.LocalShards;
 import dev.longctx.worker.coordinator.ShardClient;
+import dev.longctx.worker.coordinator.ShardDirectory;
 import dev.longctx.worker.coordinator.ShardPool;
 import dev.longctx.worker.shard.ShardEngine;
 import dev.longctx.worker.shard.ShardServer;
@@ -240,6 +241,7 @@ public class ServeCommand implements Callable<Integer> {
           id, name, loadSeconds, host, server.port(), capacity);
     } else {
       List<String> addresses = new ArrayList<>(shardAddresses);
+      String dnsService = null;
       LocalShards local = null;
       if (shards > 0) {
         Path dir =
@@ -269,6 +271,7 @@ public class ServeCommand implements Callable<Integer> {
           && actualRole.equals("coordinator")
           && conf.getProperty("shards.service") != null) {
         String service = conf.getProperty("shards.service");
+        dnsService = service;
         int port = intConf("shards.port", 9100);
         long deadline = System.nanoTime() + 300_000_000_000L;
         while ((addresses = new ArrayList<>(ShardPool.resolve(service, port))).isEmpty()) {
@@ -294,6 +297,21 @@ public class ServeCommand implements Callable<Integer> {
         placement = "1 shard (in-process)";
       } else {
         List<ShardClient> clients = ShardPool.connect(addresses, callTimeoutMillis, 300_000);
+        ShardDirectory directory;
+        if (dnsService != null) {
+          // The pool scales: look the headless Service up again, admit new shards, drop gone ones.
+          String service = dnsService;
+          int port = intConf("shards.port", 9100);
+          directory =
+              ShardDirectory.resolving(
+                      clients,
+                      () -> ShardPool.resolve(service, port),
+                      address -> ShardPool.client(address, callTimeoutMillis),
+                      callTimeoutMillis)
+                  .refreshEvery(intConf("shards.refreshMillis", 10_000));
+        } else {
+          directory = ShardDirectory.fixed(clients);
+        }
         int minPerShard =
             minTokensPerShard != null
                 ? minTokensPerShard
@@ -301,7 +319,9 @@ public class ServeCommand implements Callable<Integer> {
         int maxPerRequest =
             maxShardsPerRequest != null
                 ? maxShardsPerRequest
-                : intConf("sharding.maxShardsPerRequest", clients.size());
+                : intConf(
+                    "sharding.maxShardsPerRequest",
+                    dnsService != null ? Integer.MAX_VALUE : clients.size());
         int limit = contextLimit;
         server =
             listen(
@@ -310,12 +330,14 @@ public class ServeCommand implements Callable<Integer> {
                         loaded,
                         name,
                         limit,
-                        clients,
+                        directory,
                         minPerShard,
                         maxPerRequest,
                         queueTimeoutMillis,
                         host,
-                        grpc),
+                        grpc,
+                        dev.longctx.engine.attention.AttentionPolicy.dense(),
+                        dev.longctx.worker.coordinator.ShardedBackend.Placement.CONTIGUOUS),
                 host,
                 grpc,
                 loaded,

@@ -49,7 +49,7 @@ public final class ShardedBackend implements ForwardBackend {
   /** Rebuilds one request may go through before its stream fails. */
   static final int MAX_RECOVERIES = 8;
 
-  private final List<ShardClient> shards;
+  private final ShardDirectory directory;
   private final LlamaConfig config;
   private final int minTokensPerShard;
   private final int maxShardsPerRequest;
@@ -105,6 +105,33 @@ public final class ShardedBackend implements ForwardBackend {
       int maxShardsPerRequest,
       AttentionPolicy policy,
       Placement placement) {
+    this(
+        ShardDirectory.fixed(nonEmpty(shards)),
+        config,
+        minTokensPerShard,
+        maxShardsPerRequest,
+        policy,
+        placement);
+  }
+
+  private static List<ShardClient> nonEmpty(List<ShardClient> shards) {
+    if (shards.isEmpty()) {
+      throw new IllegalArgumentException("a sharded backend needs at least one shard");
+    }
+    return shards;
+  }
+
+  /**
+   * Requests placed on the shards {@code directory} holds at the time (it may grow and shrink with
+   * the pool).
+   */
+  public ShardedBackend(
+      ShardDirectory directory,
+      LlamaConfig config,
+      int minTokensPerShard,
+      int maxShardsPerRequest,
+      AttentionPolicy policy,
+      Placement placement) {
     if (!(policy instanceof AttentionPolicy.Dense) && !(policy instanceof SelfExtend)) {
       throw new IllegalArgumentException(
           "attention method \""
@@ -113,28 +140,30 @@ public final class ShardedBackend implements ForwardBackend {
     }
     this.policy = policy;
     this.placement = placement;
-    if (shards.isEmpty()) {
-      throw new IllegalArgumentException("a sharded backend needs at least one shard");
-    }
-    this.shards = List.copyOf(shards);
+    this.directory = directory;
     this.config = config;
     this.minTokensPerShard = Math.max(1, minTokensPerShard);
     this.maxShardsPerRequest = Math.max(1, maxShardsPerRequest);
   }
 
+  /** The shards placement uses now. */
   public List<ShardClient> shards() {
-    return shards;
+    return directory.current();
+  }
+
+  public ShardDirectory directory() {
+    return directory;
   }
 
   @Override
   public int shardCount() {
-    return shards.size();
+    return shards().size();
   }
 
   /** Shards a prompt of {@code promptTokens} is spread over. */
   public int shardsFor(int promptTokens) {
     int want = (promptTokens + minTokensPerShard - 1) / minTokensPerShard;
-    return Math.max(1, Math.min(want, Math.min(maxShardsPerRequest, shards.size())));
+    return Math.max(1, Math.min(want, Math.min(maxShardsPerRequest, shards().size())));
   }
 
   @Override
@@ -155,7 +184,12 @@ public final class ShardedBackend implements ForwardBackend {
   private SequenceRunner place(String requestId, int capacity, int promptTokens) {
     Runner runner = new Runner(requestId, capacity);
     int p = shardsFor(promptTokens);
-    List<ShardClient> pool = shards;
+    List<ShardClient> pool = shards();
+    if (pool.isEmpty()) {
+      throw io.grpc.Status.UNAVAILABLE
+          .withDescription("no shard is in the pool; cannot place request " + requestId)
+          .asRuntimeException();
+    }
     for (int attempt = 0; ; attempt++) {
       try {
         runner.place(choose(Math.min(p, pool.size()), pool));
@@ -184,14 +218,14 @@ public final class ShardedBackend implements ForwardBackend {
     for (int i = 0; i < p; i++) {
       out.add(pool.get((first + i) % pool.size()));
     }
-    nextFirstShard = (nextFirstShard + 1) % Math.max(1, shards.size());
+    nextFirstShard = (nextFirstShard + 1) % Math.max(1, pool.size());
     return out;
   }
 
   /** The shards that answer Describe now (with their current epochs). */
   private List<ShardClient> live() {
     List<ShardClient> out = new ArrayList<>();
-    for (ShardClient c : shards) {
+    for (ShardClient c : shards()) {
       try {
         c.describe(LIVENESS_TIMEOUT_MILLIS);
         out.add(c);
@@ -213,7 +247,7 @@ public final class ShardedBackend implements ForwardBackend {
   @Override
   public void close() {
     calls.shutdownNow();
-    shards.forEach(ShardClient::close);
+    directory.close();
   }
 
   /** One request's sequence over its shards. */
