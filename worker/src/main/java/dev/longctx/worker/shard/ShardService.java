@@ -171,22 +171,33 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         });
   }
 
-  /** The request's attention policy from the Open call (an empty method is dense). */
+  /**
+   * The positions the request's keys are rotated at, from the Open call: SelfExtend's mapping, or
+   * plain (dense). Sparse methods select at the coordinator; here they only bring their positions.
+   */
   static AttentionPolicy policyOf(OpenRequest request) {
+    AttentionPolicy.SelfExtend se =
+        request.getGroupSize() > 0
+            ? new AttentionPolicy.SelfExtend(
+                request.getGroupSize(),
+                request.getNeighborWindow(),
+                request.getSelfExtendMode().isEmpty()
+                    ? AttentionPolicy.SelfExtendMode.EXACT
+                    : AttentionPolicy.SelfExtendMode.parse(request.getSelfExtendMode()))
+            : null;
     return switch (request.getAttentionMethod()) {
-      case "", "dense" -> AttentionPolicy.dense();
-      case "self-extend" ->
-          new AttentionPolicy.SelfExtend(
-              request.getGroupSize(),
-              request.getNeighborWindow(),
-              request.getSelfExtendMode().isEmpty()
-                  ? AttentionPolicy.SelfExtendMode.EXACT
-                  : AttentionPolicy.SelfExtendMode.parse(request.getSelfExtendMode()));
+      case "", "dense", "indexer-topk", "block-topk" -> se != null ? se : AttentionPolicy.dense();
+      case "self-extend" -> {
+        if (se == null) {
+          throw new IllegalArgumentException("self-extend needs group_size >= 1");
+        }
+        yield se;
+      }
       default ->
           throw new IllegalArgumentException(
               "attention method \""
                   + request.getAttentionMethod()
-                  + "\" is not served by shards yet; available: dense, self-extend");
+                  + "\" is unknown; available: dense, self-extend, indexer-topk, block-topk");
     };
   }
 
@@ -218,6 +229,16 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
           if (q.grouped() != null) {
             b.setGroupQueries(Tensors.f32(q.grouped(), rows, qDim));
           }
+          if (request.getReturnKeys()) {
+            int kvDim = engine.config().kvDim();
+            b.setKeys(Tensors.f32(s.stepKeys(false), rows, kvDim));
+            if (q.grouped() != null) {
+              b.setGroupKeys(Tensors.f32(s.stepKeys(true), rows, kvDim));
+            }
+          }
+          if (request.getReturnNormedInput()) {
+            b.setNormedInput(Tensors.f32(s.stepNormedInput(), rows, engine.config().dim()));
+          }
           return b.build();
         });
   }
@@ -236,9 +257,6 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
             throw new IllegalArgumentException(
                 "layer " + layer + " has no keys here yet (advanced to " + s.layer() + ")");
           }
-          if (request.getSelectedCount() > 0) {
-            throw new IllegalArgumentException("sparse selection is not served by shards yet");
-          }
           int[] positions =
               request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
           int m = positions.length;
@@ -249,7 +267,18 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
                   : null;
           float[] out = new float[m * c.queryDim()];
           float[] lse = new float[m * c.heads()];
-          s.attend(layer, q, qg, positions, out, lse);
+          int[][] selected = null;
+          if (request.getSelectedCount() > 0) {
+            selected = new int[request.getSelectedCount()][];
+            for (int i = 0; i < selected.length; i++) {
+              var cand = request.getSelected(i);
+              selected[i] =
+                  cand.getAll()
+                      ? null
+                      : cand.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
+            }
+          }
+          s.attend(layer, q, qg, positions, selected, out, lse);
           return AttendResponse.newBuilder()
               .setOutput(Tensors.f32(out, m, c.queryDim()))
               .setLse(Tensors.f32(lse, m, c.heads()))
