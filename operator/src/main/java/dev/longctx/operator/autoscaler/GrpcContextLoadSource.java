@@ -131,11 +131,16 @@ public class GrpcContextLoadSource implements ContextLoadSource {
       return Optional.of(toContextLoad(model, load, now));
     } catch (StatusRuntimeException ex) {
       // Warn once per outage; the autoscaler holds the pool meanwhile.
+      String why =
+          ex.getStatus().getCode()
+              + (ex.getStatus().getDescription() == null
+                  ? ""
+                  : ": " + ex.getStatus().getDescription());
       if (!e.failing) {
-        LOG.warnf("%s: Admin.GetLoad on %s failed (%s); not scaling down", key, to, ex.getStatus());
+        LOG.warnf("%s: Admin.GetLoad on %s failed (%s); not scaling down", key, to, why);
         e.failing = true;
       } else {
-        LOG.debugf("%s: Admin.GetLoad on %s failed again: %s", key, to, ex.getStatus());
+        LOG.debugf("%s: Admin.GetLoad on %s failed again (%s)", key, to, why);
       }
       return Optional.empty();
     }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.longctx.api.v1alpha1.LongContextModel;
 import dev.longctx.operator.MutableClock;
 import dev.longctx.operator.TestModels;
+import dev.longctx.operator.resources.Names;
 import dev.longctx.proto.v1.AdminGrpc;
 import dev.longctx.proto.v1.GetLoadRequest;
 import dev.longctx.proto.v1.Load;
@@ -136,6 +137,38 @@ class GrpcContextLoadSourceTest {
             new PodLoad("m-worker-2", 250, 0));
     // the pod names line up with the ones the reconciler passes as the live pool
     assertThat(l.residentOn(Set.of("m-worker-0", "m-worker-1"))).isEqualTo(1500);
+  }
+
+  @Test
+  void aReadingOfACoordinatorWithLocalShardNamesDrivesTheAutoscalerOverTheLivePods()
+      throws IOException {
+    // what the coordinator reports as "shard-<i>" must line up with the StatefulSet pods the
+    // reconciler counts as live, or the autoscaler would see no resident tokens at all
+    var admin = new CannedAdmin();
+    admin.reply.set(
+        Load.newBuilder()
+            .setObservedAtMillis(T0.toEpochMilli())
+            .setQueuedTokens(300)
+            .addShards(shard(0, "shard-0", true, 700, 1000))
+            .addShards(shard(1, "shard-1", true, 500, 1000))
+            .build());
+    targets.put("auto", serve(admin, new AtomicInteger()));
+    LongContextModel m = model("auto");
+    Set<String> live = Set.of(Names.workerPod(m, 0), Names.workerPod(m, 1));
+
+    var d =
+        Autoscaler.decide(
+            new Autoscaler.Policy(1, 8, 1000, 0.5, Duration.ofMinutes(1), Duration.ofSeconds(30)),
+            2,
+            source(Duration.ofSeconds(5)).read(m),
+            live,
+            T0,
+            Optional.empty());
+
+    // ceil((700 + 500 + 300) / (1000 x 0.5)) = 3
+    assertThat(d.kind()).isEqualTo(Autoscaler.Kind.SCALE_UP);
+    assertThat(d.replicas()).isEqualTo(3);
+    assertThat(d.residentTokens()).isEqualTo(1200);
   }
 
   @Test
