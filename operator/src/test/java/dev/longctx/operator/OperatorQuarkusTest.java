@@ -49,6 +49,8 @@ class OperatorQuarkusTest {
   @Test
   void theOperatorReconcilesASampleAndServesHealthAndMetrics() throws Exception {
     assertThat(loads).isInstanceOf(GrpcContextLoadSource.class);
+    // built from its config defaults; a coordinator whose name does not resolve is no reading
+    assertThat(loads.read(TestModels.cpu("nowhere", "q"))).isEmpty();
     client
         .namespaces()
         .resource(new NamespaceBuilder().withNewMetadata().withName("q").endMetadata().build())

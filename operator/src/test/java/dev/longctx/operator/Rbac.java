@@ -102,26 +102,24 @@ final class Rbac {
 
   /** Rules of the ClusterRoles bound to the ServiceAccount by a ClusterRoleBinding. */
   static Set<Permission> clusterGrants(List<HasMetadata> objects, String serviceAccount) {
-    Set<String> roles = new TreeSet<>();
-    for (HasMetadata o : objects) {
-      if (o instanceof ClusterRoleBinding b && bindsTo(b.getSubjects(), serviceAccount)) {
-        roles.add(b.getRoleRef().getName());
-      }
-    }
-    List<PolicyRule> rules = new ArrayList<>();
-    for (HasMetadata o : objects) {
-      if (o instanceof ClusterRole r && roles.contains(r.getMetadata().getName())) {
-        rules.addAll(r.getRules());
-      }
-    }
-    return permissions(rules);
+    return grants(objects, serviceAccount, true);
   }
 
   /** Rules of the Roles bound to the ServiceAccount by a RoleBinding (the operator's namespace). */
   static Set<Permission> namespaceGrants(List<HasMetadata> objects, String serviceAccount) {
+    return grants(objects, serviceAccount, false);
+  }
+
+  private static Set<Permission> grants(
+      List<HasMetadata> objects, String serviceAccount, boolean clusterWide) {
     Set<String> roles = new TreeSet<>();
     for (HasMetadata o : objects) {
-      if (o instanceof RoleBinding b
+      if (clusterWide
+          && o instanceof ClusterRoleBinding b
+          && bindsTo(b.getSubjects(), serviceAccount)) {
+        roles.add(b.getRoleRef().getName());
+      } else if (!clusterWide
+          && o instanceof RoleBinding b
           && "Role".equals(b.getRoleRef().getKind())
           && bindsTo(b.getSubjects(), serviceAccount)) {
         roles.add(b.getRoleRef().getName());
@@ -129,7 +127,12 @@ final class Rbac {
     }
     List<PolicyRule> rules = new ArrayList<>();
     for (HasMetadata o : objects) {
-      if (o instanceof Role r && roles.contains(r.getMetadata().getName())) {
+      if (!roles.contains(o.getMetadata().getName())) {
+        continue;
+      }
+      if (clusterWide && o instanceof ClusterRole r) {
+        rules.addAll(r.getRules());
+      } else if (!clusterWide && o instanceof Role r) {
         rules.addAll(r.getRules());
       }
     }

@@ -93,11 +93,7 @@ public class GrpcContextLoadSource implements ContextLoadSource {
 
   /** The coordinator Service's cluster DNS name and gRPC port. */
   static String serviceTarget(LongContextModel m) {
-    return "dns:///%s.%s.svc:%d"
-        .formatted(
-            Names.coordinatorService(m),
-            m.getMetadata().getNamespace(),
-            m.getSpec().getService().getGrpcPort());
+    return "dns:///" + Names.endpoint(m);
   }
 
   @Override
