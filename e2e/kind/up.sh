@@ -20,7 +20,7 @@ TAG=0.1.0
 WORKER_IMAGE="ghcr.io/longctx/longctx-worker:${TAG}"
 OPERATOR_IMAGE="ghcr.io/longctx/longctx-operator:${TAG}"
 MODEL_DIR="${LONGCTX_MODEL_DIR:-$ROOT/../shared/data/models/stories260K}"
-KUBECONFIG_FILE="${LONGCTX_KUBECONFIG:-$ROOT/e2e/target/kind/kubeconfig}"
+KUBECONFIG_FILE="${LONGCTX_KUBECONFIG:-$ROOT/e2e/kind/.kubeconfig}"
 SAMPLE=1
 
 for arg in "$@"; do
