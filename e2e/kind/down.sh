@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deletes the cluster e2e/kind/up.sh created (kind or k3d, whichever has it).
 set -euo pipefail
+rm -f "$(dirname "$0")/.kubeconfig"
 CLUSTER="${LONGCTX_CLUSTER:-longctx-e2e}"
 if command -v kind >/dev/null && kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   kind delete cluster --name "$CLUSTER"
