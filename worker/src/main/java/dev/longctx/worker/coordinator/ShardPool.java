@@ -110,7 +110,10 @@ public final class ShardPool {
             ShardLoad.newBuilder().setShardId(i).setAddress(c.address()).setPod("shard-" + i);
         try {
           DescribeResponse d = c.describe(LOAD_TIMEOUT_MILLIS);
+          // The shard id is the worker pod's StatefulSet ordinal: the operator maps shard-<id>
+          // to <model>-worker-<id>.
           b.setShardId(d.getShardId())
+              .setPod("shard-" + d.getShardId())
               .setEpoch(d.getEpoch())
               .setReady(d.getReady())
               .setResidentTokens(d.getResidentTokens())
