@@ -190,16 +190,17 @@ public class ServeBenchCommand implements Callable<Integer> {
    * (coordinator-centred all-gather of Q with LSE partials back, ALGORITHMS.md §4.6 "All-gather-Q +
    * LSE all-to-all"): the owners get their rows' attention output and return their queries (n rows
    * each way), every shard gets all n queries and returns n partial outputs and n·heads LSEs.
-   * SelfExtend doubles the queries. One shard alone runs the step in one call: only tokens and
-   * logits travel.
+   * SelfExtend doubles the queries. The last row's logits come back once per step (counted here
+   * per layer). One shard alone runs the step in one call: only tokens and logits travel.
    */
   static double modelBytesPerLayer(LlamaConfig c, AttentionPolicy policy, int p, int n) {
     double q = 4.0 * c.queryDim();
     double queries = policy.positions() != null ? 2 * q : q;
+    double logits = 4.0 * c.vocabSize() / c.layers(); // the last row's logits, spread per layer
     if (p == 1) {
-      return (4.0 * n + 4.0 * c.vocabSize()) / c.layers();
+      return 4.0 * n / c.layers() + logits;
     }
-    return n * (q + queries) + p * n * (queries + q + 4.0 * c.heads());
+    return n * (q + queries) + p * n * (queries + q + 4.0 * c.heads()) + logits;
   }
 
   /** The first {@code tokens} tokens of the text (BOS first), the text repeated if short. */
