@@ -8,9 +8,13 @@ import dev.longctx.worker.api.ServingServer;
 import dev.longctx.worker.coordinator.EngineLoop;
 import dev.longctx.worker.coordinator.LocalShards;
 import dev.longctx.worker.coordinator.ShardClient;
+import dev.longctx.worker.coordinator.ShardDirectory;
 import dev.longctx.worker.coordinator.ShardPool;
 import dev.longctx.worker.shard.ShardEngine;
 import dev.longctx.worker.shard.ShardServer;
+import dev.longctx.worker.telemetry.Telemetry;
+import io.opentelemetry.api.OpenTelemetry;
+import jakarta.inject.Inject;
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
@@ -189,8 +193,16 @@ public class ServeCommand implements Callable<Integer> {
 
   private final Properties conf = new Properties();
 
+  /**
+   * The SDK quarkus-opentelemetry configured (a no-op unless enabled, see application.properties).
+   */
+  @Inject OpenTelemetry openTelemetry;
+
   @Override
   public Integer call() throws Exception {
+    if (openTelemetry != null) {
+      Telemetry.install(openTelemetry);
+    }
     if (config != null) {
       try (Reader r = Files.newBufferedReader(config)) {
         conf.load(r);
@@ -265,6 +277,7 @@ public class ServeCommand implements Callable<Integer> {
           id, name, loadSeconds, host, server.port(), capacity);
     } else {
       List<String> addresses = new ArrayList<>(shardAddresses);
+      String dnsService = null;
       LocalShards local = null;
       if (shards > 0) {
         Path dir =
@@ -294,6 +307,7 @@ public class ServeCommand implements Callable<Integer> {
           && actualRole.equals("coordinator")
           && conf.getProperty("shards.service") != null) {
         String service = conf.getProperty("shards.service");
+        dnsService = service;
         int port = intConf("shards.port", 9100);
         long deadline = System.nanoTime() + 300_000_000_000L;
         while ((addresses = new ArrayList<>(ShardPool.resolve(service, port))).isEmpty()) {
@@ -320,6 +334,21 @@ public class ServeCommand implements Callable<Integer> {
         placement = "1 shard (in-process)";
       } else {
         List<ShardClient> clients = ShardPool.connect(addresses, callTimeoutMillis, 300_000);
+        ShardDirectory directory;
+        if (dnsService != null) {
+          // The pool scales: look the headless Service up again, admit new shards, drop gone ones.
+          String service = dnsService;
+          int port = intConf("shards.port", 9100);
+          directory =
+              ShardDirectory.resolving(
+                      clients,
+                      () -> ShardPool.resolve(service, port),
+                      address -> ShardPool.client(address, callTimeoutMillis),
+                      callTimeoutMillis)
+                  .refreshEvery(intConf("shards.refreshMillis", 10_000));
+        } else {
+          directory = ShardDirectory.fixed(clients);
+        }
         int minPerShard =
             minTokensPerShard != null
                 ? minTokensPerShard
@@ -327,7 +356,9 @@ public class ServeCommand implements Callable<Integer> {
         int maxPerRequest =
             maxShardsPerRequest != null
                 ? maxShardsPerRequest
-                : intConf("sharding.maxShardsPerRequest", clients.size());
+                : intConf(
+                    "sharding.maxShardsPerRequest",
+                    dnsService != null ? Integer.MAX_VALUE : clients.size());
         int limit = contextLimit;
         server =
             listen(
@@ -336,12 +367,14 @@ public class ServeCommand implements Callable<Integer> {
                         loaded,
                         served,
                         limit,
-                        clients,
+                        directory,
                         minPerShard,
                         maxPerRequest,
                         limits,
                         host,
-                        grpc),
+                        grpc,
+                        dev.longctx.engine.attention.AttentionPolicy.dense(),
+                        dev.longctx.worker.coordinator.ShardedBackend.Placement.CONTIGUOUS),
                 host,
                 grpc,
                 loaded,
@@ -358,12 +391,7 @@ public class ServeCommand implements Callable<Integer> {
       stops.add(0, () -> server.shutdown(10));
       await = uninterruptibly(server::awaitTermination);
       if (health != null) {
-        new OpenAiApi(
-                ServingServer.servedModel(loaded, served, contextLimit),
-                List.of(fileName),
-                server.engine(),
-                apiKey)
-            .mount(health);
+        new OpenAiApi(server.model(), List.of(fileName), server.engine(), apiKey).mount(health);
         writePort(httpPortFile, health.port());
       }
       writePort(server.port());

@@ -47,7 +47,7 @@ public final class EngineLoop implements AutoCloseable {
    * @param queueTimeoutMillis how long a request may wait for capacity
    */
   public EngineLoop(ForwardBackend backend, long capacityTokens, long queueTimeoutMillis) {
-    this(backend, capacityTokens, new Limits(Integer.MAX_VALUE, queueTimeoutMillis));
+    this(backend, capacityTokens, Limits.queueTimeout(queueTimeoutMillis));
   }
 
   /**
@@ -57,6 +57,12 @@ public final class EngineLoop implements AutoCloseable {
    * @param queueTimeoutMillis how long a request may wait in the queue for admission
    */
   public record Limits(int maxActiveRequests, long queueTimeoutMillis) {
+
+    /** Only KV capacity limits how many requests run at once. */
+    public static Limits queueTimeout(long queueTimeoutMillis) {
+      return new Limits(Integer.MAX_VALUE, queueTimeoutMillis);
+    }
+
     public Limits {
       if (maxActiveRequests < 1) {
         throw new IllegalArgumentException(
@@ -225,7 +231,9 @@ public final class EngineLoop implements AutoCloseable {
         it.remove();
         reserved += t.capacity();
         try {
-          t.start(backend.open(t.requestId(), t.capacity(), t.spec().prompt().length));
+          t.start(
+              t.inContext(
+                  () -> backend.open(t.requestId(), t.capacity(), t.spec().prompt().length)));
           active.add(t);
         } catch (RuntimeException e) {
           t.failToStart(e);

@@ -14,7 +14,11 @@ import dev.longctx.proto.shard.v1.LogitsRequest;
 import dev.longctx.proto.shard.v1.OpenRequest;
 import dev.longctx.proto.shard.v1.ReleaseRequest;
 import dev.longctx.worker.shard.Tensors;
+import dev.longctx.worker.telemetry.Telemetry;
 import io.grpc.StatusRuntimeException;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.context.Context;
+import io.opentelemetry.context.Scope;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -45,7 +49,7 @@ public final class ShardedBackend implements ForwardBackend {
   /** Rebuilds one request may go through before its stream fails. */
   static final int MAX_RECOVERIES = 8;
 
-  private final List<ShardClient> shards;
+  private final ShardDirectory directory;
   private final LlamaConfig config;
   private final int minTokensPerShard;
   private final int maxShardsPerRequest;
@@ -101,6 +105,33 @@ public final class ShardedBackend implements ForwardBackend {
       int maxShardsPerRequest,
       AttentionPolicy policy,
       Placement placement) {
+    this(
+        ShardDirectory.fixed(nonEmpty(shards)),
+        config,
+        minTokensPerShard,
+        maxShardsPerRequest,
+        policy,
+        placement);
+  }
+
+  private static List<ShardClient> nonEmpty(List<ShardClient> shards) {
+    if (shards.isEmpty()) {
+      throw new IllegalArgumentException("a sharded backend needs at least one shard");
+    }
+    return shards;
+  }
+
+  /**
+   * Requests placed on the shards {@code directory} holds at the time (it may grow and shrink with
+   * the pool).
+   */
+  public ShardedBackend(
+      ShardDirectory directory,
+      LlamaConfig config,
+      int minTokensPerShard,
+      int maxShardsPerRequest,
+      AttentionPolicy policy,
+      Placement placement) {
     if (!(policy instanceof AttentionPolicy.Dense) && !(policy instanceof SelfExtend)) {
       throw new IllegalArgumentException(
           "attention method \""
@@ -109,35 +140,56 @@ public final class ShardedBackend implements ForwardBackend {
     }
     this.policy = policy;
     this.placement = placement;
-    if (shards.isEmpty()) {
-      throw new IllegalArgumentException("a sharded backend needs at least one shard");
-    }
-    this.shards = List.copyOf(shards);
+    this.directory = directory;
     this.config = config;
     this.minTokensPerShard = Math.max(1, minTokensPerShard);
     this.maxShardsPerRequest = Math.max(1, maxShardsPerRequest);
   }
 
+  /** The shards placement uses now. */
   public List<ShardClient> shards() {
-    return shards;
+    return directory.current();
+  }
+
+  public ShardDirectory directory() {
+    return directory;
   }
 
   @Override
   public int shardCount() {
-    return shards.size();
+    return shards().size();
   }
 
   /** Shards a prompt of {@code promptTokens} is spread over. */
   public int shardsFor(int promptTokens) {
     int want = (promptTokens + minTokensPerShard - 1) / minTokensPerShard;
-    return Math.max(1, Math.min(want, Math.min(maxShardsPerRequest, shards.size())));
+    return Math.max(1, Math.min(want, Math.min(maxShardsPerRequest, shards().size())));
   }
 
   @Override
   public SequenceRunner open(String requestId, int capacity, int promptTokens) {
+    Span span = Telemetry.get().startSpan("longctx.placement");
+    try (Scope ignored = span.makeCurrent()) {
+      SequenceRunner runner = place(requestId, capacity, promptTokens);
+      span.setAttribute("longctx.shards", runner.shardsUsed());
+      return runner;
+    } catch (RuntimeException e) {
+      Telemetry.fail(span, e);
+      throw e;
+    } finally {
+      span.end();
+    }
+  }
+
+  private SequenceRunner place(String requestId, int capacity, int promptTokens) {
     Runner runner = new Runner(requestId, capacity);
     int p = shardsFor(promptTokens);
-    List<ShardClient> pool = shards;
+    List<ShardClient> pool = shards();
+    if (pool.isEmpty()) {
+      throw io.grpc.Status.UNAVAILABLE
+          .withDescription("no shard is in the pool; cannot place request " + requestId)
+          .asRuntimeException();
+    }
     for (int attempt = 0; ; attempt++) {
       try {
         runner.place(choose(Math.min(p, pool.size()), pool));
@@ -166,14 +218,14 @@ public final class ShardedBackend implements ForwardBackend {
     for (int i = 0; i < p; i++) {
       out.add(pool.get((first + i) % pool.size()));
     }
-    nextFirstShard = (nextFirstShard + 1) % Math.max(1, shards.size());
+    nextFirstShard = (nextFirstShard + 1) % Math.max(1, pool.size());
     return out;
   }
 
   /** The shards that answer Describe now (with their current epochs). */
   private List<ShardClient> live() {
     List<ShardClient> out = new ArrayList<>();
-    for (ShardClient c : shards) {
+    for (ShardClient c : shards()) {
       try {
         c.describe(LIVENESS_TIMEOUT_MILLIS);
         out.add(c);
@@ -195,7 +247,7 @@ public final class ShardedBackend implements ForwardBackend {
   @Override
   public void close() {
     calls.shutdownNow();
-    shards.forEach(ShardClient::close);
+    directory.close();
   }
 
   /** One request's sequence over its shards. */
@@ -248,6 +300,22 @@ public final class ShardedBackend implements ForwardBackend {
 
     /** Runs a step; if a shard fails, rebuilds the KV on the shards left and runs it again. */
     private float[] run(int[] tokens, boolean decode) {
+      Span span =
+          Telemetry.get()
+              .startSpan(decode ? "longctx.decode.step" : "longctx.prefill.step")
+              .setAttribute("longctx.tokens", tokens.length)
+              .setAttribute("longctx.position", length);
+      try (Scope ignored = span.makeCurrent()) {
+        return runStep(tokens, decode, span);
+      } catch (RuntimeException e) {
+        Telemetry.fail(span, e);
+        throw e;
+      } finally {
+        span.end();
+      }
+    }
+
+    private float[] runStep(int[] tokens, boolean decode, Span span) {
       boolean rebuild = false;
       while (true) {
         try {
@@ -265,6 +333,11 @@ public final class ShardedBackend implements ForwardBackend {
           LOG.warnf(
               "request %s: shard failure (%s); rebuilding %d tokens of KV on the shards left",
               requestId, e.getStatus(), length);
+          span.addEvent(
+              "shard failure; rebuilding KV",
+              io.opentelemetry.api.common.Attributes.of(
+                  io.opentelemetry.api.common.AttributeKey.stringKey("grpc.status"),
+                  e.getStatus().getCode().name()));
           rebuild = true;
         }
       }
@@ -317,6 +390,22 @@ public final class ShardedBackend implements ForwardBackend {
           .build();
     }
 
+    /** {@link #parallel(IntFunction)} as the span {@code phase} (null: no span of its own). */
+    <T> List<T> parallel(Span phase, IntFunction<T> call) {
+      if (phase == null) {
+        return parallel(call);
+      }
+      try (Scope ignored = phase.makeCurrent()) {
+        return parallel(call);
+      } catch (RuntimeException e) {
+        Telemetry.fail(phase, e);
+        throw e;
+      } finally {
+        phase.end();
+      }
+    }
+
+    /** Calls every shard of the request at once (each call in the caller's trace context). */
     <T> List<T> parallel(IntFunction<T> call) {
       int p = mine.size();
       if (p == 1) {
@@ -325,7 +414,7 @@ public final class ShardedBackend implements ForwardBackend {
       List<Future<T>> futures = new ArrayList<>(p);
       for (int r = 0; r < p; r++) {
         int shard = r;
-        futures.add(calls.submit(() -> call.apply(shard)));
+        futures.add(calls.submit(Context.current().wrap(() -> call.apply(shard))));
       }
       List<T> out = new ArrayList<>(p);
       for (Future<T> f : futures) {
@@ -406,11 +495,13 @@ public final class ShardedBackend implements ForwardBackend {
         positions[i] = start + i;
       }
       float[][] attention = new float[p][];
+      boolean traceLayers = n > 1; // per-layer spans for prefill steps, not for every decode token
       for (int layer = 0; layer < config.layers(); layer++) {
         int l = layer;
         // 1. Advance: owners finish layer l-1 and project layer l; collect the queries.
         List<AdvanceResponse> advanced =
             parallel(
+                traceLayers ? layerSpan("longctx.prefill.advance", l) : null,
                 r -> {
                   if (owned[r].length == 0) {
                     return null;
@@ -447,7 +538,9 @@ public final class ShardedBackend implements ForwardBackend {
         }
         AttendRequest base = ab.build();
         List<AttendResponse> partials =
-            parallel(r -> mine.get(r).stub().attend(base.toBuilder().setTag(tag(r, l)).build()));
+            parallel(
+                traceLayers ? layerSpan("longctx.prefill.attend", l) : null,
+                r -> mine.get(r).stub().attend(base.toBuilder().setTag(tag(r, l)).build()));
         // 3. Merge by LSE, per query and head.
         float[][] outs = new float[p][];
         float[][] lses = new float[p][];
@@ -500,6 +593,11 @@ public final class ShardedBackend implements ForwardBackend {
       }
       length += n;
       return logits;
+    }
+
+    /** A span of one layer phase of a prefill step (its shard calls become its children). */
+    private Span layerSpan(String name, int layer) {
+      return Telemetry.get().startSpan(name).setAttribute("longctx.layer", layer);
     }
 
     @Override

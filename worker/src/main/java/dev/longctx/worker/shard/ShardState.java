@@ -37,16 +37,11 @@ final class ShardState {
   private TransformerLayers.Activations act;
 
   /**
-   * @param policy the request's attention: dense, or SelfExtend (whose keys are kept twice: at
-   *     their positions and at the grouped ones, ALGORITHMS.md §2.4 design 1)
+   * @param policy the request's attention; only its positions matter here: plain, or SelfExtend's
+   *     (whose keys are kept twice: at their positions and at the grouped ones, ALGORITHMS.md §2.4
+   *     design 1). Sparse selection happens at the coordinator.
    */
   ShardState(TransformerLayers layers, int capacity, AttentionPolicy policy) {
-    if (!(policy instanceof AttentionPolicy.Dense) && !(policy instanceof SelfExtend)) {
-      throw new IllegalArgumentException(
-          "attention method \""
-              + policy.name()
-              + "\" is not served by shards yet; available: dense, self-extend");
-    }
     this.c = layers.config();
     this.layers = layers;
     this.scale = (float) (1.0 / Math.sqrt(c.headDim()));
@@ -62,6 +57,16 @@ final class ShardState {
    * A step's queries of one layer: rotated at their positions, and at SelfExtend's grouped ones.
    */
   record Queries(float[] plain, float[] grouped) {}
+
+  /** The current step's keys of the layer last advanced, plain or SelfExtend-grouped. */
+  float[] stepKeys(boolean grouped) {
+    return Arrays.copyOf(grouped ? act.groupKeys() : act.keys(), rows * c.kvDim());
+  }
+
+  /** The current step's RMSNormed input of the layer last advanced. */
+  float[] stepNormedInput() {
+    return Arrays.copyOf(act.normedInput(), rows * c.dim());
+  }
 
   int slots() {
     return slots;
@@ -180,8 +185,36 @@ final class ShardState {
    */
   void attend(
       int l, float[] queries, float[] groupQueries, int[] positions, float[] out, float[] lse) {
+    attend(l, queries, groupQueries, positions, null, out, lse);
+  }
+
+  /**
+   * {@link #attend(int, float[], float[], int[], float[], float[])} over selected keys only (sparse
+   * methods, ALGORITHMS.md §4.5 step 4): {@code selected[i]} lists global positions (ascending)
+   * chosen for query i — one list per query shared by all its heads, or one per query and KV head
+   * ({@code m · kvHeads} lists); this shard attends over the ones it holds. A null list (or {@code
+   * selected} null) means every visible key.
+   */
+  void attend(
+      int l,
+      float[] queries,
+      float[] groupQueries,
+      int[] positions,
+      int[][] selected,
+      float[] out,
+      float[] lse) {
     int m = positions.length;
     int heads = c.heads();
+    int kvHeads = c.kvHeads();
+    if (selected != null && selected.length != m && selected.length != m * kvHeads) {
+      throw new IllegalArgumentException(
+          "selections must be one per query ("
+              + m
+              + ") or per query and KV head ("
+              + m * kvHeads
+              + "), got "
+              + selected.length);
+    }
     float[] kl = keys[l];
     if (kl == null) {
       Arrays.fill(out, 0f);

@@ -47,12 +47,7 @@ class OpenAiApiTest {
         ServingServer.inProcess(
             model, "stories260K", 0, 4096, new EngineLoop.Limits(64, 2000), "127.0.0.1", 0);
     http = HealthEndpoints.start("127.0.0.1", 0, () -> true);
-    new OpenAiApi(
-            ServingServer.servedModel(model, "stories260K", 0),
-            List.of("stories260K.bin"),
-            server.engine(),
-            null)
-        .mount(http);
+    new OpenAiApi(server.model(), List.of("stories260K.bin"), server.engine(), null).mount(http);
     client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
   }
 
@@ -402,12 +397,7 @@ class OpenAiApiTest {
   @Test
   void apiKeyIsRequiredWhenConfiguredAndHealthStaysOpen() throws Exception {
     try (HealthEndpoints keyed = HealthEndpoints.start("127.0.0.1", 0, () -> true)) {
-      new OpenAiApi(
-              ServingServer.servedModel(model, "stories260K", 0),
-              List.of(),
-              server.engine(),
-              "s3cret-key")
-          .mount(keyed);
+      new OpenAiApi(server.model(), List.of(), server.engine(), "s3cret-key").mount(keyed);
       String body = "{\"prompt\": \"Once\", \"max_tokens\": 3, \"temperature\": 0}";
       HttpResponse<String> none = post(keyed, "/v1/completions", body);
       assertError(none, 401, null, "Authorization: Bearer");
@@ -443,8 +433,7 @@ class OpenAiApiTest {
             ServingServer.inProcess(
                 model, "small", 0, 100, new EngineLoop.Limits(4, 500), "127.0.0.1", 0);
         HealthEndpoints smallHttp = HealthEndpoints.start("127.0.0.1", 0, () -> true)) {
-      new OpenAiApi(ServingServer.servedModel(model, "small", 0), List.of(), small.engine(), null)
-          .mount(smallHttp);
+      new OpenAiApi(small.model(), List.of(), small.engine(), null).mount(smallHttp);
       for (String stream : List.of("false", "true")) {
         HttpResponse<String> r =
             post(
@@ -468,8 +457,7 @@ class OpenAiApiTest {
     // Room for one request of prompt + 40 tokens, not two; 300 ms of queueing allowed.
     try (EngineLoop engine = new EngineLoop(backend, 60, new EngineLoop.Limits(4, 300));
         HealthEndpoints gated = HealthEndpoints.start("127.0.0.1", 0, () -> true)) {
-      new OpenAiApi(ServingServer.servedModel(model, "stories260K", 0), List.of(), engine, null)
-          .mount(gated);
+      new OpenAiApi(server.model(), List.of(), engine, null).mount(gated);
       String body = "{\"prompt\": \"Once upon a time\", \"max_tokens\": 40, \"stream\": %s}";
       var holder =
           client.sendAsync(
@@ -515,8 +503,7 @@ class OpenAiApiTest {
     GatedBackend backend = new GatedBackend(model.transformer());
     try (EngineLoop engine = new EngineLoop(backend, 4096, new EngineLoop.Limits(4, 10_000));
         HealthEndpoints gated = HealthEndpoints.start("127.0.0.1", 0, () -> true)) {
-      new OpenAiApi(ServingServer.servedModel(model, "stories260K", 0), List.of(), engine, null)
-          .mount(gated);
+      new OpenAiApi(server.model(), List.of(), engine, null).mount(gated);
       backend.steps.release(3);
       HttpResponse<InputStream> r =
           client.send(
