@@ -190,8 +190,8 @@ public class ServeBenchCommand implements Callable<Integer> {
    * (coordinator-centred all-gather of Q with LSE partials back, ALGORITHMS.md §4.6 "All-gather-Q +
    * LSE all-to-all"): the owners get their rows' attention output and return their queries (n rows
    * each way), every shard gets all n queries and returns n partial outputs and n·heads LSEs.
-   * SelfExtend doubles the queries. The last row's logits come back once per step (counted here
-   * per layer). One shard alone runs the step in one call: only tokens and logits travel.
+   * SelfExtend doubles the queries. The last row's logits come back once per step (counted here per
+   * layer). One shard alone runs the step in one call: only tokens and logits travel.
    */
   static double modelBytesPerLayer(LlamaConfig c, AttentionPolicy policy, int p, int n) {
     double q = 4.0 * c.queryDim();
