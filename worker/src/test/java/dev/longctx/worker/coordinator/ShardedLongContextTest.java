@@ -175,20 +175,31 @@ class ShardedLongContextTest {
 
   @Test
   void selfExtendGreedyGenerationPastTheTrainedContextEqualsTheEngine() throws Exception {
+    assertGreedyEqualsTheEngine(SELF_EXTEND, Placement.ZIGZAG, 60);
+  }
+
+  @Test
+  void indexerTopKGreedyGenerationPastTheTrainedContextEqualsTheEngine() throws Exception {
+    assertGreedyEqualsTheEngine(INDEXER, Placement.CONTIGUOUS, 40);
+  }
+
+  /** A 700-token prompt on 3 shards streams the engine's greedy tokens and text. */
+  static void assertGreedyEqualsTheEngine(AttentionPolicy policy, Placement placement, int tokens)
+      throws Exception {
     int[] ids = prompt(700);
     Generator.Result want =
         Generator.generate(
-            model.transformer().withAttention(SELF_EXTEND),
+            model.transformer().withAttention(policy),
             model.tokenizer(),
-            new Generator.Request(ids, SamplingParams.greedy(), 60, List.of(), 1856),
+            new Generator.Request(ids, SamplingParams.greedy(), tokens, List.of(), 1856),
             t -> {});
-    ShardedBackend backend = backend(3, SELF_EXTEND, Placement.ZIGZAG);
+    ShardedBackend backend = backend(3, policy, placement);
     try (EngineLoop loop = new EngineLoop(backend, 1 << 20, 10_000)) {
       RecordingSink sink = new RecordingSink();
       loop.submit(
           new GenerationTask(
               new GenerationTask.Spec(
-                  "se-greedy", ids, SamplingParams.greedy(), 60, List.of(), 1856),
+                  "greedy-" + policy.name(), ids, SamplingParams.greedy(), tokens, List.of(), 1856),
               model.tokenizer(),
               sink));
       assertThat(sink.finished.get(120, java.util.concurrent.TimeUnit.SECONDS))
@@ -220,31 +231,6 @@ class ShardedLongContextTest {
           }
         }
       }
-    }
-  }
-
-  @Test
-  void indexerTopKGreedyGenerationPastTheTrainedContextEqualsTheEngine() throws Exception {
-    int[] ids = prompt(700);
-    Generator.Result want =
-        Generator.generate(
-            model.transformer().withAttention(INDEXER),
-            model.tokenizer(),
-            new Generator.Request(ids, SamplingParams.greedy(), 40, List.of(), 1856),
-            t -> {});
-    ShardedBackend backend = backend(3, INDEXER, Placement.CONTIGUOUS);
-    try (EngineLoop loop = new EngineLoop(backend, 1 << 20, 10_000)) {
-      RecordingSink sink = new RecordingSink();
-      loop.submit(
-          new GenerationTask(
-              new GenerationTask.Spec(
-                  "topk-greedy", ids, SamplingParams.greedy(), 40, List.of(), 1856),
-              model.tokenizer(),
-              sink));
-      assertThat(sink.finished.get(120, java.util.concurrent.TimeUnit.SECONDS))
-          .isEqualTo(want.finishReason());
-      assertThat(sink.tokens).isEqualTo(Arrays.stream(want.tokens()).boxed().toList());
-      assertThat(sink.shardsUsed).isEqualTo(3);
     }
   }
 
