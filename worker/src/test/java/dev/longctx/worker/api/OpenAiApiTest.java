@@ -226,6 +226,28 @@ class OpenAiApiTest {
     assertThat(choice(answer)).containsEntry("finish_reason", "length");
   }
 
+  @Test
+  void seededSamplingUsesOpenAiDefaultsAndEqualsTheEngine() throws Exception {
+    // OpenAI's sampling: no top-k, no min-p, no repetition penalty unless asked.
+    int[] ids = model.tokenizer().encodePrompt("The little dog");
+    Generator.Result want =
+        Generator.generate(
+            model.transformer(),
+            model.tokenizer(),
+            new Generator.Request(
+                ids, new SamplingParams(0.9f, 0, 0.9f, 0f, 1f, 64, 42), 40, List.of(), 512),
+            t -> {});
+    String body =
+        "{\"prompt\": \"The little dog\", \"max_tokens\": 40, \"temperature\": 0.9,"
+            + " \"top_p\": 0.9, \"seed\": 42}";
+    HttpResponse<String> first = post("/v1/completions", body);
+    HttpResponse<String> second = post("/v1/completions", body);
+    assertThat(first.statusCode()).as(first.body()).isEqualTo(200);
+    assertThat(choice(json(first.body()))).containsEntry("text", want.text());
+    assertThat(choice(json(second.body()))).containsEntry("text", want.text());
+    assertThat(want.text()).isNotEqualTo(reference("The little dog", 40).text());
+  }
+
   // ---- chat -----------------------------------------------------------------------------
 
   @Test
