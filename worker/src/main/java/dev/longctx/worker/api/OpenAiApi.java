@@ -73,6 +73,18 @@ public final class OpenAiApi {
     http.route("/v1/models", guarded(this::models));
     http.route("/v1/completions", guarded(ex -> generate(ex, false)));
     http.route("/v1/chat/completions", guarded(ex -> generate(ex, true)));
+    http.route("/v1/", guarded(OpenAiApi::notServed)); // the longest matching path wins
+  }
+
+  private static void notServed(HttpExchange ex) {
+    throw new OpenAiError(
+        404,
+        "invalid_request_error",
+        null,
+        "not_found",
+        ex.getRequestURI().getPath()
+            + " is not served here; this server serves /v1/completions, /v1/chat/completions and"
+            + " /v1/models");
   }
 
   private interface Handler {
@@ -173,7 +185,7 @@ public final class OpenAiApi {
   private void generate(HttpExchange ex, boolean chat) throws IOException, InterruptedException {
     String path = ex.getRequestURI().getPath();
     if (!path.equals(chat ? "/v1/chat/completions" : "/v1/completions")) {
-      throw new OpenAiError(404, "invalid_request_error", null, null, "no route " + path);
+      notServed(ex);
     }
     requireMethod(ex, "POST");
     String body = readBody(ex);
@@ -313,6 +325,7 @@ public final class OpenAiApi {
   private final class Answer {
     final OpenAiRequests.Parsed req;
     final String id;
+    final long created = Instant.now().getEpochSecond();
 
     Answer(OpenAiRequests.Parsed req, String id) {
       this.req = req;
@@ -322,7 +335,7 @@ public final class OpenAiApi {
     void header(JsonGenerator g, String object) throws IOException {
       g.writeStringField("id", id);
       g.writeStringField("object", object);
-      g.writeNumberField("created", Instant.now().getEpochSecond());
+      g.writeNumberField("created", created);
       g.writeStringField("model", model.name());
     }
 

@@ -153,6 +153,7 @@ class OpenAiApiTest {
 
     StringBuilder text = new StringBuilder();
     String id = null;
+    Object created = null;
     String finish = null;
     Map<String, Object> usage = null;
     for (String d : data.subList(0, data.size() - 1)) {
@@ -160,7 +161,9 @@ class OpenAiApiTest {
       assertThat(chunk.get("object")).isEqualTo("text_completion");
       assertThat(chunk.get("model")).isEqualTo("stories260K");
       id = id == null ? (String) chunk.get("id") : id;
+      created = created == null ? chunk.get("created") : created;
       assertThat(chunk.get("id")).isEqualTo(id);
+      assertThat(chunk.get("created")).isEqualTo(created);
       List<?> choices = (List<?>) chunk.get("choices");
       if (choices.isEmpty()) { // the usage chunk, last before [DONE]
         usage = field(chunk, "usage");
@@ -412,6 +415,8 @@ class OpenAiApiTest {
         client.send(request(http, c).GET().build(), HttpResponse.BodyHandlers.ofString());
     assertError(get, 405, null, "takes POST");
     assertThat(get.headers().firstValue("Allow")).hasValue("POST");
+    assertError(post("/v1/embeddings", "{}"), 404, null, "/v1/embeddings is not served here");
+    assertError(post("/v1/completions/x", "{}"), 404, null, "is not served here");
   }
 
   // ---- API key, overload, disconnect -----------------------------------------------------
