@@ -98,13 +98,29 @@ public final class ServingServer implements AutoCloseable {
       String host,
       int port)
       throws IOException {
+    return inProcess(
+        loaded, name, contextLimit, kvCapacityTokens, limits, host, port, AttentionPolicy.dense());
+  }
+
+  /** {@link #inProcess} with every request under {@code policy}. */
+  public static ServingServer inProcess(
+      LoadedModel loaded,
+      String name,
+      int contextLimit,
+      long kvCapacityTokens,
+      EngineLoop.Limits limits,
+      String host,
+      int port,
+      AttentionPolicy policy)
+      throws IOException {
     EngineLoop engine =
-        new EngineLoop(new LocalBackend(loaded.transformer()), kvCapacityTokens, limits);
+        new EngineLoop(
+            new LocalBackend(loaded.transformer().withAttention(policy)), kvCapacityTokens, limits);
     long epoch = new java.security.SecureRandom().nextLong() & Long.MAX_VALUE;
     return start(
         host,
         port,
-        servedModel(loaded, name, contextLimit),
+        servedModel(loaded, name, contextLimit, policy),
         engine,
         new AdminService(engine, AdminService.inProcess(engine, name, epoch)));
   }

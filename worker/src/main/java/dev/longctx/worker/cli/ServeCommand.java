@@ -1,5 +1,6 @@
 package dev.longctx.worker.cli;
 
+import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.tensor.Parallel;
 import dev.longctx.worker.api.HealthEndpoints;
@@ -10,6 +11,7 @@ import dev.longctx.worker.coordinator.LocalShards;
 import dev.longctx.worker.coordinator.ShardClient;
 import dev.longctx.worker.coordinator.ShardDirectory;
 import dev.longctx.worker.coordinator.ShardPool;
+import dev.longctx.worker.coordinator.ShardedBackend;
 import dev.longctx.worker.shard.ShardEngine;
 import dev.longctx.worker.shard.ShardServer;
 import dev.longctx.worker.telemetry.Telemetry;
@@ -28,6 +30,7 @@ import java.util.Properties;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicBoolean;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -191,7 +194,40 @@ public class ServeCommand implements Callable<Integer> {
       description = "Compute threads (default: all cores).")
   Integer threads;
 
+  @Mixin AttentionOptions attentionOptions;
+
+  @Option(
+      names = "--placement",
+      description =
+          "How each step's tokens are split over a request's shards: contiguous or zigzag"
+              + " (default: sharding.placement, else contiguous).")
+  String placementOption;
+
   private final Properties conf = new Properties();
+
+  /**
+   * Attention from engine.properties (the operator writes the CR's attention and context.selfExtend
+   * there) where no {@code --attention} option was given.
+   */
+  private void attentionFromConfig() {
+    if (!attentionOptions.attention.equals("dense") || attentionOptions.groupSize != null) {
+      return;
+    }
+    String method = conf.getProperty("attention.method", "dense").strip();
+    boolean selfExtend =
+        Boolean.parseBoolean(conf.getProperty("context.selfExtend.enabled", "false").strip());
+    attentionOptions.attention = method.equals("dense") && selfExtend ? "self-extend" : method;
+    if (selfExtend) {
+      attentionOptions.groupSize = intConf("context.selfExtend.groupSize", 1);
+      attentionOptions.neighborWindow = intConf("context.selfExtend.neighborWindow", 1);
+    }
+    if (method.equals("indexer-topk")) {
+      attentionOptions.topK = intConf("attention.topK", 2048);
+      attentionOptions.denseBelow = intConf("attention.denseBelowTokens", 0);
+    } else if (method.equals("block-topk")) {
+      attentionOptions.blockSize = intConf("attention.blockSize", 64);
+    }
+  }
 
   /**
    * The SDK quarkus-opentelemetry configured (a no-op unless enabled, see application.properties).
@@ -239,8 +275,20 @@ public class ServeCommand implements Callable<Integer> {
     HealthEndpoints health = http >= 0 ? HealthEndpoints.start(host, http, ready::get) : null;
     long t0 = System.nanoTime();
     LoadedModel loaded = LoadedModel.load(Path.of(modelPath), tokenizer);
+    attentionFromConfig();
+    AttentionPolicy policy = attentionOptions.policy(loaded);
+    ShardedBackend.Placement split =
+        ShardedBackend.Placement.parse(
+            placementOption != null
+                ? placementOption
+                : conf.getProperty("sharding.placement", "contiguous"));
     int configured = ctx != null && ctx > 0 ? ctx : intConf("context.maxTokens", 0);
-    int contextLimit = configured > 0 ? configured : loaded.config().contextLength();
+    int trained = loaded.config().contextLength();
+    // SelfExtend serves its extended context, (L_train − w)·G + w, unless a limit is configured.
+    int contextLimit =
+        configured > 0
+            ? configured
+            : policy.positions() != null ? policy.maxContext(trained) : trained;
     String kvEnv = System.getenv("LONGCTX_KV_CACHE_TOKENS");
     long capacity =
         kvCacheTokens != null
@@ -326,7 +374,7 @@ public class ServeCommand implements Callable<Integer> {
             listen(
                 () ->
                     ServingServer.inProcess(
-                        loaded, served, contextLimit, capacity, limits, host, grpc),
+                        loaded, served, contextLimit, capacity, limits, host, grpc, policy),
                 host,
                 grpc,
                 loaded,
@@ -373,8 +421,8 @@ public class ServeCommand implements Callable<Integer> {
                         limits,
                         host,
                         grpc,
-                        dev.longctx.engine.attention.AttentionPolicy.dense(),
-                        dev.longctx.worker.coordinator.ShardedBackend.Placement.CONTIGUOUS),
+                        policy,
+                        split),
                 host,
                 grpc,
                 loaded,
