@@ -324,7 +324,7 @@ public class LongContextModelReconciler implements Reconciler<LongContextModel> 
         ready,
         ready ? "Serving" : "NotReady",
         ready
-            ? "serving on " + endpoint(model)
+            ? "serving on " + Names.endpoint(model)
             : "waiting for: "
                 + String.join(
                     ", ",
@@ -346,7 +346,7 @@ public class LongContextModelReconciler implements Reconciler<LongContextModel> 
       status.setPhase(Phase.Pending);
     }
     status.setObservedGeneration(generation);
-    status.setEndpoint(endpoint(model));
+    status.setEndpoint(Names.endpoint(model));
     status.setHttpEndpoint(
         "http://%s.%s.svc:%d"
             .formatted(
@@ -354,14 +354,6 @@ public class LongContextModelReconciler implements Reconciler<LongContextModel> 
                 model.getMetadata().getNamespace(),
                 model.getSpec().getService().getHttpPort()));
     return ready;
-  }
-
-  static String endpoint(LongContextModel m) {
-    return "%s.%s.svc:%d"
-        .formatted(
-            Names.coordinatorService(m),
-            m.getMetadata().getNamespace(),
-            m.getSpec().getService().getGrpcPort());
   }
 
   private static long generation(LongContextModel m) {

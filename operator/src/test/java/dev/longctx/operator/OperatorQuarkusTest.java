@@ -5,7 +5,7 @@ import static org.awaitility.Awaitility.await;
 
 import dev.longctx.api.v1alpha1.LongContextModel;
 import dev.longctx.operator.autoscaler.ContextLoadSource;
-import dev.longctx.operator.autoscaler.UnavailableContextLoadSource;
+import dev.longctx.operator.autoscaler.GrpcContextLoadSource;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.apps.StatefulSet;
 import io.fabric8.kubernetes.client.KubernetesClient;
@@ -48,7 +48,9 @@ class OperatorQuarkusTest {
 
   @Test
   void theOperatorReconcilesASampleAndServesHealthAndMetrics() throws Exception {
-    assertThat(loads).isInstanceOf(UnavailableContextLoadSource.class);
+    assertThat(loads).isInstanceOf(GrpcContextLoadSource.class);
+    // built from its config defaults; a coordinator whose name does not resolve is no reading
+    assertThat(loads.read(TestModels.cpu("nowhere", "q"))).isEmpty();
     client
         .namespaces()
         .resource(new NamespaceBuilder().withNewMetadata().withName("q").endMetadata().build())

@@ -148,24 +148,58 @@ public final class SequenceAttention {
   }
 
   /**
-   * Records tokens {@code [start, start + n)} of layer {@code layer} in the side state: row t of
-   * {@code keys} (rotated at its position), of {@code groupKeys} (at ⌊j/G⌋, or null without
-   * SelfExtend) and of {@code x} (the layer's normalized input) belong to position start + t.
+   * Records tokens {@code [start, start + n)} of layer {@code layer} in the side state, their keys
+   * laid out as in a contiguous cache: position p's at {@code keys[p·kvDim]} ({@code keys}: rotated
+   * at their positions; {@code groupKeys}: at ⌊j/G⌋, or null without SelfExtend; {@code x}: the
+   * layer's normalized input rows of the chunk).
    */
   public void append(int layer, int start, int n, float[] keys, float[] groupKeys, float[] x) {
+    appendRows(layer, start, n, keys, start * kvDim, groupKeys, x);
+  }
+
+  /**
+   * {@link #append} with the chunk's keys as rows of their own: token {@code start + t}'s key at
+   * {@code keys[offset + t·kvDim]} (and its grouped key at the same place in {@code groupKeys}). A
+   * coordinator that selects for shards holds no full key cache, only the rows each step brings.
+   */
+  public void appendRows(
+      int layer, int start, int n, float[] keys, int offset, float[] groupKeys, float[] x) {
     for (int t = 0; t < n; t++) {
       int pos = start + t;
+      int row = offset + t * kvDim;
       if (ownHeads != null) {
-        ownHeads.put(layer, pos, keys, groupKeys, t * kvDim);
+        ownHeads.put(layer, pos, keys, groupKeys, row);
       }
       if (blocks != null) {
         // With SelfExtend, past blocks are (mostly) attended at grouped positions: summarize those.
-        blocks[layer].put(pos, se != null ? groupKeys : keys, t * kvDim);
+        blocks[layer].put(pos, se != null ? groupKeys : keys, row);
       }
     }
     if (indexer != null) {
       indexer.keys(layer, x, n, start, indexerKeys[layer]);
     }
+  }
+
+  /** Whether the selector reads the layer's normalized input (a model-file lightning indexer). */
+  public boolean needsLayerInput() {
+    return indexer != null;
+  }
+
+  /**
+   * The key sets the chunk's {@code n} queries (positions {@code start..}) of one layer attend
+   * over: entry {@code t·kvHeads + g} lists the positions (ascending) for query t's KV head g, or
+   * is null where the query attends every causal key. Indexer top-k gives all heads of a query the
+   * same array. This is the selection {@link #attend} uses; a coordinator computes it once and
+   * sends it to the shards holding the keys.
+   */
+  public int[][] select(int layer, int start, int n, float[] qn, float[] qg, float[] x) {
+    int[][] selection = new int[n * kvHeads][];
+    if (policy instanceof IndexerTopK t) {
+      selectIndexer(t, layer, start, n, qn, qg, x, selection);
+    } else if (policy instanceof BlockTopK b) {
+      selectBlocks(b, layer, start, n, qn, qg, selection);
+    }
+    return selection;
   }
 
   /**
@@ -189,12 +223,7 @@ public final class SequenceAttention {
       int pageShift,
       float[] x,
       float[] out) {
-    int[][] selection = new int[n * kvHeads][];
-    if (policy instanceof IndexerTopK t) {
-      selectIndexer(t, layer, start, n, qn, qg, x, selection);
-    } else if (policy instanceof BlockTopK b) {
-      selectBlocks(b, layer, start, n, qn, qg, selection);
-    }
+    int[][] selection = select(layer, start, n, qn, qg, x);
     Kv kv = new Kv(keyPages, groupKeyPages, valuePages, pageShift);
     Parallel.forRange(
         n * kvHeads,

@@ -3,7 +3,6 @@ package dev.longctx.engine.inference;
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.kernel.Attention;
-import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.tensor.Parallel;
@@ -29,7 +28,6 @@ public final class Transformer {
   private final TransformerLayers layers;
   private final LlamaConfig config;
   private final LlamaWeights weights;
-  private final Rope rope;
   private final float attentionScale;
   private final AttentionPolicy defaultPolicy;
 
@@ -38,7 +36,6 @@ public final class Transformer {
     this.config = config;
     this.weights = weights;
     this.defaultPolicy = AttentionPolicy.dense();
-    this.rope = layers.rope();
     this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
   }
 
@@ -46,7 +43,6 @@ public final class Transformer {
     this.layers = base.layers;
     this.config = base.config;
     this.weights = base.weights;
-    this.rope = base.rope;
     this.attentionScale = base.attentionScale;
     this.defaultPolicy = policy;
   }
@@ -156,7 +152,6 @@ public final class Transformer {
   private void forward(
       Sequence seq, int[] tokens, int off, int n, LogitRows logitRows, float[] logits) {
     LlamaConfig c = config;
-    int qDim = c.queryDim();
     int kvDim = c.kvDim();
     int start = seq.cache().length();
     KvCache cache = seq.cache();
@@ -176,24 +171,20 @@ public final class Transformer {
       layers.project(l, s, n);
       AttentionPolicy.SelfExtend se = seq.policy().positions();
       if (se != null) {
-        // Pre-RoPE copies, rotated below at SelfExtend's grouped positions (ALGORITHMS.md §2.4).
-        System.arraycopy(s.q, 0, s.qg, 0, n * qDim);
-        System.arraycopy(s.k, 0, s.kg, 0, n * kvDim);
+        layers.rotateSelfExtend(s, n, positions, se);
+      } else {
+        layers.rotate(s, n, positions);
       }
-      layers.rotate(s, n, positions);
       for (int t = 0; t < n; t++) {
-        int pos = start + t;
-        cache.put(l, pos, s.k, t * kvDim, s.v, t * kvDim);
+        cache.put(l, start + t, s.k, t * kvDim, s.v, t * kvDim);
         if (se != null) {
-          rope.apply(s.qg, t * qDim, c.heads(), se.groupQueryPosition(pos));
-          rope.apply(s.kg, t * kvDim, c.kvHeads(), se.groupKeyPosition(pos));
-          cache.putGroupKeys(l, pos, s.kg, t * kvDim);
+          cache.putGroupKeys(l, start + t, s.kg, t * kvDim);
         }
       }
       if (policyAttention == null) {
         attention(s, cache.keyPages(l), cache.valuePages(l), cache.pageShift(), start, n);
       } else {
-        policyAttention.append(l, start, n, s.k, se != null ? s.kg : null, s.xb);
+        policyAttention.appendRows(l, start, n, s.k, 0, se != null ? s.kg : null, s.xb);
         policyAttention.attend(
             l,
             start,

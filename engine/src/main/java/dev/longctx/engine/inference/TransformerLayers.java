@@ -1,5 +1,6 @@
 package dev.longctx.engine.inference;
 
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.LlamaConfig;
@@ -96,6 +97,24 @@ public final class TransformerLayers {
       rope.apply(a.q, t * config.queryDim(), config.heads(), positions[t]);
       rope.apply(a.k, t * config.kvDim(), config.kvHeads(), positions[t]);
     }
+  }
+
+  /**
+   * SelfExtend's rotations (ALGORITHMS.md §2.4 design 1): keeps pre-RoPE copies of the projected
+   * queries and keys in {@link Activations#groupQueries()} / {@link Activations#groupKeys()} and
+   * rotates them at the grouped positions (query ⌊i/G⌋ + w − w/G, key ⌊j/G⌋ in the exact mode),
+   * then rotates the plain ones at {@code positions} as {@link #rotate} does.
+   */
+  public void rotateSelfExtend(Activations a, int n, int[] positions, SelfExtend se) {
+    int qDim = config.queryDim();
+    int kvDim = config.kvDim();
+    System.arraycopy(a.q, 0, a.qg, 0, n * qDim);
+    System.arraycopy(a.k, 0, a.kg, 0, n * kvDim);
+    for (int t = 0; t < n; t++) {
+      rope.apply(a.qg, t * qDim, config.heads(), se.groupQueryPosition(positions[t]));
+      rope.apply(a.kg, t * kvDim, config.kvHeads(), se.groupKeyPosition(positions[t]));
+    }
+    rotate(a, n, positions);
   }
 
   /**

@@ -4,9 +4,9 @@ import dev.longctx.api.v1alpha1.LongContextModel;
 import java.util.Optional;
 
 /**
- * Where the autoscaler reads a pool's context load. The production implementation will call the
- * coordinator's {@code Admin.GetLoad} gRPC method (not built yet); until then the operator runs
- * with {@link UnavailableContextLoadSource}, under which the autoscaler never scales down.
+ * Where the autoscaler reads a pool's context load. The operator runs {@link
+ * GrpcContextLoadSource}, which calls the coordinator's {@code Admin.GetLoad}; tests substitute
+ * fakes.
  */
 public interface ContextLoadSource {
 

@@ -31,6 +31,15 @@ public final class Names {
     return m.getMetadata().getName();
   }
 
+  /** The client endpoint: the coordinator Service's cluster DNS name and gRPC port. */
+  public static String endpoint(LongContextModel m) {
+    return "%s.%s.svc:%d"
+        .formatted(
+            coordinatorService(m),
+            m.getMetadata().getNamespace(),
+            m.getSpec().getService().getGrpcPort());
+  }
+
   public static String coordinator(LongContextModel m) {
     return m.getMetadata().getName() + "-coordinator";
   }

@@ -3,20 +3,12 @@ package dev.longctx.worker.cli;
 import dev.longctx.proto.v1.ChatMessage;
 import dev.longctx.proto.v1.ChatMessages;
 import dev.longctx.proto.v1.GenerateRequest;
-import dev.longctx.proto.v1.GenerateResponse;
-import dev.longctx.proto.v1.InferenceGrpc;
 import dev.longctx.proto.v1.SamplingParams;
-import io.grpc.ManagedChannel;
-import io.grpc.StatusRuntimeException;
-import io.grpc.netty.NettyChannelBuilder;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
-import java.util.Locale;
 import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -28,9 +20,6 @@ import picocli.CommandLine.Option;
         "Stream a completion of --prompt from a longctx server (gRPC longctx.v1.Inference) to"
             + " stdout; a last line on stderr gives usage and timings.")
 public class ClientCommand implements Callable<Integer> {
-
-  /** Exit code when the server answered with an error status. */
-  static final int EXIT_SERVER_ERROR = 3;
 
   @Option(
       names = "--server",
@@ -116,62 +105,6 @@ public class ClientCommand implements Callable<Integer> {
     }
 
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-    ManagedChannel channel = NettyChannelBuilder.forTarget(server).usePlaintext().build();
-    try {
-      Iterator<GenerateResponse> stream =
-          InferenceGrpc.newBlockingStub(channel)
-              .withDeadlineAfter(timeoutSeconds, TimeUnit.SECONDS)
-              .generate(req.build());
-      if (!chat) {
-        out.print(prompt);
-      }
-      while (stream.hasNext()) {
-        GenerateResponse r = stream.next();
-        switch (r.getEventCase()) {
-          case TOKENS -> {
-            out.print(r.getTokens().getText());
-            out.flush();
-          }
-          case PREFILL ->
-              System.err.printf(
-                  "prefill %d/%d%n",
-                  r.getPrefill().getTokensDone(), r.getPrefill().getTokensTotal());
-          case FINAL -> {
-            out.println();
-            var u = r.getFinal().getUsage();
-            System.err.printf(
-                Locale.ROOT,
-                "request %s | prompt %d tokens | completion %d tokens | shards %d | first token"
-                    + " %.3f s | %.2f tokens/s | prefill %.2f tokens/s | finish: %s%n",
-                r.getRequestId(),
-                u.getPromptTokens(),
-                u.getCompletionTokens(),
-                u.getShardsUsed(),
-                u.getTimeToFirstTokenSeconds(),
-                u.getTokensPerSecond(),
-                u.getPrefillTokensPerSecond(),
-                r.getFinal()
-                    .getFinishReason()
-                    .name()
-                    .replace("FINISH_REASON_", "")
-                    .toLowerCase(Locale.ROOT));
-          }
-          case EVENT_NOT_SET -> {}
-        }
-      }
-      return 0;
-    } catch (StatusRuntimeException e) {
-      out.flush();
-      System.err.println(
-          "longctx client: "
-              + e.getStatus().getCode()
-              + (e.getStatus().getDescription() != null
-                  ? ": " + e.getStatus().getDescription()
-                  : ""));
-      return EXIT_SERVER_ERROR;
-    } finally {
-      channel.shutdownNow();
-      channel.awaitTermination(5, TimeUnit.SECONDS);
-    }
+    return GrpcStream.stream(server, req.build(), chat ? null : prompt, out, timeoutSeconds);
   }
 }

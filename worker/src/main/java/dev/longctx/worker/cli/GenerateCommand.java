@@ -7,6 +7,14 @@ import dev.longctx.engine.sampling.SamplingParams;
 import dev.longctx.engine.tokenizer.ChatMessage;
 import dev.longctx.engine.tokenizer.ChatTemplate;
 import dev.longctx.engine.tokenizer.Tokenizer;
+import dev.longctx.proto.v1.GenerateRequest;
+import dev.longctx.proto.v1.TokenIds;
+import dev.longctx.worker.api.ServingServer;
+import dev.longctx.worker.coordinator.EngineLoop;
+import dev.longctx.worker.coordinator.LocalShards;
+import dev.longctx.worker.coordinator.ShardClient;
+import dev.longctx.worker.coordinator.ShardPool;
+import dev.longctx.worker.coordinator.ShardedBackend;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -102,13 +110,42 @@ public class GenerateCommand implements Callable<Integer> {
   Integer ctx;
 
   @Option(
+      names = "--shards",
+      description =
+          "Run through the serving stack instead of in this process: start N shard processes on"
+              + " loopback and a coordinator here, stream the completion over gRPC, stop them"
+              + " (default: 0, in-process).")
+  int shards;
+
+  @Option(
+      names = "--placement",
+      defaultValue = "contiguous",
+      description =
+          "With --shards: how each step's tokens are split over the shards, contiguous or zigzag"
+              + " (default: ${DEFAULT-VALUE}).")
+  String placement;
+
+  @Option(
+      names = "--min-tokens-per-shard",
+      defaultValue = "1",
+      description =
+          "With --shards: spread the prompt over ceil(tokens / this) shards (default:"
+              + " ${DEFAULT-VALUE}, every shard).")
+  int minTokensPerShard;
+
+  @Option(
+      names = "--run-dir",
+      description = "With --shards: where the shard logs go (default: a new folder under ./runs).")
+  java.nio.file.Path runDir;
+
+  @Option(
       names = "--json",
       description =
           "Print one JSON object (text, tokens, usage, timings) instead of streaming text.")
   boolean json;
 
   @Override
-  public Integer call() {
+  public Integer call() throws Exception {
     long actualSeed = seed != null ? seed : System.nanoTime();
     SamplingParams sampling =
         new SamplingParams(temperature, topK, topP, minP, repeatPenalty, repeatLastN, actualSeed);
@@ -127,6 +164,9 @@ public class GenerateCommand implements Callable<Integer> {
       }
       Transformer tr = attentionOptions.transformer(model);
       int context = ctx != null ? ctx : AttentionOptions.defaultContext(tr);
+      if (shards > 0) {
+        return throughShards(model, tr, ids, context);
+      }
       Generator.Request request = new Generator.Request(ids, sampling, maxTokens, stop, context);
       PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
       if (!json && !chat) {
@@ -159,6 +199,81 @@ public class GenerateCommand implements Callable<Integer> {
             actualSeed);
       }
       return 0;
+    }
+  }
+
+  /**
+   * Local mode in one command (DESIGN.md §1): {@code --shards} shard processes on loopback, a
+   * coordinator in this process on a free loopback port, the completion streamed over the public
+   * gRPC API, then everything stopped.
+   */
+  private int throughShards(LoadedModel model, Transformer tr, int[] ids, int context)
+      throws Exception {
+    if (json) {
+      throw new IllegalArgumentException("--json is not available with --shards");
+    }
+    ShardedBackend.Placement split = ShardedBackend.Placement.parse(placement);
+    java.nio.file.Path dir =
+        runDir != null
+            ? runDir
+            : java.nio.file.Path.of(
+                "runs",
+                "generate-"
+                    + java.time.LocalDateTime.now()
+                        .format(java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+    int perShardThreads =
+        modelOptions.threads != null
+            ? modelOptions.threads
+            : Math.max(1, Runtime.getRuntime().availableProcessors() / shards);
+    List<String> extra =
+        new ArrayList<>(
+            List.of(
+                "--kv-cache-tokens",
+                Long.toString(2L * context),
+                "--threads",
+                Integer.toString(perShardThreads)));
+    if (modelOptions.tokenizer != null) {
+      extra.addAll(List.of("--tokenizer", modelOptions.tokenizer.toString()));
+    }
+    System.err.printf("longctx generate: starting %d shard processes (logs in %s)%n", shards, dir);
+    try (LocalShards local = LocalShards.start(shards, modelOptions.model, dir, extra, 300_000)) {
+      List<ShardClient> clients = ShardPool.connect(local.addresses(), 120_000, 300_000);
+      try (ServingServer server =
+          ServingServer.sharded(
+              model,
+              modelOptions.model.getFileName().toString(),
+              context,
+              clients,
+              minTokensPerShard,
+              shards,
+              EngineLoop.Limits.queueTimeout(60_000),
+              "127.0.0.1",
+              0,
+              tr.attentionPolicy(),
+              split)) {
+        dev.longctx.proto.v1.SamplingParams.Builder sampling =
+            dev.longctx.proto.v1.SamplingParams.newBuilder()
+                .setTemperature(temperature)
+                .setTopK(topK)
+                .setTopP(topP)
+                .setMinP(minP)
+                .setRepetitionPenalty(repeatPenalty)
+                .setRepetitionLastN(repeatLastN);
+        if (seed != null) {
+          sampling.setSeed(seed);
+        }
+        GenerateRequest request =
+            GenerateRequest.newBuilder()
+                .setTokenIds(
+                    TokenIds.newBuilder().addAllIds(java.util.Arrays.stream(ids).boxed().toList()))
+                .setSampling(sampling)
+                .setMaxTokens(Math.min(maxTokens, context - ids.length))
+                .addAllStop(stop)
+                .build();
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        return GrpcStream.stream(
+            "127.0.0.1:" + server.port(), request, chat ? null : prompt, out, 3600);
+      }
     }
   }
 }

@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
       SynthCommand.class,
       ConvertCommand.class,
       ServeCommand.class,
-      ClientCommand.class
+      ClientCommand.class,
+      ServeBenchCommand.class
     })
 public class LongctxCommand {}

@@ -5,6 +5,10 @@ import dev.longctx.engine.inference.Generator;
 import dev.longctx.engine.inference.Generator.FinishReason;
 import dev.longctx.engine.sampling.SamplingParams;
 import dev.longctx.engine.tokenizer.Tokenizer;
+import dev.longctx.worker.telemetry.Telemetry;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.context.Context;
+import io.opentelemetry.context.Scope;
 import java.util.Arrays;
 import java.util.List;
 
@@ -38,6 +42,11 @@ public final class GenerationTask {
   private float[] logits;
   private long prefillStartNanos;
   private long firstTokenNanos;
+  private long lastTokenNanos;
+  private final Telemetry telemetry = Telemetry.get();
+  // The request's trace: a span from arrival to the end of the stream, current while it steps.
+  private final Span span;
+  private final Context context;
   private volatile boolean cancelled;
   private boolean done;
 
@@ -46,6 +55,15 @@ public final class GenerationTask {
     this.tokenizer = tokenizer;
     this.sink = sink;
     this.arrivalNanos = System.nanoTime();
+    this.span =
+        telemetry
+            .tracer()
+            .spanBuilder("longctx.generate")
+            .setAllAttributes(Telemetry.request(spec.requestId()))
+            .setAttribute("longctx.prompt_tokens", spec.prompt().length)
+            .setAttribute("longctx.max_tokens", spec.maxTokens())
+            .startSpan();
+    this.context = Context.current().with(span);
     this.decoding =
         new Decoding(
             tokenizer,
@@ -96,7 +114,16 @@ public final class GenerationTask {
   /** The request could not be started (no capacity, shutdown, backend failure). */
   void failToStart(Throwable error) {
     done = true;
+    Telemetry.fail(span, error);
+    span.end();
     sink.onError(error);
+  }
+
+  /** Runs {@code body} in the request's trace context (placement spans join the request). */
+  <T> T inContext(java.util.function.Supplier<T> body) {
+    try (Scope ignored = context.makeCurrent()) {
+      return body.get();
+    }
   }
 
   void start(SequenceRunner runner) {
@@ -106,6 +133,12 @@ public final class GenerationTask {
 
   /** Runs one engine step; returns true when the task is finished (its KV already freed). */
   boolean step() {
+    try (Scope ignored = context.makeCurrent()) {
+      return runStep();
+    }
+  }
+
+  private boolean runStep() {
     if (done) {
       return true;
     }
@@ -130,6 +163,8 @@ public final class GenerationTask {
     } catch (RuntimeException e) {
       closeRunner();
       done = true;
+      Telemetry.fail(span, e);
+      span.end();
       sink.onError(e);
       return true;
     }
@@ -137,9 +172,18 @@ public final class GenerationTask {
 
   private boolean sampleAndAdvance() {
     Decoding.Step step = decoding.next(logits);
+    long now = System.nanoTime();
     if (firstTokenNanos == 0) {
-      firstTokenNanos = System.nanoTime();
+      firstTokenNanos = now;
+      telemetry.recordTimeToFirstToken((now - arrivalNanos) / 1e9);
+      if (now > prefillStartNanos) {
+        telemetry.recordPrefillRate(spec.prompt().length / ((now - prefillStartNanos) / 1e9));
+      }
+      span.addEvent("first token");
+    } else {
+      telemetry.recordInterToken((now - lastTokenNanos) / 1e9);
     }
+    lastTokenNanos = now;
     if (step.token() >= 0 || !step.text().isEmpty()) {
       sink.onTokens(step.tokens(), step.text());
     }
@@ -155,8 +199,14 @@ public final class GenerationTask {
     closeRunner();
     done = true;
     if (reason == null) {
+      span.setAttribute("longctx.finish_reason", "cancelled");
+      span.end();
       return; // cancelled: nobody is listening
     }
+    span.setAttribute("longctx.finish_reason", reason.name().toLowerCase(java.util.Locale.ROOT));
+    span.setAttribute("longctx.completion_tokens", decoding.generated());
+    span.setAttribute("longctx.shards_used", runner == null ? 0 : runner.shardsUsed());
+    span.end();
     long end = System.nanoTime();
     long first = firstTokenNanos == 0 ? end : firstTokenNanos;
     double decodeSeconds = (end - first) / 1e9;

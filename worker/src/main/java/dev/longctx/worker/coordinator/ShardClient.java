@@ -3,6 +3,7 @@ package dev.longctx.worker.coordinator;
 import dev.longctx.proto.shard.v1.DescribeRequest;
 import dev.longctx.proto.shard.v1.DescribeResponse;
 import dev.longctx.proto.shard.v1.ShardGrpc;
+import dev.longctx.worker.telemetry.Telemetry;
 import io.grpc.ManagedChannel;
 import java.util.concurrent.TimeUnit;
 
@@ -24,9 +25,10 @@ public final class ShardClient implements AutoCloseable {
     return address;
   }
 
-  /** A stub whose call carries the per-call deadline. */
+  /** A stub whose call carries the per-call deadline and the caller's trace context. */
   public ShardGrpc.ShardBlockingStub stub() {
     return ShardGrpc.newBlockingStub(channel)
+        .withInterceptors(Telemetry.get().propagate(), ShardTraffic.INTERCEPTOR)
         .withDeadlineAfter(callTimeoutMillis, TimeUnit.MILLISECONDS)
         .withMaxInboundMessageSize(256 << 20)
         .withMaxOutboundMessageSize(256 << 20);

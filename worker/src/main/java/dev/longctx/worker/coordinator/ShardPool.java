@@ -41,14 +41,7 @@ public final class ShardPool {
       throws InterruptedException {
     List<ShardClient> clients = new ArrayList<>();
     for (String address : addresses) {
-      clients.add(
-          new ShardClient(
-              address,
-              NettyChannelBuilder.forTarget(address)
-                  .usePlaintext()
-                  .maxInboundMessageSize(256 << 20)
-                  .build(),
-              callTimeoutMillis));
+      clients.add(client(address, callTimeoutMillis));
     }
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
     String fingerprint = null;
@@ -87,12 +80,29 @@ public final class ShardPool {
     return clients;
   }
 
+  /** A client of the shard at {@code address} (HOST:PORT), plaintext, large messages allowed. */
+  public static ShardClient client(String address, long callTimeoutMillis) {
+    return new ShardClient(
+        address,
+        NettyChannelBuilder.forTarget(address)
+            .usePlaintext()
+            .maxInboundMessageSize(256 << 20)
+            .build(),
+        callTimeoutMillis);
+  }
+
   /**
    * Per-shard load entries for Admin.GetLoad, asked live (a shard that does not answer is not
    * ready).
    */
   public static Supplier<List<ShardLoad>> loads(List<ShardClient> clients) {
+    return loads(() -> clients);
+  }
+
+  /** {@link #loads(List)} of whichever shards {@code pool} holds at each reading. */
+  public static Supplier<List<ShardLoad>> loads(Supplier<List<ShardClient>> pool) {
     return () -> {
+      List<ShardClient> clients = pool.get();
       List<ShardLoad> out = new ArrayList<>();
       for (int i = 0; i < clients.size(); i++) {
         ShardClient c = clients.get(i);
@@ -100,7 +110,10 @@ public final class ShardPool {
             ShardLoad.newBuilder().setShardId(i).setAddress(c.address()).setPod("shard-" + i);
         try {
           DescribeResponse d = c.describe(LOAD_TIMEOUT_MILLIS);
+          // The shard id is the worker pod's StatefulSet ordinal: the operator maps shard-<id>
+          // to <model>-worker-<id>.
           b.setShardId(d.getShardId())
+              .setPod("shard-" + d.getShardId())
               .setEpoch(d.getEpoch())
               .setReady(d.getReady())
               .setResidentTokens(d.getResidentTokens())

@@ -1,18 +1,26 @@
 package dev.longctx.worker.coordinator;
 
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.kernel.Partial;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.proto.shard.v1.AdvanceRequest;
+import dev.longctx.proto.shard.v1.AdvanceResponse;
 import dev.longctx.proto.shard.v1.AttendRequest;
 import dev.longctx.proto.shard.v1.AttendResponse;
 import dev.longctx.proto.shard.v1.CallTag;
+import dev.longctx.proto.shard.v1.Candidates;
 import dev.longctx.proto.shard.v1.ForwardRequest;
 import dev.longctx.proto.shard.v1.LogitsRequest;
 import dev.longctx.proto.shard.v1.OpenRequest;
 import dev.longctx.proto.shard.v1.ReleaseRequest;
-import dev.longctx.proto.shard.v1.Tensor;
 import dev.longctx.worker.shard.Tensors;
+import dev.longctx.worker.telemetry.Telemetry;
 import io.grpc.StatusRuntimeException;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.context.Context;
+import io.opentelemetry.context.Scope;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -43,47 +51,147 @@ public final class ShardedBackend implements ForwardBackend {
   /** Rebuilds one request may go through before its stream fails. */
   static final int MAX_RECOVERIES = 8;
 
-  private final List<ShardClient> shards;
+  private final ShardDirectory directory;
   private final LlamaConfig config;
   private final int minTokensPerShard;
   private final int maxShardsPerRequest;
+  private final AttentionPolicy policy;
+  private final Placement placement;
   private final ExecutorService calls = Executors.newVirtualThreadPerTaskExecutor();
   private int nextFirstShard;
+
+  /** How a step's tokens are split over the request's shards (ALGORITHMS.md §4.3). */
+  public enum Placement {
+    /** Shard r owns the r-th contiguous range of every step. */
+    CONTIGUOUS,
+    /**
+     * The step is cut into 2P chunks and shard r owns chunks r and 2P−1−r, so under the causal mask
+     * every shard gets about the same attention work (§4.3 zig-zag).
+     */
+    ZIGZAG;
+
+    public static Placement parse(String s) {
+      return switch (s.toLowerCase(java.util.Locale.ROOT)) {
+        case "contiguous" -> CONTIGUOUS;
+        case "zigzag", "zig-zag" -> ZIGZAG;
+        default ->
+            throw new IllegalArgumentException(
+                "unknown placement '" + s + "' (expected contiguous or zigzag)");
+      };
+    }
+  }
 
   public ShardedBackend(
       List<ShardClient> shards,
       LlamaConfig config,
       int minTokensPerShard,
       int maxShardsPerRequest) {
+    this(
+        shards,
+        config,
+        minTokensPerShard,
+        maxShardsPerRequest,
+        AttentionPolicy.dense(),
+        Placement.CONTIGUOUS);
+  }
+
+  /**
+   * @param policy every request's attention: dense, SelfExtend, or a sparse method (indexer top-k,
+   *     block top-k, with or without SelfExtend positions), whose keys the coordinator selects
+   * @param placement how steps are split over a request's shards
+   */
+  public ShardedBackend(
+      List<ShardClient> shards,
+      LlamaConfig config,
+      int minTokensPerShard,
+      int maxShardsPerRequest,
+      AttentionPolicy policy,
+      Placement placement) {
+    this(
+        ShardDirectory.fixed(nonEmpty(shards)),
+        config,
+        minTokensPerShard,
+        maxShardsPerRequest,
+        policy,
+        placement);
+  }
+
+  private static List<ShardClient> nonEmpty(List<ShardClient> shards) {
     if (shards.isEmpty()) {
       throw new IllegalArgumentException("a sharded backend needs at least one shard");
     }
-    this.shards = List.copyOf(shards);
+    return shards;
+  }
+
+  /**
+   * Requests placed on the shards {@code directory} holds at the time (it may grow and shrink with
+   * the pool).
+   */
+  public ShardedBackend(
+      ShardDirectory directory,
+      LlamaConfig config,
+      int minTokensPerShard,
+      int maxShardsPerRequest,
+      AttentionPolicy policy,
+      Placement placement) {
+    this.policy = policy;
+    this.placement = placement;
+    this.directory = directory;
     this.config = config;
     this.minTokensPerShard = Math.max(1, minTokensPerShard);
     this.maxShardsPerRequest = Math.max(1, maxShardsPerRequest);
   }
 
+  /** The shards placement uses now. */
   public List<ShardClient> shards() {
-    return shards;
+    return directory.current();
+  }
+
+  public ShardDirectory directory() {
+    return directory;
   }
 
   @Override
   public int shardCount() {
-    return shards.size();
+    return shards().size();
+  }
+
+  /** Whether the coordinator selects keys for this backend's requests (a sparse method). */
+  private boolean sparse() {
+    return policy instanceof AttentionPolicy.IndexerTopK
+        || policy instanceof AttentionPolicy.BlockTopK;
   }
 
   /** Shards a prompt of {@code promptTokens} is spread over. */
   public int shardsFor(int promptTokens) {
     int want = (promptTokens + minTokensPerShard - 1) / minTokensPerShard;
-    return Math.max(1, Math.min(want, Math.min(maxShardsPerRequest, shards.size())));
+    return Math.max(1, Math.min(want, Math.min(maxShardsPerRequest, shards().size())));
   }
 
   @Override
   public SequenceRunner open(String requestId, int capacity, int promptTokens) {
+    Span span = Telemetry.get().startSpan("longctx.placement");
+    try (Scope ignored = span.makeCurrent()) {
+      SequenceRunner runner = place(requestId, capacity, promptTokens);
+      span.setAttribute("longctx.shards", runner.shardsUsed());
+      return runner;
+    } catch (RuntimeException e) {
+      Telemetry.fail(span, e);
+      throw e;
+    } finally {
+      span.end();
+    }
+  }
+
+  private SequenceRunner place(String requestId, int capacity, int promptTokens) {
     Runner runner = new Runner(requestId, capacity);
     int p = shardsFor(promptTokens);
-    List<ShardClient> pool = shards;
+    List<ShardClient> pool = shards();
+    if (pool.isEmpty()) {
+      throw io.grpc.Status.UNAVAILABLE
+          .withDescription("no shard is in the pool; cannot place request " + requestId)
+          .asRuntimeException();
+    }
     for (int attempt = 0; ; attempt++) {
       try {
         runner.place(choose(Math.min(p, pool.size()), pool));
@@ -112,14 +220,14 @@ public final class ShardedBackend implements ForwardBackend {
     for (int i = 0; i < p; i++) {
       out.add(pool.get((first + i) % pool.size()));
     }
-    nextFirstShard = (nextFirstShard + 1) % Math.max(1, shards.size());
+    nextFirstShard = (nextFirstShard + 1) % Math.max(1, pool.size());
     return out;
   }
 
   /** The shards that answer Describe now (with their current epochs). */
   private List<ShardClient> live() {
     List<ShardClient> out = new ArrayList<>();
-    for (ShardClient c : shards) {
+    for (ShardClient c : shards()) {
       try {
         c.describe(LIVENESS_TIMEOUT_MILLIS);
         out.add(c);
@@ -141,17 +249,29 @@ public final class ShardedBackend implements ForwardBackend {
   @Override
   public void close() {
     calls.shutdownNow();
-    shards.forEach(ShardClient::close);
+    directory.close();
   }
 
   /** One request's sequence over its shards. */
-  private final class Runner implements SequenceRunner {
+  final class Runner implements SequenceRunner {
     private final String requestId;
     private final int capacity;
     private List<ShardClient> mine = List.of();
     private long[] epochs = new long[0];
     private int length;
     private int decodeTurn;
+
+    /**
+     * Sparse methods: the selector state of the whole sequence, kept here (ALGORITHMS.md §4.5
+     * "replicated index-K"): the shards send each step's keys, the coordinator selects every
+     * query's keys with the engine's own selection and sends each shard the selected positions it
+     * holds, so the selection is the single-process one.
+     */
+    private SequenceAttention selector;
+
+    /** Which of {@code mine} holds each position (for sending shards only their selections). */
+    private int[] ownerOf = new int[64];
+
     private boolean closed;
     private int recoveries;
 
@@ -176,18 +296,17 @@ public final class ShardedBackend implements ForwardBackend {
       // Every step is split evenly (sizes differ by at most one) and decode tokens go
       // round-robin, so a shard holds at most ceil(capacity / p) plus one per step split.
       int steps = (capacity + GenerationTask.PREFILL_STEP - 1) / GenerationTask.PREFILL_STEP;
-      int perShard = Math.min(capacity, (capacity + p - 1) / p + steps + 1);
+      int perShard = Math.min(capacity, (capacity + p - 1) / p + 2 * steps + 1);
+      selector = sparse() ? new SequenceAttention(policy, config, capacity) : null;
+      OpenRequest.Builder open = OpenRequest.newBuilder().setCapacity(perShard);
+      open.setAttentionMethod(policy.name());
+      if (policy.positions() instanceof SelfExtend se) {
+        open.setGroupSize(se.groupSize())
+            .setNeighborWindow(se.neighborWindow())
+            .setSelfExtendMode(se.mode().name().toLowerCase(java.util.Locale.ROOT));
+      }
       try {
-        parallel(
-            r ->
-                mine.get(r)
-                    .stub()
-                    .open(
-                        OpenRequest.newBuilder()
-                            .setTag(tag(r, -1))
-                            .setCapacity(perShard)
-                            .setAttentionMethod("dense")
-                            .build()));
+        parallel(r -> mine.get(r).stub().open(open.clone().setTag(tag(r, -1)).build()));
       } catch (RuntimeException e) {
         releaseAll();
         throw e;
@@ -196,6 +315,22 @@ public final class ShardedBackend implements ForwardBackend {
 
     /** Runs a step; if a shard fails, rebuilds the KV on the shards left and runs it again. */
     private float[] run(int[] tokens, boolean decode) {
+      Span span =
+          Telemetry.get()
+              .startSpan(decode ? "longctx.decode.step" : "longctx.prefill.step")
+              .setAttribute("longctx.tokens", tokens.length)
+              .setAttribute("longctx.position", length);
+      try (Scope ignored = span.makeCurrent()) {
+        return runStep(tokens, decode, span);
+      } catch (RuntimeException e) {
+        Telemetry.fail(span, e);
+        throw e;
+      } finally {
+        span.end();
+      }
+    }
+
+    private float[] runStep(int[] tokens, boolean decode, Span span) {
       boolean rebuild = false;
       while (true) {
         try {
@@ -213,6 +348,11 @@ public final class ShardedBackend implements ForwardBackend {
           LOG.warnf(
               "request %s: shard failure (%s); rebuilding %d tokens of KV on the shards left",
               requestId, e.getStatus(), length);
+          span.addEvent(
+              "shard failure; rebuilding KV",
+              io.opentelemetry.api.common.Attributes.of(
+                  io.opentelemetry.api.common.AttributeKey.stringKey("grpc.status"),
+                  e.getStatus().getCode().name()));
           rebuild = true;
         }
       }
@@ -265,6 +405,22 @@ public final class ShardedBackend implements ForwardBackend {
           .build();
     }
 
+    /** {@link #parallel(IntFunction)} as the span {@code phase} (null: no span of its own). */
+    <T> List<T> parallel(Span phase, IntFunction<T> call) {
+      if (phase == null) {
+        return parallel(call);
+      }
+      try (Scope ignored = phase.makeCurrent()) {
+        return parallel(call);
+      } catch (RuntimeException e) {
+        Telemetry.fail(phase, e);
+        throw e;
+      } finally {
+        phase.end();
+      }
+    }
+
+    /** Calls every shard of the request at once (each call in the caller's trace context). */
     <T> List<T> parallel(IntFunction<T> call) {
       int p = mine.size();
       if (p == 1) {
@@ -273,7 +429,7 @@ public final class ShardedBackend implements ForwardBackend {
       List<Future<T>> futures = new ArrayList<>(p);
       for (int r = 0; r < p; r++) {
         int shard = r;
-        futures.add(calls.submit(() -> call.apply(shard)));
+        futures.add(calls.submit(Context.current().wrap(() -> call.apply(shard))));
       }
       List<T> out = new ArrayList<>(p);
       for (Future<T> f : futures) {
@@ -303,89 +459,155 @@ public final class ShardedBackend implements ForwardBackend {
     }
 
     private float[] prefillStep(int[] tokens) {
-      int p = mine.size();
       int n = tokens.length;
-      int[] from = new int[p + 1];
-      for (int r = 0; r <= p; r++) {
-        from[r] = (int) ((long) n * r / p);
+      return step(tokens, split(n, mine.size(), placement), new int[] {n - 1});
+    }
+
+    /** Feeds a prompt chunk and returns the logits after every one of its tokens, [n, vocab]. */
+    float[] prefillAllLogits(int[] tokens) {
+      int n = tokens.length;
+      int[] rows = new int[n];
+      for (int i = 0; i < n; i++) {
+        rows[i] = i;
       }
-      return step(tokens, from);
+      float[] logits = step(tokens, split(n, mine.size(), placement), rows);
+      record(tokens);
+      return logits;
     }
 
     private float[] decodeStep(int token) {
       int p = mine.size();
       int owner = decodeTurn++ % p;
-      int[] from = new int[p + 1];
-      for (int r = 0; r <= p; r++) {
-        from[r] = r <= owner ? 0 : 1;
-      }
-      return step(new int[] {token}, from);
+      int[][] owned = new int[p][0];
+      owned[owner] = new int[] {0};
+      return step(new int[] {token}, owned, new int[] {0});
     }
 
-    /** One forward step: shard r owns step tokens [from[r], from[r+1]). */
-    private float[] step(int[] tokens, int[] from) {
+    /**
+     * One forward step: shard r owns the step rows {@code owned[r]} (ascending). Returns the logits
+     * after the step rows {@code want} (ascending), [want.length, vocab].
+     */
+    private float[] step(int[] tokens, int[][] owned, int[] want) {
       int p = mine.size();
-      if (p == 1) {
+      int n = tokens.length;
+      int vocab = config.vocabSize();
+      if (p == 1 && selector == null && want.length == 1 && want[0] == n - 1) {
         ForwardRequest.Builder fb = ForwardRequest.newBuilder().setTag(tag(0, -1));
-        for (int i = 0; i < tokens.length; i++) {
+        for (int i = 0; i < n; i++) {
           fb.addTokenIds(tokens[i]).addPositions(length + i);
         }
-        float[] logits =
-            Tensors.floats(mine.get(0).stub().forward(fb.build()).getLogits(), config.vocabSize());
-        length += tokens.length;
+        float[] logits = Tensors.floats(mine.get(0).stub().forward(fb.build()).getLogits(), vocab);
+        length += n;
         return logits;
       }
-      int n = tokens.length;
       int qDim = config.queryDim();
       int heads = config.heads();
       int headDim = config.headDim();
+      boolean grouped = policy.positions() != null;
+      boolean input = selector != null && selector.needsLayerInput();
+      int kvDim = config.kvDim();
       int start = length;
       int[] positions = new int[n];
       for (int i = 0; i < n; i++) {
         positions[i] = start + i;
       }
-      float[][] attention = new float[p][];
-      int lastOwner = -1;
-      for (int r = 0; r < p; r++) {
-        if (from[r + 1] > from[r]) {
-          lastOwner = r;
+      if (selector != null) {
+        selector.reserve(start + n);
+        if (ownerOf.length < start + n) {
+          ownerOf = java.util.Arrays.copyOf(ownerOf, Math.max(start + n, 2 * ownerOf.length));
+        }
+        for (int r = 0; r < p; r++) {
+          for (int i : owned[r]) {
+            ownerOf[start + i] = r;
+          }
         }
       }
+      float[][] attention = new float[p][];
+      boolean traceLayers = n > 1; // per-layer spans for prefill steps, not for every decode token
       for (int layer = 0; layer < config.layers(); layer++) {
         int l = layer;
         // 1. Advance: owners finish layer l-1 and project layer l; collect the queries.
-        List<Tensor> queries =
+        List<AdvanceResponse> advanced =
             parallel(
+                traceLayers ? layerSpan("longctx.prefill.advance", l) : null,
                 r -> {
-                  if (from[r + 1] == from[r]) {
+                  if (owned[r].length == 0) {
                     return null;
                   }
-                  AdvanceRequest.Builder b = AdvanceRequest.newBuilder().setTag(tag(r, l));
+                  AdvanceRequest.Builder b =
+                      AdvanceRequest.newBuilder()
+                          .setTag(tag(r, l))
+                          .setReturnKeys(selector != null)
+                          .setReturnNormedInput(input);
                   if (l == 0) {
-                    for (int i = from[r]; i < from[r + 1]; i++) {
+                    for (int i : owned[r]) {
                       b.addTokenIds(tokens[i]).addPositions(positions[i]);
                     }
                   } else {
-                    b.setAttentionOutput(Tensors.f32(attention[r], from[r + 1] - from[r], qDim));
+                    b.setAttentionOutput(Tensors.f32(attention[r], owned[r].length, qDim));
                   }
-                  return mine.get(r).stub().advance(b.build()).getQueries();
+                  return mine.get(r).stub().advance(b.build());
                 });
         float[] q = new float[n * qDim];
+        float[] qg = grouped ? new float[n * qDim] : null;
         for (int r = 0; r < p; r++) {
-          if (queries.get(r) != null) {
-            float[] qr = Tensors.floats(queries.get(r), (long) (from[r + 1] - from[r]) * qDim);
-            System.arraycopy(qr, 0, q, from[r] * qDim, qr.length);
+          if (advanced.get(r) != null) {
+            long size = (long) owned[r].length * qDim;
+            scatterRows(Tensors.floats(advanced.get(r).getQueries(), size), owned[r], qDim, q);
+            if (grouped) {
+              scatterRows(
+                  Tensors.floats(advanced.get(r).getGroupQueries(), size), owned[r], qDim, qg);
+            }
           }
         }
-        // 2. Attend: every shard, all queries, its own keys.
-        Tensor qt = Tensors.f32(q, n, qDim);
-        AttendRequest.Builder ab = AttendRequest.newBuilder().setQueries(qt);
+        // Sparse: index the step's keys and select every query's keys (ALGORITHMS.md §4.5).
+        int[][] selection = null;
+        if (selector != null) {
+          float[] keys = new float[n * kvDim];
+          float[] groupKeys = grouped ? new float[n * kvDim] : null;
+          float[] x = input ? new float[n * config.dim()] : null;
+          for (int r = 0; r < p; r++) {
+            AdvanceResponse a = advanced.get(r);
+            if (a == null) {
+              continue;
+            }
+            long rows = owned[r].length;
+            scatterRows(Tensors.floats(a.getKeys(), rows * kvDim), owned[r], kvDim, keys);
+            if (grouped) {
+              scatterRows(
+                  Tensors.floats(a.getGroupKeys(), rows * kvDim), owned[r], kvDim, groupKeys);
+            }
+            if (input) {
+              scatterRows(
+                  Tensors.floats(a.getNormedInput(), rows * config.dim()),
+                  owned[r],
+                  config.dim(),
+                  x);
+            }
+          }
+          selector.appendRows(l, start, n, keys, 0, groupKeys, x);
+          selection = selector.select(l, start, n, q, qg, x);
+        }
+        // 2. Attend: every shard, all queries, its own keys (or the selected ones it holds).
+        AttendRequest.Builder ab = AttendRequest.newBuilder().setQueries(Tensors.f32(q, n, qDim));
+        if (grouped) {
+          ab.setGroupQueries(Tensors.f32(qg, n, qDim));
+        }
         for (int pos : positions) {
           ab.addPositions(pos);
         }
         AttendRequest base = ab.build();
+        int[][] chosen = selection;
         List<AttendResponse> partials =
-            parallel(r -> mine.get(r).stub().attend(base.toBuilder().setTag(tag(r, l)).build()));
+            parallel(
+                traceLayers ? layerSpan("longctx.prefill.attend", l) : null,
+                r -> {
+                  AttendRequest.Builder req = base.toBuilder().setTag(tag(r, l));
+                  if (chosen != null) {
+                    addSelection(req, chosen, n, r);
+                  }
+                  return mine.get(r).stub().attend(req.build());
+                });
         // 3. Merge by LSE, per query and head.
         float[][] outs = new float[p][];
         float[][] lses = new float[p][];
@@ -395,26 +617,87 @@ public final class ShardedBackend implements ForwardBackend {
         }
         float[] merged = mergeQueries(outs, lses, n, heads, headDim);
         for (int r = 0; r < p; r++) {
-          attention[r] = java.util.Arrays.copyOfRange(merged, from[r] * qDim, from[r + 1] * qDim);
+          attention[r] = gatherRows(merged, owned[r], qDim);
         }
       }
-      int owner = lastOwner;
-      int row = from[owner + 1] - from[owner] - 1;
-      float[] logits =
-          Tensors.floats(
-              mine.get(owner)
-                  .stub()
-                  .logits(
-                      LogitsRequest.newBuilder()
-                          .setTag(tag(owner, config.layers() - 1))
-                          .setAttentionOutput(
-                              Tensors.f32(attention[owner], from[owner + 1] - from[owner], qDim))
-                          .addRows(row)
-                          .build())
-                  .getLogits(),
-              config.vocabSize());
+      // 4. Logits: each owner of a wanted row finishes the last layer and returns those rows.
+      int[] wantIndex = new int[n];
+      java.util.Arrays.fill(wantIndex, -1);
+      for (int i = 0; i < want.length; i++) {
+        wantIndex[want[i]] = i;
+      }
+      int[][] rowsOf = new int[p][];
+      for (int r = 0; r < p; r++) {
+        int[] mineRows = owned[r];
+        rowsOf[r] =
+            java.util.stream.IntStream.range(0, mineRows.length)
+                .filter(k -> wantIndex[mineRows[k]] >= 0)
+                .toArray();
+      }
+      List<float[]> shardLogits =
+          parallel(
+              r -> {
+                if (rowsOf[r].length == 0) {
+                  return null;
+                }
+                LogitsRequest.Builder lb =
+                    LogitsRequest.newBuilder()
+                        .setTag(tag(r, config.layers() - 1))
+                        .setAttentionOutput(Tensors.f32(attention[r], owned[r].length, qDim));
+                for (int k : rowsOf[r]) {
+                  lb.addRows(k);
+                }
+                return Tensors.floats(
+                    mine.get(r).stub().logits(lb.build()).getLogits(),
+                    (long) rowsOf[r].length * vocab);
+              });
+      float[] logits = new float[want.length * vocab];
+      for (int r = 0; r < p; r++) {
+        for (int k = 0; k < rowsOf[r].length; k++) {
+          int w = wantIndex[owned[r][rowsOf[r][k]]];
+          System.arraycopy(shardLogits.get(r), k * vocab, logits, w * vocab, vocab);
+        }
+      }
       length += n;
       return logits;
+    }
+
+    /**
+     * Adds the selection for shard {@code r}: per query (one list serves all its heads when the
+     * method shares it, as indexer top-k does) or per query and KV head, only the positions {@code
+     * r} holds; a null entry (the query attends every causal key) travels as {@code all}.
+     */
+    private void addSelection(AttendRequest.Builder req, int[][] selection, int n, int r) {
+      int kvHeads = config.kvHeads();
+      boolean shared = true;
+      for (int t = 0; t < n && shared; t++) {
+        for (int g = 1; g < kvHeads; g++) {
+          if (selection[t * kvHeads + g] != selection[t * kvHeads]) {
+            shared = false;
+            break;
+          }
+        }
+      }
+      int stride = shared ? kvHeads : 1;
+      for (int u = 0; u < selection.length; u += stride) {
+        int[] list = selection[u];
+        Candidates.Builder c = Candidates.newBuilder();
+        if (list == null) {
+          c.setAll(true);
+        } else {
+          for (int pos : list) {
+            if (ownerOf[pos] == r) {
+              c.addPositions(pos);
+            }
+          }
+        }
+        req.addSelected(c);
+      }
+    }
+
+    /** A span of one layer phase of a prefill step (its shard calls become its children). */
+    private Span layerSpan(String name, int layer) {
+      return Telemetry.get().startSpan(name).setAttribute("longctx.layer", layer);
     }
 
     @Override
@@ -442,6 +725,49 @@ public final class ShardedBackend implements ForwardBackend {
         }
       }
     }
+  }
+
+  /**
+   * The step rows each of {@code p} shards owns for a step of {@code n} tokens: contiguous ranges
+   * of sizes differing by at most one, or zig-zag chunks r and 2p−1−r (ALGORITHMS.md §4.3).
+   */
+  static int[][] split(int n, int p, Placement placement) {
+    int[][] owned = new int[p][];
+    if (placement == Placement.CONTIGUOUS || p == 1) {
+      for (int r = 0; r < p; r++) {
+        int from = (int) ((long) n * r / p);
+        int to = (int) ((long) n * (r + 1) / p);
+        owned[r] = java.util.stream.IntStream.range(from, to).toArray();
+      }
+      return owned;
+    }
+    int chunks = 2 * p;
+    for (int r = 0; r < p; r++) {
+      int a0 = (int) ((long) n * r / chunks);
+      int a1 = (int) ((long) n * (r + 1) / chunks);
+      int b0 = (int) ((long) n * (chunks - 1 - r) / chunks);
+      int b1 = (int) ((long) n * (chunks - r) / chunks);
+      owned[r] =
+          java.util.stream.IntStream.concat(
+                  java.util.stream.IntStream.range(a0, a1),
+                  java.util.stream.IntStream.range(b0, b1))
+              .toArray();
+    }
+    return owned;
+  }
+
+  private static void scatterRows(float[] src, int[] rows, int width, float[] dst) {
+    for (int k = 0; k < rows.length; k++) {
+      System.arraycopy(src, k * width, dst, rows[k] * width, width);
+    }
+  }
+
+  private static float[] gatherRows(float[] src, int[] rows, int width) {
+    float[] out = new float[rows.length * width];
+    for (int k = 0; k < rows.length; k++) {
+      System.arraycopy(src, rows[k] * width, out, k * width, width);
+    }
+    return out;
   }
 
   /** Merges P partials of n queries × heads (ALGORITHMS.md §4.2) with the engine's exact merge. */

@@ -1,5 +1,6 @@
 package dev.longctx.worker.shard;
 
+import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.inference.TransformerLayers;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
@@ -75,17 +76,22 @@ public final class ShardEngine {
     return requests.size();
   }
 
-  /** Opens a request's state reserving {@code capacity} positions; false when it does not fit. */
-  boolean open(String requestId, int capacity) {
+  /**
+   * Opens a request's state reserving {@code capacity} positions under {@code policy}; false when
+   * it does not fit.
+   */
+  boolean open(String requestId, int capacity, AttentionPolicy policy) {
+    policy.checkContext(1, config.contextLength());
     if (requests.containsKey(requestId)) {
       throw new IllegalStateException("request " + requestId + " is already open here");
     }
+    ShardState state = new ShardState(layers, capacity, policy);
     long after = reserved.addAndGet(capacity);
     if (after > capacityTokens) {
       reserved.addAndGet(-capacity);
       return false;
     }
-    requests.put(requestId, new ShardState(layers, capacity));
+    requests.put(requestId, state);
     return true;
   }
 

@@ -24,7 +24,9 @@ public final class ShardServer implements AutoCloseable {
     HealthStatusManager health = new HealthStatusManager();
     Server server =
         NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
-            .addService(new ShardService(engine))
+            .addService(
+                io.grpc.ServerInterceptors.intercept(
+                    new ShardService(engine), dev.longctx.worker.telemetry.Telemetry.get().join()))
             .addService(health.getHealthService())
             .maxInboundMessageSize(256 << 20)
             .build()

@@ -1,5 +1,6 @@
 package dev.longctx.worker.shard;
 
+import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.proto.shard.v1.AdvanceRequest;
 import dev.longctx.proto.shard.v1.AdvanceResponse;
 import dev.longctx.proto.shard.v1.AttendRequest;
@@ -17,9 +18,13 @@ import dev.longctx.proto.shard.v1.ReleaseResponse;
 import dev.longctx.proto.shard.v1.ScoreRequest;
 import dev.longctx.proto.shard.v1.ScoreResponse;
 import dev.longctx.proto.shard.v1.ShardGrpc;
+import dev.longctx.worker.telemetry.Telemetry;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.context.Scope;
 import java.util.function.Supplier;
 
 /** The internal shard API (longctx.shard.v1.Shard) over a {@link ShardEngine}. */
@@ -59,26 +64,49 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
     return s;
   }
 
-  private static <T> void answer(StreamObserver<T> observer, Supplier<T> body) {
+  /**
+   * Runs a call's body as the span {@code shard.<method>} (a child of the coordinator's span when
+   * the call carried trace context) and answers with its value or the status its failure maps to.
+   */
+  private <T> void answer(
+      StreamObserver<T> observer, String method, CallTag tag, Supplier<T> body) {
+    Span span =
+        Telemetry.get()
+            .tracer()
+            .spanBuilder("shard." + method)
+            .setSpanKind(SpanKind.SERVER)
+            .setAttribute("longctx.shard", engine.shardId())
+            .startSpan();
+    if (tag != null) {
+      span.setAllAttributes(Telemetry.request(tag.getRequestId()));
+      span.setAttribute("longctx.layer", tag.getLayer());
+    }
+    StatusRuntimeException failure;
     T value;
-    try {
+    try (Scope ignored = span.makeCurrent()) {
       value = body.get();
+      failure = null;
     } catch (StatusRuntimeException e) {
-      observer.onError(e);
-      return;
+      value = null;
+      failure = e;
     } catch (IllegalArgumentException e) {
-      observer.onError(
-          Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
-      return;
+      value = null;
+      failure = Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException();
     } catch (IllegalStateException e) {
       // A protocol slip (layer order, reserved positions): retrying elsewhere would not help.
-      observer.onError(Status.INTERNAL.withDescription(e.getMessage()).asRuntimeException());
-      return;
+      value = null;
+      failure = Status.INTERNAL.withDescription(e.getMessage()).asRuntimeException();
     } catch (RuntimeException e) {
-      observer.onError(
-          Status.INTERNAL.withDescription(e.toString()).withCause(e).asRuntimeException());
+      value = null;
+      failure = Status.INTERNAL.withDescription(e.toString()).withCause(e).asRuntimeException();
+    }
+    if (failure != null) {
+      Telemetry.fail(span, failure);
+      span.end();
+      observer.onError(failure);
       return;
     }
+    span.end();
     observer.onNext(value);
     observer.onCompleted();
   }
@@ -87,6 +115,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void describe(DescribeRequest request, StreamObserver<DescribeResponse> observer) {
     answer(
         observer,
+        "describe",
+        null,
         () -> {
           var c = engine.config();
           return DescribeResponse.newBuilder()
@@ -111,20 +141,16 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void open(OpenRequest request, StreamObserver<OpenResponse> observer) {
     answer(
         observer,
+        "open",
+        request.getTag(),
         () -> {
           checkEpoch(request.getTag());
-          String method = request.getAttentionMethod();
-          if (!method.isEmpty() && !method.equals("dense")) {
-            throw new IllegalArgumentException(
-                "attention method \""
-                    + method
-                    + "\" is not served by shards yet; available: dense");
-          }
+          AttentionPolicy policy = policyOf(request);
           if (request.getCapacity() < 1) {
             throw new IllegalArgumentException(
                 "capacity must be >= 1, got " + request.getCapacity());
           }
-          if (!engine.open(request.getTag().getRequestId(), request.getCapacity())) {
+          if (!engine.open(request.getTag().getRequestId(), request.getCapacity(), policy)) {
             throw Status.RESOURCE_EXHAUSTED
                 .withDescription(
                     "shard "
@@ -145,10 +171,42 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         });
   }
 
+  /**
+   * The positions the request's keys are rotated at, from the Open call: SelfExtend's mapping, or
+   * plain (dense). Sparse methods select at the coordinator; here they only bring their positions.
+   */
+  static AttentionPolicy policyOf(OpenRequest request) {
+    AttentionPolicy.SelfExtend se =
+        request.getGroupSize() > 0
+            ? new AttentionPolicy.SelfExtend(
+                request.getGroupSize(),
+                request.getNeighborWindow(),
+                request.getSelfExtendMode().isEmpty()
+                    ? AttentionPolicy.SelfExtendMode.EXACT
+                    : AttentionPolicy.SelfExtendMode.parse(request.getSelfExtendMode()))
+            : null;
+    return switch (request.getAttentionMethod()) {
+      case "", "dense", "indexer-topk", "block-topk" -> se != null ? se : AttentionPolicy.dense();
+      case "self-extend" -> {
+        if (se == null) {
+          throw new IllegalArgumentException("self-extend needs group_size >= 1");
+        }
+        yield se;
+      }
+      default ->
+          throw new IllegalArgumentException(
+              "attention method \""
+                  + request.getAttentionMethod()
+                  + "\" is unknown; available: dense, self-extend, indexer-topk, block-topk");
+    };
+  }
+
   @Override
   public void advance(AdvanceRequest request, StreamObserver<AdvanceResponse> observer) {
     answer(
         observer,
+        "advance",
+        request.getTag(),
         () -> {
           ShardState s = state(request.getTag());
           int layer = request.getTag().getLayer();
@@ -163,11 +221,25 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
               request.hasAttentionOutput()
                   ? Tensors.floats(request.getAttentionOutput(), -1)
                   : null;
-          float[] q = s.advance(layer, tokens, positions, attention);
+          ShardState.Queries q = s.advance(layer, tokens, positions, attention);
           int qDim = engine.config().queryDim();
-          return AdvanceResponse.newBuilder()
-              .setQueries(Tensors.f32(q, q.length / qDim, qDim))
-              .build();
+          int rows = q.plain().length / qDim;
+          AdvanceResponse.Builder b =
+              AdvanceResponse.newBuilder().setQueries(Tensors.f32(q.plain(), rows, qDim));
+          if (q.grouped() != null) {
+            b.setGroupQueries(Tensors.f32(q.grouped(), rows, qDim));
+          }
+          if (request.getReturnKeys()) {
+            int kvDim = engine.config().kvDim();
+            b.setKeys(Tensors.f32(s.stepKeys(false), rows, kvDim));
+            if (q.grouped() != null) {
+              b.setGroupKeys(Tensors.f32(s.stepKeys(true), rows, kvDim));
+            }
+          }
+          if (request.getReturnNormedInput()) {
+            b.setNormedInput(Tensors.f32(s.stepNormedInput(), rows, engine.config().dim()));
+          }
+          return b.build();
         });
   }
 
@@ -175,6 +247,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void attend(AttendRequest request, StreamObserver<AttendResponse> observer) {
     answer(
         observer,
+        "attend",
+        request.getTag(),
         () -> {
           ShardState s = state(request.getTag());
           var c = engine.config();
@@ -183,16 +257,28 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
             throw new IllegalArgumentException(
                 "layer " + layer + " has no keys here yet (advanced to " + s.layer() + ")");
           }
-          if (request.getSelectedCount() > 0) {
-            throw new IllegalArgumentException("sparse selection is not served by shards yet");
-          }
           int[] positions =
               request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
           int m = positions.length;
           float[] q = Tensors.floats(request.getQueries(), (long) m * c.queryDim());
+          float[] qg =
+              request.hasGroupQueries()
+                  ? Tensors.floats(request.getGroupQueries(), (long) m * c.queryDim())
+                  : null;
           float[] out = new float[m * c.queryDim()];
           float[] lse = new float[m * c.heads()];
-          s.attend(layer, q, positions, out, lse);
+          int[][] selected = null;
+          if (request.getSelectedCount() > 0) {
+            selected = new int[request.getSelectedCount()][];
+            for (int i = 0; i < selected.length; i++) {
+              var cand = request.getSelected(i);
+              selected[i] =
+                  cand.getAll()
+                      ? null
+                      : cand.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
+            }
+          }
+          s.attend(layer, q, qg, positions, selected, out, lse);
           return AttendResponse.newBuilder()
               .setOutput(Tensors.f32(out, m, c.queryDim()))
               .setLse(Tensors.f32(lse, m, c.heads()))
@@ -204,6 +290,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void logits(LogitsRequest request, StreamObserver<LogitsResponse> observer) {
     answer(
         observer,
+        "logits",
+        request.getTag(),
         () -> {
           ShardState s = state(request.getTag());
           int[] rows = request.getRowsList().stream().mapToInt(Integer::intValue).toArray();
@@ -218,6 +306,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void forward(ForwardRequest request, StreamObserver<LogitsResponse> observer) {
     answer(
         observer,
+        "forward",
+        request.getTag(),
         () -> {
           ShardState s = state(request.getTag());
           int[] tokens = request.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
@@ -245,6 +335,8 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void release(ReleaseRequest request, StreamObserver<ReleaseResponse> observer) {
     answer(
         observer,
+        "release",
+        request.getTag(),
         () -> {
           checkEpoch(request.getTag());
           return ReleaseResponse.newBuilder()

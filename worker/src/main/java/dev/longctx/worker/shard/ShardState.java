@@ -1,7 +1,10 @@
 package dev.longctx.worker.shard;
 
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.inference.TransformerLayers;
 import dev.longctx.engine.kernel.Attention;
+import dev.longctx.engine.kernel.Partial;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.tensor.Parallel;
 import java.util.Arrays;
@@ -21,6 +24,8 @@ final class ShardState {
   private final int capacity;
   private final float[][] keys;
   private final float[][] values;
+  private final SelfExtend se;
+  private final float[][] groupKeys;
   private final int[] slotPositions;
   private int slots;
 
@@ -31,14 +36,36 @@ final class ShardState {
   private int layer = -1;
   private TransformerLayers.Activations act;
 
-  ShardState(TransformerLayers layers, int capacity) {
+  /**
+   * @param policy the request's attention; only its positions matter here: plain, or SelfExtend's
+   *     (whose keys are kept twice: at their positions and at the grouped ones, ALGORITHMS.md §2.4
+   *     design 1). Sparse selection happens at the coordinator.
+   */
+  ShardState(TransformerLayers layers, int capacity, AttentionPolicy policy) {
     this.c = layers.config();
     this.layers = layers;
     this.scale = (float) (1.0 / Math.sqrt(c.headDim()));
     this.capacity = capacity;
     this.keys = new float[c.layers()][];
     this.values = new float[c.layers()][];
+    this.se = policy.positions();
+    this.groupKeys = se == null ? null : new float[c.layers()][];
     this.slotPositions = new int[capacity];
+  }
+
+  /**
+   * A step's queries of one layer: rotated at their positions, and at SelfExtend's grouped ones.
+   */
+  record Queries(float[] plain, float[] grouped) {}
+
+  /** The current step's keys of the layer last advanced, plain or SelfExtend-grouped. */
+  float[] stepKeys(boolean grouped) {
+    return Arrays.copyOf(grouped ? act.groupKeys() : act.keys(), rows * c.kvDim());
+  }
+
+  /** The current step's RMSNormed input of the layer last advanced. */
+  float[] stepNormedInput() {
+    return Arrays.copyOf(act.normedInput(), rows * c.dim());
   }
 
   int slots() {
@@ -58,7 +85,7 @@ final class ShardState {
    * position). Layer l > 0: finishes layer l-1 with {@code attention} ([rows, queryDim]). Then
    * projects layer {@code l}, stores the rows' k and v, and returns their queries [rows, queryDim].
    */
-  float[] advance(int l, int[] tokens, int[] positions, float[] attention) {
+  Queries advance(int l, int[] tokens, int[] positions, float[] attention) {
     if (l == 0) {
       startStep(tokens, positions);
     } else {
@@ -69,7 +96,10 @@ final class ShardState {
     }
     project(l);
     layer = l;
-    return Arrays.copyOf(act.queries(), rows * c.queryDim());
+    int qn = rows * c.queryDim();
+    return new Queries(
+        Arrays.copyOf(act.queries(), qn),
+        se == null ? null : Arrays.copyOf(act.groupQueries(), qn));
   }
 
   private void startStep(int[] tokens, int[] positions) {
@@ -108,13 +138,21 @@ final class ShardState {
     if (keys[l] == null) {
       keys[l] = new float[capacity * c.kvDim()];
       values[l] = new float[capacity * c.kvDim()];
+      if (se != null) {
+        groupKeys[l] = new float[capacity * c.kvDim()];
+      }
     }
     if (n == 0) {
       return;
     }
     layers.project(l, act, n);
-    layers.rotate(act, n, stepPositions);
     int kvDim = c.kvDim();
+    if (se != null) {
+      layers.rotateSelfExtend(act, n, stepPositions, se);
+      System.arraycopy(act.groupKeys(), 0, groupKeys[l], firstSlot * kvDim, n * kvDim);
+    } else {
+      layers.rotate(act, n, stepPositions);
+    }
     System.arraycopy(act.keys(), 0, keys[l], firstSlot * kvDim, n * kvDim);
     System.arraycopy(act.values(), 0, values[l], firstSlot * kvDim, n * kvDim);
   }
@@ -139,47 +177,227 @@ final class ShardState {
 
   /**
    * This shard's partial attention of {@code m} queries ([m, queryDim], RoPE applied) over its keys
-   * of layer {@code l} at positions ≤ each query's: output [m, queryDim] and LSE [m, heads].
+   * of layer {@code l} at positions ≤ each query's: output [m, queryDim] and LSE [m, heads]. Under
+   * SelfExtend, {@code groupQueries} are the same queries at their grouped positions: keys inside a
+   * query's neighbor window are attended with the plain query and keys, farther keys with the
+   * grouped ones, and the two parts merged by LSE — one softmax over the merged logit map
+   * (ALGORITHMS.md §2.3), so the coordinator's merge of the shards' partials stays exact (§4.2).
    */
-  void attend(int l, float[] queries, int[] positions, float[] out, float[] lse) {
+  void attend(
+      int l, float[] queries, float[] groupQueries, int[] positions, float[] out, float[] lse) {
+    attend(l, queries, groupQueries, positions, null, out, lse);
+  }
+
+  /**
+   * {@link #attend(int, float[], float[], int[], float[], float[])} over selected keys only (sparse
+   * methods, ALGORITHMS.md §4.5 step 4): {@code selected[i]} lists global positions (ascending)
+   * chosen for query i — one list per query shared by all its heads, or one per query and KV head
+   * ({@code m · kvHeads} lists); this shard attends over the ones it holds. A null list (or {@code
+   * selected} null) means every visible key.
+   */
+  void attend(
+      int l,
+      float[] queries,
+      float[] groupQueries,
+      int[] positions,
+      int[][] selected,
+      float[] out,
+      float[] lse) {
     int m = positions.length;
     int heads = c.heads();
-    int headDim = c.headDim();
-    int kvDim = c.kvDim();
-    int group = c.groupSize();
+    int kvHeads = c.kvHeads();
+    if (selected != null && selected.length != m && selected.length != m * kvHeads) {
+      throw new IllegalArgumentException(
+          "selections must be one per query ("
+              + m
+              + ") or per query and KV head ("
+              + m * kvHeads
+              + "), got "
+              + selected.length);
+    }
     float[] kl = keys[l];
-    float[] vl = values[l];
     if (kl == null) {
       Arrays.fill(out, 0f);
       Arrays.fill(lse, Float.NEGATIVE_INFINITY);
       return;
     }
+    if (se != null && (groupQueries == null || groupQueries.length != queries.length)) {
+      throw new IllegalArgumentException(
+          "SelfExtend attention needs the grouped queries, as many as the queries ("
+              + queries.length
+              + " elements)");
+    }
     int[] visible = new int[m];
+    int[] grouped = new int[m];
     for (int i = 0; i < m; i++) {
       visible[i] = visibleSlots(positions[i]);
+      // Slots before the query's neighbor window are attended at grouped positions.
+      grouped[i] = se == null ? 0 : visibleSlots(se.neighborStart(positions[i]) - 1);
     }
+    // Selected positions → this shard's slots (ascending), and how many are grouped (SelfExtend).
+    int[][] slotsOf = selected == null ? null : new int[selected.length][];
+    int[] groupedOf = selected == null ? null : new int[selected.length];
+    for (int u = 0; selected != null && u < selected.length; u++) {
+      if (selected[u] != null) {
+        int t = selected.length == m ? u : u / kvHeads;
+        int ns = se == null ? 0 : se.neighborStart(positions[t]);
+        slotsOf[u] = localSlots(selected[u], positions[t]);
+        int g = 0;
+        while (g < slotsOf[u].length && slotPositions[slotsOf[u][g]] < ns) {
+          g++;
+        }
+        groupedOf[u] = g;
+      }
+    }
+    int group = c.groupSize();
     Parallel.forRange(
         m * heads,
         (from, to) -> {
+          float[] parts = new float[2 * c.headDim()];
+          float[] partLse = new float[2];
           for (int i = from; i < to; i++) {
             int t = i / heads;
             int h = i % heads;
-            int off = t * c.queryDim() + h * headDim;
+            int u = selected == null ? -1 : selected.length == m ? t : t * kvHeads + h / group;
             lse[t * heads + h] =
-                Attention.attend(
-                    queries,
-                    off,
-                    kl,
-                    vl,
-                    (h / group) * headDim,
-                    kvDim,
-                    visible[t],
-                    headDim,
-                    scale,
-                    out,
-                    off);
+                u < 0 || slotsOf[u] == null
+                    ? attendHead(
+                        l, h, queries, groupQueries, t, visible[t], grouped[t], out, parts, partLse)
+                    : attendSelected(
+                        l,
+                        h,
+                        queries,
+                        groupQueries,
+                        t,
+                        slotsOf[u],
+                        groupedOf[u],
+                        out,
+                        parts,
+                        partLse);
           }
         });
+  }
+
+  /** The slots of {@code positions} (ascending) held here and visible at {@code limit}. */
+  private int[] localSlots(int[] positions, int limit) {
+    int[] out = new int[positions.length];
+    int n = 0;
+    int from = 0;
+    for (int p : positions) {
+      if (p > limit) {
+        break;
+      }
+      int slot = Arrays.binarySearch(slotPositions, from, slots, p);
+      if (slot >= 0) {
+        out[n++] = slot;
+        from = slot + 1;
+      }
+    }
+    return Arrays.copyOf(out, n);
+  }
+
+  /** One head of query row {@code t} over the listed slots: the first {@code g} grouped. */
+  private float attendSelected(
+      int l,
+      int h,
+      float[] queries,
+      float[] groupQueries,
+      int t,
+      int[] slotList,
+      int g,
+      float[] out,
+      float[] parts,
+      float[] partLse) {
+    int headDim = c.headDim();
+    int kvDim = c.kvDim();
+    int base = (h / c.groupSize()) * headDim;
+    int off = t * c.queryDim() + h * headDim;
+    if (g == 0) {
+      return Attention.attendPositions(
+          queries,
+          off,
+          keys[l],
+          values[l],
+          base,
+          kvDim,
+          slotList,
+          0,
+          slotList.length,
+          headDim,
+          scale,
+          out,
+          off);
+    }
+    partLse[0] =
+        Attention.attendPositions(
+            groupQueries,
+            off,
+            groupKeys[l],
+            values[l],
+            base,
+            kvDim,
+            slotList,
+            0,
+            g,
+            headDim,
+            scale,
+            parts,
+            0);
+    partLse[1] =
+        Attention.attendPositions(
+            queries,
+            off,
+            keys[l],
+            values[l],
+            base,
+            kvDim,
+            slotList,
+            g,
+            slotList.length - g,
+            headDim,
+            scale,
+            parts,
+            headDim);
+    return Partial.merge(parts, partLse, 2, headDim, out, off);
+  }
+
+  /** One head of query row {@code t}: slots [0, g) grouped, [g, visible) plain; returns the LSE. */
+  private float attendHead(
+      int l,
+      int h,
+      float[] queries,
+      float[] groupQueries,
+      int t,
+      int visible,
+      int g,
+      float[] out,
+      float[] parts,
+      float[] partLse) {
+    int headDim = c.headDim();
+    int kvDim = c.kvDim();
+    int base = (h / c.groupSize()) * headDim;
+    int off = t * c.queryDim() + h * headDim;
+    if (g == 0) {
+      return Attention.attend(
+          queries, off, keys[l], values[l], base, kvDim, visible, headDim, scale, out, off);
+    }
+    partLse[0] =
+        Attention.attend(
+            groupQueries, off, groupKeys[l], values[l], base, kvDim, g, headDim, scale, parts, 0);
+    partLse[1] =
+        Attention.attend(
+            queries,
+            off,
+            keys[l],
+            values[l],
+            base + g * kvDim,
+            kvDim,
+            visible - g,
+            headDim,
+            scale,
+            parts,
+            headDim);
+    return Partial.merge(parts, partLse, 2, headDim, out, off);
   }
 
   /** Slots whose position is ≤ {@code position} (slots ascend, so they are a prefix). */
@@ -205,9 +423,9 @@ final class ShardState {
     int qDim = c.queryDim();
     float[] attention = null;
     for (int l = 0; l < c.layers(); l++) {
-      float[] queries = advance(l, tokens, positions, attention);
+      Queries q = advance(l, tokens, positions, attention);
       attention = new float[rows * qDim];
-      attend(l, queries, stepPositions, attention, new float[rows * c.heads()]);
+      attend(l, q.plain(), q.grouped(), stepPositions, attention, new float[rows * c.heads()]);
     }
     return logits(attention, new int[] {rows - 1});
   }

@@ -1,0 +1,317 @@
+package dev.longctx.worker.cli;
+
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.tensor.Parallel;
+import dev.longctx.proto.v1.GenerateRequest;
+import dev.longctx.proto.v1.GenerateResponse;
+import dev.longctx.proto.v1.InferenceGrpc;
+import dev.longctx.proto.v1.TokenIds;
+import dev.longctx.worker.api.ServingServer;
+import dev.longctx.worker.coordinator.EngineLoop.Limits;
+import dev.longctx.worker.coordinator.LocalShards;
+import dev.longctx.worker.coordinator.ShardClient;
+import dev.longctx.worker.coordinator.ShardPool;
+import dev.longctx.worker.coordinator.ShardTraffic;
+import dev.longctx.worker.coordinator.ShardedBackend;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * Serving latency and communication volume against prompt length and shard count: for each P (0 =
+ * the engine in this process, no gRPC between coordinator and engine), a coordinator with P local
+ * shard processes on loopback; for each prompt length, time to first token and inter-token latency
+ * seen by a gRPC client, and the coordinator↔shard bytes per layer of the prefill and of one decode
+ * step beside the volume ALGORITHMS.md §4.6's model predicts for this protocol.
+ */
+@Command(
+    name = "serve-bench",
+    mixinStandardHelpOptions = true,
+    description =
+        "Time to first token, inter-token latency and shard traffic per layer against prompt"
+            + " length, for P local shard processes (0 = in-process engine); prints a table.")
+public class ServeBenchCommand implements Callable<Integer> {
+
+  @Mixin ModelOptions modelOptions;
+
+  @Mixin AttentionOptions attentionOptions;
+
+  @Option(
+      names = "--shards",
+      split = ",",
+      defaultValue = "0,1,2,3",
+      description = "Shard counts to test; 0 = in-process (default: ${DEFAULT-VALUE}).")
+  List<Integer> shardCounts;
+
+  @Option(
+      names = {"-p", "--prompt-tokens"},
+      split = ",",
+      defaultValue = "256,1024,2048",
+      description = "Prompt lengths in tokens (default: ${DEFAULT-VALUE}).")
+  List<Integer> promptLengths;
+
+  @Option(
+      names = {"-n", "--decode-tokens"},
+      defaultValue = "32",
+      description = "Tokens generated per request (default: ${DEFAULT-VALUE}).")
+  int decodeTokens;
+
+  @Option(
+      names = "--text",
+      defaultValue = "../shared/data/text/tinystories_train_excerpt.txt",
+      description = "Prompt text, repeated as needed (default: ${DEFAULT-VALUE}).")
+  Path text;
+
+  @Option(
+      names = "--placement",
+      defaultValue = "contiguous",
+      description = "contiguous or zigzag (default: ${DEFAULT-VALUE}).")
+  String placement;
+
+  @Option(names = "--run-dir", description = "Shard logs (default: a new folder under ./runs).")
+  Path runDir;
+
+  @Option(names = "--json", description = "One JSON object per row instead of a table.")
+  boolean json;
+
+  @Override
+  public Integer call() throws Exception {
+    try (LoadedModel model = modelOptions.load()) {
+      LlamaConfig c = model.config();
+      AttentionPolicy policy = attentionOptions.transformer(model).attentionPolicy();
+      ShardedBackend.Placement split = ShardedBackend.Placement.parse(placement);
+      int longest = promptLengths.stream().mapToInt(Integer::intValue).max().orElse(1);
+      int context = longest + decodeTokens + 1;
+      policy.checkContext(context, c.contextLength());
+      int[] corpus = corpus(model, longest);
+      int cores = Runtime.getRuntime().availableProcessors();
+      Path dir =
+          runDir != null ? runDir : Path.of("runs", "serve-bench-" + System.currentTimeMillis());
+      if (!json) {
+        System.out.printf(
+            "model %s (%s, %d layers, q %d, kv %d), attention %s, placement %s, %d cores%n%n",
+            modelOptions.model.getFileName(),
+            c.architecture(),
+            c.layers(),
+            c.queryDim(),
+            c.kvDim(),
+            policy.name(),
+            split.name().toLowerCase(Locale.ROOT),
+            cores);
+        System.out.println(
+            "| P | threads/shard | prompt | TTFT s | prefill tok/s | ITL ms | decode tok/s |"
+                + " prefill KiB/layer | model KiB/layer | decode B/layer/token | model B |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
+      }
+      for (int p : shardCounts) {
+        int threads = p == 0 ? cores : Math.max(1, cores / p);
+        LocalShards local = null;
+        ServingServer server;
+        if (p == 0) {
+          Parallel.setThreads(threads);
+          server =
+              ServingServer.inProcess(
+                  model,
+                  "bench",
+                  context,
+                  4L * context,
+                  Limits.queueTimeout(600_000),
+                  "127.0.0.1",
+                  0);
+        } else {
+          local =
+              LocalShards.start(
+                  p,
+                  modelOptions.model,
+                  dir.resolve("p" + p),
+                  List.of(
+                      "--kv-cache-tokens",
+                      Long.toString(4L * context),
+                      "--threads",
+                      Integer.toString(threads)),
+                  300_000);
+          List<ShardClient> clients = ShardPool.connect(local.addresses(), 600_000, 300_000);
+          server =
+              ServingServer.sharded(
+                  model,
+                  "bench",
+                  context,
+                  clients,
+                  1,
+                  p,
+                  Limits.queueTimeout(600_000),
+                  "127.0.0.1",
+                  0,
+                  policy,
+                  split);
+        }
+        try (ServingServer s = server) {
+          ManagedChannel channel =
+              NettyChannelBuilder.forAddress("127.0.0.1", s.port())
+                  .usePlaintext()
+                  .maxInboundMessageSize(64 << 20)
+                  .build();
+          try {
+            run(channel, Arrays.copyOf(corpus, 64), 4); // warm-up: JIT, connections
+            for (int length : promptLengths) {
+              int[] prompt = Arrays.copyOf(corpus, length);
+              ShardTraffic.Snapshot before = ShardTraffic.snapshot();
+              Timing prefillOnly = run(channel, prompt, 1);
+              ShardTraffic.Snapshot afterPrefill = ShardTraffic.snapshot();
+              Timing full = run(channel, prompt, decodeTokens);
+              ShardTraffic.Snapshot afterFull = ShardTraffic.snapshot();
+              long prefillBytes = afterPrefill.minus(before).totalBytes();
+              long decodeBytes = afterFull.minus(afterPrefill).totalBytes() - prefillBytes;
+              int steps = Math.max(1, full.tokens - 1);
+              report(
+                  p,
+                  threads,
+                  length,
+                  prefillOnly,
+                  full,
+                  p == 0 ? 0 : prefillBytes / (double) c.layers(),
+                  p == 0 ? 0 : modelBytesPerLayer(c, policy, p, length),
+                  p == 0 ? 0 : decodeBytes / (double) c.layers() / steps,
+                  p == 0 ? 0 : modelBytesPerLayer(c, policy, p, 1));
+            }
+          } finally {
+            channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+          }
+        } finally {
+          if (local != null) {
+            local.close();
+          }
+        }
+      }
+      return 0;
+    }
+  }
+
+  /**
+   * The protocol's bytes per layer for a step of {@code n} tokens over {@code p > 1} shards
+   * (coordinator-centred all-gather of Q with LSE partials back, ALGORITHMS.md §4.6 "All-gather-Q +
+   * LSE all-to-all"): the owners get their rows' attention output and return their queries (n rows
+   * each way), every shard gets all n queries and returns n partial outputs and n·heads LSEs.
+   * SelfExtend doubles the queries. The last row's logits come back once per step (counted here per
+   * layer). One shard alone runs the step in one call: only tokens and logits travel.
+   */
+  static double modelBytesPerLayer(LlamaConfig c, AttentionPolicy policy, int p, int n) {
+    double q = 4.0 * c.queryDim();
+    double queries = policy.positions() != null ? 2 * q : q;
+    double logits = 4.0 * c.vocabSize() / c.layers(); // the last row's logits, spread per layer
+    if (p == 1) {
+      return 4.0 * n / c.layers() + logits;
+    }
+    return n * (q + queries) + p * n * (queries + q + 4.0 * c.heads()) + logits;
+  }
+
+  /** The first {@code tokens} tokens of the text (BOS first), the text repeated if short. */
+  private int[] corpus(LoadedModel model, int tokens) throws java.io.IOException {
+    String all = Files.readString(text, StandardCharsets.UTF_8);
+    // About 4 characters per token in English; take a margin and cut the ids.
+    String head = all.substring(0, Math.min(all.length(), 8 * tokens + 64));
+    StringBuilder source = new StringBuilder(head);
+    int[] ids = Prompts.encode(model.tokenizer(), source.toString(), true, false);
+    while (ids.length < tokens) {
+      source.append(' ').append(head);
+      ids = Prompts.encode(model.tokenizer(), source.toString(), true, false);
+    }
+    return Arrays.copyOf(ids, tokens);
+  }
+
+  /** Client-side timings of one streamed request. */
+  record Timing(double ttftSeconds, double interTokenSeconds, int tokens, double totalSeconds) {}
+
+  private static Timing run(ManagedChannel channel, int[] prompt, int maxTokens) {
+    GenerateRequest request =
+        GenerateRequest.newBuilder()
+            .setTokenIds(TokenIds.newBuilder().addAllIds(Arrays.stream(prompt).boxed().toList()))
+            .setMaxTokens(maxTokens)
+            .setSampling(
+                dev.longctx.proto.v1.SamplingParams.newBuilder()
+                    .setTemperature(0)
+                    .setTopK(0)
+                    .setTopP(1)
+                    .setMinP(0))
+            .build();
+    long t0 = System.nanoTime();
+    long first = 0;
+    long last = 0;
+    int tokens = 0;
+    Iterator<GenerateResponse> it =
+        InferenceGrpc.newBlockingStub(channel)
+            .withDeadlineAfter(3600, TimeUnit.SECONDS)
+            .generate(request);
+    while (it.hasNext()) {
+      GenerateResponse r = it.next();
+      if (r.hasTokens() && r.getTokens().getTokenIdsCount() > 0) {
+        long now = System.nanoTime();
+        if (first == 0) {
+          first = now;
+        }
+        last = now;
+        tokens += r.getTokens().getTokenIdsCount();
+      }
+    }
+    long end = System.nanoTime();
+    double ttft = ((first == 0 ? end : first) - t0) / 1e9;
+    double itl = tokens > 1 ? (last - first) / 1e9 / (tokens - 1) : 0;
+    return new Timing(ttft, itl, tokens, (end - t0) / 1e9);
+  }
+
+  private void report(
+      int p,
+      int threads,
+      int length,
+      Timing prefill,
+      Timing full,
+      double prefillBytesPerLayer,
+      double prefillModel,
+      double decodeBytesPerLayerToken,
+      double decodeModel) {
+    if (json) {
+      Map<String, Object> o = new LinkedHashMap<>();
+      o.put("shards", p);
+      o.put("threads_per_shard", threads);
+      o.put("prompt_tokens", length);
+      o.put("ttft_seconds", prefill.ttftSeconds());
+      o.put("inter_token_seconds", full.interTokenSeconds());
+      o.put("completion_tokens", full.tokens());
+      o.put("prefill_bytes_per_layer", prefillBytesPerLayer);
+      o.put("prefill_model_bytes_per_layer", prefillModel);
+      o.put("decode_bytes_per_layer_token", decodeBytesPerLayerToken);
+      o.put("decode_model_bytes_per_layer_token", decodeModel);
+      System.out.println(JsonText.write(o));
+      return;
+    }
+    System.out.printf(
+        Locale.ROOT,
+        "| %d | %d | %d | %.3f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f |%n",
+        p,
+        threads,
+        length,
+        prefill.ttftSeconds(),
+        length / prefill.ttftSeconds(),
+        full.interTokenSeconds() * 1e3,
+        full.interTokenSeconds() > 0 ? 1 / full.interTokenSeconds() : 0,
+        prefillBytesPerLayer / 1024,
+        prefillModel / 1024,
+        decodeBytesPerLayerToken,
+        decodeModel);
+  }
+}

@@ -1,0 +1,267 @@
+package dev.longctx.worker.coordinator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.longctx.engine.TestData;
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.inference.Generator;
+import dev.longctx.engine.inference.Sequence;
+import dev.longctx.engine.inference.Transformer;
+import dev.longctx.engine.kernel.Ops;
+import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.sampling.SamplingParams;
+import dev.longctx.worker.coordinator.ShardedBackend.Placement;
+import dev.longctx.worker.shard.ShardEngine;
+import dev.longctx.worker.shard.ShardService;
+import io.grpc.Server;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Sequence-sharded execution past the model's trained context (stories260K: 512 tokens): for P =
+ * 1..4 shards, contiguous and zig-zag placement, dense, SelfExtend, indexer top-k (with SelfExtend
+ * positions) and block top-k attention, the logits after every prompt position and after each
+ * greedy decode step equal the single-process engine's under the same policy (max relative
+ * difference ≤ 1e-4), and greedy generation gives the same tokens.
+ */
+class ShardedLongContextTest {
+
+  /** SelfExtend G = 4, w = 64 stretches 512 trained tokens to (512 − 64)·4 + 64 = 1856. */
+  static final AttentionPolicy SELF_EXTEND = new AttentionPolicy.SelfExtend(4, 64);
+
+  static LoadedModel model;
+  static final List<Server> servers = new ArrayList<>();
+
+  @BeforeAll
+  static void load() {
+    model = LoadedModel.load(TestData.file("models/stories260K/stories260K.bin"), null);
+  }
+
+  @AfterAll
+  static void stop() {
+    servers.forEach(Server::shutdownNow);
+    if (model != null) {
+      model.close();
+    }
+  }
+
+  static ShardedBackend backend(int p, AttentionPolicy policy, Placement placement)
+      throws Exception {
+    List<ShardClient> clients = new ArrayList<>();
+    for (int r = 0; r < p; r++) {
+      String name = "lc-shard-" + p + "-" + r + "-" + System.nanoTime();
+      ShardEngine engine =
+          new ShardEngine(r, model.config(), model.weights(), 1 << 20, "stories260K");
+      servers.add(
+          InProcessServerBuilder.forName(name)
+              .addService(new ShardService(engine))
+              .build()
+              .start());
+      clients.add(new ShardClient(name, InProcessChannelBuilder.forName(name).build(), 60_000));
+    }
+    return new ShardedBackend(clients, model.config(), 1, p, policy, placement);
+  }
+
+  /** A real story prompt of {@code tokens} tokens (the text repeats past its length). */
+  static int[] prompt(int tokens) {
+    String text =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the"
+            + " park with her dog Max. One day, Lily saw a big red ball under a tree. ";
+    int[] ids = model.tokenizer().encodePrompt(text.repeat(80));
+    assertThat(ids.length).isGreaterThanOrEqualTo(tokens);
+    return Arrays.copyOf(ids, tokens);
+  }
+
+  static double maxRelativeDifference(float[] want, float[] got) {
+    assertThat(got).hasSameSizeAs(want);
+    double scale = 0;
+    for (float w : want) {
+      scale = Math.max(scale, Math.abs(w));
+    }
+    double worst = 0;
+    for (int i = 0; i < want.length; i++) {
+      worst = Math.max(worst, Math.abs(want[i] - got[i]) / scale);
+    }
+    return worst;
+  }
+
+  /** Indexer top-k (own-heads selector) with SelfExtend positions, k well below the prompt. */
+  static final AttentionPolicy INDEXER =
+      new AttentionPolicy.IndexerTopK(
+          96,
+          0,
+          dev.longctx.engine.attention.IndexerSource.ownHeads(),
+          (AttentionPolicy.SelfExtend) SELF_EXTEND);
+
+  /** Block top-k (Quest bounds), one selection per KV head, plain positions. */
+  static final AttentionPolicy BLOCKS =
+      new AttentionPolicy.BlockTopK(32, 4, AttentionPolicy.BlockScore.QUEST, null);
+
+  static Stream<Arguments> configurations() {
+    List<Arguments> out = new ArrayList<>();
+    for (AttentionPolicy policy : List.of(AttentionPolicy.dense(), SELF_EXTEND, INDEXER, BLOCKS)) {
+      for (Placement placement : Placement.values()) {
+        for (int p = 1; p <= 4; p++) {
+          out.add(Arguments.of(p, placement, policy));
+        }
+      }
+    }
+    return out.stream();
+  }
+
+  @ParameterizedTest(name = "P={0} {1} {2}")
+  @MethodSource("configurations")
+  void everyPositionsLogitsEqualTheEngine(int p, Placement placement, AttentionPolicy policy)
+      throws Exception {
+    int[] ids = prompt(900); // past the trained 512
+    int capacity = 960;
+    Transformer transformer = model.transformer();
+    Sequence seq = transformer.newSequence(capacity, policy);
+    int vocab = model.config().vocabSize();
+    float[] want = new float[ids.length * vocab];
+    transformer.forwardAll(
+        seq,
+        ids,
+        0,
+        ids.length,
+        128,
+        (first, rows, logits) -> System.arraycopy(logits, 0, want, first * vocab, rows * vocab));
+    try (ShardedBackend backend = backend(p, policy, placement)) {
+      ShardedBackend.Runner runner =
+          (ShardedBackend.Runner) backend.open("all-" + p, capacity, ids.length);
+      assertThat(runner.shardsUsed()).isEqualTo(p);
+      // Two uneven steps, so the second one's queries see keys placed by the first.
+      float[] got = new float[ids.length * vocab];
+      int cut = 517;
+      System.arraycopy(runner.prefillAllLogits(Arrays.copyOf(ids, cut)), 0, got, 0, cut * vocab);
+      System.arraycopy(
+          runner.prefillAllLogits(Arrays.copyOfRange(ids, cut, ids.length)),
+          0,
+          got,
+          cut * vocab,
+          (ids.length - cut) * vocab);
+      for (int pos = 0; pos < ids.length; pos += 37) {
+        int at = pos;
+        assertThat(
+                maxRelativeDifference(
+                    Arrays.copyOfRange(want, at * vocab, (at + 1) * vocab),
+                    Arrays.copyOfRange(got, at * vocab, (at + 1) * vocab)))
+            .as("position %d", at)
+            .isLessThanOrEqualTo(1e-4);
+      }
+      assertThat(maxRelativeDifference(want, got)).isLessThanOrEqualTo(1e-4);
+      float[] last = Arrays.copyOfRange(want, (ids.length - 1) * vocab, ids.length * vocab);
+      for (int step = 0; step < 12; step++) {
+        int token = Ops.argmax(last, 0, vocab);
+        last = transformer.decode(seq, token);
+        assertThat(maxRelativeDifference(last, runner.decode(token)))
+            .as("decode step %d", step)
+            .isLessThanOrEqualTo(1e-4);
+      }
+      assertThat(runner.length()).isEqualTo(seq.length());
+      runner.close();
+    }
+  }
+
+  @Test
+  void selfExtendGreedyGenerationPastTheTrainedContextEqualsTheEngine() throws Exception {
+    assertGreedyEqualsTheEngine(SELF_EXTEND, Placement.ZIGZAG, 60);
+  }
+
+  @Test
+  void indexerTopKGreedyGenerationPastTheTrainedContextEqualsTheEngine() throws Exception {
+    assertGreedyEqualsTheEngine(INDEXER, Placement.CONTIGUOUS, 40);
+  }
+
+  /** A 700-token prompt on 3 shards streams the engine's greedy tokens and text. */
+  static void assertGreedyEqualsTheEngine(AttentionPolicy policy, Placement placement, int tokens)
+      throws Exception {
+    int[] ids = prompt(700);
+    Generator.Result want =
+        Generator.generate(
+            model.transformer().withAttention(policy),
+            model.tokenizer(),
+            new Generator.Request(ids, SamplingParams.greedy(), tokens, List.of(), 1856),
+            t -> {});
+    ShardedBackend backend = backend(3, policy, placement);
+    try (EngineLoop loop = new EngineLoop(backend, 1 << 20, 10_000)) {
+      RecordingSink sink = new RecordingSink();
+      loop.submit(
+          new GenerationTask(
+              new GenerationTask.Spec(
+                  "greedy-" + policy.name(), ids, SamplingParams.greedy(), tokens, List.of(), 1856),
+              model.tokenizer(),
+              sink));
+      assertThat(sink.finished.get(120, java.util.concurrent.TimeUnit.SECONDS))
+          .isEqualTo(want.finishReason());
+      assertThat(sink.tokens).isEqualTo(Arrays.stream(want.tokens()).boxed().toList());
+      assertThat(sink.text.toString()).isEqualTo(want.text());
+      assertThat(sink.shardsUsed).isEqualTo(3);
+    }
+  }
+
+  @Test
+  void zigZagGivesEveryShardTwoMirroredChunks() {
+    int[][] owned = ShardedBackend.split(16, 4, Placement.ZIGZAG);
+    assertThat(owned[0]).containsExactly(0, 1, 14, 15);
+    assertThat(owned[1]).containsExactly(2, 3, 12, 13);
+    assertThat(owned[3]).containsExactly(6, 7, 8, 9);
+    // Every row exactly once, for awkward sizes too.
+    for (int n : new int[] {1, 2, 7, 9, 1023}) {
+      for (int p = 1; p <= 4; p++) {
+        for (Placement placement : Placement.values()) {
+          int[] all =
+              Arrays.stream(ShardedBackend.split(n, p, placement))
+                  .flatMapToInt(Arrays::stream)
+                  .sorted()
+                  .toArray();
+          assertThat(all).as("n=%d p=%d %s", n, p, placement).hasSize(n);
+          for (int i = 0; i < n; i++) {
+            assertThat(all[i]).isEqualTo(i);
+          }
+        }
+      }
+    }
+  }
+
+  /** Collects a generation's stream. */
+  static final class RecordingSink implements GenerationSink {
+    final java.util.concurrent.CompletableFuture<Generator.FinishReason> finished =
+        new java.util.concurrent.CompletableFuture<>();
+    final List<Integer> tokens = new ArrayList<>();
+    final StringBuilder text = new StringBuilder();
+    int shardsUsed;
+
+    @Override
+    public void onPrefillProgress(int done, int total) {}
+
+    @Override
+    public void onTokens(int[] tokenIds, String t) {
+      for (int id : tokenIds) {
+        tokens.add(id);
+      }
+      text.append(t);
+    }
+
+    @Override
+    public void onFinish(Generator.FinishReason reason, Usage usage) {
+      shardsUsed = usage.shardsUsed();
+      finished.complete(reason);
+    }
+
+    @Override
+    public void onError(Throwable error) {
+      finished.completeExceptionally(error);
+    }
+  }
+}
