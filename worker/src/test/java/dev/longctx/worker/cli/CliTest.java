@@ -197,6 +197,32 @@ class CliTest {
         .contains("| model | type |")
         .containsPattern("\\| tiny\\.gguf \\| Q4_0 \\|.*\\| pp16 \\| [0-9.]+ ± [0-9.]+ \\|")
         .containsPattern("\\| tg8 \\| [0-9.]+ ± [0-9.]+ \\| [0-9.]+ \\|");
+    // Decode at a depth built by replicating a short real prefill, under a sparse policy.
+    LaunchResult d =
+        launcher.launch(
+            "bench",
+            "--model",
+            model.toString(),
+            "-p",
+            "0",
+            "-n",
+            "4",
+            "-r",
+            "1",
+            "-d",
+            "600",
+            "--depth-fill",
+            "replicate",
+            "--attention",
+            "indexer-topk",
+            "--top-k",
+            "64");
+    assertThat(d.exitCode()).isZero();
+    assertThat(d.getOutput()).containsPattern("\\| tg4 @ d600 \\(replicated\\) \\| [0-9.]+ ± ");
+    LaunchResult bad =
+        launcher.launch("bench", "--model", model.toString(), "--depth-fill", "copy");
+    assertThat(bad.exitCode()).isNotZero();
+    assertThat(bad.getErrorOutput()).contains("--depth-fill must be prefill or replicate");
   }
 
   @Test
