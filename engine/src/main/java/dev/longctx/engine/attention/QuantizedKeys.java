@@ -64,42 +64,6 @@ final class QuantizedKeys {
     }
   }
 
-  /**
-   * {@code out[outOffset + s − from] = scale · q·k̃_s} for keys {@code s ∈ [from, to)} of KV head
-   * {@code kvHead}.
-   */
-  void scores(
-      float[] q,
-      int qOffset,
-      int kvHead,
-      int from,
-      int to,
-      float scale,
-      float[] out,
-      int outOffset) {
-    int bound = F.length() == B.length() ? F.loopBound(headDim) : 0;
-    for (int s = from; s < to; s++) {
-      int row = s * kvHeads + kvHead;
-      int base = row * headDim;
-      float acc = 0;
-      int d = 0;
-      if (bound > 0) {
-        FloatVector a = FloatVector.zero(F);
-        for (; d < bound; d += F.length()) {
-          FloatVector kv =
-              (FloatVector)
-                  ByteVector.fromArray(B, values, base + d).convertShape(VectorOperators.B2F, F, 0);
-          a = FloatVector.fromArray(F, q, qOffset + d).fma(kv, a);
-        }
-        acc = a.reduceLanes(VectorOperators.ADD);
-      }
-      for (; d < headDim; d++) {
-        acc += q[qOffset + d] * values[base + d];
-      }
-      out[outOffset + s - from] = acc * scales[row] * scale;
-    }
-  }
-
   /** Rows dequantized per tile by {@link #scoresGroup}: small enough to stay in L1. */
   private static final int TILE = 32;
 
@@ -110,11 +74,12 @@ final class QuantizedKeys {
       ThreadLocal.withInitial(() -> new float[0]);
 
   /**
-   * {@link #scores} for the {@code groupSize} query heads at {@code q[qOffset + g·headDim]} that
-   * share KV head {@code kvHead}: head g's score of key s goes to {@code out[outOffset +
-   * g·outStride + s − from]}. Each INT8 row is read and widened once per tile for the whole group,
-   * so the cost per key is one conversion plus {@code groupSize} float dots (the selector's hot
-   * loop, §5.2).
+   * {@code out[outOffset + g·outStride + s − from] = scale · q_g·k̃_s} for keys {@code s ∈ [from,
+   * to)} of KV head {@code kvHead} and the {@code groupSize} query heads at {@code q[qOffset +
+   * g·headDim]} that share KV head {@code kvHead}: head g's score of key s goes to {@code
+   * out[outOffset + g·outStride + s − from]}. Each INT8 row is read and widened once per tile for
+   * the whole group, so the cost per key is one conversion plus {@code groupSize} float dots (the
+   * selector's hot loop, §5.2).
    */
   void scoresGroup(
       float[] q,

@@ -79,7 +79,7 @@ class OwnHeadsSelectorTest {
   }
 
   @Test
-  void groupScoresEqualOneHeadAtATimeAndPageBoundsBoundEveryKey() {
+  void groupScoresMatchTheFloat64DotWithTheInt8KeysAndPageBoundsBoundEveryKey() {
     SplittableRandom r = new SplittableRandom(3);
     int len = 100;
     float[] keys = gaussian(r, len * KV_HEADS * D, 2);
@@ -92,13 +92,13 @@ class OwnHeadsSelectorTest {
     }
     int group = HEADS / KV_HEADS;
     float[] grouped = new float[group * 90];
-    float[] one = new float[90];
     for (int g = 0; g < KV_HEADS; g++) {
       qk.scoresGroup(q, g * group * D, group, g, 7, 97, 0.5f, grouped, 0, 90);
       for (int h = 0; h < group; h++) {
-        qk.scores(q, (g * group + h) * D, g, 7, 97, 0.5f, one, 0);
         for (int s = 0; s < 90; s++) {
-          assertThat(grouped[h * 90 + s]).isCloseTo(one[s], within(1e-4f));
+          double expected =
+              0.5 * dotWithInt8Row(q, (g * group + h) * D, keys, ((7 + s) * KV_HEADS + g) * D);
+          assertThat((double) grouped[h * 90 + s]).isCloseTo(expected, within(1e-4));
         }
       }
       // §3.5 test 5 at a vectorized head size, partial last page included.
@@ -133,18 +133,7 @@ class OwnHeadsSelectorTest {
       double[] z = new double[len];
       double max = Double.NEGATIVE_INFINITY;
       for (int s = 0; s < len; s++) {
-        int base = (s * KV_HEADS + g) * D;
-        float amax = 0;
-        for (int e = 0; e < D; e++) {
-          amax = Math.max(amax, Math.abs(keys[base + e]));
-        }
-        float sigma = amax / 127f;
-        float inv = 1f / sigma; // as QuantizedKeys rounds
-        double dot = 0;
-        for (int e = 0; e < D; e++) {
-          dot += q[h * D + e] * (double) Math.round(keys[base + e] * inv) * sigma;
-        }
-        z[s] = dot * scale;
+        z[s] = dotWithInt8Row(q, h * D, keys, (s * KV_HEADS + g) * D) * scale;
         max = Math.max(max, z[s]);
       }
       double sum = 0;
@@ -157,6 +146,21 @@ class OwnHeadsSelectorTest {
       }
     }
     return p;
+  }
+
+  /** q·k̃ in float64, k̃ the row at {@code keys[base ..]} rounded to INT8 as QuantizedKeys does. */
+  private static double dotWithInt8Row(float[] q, int qOffset, float[] keys, int base) {
+    float amax = 0;
+    for (int e = 0; e < D; e++) {
+      amax = Math.max(amax, Math.abs(keys[base + e]));
+    }
+    float sigma = amax / 127f;
+    float inv = 1f / sigma;
+    double dot = 0;
+    for (int e = 0; e < D; e++) {
+      dot += q[qOffset + e] * (double) Math.round(keys[base + e] * inv) * sigma;
+    }
+    return dot;
   }
 
   private static float[] gaussian(SplittableRandom r, int n, double sd) {
