@@ -288,6 +288,7 @@ public final class CudaContext implements AutoCloseable {
   private static Pointer argument(String kernel, int index, Object arg) {
     return switch (arg) {
       case DeviceBuffer b -> new LongPointer(1).put(b.address());
+      case DeviceTensor t -> new LongPointer(1).put(t.address());
       case Long l -> new LongPointer(1).put(l);
       case Integer i -> new IntPointer(1).put(i);
       case Float f -> new FloatPointer(1).put(f);

@@ -47,7 +47,11 @@ public final class CudaProbe {
     } catch (LinkageError | RuntimeException e) {
       // UnsatisfiedLinkError (no libcuda / libcudart), NoClassDefFoundError (no bindings jar),
       // ExceptionInInitializerError (JavaCPP's loader failed).
-      return Availability.no("the CUDA driver or libraries could not be loaded: " + e);
+      Throwable root = e;
+      while (root.getCause() != null) {
+        root = root.getCause();
+      }
+      return Availability.no("the CUDA driver or libraries could not be loaded: " + root);
     }
   }
 }
