@@ -14,6 +14,7 @@ import static org.bytedeco.cuda.global.cudart.cuInit;
 import static org.bytedeco.cuda.global.cudart.cuLaunchKernel;
 import static org.bytedeco.cuda.global.cudart.cuMemAlloc;
 import static org.bytedeco.cuda.global.cudart.cuMemFree;
+import static org.bytedeco.cuda.global.cudart.cuMemcpyDtoD;
 import static org.bytedeco.cuda.global.cudart.cuMemcpyDtoH;
 import static org.bytedeco.cuda.global.cudart.cuMemcpyHtoD;
 import static org.bytedeco.cuda.global.cudart.cuMemsetD32;
@@ -246,6 +247,14 @@ public final class CudaContext implements AutoCloseable {
           cuMemcpyDtoH(p, src.address() + offset * Integer.BYTES, (long) n * Integer.BYTES));
       p.get(out, 0, n);
     }
+  }
+
+  /** {@code dst[0, bytes) ← src[0, bytes)} on the device. */
+  public void copy(DeviceBuffer dst, DeviceBuffer src, long bytes) {
+    dst.checkRange(0, bytes);
+    src.checkRange(0, bytes);
+    bind();
+    check("cuMemcpyDtoD", cuMemcpyDtoD(dst.address(), src.address(), bytes));
   }
 
   /** Fills {@code buffer} with copies of the 32-bit pattern {@code bits} (e.g. a NaN poison). */

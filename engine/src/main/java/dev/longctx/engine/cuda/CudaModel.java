@@ -47,6 +47,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   private final long largestMatrix;
   private DeviceBuffer weightScratch;
   private boolean gemmEnabled = true;
+  private boolean ownsContext;
 
   private record Layer(
       DeviceBuffer attnNorm,
@@ -113,6 +114,22 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     }
   }
 
+  /**
+   * Opens device 0 and uploads the model there; closing the model closes the device context too.
+   * Fails with the reason when CUDA is not usable.
+   */
+  public static CudaModel open(LlamaConfig config, LlamaWeights weights) {
+    CudaContext cx = CudaContext.open();
+    try {
+      CudaModel m = new CudaModel(cx, config, weights);
+      m.ownsContext = true;
+      return m;
+    } catch (RuntimeException e) {
+      cx.close();
+      throw e;
+    }
+  }
+
   private <T extends AutoCloseable> T own(T resource) {
     owned.add(resource);
     return resource;
@@ -171,6 +188,11 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       forward(seq, tokens, off, n, off + n == tokens.length ? logits : null);
     }
     return logits;
+  }
+
+  @Override
+  public void release(CudaSequence seq) {
+    seq.close();
   }
 
   @Override
@@ -364,5 +386,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       }
     }
     owned.clear();
+    if (ownsContext) {
+      ownsContext = false;
+      cx.close();
+    }
   }
 }

@@ -22,4 +22,10 @@ public interface Decoder<S> {
 
   /** Feeds one token; returns its logits. */
   float[] decode(S seq, int token);
+
+  /**
+   * Frees what the sequence holds outside the Java heap (the GPU's KV pages); the sequence is not
+   * used afterwards. The CPU's cache is garbage-collected, so this does nothing there.
+   */
+  default void release(S seq) {}
 }

@@ -1,6 +1,9 @@
 package dev.longctx.worker.cli;
 
-import dev.longctx.engine.inference.Sequence;
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.cuda.Backend;
+import dev.longctx.engine.cuda.CudaModel;
+import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.model.LoadedModel;
@@ -73,10 +76,17 @@ public class BenchCommand implements Callable<Integer> {
     if (reps < 1) {
       throw new IllegalArgumentException("--repetitions must be >= 1, got " + reps);
     }
-    try (LoadedModel model = modelOptions.load()) {
+    Backend backend = modelOptions.backend();
+    try (LoadedModel model = modelOptions.load();
+        CudaModel gpu =
+            backend == Backend.CUDA ? CudaModel.open(model.config(), model.weights()) : null) {
       Transformer tr = attentionOptions.transformer(model);
+      if (gpu != null && !(tr.attentionPolicy() instanceof AttentionPolicy.Dense)) {
+        throw new IllegalArgumentException("--backend cuda runs dense attention only");
+      }
+      Decoder<?> decoder = gpu == null ? tr : gpu;
       long weightBytes = bytesReadPerToken(model.weights());
-      String name = model.path().getFileName().toString();
+      String name = model.path().getFileName() + (gpu != null ? " (cuda)" : "");
       String size = String.format("%.2f GiB", totalBytes(model.weights()) / (double) (1L << 30));
       String params =
           String.format(
@@ -120,7 +130,7 @@ public class BenchCommand implements Callable<Integer> {
           double[] rates = new double[reps];
           SplittableRandom random = new SplittableRandom(42);
           for (int r = -1; r < reps; r++) {
-            double rate = prefill ? prefill(tr, depth, n, random) : generate(tr, depth, n, random);
+            double rate = measure(decoder, prefill, depth, n, random);
             if (r >= 0) {
               rates[r] = rate;
             }
@@ -142,6 +152,7 @@ public class BenchCommand implements Callable<Integer> {
             out.put("model", name);
             out.put("type", type);
             out.put("threads", threads);
+            out.put("backend", gpu != null ? "cuda" : "cpu");
             out.put("test", test[0] + n);
             out.put("depth", depth);
             out.put("attention", tr.attentionPolicy().name());
@@ -170,34 +181,30 @@ public class BenchCommand implements Callable<Integer> {
     }
   }
 
-  /** A sequence holding {@code depth} random tokens, room for {@code n} more. */
-  private static Sequence atDepth(Transformer tr, int depth, int n, SplittableRandom random) {
-    Sequence seq = tr.newSequence(depth + n);
-    if (depth > 0) {
-      tr.prefill(seq, randomTokens(tr, depth, random));
-    }
-    return seq;
-  }
-
-  private static double prefill(Transformer tr, int depth, int n, SplittableRandom random) {
+  /** Tokens per second of one prefill of n tokens or of n decode steps, after {@code depth}. */
+  private static <S> double measure(
+      Decoder<S> tr, boolean prefill, int depth, int n, SplittableRandom random) {
     int[] tokens = randomTokens(tr, n, random);
-    Sequence seq = atDepth(tr, depth, n, random);
-    long t0 = System.nanoTime();
-    tr.prefill(seq, tokens);
-    return n / ((System.nanoTime() - t0) / 1e9);
-  }
-
-  private static double generate(Transformer tr, int depth, int n, SplittableRandom random) {
-    int[] tokens = randomTokens(tr, n, random);
-    Sequence seq = atDepth(tr, depth, n, random);
-    long t0 = System.nanoTime();
-    for (int i = 0; i < n; i++) {
-      tr.decode(seq, tokens[i]);
+    S seq = tr.newSequence(depth + n);
+    try {
+      if (depth > 0) {
+        tr.prefill(seq, randomTokens(tr, depth, random));
+      }
+      long t0 = System.nanoTime();
+      if (prefill) {
+        tr.prefill(seq, tokens);
+      } else {
+        for (int i = 0; i < n; i++) {
+          tr.decode(seq, tokens[i]);
+        }
+      }
+      return n / ((System.nanoTime() - t0) / 1e9);
+    } finally {
+      tr.release(seq);
     }
-    return n / ((System.nanoTime() - t0) / 1e9);
   }
 
-  private static int[] randomTokens(Transformer tr, int n, SplittableRandom random) {
+  private static int[] randomTokens(Decoder<?> tr, int n, SplittableRandom random) {
     int[] tokens = new int[n];
     for (int i = 0; i < n; i++) {
       tokens[i] = random.nextInt(tr.config().vocabSize());
