@@ -10,8 +10,10 @@
 #                                          # runs the tests, then the benchmark (--quick: 2 layers,
 #                                          # contexts up to 32K)
 #
-# The CUDA libraries come from the GPU machine (libcuda from the driver; libcudart, libcublas and
-# libnvrtc from its CUDA toolkit, found through ldconfig or /usr/local/cuda/lib64).
+# The CUDA libraries come from the GPU machine (libcuda from the driver; libcudart 13, libcublas
+# and libnvrtc from its CUDA toolkit, found through ldconfig or /usr/local/cuda/lib64); this
+# machine's libcudart.so.13 is carried as a fallback. Without cuBLAS, prefill uses the matvec
+# kernel; without NVRTC, the build's PTX is used (it is, whenever nvcc built the jar).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=target/gpu-check
@@ -34,6 +36,12 @@ prepare() {
   cp -r ../shared/data/models/stories260K "$OUT/data/models/"
   jlink --add-modules java.base,java.logging,java.management,jdk.unsupported,jdk.incubator.vector \
     --strip-native-debug-symbols=exclude-debuginfo-files --no-man-pages --no-header-files --compress=zip-9 --output "$OUT/jre"
+  # The CUDA 13 runtime of this machine, as a fallback for a device machine with only a driver
+  # (looked up after the device machine's own libraries).
+  mkdir -p "$OUT/native"
+  if [ -e /usr/local/cuda/lib64/libcudart.so.13 ]; then
+    cp -L /usr/local/cuda/lib64/libcudart.so.13 "$OUT/native/"
+  fi
   rm "$OUT/classpath.txt"
   du -sh "$OUT" "$OUT/jre" "$OUT/lib"
 }
@@ -42,9 +50,11 @@ run() {
   local java=(
     "$OUT/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED
     -Xmx48g -cp "$OUT/lib/*:$OUT/classes")
-  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-    [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+  local path=""
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib "$PWD/$OUT/native"; do
+    if [ -d "$d" ]; then path="$path:$d"; fi
   done
+  export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}$path"
   (nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true) | head -3
   echo
   echo "## CUDA tests"
