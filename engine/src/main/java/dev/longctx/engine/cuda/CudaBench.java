@@ -33,10 +33,7 @@ public final class CudaBench {
     try (CudaContext cx = CudaContext.open()) {
       System.out.printf(
           "device: %s (sm_%d), kernels: %s, cuBLAS: %s%n%n",
-          cx.deviceName(),
-          cx.computeCapability(),
-          cx.kernelSource(),
-          cx.blas() != null ? "yes" : "no");
+          cx.deviceName(), cx.computeCapability(), cx.kernelSource(), cx.blasStatus());
       double copyGbs = copyBandwidth(cx);
       System.out.printf(
           "| copy bandwidth (device to device, read + write) | %.0f GB/s |%n%n", copyGbs);

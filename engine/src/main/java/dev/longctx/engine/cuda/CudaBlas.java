@@ -38,12 +38,14 @@ final class CudaBlas implements AutoCloseable {
     this.handle = handle;
   }
 
-  static CudaBlas tryCreate() {
+  /** cuBLAS on the current context, or null (with the reason in {@code why[0]}). */
+  static CudaBlas tryCreate(String[] why) {
     try {
       cublasContext h = new cublasContext();
       check("cublasCreate", cublasCreate_v2(h));
       return new CudaBlas(h);
-    } catch (LinkageError e) {
+    } catch (LinkageError | CudaException e) {
+      why[0] = e.toString();
       return null;
     }
   }

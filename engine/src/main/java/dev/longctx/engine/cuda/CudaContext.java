@@ -54,6 +54,7 @@ public final class CudaContext implements AutoCloseable {
   private final Map<String, CUfunc_st> functions = new HashMap<>();
   private CudaBlas blas;
   private boolean blasTried;
+  private final String[] blasMissing = {null};
   private boolean closed;
 
   private CudaContext(int ordinal) {
@@ -314,9 +315,14 @@ public final class CudaContext implements AutoCloseable {
     if (!blasTried) {
       blasTried = true;
       bind();
-      blas = CudaBlas.tryCreate();
+      blas = CudaBlas.tryCreate(blasMissing);
     }
     return blas;
+  }
+
+  /** "yes", or why cuBLAS is not available (prefill then runs on the matvec kernel). */
+  public String blasStatus() {
+    return blas() != null ? "yes" : "no: " + blasMissing[0];
   }
 
   @Override
