@@ -24,6 +24,11 @@ typedef unsigned long long u64;
 
 #define NEG_INF (-__int_as_float(0x7f800000))
 
+#ifdef LONGCTX_EMULATE
+// The CPU emulation of docs/tools/cuda-emulate (no GPU needed) has no PTX asm.
+__device__ __forceinline__ float half_to_float(u16 h) { return emulated_half_to_float(h); }
+__device__ __forceinline__ u16 float_to_half(float f) { return emulated_float_to_half(f); }
+#else
 __device__ __forceinline__ float half_to_float(u16 h) {
   float f;
   asm("{ .reg .b16 t; mov.b16 t, %1; cvt.f32.f16 %0, t; }" : "=f"(f) : "h"(h));
@@ -35,6 +40,7 @@ __device__ __forceinline__ u16 float_to_half(float f) {
   asm("{ .reg .b16 t; cvt.rn.f16.f32 t, %1; mov.b16 %0, t; }" : "=h"(h) : "f"(f));
   return h;
 }
+#endif
 
 __device__ __forceinline__ float bf16_to_float(u16 b) { return __int_as_float(((u32)b) << 16); }
 
