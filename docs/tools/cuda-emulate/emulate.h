@@ -1,16 +1,15 @@
 // A CPU emulation of the CUDA features longctx.cu uses, to check the kernels' logic on a machine
-// without a GPU: each block runs as blockDim host threads with real barriers for __syncthreads
-// and per-warp barriers for the shuffles. Slow, and blind to GPU-only faults (memory model, timing,
-// resource limits): it proves the algorithms and indexing, not the device. See run.sh.
+// without a GPU. The threads of a block run as coroutines (ucontext) on one OS thread, switching
+// only at barriers: __syncthreads waits for the whole block, a warp shuffle for its 32 lanes.
+// Deterministic and blind to GPU-only faults (memory model, races, resource limits): it proves
+// the algorithms and the indexing, not the device. Used by main.cpp and fake_driver.cpp.
 #pragma once
-#include <atomic>
-#include <barrier>
+#include <ucontext.h>
+
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <memory>
-#include <thread>
 #include <vector>
 
 #define LONGCTX_EMULATE 1
@@ -22,25 +21,68 @@
 struct dim3 {
   unsigned x = 0, y = 0, z = 0;
 };
-thread_local dim3 threadIdx, blockIdx;
-dim3 blockDim, gridDim;
 
-static std::barrier<>* block_barrier;
-static std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
-static float warp_exchange[32][32];
+namespace emu {
 
-inline void __syncthreads() { block_barrier->arrive_and_wait(); }
+struct Barrier {
+  unsigned count = 0, arrived = 0, generation = 0;
+};
+
+struct Thread {
+  ucontext_t context;
+  std::vector<char> stack;
+  bool done = false;
+};
+
+inline dim3 current_thread, current_block;
+inline std::vector<Thread> threads;
+inline ucontext_t scheduler;
+inline unsigned running = 0;
+inline Barrier block_barrier;
+inline std::vector<Barrier> warp_barriers;
+inline float warp_exchange[32][32];
+inline void (*body)() = nullptr;
+
+inline void yield() { swapcontext(&threads[running].context, &scheduler); }
+
+inline void arrive(Barrier& b) {
+  unsigned generation = b.generation;
+  if (++b.arrived == b.count) {
+    b.arrived = 0;
+    b.generation++;
+    return;
+  }
+  while (b.generation == generation) yield();
+}
+
+inline void entry() {
+  body();
+  threads[running].done = true;
+  swapcontext(&threads[running].context, &scheduler);
+}
+
+}  // namespace emu
+
+#define threadIdx (emu::current_thread)
+#define blockIdx (emu::current_block)
+inline dim3 blockDim, gridDim;
+
+inline void __syncthreads() { emu::arrive(emu::block_barrier); }
 
 inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
   unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  warp_exchange[warp][lane] = v;
-  warp_barriers[warp]->arrive_and_wait();
-  float r = warp_exchange[warp][lane ^ lane_mask];
-  warp_barriers[warp]->arrive_and_wait();
+  emu::warp_exchange[warp][lane] = v;
+  emu::arrive(emu::warp_barriers[warp]);
+  float r = emu::warp_exchange[warp][lane ^ lane_mask];
+  emu::arrive(emu::warp_barriers[warp]);
   return r;
 }
 
-inline int atomicAdd(int* p, int v) { return std::atomic_ref<int>(*p).fetch_add(v); }
+inline int atomicAdd(int* p, int v) {
+  int old = *p;
+  *p += v;
+  return old;
+}
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
 inline float __uint_as_float(unsigned i) { float f; std::memcpy(&f, &i, 4); return f; }
 inline unsigned __float_as_uint(float f) { unsigned i; std::memcpy(&i, &f, 4); return i; }
@@ -60,27 +102,52 @@ inline unsigned short emulated_float_to_half(float f) {
   return h;
 }
 
-// Runs kernel(args...) on a gridX × gridY grid of blocks of `block` threads, one block at a time.
-template <typename... P, typename... A>
-void launch(void (*kernel)(P...), unsigned gridX, unsigned gridY, unsigned block, A... args) {
+namespace emu {
+
+// Runs `run` (the kernel call) on a gridX × gridY grid of blocks of `block` threads.
+template <typename F>
+void run_grid(unsigned gridX, unsigned gridY, unsigned block, F run) {
+  static F* callable;
+  callable = &run;
+  body = [] { (*callable)(); };
   gridDim = {gridX, gridY, 1};
   blockDim = {block, 1, 1};
+  if (threads.size() < block) threads.resize(block);
   for (unsigned by = 0; by < gridY; by++) {
     for (unsigned bx = 0; bx < gridX; bx++) {
-      std::barrier<> barrier(block);
-      block_barrier = &barrier;
-      warp_barriers.clear();
-      for (unsigned w = 0; w < (block + 31) / 32; w++)
-        warp_barriers.push_back(std::make_unique<std::barrier<>>(std::min(32u, block - w * 32)));
-      std::vector<std::thread> threads;
+      block_barrier = {block, 0, 0};
+      warp_barriers.assign((block + 31) / 32, Barrier{});
+      for (unsigned w = 0; w < warp_barriers.size(); w++)
+        warp_barriers[w].count = block - w * 32 < 32 ? block - w * 32 : 32;
       for (unsigned t = 0; t < block; t++) {
-        threads.emplace_back([=] {
-          threadIdx = {t, 0, 0};
-          blockIdx = {bx, by, 0};
-          kernel(args...);
-        });
+        Thread& th = threads[t];
+        th.stack.resize(256 * 1024);
+        th.done = false;
+        getcontext(&th.context);
+        th.context.uc_stack.ss_sp = th.stack.data();
+        th.context.uc_stack.ss_size = th.stack.size();
+        th.context.uc_link = nullptr;
+        makecontext(&th.context, entry, 0);
       }
-      for (auto& th : threads) th.join();
+      for (bool busy = true; busy;) {
+        busy = false;
+        for (unsigned t = 0; t < block; t++) {
+          if (threads[t].done) continue;
+          busy = true;
+          running = t;
+          current_thread = {t, 0, 0};
+          current_block = {bx, by, 0};
+          swapcontext(&scheduler, &threads[t].context);
+        }
+      }
     }
   }
+}
+
+}  // namespace emu
+
+// Runs kernel(args...) on the grid, as a <<<dim3(gridX, gridY), block>>> launch would.
+template <typename... P, typename... A>
+void launch(void (*kernel)(P...), unsigned gridX, unsigned gridY, unsigned block, A... args) {
+  emu::run_grid(gridX, gridY, block, [=] { kernel(args...); });
 }
