@@ -19,8 +19,10 @@ import java.util.SplittableRandom;
  * per-token decode attention cost against context, dense vs indexer top-k (k = 2048). Wall-clock
  * timings around synchronized steps; each figure is the best of a few repetitions.
  *
- * <p>Usage: {@code java -cp <engine jar + bytedeco jars> dev.longctx.engine.cuda.CudaBench
- * [--quick]} ({@code --quick}: a 2-layer model and contexts up to 32K, for a smoke run).
+ * <p>Usage: {@code java -cp <engine jar + bytedeco jars> dev.longctx.engine.cuda.CudaBench [--quick
+ * | --tiny]} ({@code --quick}: a 2-layer model and contexts up to 32K, for a first run on a device;
+ * {@code --tiny}: toy shapes, to exercise the program under the CPU emulation of
+ * docs/tools/cuda-emulate).
  */
 public final class CudaBench {
 
@@ -28,28 +30,48 @@ public final class CudaBench {
 
   private CudaBench() {}
 
+  /** The attention benchmark's shape: GQA heads, indexer, top-k, prefill rows, contexts. */
+  record AttentionShape(
+      int heads,
+      int kvHeads,
+      int headDim,
+      int indexerHeads,
+      int indexerDim,
+      int topK,
+      int prefillRows,
+      int[] contexts) {}
+
   public static void main(String[] args) {
-    boolean quick = args.length > 0 && args[0].equals("--quick");
+    String mode = args.length > 0 ? args[0] : "";
+    boolean quick = mode.equals("--quick");
+    boolean tiny = mode.equals("--tiny");
     try (CudaContext cx = CudaContext.open()) {
       System.out.printf(
           "device: %s (sm_%d), kernels: %s, cuBLAS: %s%n%n",
           cx.deviceName(), cx.computeCapability(), cx.kernelSource(), cx.blasStatus());
-      double copyGbs = copyBandwidth(cx);
+      double copyGbs = copyBandwidth(cx, tiny ? 1L << 26 : 1L << 30);
       System.out.printf(
-          "| copy bandwidth (device to device, read + write) | %.0f GB/s |%n%n", copyGbs);
+          "| copy bandwidth (device to device, read + write) | %.1f GB/s |%n%n", copyGbs);
       System.out.println("| model | type | weights | test | t/s | GB/s | % of copy bandwidth |");
       System.out.println("| --- | --- | ---: | --- | ---: | ---: | ---: |");
       for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.Q8_0}) {
-        decodeAndPrefill(cx, type, quick ? 2 : 32, copyGbs);
+        LlamaConfig c = tiny ? tinyShape() : llama8b(quick ? 2 : 32);
+        decodeAndPrefill(cx, c, type, tiny ? 16 : 512, tiny ? 4 : 64, copyGbs);
       }
       System.out.println();
+      int[] contexts =
+          tiny
+              ? new int[] {300, 600}
+              : quick ? new int[] {8192, 32768} : new int[] {8192, 16384, 32768, 65536, 131072};
       attention(
-          cx, quick ? new int[] {8192, 32768} : new int[] {8192, 16384, 32768, 65536, 131072});
+          cx,
+          tiny
+              ? new AttentionShape(4, 2, 32, 4, 32, 64, 8, contexts)
+              : new AttentionShape(32, 8, 128, 64, 128, 2048, 128, contexts));
     }
   }
 
-  private static double copyBandwidth(CudaContext cx) {
-    long bytes = 1L << 30;
+  private static double copyBandwidth(CudaContext cx, long bytes) {
     try (DeviceBuffer a = cx.alloc(bytes);
         DeviceBuffer b = cx.alloc(bytes)) {
       cx.copy(b, a, bytes);
@@ -63,6 +85,12 @@ public final class CudaBench {
       }
       return 2.0 * bytes / best / 1e9;
     }
+  }
+
+  /** A toy Llama shape for a run under the CPU emulation. */
+  static LlamaConfig tinyShape() {
+    return new LlamaConfig(
+        "llama", 128, 256, 2, 4, 2, 32, 1000, 4096, 1e-5f, 10000f, Rope.Layout.INTERLEAVED, null);
   }
 
   /** Llama-3.1-8B's shape with {@code layers} blocks. */
@@ -150,15 +178,13 @@ public final class CudaBench {
     return image;
   }
 
-  private static void decodeAndPrefill(CudaContext cx, GgmlType type, int layers, double copyGbs) {
-    LlamaConfig c = llama8b(layers);
+  private static void decodeAndPrefill(
+      CudaContext cx, LlamaConfig c, GgmlType type, int prompt, int steps, double copyGbs) {
     LlamaWeights w = syntheticWeights(c, type, 7);
     try (CudaModel model = new CudaModel(cx, c, w)) {
       // A decode step reads every matrix once (the embedding row is negligible).
       long perToken = model.weightBytes() - w.tokenEmbedding().data().byteSize();
       SplittableRandom random = new SplittableRandom(1);
-      int prompt = 512;
-      int steps = 64;
       double bestPrefill = 0;
       double bestDecode = 0;
       for (int r = 0; r < REPS; r++) {
@@ -174,7 +200,8 @@ public final class CudaBench {
           bestDecode = Math.max(bestDecode, steps / ((System.nanoTime() - t0) / 1e9));
         }
       }
-      String name = "llama-3.1-8b shape, " + layers + " layers";
+      String name =
+          (c.dim() == 4096 ? "llama-3.1-8b shape, " : "toy shape, ") + c.layers() + " layers";
       String gib = String.format("%.2f GiB", model.weightBytes() / (double) (1L << 30));
       System.out.printf(
           "| %s | %s | %s | pp%d | %.1f | | |%n", name, type, gib, prompt, bestPrefill);
@@ -185,16 +212,17 @@ public final class CudaBench {
     }
   }
 
-  /** Dense (causal, GQA 32/8, d = 128) and indexer top-k sparse attention timings. */
-  private static void attention(CudaContext cx, int[] contexts) {
-    int heads = 32;
-    int kvHeads = 8;
-    int headDim = 128;
+  /** Dense causal GQA and indexer top-k sparse attention timings. */
+  private static void attention(CudaContext cx, AttentionShape shape) {
+    int heads = shape.heads();
+    int kvHeads = shape.kvHeads();
+    int headDim = shape.headDim();
     int kvDim = kvHeads * headDim;
-    int indexerHeads = 64;
-    int indexerDim = 128;
-    int topK = 2048;
-    int prefillRows = 128;
+    int indexerHeads = shape.indexerHeads();
+    int indexerDim = shape.indexerDim();
+    int topK = shape.topK();
+    int prefillRows = shape.prefillRows();
+    int[] contexts = shape.contexts();
     float scale = (float) (1 / Math.sqrt(headDim));
     CudaKernels k = new CudaKernels(cx);
     SplittableRandom random = new SplittableRandom(3);
@@ -203,8 +231,13 @@ public final class CudaBench {
     for (int i = 0; i < host.length; i++) {
       host[i] = (float) (random.nextDouble() * 2 - 1);
     }
-    System.out.println(
-        "| context | dense decode µs/token | dense prefill TFLOP/s (128 queries) | sparse decode µs/token (indexer + top-k + attention, k = 2048) |");
+    System.out.printf(
+        "attention: %d query heads, %d KV heads, d = %d; indexer %d × %d%n",
+        heads, kvHeads, headDim, indexerHeads, indexerDim);
+    System.out.printf(
+        "| context | dense decode µs/token | dense prefill TFLOP/s (%d queries) | sparse decode"
+            + " µs/token (indexer + top-k + attention, k = %d) |%n",
+        prefillRows, topK);
     System.out.println("| ---: | ---: | ---: | ---: |");
     try (DeviceBuffer src = cx.upload(host);
         DeviceBuffer q = cx.upload(java.util.Arrays.copyOf(host, prefillRows * heads * headDim));
