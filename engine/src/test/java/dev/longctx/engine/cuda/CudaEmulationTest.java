@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
  * The kernels' logic without a GPU: docs/tools/cuda-emulate compiles longctx.cu as C++ against a
  * CPU emulation of blocks, barriers and warp shuffles and checks every kernel against float64
  * references (top-k order, paged dense and sparse attention with LSE, matvec for each weight type,
- * RMSNorm, RoPE, softmax/argmax, indexer scores, the FP16/BF16 conversions). Skips without g++.
+ * RMSNorm, RoPE, softmax/argmax, indexer scores, the FP16/BF16 conversions). Skips without g++ 12+.
  */
 class CudaEmulationTest {
 
@@ -33,6 +33,20 @@ class CudaEmulationTest {
     assertThat(p.waitFor(5, TimeUnit.MINUTES)).as("the emulation finishes").isTrue();
     assertThat(p.exitValue()).as(output).isZero();
     assertThat(output).contains("all ok: 0 failure(s)").doesNotContain("FAIL");
+  }
+
+  private static int gccMajor() throws IOException, InterruptedException {
+    Process p = new ProcessBuilder("g++", "-dumpversion").redirectErrorStream(true).start();
+    String v;
+    try (var in = p.getInputStream()) {
+      v = new String(in.readAllBytes(), StandardCharsets.UTF_8).strip();
+    }
+    p.waitFor();
+    try {
+      return Integer.parseInt(v.split("\\.")[0]);
+    } catch (NumberFormatException e) {
+      return 0;
+    }
   }
 
   private static boolean onPath(String tool) {
