@@ -1,6 +1,7 @@
 package dev.longctx.worker.cli;
 
 import dev.longctx.engine.inference.Sequence;
+import dev.longctx.engine.inference.SyntheticContext;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.model.LoadedModel;
@@ -60,6 +61,19 @@ public class BenchCommand implements Callable<Integer> {
               + " as llama-bench's -d: tgN at depth D times decode steps D+1..D+N.")
   List<Integer> depths;
 
+  @Option(
+      names = "--depth-fill",
+      defaultValue = "prefill",
+      description =
+          "How the -d context is built: prefill (a real forward pass over D random tokens) or"
+              + " replicate (prefill min(D, 256) random tokens, then copy their KV rows"
+              + " cyclically up to D: the cache has the size and scale of a real one, for timing"
+              + " decode at depths whose prefill is unaffordable; outputs are meaningless).")
+  String depthFill;
+
+  /** Tokens really prefilled before replication under {@code --depth-fill replicate}. */
+  static final int REPLICATE_CHUNK = 256;
+
   @Option(names = "--json", description = "Print one JSON object per test instead of a table.")
   boolean json;
 
@@ -73,6 +87,11 @@ public class BenchCommand implements Callable<Integer> {
     if (reps < 1) {
       throw new IllegalArgumentException("--repetitions must be >= 1, got " + reps);
     }
+    if (!depthFill.equals("prefill") && !depthFill.equals("replicate")) {
+      throw new IllegalArgumentException(
+          "--depth-fill must be prefill or replicate, got '" + depthFill + "'");
+    }
+    boolean replicate = depthFill.equals("replicate");
     try (LoadedModel model = modelOptions.load()) {
       Transformer tr = attentionOptions.transformer(model);
       long weightBytes = bytesReadPerToken(model.weights());
@@ -120,7 +139,10 @@ public class BenchCommand implements Callable<Integer> {
           double[] rates = new double[reps];
           SplittableRandom random = new SplittableRandom(42);
           for (int r = -1; r < reps; r++) {
-            double rate = prefill ? prefill(tr, depth, n, random) : generate(tr, depth, n, random);
+            double rate =
+                prefill
+                    ? prefill(tr, depth, n, replicate, random)
+                    : generate(tr, depth, n, replicate, random);
             if (r >= 0) {
               rates[r] = rate;
             }
@@ -144,6 +166,7 @@ public class BenchCommand implements Callable<Integer> {
             out.put("threads", threads);
             out.put("test", test[0] + n);
             out.put("depth", depth);
+            out.put("depth_fill", depthFill);
             out.put("attention", tr.attentionPolicy().name());
             out.put("tokens_per_second", mean);
             out.put("stddev", sd);
@@ -159,7 +182,7 @@ public class BenchCommand implements Callable<Integer> {
                 threads,
                 test[0],
                 n,
-                depth > 0 ? " @ d" + depth : "",
+                depth > 0 ? " @ d" + depth + (replicate ? " (replicated)" : "") : "",
                 mean,
                 sd,
                 gbs == null ? "" : String.format("%.1f", gbs));
@@ -170,26 +193,35 @@ public class BenchCommand implements Callable<Integer> {
     }
   }
 
-  /** A sequence holding {@code depth} random tokens, room for {@code n} more. */
-  private static Sequence atDepth(Transformer tr, int depth, int n, SplittableRandom random) {
+  /**
+   * A sequence holding {@code depth} tokens, room for {@code n} more: random tokens prefilled, or
+   * under {@code replicate} a prefilled chunk replicated up to the depth ({@link
+   * SyntheticContext}).
+   */
+  private static Sequence atDepth(
+      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
     Sequence seq = tr.newSequence(depth + n);
     if (depth > 0) {
-      tr.prefill(seq, randomTokens(tr, depth, random));
+      int real = replicate ? Math.min(depth, REPLICATE_CHUNK) : depth;
+      tr.prefill(seq, randomTokens(tr, real, random));
+      SyntheticContext.extend(seq, depth);
     }
     return seq;
   }
 
-  private static double prefill(Transformer tr, int depth, int n, SplittableRandom random) {
+  private static double prefill(
+      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
     int[] tokens = randomTokens(tr, n, random);
-    Sequence seq = atDepth(tr, depth, n, random);
+    Sequence seq = atDepth(tr, depth, n, replicate, random);
     long t0 = System.nanoTime();
     tr.prefill(seq, tokens);
     return n / ((System.nanoTime() - t0) / 1e9);
   }
 
-  private static double generate(Transformer tr, int depth, int n, SplittableRandom random) {
+  private static double generate(
+      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
     int[] tokens = randomTokens(tr, n, random);
-    Sequence seq = atDepth(tr, depth, n, random);
+    Sequence seq = atDepth(tr, depth, n, replicate, random);
     long t0 = System.nanoTime();
     for (int i = 0; i < n; i++) {
       tr.decode(seq, tokens[i]);

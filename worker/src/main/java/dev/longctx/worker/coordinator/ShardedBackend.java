@@ -585,7 +585,7 @@ public final class ShardedBackend implements ForwardBackend {
                   x);
             }
           }
-          selector.appendRows(l, start, n, keys, 0, groupKeys, x);
+          selector.append(l, start, n, keys, groupKeys, x);
           selection = selector.select(l, start, n, q, qg, x);
         }
         // 2. Attend: every shard, all queries, its own keys (or the selected ones it holds).
