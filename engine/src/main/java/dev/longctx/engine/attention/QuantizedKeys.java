@@ -99,4 +99,91 @@ final class QuantizedKeys {
       out[outOffset + s - from] = acc * scales[row] * scale;
     }
   }
+
+  /** Rows dequantized per tile by {@link #scoresGroup}: small enough to stay in L1. */
+  private static final int TILE = 32;
+
+  private static final ThreadLocal<float[]> LANES =
+      ThreadLocal.withInitial(() -> new float[F.length()]);
+
+  private static final ThreadLocal<float[]> TILE_BUFFER =
+      ThreadLocal.withInitial(() -> new float[0]);
+
+  /**
+   * {@link #scores} for the {@code groupSize} query heads at {@code q[qOffset + g·headDim]} that
+   * share KV head {@code kvHead}: head g's score of key s goes to {@code out[outOffset +
+   * g·outStride + s − from]}. Each INT8 row is read and widened once per tile for the whole group,
+   * so the cost per key is one conversion plus {@code groupSize} float dots (the selector's hot
+   * loop, §5.2).
+   */
+  void scoresGroup(
+      float[] q,
+      int qOffset,
+      int groupSize,
+      int kvHead,
+      int from,
+      int to,
+      float scale,
+      float[] out,
+      int outOffset,
+      int outStride) {
+    float[] tile = TILE_BUFFER.get();
+    float[] lanes = LANES.get();
+    if (tile.length < TILE * headDim) {
+      tile = new float[TILE * headDim];
+      TILE_BUFFER.set(tile);
+    }
+    int bound = F.length() == B.length() ? F.loopBound(headDim) : 0;
+    for (int t0 = from; t0 < to; t0 += TILE) {
+      int n = Math.min(TILE, to - t0);
+      for (int j = 0; j < n; j++) {
+        int row = (t0 + j) * kvHeads + kvHead;
+        int base = row * headDim;
+        int dst = j * headDim;
+        float sc = scales[row] * scale;
+        int d = 0;
+        for (; d < bound; d += F.length()) {
+          ((FloatVector)
+                  ByteVector.fromArray(B, values, base + d).convertShape(VectorOperators.B2F, F, 0))
+              .mul(sc)
+              .intoArray(tile, dst + d);
+        }
+        for (; d < headDim; d++) {
+          tile[dst + d] = values[base + d] * sc;
+        }
+      }
+      for (int g = 0; g < groupSize; g++) {
+        int qo = qOffset + g * headDim;
+        int o = outOffset + g * outStride + t0 - from;
+        for (int j = 0; j < n; j++) {
+          out[o + j] = dot(q, qo, tile, j * headDim, lanes);
+        }
+      }
+    }
+  }
+
+  /**
+   * {@code q·row} with the lanes summed in a fixed order: {@code reduceLanes(ADD)} may add them in
+   * a different order once the JIT intrinsifies it, and a selection must be a function of its
+   * inputs alone (a near-tie would otherwise flip between two runs of the same sequence).
+   */
+  private float dot(float[] q, int qo, float[] row, int ro, float[] lanes) {
+    int d = 0;
+    float acc = 0;
+    int bound = F.loopBound(headDim);
+    if (bound > 0) {
+      FloatVector s = FloatVector.zero(F);
+      for (; d < bound; d += F.length()) {
+        s = FloatVector.fromArray(F, q, qo + d).fma(FloatVector.fromArray(F, row, ro + d), s);
+      }
+      s.intoArray(lanes, 0);
+      for (float x : lanes) {
+        acc += x;
+      }
+    }
+    for (; d < headDim; d++) {
+      acc += q[qo + d] * row[ro + d];
+    }
+    return acc;
+  }
 }

@@ -4,7 +4,6 @@ import dev.longctx.engine.attention.AttentionPolicy.BlockTopK;
 import dev.longctx.engine.attention.AttentionPolicy.IndexerTopK;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.kernel.Attention;
-import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Partial;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.tensor.Parallel;
@@ -33,8 +32,7 @@ public final class SequenceAttention {
   private final int kvDim;
   private final int group;
   private final float scale;
-  private final QuantizedKeys[] neighborIndex;
-  private final QuantizedKeys[] groupIndex;
+  private final OwnHeadsSelector ownHeads;
   private final BlockSummaries[] blocks;
   private final LightningIndexer indexer;
   private final float[][] indexerKeys;
@@ -44,17 +42,9 @@ public final class SequenceAttention {
 
   /** Growable per-thread working memory. */
   private static final class Buffers {
-    float[] z = new float[0];
     float[] p = new float[0];
     float[] parts = new float[0];
     float[] lses = new float[0];
-
-    float[] z(int n) {
-      if (z.length < n) {
-        z = new float[Math.max(n, z.length * 2)];
-      }
-      return z;
-    }
 
     float[] p(int n) {
       if (p.length < n) {
@@ -76,23 +66,14 @@ public final class SequenceAttention {
     this.scale = (float) (1.0 / Math.sqrt(headDim));
     this.capacity = Math.min(maxTokens, 256);
     int layers = c.layers();
-    QuantizedKeys[] n = null;
-    QuantizedKeys[] g = null;
+    OwnHeadsSelector own = null;
     BlockSummaries[] b = null;
     LightningIndexer ix = null;
     float[][] ixKeys = null;
     if (policy instanceof IndexerTopK t) {
       switch (t.indexer()) {
-        case IndexerSource.OwnHeads o -> {
-          n = new QuantizedKeys[layers];
-          g = se != null ? new QuantizedKeys[layers] : null;
-          for (int l = 0; l < layers; l++) {
-            n[l] = new QuantizedKeys(kvHeads, headDim, capacity);
-            if (g != null) {
-              g[l] = new QuantizedKeys(kvHeads, headDim, capacity);
-            }
-          }
-        }
+        case IndexerSource.OwnHeads o ->
+            own = new OwnHeadsSelector(layers, heads, kvHeads, headDim, se, capacity);
         case IndexerSource.ModelFile m -> {
           ix = m.indexer();
           if (ix.layers() != layers || ix.dim() != c.dim()) {
@@ -118,8 +99,7 @@ public final class SequenceAttention {
         b[l] = new BlockSummaries(kvHeads, headDim, t.blockSize(), capacity);
       }
     }
-    this.neighborIndex = n;
-    this.groupIndex = g;
+    this.ownHeads = own;
     this.blocks = b;
     this.indexer = ix;
     this.indexerKeys = ixKeys;
@@ -140,11 +120,8 @@ public final class SequenceAttention {
       return;
     }
     int c = Math.max(tokens, capacity * 2);
-    for (int l = 0; neighborIndex != null && l < neighborIndex.length; l++) {
-      neighborIndex[l].reserve(c);
-      if (groupIndex != null) {
-        groupIndex[l].reserve(c);
-      }
+    if (ownHeads != null) {
+      ownHeads.reserve(c);
     }
     for (int l = 0; blocks != null && l < blocks.length; l++) {
       blocks[l].reserve(c);
@@ -158,11 +135,8 @@ public final class SequenceAttention {
   /** Bytes of the side state now allocated (selector keys, block summaries, indexer keys). */
   public long bytesAllocated() {
     long sum = 0;
-    for (int l = 0; neighborIndex != null && l < neighborIndex.length; l++) {
-      sum += neighborIndex[l].bytesAllocated();
-      if (groupIndex != null) {
-        sum += groupIndex[l].bytesAllocated();
-      }
+    if (ownHeads != null) {
+      sum += ownHeads.bytesAllocated();
     }
     for (int l = 0; blocks != null && l < blocks.length; l++) {
       sum += blocks[l].bytesAllocated();
@@ -174,22 +148,19 @@ public final class SequenceAttention {
   }
 
   /**
-   * Records tokens {@code [start, start + n)} of layer {@code layer} in the side state, after their
-   * keys are in the cache ({@code keys}: rotated at their positions; {@code groupKeys}: at ⌊j/G⌋,
-   * or null without SelfExtend; {@code x}: the layer's normalized input rows of the chunk).
+   * Records tokens {@code [start, start + n)} of layer {@code layer} in the side state: row t of
+   * {@code keys} (rotated at its position), of {@code groupKeys} (at ⌊j/G⌋, or null without
+   * SelfExtend) and of {@code x} (the layer's normalized input) belong to position start + t.
    */
   public void append(int layer, int start, int n, float[] keys, float[] groupKeys, float[] x) {
     for (int t = 0; t < n; t++) {
       int pos = start + t;
-      if (neighborIndex != null) {
-        neighborIndex[layer].put(pos, keys, pos * kvDim);
-        if (groupIndex != null) {
-          groupIndex[layer].put(pos, groupKeys, pos * kvDim);
-        }
+      if (ownHeads != null) {
+        ownHeads.put(layer, pos, keys, groupKeys, t * kvDim);
       }
       if (blocks != null) {
         // With SelfExtend, past blocks are (mostly) attended at grouped positions: summarize those.
-        blocks[layer].put(pos, se != null ? groupKeys : keys, pos * kvDim);
+        blocks[layer].put(pos, se != null ? groupKeys : keys, t * kvDim);
       }
     }
     if (indexer != null) {
@@ -197,11 +168,36 @@ public final class SequenceAttention {
     }
   }
 
+  /** Whether the selector reads the layer's normalized input (a model-file lightning indexer). */
+  public boolean needsLayerInput() {
+    return indexer != null;
+  }
+
+  /**
+   * The key sets the chunk's {@code n} queries (positions {@code start..}) of one layer attend
+   * over: entry {@code t·kvHeads + g} lists the positions (ascending) for query t's KV head g, or
+   * is null where the query attends every causal key. Indexer top-k gives all heads of a query the
+   * same array. This is the selection {@link #attend} uses; a coordinator computes it once and
+   * sends it to the shards holding the keys.
+   */
+  public int[][] select(int layer, int start, int n, float[] qn, float[] qg, float[] x) {
+    int[][] selection = new int[n * kvHeads][];
+    if (policy instanceof IndexerTopK t) {
+      selectIndexer(t, layer, start, n, qn, qg, x, selection);
+    } else if (policy instanceof BlockTopK b) {
+      selectBlocks(b, layer, start, n, qn, qg, selection);
+    }
+    return selection;
+  }
+
   /**
    * Attention of the chunk's {@code n} queries (positions {@code start..}) of one layer: {@code qn}
    * rotated at their positions, {@code qg} at SelfExtend's grouped query positions (null without
-   * SelfExtend), both {@code [n][heads][headDim]}; output to {@code out} in the same shape. {@code
-   * x} is the layer's normalized input (for a model-file indexer).
+   * SelfExtend), both {@code [n][heads][headDim]}; output to {@code out} in the same shape. The
+   * cache is paged: key s at {@code keyPages[s >>> pageShift]}, row {@code s mod 2^pageShift} of
+   * {@code [token][kvHead][headDim]} (grouped keys and values likewise; one contiguous array is a
+   * single page with {@code Attention.CONTIGUOUS}). {@code x} is the layer's normalized input (for
+   * a model-file indexer).
    */
   public void attend(
       int layer,
@@ -209,17 +205,14 @@ public final class SequenceAttention {
       int n,
       float[] qn,
       float[] qg,
-      float[] keys,
-      float[] groupKeys,
-      float[] values,
+      float[][] keyPages,
+      float[][] groupKeyPages,
+      float[][] valuePages,
+      int pageShift,
       float[] x,
       float[] out) {
-    int[][] selection = new int[n * kvHeads][];
-    if (policy instanceof IndexerTopK t) {
-      selectIndexer(t, layer, start, n, qn, qg, x, selection);
-    } else if (policy instanceof BlockTopK b) {
-      selectBlocks(b, layer, start, n, qn, qg, selection);
-    }
+    int[][] selection = select(layer, start, n, qn, qg, x);
+    Kv kv = new Kv(keyPages, groupKeyPages, valuePages, pageShift);
     Parallel.forRange(
         n * kvHeads,
         (from, to) -> {
@@ -233,12 +226,71 @@ public final class SequenceAttention {
                 selection[u],
                 qn,
                 qg,
-                keys,
-                groupKeys,
-                values,
+                kv,
                 out);
           }
         });
+  }
+
+  /** One layer's paged cache as {@link #attend} receives it. */
+  private record Kv(float[][] keys, float[][] groupKeys, float[][] values, int shift) {}
+
+  /**
+   * {@code Attention.attendGroupPaged} over keys {@code [from, to)}, or over {@code
+   * positions[posFrom, posTo)} when positions is not null; grouped keys when {@code grouped}.
+   */
+  private void attendRun(
+      float[] q,
+      int qOff,
+      Kv kv,
+      boolean grouped,
+      int base,
+      int[] positions,
+      int from,
+      int to,
+      float[] out,
+      int outOff,
+      float[] lse,
+      int lseOff) {
+    float[][] keys = grouped ? kv.groupKeys() : kv.keys();
+    if (positions == null) {
+      Attention.attendGroupPaged(
+          q,
+          qOff,
+          group,
+          keys,
+          kv.values(),
+          kv.shift(),
+          base,
+          kvDim,
+          from,
+          to,
+          headDim,
+          scale,
+          out,
+          outOff,
+          lse,
+          lseOff);
+    } else {
+      Attention.attendGroupPagedPositions(
+          q,
+          qOff,
+          group,
+          keys,
+          kv.values(),
+          kv.shift(),
+          base,
+          kvDim,
+          positions,
+          from,
+          to - from,
+          headDim,
+          scale,
+          out,
+          outOff,
+          lse,
+          lseOff);
+    }
   }
 
   /**
@@ -246,95 +298,26 @@ public final class SequenceAttention {
    * keys ≤ i).
    */
   private void attendGroup(
-      int i,
-      int qOff,
-      int g,
-      int[] positions,
-      float[] qn,
-      float[] qg,
-      float[] keys,
-      float[] groupKeys,
-      float[] values,
-      float[] out) {
+      int i, int qOff, int g, int[] positions, float[] qn, float[] qg, Kv kv, float[] out) {
     int base = g * headDim;
-    float[] lse1 = new float[group];
-    if (se == null) {
-      if (positions == null) {
-        Attention.attendGroup(
-            qn, qOff, group, keys, values, base, kvDim, i + 1, headDim, scale, out, qOff, lse1, 0);
-      } else {
-        Attention.attendGroupPositions(
-            qn,
-            qOff,
-            group,
-            keys,
-            values,
-            base,
-            kvDim,
-            positions,
-            0,
-            positions.length,
-            headDim,
-            scale,
-            out,
-            qOff,
-            lse1,
-            0);
-      }
-      return;
-    }
-    // SelfExtend: neighbor keys [ns, i] at true positions, grouped keys [0, ns) at ⌊j/G⌋.
-    int ns = se.neighborStart(i);
     Buffers buf = BUFFERS.get();
     if (buf.parts.length < 2 * group * headDim) {
       buf.parts = new float[2 * group * headDim];
       buf.lses = new float[2 * group];
     }
-    float[] parts = buf.parts;
     float[] lses = buf.lses;
-    int gStride = group * headDim;
-    if (positions == null) {
-      Attention.attendGroup(
-          qn,
-          qOff,
-          group,
-          keys,
-          values,
-          base + ns * kvDim,
-          kvDim,
-          i + 1 - ns,
-          headDim,
-          scale,
-          parts,
-          0,
-          lses,
-          0);
-      Attention.attendGroup(
-          qg, qOff, group, groupKeys, values, base, kvDim, ns, headDim, scale, parts, gStride, lses,
-          group);
-    } else {
-      int split = lowerBound(positions, ns);
-      Attention.attendGroupPositions(
-          qn,
-          qOff,
-          group,
-          keys,
-          values,
-          base,
-          kvDim,
-          positions,
-          split,
-          positions.length - split,
-          headDim,
-          scale,
-          parts,
-          0,
-          lses,
-          0);
-      Attention.attendGroupPositions(
-          qg, qOff, group, groupKeys, values, base, kvDim, positions, 0, split, headDim, scale,
-          parts, gStride, lses, group);
+    int count = positions == null ? i + 1 : positions.length;
+    if (se == null) {
+      attendRun(qn, qOff, kv, false, base, positions, 0, count, out, qOff, lses, 0);
+      return;
     }
+    // SelfExtend: neighbor keys [ns, i] at true positions, grouped keys [0, ns) at ⌊j/G⌋.
+    int ns = se.neighborStart(i);
+    int split = positions == null ? ns : lowerBound(positions, ns);
+    float[] parts = buf.parts;
+    int gStride = group * headDim;
+    attendRun(qn, qOff, kv, false, base, positions, split, count, parts, 0, lses, 0);
+    attendRun(qg, qOff, kv, true, base, positions, 0, split, parts, gStride, lses, group);
     float[] two = new float[2 * headDim];
     float[] twoLse = new float[2];
     for (int h = 0; h < group; h++) {
@@ -391,16 +374,17 @@ public final class SequenceAttention {
             if (len <= t.k() || i < t.denseBelowTokens()) {
               continue; // every causal key is selected: dense (§1.3 "Short sequences")
             }
-            float[] p = BUFFERS.get().p(len);
+            int[] chosen;
             if (indexer != null) {
+              float[] p = BUFFERS.get().p(len);
               int ih = indexer.heads();
               indexer.score(
                   fiq, tt * ih * indexer.headDim(), fiw, tt * ih, indexerKeys[layer], len, p);
+              chosen = TopK.select(p, null, len, t.k()).positions();
+              Arrays.sort(chosen);
             } else {
-              ownHeadScores(layer, i, tt * heads * headDim, qn, qg, p, !perToken);
+              chosen = ownHeads.select(layer, i, t.k(), qn, qg, tt * heads * headDim, !perToken);
             }
-            int[] chosen = TopK.select(p, null, len, t.k()).positions();
-            Arrays.sort(chosen);
             for (int g = 0; g < kvHeads; g++) {
               selection[tt * kvHeads + g] = chosen;
             }
@@ -410,49 +394,6 @@ public final class SequenceAttention {
       Parallel.forRange(n, body);
     } else {
       body.run(0, n);
-    }
-  }
-
-  /**
-   * The own-heads score of every key {@code s ≤ i} (ALGORITHMS.md §5.2): {@code p̂_s = Σ_h
-   * softmax_s(q_h·k̃_s/√d)} over all query heads, k̃ the INT8 keys (the 1/H of the mean is left
-   * out: it does not change the order). Under SelfExtend the logits use the same position mapping
-   * as attention.
-   */
-  private void ownHeadScores(
-      int layer, int i, int qBase, float[] qn, float[] qg, float[] p, boolean parallel) {
-    int len = i + 1;
-    Buffers buf = BUFFERS.get();
-    float[] z = buf.z(heads * len);
-    int ns = se == null ? 0 : se.neighborStart(i);
-    Parallel.RangeBody perHead =
-        (from, to) -> {
-          for (int h = from; h < to; h++) {
-            int qOff = qBase + h * headDim;
-            int kh = h / group;
-            int zo = h * len;
-            if (ns > 0) {
-              groupIndex[layer].scores(qg, qOff, kh, 0, ns, scale, z, zo);
-            }
-            neighborIndex[layer].scores(qn, qOff, kh, ns, len, scale, z, zo + ns);
-            float max = Ops.max(z, zo, len);
-            double sum = Ops.expSub(z, zo, len, max);
-            Ops.scale(z, zo, len, (float) (1.0 / sum));
-          }
-        };
-    Parallel.RangeBody sumHeads =
-        (from, to) -> {
-          System.arraycopy(z, from, p, from, to - from);
-          for (int h = 1; h < heads; h++) {
-            Ops.add(p, from, z, h * len + from, to - from);
-          }
-        };
-    if (parallel) {
-      Parallel.forRange(heads, perHead);
-      Parallel.forRange(len, 1024, sumHeads);
-    } else {
-      perHead.run(0, heads);
-      sumHeads.run(0, len);
     }
   }
 

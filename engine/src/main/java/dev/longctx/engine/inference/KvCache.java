@@ -3,50 +3,78 @@ package dev.longctx.engine.inference;
 import java.util.Arrays;
 
 /**
- * Keys and values of one sequence, per layer, laid out {@code [position][kvHead][headDim]} so one
- * head is addressed with base {@code kvHead·headDim} and stride {@code kvDim}. Keys are stored
- * after RoPE. Capacity grows by doubling up to {@code maxTokens}, so a short prompt on a model with
- * a long trained context does not reserve gigabytes.
+ * Keys and values of one sequence, per layer, in fixed-size pages from a {@link KvPagePool}: a
+ * per-sequence page table maps token s to page {@code s >>> pageShift}, row {@code s mod
+ * pageTokens}; within a page rows are laid out {@code [token][kvHead][headDim]}, so one head is
+ * addressed with base {@code kvHead·headDim} and stride {@code kvDim}. Keys are stored after RoPE.
+ * Pages are taken as the sequence grows (up to {@code maxTokens}) and given back by {@link
+ * #release}, so a short prompt on a model with a long trained context reserves one page per array,
+ * and growing never copies what is resident. The attention kernels iterate the page table ({@code
+ * Attention.attendGroupPaged}: one online softmax across pages).
  *
- * <p>For SelfExtend a second key array holds every key rotated at its grouped position ⌊j/G⌋
- * (ALGORITHMS.md §2.4 design 1: two rotated key caches, values shared, 1.5× the memory). Byte
- * accounting is exact: {@link #bytesAllocated} is what the arrays hold now, {@link #bytesPerToken}
- * what one resident token costs.
+ * <p>For SelfExtend a second key page table holds every key rotated at its grouped position ⌊j/G⌋
+ * (ALGORITHMS.md §2.4 design 1: two rotated key caches, values shared, 1.5× the memory). The
+ * selector state of a sparse policy (INT8 keys, page bounds, indexer keys) lives beside the cache
+ * in the sequence's {@code SequenceAttention}, counted by {@code Sequence.bytesAllocated}.
+ *
+ * <p>Byte accounting is exact: {@link #bytesAllocated} is what the pages held now occupy ({@link
+ * #capacity} tokens), {@link #bytesResident} what the resident tokens occupy, {@link
+ * #bytesPerToken} what one token costs.
  */
 public final class KvCache {
 
+  /** Tokens per page when the cache makes its own pool. */
+  public static final int PAGE_TOKENS = 256;
+
+  private final KvPagePool pool;
   private final int layers;
   private final int kvDim;
   private final int maxTokens;
-  private final float[][] keys;
-  private final float[][] values;
-  private final float[][] groupKeys;
-  private int capacity;
+  private final int shift;
+  private final float[][][] keys;
+  private final float[][][] values;
+  private final float[][][] groupKeys;
+  private int pages;
   private int length;
 
   public KvCache(int layers, int kvDim, int maxTokens) {
     this(layers, kvDim, maxTokens, false);
   }
 
-  /** A cache that also keeps SelfExtend's grouped keys when {@code groupKeys} is set. */
+  /**
+   * A cache with its own pool that also keeps SelfExtend's grouped keys when {@code groupKeys} is
+   * set. Pages are {@value #PAGE_TOKENS} tokens, or the next power of two ≥ maxTokens when that is
+   * smaller (a short sequence does not hold a mostly empty page).
+   */
   public KvCache(int layers, int kvDim, int maxTokens, boolean groupKeys) {
+    this(new KvPagePool(pageTokensFor(maxTokens), kvDim), layers, maxTokens, groupKeys);
+  }
+
+  /** {@value #PAGE_TOKENS}, or the smallest power of two ≥ maxTokens when that is smaller. */
+  private static int pageTokensFor(int maxTokens) {
+    int p = 1;
+    while (p < Math.min(maxTokens, PAGE_TOKENS)) {
+      p <<= 1;
+    }
+    return p;
+  }
+
+  /** A cache taking its pages from {@code pool} (shared with other sequences of the model). */
+  public KvCache(KvPagePool pool, int layers, int maxTokens, boolean groupKeys) {
     if (maxTokens <= 0) {
       throw new IllegalArgumentException("maxTokens must be > 0, got " + maxTokens);
     }
-    this.layers = layers;
-    this.kvDim = kvDim;
-    this.maxTokens = maxTokens;
-    this.keys = new float[layers][];
-    this.values = new float[layers][];
-    this.groupKeys = groupKeys ? new float[layers][] : null;
-    this.capacity = Math.min(maxTokens, 256);
-    for (int l = 0; l < layers; l++) {
-      keys[l] = new float[capacity * kvDim];
-      values[l] = new float[capacity * kvDim];
-      if (groupKeys) {
-        this.groupKeys[l] = new float[capacity * kvDim];
-      }
+    if (layers <= 0) {
+      throw new IllegalArgumentException("layers must be > 0, got " + layers);
     }
+    this.pool = pool;
+    this.layers = layers;
+    this.kvDim = pool.kvDim();
+    this.maxTokens = maxTokens;
+    this.shift = pool.pageShift();
+    this.keys = new float[layers][0][];
+    this.values = new float[layers][0][];
+    this.groupKeys = groupKeys ? new float[layers][0][] : null;
   }
 
   /** Tokens whose keys and values are resident. */
@@ -59,9 +87,19 @@ public final class KvCache {
     return maxTokens;
   }
 
-  /** Tokens the arrays can hold now without growing. */
+  /** Tokens the pages held now can store without taking more. */
   public int capacity() {
-    return capacity;
+    return pages << shift;
+  }
+
+  /** Tokens per page. */
+  public int pageTokens() {
+    return 1 << shift;
+  }
+
+  /** Pages held now, per layer and array (keys, values, grouped keys). */
+  public int pages() {
+    return pages;
   }
 
   /** Whether SelfExtend's grouped keys are kept. */
@@ -69,9 +107,9 @@ public final class KvCache {
     return groupKeys != null;
   }
 
-  /** Bytes held by the key and value arrays now (capacity × bytes per token). */
+  /** Bytes of the pages held now (capacity × bytes per token). */
   public long bytesAllocated() {
-    return capacity * bytesPerToken();
+    return (long) capacity() * bytesPerToken();
   }
 
   /** Bytes the resident tokens occupy (length × bytes per token). */
@@ -84,21 +122,58 @@ public final class KvCache {
     return (groupKeys != null ? 3L : 2L) * layers * kvDim * Float.BYTES;
   }
 
-  float[] keys(int layer) {
+  /** Key pages of layer {@code layer} (the page table; valid until the cache grows). */
+  float[][] keyPages(int layer) {
     return keys[layer];
   }
 
-  /** Keys of layer {@code layer} rotated at SelfExtend's grouped positions, or null. */
-  float[] groupKeys(int layer) {
+  /** Grouped-key pages of layer {@code layer} (SelfExtend), or null. */
+  float[][] groupKeyPages(int layer) {
     return groupKeys == null ? null : groupKeys[layer];
   }
 
-  float[] values(int layer) {
+  float[][] valuePages(int layer) {
     return values[layer];
+  }
+
+  /** log2 of the page size: token s is in page {@code s >>> pageShift()}. */
+  int pageShift() {
+    return shift;
   }
 
   int kvDim() {
     return kvDim;
+  }
+
+  int layers() {
+    return layers;
+  }
+
+  /**
+   * Stores token {@code pos}'s keys and values ({@code kvDim} floats each) of layer {@code layer}.
+   */
+  void put(int layer, int pos, float[] k, int kOffset, float[] v, int vOffset) {
+    int row = (pos & ((1 << shift) - 1)) * kvDim;
+    System.arraycopy(k, kOffset, keys[layer][pos >>> shift], row, kvDim);
+    System.arraycopy(v, vOffset, values[layer][pos >>> shift], row, kvDim);
+  }
+
+  /** Stores token {@code pos}'s keys rotated at SelfExtend's grouped position. */
+  void putGroupKeys(int layer, int pos, float[] k, int kOffset) {
+    int row = (pos & ((1 << shift) - 1)) * kvDim;
+    System.arraycopy(k, kOffset, groupKeys[layer][pos >>> shift], row, kvDim);
+  }
+
+  /** Copies token {@code pos}'s keys (grouped ones when {@code grouped}) to {@code dst[off ..]}. */
+  void copyKeys(int layer, int pos, boolean grouped, float[] dst, int off) {
+    float[][] table = grouped ? groupKeys[layer] : keys[layer];
+    System.arraycopy(table[pos >>> shift], (pos & ((1 << shift) - 1)) * kvDim, dst, off, kvDim);
+  }
+
+  /** Copies token {@code pos}'s values to {@code dst[off ..]}. */
+  void copyValues(int layer, int pos, float[] dst, int off) {
+    System.arraycopy(
+        values[layer][pos >>> shift], (pos & ((1 << shift) - 1)) * kvDim, dst, off, kvDim);
   }
 
   /** Makes room for {@code tokens} in total; fails naming the limit when it exceeds maxTokens. */
@@ -107,18 +182,26 @@ public final class KvCache {
       throw new IllegalStateException(
           "sequence of " + tokens + " tokens exceeds the KV cache limit of " + maxTokens);
     }
-    if (tokens <= capacity) {
+    int need = (tokens + (1 << shift) - 1) >>> shift;
+    if (need <= pages) {
       return;
     }
-    int newCapacity = Math.min(maxTokens, Math.max(tokens, capacity * 2));
     for (int l = 0; l < layers; l++) {
-      keys[l] = Arrays.copyOf(keys[l], newCapacity * kvDim);
-      values[l] = Arrays.copyOf(values[l], newCapacity * kvDim);
+      keys[l] = grow(keys[l], need);
+      values[l] = grow(values[l], need);
       if (groupKeys != null) {
-        groupKeys[l] = Arrays.copyOf(groupKeys[l], newCapacity * kvDim);
+        groupKeys[l] = grow(groupKeys[l], need);
       }
     }
-    capacity = newCapacity;
+    pages = need;
+  }
+
+  private float[][] grow(float[][] table, int need) {
+    float[][] t = Arrays.copyOf(table, need);
+    for (int p = pages; p < need; p++) {
+      t[p] = pool.acquire();
+    }
+    return t;
   }
 
   void setLength(int length) {
@@ -132,5 +215,29 @@ public final class KvCache {
           "cannot truncate a cache of " + this.length + " tokens to " + length);
     }
     this.length = length;
+  }
+
+  /**
+   * Gives every page back to the pool; the cache is then empty with capacity 0 and may grow again.
+   */
+  public void release() {
+    for (int l = 0; l < layers; l++) {
+      releaseAll(keys[l]);
+      keys[l] = new float[0][];
+      releaseAll(values[l]);
+      values[l] = new float[0][];
+      if (groupKeys != null) {
+        releaseAll(groupKeys[l]);
+        groupKeys[l] = new float[0][];
+      }
+    }
+    pages = 0;
+    length = 0;
+  }
+
+  private void releaseAll(float[][] table) {
+    for (int p = 0; p < pages; p++) {
+      pool.release(table[p]);
+    }
   }
 }

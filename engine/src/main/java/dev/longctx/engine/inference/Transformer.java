@@ -174,26 +174,35 @@ public final class Transformer implements Decoder<Sequence> {
     layers.embed(tokens, off, n, s);
     for (int l = 0; l < c.layers(); l++) {
       layers.project(l, s, n);
-      float[] keys = cache.keys(l);
-      float[] values = cache.values(l);
-      float[] groupKeys = cache.groupKeys(l);
       AttentionPolicy.SelfExtend se = seq.policy().positions();
       if (se != null) {
         layers.rotateSelfExtend(s, n, positions, se);
       } else {
         layers.rotate(s, n, positions);
       }
-      System.arraycopy(s.k, 0, keys, start * kvDim, n * kvDim);
-      System.arraycopy(s.v, 0, values, start * kvDim, n * kvDim);
-      if (se != null) {
-        System.arraycopy(s.kg, 0, groupKeys, start * kvDim, n * kvDim);
+      for (int t = 0; t < n; t++) {
+        int pos = start + t;
+        cache.put(l, pos, s.k, t * kvDim, s.v, t * kvDim);
+        if (se != null) {
+          cache.putGroupKeys(l, pos, s.kg, t * kvDim);
+        }
       }
       if (policyAttention == null) {
-        attention(s, keys, values, start, n);
+        attention(s, cache.keyPages(l), cache.valuePages(l), cache.pageShift(), start, n);
       } else {
-        policyAttention.append(l, start, n, keys, groupKeys, s.xb);
+        policyAttention.append(l, start, n, s.k, se != null ? s.kg : null, s.xb);
         policyAttention.attend(
-            l, start, n, s.q, se != null ? s.qg : null, keys, groupKeys, values, s.xb, s.att);
+            l,
+            start,
+            n,
+            s.q,
+            se != null ? s.qg : null,
+            cache.keyPages(l),
+            cache.groupKeyPages(l),
+            cache.valuePages(l),
+            cache.pageShift(),
+            s.xb,
+            s.att);
       }
       layers.finish(l, s.att, s, n);
     }
@@ -206,33 +215,51 @@ public final class Transformer implements Decoder<Sequence> {
     }
   }
 
-  /** Causal attention for every (token, head) of the chunk, in parallel. */
+  /**
+   * Causal attention for every (token, KV head) of the chunk, in parallel: the query heads of a GQA
+   * group attend in one pass over their shared keys and values ({@link Attention#attendGroup}), so
+   * a decode step reads the cache once rather than once per query head.
+   */
   private void attention(
-      TransformerLayers.Activations s, float[] keys, float[] values, int start, int n) {
+      TransformerLayers.Activations s,
+      float[][] keyPages,
+      float[][] valuePages,
+      int pageShift,
+      int start,
+      int n) {
     LlamaConfig c = config;
-    int heads = c.heads();
+    int kvHeads = c.kvHeads();
     int headDim = c.headDim();
     int kvDim = c.kvDim();
     int group = c.groupSize();
-    Parallel.forRange(
-        n * heads,
+    int units = n * kvHeads;
+    // Small dynamically claimed chunks: causal rows grow with t, so equal ranges are unequal work.
+    Parallel.forChunks(
+        units,
+        Math.max(1, units / (4 * Parallel.threads())),
         (from, to) -> {
+          float[] lse = new float[group];
           for (int i = from; i < to; i++) {
-            int t = i / heads;
-            int h = i % heads;
-            int qOff = t * c.queryDim() + h * headDim;
-            Attention.attend(
+            int t = i / kvHeads;
+            int g = i % kvHeads;
+            int qOff = t * c.queryDim() + g * group * headDim;
+            Attention.attendGroupPaged(
                 s.q,
                 qOff,
-                keys,
-                values,
-                (h / group) * headDim,
+                group,
+                keyPages,
+                valuePages,
+                pageShift,
+                g * headDim,
                 kvDim,
+                0,
                 start + t + 1,
                 headDim,
                 attentionScale,
                 s.att,
-                qOff);
+                qOff,
+                lse,
+                0);
           }
         });
   }

@@ -38,6 +38,10 @@ public final class Attention {
    */
   public static final class Scratch {
     final int[] rows = new int[TILE];
+    final float[][] keyRows = new float[TILE][];
+    final float[][] valueRows = new float[TILE][];
+    final float[][] onePage = new float[1][];
+    final float[][] oneValuePage = new float[1][];
     float[] scores = new float[0];
     float[] acc = new float[0];
     float[] max = new float[0];
@@ -220,6 +224,98 @@ public final class Attention {
   }
 
   /**
+   * Page shift meaning "one page": every position maps to page 0 ({@code s >>> 31 == 0} for s ≥ 0).
+   */
+  public static final int CONTIGUOUS = 31;
+
+  /**
+   * {@link #attendGroup} over keys {@code s ∈ [from, to)} of a paged cache (ALGORITHMS.md §4.2's
+   * online softmax runs straight across page boundaries): key s at {@code keyPages[s >>>
+   * pageShift][base + (s mod 2^pageShift)·stride]}, values likewise.
+   */
+  public static void attendGroupPaged(
+      float[] q,
+      int qOffset,
+      int groupSize,
+      float[][] keyPages,
+      float[][] valuePages,
+      int pageShift,
+      int base,
+      int stride,
+      int from,
+      int to,
+      int headDim,
+      float scale,
+      float[] out,
+      int outOffset,
+      float[] lse,
+      int lseOffset) {
+    Scratch scratch = SCRATCH.get();
+    run(
+        q,
+        qOffset,
+        groupSize,
+        keyPages,
+        valuePages,
+        pageShift,
+        base,
+        stride,
+        from,
+        null,
+        0,
+        Math.max(0, to - from),
+        headDim,
+        scale,
+        out,
+        outOffset,
+        scratch);
+    System.arraycopy(scratch.lse, 0, lse, lseOffset, groupSize);
+  }
+
+  /**
+   * {@link #attendGroupPaged} over the keys at {@code positions[posOffset .. posOffset + count)}.
+   */
+  public static void attendGroupPagedPositions(
+      float[] q,
+      int qOffset,
+      int groupSize,
+      float[][] keyPages,
+      float[][] valuePages,
+      int pageShift,
+      int base,
+      int stride,
+      int[] positions,
+      int posOffset,
+      int count,
+      int headDim,
+      float scale,
+      float[] out,
+      int outOffset,
+      float[] lse,
+      int lseOffset) {
+    Scratch scratch = SCRATCH.get();
+    run(
+        q,
+        qOffset,
+        groupSize,
+        keyPages,
+        valuePages,
+        pageShift,
+        base,
+        stride,
+        0,
+        positions,
+        posOffset,
+        count,
+        headDim,
+        scale,
+        out,
+        outOffset,
+        scratch);
+    System.arraycopy(scratch.lse, 0, lse, lseOffset, groupSize);
+  }
+
+  /**
    * Single-head form of {@link #run(float[], int, int, float[], float[], int, int, int[], int, int,
    * int, float, float[], int, Scratch)}; returns the LSE.
    */
@@ -244,10 +340,7 @@ public final class Attention {
     return scratch.lse[0];
   }
 
-  /**
-   * The tiled online softmax for {@code group} query heads sharing the keys; {@code positions ==
-   * null} means keys 0..count-1. Leaves the LSEs in {@code scratch.lse[0 .. group)}.
-   */
+  /** The group kernel over one contiguous array: a single page. */
   private static void run(
       float[] q,
       int qOffset,
@@ -264,9 +357,60 @@ public final class Attention {
       float[] out,
       int outOffset,
       Scratch scratch) {
+    scratch.onePage[0] = keys;
+    scratch.oneValuePage[0] = values;
+    run(
+        q,
+        qOffset,
+        group,
+        scratch.onePage,
+        scratch.oneValuePage,
+        CONTIGUOUS,
+        base,
+        stride,
+        0,
+        positions,
+        posOffset,
+        count,
+        headDim,
+        scale,
+        out,
+        outOffset,
+        scratch);
+    scratch.onePage[0] = null;
+    scratch.oneValuePage[0] = null;
+  }
+
+  /**
+   * The tiled online softmax for {@code group} query heads sharing the keys; {@code positions ==
+   * null} means keys {@code first .. first + count − 1}. Key s lives in {@code keyPages[s >>>
+   * pageShift]} at {@code base + (s & (2^pageShift − 1))·stride} (one contiguous array: a single
+   * page with {@link #CONTIGUOUS}). Leaves the LSEs in {@code scratch.lse[0 .. group)}.
+   */
+  private static void run(
+      float[] q,
+      int qOffset,
+      int group,
+      float[][] keyPages,
+      float[][] valuePages,
+      int pageShift,
+      int base,
+      int stride,
+      int first,
+      int[] positions,
+      int posOffset,
+      int count,
+      int headDim,
+      float scale,
+      float[] out,
+      int outOffset,
+      Scratch scratch) {
     scratch.ensure(group, headDim);
     float[] scores = scratch.scores;
     int[] rows = scratch.rows;
+    float[][] keyRows = scratch.keyRows;
+    float[][] valueRows = scratch.valueRows;
+    int mask = (1 << pageShift) - 1;
     float[] acc = scratch.acc;
     float[] max = scratch.max;
     double[] sum = scratch.sum;
@@ -276,14 +420,16 @@ public final class Attention {
     for (int t0 = 0; t0 < count; t0 += TILE) {
       int n = Math.min(TILE, count - t0);
       for (int j = 0; j < n; j++) {
-        int s = positions == null ? t0 + j : positions[posOffset + t0 + j];
-        rows[j] = base + s * stride;
+        int s = positions == null ? first + t0 + j : positions[posOffset + t0 + j];
+        keyRows[j] = keyPages[s >>> pageShift];
+        valueRows[j] = valuePages[s >>> pageShift];
+        rows[j] = base + (s & mask) * stride;
       }
       for (int g = 0; g < group; g++) {
         // After the first head, the tile's keys and values come from L1/L2, not memory.
         int sc = g * TILE;
         int ac = g * headDim;
-        scoreTile(q, qOffset + g * headDim, keys, rows, n, headDim, scale, scores, sc);
+        scoreTile(q, qOffset + g * headDim, keyRows, rows, n, headDim, scale, scores, sc);
         float tileMax = Ops.max(scores, sc, n);
         if (tileMax == Float.NEGATIVE_INFINITY) {
           continue; // every key of the tile is masked out: weight 0
@@ -298,7 +444,7 @@ public final class Attention {
           max[g] = tileMax;
         }
         sum[g] += Ops.expSub(scores, sc, n, max[g]);
-        accumulate(values, rows, scores, sc, n, headDim, acc, ac);
+        accumulate(valueRows, rows, scores, sc, n, headDim, acc, ac);
       }
     }
     for (int g = 0; g < group; g++) {
@@ -328,7 +474,7 @@ public final class Attention {
   private static void scoreTile(
       float[] q,
       int qOffset,
-      float[] keys,
+      float[][] keyRows,
       int[] rows,
       int n,
       int headDim,
@@ -342,6 +488,10 @@ public final class Attention {
       int r1 = rows[j + 1];
       int r2 = rows[j + 2];
       int r3 = rows[j + 3];
+      float[] k0 = keyRows[j];
+      float[] k1 = keyRows[j + 1];
+      float[] k2 = keyRows[j + 2];
+      float[] k3 = keyRows[j + 3];
       FloatVector a0 = FloatVector.zero(F);
       FloatVector a1 = FloatVector.zero(F);
       FloatVector a2 = FloatVector.zero(F);
@@ -349,10 +499,10 @@ public final class Attention {
       int d = 0;
       for (; d < bound; d += F.length()) {
         FloatVector qv = FloatVector.fromArray(F, q, qOffset + d);
-        a0 = qv.fma(FloatVector.fromArray(F, keys, r0 + d), a0);
-        a1 = qv.fma(FloatVector.fromArray(F, keys, r1 + d), a1);
-        a2 = qv.fma(FloatVector.fromArray(F, keys, r2 + d), a2);
-        a3 = qv.fma(FloatVector.fromArray(F, keys, r3 + d), a3);
+        a0 = qv.fma(FloatVector.fromArray(F, k0, r0 + d), a0);
+        a1 = qv.fma(FloatVector.fromArray(F, k1, r1 + d), a1);
+        a2 = qv.fma(FloatVector.fromArray(F, k2, r2 + d), a2);
+        a3 = qv.fma(FloatVector.fromArray(F, k3, r3 + d), a3);
       }
       float s0 = a0.reduceLanes(VectorOperators.ADD);
       float s1 = a1.reduceLanes(VectorOperators.ADD);
@@ -360,10 +510,10 @@ public final class Attention {
       float s3 = a3.reduceLanes(VectorOperators.ADD);
       for (; d < headDim; d++) {
         float qd = q[qOffset + d];
-        s0 += qd * keys[r0 + d];
-        s1 += qd * keys[r1 + d];
-        s2 += qd * keys[r2 + d];
-        s3 += qd * keys[r3 + d];
+        s0 += qd * k0[r0 + d];
+        s1 += qd * k1[r1 + d];
+        s2 += qd * k2[r2 + d];
+        s3 += qd * k3[r3 + d];
       }
       scores[sc + j] = s0 * scale;
       scores[sc + j + 1] = s1 * scale;
@@ -371,7 +521,7 @@ public final class Attention {
       scores[sc + j + 3] = s3 * scale;
     }
     for (; j < n; j++) {
-      scores[sc + j] = Ops.dot(q, qOffset, keys, rows[j], headDim) * scale;
+      scores[sc + j] = Ops.dot(q, qOffset, keyRows[j], rows[j], headDim) * scale;
     }
   }
 
@@ -380,13 +530,13 @@ public final class Attention {
    * accumulator chunk stays in a register across the tile.
    */
   private static void accumulate(
-      float[] values, int[] rows, float[] p, int pc, int n, int headDim, float[] acc, int ac) {
+      float[][] valueRows, int[] rows, float[] p, int pc, int n, int headDim, float[] acc, int ac) {
     int d = 0;
     for (int bound = F.loopBound(headDim); d < bound; d += F.length()) {
       FloatVector a = FloatVector.fromArray(F, acc, ac + d);
       for (int j = 0; j < n; j++) {
         a =
-            FloatVector.fromArray(F, values, rows[j] + d)
+            FloatVector.fromArray(F, valueRows[j], rows[j] + d)
                 .fma(FloatVector.broadcast(F, p[pc + j]), a);
       }
       a.intoArray(acc, ac + d);
@@ -394,7 +544,7 @@ public final class Attention {
     for (; d < headDim; d++) {
       float a = acc[ac + d];
       for (int j = 0; j < n; j++) {
-        a += p[pc + j] * values[rows[j] + d];
+        a += p[pc + j] * valueRows[j][rows[j] + d];
       }
       acc[ac + d] = a;
     }

@@ -8,6 +8,7 @@ import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.Transformer;
+import dev.longctx.engine.kernel.Attention;
 import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.LlamaConfig;
 import java.util.Arrays;
@@ -130,7 +131,18 @@ class SelfExtendTest {
     SequenceAttention att = new SequenceAttention(se, c, len);
     float[] out = new float[len * heads * d];
     att.append(0, 0, len, kn, kg, null);
-    att.attend(0, 0, len, qn, qg, kn, kg, v, null, out);
+    att.attend(
+        0,
+        0,
+        len,
+        qn,
+        qg,
+        new float[][] {kn},
+        new float[][] {kg},
+        new float[][] {v},
+        Attention.CONTIGUOUS,
+        null,
+        out);
 
     double scale = 1 / Math.sqrt(d);
     for (int i = 0; i < len; i++) {

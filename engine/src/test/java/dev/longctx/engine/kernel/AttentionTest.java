@@ -8,6 +8,7 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
 /** The tiled online-softmax attention against a float64 two-pass softmax reference. */
@@ -377,6 +378,83 @@ class AttentionTest {
           assertMatches(
               single, 0, lseSub, reference(c, 3 + g, kvHead, chosen), "group subset head " + g);
         }
+      }
+    }
+  }
+
+  @Test
+  void pagedCacheMatchesTheFloat64ReferenceAcrossPageBoundaries() {
+    Random r = new Random(27);
+    int headDim = 64;
+    int len = 300;
+    Case c = Case.random(r, len, headDim, 2);
+    int kvHead = 2;
+    int group = 2; // query heads 4, 5
+    for (int shift : new int[] {0, 3, 5, 8}) {
+      // The same cache cut into pages of 2^shift tokens, shuffled in memory (a page table maps).
+      int pageTokens = 1 << shift;
+      int stride = c.stride();
+      float[][] keyPages = new float[(len + pageTokens - 1) / pageTokens][];
+      float[][] valuePages = new float[keyPages.length][];
+      for (int p = 0; p < keyPages.length; p++) {
+        keyPages[p] = new float[pageTokens * stride];
+        valuePages[p] = new float[pageTokens * stride];
+        int n = Math.min(pageTokens, len - p * pageTokens) * stride;
+        System.arraycopy(c.keys, p * pageTokens * stride, keyPages[p], 0, n);
+        System.arraycopy(c.values, p * pageTokens * stride, valuePages[p], 0, n);
+      }
+      int from = 7;
+      int to = 293;
+      float[] out = new float[group * headDim];
+      float[] lse = new float[group];
+      Attention.attendGroupPaged(
+          c.q,
+          4 * headDim,
+          group,
+          keyPages,
+          valuePages,
+          shift,
+          c.base(kvHead),
+          stride,
+          from,
+          to,
+          headDim,
+          c.scale(),
+          out,
+          0,
+          lse,
+          0);
+      int[] keys = IntStream.range(from, to).toArray();
+      int[] chosen = r.ints(0, len).distinct().limit(90).toArray();
+      float[] outSubset = new float[group * headDim];
+      float[] lseSubset = new float[group];
+      Attention.attendGroupPagedPositions(
+          c.q,
+          4 * headDim,
+          group,
+          keyPages,
+          valuePages,
+          shift,
+          c.base(kvHead),
+          stride,
+          chosen,
+          0,
+          chosen.length,
+          headDim,
+          c.scale(),
+          outSubset,
+          0,
+          lseSubset,
+          0);
+      for (int g = 0; g < group; g++) {
+        assertMatches(
+            out, g * headDim, lse[g], reference(c, 4 + g, kvHead, keys), "pages 2^" + shift);
+        assertMatches(
+            outSubset,
+            g * headDim,
+            lseSubset[g],
+            reference(c, 4 + g, kvHead, chosen),
+            "subset, pages 2^" + shift);
       }
     }
   }

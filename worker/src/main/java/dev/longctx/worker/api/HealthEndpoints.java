@@ -1,6 +1,7 @@
 package dev.longctx.worker.api;
 
 import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpHandler;
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -11,9 +12,9 @@ import java.util.function.BooleanSupplier;
 
 /**
  * The HTTP health endpoints the operator's probes use, shaped like Quarkus SmallRye Health: {@code
- * /q/health/started} and {@code /q/health/ready} are UP once the model is loaded, {@code
- * /q/health/live} while the process runs; 503 with status DOWN otherwise. (The CLI application
- * binds no port at boot, so {@code serve} starts this listener itself.)
+ * /q/health/started} and {@code /q/health/ready} (and vLLM's {@code /health}) are UP once the model
+ * is loaded, {@code /q/health/live} while the process runs; 503 with status DOWN otherwise. (The
+ * CLI application binds no port at boot, so {@code serve} starts this listener itself.)
  */
 public final class HealthEndpoints implements AutoCloseable {
 
@@ -32,6 +33,8 @@ public final class HealthEndpoints implements AutoCloseable {
         "/q/health/started", ex -> reply(ex, "model-loaded", ready.getAsBoolean()));
     server.createContext("/q/health/ready", ex -> reply(ex, "model-loaded", ready.getAsBoolean()));
     server.createContext("/q/health", ex -> reply(ex, "model-loaded", ready.getAsBoolean()));
+    // Where vLLM users' scripts poll readiness.
+    server.createContext("/health", ex -> reply(ex, "model-loaded", ready.getAsBoolean()));
     server.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
     server.start();
     return new HealthEndpoints(server);
@@ -39,6 +42,11 @@ public final class HealthEndpoints implements AutoCloseable {
 
   public int port() {
     return server.getAddress().getPort();
+  }
+
+  /** Serves {@code handler} under {@code path} on this port too (the OpenAI-compatible API). */
+  public void route(String path, HttpHandler handler) {
+    server.createContext(path, handler);
   }
 
   private static void reply(HttpExchange ex, String check, boolean up) throws IOException {

@@ -32,14 +32,20 @@ public final class ServingServer implements AutoCloseable {
 
   private final Server server;
   private final HealthStatusManager health;
+  private final ServedModel model;
   private final EngineLoop engine;
 
   private final AutoCloseable gauges;
 
   private ServingServer(
-      Server server, HealthStatusManager health, EngineLoop engine, AutoCloseable gauges) {
+      Server server,
+      HealthStatusManager health,
+      ServedModel model,
+      EngineLoop engine,
+      AutoCloseable gauges) {
     this.server = server;
     this.health = health;
+    this.model = model;
     this.engine = engine;
     this.gauges = gauges;
   }
@@ -73,7 +79,7 @@ public final class ServingServer implements AutoCloseable {
                       load.queuedTokens(),
                       load.activeRequests());
                 });
-    return new ServingServer(server, health, engine, gauges);
+    return new ServingServer(server, health, model, engine, gauges);
   }
 
   /**
@@ -81,24 +87,40 @@ public final class ServingServer implements AutoCloseable {
    *
    * @param contextLimit tokens a sequence may hold; 0 = the model's trained context
    * @param kvCapacityTokens KV tokens all requests together may hold
+   * @param limits concurrency and queue deadline of admission
    */
   public static ServingServer inProcess(
       LoadedModel loaded,
       String name,
       int contextLimit,
       long kvCapacityTokens,
-      long queueTimeoutMillis,
+      EngineLoop.Limits limits,
       String host,
       int port)
       throws IOException {
+    return inProcess(
+        loaded, name, contextLimit, kvCapacityTokens, limits, host, port, AttentionPolicy.dense());
+  }
+
+  /** {@link #inProcess} with every request under {@code policy}. */
+  public static ServingServer inProcess(
+      LoadedModel loaded,
+      String name,
+      int contextLimit,
+      long kvCapacityTokens,
+      EngineLoop.Limits limits,
+      String host,
+      int port,
+      AttentionPolicy policy)
+      throws IOException {
     EngineLoop engine =
         new EngineLoop(
-            new LocalBackend(loaded.transformer()), kvCapacityTokens, queueTimeoutMillis);
+            new LocalBackend(loaded.transformer().withAttention(policy)), kvCapacityTokens, limits);
     long epoch = new java.security.SecureRandom().nextLong() & Long.MAX_VALUE;
     return start(
         host,
         port,
-        servedModel(loaded, name, contextLimit),
+        servedModel(loaded, name, contextLimit, policy),
         engine,
         new AdminService(engine, AdminService.inProcess(engine, name, epoch)));
   }
@@ -111,7 +133,7 @@ public final class ServingServer implements AutoCloseable {
       List<ShardClient> shards,
       int minTokensPerShard,
       int maxShardsPerRequest,
-      long queueTimeoutMillis,
+      EngineLoop.Limits limits,
       String host,
       int port)
       throws IOException {
@@ -122,7 +144,7 @@ public final class ServingServer implements AutoCloseable {
         shards,
         minTokensPerShard,
         maxShardsPerRequest,
-        queueTimeoutMillis,
+        limits,
         host,
         port,
         AttentionPolicy.dense(),
@@ -140,7 +162,7 @@ public final class ServingServer implements AutoCloseable {
       List<ShardClient> shards,
       int minTokensPerShard,
       int maxShardsPerRequest,
-      long queueTimeoutMillis,
+      EngineLoop.Limits limits,
       String host,
       int port,
       AttentionPolicy policy,
@@ -156,7 +178,7 @@ public final class ServingServer implements AutoCloseable {
         ShardDirectory.fixed(shards),
         minTokensPerShard,
         maxShardsPerRequest,
-        queueTimeoutMillis,
+        limits,
         host,
         port,
         policy,
@@ -174,7 +196,7 @@ public final class ServingServer implements AutoCloseable {
       ShardDirectory directory,
       int minTokensPerShard,
       int maxShardsPerRequest,
-      long queueTimeoutMillis,
+      EngineLoop.Limits limits,
       String host,
       int port,
       AttentionPolicy policy,
@@ -190,7 +212,7 @@ public final class ServingServer implements AutoCloseable {
                 policy,
                 placement),
             directory.capacityTokens(),
-            queueTimeoutMillis);
+            limits);
     return start(
         host,
         port,
@@ -221,6 +243,16 @@ public final class ServingServer implements AutoCloseable {
 
   public int port() {
     return server.getPort();
+  }
+
+  /** What is served: the model, its limits and attention methods. */
+  public ServedModel model() {
+    return model;
+  }
+
+  /** The scheduler behind the gRPC API, which the OpenAI-compatible HTTP API shares. */
+  public EngineLoop engine() {
+    return engine;
   }
 
   /** Blocks until the server has stopped. */

@@ -4,6 +4,8 @@ import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.cuda.Backend;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.Decoder;
+import dev.longctx.engine.inference.Sequence;
+import dev.longctx.engine.inference.SyntheticContext;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.model.LoadedModel;
@@ -63,6 +65,19 @@ public class BenchCommand implements Callable<Integer> {
               + " as llama-bench's -d: tgN at depth D times decode steps D+1..D+N.")
   List<Integer> depths;
 
+  @Option(
+      names = "--depth-fill",
+      defaultValue = "prefill",
+      description =
+          "How the -d context is built: prefill (a real forward pass over D random tokens) or"
+              + " replicate (prefill min(D, 256) random tokens, then copy their KV rows"
+              + " cyclically up to D: the cache has the size and scale of a real one, for timing"
+              + " decode at depths whose prefill is unaffordable; outputs are meaningless).")
+  String depthFill;
+
+  /** Tokens really prefilled before replication under {@code --depth-fill replicate}. */
+  static final int REPLICATE_CHUNK = 256;
+
   @Option(names = "--json", description = "Print one JSON object per test instead of a table.")
   boolean json;
 
@@ -76,6 +91,11 @@ public class BenchCommand implements Callable<Integer> {
     if (reps < 1) {
       throw new IllegalArgumentException("--repetitions must be >= 1, got " + reps);
     }
+    if (!depthFill.equals("prefill") && !depthFill.equals("replicate")) {
+      throw new IllegalArgumentException(
+          "--depth-fill must be prefill or replicate, got '" + depthFill + "'");
+    }
+    boolean replicate = depthFill.equals("replicate");
     Backend backend = modelOptions.backend();
     try (LoadedModel model = modelOptions.load();
         CudaModel gpu =
@@ -84,7 +104,9 @@ public class BenchCommand implements Callable<Integer> {
       if (gpu != null && !(tr.attentionPolicy() instanceof AttentionPolicy.Dense)) {
         throw new IllegalArgumentException("--backend cuda runs dense attention only");
       }
-      Decoder<?> decoder = gpu == null ? tr : gpu;
+      if (gpu != null && replicate) {
+        throw new IllegalArgumentException("--backend cuda builds -d contexts by prefill only");
+      }
       long weightBytes = bytesReadPerToken(model.weights());
       String name = model.path().getFileName() + (gpu != null ? " (cuda)" : "");
       String size = String.format("%.2f GiB", totalBytes(model.weights()) / (double) (1L << 30));
@@ -130,7 +152,12 @@ public class BenchCommand implements Callable<Integer> {
           double[] rates = new double[reps];
           SplittableRandom random = new SplittableRandom(42);
           for (int r = -1; r < reps; r++) {
-            double rate = measure(decoder, prefill, depth, n, random);
+            double rate =
+                gpu != null
+                    ? measure(gpu, prefill, depth, n, random)
+                    : prefill
+                        ? prefill(tr, depth, n, replicate, random)
+                        : generate(tr, depth, n, replicate, random);
             if (r >= 0) {
               rates[r] = rate;
             }
@@ -155,6 +182,7 @@ public class BenchCommand implements Callable<Integer> {
             out.put("backend", gpu != null ? "cuda" : "cpu");
             out.put("test", test[0] + n);
             out.put("depth", depth);
+            out.put("depth_fill", depthFill);
             out.put("attention", tr.attentionPolicy().name());
             out.put("tokens_per_second", mean);
             out.put("stddev", sd);
@@ -170,7 +198,7 @@ public class BenchCommand implements Callable<Integer> {
                 threads,
                 test[0],
                 n,
-                depth > 0 ? " @ d" + depth : "",
+                depth > 0 ? " @ d" + depth + (replicate ? " (replicated)" : "") : "",
                 mean,
                 sd,
                 gbs == null ? "" : String.format("%.1f", gbs));
@@ -181,27 +209,66 @@ public class BenchCommand implements Callable<Integer> {
     }
   }
 
-  /** Tokens per second of one prefill of n tokens or of n decode steps, after {@code depth}. */
+  /**
+   * Tokens per second of one prefill of n tokens or of n decode steps after {@code depth} prefilled
+   * random tokens, on any backend (the CUDA model's sequences hold device memory: released here).
+   */
   private static <S> double measure(
-      Decoder<S> tr, boolean prefill, int depth, int n, SplittableRandom random) {
-    int[] tokens = randomTokens(tr, n, random);
-    S seq = tr.newSequence(depth + n);
+      Decoder<S> model, boolean prefill, int depth, int n, SplittableRandom random) {
+    int[] tokens = randomTokens(model, n, random);
+    S seq = model.newSequence(depth + n);
     try {
       if (depth > 0) {
-        tr.prefill(seq, randomTokens(tr, depth, random));
+        model.prefill(seq, randomTokens(model, depth, random));
       }
       long t0 = System.nanoTime();
       if (prefill) {
-        tr.prefill(seq, tokens);
+        model.prefill(seq, tokens);
       } else {
         for (int i = 0; i < n; i++) {
-          tr.decode(seq, tokens[i]);
+          model.decode(seq, tokens[i]);
         }
       }
       return n / ((System.nanoTime() - t0) / 1e9);
     } finally {
-      tr.release(seq);
+      model.release(seq);
     }
+  }
+
+  /**
+   * A sequence holding {@code depth} tokens, room for {@code n} more: random tokens prefilled, or
+   * under {@code replicate} a prefilled chunk replicated up to the depth ({@link
+   * SyntheticContext}).
+   */
+  private static Sequence atDepth(
+      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
+    Sequence seq = tr.newSequence(depth + n);
+    if (depth > 0) {
+      int real = replicate ? Math.min(depth, REPLICATE_CHUNK) : depth;
+      tr.prefill(seq, randomTokens(tr, real, random));
+      SyntheticContext.extend(seq, depth);
+    }
+    return seq;
+  }
+
+  private static double prefill(
+      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
+    int[] tokens = randomTokens(tr, n, random);
+    Sequence seq = atDepth(tr, depth, n, replicate, random);
+    long t0 = System.nanoTime();
+    tr.prefill(seq, tokens);
+    return n / ((System.nanoTime() - t0) / 1e9);
+  }
+
+  private static double generate(
+      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
+    int[] tokens = randomTokens(tr, n, random);
+    Sequence seq = atDepth(tr, depth, n, replicate, random);
+    long t0 = System.nanoTime();
+    for (int i = 0; i < n; i++) {
+      tr.decode(seq, tokens[i]);
+    }
+    return n / ((System.nanoTime() - t0) / 1e9);
   }
 
   private static int[] randomTokens(Decoder<?> tr, int n, SplittableRandom random) {

@@ -10,6 +10,7 @@ import dev.longctx.engine.tokenizer.Tokenizer;
 import dev.longctx.proto.v1.GenerateRequest;
 import dev.longctx.proto.v1.TokenIds;
 import dev.longctx.worker.api.ServingServer;
+import dev.longctx.worker.coordinator.EngineLoop;
 import dev.longctx.worker.coordinator.LocalShards;
 import dev.longctx.worker.coordinator.ShardClient;
 import dev.longctx.worker.coordinator.ShardPool;
@@ -245,7 +246,7 @@ public class GenerateCommand implements Callable<Integer> {
               clients,
               minTokensPerShard,
               shards,
-              60_000,
+              EngineLoop.Limits.queueTimeout(60_000),
               "127.0.0.1",
               0,
               tr.attentionPolicy(),

@@ -9,6 +9,7 @@ import dev.longctx.proto.v1.GenerateResponse;
 import dev.longctx.proto.v1.InferenceGrpc;
 import dev.longctx.proto.v1.TokenIds;
 import dev.longctx.worker.api.ServingServer;
+import dev.longctx.worker.coordinator.EngineLoop.Limits;
 import dev.longctx.worker.coordinator.LocalShards;
 import dev.longctx.worker.coordinator.ShardClient;
 import dev.longctx.worker.coordinator.ShardPool;
@@ -125,7 +126,13 @@ public class ServeBenchCommand implements Callable<Integer> {
           Parallel.setThreads(threads);
           server =
               ServingServer.inProcess(
-                  model, "bench", context, 4L * context, 600_000, "127.0.0.1", 0);
+                  model,
+                  "bench",
+                  context,
+                  4L * context,
+                  Limits.queueTimeout(600_000),
+                  "127.0.0.1",
+                  0);
         } else {
           local =
               LocalShards.start(
@@ -141,7 +148,17 @@ public class ServeBenchCommand implements Callable<Integer> {
           List<ShardClient> clients = ShardPool.connect(local.addresses(), 600_000, 300_000);
           server =
               ServingServer.sharded(
-                  model, "bench", context, clients, 1, p, 600_000, "127.0.0.1", 0, policy, split);
+                  model,
+                  "bench",
+                  context,
+                  clients,
+                  1,
+                  p,
+                  Limits.queueTimeout(600_000),
+                  "127.0.0.1",
+                  0,
+                  policy,
+                  split);
         }
         try (ServingServer s = server) {
           ManagedChannel channel =
@@ -190,8 +207,8 @@ public class ServeBenchCommand implements Callable<Integer> {
    * (coordinator-centred all-gather of Q with LSE partials back, ALGORITHMS.md §4.6 "All-gather-Q +
    * LSE all-to-all"): the owners get their rows' attention output and return their queries (n rows
    * each way), every shard gets all n queries and returns n partial outputs and n·heads LSEs.
-   * SelfExtend doubles the queries. The last row's logits come back once per step (counted here
-   * per layer). One shard alone runs the step in one call: only tokens and logits travel.
+   * SelfExtend doubles the queries. The last row's logits come back once per step (counted here per
+   * layer). One shard alone runs the step in one call: only tokens and logits travel.
    */
   static double modelBytesPerLayer(LlamaConfig c, AttentionPolicy policy, int p, int n) {
     double q = 4.0 * c.queryDim();

@@ -1,13 +1,17 @@
 package dev.longctx.worker.cli;
 
+import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.tensor.Parallel;
 import dev.longctx.worker.api.HealthEndpoints;
+import dev.longctx.worker.api.OpenAiApi;
 import dev.longctx.worker.api.ServingServer;
+import dev.longctx.worker.coordinator.EngineLoop;
 import dev.longctx.worker.coordinator.LocalShards;
 import dev.longctx.worker.coordinator.ShardClient;
 import dev.longctx.worker.coordinator.ShardDirectory;
 import dev.longctx.worker.coordinator.ShardPool;
+import dev.longctx.worker.coordinator.ShardedBackend;
 import dev.longctx.worker.shard.ShardEngine;
 import dev.longctx.worker.shard.ShardServer;
 import dev.longctx.worker.telemetry.Telemetry;
@@ -26,6 +30,7 @@ import java.util.Properties;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicBoolean;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -40,8 +45,9 @@ import picocli.CommandLine.Option;
     name = "serve",
     mixinStandardHelpOptions = true,
     description =
-        "Serve a model over gRPC (longctx.v1 Inference and Admin, grpc.health.v1) with HTTP health"
-            + " probes, until Ctrl-C / SIGTERM. --shards N starts N shard processes on loopback.")
+        "Serve a model over gRPC (longctx.v1 Inference and Admin, grpc.health.v1) and HTTP (the"
+            + " OpenAI-compatible /v1 API and health probes), until Ctrl-C / SIGTERM. --shards N"
+            + " starts N shard processes on loopback.")
 public class ServeCommand implements Callable<Integer> {
 
   @Option(
@@ -95,8 +101,19 @@ public class ServeCommand implements Callable<Integer> {
 
   @Option(
       names = "--http-port",
-      description = "HTTP health port; 0 = a free one, -1 = off (default: http.port, else 8080).")
+      description =
+          "HTTP port of the OpenAI-compatible API (/v1/completions, /v1/chat/completions,"
+              + " /v1/models) and the health probes; 0 = a free one, -1 = off (default: http.port,"
+              + " else 8080). Clients send Authorization: Bearer $LONGCTX_API_KEY when that is set.")
   Integer httpPort;
+
+  @Option(
+      names = "--served-model-name",
+      description =
+          "The model's name in the APIs (OpenAI \"model\"; default: LONGCTX_SERVED_MODEL_NAME,"
+              + " model.name of --config, else the model file's name). The file's name is"
+              + " accepted too.")
+  String servedModelName;
 
   @Option(
       names = "--shard-id",
@@ -131,8 +148,16 @@ public class ServeCommand implements Callable<Integer> {
       names = "--queue-timeout",
       defaultValue = "60000",
       description =
-          "Milliseconds a request may wait for KV capacity before RESOURCE_EXHAUSTED (default: ${DEFAULT-VALUE}).")
+          "Milliseconds a request may wait in the admission queue (for KV capacity or a free"
+              + " concurrency slot) before RESOURCE_EXHAUSTED / HTTP 429 (default: ${DEFAULT-VALUE}).")
   long queueTimeoutMillis;
+
+  @Option(
+      names = "--max-concurrent-requests",
+      defaultValue = "256",
+      description =
+          "Requests run at once; more wait in the admission queue (default: ${DEFAULT-VALUE}).")
+  int maxConcurrentRequests;
 
   @Option(
       names = "--call-timeout",
@@ -153,6 +178,12 @@ public class ServeCommand implements Callable<Integer> {
   Path portFile;
 
   @Option(
+      names = "--http-port-file",
+      hidden = true,
+      description = "Write the bound HTTP port here once serving.")
+  Path httpPortFile;
+
+  @Option(
       names = "--exit-with-parent",
       hidden = true,
       description = "Exit when the parent process does.")
@@ -163,7 +194,40 @@ public class ServeCommand implements Callable<Integer> {
       description = "Compute threads (default: all cores).")
   Integer threads;
 
+  @Mixin AttentionOptions attentionOptions;
+
+  @Option(
+      names = "--placement",
+      description =
+          "How each step's tokens are split over a request's shards: contiguous or zigzag"
+              + " (default: sharding.placement, else contiguous).")
+  String placementOption;
+
   private final Properties conf = new Properties();
+
+  /**
+   * Attention from engine.properties (the operator writes the CR's attention and context.selfExtend
+   * there) where no {@code --attention} option was given.
+   */
+  private void attentionFromConfig() {
+    if (!attentionOptions.attention.equals("dense") || attentionOptions.groupSize != null) {
+      return;
+    }
+    String method = conf.getProperty("attention.method", "dense").strip();
+    boolean selfExtend =
+        Boolean.parseBoolean(conf.getProperty("context.selfExtend.enabled", "false").strip());
+    attentionOptions.attention = method.equals("dense") && selfExtend ? "self-extend" : method;
+    if (selfExtend) {
+      attentionOptions.groupSize = intConf("context.selfExtend.groupSize", 1);
+      attentionOptions.neighborWindow = intConf("context.selfExtend.neighborWindow", 1);
+    }
+    if (method.equals("indexer-topk")) {
+      attentionOptions.topK = intConf("attention.topK", 2048);
+      attentionOptions.denseBelow = intConf("attention.denseBelowTokens", 0);
+    } else if (method.equals("block-topk")) {
+      attentionOptions.blockSize = intConf("attention.blockSize", 64);
+    }
+  }
 
   /**
    * The SDK quarkus-opentelemetry configured (a no-op unless enabled, see application.properties).
@@ -185,6 +249,7 @@ public class ServeCommand implements Callable<Integer> {
       throw new IllegalArgumentException(
           "--role must be all, coordinator or shard, got " + actualRole);
     }
+    String apiKey = actualRole.equals("shard") ? null : apiKey();
     if (shards < 0) {
       throw new IllegalArgumentException("--shards must be >= 0, got " + shards);
     }
@@ -210,8 +275,20 @@ public class ServeCommand implements Callable<Integer> {
     HealthEndpoints health = http >= 0 ? HealthEndpoints.start(host, http, ready::get) : null;
     long t0 = System.nanoTime();
     LoadedModel loaded = LoadedModel.load(Path.of(modelPath), tokenizer);
+    attentionFromConfig();
+    AttentionPolicy policy = attentionOptions.policy(loaded);
+    ShardedBackend.Placement split =
+        ShardedBackend.Placement.parse(
+            placementOption != null
+                ? placementOption
+                : conf.getProperty("sharding.placement", "contiguous"));
     int configured = ctx != null && ctx > 0 ? ctx : intConf("context.maxTokens", 0);
-    int contextLimit = configured > 0 ? configured : loaded.config().contextLength();
+    int trained = loaded.config().contextLength();
+    // SelfExtend serves its extended context, (L_train − w)·G + w, unless a limit is configured.
+    int contextLimit =
+        configured > 0
+            ? configured
+            : policy.positions() != null ? policy.maxContext(trained) : trained;
     String kvEnv = System.getenv("LONGCTX_KV_CACHE_TOKENS");
     long capacity =
         kvCacheTokens != null
@@ -220,7 +297,14 @@ public class ServeCommand implements Callable<Integer> {
                 ? Long.parseLong(kvEnv)
                 : Long.parseLong(
                     conf.getProperty("kv.cacheTokens", Long.toString(4L * contextLimit)));
-    String name = first(System.getenv("POD_NAME"), Path.of(modelPath).getFileName().toString());
+    String fileName = Path.of(modelPath).getFileName().toString();
+    String name = first(System.getenv("POD_NAME"), fileName);
+    String served =
+        first(
+            servedModelName,
+            System.getenv("LONGCTX_SERVED_MODEL_NAME"),
+            conf.getProperty("model.name"),
+            fileName);
     String fingerprint = Path.of(modelPath).getFileName() + ":" + Files.size(Path.of(modelPath));
     double loadSeconds = (System.nanoTime() - t0) / 1e9;
 
@@ -282,6 +366,7 @@ public class ServeCommand implements Callable<Integer> {
         }
       }
       int grpc = grpcPort != null ? grpcPort : intConf("grpc.port", 9000);
+      EngineLoop.Limits limits = new EngineLoop.Limits(maxConcurrentRequests, queueTimeoutMillis);
       ServingServer server;
       String placement;
       if (addresses.isEmpty()) {
@@ -289,7 +374,7 @@ public class ServeCommand implements Callable<Integer> {
             listen(
                 () ->
                     ServingServer.inProcess(
-                        loaded, name, contextLimit, capacity, queueTimeoutMillis, host, grpc),
+                        loaded, served, contextLimit, capacity, limits, host, grpc, policy),
                 host,
                 grpc,
                 loaded,
@@ -328,16 +413,16 @@ public class ServeCommand implements Callable<Integer> {
                 () ->
                     ServingServer.sharded(
                         loaded,
-                        name,
+                        served,
                         limit,
                         directory,
                         minPerShard,
                         maxPerRequest,
-                        queueTimeoutMillis,
+                        limits,
                         host,
                         grpc,
-                        dev.longctx.engine.attention.AttentionPolicy.dense(),
-                        dev.longctx.worker.coordinator.ShardedBackend.Placement.CONTIGUOUS),
+                        policy,
+                        split),
                 host,
                 grpc,
                 loaded,
@@ -353,16 +438,24 @@ public class ServeCommand implements Callable<Integer> {
       }
       stops.add(0, () -> server.shutdown(10));
       await = uninterruptibly(server::awaitTermination);
+      if (health != null) {
+        new OpenAiApi(server.model(), List.of(fileName), server.engine(), apiKey).mount(health);
+        writePort(httpPortFile, health.port());
+      }
       writePort(server.port());
       System.err.printf(
           "longctx serve: %s (%s, context %d tokens) loaded in %.1f s; gRPC on %s:%d%s; role %s, %s%n",
-          name,
+          served,
           loaded.config().architecture(),
           contextLimit,
           loadSeconds,
           host,
           server.port(),
-          health != null ? ", HTTP health on port " + health.port() : "",
+          health != null
+              ? ", OpenAI-compatible HTTP on port "
+                  + health.port()
+                  + (apiKey != null ? " (API key required)" : "")
+              : "",
           actualRole,
           placement);
     }
@@ -416,11 +509,31 @@ public class ServeCommand implements Callable<Integer> {
   }
 
   private void writePort(int port) throws IOException {
-    if (portFile != null) {
-      Path tmp = portFile.resolveSibling(portFile.getFileName() + ".tmp");
+    writePort(portFile, port);
+  }
+
+  private static void writePort(Path file, int port) throws IOException {
+    if (file != null) {
+      Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
       Files.writeString(tmp, Integer.toString(port));
-      Files.move(tmp, portFile, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
+  }
+
+  /**
+   * The key OpenAI clients must send, from {@code LONGCTX_API_KEY} (the operator fills it from
+   * {@code spec.service.apiKeySecret}); none when unset, unless the config says one is required.
+   */
+  private String apiKey() {
+    String key = System.getenv("LONGCTX_API_KEY");
+    if (key != null && !key.isBlank()) {
+      return key.strip();
+    }
+    if (Boolean.parseBoolean(conf.getProperty("auth.apiKeyRequired", "false").strip())) {
+      throw new IllegalArgumentException(
+          "auth.apiKeyRequired=true in the config but LONGCTX_API_KEY is not set");
+    }
+    return null;
   }
 
   private int intConf(String key, int fallback) {

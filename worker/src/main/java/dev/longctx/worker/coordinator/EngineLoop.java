@@ -1,6 +1,7 @@
 package dev.longctx.worker.coordinator;
 
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -14,9 +15,16 @@ import org.jboss.logging.Logger;
 /**
  * The coordinator's scheduler: one engine thread that admits queued requests while KV capacity
  * allows, and runs the active ones step by step in turn (a prefill chunk or one decode step each),
- * so a long prefill does not stall the streams of others. A request that finds no capacity waits in
- * the queue (counted as context load) and gets {@code RESOURCE_EXHAUSTED} after the queue deadline;
- * one that could never fit gets it at once.
+ * so a long prefill does not stall the streams of others.
+ *
+ * <p>Admission (DESIGN.md §5): a request is admitted when the KV tokens it may come to hold (prompt
+ * + max tokens) fit beside those reserved by the active requests and fewer than {@code
+ * maxActiveRequests} are active. Otherwise it waits in a first-come-first-served queue, whose
+ * prompt tokens count as context load (the autoscaler reads them through {@code Admin.GetLoad} and
+ * may add shards), and gets {@code RESOURCE_EXHAUSTED} naming the limit only when its queue
+ * deadline passes. First-come-first-served means a large request at the head holds back smaller
+ * ones behind it rather than being starved by them; the deadline bounds that wait. A request that
+ * could never fit the pool gets {@code RESOURCE_EXHAUSTED} at once.
  */
 public final class EngineLoop implements AutoCloseable {
 
@@ -24,6 +32,7 @@ public final class EngineLoop implements AutoCloseable {
 
   private final ForwardBackend backend;
   private final long capacityTokens;
+  private final int maxActiveRequests;
   private final long queueTimeoutNanos;
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition work = lock.newCondition();
@@ -38,9 +47,42 @@ public final class EngineLoop implements AutoCloseable {
    * @param queueTimeoutMillis how long a request may wait for capacity
    */
   public EngineLoop(ForwardBackend backend, long capacityTokens, long queueTimeoutMillis) {
+    this(backend, capacityTokens, Limits.queueTimeout(queueTimeoutMillis));
+  }
+
+  /**
+   * How many requests run at once and how long one may wait for admission.
+   *
+   * @param maxActiveRequests requests stepped concurrently (each holds its KV while active)
+   * @param queueTimeoutMillis how long a request may wait in the queue for admission
+   */
+  public record Limits(int maxActiveRequests, long queueTimeoutMillis) {
+
+    /** Only KV capacity limits how many requests run at once. */
+    public static Limits queueTimeout(long queueTimeoutMillis) {
+      return new Limits(Integer.MAX_VALUE, queueTimeoutMillis);
+    }
+
+    public Limits {
+      if (maxActiveRequests < 1) {
+        throw new IllegalArgumentException(
+            "max active requests must be >= 1, got " + maxActiveRequests);
+      }
+      if (queueTimeoutMillis < 0) {
+        throw new IllegalArgumentException(
+            "queue timeout must be >= 0 ms, got " + queueTimeoutMillis);
+      }
+    }
+  }
+
+  /**
+   * @param capacityTokens KV tokens the backend may hold for all requests together
+   */
+  public EngineLoop(ForwardBackend backend, long capacityTokens, Limits limits) {
     this.backend = backend;
     this.capacityTokens = capacityTokens;
-    this.queueTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(queueTimeoutMillis);
+    this.maxActiveRequests = limits.maxActiveRequests();
+    this.queueTimeoutNanos = TimeUnit.MILLISECONDS.toNanos(limits.queueTimeoutMillis());
     this.thread = Thread.ofPlatform().name("longctx-engine").daemon().start(this::run);
   }
 
@@ -140,6 +182,9 @@ public final class EngineLoop implements AutoCloseable {
         LOG.errorf(e, "request %s failed", task.requestId());
         finished = true;
       }
+      if (finished && task.isCancelled()) {
+        LOG.infof("request %s: cancelled by the client; its KV is released", task.requestId());
+      }
       lock.lock();
       try {
         if (finished) {
@@ -163,20 +208,26 @@ public final class EngineLoop implements AutoCloseable {
     }
   }
 
-  /** Moves queued requests to active while they fit; expires those past their deadline. */
+  /**
+   * Moves queued requests to active in arrival order while they fit; expires those past their
+   * deadline (also behind a head that does not fit, so they free their place in time).
+   */
   private void admit() {
     long reserved = 0;
     for (GenerationTask t : active) {
       reserved += t.capacity();
     }
     long now = System.nanoTime();
+    boolean blocked = false;
     for (Iterator<GenerationTask> it = queue.iterator(); it.hasNext(); ) {
       GenerationTask t = it.next();
       if (t.isCancelled()) {
         it.remove();
         continue;
       }
-      if (reserved + t.capacity() <= capacityTokens) {
+      if (!blocked
+          && reserved + t.capacity() <= capacityTokens
+          && active.size() < maxActiveRequests) {
         it.remove();
         reserved += t.capacity();
         try {
@@ -189,21 +240,42 @@ public final class EngineLoop implements AutoCloseable {
         }
       } else if (now - t.arrivalNanos() > queueTimeoutNanos) {
         it.remove();
-        t.failToStart(
-            Status.RESOURCE_EXHAUSTED
-                .withDescription(
-                    "no KV capacity for "
-                        + t.capacity()
-                        + " tokens within "
-                        + TimeUnit.NANOSECONDS.toMillis(queueTimeoutNanos)
-                        + " ms (capacity "
-                        + capacityTokens
-                        + " tokens, "
-                        + reserved
-                        + " reserved)")
-                .asRuntimeException());
+        t.failToStart(queueDeadlinePassed(t, reserved));
+      } else {
+        blocked = true;
       }
     }
+  }
+
+  /** The status of a request that waited its whole deadline, naming the limit that held it. */
+  private StatusRuntimeException queueDeadlinePassed(GenerationTask t, long reserved) {
+    long waitedMillis = TimeUnit.NANOSECONDS.toMillis(queueTimeoutNanos);
+    String why;
+    if (active.size() >= maxActiveRequests) {
+      why =
+          "the limit of "
+              + maxActiveRequests
+              + " concurrent requests stayed reached for "
+              + waitedMillis
+              + " ms (the queue timeout)";
+    } else if (reserved + t.capacity() > capacityTokens) {
+      why =
+          "no KV capacity for "
+              + t.capacity()
+              + " tokens (prompt + max tokens) within "
+              + waitedMillis
+              + " ms (the queue timeout): capacity "
+              + capacityTokens
+              + " tokens, "
+              + reserved
+              + " reserved by active requests";
+    } else {
+      why =
+          "requests queued ahead of it held it back for "
+              + waitedMillis
+              + " ms (the queue timeout)";
+    }
+    return Status.RESOURCE_EXHAUSTED.withDescription(why).asRuntimeException();
   }
 
   @Override

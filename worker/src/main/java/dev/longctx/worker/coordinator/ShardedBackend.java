@@ -2,6 +2,7 @@ package dev.longctx.worker.coordinator;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.kernel.Partial;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.proto.shard.v1.AdvanceRequest;
@@ -9,6 +10,7 @@ import dev.longctx.proto.shard.v1.AdvanceResponse;
 import dev.longctx.proto.shard.v1.AttendRequest;
 import dev.longctx.proto.shard.v1.AttendResponse;
 import dev.longctx.proto.shard.v1.CallTag;
+import dev.longctx.proto.shard.v1.Candidates;
 import dev.longctx.proto.shard.v1.ForwardRequest;
 import dev.longctx.proto.shard.v1.LogitsRequest;
 import dev.longctx.proto.shard.v1.OpenRequest;
@@ -94,8 +96,8 @@ public final class ShardedBackend implements ForwardBackend {
   }
 
   /**
-   * @param policy every request's attention: dense or SelfExtend (sparse methods are not sharded
-   *     yet)
+   * @param policy every request's attention: dense, SelfExtend, or a sparse method (indexer top-k,
+   *     block top-k, with or without SelfExtend positions), whose keys the coordinator selects
    * @param placement how steps are split over a request's shards
    */
   public ShardedBackend(
@@ -132,12 +134,6 @@ public final class ShardedBackend implements ForwardBackend {
       int maxShardsPerRequest,
       AttentionPolicy policy,
       Placement placement) {
-    if (!(policy instanceof AttentionPolicy.Dense) && !(policy instanceof SelfExtend)) {
-      throw new IllegalArgumentException(
-          "attention method \""
-              + policy.name()
-              + "\" is not served by shards yet; available: dense, self-extend");
-    }
     this.policy = policy;
     this.placement = placement;
     this.directory = directory;
@@ -158,6 +154,12 @@ public final class ShardedBackend implements ForwardBackend {
   @Override
   public int shardCount() {
     return shards().size();
+  }
+
+  /** Whether the coordinator selects keys for this backend's requests (a sparse method). */
+  private boolean sparse() {
+    return policy instanceof AttentionPolicy.IndexerTopK
+        || policy instanceof AttentionPolicy.BlockTopK;
   }
 
   /** Shards a prompt of {@code promptTokens} is spread over. */
@@ -211,15 +213,31 @@ public final class ShardedBackend implements ForwardBackend {
     }
   }
 
-  /** {@code p} shards of {@code pool}, starting one further along each time (spreads requests). */
+  /** The {@code p} shards of {@code pool} with the most free KV capacity. */
   private synchronized List<ShardClient> choose(int p, List<ShardClient> pool) {
-    List<ShardClient> out = new ArrayList<>(p);
+    // Candidates in round-robin order from one further along each time (spreads ties), then the
+    // ones with the most free KV first (capacity − reserved, from a fresh Describe; DESIGN.md §4).
     int first = nextFirstShard % pool.size();
-    for (int i = 0; i < p; i++) {
-      out.add(pool.get((first + i) % pool.size()));
-    }
     nextFirstShard = (nextFirstShard + 1) % Math.max(1, pool.size());
-    return out;
+    List<ShardClient> order = new ArrayList<>(pool.size());
+    java.util.Map<ShardClient, Long> free = new java.util.HashMap<>();
+    for (int i = 0; i < pool.size(); i++) {
+      ShardClient c = pool.get((first + i) % pool.size());
+      try {
+        var d = c.describe(LIVENESS_TIMEOUT_MILLIS);
+        free.put(c, d.getCapacityTokens() - d.getReservedTokens());
+        order.add(c);
+      } catch (StatusRuntimeException e) {
+        LOG.warnf("shard %s is not answering: %s; not placing on it", c.address(), e.getStatus());
+      }
+    }
+    if (order.isEmpty()) {
+      throw io.grpc.Status.UNAVAILABLE
+          .withDescription("no shard of " + pool.size() + " answers")
+          .asRuntimeException();
+    }
+    order.sort(java.util.Comparator.comparingLong((ShardClient c) -> free.get(c)).reversed());
+    return new ArrayList<>(order.subList(0, Math.min(p, order.size())));
   }
 
   /** The shards that answer Describe now (with their current epochs). */
@@ -258,6 +276,18 @@ public final class ShardedBackend implements ForwardBackend {
     private long[] epochs = new long[0];
     private int length;
     private int decodeTurn;
+
+    /**
+     * Sparse methods: the selector state of the whole sequence, kept here (ALGORITHMS.md §4.5
+     * "replicated index-K"): the shards send each step's keys, the coordinator selects every
+     * query's keys with the engine's own selection and sends each shard the selected positions it
+     * holds, so the selection is the single-process one.
+     */
+    private SequenceAttention selector;
+
+    /** Which of {@code mine} holds each position (for sending shards only their selections). */
+    private int[] ownerOf = new int[64];
+
     private boolean closed;
     private int recoveries;
 
@@ -283,9 +313,10 @@ public final class ShardedBackend implements ForwardBackend {
       // round-robin, so a shard holds at most ceil(capacity / p) plus one per step split.
       int steps = (capacity + GenerationTask.PREFILL_STEP - 1) / GenerationTask.PREFILL_STEP;
       int perShard = Math.min(capacity, (capacity + p - 1) / p + 2 * steps + 1);
+      selector = sparse() ? new SequenceAttention(policy, config, capacity) : null;
       OpenRequest.Builder open = OpenRequest.newBuilder().setCapacity(perShard);
       open.setAttentionMethod(policy.name());
-      if (policy instanceof SelfExtend se) {
+      if (policy.positions() instanceof SelfExtend se) {
         open.setGroupSize(se.groupSize())
             .setNeighborWindow(se.neighborWindow())
             .setSelfExtendMode(se.mode().name().toLowerCase(java.util.Locale.ROOT));
@@ -476,7 +507,7 @@ public final class ShardedBackend implements ForwardBackend {
       int p = mine.size();
       int n = tokens.length;
       int vocab = config.vocabSize();
-      if (p == 1 && want.length == 1 && want[0] == n - 1) {
+      if (p == 1 && selector == null && want.length == 1 && want[0] == n - 1) {
         ForwardRequest.Builder fb = ForwardRequest.newBuilder().setTag(tag(0, -1));
         for (int i = 0; i < n; i++) {
           fb.addTokenIds(tokens[i]).addPositions(length + i);
@@ -489,10 +520,23 @@ public final class ShardedBackend implements ForwardBackend {
       int heads = config.heads();
       int headDim = config.headDim();
       boolean grouped = policy.positions() != null;
+      boolean input = selector != null && selector.needsLayerInput();
+      int kvDim = config.kvDim();
       int start = length;
       int[] positions = new int[n];
       for (int i = 0; i < n; i++) {
         positions[i] = start + i;
+      }
+      if (selector != null) {
+        selector.reserve(start + n);
+        if (ownerOf.length < start + n) {
+          ownerOf = java.util.Arrays.copyOf(ownerOf, Math.max(start + n, 2 * ownerOf.length));
+        }
+        for (int r = 0; r < p; r++) {
+          for (int i : owned[r]) {
+            ownerOf[start + i] = r;
+          }
+        }
       }
       float[][] attention = new float[p][];
       boolean traceLayers = n > 1; // per-layer spans for prefill steps, not for every decode token
@@ -506,7 +550,11 @@ public final class ShardedBackend implements ForwardBackend {
                   if (owned[r].length == 0) {
                     return null;
                   }
-                  AdvanceRequest.Builder b = AdvanceRequest.newBuilder().setTag(tag(r, l));
+                  AdvanceRequest.Builder b =
+                      AdvanceRequest.newBuilder()
+                          .setTag(tag(r, l))
+                          .setReturnKeys(selector != null)
+                          .setReturnNormedInput(input);
                   if (l == 0) {
                     for (int i : owned[r]) {
                       b.addTokenIds(tokens[i]).addPositions(positions[i]);
@@ -528,7 +576,35 @@ public final class ShardedBackend implements ForwardBackend {
             }
           }
         }
-        // 2. Attend: every shard, all queries, its own keys.
+        // Sparse: index the step's keys and select every query's keys (ALGORITHMS.md §4.5).
+        int[][] selection = null;
+        if (selector != null) {
+          float[] keys = new float[n * kvDim];
+          float[] groupKeys = grouped ? new float[n * kvDim] : null;
+          float[] x = input ? new float[n * config.dim()] : null;
+          for (int r = 0; r < p; r++) {
+            AdvanceResponse a = advanced.get(r);
+            if (a == null) {
+              continue;
+            }
+            long rows = owned[r].length;
+            scatterRows(Tensors.floats(a.getKeys(), rows * kvDim), owned[r], kvDim, keys);
+            if (grouped) {
+              scatterRows(
+                  Tensors.floats(a.getGroupKeys(), rows * kvDim), owned[r], kvDim, groupKeys);
+            }
+            if (input) {
+              scatterRows(
+                  Tensors.floats(a.getNormedInput(), rows * config.dim()),
+                  owned[r],
+                  config.dim(),
+                  x);
+            }
+          }
+          selector.append(l, start, n, keys, groupKeys, x);
+          selection = selector.select(l, start, n, q, qg, x);
+        }
+        // 2. Attend: every shard, all queries, its own keys (or the selected ones it holds).
         AttendRequest.Builder ab = AttendRequest.newBuilder().setQueries(Tensors.f32(q, n, qDim));
         if (grouped) {
           ab.setGroupQueries(Tensors.f32(qg, n, qDim));
@@ -537,10 +613,17 @@ public final class ShardedBackend implements ForwardBackend {
           ab.addPositions(pos);
         }
         AttendRequest base = ab.build();
+        int[][] chosen = selection;
         List<AttendResponse> partials =
             parallel(
                 traceLayers ? layerSpan("longctx.prefill.attend", l) : null,
-                r -> mine.get(r).stub().attend(base.toBuilder().setTag(tag(r, l)).build()));
+                r -> {
+                  AttendRequest.Builder req = base.toBuilder().setTag(tag(r, l));
+                  if (chosen != null) {
+                    addSelection(req, chosen, n, r);
+                  }
+                  return mine.get(r).stub().attend(req.build());
+                });
         // 3. Merge by LSE, per query and head.
         float[][] outs = new float[p][];
         float[][] lses = new float[p][];
@@ -593,6 +676,39 @@ public final class ShardedBackend implements ForwardBackend {
       }
       length += n;
       return logits;
+    }
+
+    /**
+     * Adds the selection for shard {@code r}: per query (one list serves all its heads when the
+     * method shares it, as indexer top-k does) or per query and KV head, only the positions {@code
+     * r} holds; a null entry (the query attends every causal key) travels as {@code all}.
+     */
+    private void addSelection(AttendRequest.Builder req, int[][] selection, int n, int r) {
+      int kvHeads = config.kvHeads();
+      boolean shared = true;
+      for (int t = 0; t < n && shared; t++) {
+        for (int g = 1; g < kvHeads; g++) {
+          if (selection[t * kvHeads + g] != selection[t * kvHeads]) {
+            shared = false;
+            break;
+          }
+        }
+      }
+      int stride = shared ? kvHeads : 1;
+      for (int u = 0; u < selection.length; u += stride) {
+        int[] list = selection[u];
+        Candidates.Builder c = Candidates.newBuilder();
+        if (list == null) {
+          c.setAll(true);
+        } else {
+          for (int pos : list) {
+            if (ownerOf[pos] == r) {
+              c.addPositions(pos);
+            }
+          }
+        }
+        req.addSelected(c);
+      }
     }
 
     /** A span of one layer phase of a prefill step (its shard calls become its children). */

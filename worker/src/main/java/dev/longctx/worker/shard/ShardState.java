@@ -234,6 +234,22 @@ final class ShardState {
       // Slots before the query's neighbor window are attended at grouped positions.
       grouped[i] = se == null ? 0 : visibleSlots(se.neighborStart(positions[i]) - 1);
     }
+    // Selected positions → this shard's slots (ascending), and how many are grouped (SelfExtend).
+    int[][] slotsOf = selected == null ? null : new int[selected.length][];
+    int[] groupedOf = selected == null ? null : new int[selected.length];
+    for (int u = 0; selected != null && u < selected.length; u++) {
+      if (selected[u] != null) {
+        int t = selected.length == m ? u : u / kvHeads;
+        int ns = se == null ? 0 : se.neighborStart(positions[t]);
+        slotsOf[u] = localSlots(selected[u], positions[t]);
+        int g = 0;
+        while (g < slotsOf[u].length && slotPositions[slotsOf[u][g]] < ns) {
+          g++;
+        }
+        groupedOf[u] = g;
+      }
+    }
+    int group = c.groupSize();
     Parallel.forRange(
         m * heads,
         (from, to) -> {
@@ -242,11 +258,107 @@ final class ShardState {
           for (int i = from; i < to; i++) {
             int t = i / heads;
             int h = i % heads;
+            int u = selected == null ? -1 : selected.length == m ? t : t * kvHeads + h / group;
             lse[t * heads + h] =
-                attendHead(
-                    l, h, queries, groupQueries, t, visible[t], grouped[t], out, parts, partLse);
+                u < 0 || slotsOf[u] == null
+                    ? attendHead(
+                        l, h, queries, groupQueries, t, visible[t], grouped[t], out, parts, partLse)
+                    : attendSelected(
+                        l,
+                        h,
+                        queries,
+                        groupQueries,
+                        t,
+                        slotsOf[u],
+                        groupedOf[u],
+                        out,
+                        parts,
+                        partLse);
           }
         });
+  }
+
+  /** The slots of {@code positions} (ascending) held here and visible at {@code limit}. */
+  private int[] localSlots(int[] positions, int limit) {
+    int[] out = new int[positions.length];
+    int n = 0;
+    int from = 0;
+    for (int p : positions) {
+      if (p > limit) {
+        break;
+      }
+      int slot = Arrays.binarySearch(slotPositions, from, slots, p);
+      if (slot >= 0) {
+        out[n++] = slot;
+        from = slot + 1;
+      }
+    }
+    return Arrays.copyOf(out, n);
+  }
+
+  /** One head of query row {@code t} over the listed slots: the first {@code g} grouped. */
+  private float attendSelected(
+      int l,
+      int h,
+      float[] queries,
+      float[] groupQueries,
+      int t,
+      int[] slotList,
+      int g,
+      float[] out,
+      float[] parts,
+      float[] partLse) {
+    int headDim = c.headDim();
+    int kvDim = c.kvDim();
+    int base = (h / c.groupSize()) * headDim;
+    int off = t * c.queryDim() + h * headDim;
+    if (g == 0) {
+      return Attention.attendPositions(
+          queries,
+          off,
+          keys[l],
+          values[l],
+          base,
+          kvDim,
+          slotList,
+          0,
+          slotList.length,
+          headDim,
+          scale,
+          out,
+          off);
+    }
+    partLse[0] =
+        Attention.attendPositions(
+            groupQueries,
+            off,
+            groupKeys[l],
+            values[l],
+            base,
+            kvDim,
+            slotList,
+            0,
+            g,
+            headDim,
+            scale,
+            parts,
+            0);
+    partLse[1] =
+        Attention.attendPositions(
+            queries,
+            off,
+            keys[l],
+            values[l],
+            base,
+            kvDim,
+            slotList,
+            g,
+            slotList.length - g,
+            headDim,
+            scale,
+            parts,
+            headDim);
+    return Partial.merge(parts, partLse, 2, headDim, out, off);
   }
 
   /** One head of query row {@code t}: slots [0, g) grouped, [g, visible) plain; returns the LSE. */

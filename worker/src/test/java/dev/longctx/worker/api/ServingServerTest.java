@@ -19,6 +19,7 @@ import dev.longctx.proto.v1.Load;
 import dev.longctx.proto.v1.ModelInfo;
 import dev.longctx.proto.v1.TokenIds;
 import dev.longctx.proto.v1.TokenizeRequest;
+import dev.longctx.worker.coordinator.EngineLoop;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -54,7 +55,9 @@ class ServingServerTest {
   @BeforeAll
   static void start() throws Exception {
     model = LoadedModel.load(TestData.file("models/stories260K/stories260K.bin"), null);
-    server = ServingServer.inProcess(model, "stories260K", 0, CAPACITY, 2000, "127.0.0.1", 0);
+    server =
+        ServingServer.inProcess(
+            model, "stories260K", 0, CAPACITY, new EngineLoop.Limits(64, 2000), "127.0.0.1", 0);
     channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
     inference = InferenceGrpc.newBlockingStub(channel).withDeadlineAfter(120, TimeUnit.SECONDS);
   }
@@ -326,7 +329,8 @@ class ServingServerTest {
   @Test
   void requestLargerThanThePoolIsResourceExhausted() throws Exception {
     try (ServingServer small =
-        ServingServer.inProcess(model, "small", 0, 100, 500, "127.0.0.1", 0)) {
+        ServingServer.inProcess(
+            model, "small", 0, 100, new EngineLoop.Limits(64, 500), "127.0.0.1", 0)) {
       ManagedChannel ch =
           NettyChannelBuilder.forAddress("127.0.0.1", small.port()).usePlaintext().build();
       try {

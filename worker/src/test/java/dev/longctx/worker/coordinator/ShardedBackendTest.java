@@ -175,7 +175,15 @@ class ShardedBackendTest {
     ShardedBackend shards = backend(3);
     try (var server =
         dev.longctx.worker.api.ServingServer.sharded(
-            model, "stories260K", 0, shards.shards(), 64, 3, 10_000, "127.0.0.1", 0)) {
+            model,
+            "stories260K",
+            0,
+            shards.shards(),
+            64,
+            3,
+            new EngineLoop.Limits(8, 10_000),
+            "127.0.0.1",
+            0)) {
       var channel =
           io.grpc.netty.NettyChannelBuilder.forAddress("127.0.0.1", server.port())
               .usePlaintext()

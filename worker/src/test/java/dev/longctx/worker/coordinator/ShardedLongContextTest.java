@@ -1,7 +1,6 @@
 package dev.longctx.worker.coordinator;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.longctx.engine.TestData;
 import dev.longctx.engine.attention.AttentionPolicy;
@@ -30,9 +29,10 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Sequence-sharded execution past the model's trained context (stories260K: 512 tokens): for P =
- * 1..4 shards, contiguous and zig-zag placement, dense and SelfExtend attention, the logits after
- * every prompt position and after each greedy decode step equal the single-process engine's under
- * the same policy (max relative difference ≤ 1e-4), and greedy generation gives the same tokens.
+ * 1..4 shards, contiguous and zig-zag placement, dense, SelfExtend, indexer top-k (with SelfExtend
+ * positions) and block top-k attention, the logits after every prompt position and after each
+ * greedy decode step equal the single-process engine's under the same policy (max relative
+ * difference ≤ 1e-4), and greedy generation gives the same tokens.
  */
 class ShardedLongContextTest {
 
@@ -57,6 +57,11 @@ class ShardedLongContextTest {
 
   static ShardedBackend backend(int p, AttentionPolicy policy, Placement placement)
       throws Exception {
+    return backend(model, p, policy, placement);
+  }
+
+  static ShardedBackend backend(
+      LoadedModel model, int p, AttentionPolicy policy, Placement placement) throws Exception {
     List<ShardClient> clients = new ArrayList<>();
     for (int r = 0; r < p; r++) {
       String name = "lc-shard-" + p + "-" + r + "-" + System.nanoTime();
@@ -95,9 +100,21 @@ class ShardedLongContextTest {
     return worst;
   }
 
+  /** Indexer top-k (own-heads selector) with SelfExtend positions, k well below the prompt. */
+  static final AttentionPolicy INDEXER =
+      new AttentionPolicy.IndexerTopK(
+          96,
+          0,
+          dev.longctx.engine.attention.IndexerSource.ownHeads(),
+          (AttentionPolicy.SelfExtend) SELF_EXTEND);
+
+  /** Block top-k (Quest bounds), one selection per KV head, plain positions. */
+  static final AttentionPolicy BLOCKS =
+      new AttentionPolicy.BlockTopK(32, 4, AttentionPolicy.BlockScore.QUEST, null);
+
   static Stream<Arguments> configurations() {
     List<Arguments> out = new ArrayList<>();
-    for (AttentionPolicy policy : List.of(AttentionPolicy.dense(), SELF_EXTEND)) {
+    for (AttentionPolicy policy : List.of(AttentionPolicy.dense(), SELF_EXTEND, INDEXER, BLOCKS)) {
       for (Placement placement : Placement.values()) {
         for (int p = 1; p <= 4; p++) {
           out.add(Arguments.of(p, placement, policy));
@@ -163,20 +180,31 @@ class ShardedLongContextTest {
 
   @Test
   void selfExtendGreedyGenerationPastTheTrainedContextEqualsTheEngine() throws Exception {
+    assertGreedyEqualsTheEngine(SELF_EXTEND, Placement.ZIGZAG, 60);
+  }
+
+  @Test
+  void indexerTopKGreedyGenerationPastTheTrainedContextEqualsTheEngine() throws Exception {
+    assertGreedyEqualsTheEngine(INDEXER, Placement.CONTIGUOUS, 40);
+  }
+
+  /** A 700-token prompt on 3 shards streams the engine's greedy tokens and text. */
+  static void assertGreedyEqualsTheEngine(AttentionPolicy policy, Placement placement, int tokens)
+      throws Exception {
     int[] ids = prompt(700);
     Generator.Result want =
         Generator.generate(
-            model.transformer().withAttention(SELF_EXTEND),
+            model.transformer().withAttention(policy),
             model.tokenizer(),
-            new Generator.Request(ids, SamplingParams.greedy(), 60, List.of(), 1856),
+            new Generator.Request(ids, SamplingParams.greedy(), tokens, List.of(), 1856),
             t -> {});
-    ShardedBackend backend = backend(3, SELF_EXTEND, Placement.ZIGZAG);
+    ShardedBackend backend = backend(3, policy, placement);
     try (EngineLoop loop = new EngineLoop(backend, 1 << 20, 10_000)) {
       RecordingSink sink = new RecordingSink();
       loop.submit(
           new GenerationTask(
               new GenerationTask.Spec(
-                  "se-greedy", ids, SamplingParams.greedy(), 60, List.of(), 1856),
+                  "greedy-" + policy.name(), ids, SamplingParams.greedy(), tokens, List.of(), 1856),
               model.tokenizer(),
               sink));
       assertThat(sink.finished.get(120, java.util.concurrent.TimeUnit.SECONDS))
@@ -185,6 +213,43 @@ class ShardedLongContextTest {
       assertThat(sink.text.toString()).isEqualTo(want.text());
       assertThat(sink.shardsUsed).isEqualTo(3);
     }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("tinyStoriesPolicies")
+  void tinyStories656KLogitsEqualTheEngineOnThreeZigZagShards(AttentionPolicy policy)
+      throws Exception {
+    try (LoadedModel tiny = dev.longctx.engine.model.TestModels.tinyStories656K()) {
+      int[] text =
+          tiny.tokenizer()
+              .encodePrompt(
+                  "Once upon a time, there was a little girl named Lily. She loved to play"
+                      + " outside in the park with her dog Max. ".repeat(60));
+      int[] ids = Arrays.copyOf(text, 800); // past the trained 512
+      int vocab = tiny.config().vocabSize();
+      Sequence seq = tiny.transformer().newSequence(800, policy);
+      float[] want = new float[ids.length * vocab];
+      tiny.transformer()
+          .forwardAll(
+              seq,
+              ids,
+              0,
+              ids.length,
+              128,
+              (first, rows, logits) ->
+                  System.arraycopy(logits, 0, want, first * vocab, rows * vocab));
+      try (ShardedBackend backend = backend(tiny, 3, policy, Placement.ZIGZAG)) {
+        ShardedBackend.Runner runner =
+            (ShardedBackend.Runner) backend.open("tiny", 800, ids.length);
+        float[] got = runner.prefillAllLogits(ids);
+        assertThat(maxRelativeDifference(want, got)).isLessThanOrEqualTo(1e-4);
+        runner.close();
+      }
+    }
+  }
+
+  static Stream<AttentionPolicy> tinyStoriesPolicies() {
+    return Stream.of(AttentionPolicy.dense(), SELF_EXTEND, INDEXER, BLOCKS);
   }
 
   @Test
@@ -209,14 +274,6 @@ class ShardedLongContextTest {
         }
       }
     }
-  }
-
-  @Test
-  void sparseMethodsAreRefusedNamingWhatShardsServe() {
-    assertThatThrownBy(() -> backend(2, new AttentionPolicy.IndexerTopK(64), Placement.CONTIGUOUS))
-        .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("indexer-topk")
-        .hasMessageContaining("dense, self-extend");
   }
 
   /** Collects a generation's stream. */

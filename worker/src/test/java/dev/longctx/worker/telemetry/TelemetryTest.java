@@ -9,6 +9,7 @@ import dev.longctx.proto.v1.GenerateResponse;
 import dev.longctx.proto.v1.InferenceGrpc;
 import dev.longctx.proto.v1.TokenIds;
 import dev.longctx.worker.api.ServingServer;
+import dev.longctx.worker.coordinator.EngineLoop;
 import dev.longctx.worker.coordinator.ShardClient;
 import dev.longctx.worker.shard.ShardEngine;
 import dev.longctx.worker.shard.ShardService;
@@ -96,7 +97,16 @@ class TelemetryTest {
       int[] prompt = model.tokenizer().encodePrompt("Once upon a time, there was a little dog.");
       int maxTokens = 8;
       try (ServingServer server =
-          ServingServer.sharded(model, "stories260K", 0, clients, 4, 2, 10_000, "127.0.0.1", 0)) {
+          ServingServer.sharded(
+              model,
+              "stories260K",
+              0,
+              clients,
+              4,
+              2,
+              EngineLoop.Limits.queueTimeout(10_000),
+              "127.0.0.1",
+              0)) {
         ManagedChannel channel =
             NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
         Span client = sdk.getTracer("test").spanBuilder("client").startSpan();
