@@ -97,6 +97,9 @@ public class BenchCommand implements Callable<Integer> {
     }
     boolean replicate = depthFill.equals("replicate");
     Backend backend = modelOptions.backend();
+    if (replicate && backend == Backend.CUDA) {
+      throw new IllegalArgumentException("--depth-fill replicate runs on the CPU backend only");
+    }
     try (LoadedModel model = modelOptions.load();
         CudaModel gpu =
             backend == Backend.CUDA ? CudaModel.open(model.config(), model.weights()) : null) {
@@ -104,9 +107,7 @@ public class BenchCommand implements Callable<Integer> {
       if (gpu != null && !(tr.attentionPolicy() instanceof AttentionPolicy.Dense)) {
         throw new IllegalArgumentException("--backend cuda runs dense attention only");
       }
-      if (gpu != null && replicate) {
-        throw new IllegalArgumentException("--backend cuda builds -d contexts by prefill only");
-      }
+      Decoder<?> decoder = gpu == null ? tr : gpu;
       long weightBytes = bytesReadPerToken(model.weights());
       String name = model.path().getFileName() + (gpu != null ? " (cuda)" : "");
       String size = String.format("%.2f GiB", totalBytes(model.weights()) / (double) (1L << 30));
@@ -152,12 +153,7 @@ public class BenchCommand implements Callable<Integer> {
           double[] rates = new double[reps];
           SplittableRandom random = new SplittableRandom(42);
           for (int r = -1; r < reps; r++) {
-            double rate =
-                gpu != null
-                    ? measure(gpu, prefill, depth, n, random)
-                    : prefill
-                        ? prefill(tr, depth, n, replicate, random)
-                        : generate(tr, depth, n, replicate, random);
+            double rate = measure(decoder, prefill, depth, n, replicate, random);
             if (r >= 0) {
               rates[r] = rate;
             }
@@ -210,65 +206,39 @@ public class BenchCommand implements Callable<Integer> {
   }
 
   /**
-   * Tokens per second of one prefill of n tokens or of n decode steps after {@code depth} prefilled
-   * random tokens, on any backend (the CUDA model's sequences hold device memory: released here).
+   * Tokens per second of one prefill of n tokens or of n decode steps, after {@code depth} tokens:
+   * random tokens prefilled, or under {@code replicate} (CPU) a prefilled chunk replicated up to
+   * the depth ({@link SyntheticContext}).
    */
   private static <S> double measure(
-      Decoder<S> model, boolean prefill, int depth, int n, SplittableRandom random) {
-    int[] tokens = randomTokens(model, n, random);
-    S seq = model.newSequence(depth + n);
+      Decoder<S> tr,
+      boolean prefill,
+      int depth,
+      int n,
+      boolean replicate,
+      SplittableRandom random) {
+    int[] tokens = randomTokens(tr, n, random);
+    S seq = tr.newSequence(depth + n);
     try {
       if (depth > 0) {
-        model.prefill(seq, randomTokens(model, depth, random));
+        int real = replicate ? Math.min(depth, REPLICATE_CHUNK) : depth;
+        tr.prefill(seq, randomTokens(tr, real, random));
+        if (replicate) {
+          SyntheticContext.extend((Sequence) seq, depth);
+        }
       }
       long t0 = System.nanoTime();
       if (prefill) {
-        model.prefill(seq, tokens);
+        tr.prefill(seq, tokens);
       } else {
         for (int i = 0; i < n; i++) {
-          model.decode(seq, tokens[i]);
+          tr.decode(seq, tokens[i]);
         }
       }
       return n / ((System.nanoTime() - t0) / 1e9);
     } finally {
-      model.release(seq);
+      tr.release(seq);
     }
-  }
-
-  /**
-   * A sequence holding {@code depth} tokens, room for {@code n} more: random tokens prefilled, or
-   * under {@code replicate} a prefilled chunk replicated up to the depth ({@link
-   * SyntheticContext}).
-   */
-  private static Sequence atDepth(
-      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
-    Sequence seq = tr.newSequence(depth + n);
-    if (depth > 0) {
-      int real = replicate ? Math.min(depth, REPLICATE_CHUNK) : depth;
-      tr.prefill(seq, randomTokens(tr, real, random));
-      SyntheticContext.extend(seq, depth);
-    }
-    return seq;
-  }
-
-  private static double prefill(
-      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
-    int[] tokens = randomTokens(tr, n, random);
-    Sequence seq = atDepth(tr, depth, n, replicate, random);
-    long t0 = System.nanoTime();
-    tr.prefill(seq, tokens);
-    return n / ((System.nanoTime() - t0) / 1e9);
-  }
-
-  private static double generate(
-      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
-    int[] tokens = randomTokens(tr, n, random);
-    Sequence seq = atDepth(tr, depth, n, replicate, random);
-    long t0 = System.nanoTime();
-    for (int i = 0; i < n; i++) {
-      tr.decode(seq, tokens[i]);
-    }
-    return n / ((System.nanoTime() - t0) / 1e9);
   }
 
   private static int[] randomTokens(Decoder<?> tr, int n, SplittableRandom random) {
