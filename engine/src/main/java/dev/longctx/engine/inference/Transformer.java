@@ -128,6 +128,12 @@ public final class Transformer implements Decoder<Sequence> {
     return logits;
   }
 
+  /** Gives the sequence's KV pages back to the pool; the sequence is empty afterwards. */
+  @Override
+  public void release(Sequence seq) {
+    seq.cache().release();
+  }
+
   /** Receives the logits of consecutive positions. */
   @FunctionalInterface
   public interface LogitsSink {
