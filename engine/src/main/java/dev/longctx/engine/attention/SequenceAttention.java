@@ -148,31 +148,19 @@ public final class SequenceAttention {
   }
 
   /**
-   * Records tokens {@code [start, start + n)} of layer {@code layer} in the side state, their keys
-   * laid out as in a contiguous cache: position p's at {@code keys[p·kvDim]} ({@code keys}: rotated
-   * at their positions; {@code groupKeys}: at ⌊j/G⌋, or null without SelfExtend; {@code x}: the
-   * layer's normalized input rows of the chunk).
+   * Records tokens {@code [start, start + n)} of layer {@code layer} in the side state: row t of
+   * {@code keys} (rotated at its position), of {@code groupKeys} (at ⌊j/G⌋, or null without
+   * SelfExtend) and of {@code x} (the layer's normalized input) belong to position start + t.
    */
   public void append(int layer, int start, int n, float[] keys, float[] groupKeys, float[] x) {
-    appendRows(layer, start, n, keys, start * kvDim, groupKeys, x);
-  }
-
-  /**
-   * {@link #append} with the chunk's keys as rows of their own: token {@code start + t}'s key at
-   * {@code keys[offset + t·kvDim]} (and its grouped key at the same place in {@code groupKeys}). A
-   * coordinator that selects for shards holds no full key cache, only the rows each step brings.
-   */
-  public void appendRows(
-      int layer, int start, int n, float[] keys, int offset, float[] groupKeys, float[] x) {
     for (int t = 0; t < n; t++) {
       int pos = start + t;
-      int row = offset + t * kvDim;
       if (ownHeads != null) {
-        ownHeads.put(layer, pos, keys, groupKeys, row);
+        ownHeads.put(layer, pos, keys, groupKeys, t * kvDim);
       }
       if (blocks != null) {
         // With SelfExtend, past blocks are (mostly) attended at grouped positions: summarize those.
-        blocks[layer].put(pos, se != null ? groupKeys : keys, row);
+        blocks[layer].put(pos, se != null ? groupKeys : keys, t * kvDim);
       }
     }
     if (indexer != null) {

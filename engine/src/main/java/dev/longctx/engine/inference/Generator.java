@@ -97,10 +97,19 @@ public final class Generator {
 
   private Generator() {}
 
-  public static Result generate(
-      Transformer model, Tokenizer tokenizer, Request request, Listener listener) {
+  public static <S> Result generate(
+      Decoder<S> model, Tokenizer tokenizer, Request request, Listener listener) {
     Decoding decoding = new Decoding(tokenizer, request);
-    Sequence seq = model.newSequence(decoding.limit());
+    S seq = model.newSequence(decoding.limit());
+    try {
+      return run(model, seq, decoding, request, listener);
+    } finally {
+      model.release(seq);
+    }
+  }
+
+  private static <S> Result run(
+      Decoder<S> model, S seq, Decoding decoding, Request request, Listener listener) {
     long t0 = System.nanoTime();
     float[] logits = model.prefill(seq, request.prompt());
     long prefillEnd = 0;

@@ -61,7 +61,7 @@ public final class SyntheticContext {
           }
         }
         if (attention != null) {
-          attention.appendRows(l, p, n, k, 0, gk, null);
+          attention.append(l, p, n, k, gk, null);
         }
       }
     }

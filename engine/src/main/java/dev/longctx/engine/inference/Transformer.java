@@ -20,7 +20,7 @@ import dev.longctx.engine.tensor.Parallel;
  * or one chosen per sequence ({@link #newSequence(int, AttentionPolicy)}). Dense sequences take the
  * plain path below; the others delegate to {@link SequenceAttention}.
  */
-public final class Transformer {
+public final class Transformer implements Decoder<Sequence> {
 
   /** Prefill chunk: large enough for GEMM efficiency, small enough to bound scratch memory. */
   public static final int DEFAULT_CHUNK = 128;
@@ -66,10 +66,12 @@ public final class Transformer {
   }
 
   /** The longest sequence the default policy supports on this model. */
+  @Override
   public int maxContext() {
     return defaultPolicy.maxContext(config.contextLength());
   }
 
+  @Override
   public LlamaConfig config() {
     return config;
   }
@@ -84,6 +86,7 @@ public final class Transformer {
   }
 
   /** A new, empty sequence that may grow to {@code maxTokens}, under the default policy. */
+  @Override
   public Sequence newSequence(int maxTokens) {
     return newSequence(maxTokens, defaultPolicy);
   }
@@ -103,6 +106,7 @@ public final class Transformer {
   }
 
   /** Feeds {@code tokens} after the sequence's current end; returns the last token's logits. */
+  @Override
   public float[] prefill(Sequence seq, int[] tokens) {
     if (tokens.length == 0) {
       throw new IllegalArgumentException("prefill needs at least one token");
@@ -117,10 +121,17 @@ public final class Transformer {
   }
 
   /** Feeds one token; returns its logits. */
+  @Override
   public float[] decode(Sequence seq, int token) {
     float[] logits = new float[config.vocabSize()];
     forward(seq, new int[] {token}, 0, 1, LogitRows.LAST, logits);
     return logits;
+  }
+
+  /** Gives the sequence's KV pages back to the pool; the sequence is empty afterwards. */
+  @Override
+  public void release(Sequence seq) {
+    seq.cache().release();
   }
 
   /** Receives the logits of consecutive positions. */
@@ -176,15 +187,16 @@ public final class Transformer {
         layers.rotate(s, n, positions);
       }
       for (int t = 0; t < n; t++) {
-        cache.put(l, start + t, s.k, t * kvDim, s.v, t * kvDim);
+        int pos = start + t;
+        cache.put(l, pos, s.k, t * kvDim, s.v, t * kvDim);
         if (se != null) {
-          cache.putGroupKeys(l, start + t, s.kg, t * kvDim);
+          cache.putGroupKeys(l, pos, s.kg, t * kvDim);
         }
       }
       if (policyAttention == null) {
         attention(s, cache.keyPages(l), cache.valuePages(l), cache.pageShift(), start, n);
       } else {
-        policyAttention.appendRows(l, start, n, s.k, 0, se != null ? s.kg : null, s.xb);
+        policyAttention.append(l, start, n, s.k, se != null ? s.kg : null, s.xb);
         policyAttention.attend(
             l,
             start,

@@ -34,6 +34,8 @@ public final class EngineConfig {
     b.append(
         "# The pod's identity comes from the environment: POD_NAME (shards: <name>-worker-<ordinal>,\n");
     b.append("# the ordinal is the shard id), POD_NAMESPACE, LONGCTX_ROLE.\n");
+    // The name clients use (OpenAI "model", gRPC GetModelInfo): the resource's name.
+    line(b, "model.name", m.getMetadata().getName());
     line(b, "model.uri", s.getModel().getUri());
     line(b, "model.path", modelPath);
     line(b, "model.format", s.getModel().getFormat().name().toLowerCase(Locale.ROOT));

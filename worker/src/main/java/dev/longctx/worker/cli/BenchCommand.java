@@ -1,5 +1,9 @@
 package dev.longctx.worker.cli;
 
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.cuda.Backend;
+import dev.longctx.engine.cuda.CudaModel;
+import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.SyntheticContext;
 import dev.longctx.engine.inference.Transformer;
@@ -92,10 +96,20 @@ public class BenchCommand implements Callable<Integer> {
           "--depth-fill must be prefill or replicate, got '" + depthFill + "'");
     }
     boolean replicate = depthFill.equals("replicate");
-    try (LoadedModel model = modelOptions.load()) {
+    Backend backend = modelOptions.backend();
+    if (replicate && backend == Backend.CUDA) {
+      throw new IllegalArgumentException("--depth-fill replicate runs on the CPU backend only");
+    }
+    try (LoadedModel model = modelOptions.load();
+        CudaModel gpu =
+            backend == Backend.CUDA ? CudaModel.open(model.config(), model.weights()) : null) {
       Transformer tr = attentionOptions.transformer(model);
+      if (gpu != null && !(tr.attentionPolicy() instanceof AttentionPolicy.Dense)) {
+        throw new IllegalArgumentException("--backend cuda runs dense attention only");
+      }
+      Decoder<?> decoder = gpu == null ? tr : gpu;
       long weightBytes = bytesReadPerToken(model.weights());
-      String name = model.path().getFileName().toString();
+      String name = model.path().getFileName() + (gpu != null ? " (cuda)" : "");
       String size = String.format("%.2f GiB", totalBytes(model.weights()) / (double) (1L << 30));
       String params =
           String.format(
@@ -139,10 +153,7 @@ public class BenchCommand implements Callable<Integer> {
           double[] rates = new double[reps];
           SplittableRandom random = new SplittableRandom(42);
           for (int r = -1; r < reps; r++) {
-            double rate =
-                prefill
-                    ? prefill(tr, depth, n, replicate, random)
-                    : generate(tr, depth, n, replicate, random);
+            double rate = measure(decoder, prefill, depth, n, replicate, random);
             if (r >= 0) {
               rates[r] = rate;
             }
@@ -164,6 +175,7 @@ public class BenchCommand implements Callable<Integer> {
             out.put("model", name);
             out.put("type", type);
             out.put("threads", threads);
+            out.put("backend", gpu != null ? "cuda" : "cpu");
             out.put("test", test[0] + n);
             out.put("depth", depth);
             out.put("depth_fill", depthFill);
@@ -194,44 +206,44 @@ public class BenchCommand implements Callable<Integer> {
   }
 
   /**
-   * A sequence holding {@code depth} tokens, room for {@code n} more: random tokens prefilled, or
-   * under {@code replicate} a prefilled chunk replicated up to the depth ({@link
-   * SyntheticContext}).
+   * Tokens per second of one prefill of n tokens or of n decode steps, after {@code depth} tokens:
+   * random tokens prefilled, or under {@code replicate} (CPU) a prefilled chunk replicated up to
+   * the depth ({@link SyntheticContext}).
    */
-  private static Sequence atDepth(
-      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
-    Sequence seq = tr.newSequence(depth + n);
-    if (depth > 0) {
-      int real = replicate ? Math.min(depth, REPLICATE_CHUNK) : depth;
-      tr.prefill(seq, randomTokens(tr, real, random));
-      SyntheticContext.extend(seq, depth);
-    }
-    // A collection of the previous repetition's multi-GiB cache must not land in the timed loop.
-    System.gc();
-    return seq;
-  }
-
-  private static double prefill(
-      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
+  private static <S> double measure(
+      Decoder<S> tr,
+      boolean prefill,
+      int depth,
+      int n,
+      boolean replicate,
+      SplittableRandom random) {
     int[] tokens = randomTokens(tr, n, random);
-    Sequence seq = atDepth(tr, depth, n, replicate, random);
-    long t0 = System.nanoTime();
-    tr.prefill(seq, tokens);
-    return n / ((System.nanoTime() - t0) / 1e9);
-  }
-
-  private static double generate(
-      Transformer tr, int depth, int n, boolean replicate, SplittableRandom random) {
-    int[] tokens = randomTokens(tr, n, random);
-    Sequence seq = atDepth(tr, depth, n, replicate, random);
-    long t0 = System.nanoTime();
-    for (int i = 0; i < n; i++) {
-      tr.decode(seq, tokens[i]);
+    S seq = tr.newSequence(depth + n);
+    try {
+      if (depth > 0) {
+        int real = replicate ? Math.min(depth, REPLICATE_CHUNK) : depth;
+        tr.prefill(seq, randomTokens(tr, real, random));
+        if (replicate) {
+          SyntheticContext.extend((Sequence) seq, depth);
+        }
+      }
+      // A collection of the previous repetition's multi-GiB cache must not land in the timed loop.
+      System.gc();
+      long t0 = System.nanoTime();
+      if (prefill) {
+        tr.prefill(seq, tokens);
+      } else {
+        for (int i = 0; i < n; i++) {
+          tr.decode(seq, tokens[i]);
+        }
+      }
+      return n / ((System.nanoTime() - t0) / 1e9);
+    } finally {
+      tr.release(seq);
     }
-    return n / ((System.nanoTime() - t0) / 1e9);
   }
 
-  private static int[] randomTokens(Transformer tr, int n, SplittableRandom random) {
+  private static int[] randomTokens(Decoder<?> tr, int n, SplittableRandom random) {
     int[] tokens = new int[n];
     for (int i = 0; i < n; i++) {
       tokens[i] = random.nextInt(tr.config().vocabSize());

@@ -149,6 +149,8 @@ public class GenerateCommand implements Callable<Integer> {
     long actualSeed = seed != null ? seed : System.nanoTime();
     SamplingParams sampling =
         new SamplingParams(temperature, topK, topP, minP, repeatPenalty, repeatLastN, actualSeed);
+    // Resolve the backend first: `--backend cuda` without a GPU fails before anything is printed.
+    boolean cuda = modelOptions.backend() == dev.longctx.engine.cuda.Backend.CUDA;
     try (LoadedModel model = modelOptions.load()) {
       Tokenizer tok = model.tokenizer();
       int[] ids;
@@ -173,7 +175,17 @@ public class GenerateCommand implements Callable<Integer> {
         // Like llama.cpp and llama2.c, echo the prompt so the completion reads on from it.
         out.print(prompt);
       }
-      Generator.Result r = Generator.generate(tr, tok, request, json ? t -> {} : out::print);
+      Generator.Result r;
+      if (cuda) {
+        if (!(tr.attentionPolicy() instanceof dev.longctx.engine.attention.AttentionPolicy.Dense)) {
+          throw new IllegalArgumentException("--backend cuda runs dense attention only");
+        }
+        try (var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights())) {
+          r = Generator.generate(gpu, tok, request, json ? t -> {} : out::print);
+        }
+      } else {
+        r = Generator.generate(tr, tok, request, json ? t -> {} : out::print);
+      }
       if (json) {
         Map<String, Object> usage = new LinkedHashMap<>();
         usage.put("prompt_tokens", r.promptTokens());

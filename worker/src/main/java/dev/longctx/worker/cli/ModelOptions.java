@@ -1,5 +1,6 @@
 package dev.longctx.worker.cli;
 
+import dev.longctx.engine.cuda.Backend;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.tensor.Parallel;
 import java.nio.file.Path;
@@ -26,6 +27,19 @@ public class ModelOptions {
       names = {"-t", "--threads"},
       description = "Compute threads (default: all cores).")
   Integer threads;
+
+  @Option(
+      names = "--backend",
+      defaultValue = "auto",
+      description =
+          "Where the model runs: auto (CUDA when a GPU is usable, else the CPU), cpu or cuda"
+              + " (default: ${DEFAULT-VALUE}). Honoured by generate (in-process, dense) and bench; other commands run on the CPU.")
+  String backend;
+
+  /** The backend to run on; {@code cuda} without a usable GPU fails with the reason. */
+  Backend backend() {
+    return Backend.parse(backend).select();
+  }
 
   LoadedModel load() {
     if (threads != null) {

@@ -40,8 +40,10 @@ public final class LocalBackend implements ForwardBackend {
 
       @Override
       public void close() {
-        // The cache is garbage once unreferenced; length() reports 0 from now on.
-        closed = true;
+        if (!closed) {
+          closed = true;
+          transformer.release(seq); // the KV pages go back to the pool at once
+        }
       }
     };
   }

@@ -213,15 +213,31 @@ public final class ShardedBackend implements ForwardBackend {
     }
   }
 
-  /** {@code p} shards of {@code pool}, starting one further along each time (spreads requests). */
+  /** The {@code p} shards of {@code pool} with the most free KV capacity. */
   private synchronized List<ShardClient> choose(int p, List<ShardClient> pool) {
-    List<ShardClient> out = new ArrayList<>(p);
+    // Candidates in round-robin order from one further along each time (spreads ties), then the
+    // ones with the most free KV first (capacity − reserved, from a fresh Describe; DESIGN.md §4).
     int first = nextFirstShard % pool.size();
-    for (int i = 0; i < p; i++) {
-      out.add(pool.get((first + i) % pool.size()));
-    }
     nextFirstShard = (nextFirstShard + 1) % Math.max(1, pool.size());
-    return out;
+    List<ShardClient> order = new ArrayList<>(pool.size());
+    java.util.Map<ShardClient, Long> free = new java.util.HashMap<>();
+    for (int i = 0; i < pool.size(); i++) {
+      ShardClient c = pool.get((first + i) % pool.size());
+      try {
+        var d = c.describe(LIVENESS_TIMEOUT_MILLIS);
+        free.put(c, d.getCapacityTokens() - d.getReservedTokens());
+        order.add(c);
+      } catch (StatusRuntimeException e) {
+        LOG.warnf("shard %s is not answering: %s; not placing on it", c.address(), e.getStatus());
+      }
+    }
+    if (order.isEmpty()) {
+      throw io.grpc.Status.UNAVAILABLE
+          .withDescription("no shard of " + pool.size() + " answers")
+          .asRuntimeException();
+    }
+    order.sort(java.util.Comparator.comparingLong((ShardClient c) -> free.get(c)).reversed());
+    return new ArrayList<>(order.subList(0, Math.min(p, order.size())));
   }
 
   /** The shards that answer Describe now (with their current epochs). */
@@ -585,7 +601,7 @@ public final class ShardedBackend implements ForwardBackend {
                   x);
             }
           }
-          selector.appendRows(l, start, n, keys, 0, groupKeys, x);
+          selector.append(l, start, n, keys, groupKeys, x);
           selection = selector.select(l, start, n, q, qg, x);
         }
         // 2. Attend: every shard, all queries, its own keys (or the selected ones it holds).

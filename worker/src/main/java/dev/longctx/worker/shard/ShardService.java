@@ -132,6 +132,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
               .setCapacityTokens(engine.capacityTokens())
               .setResidentTokens(engine.residentTokens())
               .setActiveRequests(engine.activeRequests())
+              .setReservedTokens(engine.reservedTokens())
               .setReady(true)
               .build();
         });

@@ -226,6 +226,19 @@ class CliTest {
   }
 
   @Test
+  void benchOnCudaWithoutADeviceSaysWhy(QuarkusMainLauncher launcher) {
+    org.junit.jupiter.api.Assumptions.assumeFalse(
+        dev.longctx.engine.cuda.CudaProbe.probe().available(), "a CUDA device is present");
+    Path model = tmp.resolve("tiny.gguf");
+    assertThat(launcher.launch("synth", "--shape", "tiny", "--out", model.toString()).exitCode())
+        .isZero();
+    LaunchResult b =
+        launcher.launch("bench", "--model", model.toString(), "-n", "2", "--backend", "cuda");
+    assertThat(b.exitCode()).isNotZero();
+    assertThat(b.getErrorOutput()).contains("--backend cuda was requested but");
+  }
+
+  @Test
   void truncatedGgufGivesOneLineNamingFileOffsetAndReason(QuarkusMainLauncher launcher)
       throws IOException {
     Path model = tmp.resolve("tiny.gguf");

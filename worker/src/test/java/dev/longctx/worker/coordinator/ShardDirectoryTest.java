@@ -138,4 +138,42 @@ class ShardDirectoryTest {
       after.close();
     }
   }
+
+  @Test
+  void requestsGoToTheShardsWithTheMostFreeKv() {
+    List<ShardClient> clients =
+        addresses("a", "b", "c").stream().map(ShardDirectoryTest::connect).toList();
+    clients.forEach(ShardClient::describe);
+    try (ShardedBackend backend =
+        new ShardedBackend(
+            clients,
+            model.config(),
+            1 << 20, // every prompt fits one shard
+            1,
+            AttentionPolicy.dense(),
+            ShardedBackend.Placement.CONTIGUOUS)) {
+      Map<String, Long> before = new HashMap<>();
+      engines.forEach((name, e) -> before.put(name, e.reservedTokens()));
+      SequenceRunner big = backend.open("big", 50_000, 10);
+      String bigOn = newlyReserved(before, 50_000);
+      // The next requests avoid the shard holding the big one, whatever the rotation says.
+      List<SequenceRunner> small = new ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        engines.forEach((name, e) -> before.put(name, e.reservedTokens()));
+        small.add(backend.open("small-" + i, 100, 10));
+        assertThat(newlyReserved(before, 100)).as("small request %d", i).isNotEqualTo(bigOn);
+      }
+      big.close();
+      small.forEach(SequenceRunner::close);
+    }
+  }
+
+  /** The shard whose reservation grew by {@code tokens} since {@code before}. */
+  static String newlyReserved(Map<String, Long> before, long tokens) {
+    return engines.entrySet().stream()
+        .filter(e -> e.getValue().reservedTokens() - before.get(e.getKey()) == tokens)
+        .map(Map.Entry::getKey)
+        .findFirst()
+        .orElseThrow();
+  }
 }

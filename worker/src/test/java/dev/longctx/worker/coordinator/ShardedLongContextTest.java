@@ -57,6 +57,11 @@ class ShardedLongContextTest {
 
   static ShardedBackend backend(int p, AttentionPolicy policy, Placement placement)
       throws Exception {
+    return backend(model, p, policy, placement);
+  }
+
+  static ShardedBackend backend(
+      LoadedModel model, int p, AttentionPolicy policy, Placement placement) throws Exception {
     List<ShardClient> clients = new ArrayList<>();
     for (int r = 0; r < p; r++) {
       String name = "lc-shard-" + p + "-" + r + "-" + System.nanoTime();
@@ -208,6 +213,43 @@ class ShardedLongContextTest {
       assertThat(sink.text.toString()).isEqualTo(want.text());
       assertThat(sink.shardsUsed).isEqualTo(3);
     }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("tinyStoriesPolicies")
+  void tinyStories656KLogitsEqualTheEngineOnThreeZigZagShards(AttentionPolicy policy)
+      throws Exception {
+    try (LoadedModel tiny = dev.longctx.engine.model.TestModels.tinyStories656K()) {
+      int[] text =
+          tiny.tokenizer()
+              .encodePrompt(
+                  "Once upon a time, there was a little girl named Lily. She loved to play"
+                      + " outside in the park with her dog Max. ".repeat(60));
+      int[] ids = Arrays.copyOf(text, 800); // past the trained 512
+      int vocab = tiny.config().vocabSize();
+      Sequence seq = tiny.transformer().newSequence(800, policy);
+      float[] want = new float[ids.length * vocab];
+      tiny.transformer()
+          .forwardAll(
+              seq,
+              ids,
+              0,
+              ids.length,
+              128,
+              (first, rows, logits) ->
+                  System.arraycopy(logits, 0, want, first * vocab, rows * vocab));
+      try (ShardedBackend backend = backend(tiny, 3, policy, Placement.ZIGZAG)) {
+        ShardedBackend.Runner runner =
+            (ShardedBackend.Runner) backend.open("tiny", 800, ids.length);
+        float[] got = runner.prefillAllLogits(ids);
+        assertThat(maxRelativeDifference(want, got)).isLessThanOrEqualTo(1e-4);
+        runner.close();
+      }
+    }
+  }
+
+  static Stream<AttentionPolicy> tinyStoriesPolicies() {
+    return Stream.of(AttentionPolicy.dense(), SELF_EXTEND, INDEXER, BLOCKS);
   }
 
   @Test

@@ -1,0 +1,153 @@
+// A CPU emulation of the CUDA features longctx.cu uses, to check the kernels' logic on a machine
+// without a GPU. The threads of a block run as coroutines (ucontext) on one OS thread, switching
+// only at barriers: __syncthreads waits for the whole block, a warp shuffle for its 32 lanes.
+// Deterministic and blind to GPU-only faults (memory model, races, resource limits): it proves
+// the algorithms and the indexing, not the device. Used by main.cpp and fake_driver.cpp.
+#pragma once
+#include <ucontext.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#define LONGCTX_EMULATE 1
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+
+struct dim3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+
+namespace emu {
+
+struct Barrier {
+  unsigned count = 0, arrived = 0, generation = 0;
+};
+
+struct Thread {
+  ucontext_t context;
+  std::vector<char> stack;
+  bool done = false;
+};
+
+inline dim3 current_thread, current_block;
+inline std::vector<Thread> threads;
+inline ucontext_t scheduler;
+inline unsigned running = 0;
+inline Barrier block_barrier;
+inline std::vector<Barrier> warp_barriers;
+inline float warp_exchange[32][32];
+inline void (*body)() = nullptr;
+
+inline void yield() { swapcontext(&threads[running].context, &scheduler); }
+
+inline void arrive(Barrier& b) {
+  unsigned generation = b.generation;
+  if (++b.arrived == b.count) {
+    b.arrived = 0;
+    b.generation++;
+    return;
+  }
+  while (b.generation == generation) yield();
+}
+
+inline void entry() {
+  body();
+  threads[running].done = true;
+  swapcontext(&threads[running].context, &scheduler);
+}
+
+}  // namespace emu
+
+#define threadIdx (emu::current_thread)
+#define blockIdx (emu::current_block)
+inline dim3 blockDim, gridDim;
+
+inline void __syncthreads() { emu::arrive(emu::block_barrier); }
+
+inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
+  unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  emu::warp_exchange[warp][lane] = v;
+  emu::arrive(emu::warp_barriers[warp]);
+  float r = emu::warp_exchange[warp][lane ^ lane_mask];
+  emu::arrive(emu::warp_barriers[warp]);
+  return r;
+}
+
+inline int atomicAdd(int* p, int v) {
+  int old = *p;
+  *p += v;
+  return old;
+}
+inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
+inline float __uint_as_float(unsigned i) { float f; std::memcpy(&f, &i, 4); return f; }
+inline unsigned __float_as_uint(float f) { unsigned i; std::memcpy(&i, &f, 4); return i; }
+inline void sincos(double a, double* s, double* c) { *s = std::sin(a); *c = std::cos(a); }
+template <typename T>
+inline T min(T a, T b) { return a < b ? a : b; }
+
+inline float emulated_half_to_float(unsigned short h) {
+  _Float16 x;
+  std::memcpy(&x, &h, 2);
+  return (float)x;
+}
+inline unsigned short emulated_float_to_half(float f) {
+  _Float16 x = (_Float16)f;
+  unsigned short h;
+  std::memcpy(&h, &x, 2);
+  return h;
+}
+
+namespace emu {
+
+// Runs `run` (the kernel call) on a gridX × gridY grid of blocks of `block` threads.
+template <typename F>
+void run_grid(unsigned gridX, unsigned gridY, unsigned block, F run) {
+  static F* callable;
+  callable = &run;
+  body = [] { (*callable)(); };
+  gridDim = {gridX, gridY, 1};
+  blockDim = {block, 1, 1};
+  if (threads.size() < block) threads.resize(block);
+  for (unsigned by = 0; by < gridY; by++) {
+    for (unsigned bx = 0; bx < gridX; bx++) {
+      block_barrier = {block, 0, 0};
+      warp_barriers.assign((block + 31) / 32, Barrier{});
+      for (unsigned w = 0; w < warp_barriers.size(); w++)
+        warp_barriers[w].count = block - w * 32 < 32 ? block - w * 32 : 32;
+      for (unsigned t = 0; t < block; t++) {
+        Thread& th = threads[t];
+        th.stack.resize(256 * 1024);
+        th.done = false;
+        getcontext(&th.context);
+        th.context.uc_stack.ss_sp = th.stack.data();
+        th.context.uc_stack.ss_size = th.stack.size();
+        th.context.uc_link = nullptr;
+        makecontext(&th.context, entry, 0);
+      }
+      for (bool busy = true; busy;) {
+        busy = false;
+        for (unsigned t = 0; t < block; t++) {
+          if (threads[t].done) continue;
+          busy = true;
+          running = t;
+          current_thread = {t, 0, 0};
+          current_block = {bx, by, 0};
+          swapcontext(&scheduler, &threads[t].context);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace emu
+
+// Runs kernel(args...) on the grid, as a <<<dim3(gridX, gridY), block>>> launch would.
+template <typename... P, typename... A>
+void launch(void (*kernel)(P...), unsigned gridX, unsigned gridY, unsigned block, A... args) {
+  emu::run_grid(gridX, gridY, block, [=] { kernel(args...); });
+}

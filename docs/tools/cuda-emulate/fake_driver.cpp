@@ -1,0 +1,126 @@
+// A fake libcuda.so.1 over emulate.h: the subset of the CUDA driver API the engine's CUDA backend
+// calls (dev.longctx.engine.cuda.CudaContext), with "device" memory in host memory and kernel
+// launches run by the CPU emulation of longctx.cu. Loaded in place of the real driver
+// (LD_LIBRARY_PATH) it lets the Java tests of the backend (CudaOpsTest, CudaModelTest) run end to
+// end on a machine without a GPU: argument marshalling, copies, page tables, the model's forward
+// pass. See java-check.sh. Not a CUDA implementation: one device, no streams, no cuBLAS.
+#include "emulate.h"
+#include "../../../engine/src/main/cuda/longctx.cu"
+
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+
+namespace {
+
+using Launcher = std::function<void(unsigned, unsigned, unsigned, void**)>;
+
+template <typename... P, size_t... I>
+Launcher launcher(void (*kernel)(P...), std::index_sequence<I...>) {
+  return [kernel](unsigned gx, unsigned gy, unsigned block, void** params) {
+    auto args = std::make_tuple(*static_cast<std::decay_t<P>*>(params[I])...);
+    emu::run_grid(gx, gy, block, [kernel, args] { std::apply(kernel, args); });
+  };
+}
+
+template <typename... P>
+Launcher launcher(void (*kernel)(P...)) {
+  return launcher(kernel, std::index_sequence_for<P...>{});
+}
+
+std::map<std::string, Launcher>& kernels() {
+  static std::map<std::string, Launcher> k = {
+      {"matvec", launcher(matvec)},
+      {"embed_rows", launcher(embed_rows)},
+      {"dequantize_to_half", launcher(dequantize_to_half)},
+      {"float_to_half_kernel", launcher(float_to_half_kernel)},
+      {"rmsnorm_rows", launcher(rmsnorm_rows)},
+      {"swiglu", launcher(swiglu)},
+      {"add_inplace", launcher(add_inplace)},
+      {"add_bias_rows", launcher(add_bias_rows)},
+      {"rope_rows", launcher(rope_rows)},
+      {"kv_store", launcher(kv_store)},
+      {"softmax_rows", launcher(softmax_rows)},
+      {"argmax_rows", launcher(argmax_rows)},
+      {"attention", launcher(attention)},
+      {"indexer_scores", launcher(indexer_scores)},
+      {"topk_rows", launcher(topk_rows)},
+  };
+  return k;
+}
+
+constexpr int OK = 0, INVALID_VALUE = 1, NOT_FOUND = 500;
+
+}  // namespace
+
+extern "C" {
+typedef unsigned long long CUdeviceptr;
+
+int cuInit(unsigned) { return OK; }
+int cuDeviceGetCount(int* n) { *n = 1; return OK; }
+int cuDeviceGet(int* d, int ordinal) { *d = ordinal; return ordinal == 0 ? OK : INVALID_VALUE; }
+int cuDeviceGetName(char* name, int len, int) {
+  std::snprintf(name, len, "longctx CPU emulation (fake driver)");
+  return OK;
+}
+int cuDeviceGetAttribute(int* v, int attribute, int) {
+  *v = attribute == 75 ? 9 : 0;  // COMPUTE_CAPABILITY_MAJOR = 75 → sm_90; MINOR (76) → 0
+  return OK;
+}
+int cuDevicePrimaryCtxRetain(void** ctx, int) { *ctx = (void*)0x1; return OK; }
+int cuDevicePrimaryCtxRelease_v2(int) { return OK; }
+int cuCtxSetCurrent(void*) { return OK; }
+int cuCtxSynchronize() { return OK; }
+int cuCtxSynchronize_v2(void*) { return OK; }
+int cuModuleLoadData(void** module, const void* image) {
+  // The Java side must hand over PTX text with its kernels (the build's or NVRTC's).
+  const char* ptx = static_cast<const char*>(image);
+  if (std::strstr(ptx, ".version") == nullptr || std::strstr(ptx, ".entry matvec") == nullptr)
+    return INVALID_VALUE;
+  *module = (void*)0x2;
+  return OK;
+}
+int cuModuleUnload(void*) { return OK; }
+int cuModuleGetFunction(void** f, void*, const char* name) {
+  auto it = kernels().find(name);
+  if (it == kernels().end()) return NOT_FOUND;
+  *f = &it->second;
+  return OK;
+}
+int cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                   unsigned bz, unsigned, void*, void** params, void**) {
+  if (gz != 1 || by != 1 || bz != 1 || bx == 0 || bx > 1024 || gx == 0 || gy == 0)
+    return INVALID_VALUE;
+  (*static_cast<Launcher*>(f))(gx, gy, bx, params);
+  return OK;
+}
+int cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {
+  void* m = std::malloc(bytes);
+  if (m == nullptr) return 2;  // CUDA_ERROR_OUT_OF_MEMORY
+  std::memset(m, 0xA5, bytes);  // garbage, as device memory is
+  *p = (CUdeviceptr)m;
+  return OK;
+}
+int cuMemFree_v2(CUdeviceptr p) { std::free((void*)p); return OK; }
+int cuMemcpyHtoD_v2(CUdeviceptr dst, const void* src, size_t n) {
+  std::memcpy((void*)dst, src, n);
+  return OK;
+}
+int cuMemcpyDtoH_v2(void* dst, CUdeviceptr src, size_t n) {
+  std::memcpy(dst, (const void*)src, n);
+  return OK;
+}
+int cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) {
+  std::memmove((void*)dst, (const void*)src, n);
+  return OK;
+}
+int cuMemsetD32_v2(CUdeviceptr p, unsigned v, size_t n) {
+  for (size_t i = 0; i < n; i++) ((unsigned*)p)[i] = v;
+  return OK;
+}
+int cuGetErrorName(int, const char** s) { *s = "CUDA_ERROR_FAKE_DRIVER"; return OK; }
+int cuGetErrorString(int, const char** s) { *s = "error in the fake driver"; return OK; }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the CUDA backend's Java GPU tests (CudaOpsTest, CudaModelTest, BackendTest) on a machine
+# without a GPU, against fake_driver.cpp built as libcuda.so.1: the whole Java side (launch
+# marshalling, copies, page tables, the model's forward pass and its greedy tokens against the
+# CPU backend) with the kernels run by the CPU emulation. cuBLAS is absent, so its test skips and
+# prefill takes the matvec path. Needs g++ 12+ and the CUDA 13 runtime (libcudart.so.13).
+set -euo pipefail
+cd "$(dirname "$0")"
+lib="${TMPDIR:-/tmp}/longctx-fake-cuda"
+mkdir -p "$lib"
+g++ -std=c++20 -O2 -shared -fPIC -Wall -Wno-unused-function -Wno-sign-compare \
+  -o "$lib/libcuda.so.1" fake_driver.cpp
+cd ../../..
+export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+export PATH="$JAVA_HOME/bin:$PATH"
+LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}" ./mvnw -o -pl engine test \
+  -Dtest='CudaOpsTest,CudaModelTest,BackendTest' -Dsurefire.failIfNoSpecifiedTests=false "$@"

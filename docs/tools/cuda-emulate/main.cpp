@@ -1,0 +1,356 @@
+// Checks the kernels of engine/src/main/cuda/longctx.cu on the CPU through emulate.h, against
+// float64 references written here independently of the kernels: the top-k order, dense and
+// sparse paged attention with LSE, the dequantizing matvec for every weight type, RMSNorm, RoPE,
+// softmax/argmax and the indexer scores. Prints one line per check; exits 1 on a mismatch.
+#include "emulate.h"
+#include "../../../engine/src/main/cuda/longctx.cu"
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+#include <random>
+
+static int failures = 0;
+static std::mt19937_64 rng(12345);
+
+static float uniform(double scale) {
+  return (float)(std::uniform_real_distribution<double>(-scale, scale)(rng));
+}
+
+static void expect_close(const char* what, const float* got, const double* ref, size_t n,
+                         double tol) {
+  double scale = 1, worst = 0;
+  for (size_t i = 0; i < n; i++) scale = std::max(scale, std::fabs(ref[i]));
+  for (size_t i = 0; i < n; i++) {
+    double err = std::isnan(got[i]) ? INFINITY : std::fabs(got[i] - ref[i]);
+    worst = std::max(worst, err);
+  }
+  bool ok = worst <= tol * scale;
+  if (!ok) failures++;
+  std::printf("%-48s %s (max error %.3g, allowed %.3g)\n", what, ok ? "ok" : "FAIL", worst,
+              tol * scale);
+}
+
+static std::vector<float> nan_buffer(size_t n) {
+  return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
+}
+
+// ---- top-k ----
+static void check_topk(int n, int k) {
+  std::vector<float> s(n);
+  for (int i = 0; i < n; i++) {
+    s[i] = std::floor(uniform(30));
+    if (i % 97 == 3) s[i] = -INFINITY;
+    if (i % 89 == 5) s[i] = NAN;
+  }
+  std::vector<int> pos(k, 0x7fffffff);
+  std::vector<float> sc = nan_buffer(k);
+  launch(topk_rows, 1, 1, 1024, (const float*)s.data(), n, k, pos.data(), sc.data());
+  std::vector<int> idx;
+  for (int i = 0; i < n; i++)
+    if (!std::isnan(s[i]) && s[i] != -INFINITY) idx.push_back(i);
+  std::sort(idx.begin(), idx.end(),
+            [&](int a, int b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
+  bool ok = true;
+  for (int i = 0; i < k; i++) {
+    int want = i < (int)idx.size() ? idx[i] : -1;
+    if (pos[i] != want) ok = false;
+    if (want >= 0 && sc[i] != s[want]) ok = false;
+    if (want < 0 && sc[i] != -INFINITY) ok = false;
+  }
+  if (!ok) failures++;
+  std::printf("topk n=%-6d k=%-5d %32s\n", n, k, ok ? "ok" : "FAIL");
+}
+
+// ---- attention over a paged cache ----
+static void check_attention(int len, int n, int heads, int kvHeads, int headDim, bool sparse,
+                            bool perKvHead) {
+  const int page = 256, kvDim = kvHeads * headDim, count = 40;
+  int pages = (len + page - 1) / page;
+  std::vector<std::vector<float>> kp(pages, std::vector<float>(page * kvDim)),
+      vp(pages, std::vector<float>(page * kvDim));
+  std::vector<float> keys(len * kvDim), values(len * kvDim), q(n * heads * headDim);
+  for (auto& x : keys) x = uniform(2);
+  for (auto& x : values) x = uniform(1);
+  for (auto& x : q) x = uniform(2);
+  std::vector<unsigned long long> kt(pages), vt(pages);
+  for (int p = 0; p < pages; p++) {
+    kt[p] = (unsigned long long)kp[p].data();
+    vt[p] = (unsigned long long)vp[p].data();
+  }
+  launch(kv_store, 4, 1, 64, (const u64*)kt.data(), page, (const float*)keys.data(), 0, len, kvDim);
+  launch(kv_store, 4, 1, 64, (const u64*)vt.data(), page, (const float*)values.data(), 0, len,
+         kvDim);
+  int lists = perKvHead ? kvHeads : 1;
+  std::vector<int> sel(n * lists * count);
+  for (size_t i = 0; i < sel.size(); i++)
+    sel[i] = (int)(i % count) >= count - 5 ? -1 : (int)(rng() % len);
+  if (sparse) std::fill(sel.begin(), sel.begin() + count, -1);  // an empty key set
+  std::vector<float> out = nan_buffer(n * heads * headDim), lse = nan_buffer(n * heads);
+  float scale = 1.0f / std::sqrt((float)headDim);
+  int start = len - n;
+  launch(attention, n, heads, 128, (const float*)q.data(), (const u64*)kt.data(),
+         (const u64*)vt.data(), page, out.data(), lse.data(), heads, kvHeads, headDim, scale,
+         start, sparse ? (const int*)sel.data() : (const int*)nullptr, count, lists * count,
+         perKvHead ? 1 : 0);
+  std::vector<double> refOut(out.size()), refLse(lse.size());
+  std::vector<float> lseGot = lse;
+  for (int t = 0; t < n; t++)
+    for (int h = 0; h < heads; h++) {
+      int kvh = h / (heads / kvHeads);
+      std::vector<int> ps;
+      if (sparse) {
+        int from = t * lists * count + (perKvHead ? kvh * count : 0);
+        for (int i = 0; i < count; i++)
+          if (sel[from + i] >= 0) ps.push_back(sel[from + i]);
+      } else {
+        for (int i = 0; i <= start + t; i++) ps.push_back(i);
+      }
+      const float* qq = &q[(t * heads + h) * headDim];
+      std::vector<double> sc(ps.size());
+      double mx = -INFINITY;
+      for (size_t i = 0; i < ps.size(); i++) {
+        double d = 0;
+        for (int j = 0; j < headDim; j++) d += (double)qq[j] * keys[ps[i] * kvDim + kvh * headDim + j];
+        sc[i] = d * scale;
+        mx = std::max(mx, sc[i]);
+      }
+      double sum = 0;
+      for (double x : sc) sum += std::exp(x - mx);
+      for (int j = 0; j < headDim; j++) {
+        double o = 0;
+        for (size_t i = 0; i < ps.size(); i++)
+          o += std::exp(sc[i] - mx) * values[ps[i] * kvDim + kvh * headDim + j];
+        refOut[(t * heads + h) * headDim + j] = ps.empty() ? 0 : o / sum;
+      }
+      refLse[t * heads + h] = ps.empty() ? -INFINITY : mx + std::log(sum);
+      if (ps.empty()) {  // compare −∞ exactly, then neutralize for expect_close
+        if (lseGot[t * heads + h] != -INFINITY) failures++;
+        refLse[t * heads + h] = 0;
+        lseGot[t * heads + h] = 0;
+      }
+    }
+  char name[128];
+  std::snprintf(name, sizeof name, "attention %s len=%d n=%d h=%d/%d d=%d", 
+                sparse ? (perKvHead ? "sparse/kv" : "sparse") : "causal", len, n, heads, kvHeads,
+                headDim);
+  expect_close(name, out.data(), refOut.data(), out.size(), 1e-5);
+  expect_close("  lse", lseGot.data(), refLse.data(), lse.size(), 1e-5);
+}
+
+// ---- matvec: weights encoded here, decoded by an independent reference ----
+static void check_matvec(int type, int rows, int cols, int n) {
+  std::vector<double> w(rows * cols);
+  std::vector<unsigned char> bytes;
+  for (auto& x : w) x = uniform(1);
+  if (type == TYPE_F32) {
+    bytes.resize(rows * cols * 4);
+    for (int i = 0; i < rows * cols; i++) {
+      float f = (float)w[i];
+      w[i] = f;
+      std::memcpy(&bytes[i * 4], &f, 4);
+    }
+  } else if (type == TYPE_F16 || type == TYPE_BF16) {
+    bytes.resize(rows * cols * 2);
+    for (int i = 0; i < rows * cols; i++) {
+      unsigned short h;
+      if (type == TYPE_F16) {
+        h = emulated_float_to_half((float)w[i]);
+        w[i] = emulated_half_to_float(h);
+      } else {
+        unsigned u = __float_as_uint((float)w[i]) & 0xffff0000u;  // truncation is a valid bf16
+        h = (unsigned short)(u >> 16);
+        w[i] = __uint_as_float(u);
+      }
+      std::memcpy(&bytes[i * 2], &h, 2);
+    }
+  } else {
+    int blockBytes = type == TYPE_Q8_0 ? 34 : 18;
+    bytes.resize((size_t)rows * cols / 32 * blockBytes);
+    for (int b = 0; b < rows * cols / 32; b++) {
+      unsigned char* blk = &bytes[b * blockBytes];
+      unsigned short dh = emulated_float_to_half(type == TYPE_Q8_0 ? 1 / 127.0f : 1 / 8.0f);
+      double d = emulated_half_to_float(dh);
+      std::memcpy(blk, &dh, 2);
+      for (int i = 0; i < 32; i++) {
+        int qv = type == TYPE_Q8_0 ? (int)(rng() % 255) - 127 : (int)(rng() % 16);
+        if (type == TYPE_Q8_0) {
+          blk[2 + i] = (unsigned char)(signed char)qv;
+          w[b * 32 + i] = d * qv;
+        } else {
+          if (i < 16) blk[2 + i] = (unsigned char)qv;            // low nibble: element i
+          else blk[2 + i - 16] |= (unsigned char)(qv << 4);     // high nibble: element i
+          w[b * 32 + i] = d * (qv - 8);
+        }
+      }
+    }
+  }
+  std::vector<float> x(n * cols);
+  for (auto& v : x) v = uniform(1);
+  std::vector<float> y = nan_buffer(n * rows);
+  launch(matvec, (rows + 7) / 8, n, 256, (const u8*)bytes.data(), type, (const float*)x.data(),
+         y.data(), rows, cols, n);
+  std::vector<double> ref(n * rows);
+  for (int t = 0; t < n; t++)
+    for (int r = 0; r < rows; r++) {
+      double s = 0;
+      for (int c = 0; c < cols; c++) s += w[r * cols + c] * x[t * cols + c];
+      ref[t * rows + r] = s;
+    }
+  char name[96];
+  std::snprintf(name, sizeof name, "matvec type=%d %dx%d n=%d", type, rows, cols, n);
+  expect_close(name, y.data(), ref.data(), y.size(), 2e-6 * std::sqrt(cols));
+  // embed_rows: row 3 and row rows−1, compared element-wise with the decoded weights
+  int tokens[2] = {3 % rows, rows - 1};
+  std::vector<float> e = nan_buffer(2 * cols);
+  launch(embed_rows, 2, 1, 64, (const u8*)bytes.data(), type, (const int*)tokens, e.data(), cols);
+  std::vector<double> eref(2 * cols);
+  for (int t = 0; t < 2; t++)
+    for (int c = 0; c < cols; c++) eref[t * cols + c] = w[tokens[t] * cols + c];
+  expect_close("  embed_rows", e.data(), eref.data(), e.size(), 1e-7);
+  // dequantize_to_half (the cuBLAS prefill's weight copy): FP16 and BF16, read back exactly
+  for (int fp16 = 0; fp16 < 2; fp16++) {
+    std::vector<unsigned short> h(rows * cols, 0xffff);
+    launch(dequantize_to_half, 3, 1, 64, (const u8*)bytes.data(), type, h.data(), rows, cols,
+           fp16);
+    std::vector<float> back(rows * cols);
+    for (int i = 0; i < rows * cols; i++)
+      back[i] = fp16 ? emulated_half_to_float(h[i]) : __uint_as_float((unsigned)h[i] << 16);
+    expect_close(fp16 ? "  dequantize_to_half fp16" : "  dequantize_to_half bf16", back.data(),
+                 w.data(), back.size(), fp16 ? 1e-3 : 8e-3);
+  }
+}
+
+static void check_rows() {
+  int dim = 300, n = 3;
+  std::vector<float> x(n * dim), w(dim), out = nan_buffer(n * dim);
+  for (auto& v : x) v = uniform(3);
+  for (auto& v : w) v = uniform(1);
+  launch(rmsnorm_rows, n, 1, 256, out.data(), (const float*)x.data(), (const float*)w.data(), dim,
+         1e-5f);
+  std::vector<double> ref(n * dim);
+  for (int t = 0; t < n; t++) {
+    double ss = 0;
+    for (int i = 0; i < dim; i++) ss += (double)x[t * dim + i] * x[t * dim + i];
+    double s = 1 / std::sqrt(ss / dim + 1e-5);
+    for (int i = 0; i < dim; i++) ref[t * dim + i] = x[t * dim + i] * s * w[i];
+  }
+  expect_close("rmsnorm_rows", out.data(), ref.data(), out.size(), 1e-6);
+
+  for (int interleaved = 0; interleaved < 2; interleaved++) {
+    int heads = 3, hd = 64, half = 32;
+    int positions[4] = {0, 1, 4097, 1000003};
+    std::vector<double> inv(half);
+    for (int i = 0; i < half; i++) inv[i] = 1.0 / std::pow(500000.0, 2.0 * i / hd);
+    std::vector<float> v(4 * heads * hd);
+    for (auto& a : v) a = uniform(1);
+    std::vector<float> r = v;
+    launch(rope_rows, 4, 1, 256, r.data(), (const int*)positions, (const double*)inv.data(), heads,
+           hd, heads * hd, interleaved);
+    std::vector<double> ref(v.size());
+    for (int t = 0; t < 4; t++)
+      for (int h = 0; h < heads; h++)
+        for (int i = 0; i < half; i++) {
+          int base = t * heads * hd + h * hd;
+          int a = interleaved ? base + 2 * i : base + i, b = interleaved ? a + 1 : a + half;
+          double ang = positions[t] * inv[i];
+          ref[a] = v[a] * std::cos(ang) - v[b] * std::sin(ang);
+          ref[b] = v[a] * std::sin(ang) + v[b] * std::cos(ang);
+        }
+    expect_close(interleaved ? "rope interleaved" : "rope rotate-half", r.data(), ref.data(),
+                 r.size(), 1e-6);
+  }
+
+  int len = 5000;
+  std::vector<float> s(2 * len);
+  for (auto& a : s) a = uniform(20);
+  s[17] = 30;
+  s[len + 3] = 30;
+  s[len + 4000] = 30;  // a tie: the lower index wins
+  std::vector<int> am = {-7, -7};
+  launch(argmax_rows, 2, 1, 256, (const float*)s.data(), len, am.data());
+  bool ok = am[0] == 17 && am[1] == 3;
+  if (!ok) failures++;
+  std::printf("%-48s %s\n", "argmax_rows", ok ? "ok" : "FAIL");
+  std::vector<float> sm = s;
+  launch(softmax_rows, 2, 1, 256, sm.data(), len);
+  std::vector<double> sref(2 * len);
+  for (int r = 0; r < 2; r++) {
+    double mx = -INFINITY, sum = 0;
+    for (int i = 0; i < len; i++) mx = std::max(mx, (double)s[r * len + i]);
+    for (int i = 0; i < len; i++) sum += std::exp(s[r * len + i] - mx);
+    for (int i = 0; i < len; i++) sref[r * len + i] = std::exp(s[r * len + i] - mx) / sum;
+  }
+  expect_close("softmax_rows", sm.data(), sref.data(), sm.size(), 1e-6);
+
+  int heads = 4, hd = 32, keysN = 700, rows = 2;
+  std::vector<float> q(rows * heads * hd), iw(rows * heads), k(keysN * hd),
+      out2 = nan_buffer(rows * keysN);
+  for (auto& a : q) a = uniform(1);
+  for (auto& a : iw) a = uniform(1);
+  for (auto& a : k) a = uniform(1);
+  launch(indexer_scores, (keysN + 255) / 256, rows, 256, (const float*)q.data(),
+         (const float*)iw.data(), (const float*)k.data(), keysN, heads, hd, 0.5f, out2.data());
+  std::vector<double> iref(rows * keysN);
+  for (int t = 0; t < rows; t++)
+    for (int s2 = 0; s2 < keysN; s2++) {
+      double sum = 0;
+      for (int j = 0; j < heads; j++) {
+        double u = 0;
+        for (int d = 0; d < hd; d++) u += (double)q[(t * heads + j) * hd + d] * k[s2 * hd + d];
+        sum += iw[t * heads + j] * std::max(u, 0.0);
+      }
+      iref[t * keysN + s2] = sum * 0.5;
+    }
+  expect_close("indexer_scores", out2.data(), iref.data(), out2.size(), 1e-5);
+}
+
+static void check_elementwise() {
+  int n = 3000, width = 40;
+  std::vector<float> g(n), u(n), a(n), b(n), y(n), bias(width);
+  for (int i = 0; i < n; i++) {
+    g[i] = uniform(6);
+    u[i] = uniform(2);
+    a[i] = uniform(1);
+    b[i] = uniform(1);
+    y[i] = uniform(1);
+  }
+  for (auto& v : bias) v = uniform(1);
+  std::vector<double> rg(n), ra(n), ry(n);
+  for (int i = 0; i < n; i++) {
+    rg[i] = g[i] / (1 + std::exp(-(double)g[i])) * u[i];
+    ra[i] = (double)a[i] + b[i];
+    ry[i] = (double)y[i] + bias[i % width];
+  }
+  launch(swiglu, 4, 1, 128, g.data(), (const float*)u.data(), (long long)n);
+  launch(add_inplace, 4, 1, 128, a.data(), (const float*)b.data(), (long long)n);
+  launch(add_bias_rows, 4, 1, 128, y.data(), (const float*)bias.data(), width, (long long)n);
+  expect_close("swiglu", g.data(), rg.data(), n, 1e-6);
+  expect_close("add_inplace", a.data(), ra.data(), n, 1e-7);
+  expect_close("add_bias_rows", y.data(), ry.data(), n, 1e-7);
+  std::vector<unsigned short> h(n, 0xffff);
+  launch(float_to_half_kernel, 4, 1, 128, (const float*)a.data(), h.data(), (long long)n, 1);
+  std::vector<float> back(n);
+  for (int i = 0; i < n; i++) back[i] = emulated_half_to_float(h[i]);
+  expect_close("float_to_half_kernel", back.data(), ra.data(), n, 1e-3);
+}
+
+int main() {
+  check_elementwise();
+  check_topk(5, 3);
+  check_topk(1000, 64);
+  check_topk(20000, 2048);
+  check_topk(100, 4096);
+  check_attention(1, 1, 2, 1, 8, false, false);
+  check_attention(300, 3, 8, 2, 64, false, false);
+  check_attention(600, 2, 4, 4, 256, false, false);
+  check_attention(600, 2, 8, 2, 64, true, false);
+  check_attention(600, 2, 8, 2, 64, true, true);
+  for (int type : {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0}) {
+    check_matvec(type, 37, 64, 2);
+    check_matvec(type, 9, 1024, 1);
+  }
+  check_rows();
+  std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "all ok", failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# GPU checks of the CUDA backend (issue 6): the cross-backend op suite, the whole-model greedy
+# test and the GPU benchmark tables (dev.longctx.engine.cuda.CudaBench), on a machine that has
+# an NVIDIA GPU but no Maven, JDK or network.
+#
+#   docs/tools/gpu-check.sh prepare        # on the build machine: build the engine, jlink a JDK 25
+#                                          # runtime, stage it with the jars, test classes and
+#                                          # stories260K under target/gpu-check (< 64 MiB)
+#   docs/tools/gpu-check.sh run [--quick]  # on the GPU machine, with target/gpu-check carried:
+#                                          # runs the tests, then the benchmark (--quick: 2 layers,
+#                                          # contexts up to 32K)
+#
+# The CUDA libraries come from the GPU machine (libcuda from the driver; libcudart 13, libcublas
+# and libnvrtc from its CUDA toolkit, found through ldconfig or /usr/local/cuda/lib64); this
+# machine's libcudart.so.13 is carried as a fallback. Without cuBLAS, prefill uses the matvec
+# kernel; without NVRTC, the build's PTX is used (it is, whenever nvcc built the jar).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=target/gpu-check
+
+prepare() {
+  export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+  export PATH="$JAVA_HOME/bin:$PATH"
+  ./mvnw -o -q -pl engine install -DskipTests
+  rm -rf "$OUT"
+  mkdir -p "$OUT/lib" "$OUT/classes" "$OUT/data/models"
+  ./mvnw -o -q -pl engine dependency:build-classpath -Dmdep.includeScope=test \
+    -Dmdep.outputFile="$PWD/$OUT/classpath.txt"
+  tr ':' '\n' < "$OUT/classpath.txt" | grep -v -e archunit -e slf4j -e byte-buddy | while read -r jar; do
+    cp "$jar" "$OUT/lib/"
+  done
+  ./mvnw -o -q dependency:copy -Dartifact=org.junit.platform:junit-platform-launcher:1.13.4 \
+    -DoutputDirectory="$PWD/$OUT/lib"
+  cp engine/target/longctx-engine-*-SNAPSHOT.jar engine/target/longctx-engine-*-tests.jar "$OUT/lib/"
+  javac -d "$OUT/classes" -cp "$OUT/lib/*" docs/tools/GpuCheck.java
+  cp -r ../shared/data/models/stories260K "$OUT/data/models/"
+  jlink --add-modules java.base,java.logging,java.management,jdk.unsupported,jdk.incubator.vector \
+    --strip-native-debug-symbols=exclude-debuginfo-files --no-man-pages --no-header-files --compress=zip-9 --output "$OUT/jre"
+  # The CUDA 13 runtime of this machine, as a fallback for a device machine with only a driver
+  # (looked up after the device machine's own libraries).
+  mkdir -p "$OUT/native"
+  if [ -e /usr/local/cuda/lib64/libcudart.so.13 ]; then
+    cp -L /usr/local/cuda/lib64/libcudart.so.13 "$OUT/native/"
+  fi
+  rm "$OUT/classpath.txt"
+  du -sh "$OUT" "$OUT/jre" "$OUT/lib"
+}
+
+run() {
+  local java=(
+    "$OUT/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED
+    -Xmx48g -cp "$OUT/lib/*:$OUT/classes")
+  local path=""
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib "$PWD/$OUT/native"; do
+    if [ -d "$d" ]; then path="$path:$d"; fi
+  done
+  export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}$path"
+  (nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true) | head -3
+  echo
+  echo "## CUDA tests"
+  local rc=0
+  LONGCTX_DATA="$OUT/data" "${java[@]}" GpuCheck || rc=$?
+  echo
+  echo "## CudaBench"
+  "${java[@]}" dev.longctx.engine.cuda.CudaBench "$@" || rc=$?
+  return $rc
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  run) shift; run "$@" ;;
+  *) echo "usage: $0 prepare | run [--quick]" >&2; exit 64 ;;
+esac

@@ -1,0 +1,364 @@
+package dev.longctx.engine.cuda;
+
+import dev.longctx.engine.kernel.Rope;
+import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.engine.model.LlamaWeights;
+import dev.longctx.engine.tensor.FloatTensor;
+import dev.longctx.engine.tensor.GgmlType;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * GPU benchmark tables for docs/PERFORMANCE.md (run by docs/tools/gpu-check.sh on a device
+ * machine): device copy bandwidth; decode and prefill tokens/s of a synthetic Llama-3.1-8B shape in
+ * F16 and Q8_0 against the bandwidth bound; dense attention TFLOP/s at 8K–128K context; the
+ * per-token decode attention cost against context, dense vs indexer top-k (k = 2048). Wall-clock
+ * timings around synchronized steps; each figure is the best of a few repetitions.
+ *
+ * <p>Usage: {@code java -cp <engine jar + bytedeco jars> dev.longctx.engine.cuda.CudaBench [--quick
+ * | --tiny]} ({@code --quick}: a 2-layer model and contexts up to 32K, for a first run on a device;
+ * {@code --tiny}: toy shapes, to exercise the program under the CPU emulation of
+ * docs/tools/cuda-emulate).
+ */
+public final class CudaBench {
+
+  private static final int REPS = 3;
+
+  private CudaBench() {}
+
+  /** The attention benchmark's shape: GQA heads, indexer, top-k, prefill rows, contexts. */
+  record AttentionShape(
+      int heads,
+      int kvHeads,
+      int headDim,
+      int indexerHeads,
+      int indexerDim,
+      int topK,
+      int prefillRows,
+      int[] contexts) {}
+
+  public static void main(String[] args) {
+    String mode = args.length > 0 ? args[0] : "";
+    boolean quick = mode.equals("--quick");
+    boolean tiny = mode.equals("--tiny");
+    try (CudaContext cx = CudaContext.open()) {
+      System.out.printf(
+          "device: %s (sm_%d), kernels: %s, cuBLAS: %s%n%n",
+          cx.deviceName(), cx.computeCapability(), cx.kernelSource(), cx.blasStatus());
+      double copyGbs = copyBandwidth(cx, tiny ? 1L << 26 : 1L << 30);
+      System.out.printf(
+          "| copy bandwidth (device to device, read + write) | %.1f GB/s |%n%n", copyGbs);
+      System.out.println("| model | type | weights | test | t/s | GB/s | % of copy bandwidth |");
+      System.out.println("| --- | --- | ---: | --- | ---: | ---: | ---: |");
+      for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.Q8_0}) {
+        LlamaConfig c = tiny ? tinyShape() : llama8b(quick ? 2 : 32);
+        decodeAndPrefill(cx, c, type, tiny ? 16 : 512, tiny ? 4 : 64, copyGbs);
+      }
+      System.out.println();
+      int[] contexts =
+          tiny
+              ? new int[] {300, 600}
+              : quick ? new int[] {8192, 32768} : new int[] {8192, 16384, 32768, 65536, 131072};
+      attention(
+          cx,
+          tiny
+              ? new AttentionShape(4, 2, 32, 4, 32, 64, 8, contexts)
+              : new AttentionShape(32, 8, 128, 64, 128, 2048, 128, contexts));
+    }
+  }
+
+  private static double copyBandwidth(CudaContext cx, long bytes) {
+    try (DeviceBuffer a = cx.alloc(bytes);
+        DeviceBuffer b = cx.alloc(bytes)) {
+      cx.copy(b, a, bytes);
+      double best = Double.MAX_VALUE;
+      for (int r = 0; r < 5; r++) {
+        cx.synchronize();
+        long t0 = System.nanoTime();
+        cx.copy(b, a, bytes);
+        cx.synchronize();
+        best = Math.min(best, (System.nanoTime() - t0) / 1e9);
+      }
+      return 2.0 * bytes / best / 1e9;
+    }
+  }
+
+  /** A toy Llama shape for a run under the CPU emulation. */
+  static LlamaConfig tinyShape() {
+    return new LlamaConfig(
+        "llama", 128, 256, 2, 4, 2, 32, 1000, 4096, 1e-5f, 10000f, Rope.Layout.INTERLEAVED, null);
+  }
+
+  /** Llama-3.1-8B's shape with {@code layers} blocks. */
+  static LlamaConfig llama8b(int layers) {
+    return new LlamaConfig(
+        "llama",
+        4096,
+        14336,
+        layers,
+        32,
+        8,
+        128,
+        128256,
+        131072,
+        1e-5f,
+        500000f,
+        Rope.Layout.INTERLEAVED,
+        null);
+  }
+
+  /**
+   * Host weights of random values in {@code type}: one random byte image per distinct shape,
+   * wrapped in a distinct tensor per use so every layer gets its own device copy.
+   */
+  static LlamaWeights syntheticWeights(LlamaConfig c, GgmlType type, long seed) {
+    Map<Long, MemorySegment> images = new HashMap<>();
+    SplittableRandom random = new SplittableRandom(seed);
+    java.util.function.BiFunction<Integer, Integer, FloatTensor> matrix =
+        (rows, cols) -> {
+          long key = ((long) rows << 32) | cols;
+          MemorySegment image =
+              images.computeIfAbsent(key, k -> randomImage(type, (long) rows * cols, random));
+          return FloatTensor.of(type, image, rows, cols);
+        };
+    float[] norm = new float[c.dim()];
+    java.util.Arrays.fill(norm, 1f);
+    List<LlamaWeights.Layer> layers = new ArrayList<>();
+    for (int l = 0; l < c.layers(); l++) {
+      layers.add(
+          new LlamaWeights.Layer(
+              norm,
+              matrix.apply(c.queryDim(), c.dim()),
+              matrix.apply(c.kvDim(), c.dim()),
+              matrix.apply(c.kvDim(), c.dim()),
+              matrix.apply(c.dim(), c.queryDim()),
+              null,
+              null,
+              null,
+              norm,
+              matrix.apply(c.hiddenDim(), c.dim()),
+              matrix.apply(c.hiddenDim(), c.dim()),
+              matrix.apply(c.dim(), c.hiddenDim())));
+    }
+    return new LlamaWeights(
+        matrix.apply(c.vocabSize(), c.dim()),
+        layers,
+        norm,
+        matrix.apply(c.vocabSize(), c.dim()),
+        null);
+  }
+
+  /** Bytes of {@code count} random weights of {@code type}, values of magnitude ~0.02. */
+  private static MemorySegment randomImage(GgmlType type, long count, SplittableRandom random) {
+    long bytes = type.byteSize(count);
+    MemorySegment image = MemorySegment.ofArray(new byte[Math.toIntExact(bytes)]);
+    byte[] block = new byte[1 << 16];
+    for (long off = 0; off < bytes; off += block.length) {
+      random.nextBytes(block);
+      MemorySegment.copy(
+          MemorySegment.ofArray(block), 0, image, off, Math.min(block.length, bytes - off));
+    }
+    short small = Float.floatToFloat16(0.0002f);
+    if (type == GgmlType.Q8_0) {
+      for (long b = 0; b < bytes; b += 34) {
+        image.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, b, small);
+      }
+    } else if (type == GgmlType.F16) {
+      for (long i = 0; i < bytes; i += 2) {
+        float v = (float) (random.nextDouble() * 0.04 - 0.02);
+        image.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i, Float.floatToFloat16(v));
+      }
+    } else {
+      throw new IllegalArgumentException("synthetic weights in F16 or Q8_0, not " + type);
+    }
+    return image;
+  }
+
+  private static void decodeAndPrefill(
+      CudaContext cx, LlamaConfig c, GgmlType type, int prompt, int steps, double copyGbs) {
+    LlamaWeights w = syntheticWeights(c, type, 7);
+    try (CudaModel model = new CudaModel(cx, c, w)) {
+      // A decode step reads every matrix once (the embedding row is negligible).
+      long perToken = model.weightBytes() - w.tokenEmbedding().data().byteSize();
+      SplittableRandom random = new SplittableRandom(1);
+      double bestPrefill = 0;
+      double bestDecode = 0;
+      for (int r = 0; r < REPS; r++) {
+        try (CudaSequence seq = model.newSequence(prompt + steps)) {
+          int[] tokens = random.ints(prompt, 0, c.vocabSize()).toArray();
+          long t0 = System.nanoTime();
+          model.prefill(seq, tokens);
+          bestPrefill = Math.max(bestPrefill, prompt / ((System.nanoTime() - t0) / 1e9));
+          t0 = System.nanoTime();
+          for (int i = 0; i < steps; i++) {
+            model.decode(seq, random.nextInt(c.vocabSize()));
+          }
+          bestDecode = Math.max(bestDecode, steps / ((System.nanoTime() - t0) / 1e9));
+        }
+      }
+      String name =
+          (c.dim() == 4096 ? "llama-3.1-8b shape, " : "toy shape, ") + c.layers() + " layers";
+      String gib = String.format("%.2f GiB", model.weightBytes() / (double) (1L << 30));
+      System.out.printf(
+          "| %s | %s | %s | pp%d | %.1f | | |%n", name, type, gib, prompt, bestPrefill);
+      double gbs = perToken * bestDecode / 1e9;
+      System.out.printf(
+          "| %s | %s | %s | tg%d @ d%d | %.1f | %.0f | %.0f%% |%n",
+          name, type, gib, steps, prompt, bestDecode, gbs, 100 * gbs / copyGbs);
+    }
+  }
+
+  /** Dense causal GQA and indexer top-k sparse attention timings. */
+  private static void attention(CudaContext cx, AttentionShape shape) {
+    int heads = shape.heads();
+    int kvHeads = shape.kvHeads();
+    int headDim = shape.headDim();
+    int kvDim = kvHeads * headDim;
+    int indexerHeads = shape.indexerHeads();
+    int indexerDim = shape.indexerDim();
+    int topK = shape.topK();
+    int prefillRows = shape.prefillRows();
+    int[] contexts = shape.contexts();
+    float scale = (float) (1 / Math.sqrt(headDim));
+    CudaKernels k = new CudaKernels(cx);
+    SplittableRandom random = new SplittableRandom(3);
+    int chunk = 8192;
+    float[] host = new float[chunk * kvDim];
+    for (int i = 0; i < host.length; i++) {
+      host[i] = (float) (random.nextDouble() * 2 - 1);
+    }
+    System.out.printf(
+        "attention: %d query heads, %d KV heads, d = %d; indexer %d × %d%n",
+        heads, kvHeads, headDim, indexerHeads, indexerDim);
+    System.out.printf(
+        "| context | dense decode µs/token | dense prefill TFLOP/s (%d queries) | sparse decode"
+            + " µs/token (indexer + top-k + attention, k = %d) |%n",
+        prefillRows, topK);
+    System.out.println("| ---: | ---: | ---: | ---: |");
+    try (DeviceBuffer src = cx.upload(host);
+        DeviceBuffer q = cx.upload(java.util.Arrays.copyOf(host, prefillRows * heads * headDim));
+        DeviceBuffer out = cx.alloc((long) prefillRows * heads * headDim * 4);
+        DeviceBuffer lse = cx.alloc((long) prefillRows * heads * 4);
+        DeviceBuffer iq = cx.upload(java.util.Arrays.copyOf(host, indexerHeads * indexerDim));
+        DeviceBuffer iw = cx.upload(java.util.Arrays.copyOf(host, indexerHeads));
+        DeviceBuffer sel = cx.alloc((long) topK * 4);
+        DeviceBuffer selScores = cx.alloc((long) topK * 4)) {
+      for (int ctx : contexts) {
+        try (CudaKvCache cache = new CudaKvCache(cx, 1, kvDim, ctx);
+            DeviceBuffer indexKeys = cx.alloc((long) ctx * indexerDim * 4);
+            DeviceBuffer scores = cx.alloc((long) ctx * 4)) {
+          cache.reserve(ctx);
+          for (int p = 0; p < ctx; p += chunk) {
+            int n = Math.min(chunk, ctx - p);
+            k.kvStore(cache.keyTable(0), CudaKvCache.PAGE_TOKENS, src.address(), p, n, kvDim);
+            k.kvStore(cache.valueTable(0), CudaKvCache.PAGE_TOKENS, src.address(), p, n, kvDim);
+          }
+          for (long off = 0; off < (long) ctx * indexerDim; off += host.length) {
+            int n = (int) Math.min(host.length, (long) ctx * indexerDim - off);
+            cx.write(indexKeys, off, host, n);
+          }
+          cache.setLength(ctx);
+          double dense =
+              best(
+                  cx,
+                  () ->
+                      k.attention(
+                          q.address(),
+                          cache.keyTable(0),
+                          cache.valueTable(0),
+                          CudaKvCache.PAGE_TOKENS,
+                          out.address(),
+                          lse.address(),
+                          1,
+                          heads,
+                          kvHeads,
+                          headDim,
+                          scale,
+                          ctx - 1,
+                          0L,
+                          0,
+                          0,
+                          false));
+          double prefill =
+              best(
+                  cx,
+                  () ->
+                      k.attention(
+                          q.address(),
+                          cache.keyTable(0),
+                          cache.valueTable(0),
+                          CudaKvCache.PAGE_TOKENS,
+                          out.address(),
+                          lse.address(),
+                          prefillRows,
+                          heads,
+                          kvHeads,
+                          headDim,
+                          scale,
+                          ctx - prefillRows,
+                          0L,
+                          0,
+                          0,
+                          false));
+          // FLOPs: 2·d for q·k and 2·d for p·v per (query, head, visible key).
+          double keys =
+              (double) prefillRows * (ctx - prefillRows) + prefillRows * (prefillRows + 1) / 2.0;
+          double tflops = 4.0 * heads * headDim * keys / prefill / 1e12;
+          double sparse =
+              best(
+                  cx,
+                  () -> {
+                    k.indexerScores(
+                        iq.address(),
+                        iw.address(),
+                        indexKeys.address(),
+                        ctx,
+                        1,
+                        indexerHeads,
+                        indexerDim,
+                        1f,
+                        scores.address());
+                    k.topk(scores.address(), 1, ctx, topK, sel.address(), selScores.address());
+                    k.attention(
+                        q.address(),
+                        cache.keyTable(0),
+                        cache.valueTable(0),
+                        CudaKvCache.PAGE_TOKENS,
+                        out.address(),
+                        lse.address(),
+                        1,
+                        heads,
+                        kvHeads,
+                        headDim,
+                        scale,
+                        0,
+                        sel.address(),
+                        topK,
+                        topK,
+                        false);
+                  });
+          System.out.printf(
+              "| %d | %.1f | %.2f | %.1f |%n", ctx, dense * 1e6, tflops, sparse * 1e6);
+        }
+      }
+    }
+  }
+
+  /** Best wall time in seconds of {@code work} over a few synchronized repetitions. */
+  private static double best(CudaContext cx, Runnable work) {
+    work.run();
+    double best = Double.MAX_VALUE;
+    for (int r = 0; r < REPS + 2; r++) {
+      cx.synchronize();
+      long t0 = System.nanoTime();
+      work.run();
+      cx.synchronize();
+      best = Math.min(best, (System.nanoTime() - t0) / 1e9);
+    }
+    return best;
+  }
+}

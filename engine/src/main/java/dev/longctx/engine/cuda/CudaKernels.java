@@ -1,0 +1,221 @@
+package dev.longctx.engine.cuda;
+
+/**
+ * Typed launches of the kernels in {@code longctx.cu}: grid shapes and argument order live here
+ * only. Buffers are device addresses (so callers can pass row offsets); every launch is checked and
+ * queued on the default stream.
+ */
+final class CudaKernels {
+
+  static final int THREADS = 256;
+
+  /** Warps per block of the matrix-vector kernel: one warp per output row. */
+  static final int MATVEC_WARPS = 8;
+
+  /** Must match ATT_THREADS and MAX_HEAD_DIM in longctx.cu. */
+  static final int ATTENTION_THREADS = 128;
+
+  static final int MAX_HEAD_DIM = 256;
+
+  /** Must match TOPK_THREADS and TOPK_MAX in longctx.cu. */
+  static final int TOPK_THREADS = 1024;
+
+  static final int TOPK_MAX = 4096;
+
+  private final CudaContext cx;
+
+  CudaKernels(CudaContext cx) {
+    this.cx = cx;
+  }
+
+  CudaContext context() {
+    return cx;
+  }
+
+  private static int gridFor(long count) {
+    return (int) Math.max(1, Math.min((count + THREADS - 1) / THREADS, 1 << 16));
+  }
+
+  /** {@code y[t, :] = W · x[t, :]} for t < n. */
+  void matvec(DeviceTensor w, long x, long y, int n) {
+    cx.launch(
+        "matvec",
+        (w.rows() + MATVEC_WARPS - 1) / MATVEC_WARPS,
+        n,
+        MATVEC_WARPS * 32,
+        w,
+        w.type().id(),
+        x,
+        y,
+        w.rows(),
+        w.cols(),
+        n);
+  }
+
+  /** {@code out[t, :]} = row {@code tokens[t]} of the table, dequantized, for t < n. */
+  void embed(DeviceTensor table, long tokens, long out, int n) {
+    cx.launch("embed_rows", n, 1, THREADS, table, table.type().id(), tokens, out, table.cols());
+  }
+
+  /** {@code out} ← W dequantized to FP16 ({@code fp16}) or BF16, [rows, cols]. */
+  void dequantizeToHalf(DeviceTensor w, long out, boolean fp16) {
+    cx.launch(
+        "dequantize_to_half",
+        gridFor((long) w.rows() * w.cols()),
+        1,
+        THREADS,
+        w,
+        w.type().id(),
+        out,
+        w.rows(),
+        w.cols(),
+        fp16 ? 1 : 0);
+  }
+
+  /** {@code out[i]} ← x[i] in FP16 ({@code fp16}) or BF16. */
+  void toHalf(long x, long out, long count, boolean fp16) {
+    cx.launch("float_to_half_kernel", gridFor(count), 1, THREADS, x, out, count, fp16 ? 1 : 0);
+  }
+
+  void rmsnorm(long out, long x, long weight, int n, int dim, float eps) {
+    cx.launch("rmsnorm_rows", n, 1, THREADS, out, x, weight, dim, eps);
+  }
+
+  void swiglu(long gate, long up, long count) {
+    cx.launch("swiglu", gridFor(count), 1, THREADS, gate, up, count);
+  }
+
+  void add(long dst, long src, long count) {
+    cx.launch("add_inplace", gridFor(count), 1, THREADS, dst, src, count);
+  }
+
+  void addBias(long y, long bias, int width, int n) {
+    long total = (long) width * n;
+    cx.launch("add_bias_rows", gridFor(total), 1, THREADS, y, bias, width, total);
+  }
+
+  /** RoPE of n rows of {@code heads} heads (row t at x + t·rowStride floats) to positions[t]. */
+  void rope(
+      long x,
+      long positions,
+      long invFreq,
+      int n,
+      int heads,
+      int headDim,
+      int rowStride,
+      boolean interleaved) {
+    cx.launch(
+        "rope_rows",
+        n,
+        1,
+        THREADS,
+        x,
+        positions,
+        invFreq,
+        heads,
+        headDim,
+        rowStride,
+        interleaved ? 1 : 0);
+  }
+
+  /** Rows [0, n) of src ([n, kvDim]) → positions [start, start + n) of a paged cache layer. */
+  void kvStore(long pageTable, int pageSize, long src, int start, int n, int kvDim) {
+    cx.launch(
+        "kv_store",
+        gridFor((long) n * kvDim),
+        1,
+        THREADS,
+        pageTable,
+        pageSize,
+        src,
+        start,
+        n,
+        kvDim);
+  }
+
+  void softmax(long x, int rows, int n) {
+    cx.launch("softmax_rows", rows, 1, THREADS, x, n);
+  }
+
+  /** out[row] (int) = first index of the row's maximum, −1 if none. */
+  void argmax(long x, int rows, int n, long out) {
+    cx.launch("argmax_rows", rows, 1, THREADS, x, n, out);
+  }
+
+  /**
+   * Attention of n query rows × heads over a paged cache layer: causal over positions [0,
+   * causalStart + t] when {@code selected} is 0, else over the selected positions (−1 skipped).
+   * Writes out [n, heads, headDim] normalized and, when lse ≠ 0, lse [n, heads].
+   */
+  void attention(
+      long q,
+      long kPages,
+      long vPages,
+      int pageSize,
+      long out,
+      long lse,
+      int n,
+      int heads,
+      int kvHeads,
+      int headDim,
+      float scale,
+      int causalStart,
+      long selected,
+      int count,
+      int selStride,
+      boolean perKvHead) {
+    if (headDim > MAX_HEAD_DIM) {
+      throw new IllegalArgumentException(
+          "headDim " + headDim + " exceeds the attention kernel's " + MAX_HEAD_DIM);
+    }
+    if (heads % kvHeads != 0) {
+      throw new IllegalArgumentException(heads + " heads are not a multiple of " + kvHeads);
+    }
+    cx.launch(
+        "attention",
+        n,
+        heads,
+        ATTENTION_THREADS,
+        q,
+        kPages,
+        vPages,
+        pageSize,
+        out,
+        lse,
+        heads,
+        kvHeads,
+        headDim,
+        scale,
+        causalStart,
+        selected,
+        count,
+        selStride,
+        perKvHead ? 1 : 0);
+  }
+
+  /** scores[t, s] = scale · Σ_j w[t, j]·ReLU(q[t, j]·k[s]) for s < len, t < n. */
+  void indexerScores(
+      long q, long w, long keys, int len, int n, int heads, int headDim, float scale, long scores) {
+    cx.launch(
+        "indexer_scores",
+        (len + THREADS - 1) / THREADS,
+        n,
+        THREADS,
+        q,
+        w,
+        keys,
+        len,
+        heads,
+        headDim,
+        scale,
+        scores);
+  }
+
+  /** Per row of scores [rows, n]: the top-k positions (−1 padded) and scores (−∞ padded). */
+  void topk(long scores, int rows, int n, int k, long outPositions, long outScores) {
+    if (k <= 0 || k > TOPK_MAX) {
+      throw new IllegalArgumentException("k must be in [1, " + TOPK_MAX + "], got " + k);
+    }
+    cx.launch("topk_rows", rows, 1, TOPK_THREADS, scores, n, k, outPositions, outScores);
+  }
+}

@@ -1,0 +1,121 @@
+package dev.longctx.engine.cuda;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One sequence's keys and values on the device, paged: fixed pages of {@value #PAGE_TOKENS}
+ * positions, each page holding every layer's keys and values ({@code [layer][K|V][pageToken]
+ * [kvDim]} floats), and per layer a device page table of page addresses that the kernels follow.
+ * Pages are allocated as the sequence grows, never moved.
+ *
+ * <p>Byte accounting matches the CPU {@code KvCache}: {@link #bytesPerToken} = 2·layers·kvDim·4,
+ * {@link #bytesResident} = length × that; {@link #bytesAllocated} counts whole pages.
+ */
+public final class CudaKvCache implements AutoCloseable {
+
+  /** Positions per page. */
+  public static final int PAGE_TOKENS = 256;
+
+  private final CudaContext cx;
+  private final int layers;
+  private final int kvDim;
+  private final int maxTokens;
+  private final List<DeviceBuffer> pages = new ArrayList<>();
+  private final DeviceBuffer[] keyTables;
+  private final DeviceBuffer[] valueTables;
+  private int length;
+
+  CudaKvCache(CudaContext cx, int layers, int kvDim, int maxTokens) {
+    if (maxTokens <= 0) {
+      throw new IllegalArgumentException("maxTokens must be > 0, got " + maxTokens);
+    }
+    this.cx = cx;
+    this.layers = layers;
+    this.kvDim = kvDim;
+    this.maxTokens = maxTokens;
+    int maxPages = (maxTokens + PAGE_TOKENS - 1) / PAGE_TOKENS;
+    keyTables = new DeviceBuffer[layers];
+    valueTables = new DeviceBuffer[layers];
+    for (int l = 0; l < layers; l++) {
+      keyTables[l] = cx.alloc((long) maxPages * Long.BYTES);
+      valueTables[l] = cx.alloc((long) maxPages * Long.BYTES);
+    }
+  }
+
+  public int length() {
+    return length;
+  }
+
+  public int maxTokens() {
+    return maxTokens;
+  }
+
+  public long bytesPerToken() {
+    return 2L * layers * kvDim * Float.BYTES;
+  }
+
+  public long bytesResident() {
+    return length * bytesPerToken();
+  }
+
+  public long bytesAllocated() {
+    return (long) pages.size() * PAGE_TOKENS * bytesPerToken();
+  }
+
+  /** Device address of layer {@code l}'s key page table. */
+  long keyTable(int l) {
+    return keyTables[l].address();
+  }
+
+  long valueTable(int l) {
+    return valueTables[l].address();
+  }
+
+  /** Pages for {@code tokens} positions in total; fails naming the limit beyond maxTokens. */
+  void reserve(int tokens) {
+    if (tokens > maxTokens) {
+      throw new IllegalStateException(
+          "sequence of " + tokens + " tokens exceeds the KV cache limit of " + maxTokens);
+    }
+    long layerBytes = (long) PAGE_TOKENS * kvDim * Float.BYTES;
+    while ((long) pages.size() * PAGE_TOKENS < tokens) {
+      int p = pages.size();
+      DeviceBuffer page = cx.alloc(2 * layers * layerBytes);
+      pages.add(page);
+      long[] k = new long[1];
+      long[] v = new long[1];
+      for (int l = 0; l < layers; l++) {
+        k[0] = page.address() + (2L * l) * layerBytes;
+        v[0] = page.address() + (2L * l + 1) * layerBytes;
+        cx.write(keyTables[l], p, k, 1);
+        cx.write(valueTables[l], p, v, 1);
+      }
+    }
+  }
+
+  void setLength(int length) {
+    this.length = length;
+  }
+
+  /** Forgets every token after the first {@code length}. */
+  public void truncate(int length) {
+    if (length < 0 || length > this.length) {
+      throw new IllegalArgumentException(
+          "cannot truncate a cache of " + this.length + " tokens to " + length);
+    }
+    this.length = length;
+  }
+
+  @Override
+  public void close() {
+    for (DeviceBuffer b : pages) {
+      b.close();
+    }
+    pages.clear();
+    for (int l = 0; l < layers; l++) {
+      keyTables[l].close();
+      valueTables[l].close();
+    }
+  }
+}

@@ -1,0 +1,611 @@
+package dev.longctx.engine.cuda;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.longctx.engine.attention.TopK;
+import dev.longctx.engine.kernel.Attention;
+import dev.longctx.engine.kernel.Ops;
+import dev.longctx.engine.kernel.Rope;
+import dev.longctx.engine.tensor.FloatTensor;
+import dev.longctx.engine.tensor.GgmlType;
+import dev.longctx.engine.tensor.Quantizer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * The cross-backend op suite (after ggml's test-backend-ops): each kernel of longctx.cu on fresh
+ * random inputs in several shapes, against the CPU kernel and a float64 reference, with the device
+ * output buffers poisoned with NaN so an unwritten element fails. Skips without a CUDA device.
+ */
+class CudaOpsTest {
+
+  private final SplittableRandom random = new SplittableRandom(0x6a09e667L);
+  private final List<AutoCloseable> resources = new ArrayList<>();
+  private CudaContext cx;
+  private CudaKernels k;
+
+  @BeforeEach
+  void device() {
+    cx = CudaTests.context();
+    k = new CudaKernels(cx);
+  }
+
+  @AfterEach
+  void free() throws Exception {
+    for (AutoCloseable r : resources) {
+      r.close();
+    }
+    resources.clear();
+  }
+
+  private <T extends AutoCloseable> T keep(T r) {
+    resources.add(r);
+    return r;
+  }
+
+  private float[] randoms(int n, double scale) {
+    float[] x = new float[n];
+    for (int i = 0; i < n; i++) {
+      x[i] = (float) ((random.nextDouble() * 2 - 1) * scale);
+    }
+    return x;
+  }
+
+  private DeviceBuffer up(float[] x) {
+    return keep(cx.upload(x));
+  }
+
+  private DeviceBuffer up(int[] x) {
+    return keep(cx.upload(x));
+  }
+
+  private DeviceBuffer poisoned(long n) {
+    return keep(CudaTests.poisoned(cx, n));
+  }
+
+  /** Every element within {@code tol · max(1, max|ref|)} of the reference, and none NaN. */
+  private static void assertClose(String what, float[] actual, double[] ref, double tol) {
+    double scale = 1;
+    for (double r : ref) {
+      scale = Math.max(scale, Math.abs(r));
+    }
+    for (int i = 0; i < ref.length; i++) {
+      assertThat(Float.isNaN(actual[i])).as("%s[%d] unwritten or NaN", what, i).isFalse();
+      assertThat(Math.abs(actual[i] - ref[i]))
+          .as("%s[%d]: %s vs reference %s", what, i, actual[i], ref[i])
+          .isLessThanOrEqualTo(tol * scale);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(
+      value = GgmlType.class,
+      names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+  void matvecEveryWeightType(GgmlType type) {
+    int[][] shapes = {{1, 32, 1}, {37, 64, 3}, {300, 256, 1}, {129, 1024, 2}};
+    for (int[] s : shapes) {
+      int rows = s[0];
+      int cols = s[1];
+      int n = s[2];
+      FloatTensor w = Quantizer.quantize(type, randoms(rows * cols, 1), rows, cols);
+      float[] x = randoms(n * cols, 1);
+      double[] ref = new double[n * rows];
+      for (int t = 0; t < n; t++) {
+        for (int r = 0; r < rows; r++) {
+          double sum = 0;
+          for (int c = 0; c < cols; c++) {
+            sum += (double) w.getFloat((long) r * cols + c) * x[t * cols + c];
+          }
+          ref[t * rows + r] = sum;
+        }
+      }
+      float[] cpu = new float[n * rows];
+      w.matmul(x, cpu, n);
+      DeviceTensor dw = keep(DeviceTensor.upload(cx, w, "w"));
+      DeviceBuffer y = poisoned((long) n * rows);
+      k.matvec(dw, up(x).address(), y.address(), n);
+      double tol = 2e-6 * Math.sqrt(cols);
+      String what = type + " " + rows + "x" + cols + " n=" + n;
+      assertClose(what + " cpu", cpu, ref, tol);
+      assertClose(what + " cuda", CudaTests.read(cx, y, n * rows), ref, tol);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(
+      value = GgmlType.class,
+      names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+  void embeddingDequantizesRows(GgmlType type) {
+    int vocab = 50;
+    int dim = 96;
+    FloatTensor table = Quantizer.quantize(type, randoms(vocab * dim, 2), vocab, dim);
+    int[] tokens = {0, 49, 7, 7, 23};
+    DeviceBuffer out = poisoned((long) tokens.length * dim);
+    k.embed(keep(DeviceTensor.upload(cx, table, "t")), up(tokens).address(), out.address(), 5);
+    float[] got = CudaTests.read(cx, out, tokens.length * dim);
+    float[] cpu = new float[dim];
+    for (int t = 0; t < tokens.length; t++) {
+      table.dequantizeRow(tokens[t], cpu, 0);
+      assertThat(Arrays.copyOfRange(got, t * dim, (t + 1) * dim)).as("row %d", t).isEqualTo(cpu);
+    }
+  }
+
+  @Test
+  void rmsnormRows() {
+    for (int dim : new int[] {8, 288, 4096}) {
+      int n = 3;
+      float[] x = randoms(n * dim, 3);
+      float[] weight = randoms(dim, 1);
+      double[] ref = new double[n * dim];
+      float[] cpu = new float[n * dim];
+      float eps = 1e-5f;
+      for (int t = 0; t < n; t++) {
+        double ss = 0;
+        for (int i = 0; i < dim; i++) {
+          ss += (double) x[t * dim + i] * x[t * dim + i];
+        }
+        double s = 1 / Math.sqrt(ss / dim + eps);
+        for (int i = 0; i < dim; i++) {
+          ref[t * dim + i] = x[t * dim + i] * s * weight[i];
+        }
+        Ops.rmsnorm(cpu, t * dim, x, t * dim, weight, dim, eps);
+      }
+      DeviceBuffer out = poisoned((long) n * dim);
+      k.rmsnorm(out.address(), up(x).address(), up(weight).address(), n, dim, eps);
+      assertClose("cpu", cpu, ref, 1e-6);
+      assertClose("rmsnorm dim " + dim, CudaTests.read(cx, out, n * dim), ref, 1e-6);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(Rope.Layout.class)
+  void ropeAtAnyPositions(Rope.Layout layout) {
+    int headDim = 64;
+    int heads = 3;
+    Rope rope = new Rope(headDim, 500000f, layout, null);
+    int[] positions = {0, 1, 4097, 1_000_003, 17};
+    int n = positions.length;
+    int stride = heads * headDim;
+    float[] x = randoms(n * stride, 1);
+    float[] cpu = x.clone();
+    double[] ref = new double[x.length];
+    int half = headDim / 2;
+    double[] freqs = new double[half];
+    for (int i = 0; i < half; i++) {
+      freqs[i] = rope.frequency(i);
+    }
+    for (int t = 0; t < n; t++) {
+      rope.apply(cpu, t * stride, heads, positions[t]);
+      for (int h = 0; h < heads; h++) {
+        int base = t * stride + h * headDim;
+        for (int i = 0; i < half; i++) {
+          int a = layout == Rope.Layout.INTERLEAVED ? base + 2 * i : base + i;
+          int b = layout == Rope.Layout.INTERLEAVED ? base + 2 * i + 1 : base + i + half;
+          double angle = positions[t] * freqs[i];
+          ref[a] = x[a] * Math.cos(angle) - x[b] * Math.sin(angle);
+          ref[b] = x[a] * Math.sin(angle) + x[b] * Math.cos(angle);
+        }
+      }
+    }
+    DeviceBuffer dx = up(x);
+    k.rope(
+        dx.address(),
+        up(positions).address(),
+        keep(cx.upload(freqs)).address(),
+        n,
+        heads,
+        headDim,
+        stride,
+        layout == Rope.Layout.INTERLEAVED);
+    assertClose("cpu", cpu, ref, 1e-6);
+    assertClose("rope " + layout, CudaTests.read(cx, dx, x.length), ref, 1e-6);
+  }
+
+  @Test
+  void elementwiseSwigluAddBias() {
+    int n = 1000;
+    float[] gate = randoms(n, 6);
+    float[] upv = randoms(n, 2);
+    float[] cpu = gate.clone();
+    Ops.swiglu(cpu, upv, n);
+    double[] ref = new double[n];
+    for (int i = 0; i < n; i++) {
+      ref[i] = gate[i] / (1 + Math.exp(-gate[i])) * upv[i];
+    }
+    DeviceBuffer g = up(gate);
+    k.swiglu(g.address(), up(upv).address(), n);
+    assertClose("cpu swiglu", cpu, ref, 1e-6);
+    assertClose("swiglu", CudaTests.read(cx, g, n), ref, 1e-6);
+
+    float[] a = randoms(n, 1);
+    float[] b = randoms(n, 1);
+    DeviceBuffer da = up(a);
+    k.add(da.address(), up(b).address(), n);
+    double[] sum = new double[n];
+    for (int i = 0; i < n; i++) {
+      sum[i] = (double) a[i] + b[i];
+    }
+    assertClose("add", CudaTests.read(cx, da, n), sum, 1e-7);
+
+    int width = 40;
+    float[] y = randoms(width * 25, 1);
+    float[] bias = randoms(width, 1);
+    DeviceBuffer dy = up(y);
+    k.addBias(dy.address(), up(bias).address(), width, 25);
+    double[] biased = new double[y.length];
+    for (int i = 0; i < y.length; i++) {
+      biased[i] = (double) y[i] + bias[i % width];
+    }
+    assertClose("bias", CudaTests.read(cx, dy, y.length), biased, 1e-7);
+  }
+
+  @Test
+  void softmaxAndArgmaxRows() {
+    for (int n : new int[] {1, 513, 32000}) {
+      int rows = 2;
+      float[] x = randoms(rows * n, 20);
+      x[n / 2] = 25; // a clear maximum in row 0
+      x[n + n - 1] = 25; // ties in row 1 at the first and last index: the first wins
+      x[n] = 25;
+      float[] cpu = x.clone();
+      double[] ref = new double[x.length];
+      int[] cpuArg = new int[rows];
+      for (int r = 0; r < rows; r++) {
+        cpuArg[r] = Ops.argmax(x, r * n, n);
+        Ops.softmax(cpu, r * n, n);
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+          max = Math.max(max, x[r * n + i]);
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+          sum += Math.exp(x[r * n + i] - max);
+        }
+        for (int i = 0; i < n; i++) {
+          ref[r * n + i] = Math.exp(x[r * n + i] - max) / sum;
+        }
+      }
+      DeviceBuffer dx = up(x);
+      DeviceBuffer arg = keep(cx.alloc(rows * 4L));
+      cx.fill(arg, 0x7fffffff);
+      k.argmax(dx.address(), rows, n, arg.address());
+      int[] gotArg = new int[rows];
+      cx.read(arg, 0, gotArg, rows);
+      assertThat(gotArg).as("argmax n=%d", n).isEqualTo(cpuArg);
+      k.softmax(dx.address(), rows, n);
+      assertClose("cpu softmax", cpu, ref, 1e-6);
+      assertClose("softmax n=" + n, CudaTests.read(cx, dx, x.length), ref, 1e-6);
+    }
+  }
+
+  /** Keys and values of one layer of {@code len} positions, uploaded through kv_store. */
+  private CudaKvCache cache(float[] keys, float[] values, int len, int kvDim) {
+    CudaKvCache cache = keep(new CudaKvCache(cx, 1, kvDim, len));
+    cache.reserve(len);
+    int page = CudaKvCache.PAGE_TOKENS;
+    k.kvStore(cache.keyTable(0), page, up(keys).address(), 0, len, kvDim);
+    k.kvStore(cache.valueTable(0), page, up(values).address(), 0, len, kvDim);
+    cache.setLength(len);
+    return cache;
+  }
+
+  /** Float64 attention of q over the listed key positions; returns lse, output in out. */
+  private static double reference(
+      float[] q,
+      int qOff,
+      float[] keys,
+      float[] values,
+      int base,
+      int stride,
+      int[] positions,
+      int headDim,
+      double scale,
+      double[] out,
+      int outOff) {
+    double[] s = new double[positions.length];
+    double max = Double.NEGATIVE_INFINITY;
+    for (int i = 0; i < positions.length; i++) {
+      double dot = 0;
+      for (int d = 0; d < headDim; d++) {
+        dot += (double) q[qOff + d] * keys[base + positions[i] * stride + d];
+      }
+      s[i] = dot * scale;
+      max = Math.max(max, s[i]);
+    }
+    double sum = 0;
+    for (int i = 0; i < positions.length; i++) {
+      sum += Math.exp(s[i] - max);
+    }
+    for (int d = 0; d < headDim; d++) {
+      double o = 0;
+      for (int i = 0; i < positions.length; i++) {
+        o += Math.exp(s[i] - max) * values[base + positions[i] * stride + d];
+      }
+      out[outOff + d] = positions.length == 0 ? 0 : o / sum;
+    }
+    return positions.length == 0 ? Double.NEGATIVE_INFINITY : max + Math.log(sum);
+  }
+
+  @Test
+  void causalGqaAttentionReturnsPartials() {
+    // (len, n, heads, kvHeads, headDim): one page, several pages, headDim above the block size
+    int[][] shapes = {{1, 1, 2, 1, 8}, {300, 4, 8, 2, 64}, {700, 3, 4, 4, 128}, {40, 2, 2, 1, 256}};
+    for (int[] s : shapes) {
+      int len = s[0];
+      int n = s[1];
+      int heads = s[2];
+      int kvHeads = s[3];
+      int headDim = s[4];
+      int kvDim = kvHeads * headDim;
+      int start = len - n;
+      float scale = (float) (1 / Math.sqrt(headDim));
+      float[] q = randoms(n * heads * headDim, 2);
+      float[] keys = randoms(len * kvDim, 2);
+      float[] values = randoms(len * kvDim, 1);
+      CudaKvCache cache = cache(keys, values, len, kvDim);
+      DeviceBuffer out = poisoned((long) n * heads * headDim);
+      DeviceBuffer lse = poisoned((long) n * heads);
+      k.attention(
+          up(q).address(),
+          cache.keyTable(0),
+          cache.valueTable(0),
+          CudaKvCache.PAGE_TOKENS,
+          out.address(),
+          lse.address(),
+          n,
+          heads,
+          kvHeads,
+          headDim,
+          scale,
+          start,
+          0L,
+          0,
+          0,
+          false);
+      double[] refOut = new double[n * heads * headDim];
+      double[] refLse = new double[n * heads];
+      float[] cpuOut = new float[n * heads * headDim];
+      float[] cpuLse = new float[n * heads];
+      for (int t = 0; t < n; t++) {
+        int[] visible = new int[start + t + 1];
+        Arrays.setAll(visible, i -> i);
+        for (int h = 0; h < heads; h++) {
+          int qOff = (t * heads + h) * headDim;
+          int base = (h / (heads / kvHeads)) * headDim;
+          refLse[t * heads + h] =
+              reference(q, qOff, keys, values, base, kvDim, visible, headDim, scale, refOut, qOff);
+          cpuLse[t * heads + h] =
+              Attention.attend(
+                  q, qOff, keys, values, base, kvDim, start + t + 1, headDim, scale, cpuOut, qOff);
+        }
+      }
+      String what = "attention " + Arrays.toString(s);
+      assertClose(what + " cpu", cpuOut, refOut, 1e-5);
+      assertClose(what + " cpu lse", cpuLse, refLse, 1e-5);
+      assertClose(what, CudaTests.read(cx, out, refOut.length), refOut, 1e-5);
+      assertClose(what + " lse", CudaTests.read(cx, lse, refLse.length), refLse, 1e-5);
+    }
+  }
+
+  @Test
+  void sparseAttentionOverSelectedPositions() {
+    int len = 600;
+    int n = 3;
+    int heads = 8;
+    int kvHeads = 2;
+    int headDim = 64;
+    int kvDim = kvHeads * headDim;
+    int count = 50;
+    float scale = 0.125f;
+    float[] q = randoms(n * heads * headDim, 2);
+    float[] keys = randoms(len * kvDim, 2);
+    float[] values = randoms(len * kvDim, 1);
+    CudaKvCache cache = cache(keys, values, len, kvDim);
+    for (boolean perKvHead : new boolean[] {false, true}) {
+      int lists = perKvHead ? kvHeads : 1;
+      int[] selected = new int[n * lists * count];
+      for (int i = 0; i < selected.length; i++) {
+        // unsorted, with −1 padding at the end of each list and one list left empty
+        int inList = i % count;
+        selected[i] = inList >= count - 7 ? -1 : random.nextInt(len);
+      }
+      Arrays.fill(selected, 0, count, -1); // row 0's first list: no keys at all
+      DeviceBuffer out = poisoned((long) n * heads * headDim);
+      DeviceBuffer lse = poisoned((long) n * heads);
+      k.attention(
+          up(q).address(),
+          cache.keyTable(0),
+          cache.valueTable(0),
+          CudaKvCache.PAGE_TOKENS,
+          out.address(),
+          lse.address(),
+          n,
+          heads,
+          kvHeads,
+          headDim,
+          scale,
+          0,
+          up(selected).address(),
+          count,
+          lists * count,
+          perKvHead);
+      double[] refOut = new double[n * heads * headDim];
+      double[] refLse = new double[n * heads];
+      float[] cpuOut = new float[n * heads * headDim];
+      for (int t = 0; t < n; t++) {
+        for (int h = 0; h < heads; h++) {
+          int kvh = h / (heads / kvHeads);
+          int from = t * lists * count + (perKvHead ? kvh * count : 0);
+          int[] list = Arrays.stream(selected, from, from + count).filter(p -> p >= 0).toArray();
+          int qOff = (t * heads + h) * headDim;
+          int base = kvh * headDim;
+          refLse[t * heads + h] =
+              reference(q, qOff, keys, values, base, kvDim, list, headDim, scale, refOut, qOff);
+          Attention.attendPositions(
+              q,
+              qOff,
+              keys,
+              values,
+              base,
+              kvDim,
+              list,
+              0,
+              list.length,
+              headDim,
+              scale,
+              cpuOut,
+              qOff);
+        }
+      }
+      assertThat(refLse[0]).isEqualTo(Double.NEGATIVE_INFINITY);
+      assertClose("sparse cpu", cpuOut, refOut, 1e-5);
+      assertClose(
+          "sparse perKvHead=" + perKvHead, CudaTests.read(cx, out, refOut.length), refOut, 1e-5);
+      float[] gotLse = CudaTests.read(cx, lse, refLse.length);
+      for (int i = 0; i < refLse.length; i++) {
+        if (refLse[i] == Double.NEGATIVE_INFINITY) {
+          assertThat(gotLse[i]).as("lse of an empty set").isEqualTo(Float.NEGATIVE_INFINITY);
+        } else {
+          assertThat((double) gotLse[i])
+              .isCloseTo(refLse[i], org.assertj.core.data.Offset.offset(1e-4));
+        }
+      }
+    }
+  }
+
+  @Test
+  void indexerScoresAreReluWeighted() {
+    int heads = 4;
+    int headDim = 32;
+    int n = 2;
+    for (int len : new int[] {1, 300, 2049}) {
+      float[] q = randoms(n * heads * headDim, 1);
+      float[] w = randoms(n * heads, 1); // weights may be negative
+      float[] keys = randoms(len * headDim, 1);
+      float scale = (float) (1 / Math.sqrt(heads * headDim));
+      double[] ref = new double[n * len];
+      for (int t = 0; t < n; t++) {
+        for (int s = 0; s < len; s++) {
+          double sum = 0;
+          for (int j = 0; j < heads; j++) {
+            double u = 0;
+            for (int d = 0; d < headDim; d++) {
+              u += (double) q[(t * heads + j) * headDim + d] * keys[s * headDim + d];
+            }
+            sum += w[t * heads + j] * Math.max(u, 0);
+          }
+          ref[t * len + s] = sum * scale;
+        }
+      }
+      DeviceBuffer scores = poisoned((long) n * len);
+      k.indexerScores(
+          up(q).address(),
+          up(w).address(),
+          up(keys).address(),
+          len,
+          n,
+          heads,
+          headDim,
+          scale,
+          scores.address());
+      assertClose("indexer len " + len, CudaTests.read(cx, scores, n * len), ref, 1e-5);
+    }
+  }
+
+  @Test
+  void topkMatchesTheDeterministicOrder() {
+    int[][] shapes = {{5, 3}, {1000, 64}, {20000, 2048}, {100, 4096}};
+    for (int[] s : shapes) {
+      int n = s[0];
+      int kk = s[1];
+      int rows = 2;
+      float[] scores = new float[rows * n];
+      for (int i = 0; i < scores.length; i++) {
+        // coarse values force ties (broken by position); some −∞ and NaN are never selected
+        scores[i] = (float) Math.floor(random.nextDouble() * 50 - 10);
+        if (i % 97 == 3) {
+          scores[i] = Float.NEGATIVE_INFINITY;
+        } else if (i % 89 == 5) {
+          scores[i] = Float.NaN;
+        }
+      }
+      DeviceBuffer pos = keep(cx.alloc((long) rows * kk * 4));
+      cx.fill(pos, 0x7fffffff);
+      DeviceBuffer sc = poisoned((long) rows * kk);
+      k.topk(up(scores).address(), rows, n, kk, pos.address(), sc.address());
+      int[] gotPos = new int[rows * kk];
+      cx.read(pos, 0, gotPos, gotPos.length);
+      float[] gotScores = CudaTests.read(cx, sc, rows * kk);
+      for (int r = 0; r < rows; r++) {
+        float[] row = Arrays.copyOfRange(scores, r * n, (r + 1) * n);
+        for (int i = 0; i < n; i++) {
+          if (Float.isNaN(row[i])) {
+            row[i] = Float.NEGATIVE_INFINITY; // TopK.select's contract: NaN mapped by the caller
+          }
+        }
+        TopK.Candidates cpu = TopK.select(row, null, n, kk);
+        assertThat(Arrays.copyOfRange(gotPos, r * kk, (r + 1) * kk))
+            .as("top-%d of %d, row %d", kk, n, r)
+            .isEqualTo(cpu.padded(kk));
+        for (int i = 0; i < cpu.size(); i++) {
+          assertThat(gotScores[r * kk + i]).isEqualTo(cpu.scores()[i]);
+        }
+      }
+    }
+  }
+
+  @Test
+  void cublasGemmMatchesTheCpuMatmul() {
+    CudaBlas blas = cx.blas();
+    org.junit.jupiter.api.Assumptions.assumeTrue(blas != null, "libcublas not loadable; skipping");
+    int rows = 96;
+    int cols = 256;
+    int n = 33;
+    float[] x = randoms(n * cols, 1);
+    for (GgmlType type :
+        new GgmlType[] {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0}) {
+      FloatTensor w = Quantizer.quantize(type, randoms(rows * cols, 1), rows, cols);
+      float[] cpu = new float[n * rows];
+      w.matmul(x, cpu, n);
+      double[] ref = new double[cpu.length];
+      for (int i = 0; i < cpu.length; i++) {
+        ref[i] = cpu[i];
+      }
+      DeviceTensor dw = keep(DeviceTensor.upload(cx, w, "w"));
+      DeviceBuffer dx = up(x);
+      DeviceBuffer y = poisoned((long) n * rows);
+      DeviceBuffer half = keep(cx.alloc((long) n * cols * 2));
+      DeviceBuffer wHalf = keep(cx.alloc((long) rows * cols * 2));
+      long weights = dw.address();
+      CudaBlas.Precision p;
+      if (type == GgmlType.F32) {
+        p = CudaBlas.Precision.FP32;
+        blas.gemm(p, weights, dx.address(), y.address(), rows, cols, n);
+      } else {
+        boolean fp16 = type != GgmlType.BF16;
+        p = fp16 ? CudaBlas.Precision.FP16 : CudaBlas.Precision.BF16;
+        if (type == GgmlType.Q8_0) {
+          k.dequantizeToHalf(dw, wHalf.address(), true);
+          weights = wHalf.address();
+        }
+        k.toHalf(dx.address(), half.address(), (long) n * cols, fp16);
+        blas.gemm(p, weights, half.address(), y.address(), rows, cols, n);
+      }
+      // FP16 rounds activations to 11 bits, BF16 to 8: tolerance by precision.
+      double tol =
+          switch (p) {
+            case FP32 -> 1e-5;
+            case FP16 -> 2e-3;
+            case BF16 -> 2e-2;
+          };
+      assertClose("gemm " + type, CudaTests.read(cx, y, cpu.length), ref, tol);
+    }
+  }
+}
