@@ -7,11 +7,7 @@ import dev.longctx.engine.inference.Generator;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.sampling.SamplingParams;
-import dev.longctx.worker.shard.ShardEngine;
-import dev.longctx.worker.shard.ShardService;
 import io.grpc.Server;
-import io.grpc.inprocess.InProcessChannelBuilder;
-import io.grpc.inprocess.InProcessServerBuilder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -45,20 +41,19 @@ class ShardedBackendTest {
     }
   }
 
+  /** P in-process shards of stories260K, dense, contiguous (the shared builder). */
   static ShardedBackend backend(int p) throws Exception {
-    List<ShardClient> clients = new ArrayList<>();
-    for (int r = 0; r < p; r++) {
-      String name = "shard-" + p + "-" + r + "-" + System.nanoTime();
-      ShardEngine engine =
-          new ShardEngine(r, model.config(), model.weights(), 1 << 20, "stories260K");
-      servers.add(
-          InProcessServerBuilder.forName(name)
-              .addService(new ShardService(engine))
-              .build()
-              .start());
-      clients.add(new ShardClient(name, InProcessChannelBuilder.forName(name).build(), 60_000));
-    }
-    return new ShardedBackend(clients, model.config(), 1, p);
+    ShardedBackend backend =
+        ShardedLongContextTest.backend(
+            model,
+            p,
+            dev.longctx.engine.attention.AttentionPolicy.dense(),
+            ShardedBackend.Placement.CONTIGUOUS);
+    // The fault test stops one of these servers: keep them in this class's list too.
+    servers.addAll(
+        ShardedLongContextTest.servers.subList(
+            ShardedLongContextTest.servers.size() - p, ShardedLongContextTest.servers.size()));
+    return backend;
   }
 
   static int[] prompt(int tokens) {
@@ -70,15 +65,7 @@ class ShardedBackendTest {
   }
 
   static double maxRelativeDifference(float[] want, float[] got) {
-    double scale = 0;
-    for (float w : want) {
-      scale = Math.max(scale, Math.abs(w));
-    }
-    double worst = 0;
-    for (int i = 0; i < want.length; i++) {
-      worst = Math.max(worst, Math.abs(want[i] - got[i]) / scale);
-    }
-    return worst;
+    return ShardedLongContextTest.maxRelativeDifference(want, got);
   }
 
   @ParameterizedTest
