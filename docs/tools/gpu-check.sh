@@ -50,19 +50,32 @@ run() {
   local java=(
     "$OUT/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED
     -Xmx48g -cp "$OUT/lib/*:$OUT/classes")
-  local path=""
-  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib "$PWD/$OUT/native"; do
+  local path="" d
+  # The toolkit's libraries, then those of the NVIDIA Python wheels (PyTorch's cuBLAS and NVRTC),
+  # then the carried runtime.
+  local wheels
+  wheels=$(python3 -c 'import glob, site
+for s in site.getsitepackages(): print("\n".join(sorted(glob.glob(s + "/nvidia/*/lib"))))' 2>/dev/null || true)
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib $wheels "$PWD/$OUT/native"; do
     if [ -d "$d" ]; then path="$path:$d"; fi
   done
   export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}$path"
-  (nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true) | head -3
+  local log="${LOG_DIR:-/tmp}"
+  (nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1 || true) | head -3
+  (nvcc --version 2>&1 | tail -1; ldconfig -p | grep -E 'libcublas|libnvrtc|libcudart' | head -6) || true
+  echo
+  local rc=0
+  if [ -z "${SKIP_SDPA:-}" ]; then
+    echo "## PyTorch scaled_dot_product_attention"
+    PYTHONUNBUFFERED=1 timeout "${SDPA_TIMEOUT:-120}" python3 docs/tools/sdpa-bench.py 2>&1 | tee "$log/sdpa.log" || rc=1
+  fi
   echo
   echo "## CUDA tests"
-  local rc=0
-  LONGCTX_DATA="$OUT/data" "${java[@]}" GpuCheck || rc=$?
+  LONGCTX_DATA="$OUT/data" timeout "${TEST_TIMEOUT:-240}" "${java[@]}" GpuCheck 2>&1 | tee "$log/tests.log" || rc=1
   echo
-  echo "## CudaBench"
-  "${java[@]}" dev.longctx.engine.cuda.CudaBench "$@" || rc=$?
+  echo "## CudaBench $*"
+  timeout "${BENCH_TIMEOUT:-300}" "${java[@]}" dev.longctx.engine.cuda.CudaBench "$@" 2>&1 | tee "$log/cudabench.log" || rc=1
+  echo
   return $rc
 }
 

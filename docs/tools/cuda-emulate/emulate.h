@@ -17,6 +17,16 @@
 #define __device__
 #define __forceinline__ inline
 #define __shared__ static
+#define __restrict__ __restrict
+#define __launch_bounds__(threads)
+
+struct float4 {
+  float x, y, z, w;
+};
+struct uint4 {
+  unsigned x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
 struct dim3 {
   unsigned x = 0, y = 0, z = 0;

@@ -63,8 +63,10 @@ static void check_topk(int n, int k) {
 }
 
 // ---- attention over a paged cache ----
+// splits = 0: the per-(row, head) kernel; else attention_split (GQA group ≤ 4 at d = 64, ≤ 8 at
+// d = 128) over that many key splits, then attention_combine.
 static void check_attention(int len, int n, int heads, int kvHeads, int headDim, bool sparse,
-                            bool perKvHead) {
+                            bool perKvHead, int splits = 0) {
   const int page = 256, kvDim = kvHeads * headDim, count = 40;
   int pages = (len + page - 1) / page;
   std::vector<std::vector<float>> kp(pages, std::vector<float>(page * kvDim)),
@@ -89,10 +91,22 @@ static void check_attention(int len, int n, int heads, int kvHeads, int headDim,
   std::vector<float> out = nan_buffer(n * heads * headDim), lse = nan_buffer(n * heads);
   float scale = 1.0f / std::sqrt((float)headDim);
   int start = len - n;
-  launch(attention, n, heads, 128, (const float*)q.data(), (const u64*)kt.data(),
-         (const u64*)vt.data(), page, out.data(), lse.data(), heads, kvHeads, headDim, scale,
-         start, sparse ? (const int*)sel.data() : (const int*)nullptr, count, lists * count,
-         perKvHead ? 1 : 0);
+  const int* selected = sparse ? (const int*)sel.data() : (const int*)nullptr;
+  if (splits == 0) {
+    launch(attention, n, heads, 128, (const float*)q.data(), (const u64*)kt.data(),
+           (const u64*)vt.data(), page, out.data(), lse.data(), heads, kvHeads, headDim, scale,
+           start, selected, count, lists * count, perKvHead ? 1 : 0);
+  } else {
+    int longest = sparse ? count : len;
+    int keysPerSplit = ((longest + splits - 1) / splits + 15) / 16 * 16;
+    std::vector<float> partO(n * heads * splits * headDim), partML(n * heads * splits * 2);
+    auto kernel = headDim == 64 ? attention_split_g4_d64 : attention_split_g8_d128;
+    launch(kernel, n * kvHeads, splits, 128, (const float*)q.data(), (const u64*)kt.data(),
+           (const u64*)vt.data(), page, partO.data(), partML.data(), heads, kvHeads, scale, start,
+           selected, count, lists * count, perKvHead ? 1 : 0, splits, keysPerSplit);
+    launch(attention_combine, n * heads, 1, 64, (const float*)partO.data(),
+           (const float*)partML.data(), out.data(), lse.data(), headDim, splits);
+  }
   std::vector<double> refOut(out.size()), refLse(lse.size());
   std::vector<float> lseGot = lse;
   for (int t = 0; t < n; t++)
@@ -131,9 +145,9 @@ static void check_attention(int len, int n, int heads, int kvHeads, int headDim,
       }
     }
   char name[128];
-  std::snprintf(name, sizeof name, "attention %s len=%d n=%d h=%d/%d d=%d", 
-                sparse ? (perKvHead ? "sparse/kv" : "sparse") : "causal", len, n, heads, kvHeads,
-                headDim);
+  std::snprintf(name, sizeof name, "attention%s %s len=%d n=%d h=%d/%d d=%d",
+                splits ? "_split" : "", sparse ? (perKvHead ? "sparse/kv" : "sparse") : "causal",
+                len, n, heads, kvHeads, headDim);
   expect_close(name, out.data(), refOut.data(), out.size(), 1e-5);
   expect_close("  lse", lseGot.data(), refLse.data(), lse.size(), 1e-5);
 }
@@ -346,6 +360,10 @@ int main() {
   check_attention(600, 2, 4, 4, 256, false, false);
   check_attention(600, 2, 8, 2, 64, true, false);
   check_attention(600, 2, 8, 2, 64, true, true);
+  check_attention(1000, 1, 8, 2, 64, false, false, 5);
+  check_attention(700, 3, 7, 1, 128, false, false, 3);
+  check_attention(600, 2, 8, 2, 64, true, false, 2);
+  check_attention(600, 2, 16, 2, 128, true, true, 1);
   for (int type : {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0}) {
     check_matvec(type, 37, 64, 2);
     check_matvec(type, 9, 1024, 1);

@@ -126,35 +126,82 @@ __device__ __forceinline__ float weight_at(const u8* w, int type, long long row,
   return __int_as_float(0x7fc00000);  // unknown type: NaN, caught by the tests' poisoning
 }
 
-// Dot product of row `row` of a block-quantized or float weight with x[0, cols), by one warp.
-__device__ float warp_row_dot(const u8* w, int type, long long row, int cols, const float* x) {
+// Σ_c x4·(a, b, c, d) for 4 consecutive int8 quants packed in two 16-bit words.
+__device__ __forceinline__ float dot_q8x4(u16 lo, u16 hi, float4 x) {
+  return (float)(signed char)(lo & 0xff) * x.x + (float)(signed char)(lo >> 8) * x.y +
+         (float)(signed char)(hi & 0xff) * x.z + (float)(signed char)(hi >> 8) * x.w;
+}
+
+__device__ __forceinline__ float4 load4(const float* p) { return *(const float4*)p; }
+
+// Dot product of row `row` of a block-quantized or float weight with x[0, cols), by one warp. The
+// decode path is bound by the weight bytes, so every lane issues wide independent loads: a quant
+// block per lane (34 bytes of Q8_0 or 18 of Q4_0 as 16-bit words: blocks are 2-byte aligned) or
+// 16 bytes of an F16/BF16/F32 row per lane. x must be 16-byte aligned (the fast paths check it).
+__device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row, int cols,
+                              const float* __restrict__ x) {
   int lane = threadIdx.x & 31;
   float acc = 0.f;
-  if (type == TYPE_Q8_0) {
-    const u8* base = w + row * (cols / 32) * 34;
-    // Lane l reads byte l of each 32-element block: the warp reads a block's quants coalesced.
-    for (int blk = 0; blk < cols / 32; blk++) {
-      const u8* b = base + blk * 34;
-      float d = half_to_float((u16)(b[0] | (b[1] << 8)));
-      acc += d * (float)(signed char)b[2 + lane] * x[blk * 32 + lane];
+  bool xAligned = (((unsigned long long)x) & 15ull) == 0;
+  if (type == TYPE_Q8_0 && xAligned) {
+    int blocks = cols / 32;
+    const u8* base = w + row * blocks * 34;
+    for (int blk = lane; blk < blocks; blk += 32) {
+      const u16* b = (const u16*)(base + (long long)blk * 34);
+      u16 q[16];
+#pragma unroll
+      for (int i = 0; i < 16; i++) q[i] = b[1 + i];
+      float d = half_to_float(b[0]);
+      const float* xb = x + blk * 32;
+      float s = 0.f;
+#pragma unroll
+      for (int i = 0; i < 8; i++) s += dot_q8x4(q[2 * i], q[2 * i + 1], load4(xb + 4 * i));
+      acc += d * s;
     }
-  } else if (type == TYPE_Q4_0) {
-    const u8* base = w + row * (cols / 32) * 18;
-    for (int blk = 0; blk < cols / 32; blk++) {
-      const u8* b = base + blk * 18;
-      float d = half_to_float((u16)(b[0] | (b[1] << 8)));
-      int q = lane < 16 ? (b[2 + lane] & 15) : (b[2 + lane - 16] >> 4);
-      acc += d * (float)(q - 8) * x[blk * 32 + lane];
+  } else if (type == TYPE_Q4_0 && xAligned) {
+    int blocks = cols / 32;
+    const u8* base = w + row * blocks * 18;
+    for (int blk = lane; blk < blocks; blk += 32) {
+      const u16* b = (const u16*)(base + (long long)blk * 18);
+      u16 q[8];
+#pragma unroll
+      for (int i = 0; i < 8; i++) q[i] = b[1 + i];
+      float d = half_to_float(b[0]);
+      const float* xb = x + blk * 32;
+      float s = 0.f;
+#pragma unroll
+      for (int i = 0; i < 8; i++) {
+        // bytes 2i and 2i + 1: low nibbles are elements 2i, 2i + 1, high nibbles 2i + 16, 2i + 17
+        int b0 = q[i] & 0xff, b1 = q[i] >> 8;
+        s += (float)((b0 & 15) - 8) * xb[2 * i] + (float)((b1 & 15) - 8) * xb[2 * i + 1] +
+             (float)((b0 >> 4) - 8) * xb[2 * i + 16] + (float)((b1 >> 4) - 8) * xb[2 * i + 17];
+      }
+      acc += d * s;
     }
-  } else if (type == TYPE_F16) {
-    const u16* r = (const u16*)w + row * cols;
-    for (int c = lane; c < cols; c += 32) acc += half_to_float(r[c]) * x[c];
-  } else if (type == TYPE_BF16) {
-    const u16* r = (const u16*)w + row * cols;
-    for (int c = lane; c < cols; c += 32) acc += bf16_to_float(r[c]) * x[c];
-  } else if (type == TYPE_F32) {
-    const float* r = (const float*)w + row * cols;
-    for (int c = lane; c < cols; c += 32) acc += r[c] * x[c];
+  } else if ((type == TYPE_F16 || type == TYPE_BF16) && xAligned && (cols & 7) == 0) {
+    const uint4* r = (const uint4*)((const u16*)w + row * cols);
+    bool f16 = type == TYPE_F16;
+    for (int c8 = lane; c8 < cols / 8; c8 += 32) {
+      uint4 h = r[c8];
+      float4 x0 = load4(x + c8 * 8), x1 = load4(x + c8 * 8 + 4);
+      u32 words[4] = {h.x, h.y, h.z, h.w};
+      float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        u16 lo = (u16)(words[i] & 0xffff), hi = (u16)(words[i] >> 16);
+        acc += (f16 ? half_to_float(lo) : bf16_to_float(lo)) * xs[2 * i] +
+               (f16 ? half_to_float(hi) : bf16_to_float(hi)) * xs[2 * i + 1];
+      }
+    }
+  } else if (type == TYPE_F32 && xAligned && (cols & 3) == 0) {
+    const float4* r = (const float4*)((const float*)w + row * cols);
+    for (int c4 = lane; c4 < cols / 4; c4 += 32) {
+      float4 a = r[c4], b = load4(x + c4 * 4);
+      acc += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+    }
+  } else if (type == TYPE_Q8_0 || type == TYPE_Q4_0 || type == TYPE_F16 || type == TYPE_BF16 ||
+             type == TYPE_F32) {
+    for (int c = lane; c < cols; c += 32) acc += weight_at(w, type, row, cols, c) * x[c];
   } else {
     acc = __int_as_float(0x7fc00000);
   }
@@ -407,6 +454,203 @@ extern "C" __global__ void attention(const float* q, const u64* kPages, const u6
     lse[(long long)t * heads + h] = l > 0.f ? m + logf(l) : NEG_INF;
 }
 
+// ---- split-K attention (flash decoding) ---------------------------------------------------------
+
+#define SPLIT_WARPS 4
+#define SPLIT_THREADS (SPLIT_WARPS * 32)
+
+// The same attention as `attention` above (same keys, same Partial), computed for speed: one block
+// per (query row t, KV head, key split) serves all G = heads / kvHeads query heads of the group, so
+// each key and value row is read once per group, and the key range is split over blockIdx.y so a
+// single decode row still fills the device. Eight lanes share a key (each holds HD / 32 float4
+// chunks of the row, a coalesced 128-byte read per chunk), a warp takes four keys per step, and
+// every lane group keeps its own online softmax (m, l, acc) over its keys; the groups, then the
+// warps, are merged by the log-sum-exp rule (ALGORITHMS.md §4.2). The block writes the split's
+// unnormalized output and (max, Σ exp) to partO [n·heads, splits, HD] and partML [n·heads,
+// splits, 2]; attention_combine merges the splits. Grid (n·kvHeads, splits), block SPLIT_THREADS.
+template <int GMAX, int HD>
+__device__ void attention_split_body(const float* __restrict__ q, const u64* __restrict__ kPages,
+                                     const u64* __restrict__ vPages, int pageSize,
+                                     float* __restrict__ partO, float* __restrict__ partML,
+                                     int heads, int kvHeads, float scale, int causalStart,
+                                     const int* __restrict__ selected, int count, int selStride,
+                                     int perKvHead, int splits, int keysPerSplit) {
+  constexpr int C = HD / 32;
+  __shared__ float qs[GMAX][HD];
+  __shared__ float warpML[SPLIT_WARPS][GMAX][2];
+  __shared__ float warpO[SPLIT_WARPS][GMAX][HD];
+  int t = blockIdx.x / kvHeads, kvHead = blockIdx.x % kvHeads, split = blockIdx.y;
+  int G = heads / kvHeads;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, sub = lane & 7, grp = lane >> 3;
+  int kvDim = kvHeads * HD;
+  const float* qt = q + ((long long)t * heads + (long long)kvHead * G) * HD;
+  for (int i = threadIdx.x; i < GMAX * HD; i += blockDim.x) qs[i / HD][i % HD] = i < G * HD ? qt[i] : 0.f;
+  __syncthreads();
+
+  int len = selected == 0 ? causalStart + t + 1 : count;
+  const int* sel = selected == 0 ? 0 : selected + (long long)t * selStride + (perKvHead ? kvHead * count : 0);
+  int begin = split * keysPerSplit;
+  int end = min(len, begin + keysPerSplit);
+  float m[GMAX], l[GMAX];
+  float4 acc[GMAX][C];
+#pragma unroll
+  for (int g = 0; g < GMAX; g++) {
+    m[g] = NEG_INF;
+    l[g] = 0.f;
+#pragma unroll
+    for (int c = 0; c < C; c++) acc[g][c] = make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  // The loop bound depends on the warp only, so the whole warp runs each step (full-mask shuffles).
+  for (int i0 = begin + warp * 4; i0 < end; i0 += SPLIT_WARPS * 4) {
+    int i = i0 + grp;
+    int pos = i < end ? (sel == 0 ? i : sel[i]) : -1;
+    float4 kc[C], vc[C];
+    if (pos >= 0) {
+      long long row = (long long)(pos % pageSize) * kvDim + kvHead * HD;
+      const float* kr = (const float*)kPages[pos / pageSize] + row;
+      const float* vr = (const float*)vPages[pos / pageSize] + row;
+#pragma unroll
+      for (int c = 0; c < C; c++) {
+        kc[c] = load4(kr + (c * 8 + sub) * 4);
+        vc[c] = load4(vr + (c * 8 + sub) * 4);
+      }
+    } else {
+#pragma unroll
+      for (int c = 0; c < C; c++) kc[c] = vc[c] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+#pragma unroll
+    for (int g = 0; g < GMAX; g++) {
+      if (g >= G) break;  // uniform over the block
+      float d = 0.f;
+#pragma unroll
+      for (int c = 0; c < C; c++) {
+        float4 qq = load4(&qs[g][(c * 8 + sub) * 4]);
+        d += qq.x * kc[c].x + qq.y * kc[c].y + qq.z * kc[c].z + qq.w * kc[c].w;
+      }
+      d += __shfl_xor_sync(0xffffffffu, d, 1);
+      d += __shfl_xor_sync(0xffffffffu, d, 2);
+      d += __shfl_xor_sync(0xffffffffu, d, 4);
+      if (pos < 0) continue;
+      float score = d * scale;
+      if (score > m[g]) {
+        float correction = m[g] == NEG_INF ? 0.f : expf(m[g] - score);
+        l[g] *= correction;
+#pragma unroll
+        for (int c = 0; c < C; c++) {
+          acc[g][c].x *= correction;
+          acc[g][c].y *= correction;
+          acc[g][c].z *= correction;
+          acc[g][c].w *= correction;
+        }
+        m[g] = score;
+      }
+      float e = expf(score - m[g]);
+      l[g] += e;
+#pragma unroll
+      for (int c = 0; c < C; c++) {
+        acc[g][c].x += e * vc[c].x;
+        acc[g][c].y += e * vc[c].y;
+        acc[g][c].z += e * vc[c].z;
+        acc[g][c].w += e * vc[c].w;
+      }
+    }
+  }
+  // Merge the warp's four lane groups (lanes sub, sub + 8, sub + 16, sub + 24).
+#pragma unroll
+  for (int g = 0; g < GMAX; g++) {
+    if (g >= G) break;
+    float mm = fmaxf(m[g], __shfl_xor_sync(0xffffffffu, m[g], 8));
+    mm = fmaxf(mm, __shfl_xor_sync(0xffffffffu, mm, 16));
+    float f = m[g] == NEG_INF ? 0.f : expf(m[g] - mm);
+    float ll = l[g] * f;
+    ll += __shfl_xor_sync(0xffffffffu, ll, 8);
+    ll += __shfl_xor_sync(0xffffffffu, ll, 16);
+#pragma unroll
+    for (int c = 0; c < C; c++) {
+      float4 a = acc[g][c];
+      a.x *= f; a.y *= f; a.z *= f; a.w *= f;
+      a.x += __shfl_xor_sync(0xffffffffu, a.x, 8);
+      a.y += __shfl_xor_sync(0xffffffffu, a.y, 8);
+      a.z += __shfl_xor_sync(0xffffffffu, a.z, 8);
+      a.w += __shfl_xor_sync(0xffffffffu, a.w, 8);
+      a.x += __shfl_xor_sync(0xffffffffu, a.x, 16);
+      a.y += __shfl_xor_sync(0xffffffffu, a.y, 16);
+      a.z += __shfl_xor_sync(0xffffffffu, a.z, 16);
+      a.w += __shfl_xor_sync(0xffffffffu, a.w, 16);
+      if (grp == 0) {
+        int d0 = (c * 8 + sub) * 4;
+        warpO[warp][g][d0] = a.x;
+        warpO[warp][g][d0 + 1] = a.y;
+        warpO[warp][g][d0 + 2] = a.z;
+        warpO[warp][g][d0 + 3] = a.w;
+      }
+    }
+    if (lane == 0) {
+      warpML[warp][g][0] = mm;
+      warpML[warp][g][1] = ll;
+    }
+  }
+  __syncthreads();
+  // Merge the warps and write the split's partial.
+  for (int idx = threadIdx.x; idx < G * HD; idx += blockDim.x) {
+    int g = idx / HD, d = idx % HD;
+    float mm = NEG_INF;
+    for (int w = 0; w < SPLIT_WARPS; w++) mm = fmaxf(mm, warpML[w][g][0]);
+    float o = 0.f, ll = 0.f;
+    for (int w = 0; w < SPLIT_WARPS; w++) {
+      float f = warpML[w][g][0] == NEG_INF ? 0.f : expf(warpML[w][g][0] - mm);
+      o += warpO[w][g][d] * f;
+      ll += warpML[w][g][1] * f;
+    }
+    long long row = (long long)t * heads + (long long)kvHead * G + g;
+    partO[(row * splits + split) * HD + d] = o;
+    if (d == 0) {
+      partML[(row * splits + split) * 2] = mm;
+      partML[(row * splits + split) * 2 + 1] = ll;
+    }
+  }
+}
+
+#define ATTENTION_SPLIT(G, D)                                                                    \
+  extern "C" __global__ void __launch_bounds__(SPLIT_THREADS) attention_split_g##G##_d##D(      \
+      const float* q, const u64* kPages, const u64* vPages, int pageSize, float* partO,         \
+      float* partML, int heads, int kvHeads, float scale, int causalStart, const int* selected, \
+      int count, int selStride, int perKvHead, int splits, int keysPerSplit) {                  \
+    attention_split_body<G, D>(q, kPages, vPages, pageSize, partO, partML, heads, kvHeads,      \
+                               scale, causalStart, selected, count, selStride, perKvHead,       \
+                               splits, keysPerSplit);                                           \
+  }
+ATTENTION_SPLIT(1, 64)
+ATTENTION_SPLIT(2, 64)
+ATTENTION_SPLIT(4, 64)
+ATTENTION_SPLIT(8, 64)
+ATTENTION_SPLIT(1, 128)
+ATTENTION_SPLIT(2, 128)
+ATTENTION_SPLIT(4, 128)
+ATTENTION_SPLIT(8, 128)
+
+// out[row, :] = Σ_s partO[row, s]·exp(M_s − M) / Σ_s L_s·exp(M_s − M) and lse[row] = M + ln Σ…
+// over the splits of attention_split (ALGORITHMS.md §4.2); an empty key set gives 0 and −∞.
+// Grid n·heads, block any.
+extern "C" __global__ void attention_combine(const float* partO, const float* partML, float* out,
+                                             float* lse, int headDim, int splits) {
+  long long row = blockIdx.x;
+  const float* ml = partML + row * splits * 2;
+  float mm = NEG_INF;
+  for (int s = 0; s < splits; s++) mm = fmaxf(mm, ml[2 * s]);
+  float ll = 0.f;
+  for (int s = 0; s < splits; s++)
+    if (ml[2 * s] != NEG_INF) ll += ml[2 * s + 1] * expf(ml[2 * s] - mm);
+  float inv = ll > 0.f ? 1.f / ll : 0.f;
+  for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
+    float o = 0.f;
+    for (int s = 0; s < splits; s++)
+      if (ml[2 * s] != NEG_INF) o += partO[(row * splits + s) * headDim + d] * expf(ml[2 * s] - mm);
+    out[row * headDim + d] = o * inv;
+  }
+  if (lse != 0 && threadIdx.x == 0) lse[row] = ll > 0.f ? mm + logf(ll) : NEG_INF;
+}
+
 // Lightning-indexer scores (LightningIndexer.score, ALGORITHMS.md §1.2 step 9): scores[t, s] =
 // scale · Σ_j w[t, j] · ReLU(q[t, j]·k[s]) for s < len, keys [len, headDim] contiguous, q [n, heads,
 // headDim], w [n, heads]. One thread per (t, s); the sum over heads in double, as on the CPU.
@@ -444,8 +688,8 @@ __device__ __forceinline__ u64 rank_key(float score, int pos) {
 
 // Per row of scores[rows, n], the top min(k, valid) positions under ≻, best first, −∞ (and NaN)
 // scores never selected (TopK.select); outPos[row, k] padded with −1, outScores likewise with −∞.
-// Exact and deterministic: the k-th smallest rank key is found bit by bit (radix select, 64 counting
-// passes over the row), the keys at or below it are gathered, then sorted in shared memory.
+// Exact and deterministic: the k-th smallest rank key is found a byte at a time (radix select, 8
+// histogram passes over the row), the keys at or below it are gathered, then sorted in shared memory.
 // Grid rows, block TOPK_THREADS, k ≤ TOPK_MAX.
 extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* outPos,
                                      float* outScores) {
@@ -468,26 +712,34 @@ extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* out
   int valid = countShared;
   int take = min(k, valid);
 
+  // Radix select, 8 bits a pass: histogram the next byte of the keys that match the prefix so
+  // far, then descend into the bin holding the wanted rank.
+  __shared__ int histogram[256];
+  __shared__ int chosenBin;
+  __shared__ int chosenRemaining;
   u64 prefix = 0;
   if (take > 0) {
     int remaining = take;  // rank (1-based) of the wanted key among those matching `prefix`
-    for (int bit = 63; bit >= 0; bit--) {
-      u64 maskHigh = bit == 63 ? 0ull : (~0ull << (bit + 1));
-      int local = 0;
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      u64 maskHigh = shift == 56 ? 0ull : (~0ull << (shift + 8));
+      for (int b = threadIdx.x; b < 256; b += blockDim.x) histogram[b] = 0;
+      __syncthreads();
       for (int i = threadIdx.x; i < n; i += blockDim.x) {
         u64 key = rank_key(r[i], i);
-        if (key < negInfKeyMin && (key & maskHigh) == prefix && ((key >> bit) & 1ull) == 0ull) local++;
+        if (key < negInfKeyMin && (key & maskHigh) == prefix)
+          atomicAdd(&histogram[(int)((key >> shift) & 255ull)], 1);
       }
       __syncthreads();
-      if (threadIdx.x == 0) countShared = 0;
-      __syncthreads();
-      atomicAdd(&countShared, local);
-      __syncthreads();
-      int zeros = countShared;
-      if (zeros < remaining) {
-        prefix |= (1ull << bit);
-        remaining -= zeros;
+      if (threadIdx.x == 0) {
+        int below = 0, b = 0;
+        while (below + histogram[b] < remaining) below += histogram[b++];
+        chosenBin = b;
+        chosenRemaining = remaining - below;
       }
+      __syncthreads();
+      prefix |= (u64)chosenBin << shift;
+      remaining = chosenRemaining;
+      __syncthreads();
     }
   }
   // prefix is now the take-th smallest valid key: gather every valid key ≤ it (exactly take).

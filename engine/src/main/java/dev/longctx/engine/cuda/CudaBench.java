@@ -214,6 +214,12 @@ public final class CudaBench {
 
   /** Dense causal GQA and indexer top-k sparse attention timings. */
   private static void attention(CudaContext cx, AttentionShape shape) {
+    try (CudaKernels k = new CudaKernels(cx)) {
+      attention(cx, k, shape);
+    }
+  }
+
+  private static void attention(CudaContext cx, CudaKernels k, AttentionShape shape) {
     int heads = shape.heads();
     int kvHeads = shape.kvHeads();
     int headDim = shape.headDim();
@@ -224,7 +230,6 @@ public final class CudaBench {
     int prefillRows = shape.prefillRows();
     int[] contexts = shape.contexts();
     float scale = (float) (1 / Math.sqrt(headDim));
-    CudaKernels k = new CudaKernels(cx);
     SplittableRandom random = new SplittableRandom(3);
     int chunk = 8192;
     float[] host = new float[chunk * kvDim];

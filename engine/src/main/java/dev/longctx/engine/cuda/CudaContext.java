@@ -3,6 +3,7 @@ package dev.longctx.engine.cuda;
 import static dev.longctx.engine.cuda.Cuda.check;
 import static org.bytedeco.cuda.global.cudart.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR;
 import static org.bytedeco.cuda.global.cudart.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR;
+import static org.bytedeco.cuda.global.cudart.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
 import static org.bytedeco.cuda.global.cudart.cuCtxSetCurrent;
 import static org.bytedeco.cuda.global.cudart.cuCtxSynchronize;
 import static org.bytedeco.cuda.global.cudart.cuDeviceGet;
@@ -46,6 +47,9 @@ public final class CudaContext implements AutoCloseable {
 
   private static final int STAGING_BYTES = 64 << 20;
 
+  /** The most arguments a kernel of longctx.cu takes, with room to spare. */
+  static final int MAX_KERNEL_ARGS = 24;
+
   private final int device;
   private final String name;
   private final int computeCapability;
@@ -56,6 +60,12 @@ public final class CudaContext implements AutoCloseable {
   private boolean blasTried;
   private final String[] blasMissing = {null};
   private boolean closed;
+  private final int multiprocessors;
+  // Kernel arguments are written into one native block of 8-byte slots, reused by every launch
+  // (cuLaunchKernel copies them at the call), so a launch allocates nothing.
+  private final BytePointer argSlots = new BytePointer(8L * MAX_KERNEL_ARGS);
+  private final LongPointer argAddresses = new LongPointer(MAX_KERNEL_ARGS);
+  private final PointerPointer<Pointer> argTable = new PointerPointer<>(argAddresses);
 
   private CudaContext(int ordinal) {
     check("cuInit", cuInit(0));
@@ -74,6 +84,14 @@ public final class CudaContext implements AutoCloseable {
         "cuDeviceGetAttribute(COMPUTE_CAPABILITY_MINOR)",
         cuDeviceGetAttribute(minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device));
     this.computeCapability = major[0] * 10 + minor[0];
+    int[] sms = new int[1];
+    check(
+        "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)",
+        cuDeviceGetAttribute(sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device));
+    this.multiprocessors = Math.max(1, sms[0]);
+    for (int i = 0; i < MAX_KERNEL_ARGS; i++) {
+      argAddresses.put(i, argSlots.address() + 8L * i);
+    }
     this.context = new CUctx_st();
     check("cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain(context, device));
     check("cuCtxSetCurrent", cuCtxSetCurrent(context));
@@ -271,43 +289,43 @@ public final class CudaContext implements AutoCloseable {
    * kernel's order: {@link DeviceBuffer} (or {@link Long} address; 0 for null) for pointers, {@link
    * Integer}, {@link Long} (long long), {@link Float}, {@link Double}.
    */
-  public void launch(String kernel, int gridX, int gridY, int block, Object... args) {
+  public synchronized void launch(String kernel, int gridX, int gridY, int block, Object... args) {
     bind();
     if (gridX <= 0 || gridY <= 0) {
       return; // nothing to do (an empty step); a zero grid is a launch error in CUDA
     }
+    if (args.length > MAX_KERNEL_ARGS) {
+      throw new IllegalArgumentException(
+          kernel + " has more than " + MAX_KERNEL_ARGS + " arguments");
+    }
     CUfunc_st f = functions.computeIfAbsent(kernel, module::function);
-    Pointer[] values = new Pointer[args.length];
-    try (PointerPointer<Pointer> params = new PointerPointer<>(args.length)) {
-      for (int i = 0; i < args.length; i++) {
-        values[i] = argument(kernel, i, args[i]);
-        params.put(i, values[i]);
+    for (int i = 0; i < args.length; i++) {
+      long slot = 8L * i;
+      switch (args[i]) {
+        case DeviceBuffer b -> argSlots.putLong(slot, b.address());
+        case DeviceTensor t -> argSlots.putLong(slot, t.address());
+        case Long l -> argSlots.putLong(slot, l);
+        case Integer v -> argSlots.putInt(slot, v);
+        case Float v -> argSlots.putFloat(slot, v);
+        case Double v -> argSlots.putDouble(slot, v);
+        case null -> argSlots.putLong(slot, 0L);
+        default ->
+            throw new IllegalArgumentException(
+                "argument " + i + " of " + kernel + " has unsupported type " + args[i].getClass());
       }
+    }
+    int status =
+        cuLaunchKernel(f, gridX, gridY, 1, block, 1, 1, 0, (CUstream_st) null, argTable, null);
+    if (status != 0) {
       check(
           "cuLaunchKernel(" + kernel + ", grid " + gridX + "x" + gridY + ", block " + block + ")",
-          cuLaunchKernel(f, gridX, gridY, 1, block, 1, 1, 0, (CUstream_st) null, params, null));
-    } finally {
-      for (Pointer p : values) {
-        if (p != null) {
-          p.close();
-        }
-      }
+          status);
     }
   }
 
-  private static Pointer argument(String kernel, int index, Object arg) {
-    return switch (arg) {
-      case DeviceBuffer b -> new LongPointer(1).put(b.address());
-      case DeviceTensor t -> new LongPointer(1).put(t.address());
-      case Long l -> new LongPointer(1).put(l);
-      case Integer i -> new IntPointer(1).put(i);
-      case Float f -> new FloatPointer(1).put(f);
-      case Double d -> new DoublePointer(1).put(d);
-      case null -> new LongPointer(1).put(0L);
-      default ->
-          throw new IllegalArgumentException(
-              "argument " + index + " of " + kernel + " has unsupported type " + arg.getClass());
-    };
+  /** Streaming multiprocessors of the device (at least 1). */
+  public int multiprocessors() {
+    return multiprocessors;
   }
 
   /** cuBLAS on this context, or null when the library cannot be loaded here. */
@@ -335,6 +353,9 @@ public final class CudaContext implements AutoCloseable {
       blas.close();
     }
     module.close();
+    argTable.close();
+    argAddresses.close();
+    argSlots.close();
     closed = true;
     check("cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease(device));
   }

@@ -5,7 +5,7 @@ package dev.longctx.engine.cuda;
  * only. Buffers are device addresses (so callers can pass row offsets); every launch is checked and
  * queued on the default stream.
  */
-final class CudaKernels {
+final class CudaKernels implements AutoCloseable {
 
   static final int THREADS = 256;
 
@@ -17,12 +17,16 @@ final class CudaKernels {
 
   static final int MAX_HEAD_DIM = 256;
 
+  /** Threads of a split-attention block (SPLIT_THREADS in longctx.cu). */
+  static final int SPLIT_THREADS = 128;
+
   /** Must match TOPK_THREADS and TOPK_MAX in longctx.cu. */
   static final int TOPK_THREADS = 1024;
 
   static final int TOPK_MAX = 4096;
 
   private final CudaContext cx;
+  private DeviceBuffer scratch;
 
   CudaKernels(CudaContext cx) {
     this.cx = cx;
@@ -171,26 +175,98 @@ final class CudaKernels {
     if (heads % kvHeads != 0) {
       throw new IllegalArgumentException(heads + " heads are not a multiple of " + kvHeads);
     }
+    int group = heads / kvHeads;
+    int groupBound = group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : group <= 8 ? 8 : 0;
+    if (groupBound == 0 || (headDim != 64 && headDim != 128)) {
+      cx.launch(
+          "attention",
+          n,
+          heads,
+          ATTENTION_THREADS,
+          q,
+          kPages,
+          vPages,
+          pageSize,
+          out,
+          lse,
+          heads,
+          kvHeads,
+          headDim,
+          scale,
+          causalStart,
+          selected,
+          count,
+          selStride,
+          perKvHead ? 1 : 0);
+      return;
+    }
+    // Split the keys so that about four blocks per multiprocessor run (flash decoding); a prefill
+    // chunk of many rows fills the device without splitting.
+    int longest = selected == 0 ? causalStart + n : count;
+    int rowBlocks = n * kvHeads;
+    int splits =
+        Math.max(1, Math.min(ceilDiv(4 * cx.multiprocessors(), rowBlocks), ceilDiv(longest, 64)));
+    int keysPerSplit = ceilDiv(ceilDiv(Math.max(longest, 1), splits), 16) * 16;
+    splits = Math.max(1, ceilDiv(longest, keysPerSplit));
+    long rows = (long) n * heads;
+    long partO = splitScratch(rows * splits * (headDim + 2L) * Float.BYTES);
+    long partML = partO + rows * splits * headDim * Float.BYTES;
     cx.launch(
-        "attention",
-        n,
-        heads,
-        ATTENTION_THREADS,
+        "attention_split_g" + groupBound + "_d" + headDim,
+        rowBlocks,
+        splits,
+        SPLIT_THREADS,
         q,
         kPages,
         vPages,
         pageSize,
-        out,
-        lse,
+        partO,
+        partML,
         heads,
         kvHeads,
-        headDim,
         scale,
         causalStart,
         selected,
         count,
         selStride,
-        perKvHead ? 1 : 0);
+        perKvHead ? 1 : 0,
+        splits,
+        keysPerSplit);
+    cx.launch(
+        "attention_combine",
+        (int) rows,
+        1,
+        ATTENTION_THREADS,
+        partO,
+        partML,
+        out,
+        lse,
+        headDim,
+        splits);
+  }
+
+  private static int ceilDiv(int a, int b) {
+    return (a + b - 1) / b;
+  }
+
+  /** The split partials' device scratch, grown to at least {@code bytes}. */
+  private long splitScratch(long bytes) {
+    if (scratch == null || scratch.bytes() < bytes) {
+      if (scratch != null) {
+        scratch.close();
+      }
+      scratch = cx.alloc(Math.max(bytes, 1L << 20));
+    }
+    return scratch.address();
+  }
+
+  /** Frees the scratch memory. */
+  @Override
+  public void close() {
+    if (scratch != null) {
+      scratch.close();
+      scratch = null;
+    }
   }
 
   /** scores[t, s] = scale · Σ_j w[t, j]·ReLU(q[t, j]·k[s]) for s < len, t < n. */

@@ -68,6 +68,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     TransformerLayers cpu = new TransformerLayers(config, weights); // checks shapes, builds RoPE
     this.cx = cx;
     this.k = new CudaKernels(cx);
+    owned.add(k);
     this.config = config;
     this.maxContext = config.contextLength();
     this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
@@ -167,7 +168,12 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   public long weightBytes() {
     long sum = 0;
     for (AutoCloseable r : owned) {
-      sum += r instanceof DeviceTensor t ? t.bytes() : ((DeviceBuffer) r).bytes();
+      sum +=
+          switch (r) {
+            case DeviceTensor t -> t.bytes();
+            case DeviceBuffer b -> b.bytes();
+            default -> 0L;
+          };
     }
     return sum;
   }

@@ -34,7 +34,7 @@ class CudaOpsTest {
   @BeforeEach
   void device() {
     cx = CudaTests.context();
-    k = new CudaKernels(cx);
+    k = keep(new CudaKernels(cx));
   }
 
   @AfterEach
@@ -335,8 +335,19 @@ class CudaOpsTest {
 
   @Test
   void causalGqaAttentionReturnsPartials() {
-    // (len, n, heads, kvHeads, headDim): one page, several pages, headDim above the block size
-    int[][] shapes = {{1, 1, 2, 1, 8}, {300, 4, 8, 2, 64}, {700, 3, 4, 4, 128}, {40, 2, 2, 1, 256}};
+    // (len, n, heads, kvHeads, headDim): one page, several pages, headDim above the block size;
+    // then the split-K kernel's shapes: a long decode row split over many blocks (GQA group 4),
+    // groups of 7 (Qwen2.5) and 8, and a prefill chunk
+    int[][] shapes = {
+      {1, 1, 2, 1, 8},
+      {300, 4, 8, 2, 64},
+      {700, 3, 4, 4, 128},
+      {40, 2, 2, 1, 256},
+      {5000, 1, 32, 8, 128},
+      {3001, 2, 14, 2, 64},
+      {2100, 1, 16, 2, 128},
+      {1200, 130, 4, 2, 64}
+    };
     for (int[] s : shapes) {
       int len = s[0];
       int n = s[1];
