@@ -88,6 +88,24 @@ inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
   return r;
 }
 
+inline void __syncwarp() { emu::arrive(emu::warp_barriers[threadIdx.x / 32]); }
+
+// Lanes (of the whole warp, which must all call it) holding the same value as this lane.
+inline unsigned __match_any_sync(unsigned, int v) {
+  static int exchange[32][32];
+  unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  exchange[warp][lane] = v;
+  emu::arrive(emu::warp_barriers[warp]);
+  unsigned peers = 0;
+  unsigned width = emu::warp_barriers[warp].count;
+  for (unsigned l = 0; l < width; l++)
+    if (exchange[warp][l] == v) peers |= 1u << l;
+  emu::arrive(emu::warp_barriers[warp]);
+  return peers;
+}
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __ffs(unsigned x) { return __builtin_ffs((int)x); }
+
 inline int atomicAdd(int* p, int v) {
   int old = *p;
   *p += v;

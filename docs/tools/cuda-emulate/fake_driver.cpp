@@ -56,6 +56,7 @@ std::map<std::string, Launcher>& kernels() {
       {"attention_split_g8_d128", launcher(attention_split_g8_d128)},
       {"attention_combine", launcher(attention_combine)},
       {"indexer_scores", launcher(indexer_scores)},
+      {"indexer_scores_tiled", launcher(indexer_scores_tiled)},
       {"topk_rows", launcher(topk_rows)},
   };
   return k;

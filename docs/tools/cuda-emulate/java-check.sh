@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 lib="${TMPDIR:-/tmp}/longctx-fake-cuda"
 mkdir -p "$lib"
-g++ -std=c++20 -O2 -shared -fPIC -Wall -Wno-unused-function -Wno-sign-compare \
+g++ -std=c++20 -O2 -shared -fPIC -Wall -Wno-unused-function -Wno-sign-compare -Wno-unknown-pragmas \
   -o "$lib/libcuda.so.1" fake_driver.cpp
 cd ../../..
 export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"

@@ -317,6 +317,10 @@ static void check_rows() {
       iref[t * keysN + s2] = sum * 0.5;
     }
   expect_close("indexer_scores", out2.data(), iref.data(), out2.size(), 1e-5);
+  std::vector<float> out3 = nan_buffer(rows * keysN);
+  launch(indexer_scores_tiled, (keysN + 31) / 32, rows, 128, (const float*)q.data(),
+         (const float*)iw.data(), (const float*)k.data(), keysN, heads, hd, 0.5f, out3.data());
+  expect_close("indexer_scores_tiled", out3.data(), iref.data(), out3.size(), 1e-5);
 }
 
 static void check_elementwise() {
@@ -367,6 +371,7 @@ int main() {
   for (int type : {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0}) {
     check_matvec(type, 37, 64, 2);
     check_matvec(type, 9, 1024, 1);
+    check_matvec(type, 5, 2560, 1);
   }
   check_rows();
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "all ok", failures);

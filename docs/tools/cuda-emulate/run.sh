@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 out="${TMPDIR:-/tmp}/longctx-cuda-emulate"
-g++ -std=c++20 -O1 -pthread -Wall -Wno-unused-function -Wno-sign-compare -o "$out" main.cpp
+g++ -std=c++20 -O1 -pthread -Wall -Wno-unused-function -Wno-sign-compare -Wno-unknown-pragmas -o "$out" main.cpp
 "$out"

@@ -126,6 +126,9 @@ __device__ __forceinline__ float weight_at(const u8* w, int type, long long row,
   return __int_as_float(0x7fc00000);  // unknown type: NaN, caught by the tests' poisoning
 }
 
+#define MATVEC_MAX_WARPS 8
+#define STAGE_BLOCKS 64
+
 // Σ_c x4·(a, b, c, d) for 4 consecutive int8 quants packed in two 16-bit words.
 __device__ __forceinline__ float dot_q8x4(u16 lo, u16 hi, float4 x) {
   return (float)(signed char)(lo & 0xff) * x.x + (float)(signed char)(lo >> 8) * x.y +
@@ -143,8 +146,42 @@ __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row,
   int lane = threadIdx.x & 31;
   float acc = 0.f;
   bool xAligned = (((unsigned long long)x) & 15ull) == 0;
-  if (type == TYPE_Q8_0 && xAligned) {
-    int blocks = cols / 32;
+  int blocks = cols / 32;
+  int blockBytes = type == TYPE_Q8_0 ? 34 : 18;
+  if ((type == TYPE_Q8_0 || type == TYPE_Q4_0) && xAligned && (blocks & 7) == 0 &&
+      (((unsigned long long)w) & 15ull) == 0) {
+    // Rows are 16-byte aligned (blocks % 8 == 0): the warp copies STAGE_BLOCKS blocks at a time
+    // into its shared buffer with coalesced 16-byte loads, then each lane dots whole blocks.
+    __shared__ uint4 stage[MATVEC_MAX_WARPS][STAGE_BLOCKS * 34 / 16];
+    uint4* buffer = stage[threadIdx.x >> 5];
+    const uint4* src = (const uint4*)(w + row * blocks * blockBytes);
+    for (int b0 = 0; b0 < blocks; b0 += STAGE_BLOCKS) {
+      int count = min(STAGE_BLOCKS, blocks - b0);  // a multiple of 8
+      int words = count * blockBytes / 16;
+      const uint4* chunk = src + (long long)b0 * blockBytes / 16;
+      for (int i = lane; i < words; i += 32) buffer[i] = chunk[i];
+      __syncwarp();
+      for (int blk = lane; blk < count; blk += 32) {
+        const u16* b = (const u16*)((const u8*)buffer + blk * blockBytes);
+        const float* xb = x + (b0 + blk) * 32;
+        float d = half_to_float(b[0]);
+        float s = 0.f;
+        if (type == TYPE_Q8_0) {
+#pragma unroll
+          for (int i = 0; i < 8; i++) s += dot_q8x4(b[1 + 2 * i], b[2 + 2 * i], load4(xb + 4 * i));
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; i++) {
+            int lo = b[1 + i] & 0xff, hi = b[1 + i] >> 8;
+            s += (float)((lo & 15) - 8) * xb[2 * i] + (float)((hi & 15) - 8) * xb[2 * i + 1] +
+                 (float)((lo >> 4) - 8) * xb[2 * i + 16] + (float)((hi >> 4) - 8) * xb[2 * i + 17];
+          }
+        }
+        acc += d * s;
+      }
+      __syncwarp();
+    }
+  } else if (type == TYPE_Q8_0 && xAligned) {
     const u8* base = w + row * blocks * 34;
     for (int blk = lane; blk < blocks; blk += 32) {
       const u16* b = (const u16*)(base + (long long)blk * 34);
@@ -159,7 +196,6 @@ __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row,
       acc += d * s;
     }
   } else if (type == TYPE_Q4_0 && xAligned) {
-    int blocks = cols / 32;
     const u8* base = w + row * blocks * 18;
     for (int blk = lane; blk < blocks; blk += 32) {
       const u16* b = (const u16*)(base + (long long)blk * 18);
@@ -672,6 +708,48 @@ extern "C" __global__ void indexer_scores(const float* q, const float* w, const 
   scores[(long long)t * len + s] = (float)(sum * scale);
 }
 
+#define INDEXER_KEYS 32
+#define INDEXER_MAX_DIM 128
+
+// The same scores as indexer_scores, tiled: a block stages INDEXER_KEYS keys in shared memory
+// (lane = key), its warps share out the heads, each lane dots its key with the head's query (a
+// load every lane makes at the same address), and the per-warp sums over heads (double) are added
+// up per key. headDim a multiple of 4, at most INDEXER_MAX_DIM; q rows 16-byte aligned.
+// Grid (ceil(len / INDEXER_KEYS), n), block a multiple of 32, at most 256.
+extern "C" __global__ void indexer_scores_tiled(const float* __restrict__ q,
+                                                const float* __restrict__ w,
+                                                const float* __restrict__ keys, int len, int heads,
+                                                int headDim, float scale, float* scores) {
+  __shared__ float ks[INDEXER_KEYS][INDEXER_MAX_DIM + 4];
+  __shared__ double partial[8][INDEXER_KEYS];
+  int t = blockIdx.y, base = blockIdx.x * INDEXER_KEYS;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  for (int i = threadIdx.x; i < INDEXER_KEYS * headDim; i += blockDim.x) {
+    int r = i / headDim, d = i % headDim;
+    ks[r][d] = base + r < len ? keys[(long long)(base + r) * headDim + d] : 0.f;
+  }
+  __syncthreads();
+  const float* qt = q + (long long)t * heads * headDim;
+  double sum = 0.0;
+  for (int j = warp; j < heads; j += warps) {
+    const float* qj = qt + (long long)j * headDim;
+    float u = 0.f;
+    for (int d = 0; d < headDim; d += 4) {
+      float4 qq = load4(qj + d);
+      float4 kk = load4(&ks[lane][d]);
+      u += qq.x * kk.x + qq.y * kk.y + qq.z * kk.z + qq.w * kk.w;
+    }
+    if (u > 0.f) sum += (double)w[(long long)t * heads + j] * u;
+  }
+  partial[warp][lane] = sum;
+  __syncthreads();
+  if (warp == 0 && base + lane < len) {
+    double total = 0.0;
+    for (int v = 0; v < warps; v++) total += partial[v][lane];
+    scores[(long long)t * len + base + lane] = (float)(total * scale);
+  }
+}
+
 // ---- top-k ----------------------------------------------------------------------------------
 
 // A 64-bit key whose ascending order is ≻ (TopK.ranksAbove: score descending, then position
@@ -724,10 +802,16 @@ extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* out
       u64 maskHigh = shift == 56 ? 0ull : (~0ull << (shift + 8));
       for (int b = threadIdx.x; b < 256; b += blockDim.x) histogram[b] = 0;
       __syncthreads();
-      for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        u64 key = rank_key(r[i], i);
-        if (key < negInfKeyMin && (key & maskHigh) == prefix)
-          atomicAdd(&histogram[(int)((key >> shift) & 255ull)], 1);
+      // Keys mostly share their high bytes, so lanes of a warp that hit the same bin add once
+      // (warp-aggregated atomics); the loop runs whole warps for the full-mask match.
+      for (int base = 0; base < n; base += blockDim.x) {
+        int i = base + threadIdx.x;
+        u64 key = i < n ? rank_key(r[i], i) : ~0ull;
+        bool match = i < n && key < negInfKeyMin && (key & maskHigh) == prefix;
+        int lane = threadIdx.x & 31;
+        int bin = match ? (int)((key >> shift) & 255ull) : 256 + lane;
+        unsigned peers = __match_any_sync(0xffffffffu, bin);
+        if (match && __ffs(peers) - 1 == lane) atomicAdd(&histogram[bin], __popc(peers));
       }
       __syncthreads();
       if (threadIdx.x == 0) {

@@ -17,6 +17,11 @@ final class CudaKernels implements AutoCloseable {
 
   static final int MAX_HEAD_DIM = 256;
 
+  /** Keys per block and the largest head dim of the tiled indexer kernel (longctx.cu). */
+  static final int INDEXER_KEYS = 32;
+
+  static final int INDEXER_MAX_DIM = 128;
+
   /** Threads of a split-attention block (SPLIT_THREADS in longctx.cu). */
   static final int SPLIT_THREADS = 128;
 
@@ -272,6 +277,22 @@ final class CudaKernels implements AutoCloseable {
   /** scores[t, s] = scale · Σ_j w[t, j]·ReLU(q[t, j]·k[s]) for s < len, t < n. */
   void indexerScores(
       long q, long w, long keys, int len, int n, int heads, int headDim, float scale, long scores) {
+    if (headDim % 4 == 0 && headDim <= INDEXER_MAX_DIM && q % 16 == 0) {
+      cx.launch(
+          "indexer_scores_tiled",
+          (len + INDEXER_KEYS - 1) / INDEXER_KEYS,
+          n,
+          32 * Math.min(8, heads),
+          q,
+          w,
+          keys,
+          len,
+          heads,
+          headDim,
+          scale,
+          scores);
+      return;
+    }
     cx.launch(
         "indexer_scores",
         (len + THREADS - 1) / THREADS,

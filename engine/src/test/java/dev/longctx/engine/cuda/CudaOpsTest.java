@@ -493,10 +493,16 @@ class CudaOpsTest {
 
   @Test
   void indexerScoresAreReluWeighted() {
-    int heads = 4;
-    int headDim = 32;
+    // (heads, headDim, len): the tiled kernel (headDim % 4 == 0, ≤ 128; DSA's 64 × 128 indexer
+    // too) and the per-key kernel (headDim 18, 160)
+    int[][] shapes = {
+      {4, 32, 1}, {4, 32, 300}, {4, 32, 2049}, {64, 128, 1000}, {3, 18, 77}, {2, 160, 65}
+    };
     int n = 2;
-    for (int len : new int[] {1, 300, 2049}) {
+    for (int[] shape : shapes) {
+      int heads = shape[0];
+      int headDim = shape[1];
+      int len = shape[2];
       float[] q = randoms(n * heads * headDim, 1);
       float[] w = randoms(n * heads, 1); // weights may be negative
       float[] keys = randoms(len * headDim, 1);
@@ -526,7 +532,8 @@ class CudaOpsTest {
           headDim,
           scale,
           scores.address());
-      assertClose("indexer len " + len, CudaTests.read(cx, scores, n * len), ref, 1e-5);
+      assertClose(
+          "indexer " + Arrays.toString(shape), CudaTests.read(cx, scores, n * len), ref, 1e-5);
     }
   }
 
