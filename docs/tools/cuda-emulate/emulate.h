@@ -88,6 +88,17 @@ inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
   return r;
 }
 
+// v of lane − delta (own v for the first delta lanes), like __shfl_up_sync.
+inline int __shfl_up_sync(unsigned, int v, int delta) {
+  static int exchange[32][32];
+  unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  exchange[warp][lane] = v;
+  emu::arrive(emu::warp_barriers[warp]);
+  int r = (int)lane >= delta ? exchange[warp][lane - delta] : v;
+  emu::arrive(emu::warp_barriers[warp]);
+  return r;
+}
+
 inline void __syncwarp() { emu::arrive(emu::warp_barriers[threadIdx.x / 32]); }
 
 // Lanes (of the whole warp, which must all call it) holding the same value as this lane.

@@ -101,8 +101,7 @@ __device__ float block_max(float v) {
 // Element `col` of row `row` of a [rows, cols] weight of ggml type `type` (cols a multiple of 32 for
 // the block types). Q8_0 block: f16 d, 32 × int8 (34 bytes); Q4_0 block: f16 d, 16 bytes, element i
 // is the low nibble of byte i (i < 16) or the high nibble of byte i − 16, value d·(q − 8).
-__device__ __forceinline__ float weight_at(const u8* w, int type, long long row, int cols, int col) {
-  long long index = row * cols + col;
+__device__ __forceinline__ float weight_flat(const u8* w, int type, long long index) {
   switch (type) {
     case TYPE_F32:
       return ((const float*)w)[index];
@@ -126,6 +125,10 @@ __device__ __forceinline__ float weight_at(const u8* w, int type, long long row,
   return __int_as_float(0x7fc00000);  // unknown type: NaN, caught by the tests' poisoning
 }
 
+__device__ __forceinline__ float weight_at(const u8* w, int type, long long row, int cols, int col) {
+  return weight_flat(w, type, row * cols + col);
+}
+
 #define MATVEC_MAX_WARPS 8
 #define STAGE_BLOCKS 64
 
@@ -136,6 +139,21 @@ __device__ __forceinline__ float dot_q8x4(u16 lo, u16 hi, float4 x) {
 }
 
 __device__ __forceinline__ float4 load4(const float* p) { return *(const float4*)p; }
+
+// Σ of 8 FP16 (f16) or BF16 weights packed in h times x[0, 8) (16-byte aligned).
+__device__ __forceinline__ float dot_half8(uint4 h, const float* x, bool f16) {
+  float4 x0 = load4(x), x1 = load4(x + 4);
+  u32 words[4] = {h.x, h.y, h.z, h.w};
+  float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    u16 lo = (u16)(words[i] & 0xffff), hi = (u16)(words[i] >> 16);
+    s += (f16 ? half_to_float(lo) : bf16_to_float(lo)) * xs[2 * i] +
+         (f16 ? half_to_float(hi) : bf16_to_float(hi)) * xs[2 * i + 1];
+  }
+  return s;
+}
 
 // Dot product of row `row` of a block-quantized or float weight with x[0, cols), by one warp. The
 // decode path is bound by the weight bytes, so every lane issues wide independent loads: a quant
@@ -151,7 +169,7 @@ __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row,
   if ((type == TYPE_Q8_0 || type == TYPE_Q4_0) && xAligned && (blocks & 7) == 0 &&
       (((unsigned long long)w) & 15ull) == 0) {
     // Rows are 16-byte aligned (blocks % 8 == 0): the warp copies STAGE_BLOCKS blocks at a time
-    // into its shared buffer with coalesced 16-byte loads, then each lane dots whole blocks.
+    // into its shared buffer with coalesced 16-byte loads, then dots them from there.
     __shared__ uint4 stage[MATVEC_MAX_WARPS][STAGE_BLOCKS * 34 / 16];
     uint4* buffer = stage[threadIdx.x >> 5];
     const uint4* src = (const uint4*)(w + row * blocks * blockBytes);
@@ -161,21 +179,22 @@ __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row,
       const uint4* chunk = src + (long long)b0 * blockBytes / 16;
       for (int i = lane; i < words; i += 32) buffer[i] = chunk[i];
       __syncwarp();
-      for (int blk = lane; blk < count; blk += 32) {
-        const u16* b = (const u16*)((const u8*)buffer + blk * blockBytes);
+      // Eight lanes per block, four blocks per step: lane `part` takes quants [4·part, 4·part + 4)
+      // (Q8_0) or bytes 2·part, 2·part + 1 (Q4_0), so the warp's x reads are contiguous.
+      int part = lane & 7;
+      for (int blk = lane >> 3; blk < count; blk += 4) {
+        const u8* bb = (const u8*)buffer + blk * blockBytes;
+        float d = half_to_float(*(const u16*)bb);
         const float* xb = x + (b0 + blk) * 32;
-        float d = half_to_float(b[0]);
-        float s = 0.f;
+        float s;
         if (type == TYPE_Q8_0) {
-#pragma unroll
-          for (int i = 0; i < 8; i++) s += dot_q8x4(b[1 + 2 * i], b[2 + 2 * i], load4(xb + 4 * i));
+          const u16* qs = (const u16*)(bb + 2 + 4 * part);
+          s = dot_q8x4(qs[0], qs[1], load4(xb + 4 * part));
         } else {
-#pragma unroll
-          for (int i = 0; i < 8; i++) {
-            int lo = b[1 + i] & 0xff, hi = b[1 + i] >> 8;
-            s += (float)((lo & 15) - 8) * xb[2 * i] + (float)((hi & 15) - 8) * xb[2 * i + 1] +
-                 (float)((lo >> 4) - 8) * xb[2 * i + 16] + (float)((hi >> 4) - 8) * xb[2 * i + 17];
-          }
+          u16 pair = *(const u16*)(bb + 2 + 2 * part);
+          int lo = pair & 0xff, hi = pair >> 8;
+          s = (float)((lo & 15) - 8) * xb[2 * part] + (float)((hi & 15) - 8) * xb[2 * part + 1] +
+              (float)((lo >> 4) - 8) * xb[2 * part + 16] + (float)((hi >> 4) - 8) * xb[2 * part + 17];
         }
         acc += d * s;
       }
@@ -217,18 +236,14 @@ __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row,
   } else if ((type == TYPE_F16 || type == TYPE_BF16) && xAligned && (cols & 7) == 0) {
     const uint4* r = (const uint4*)((const u16*)w + row * cols);
     bool f16 = type == TYPE_F16;
-    for (int c8 = lane; c8 < cols / 8; c8 += 32) {
-      uint4 h = r[c8];
-      float4 x0 = load4(x + c8 * 8), x1 = load4(x + c8 * 8 + 4);
-      u32 words[4] = {h.x, h.y, h.z, h.w};
-      float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        u16 lo = (u16)(words[i] & 0xffff), hi = (u16)(words[i] >> 16);
-        acc += (f16 ? half_to_float(lo) : bf16_to_float(lo)) * xs[2 * i] +
-               (f16 ? half_to_float(hi) : bf16_to_float(hi)) * xs[2 * i + 1];
-      }
+    int n8 = cols / 8, c8 = lane;
+    // Four independent 16-byte loads in flight per lane, then the remainder.
+    for (; c8 + 96 < n8; c8 += 128) {
+      uint4 h0 = r[c8], h1 = r[c8 + 32], h2 = r[c8 + 64], h3 = r[c8 + 96];
+      acc += dot_half8(h0, x + c8 * 8, f16) + dot_half8(h1, x + (c8 + 32) * 8, f16) +
+             dot_half8(h2, x + (c8 + 64) * 8, f16) + dot_half8(h3, x + (c8 + 96) * 8, f16);
     }
+    for (; c8 < n8; c8 += 32) acc += dot_half8(r[c8], x + c8 * 8, f16);
   } else if (type == TYPE_F32 && xAligned && (cols & 3) == 0) {
     const float4* r = (const float4*)((const float*)w + row * cols);
     for (int c4 = lane; c4 < cols / 4; c4 += 32) {
@@ -272,9 +287,26 @@ extern "C" __global__ void embed_rows(const u8* table, int type, const int* toke
 extern "C" __global__ void dequantize_to_half(const u8* w, int type, u16* out, int rows, int cols,
                                               int fp16) {
   long long total = (long long)rows * cols;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-       i += (long long)gridDim.x * blockDim.x) {
-    float v = weight_at(w, type, i / cols, cols, (int)(i % cols));
+  long long first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  long long stride = (long long)gridDim.x * blockDim.x;
+  if (type == TYPE_Q8_0 || type == TYPE_Q4_0) {
+    // A thread per 32-element block: one scale load, no index arithmetic per element.
+    int blockBytes = type == TYPE_Q8_0 ? 34 : 18;
+    for (long long b = first; b < total / 32; b += stride) {
+      const u8* blk = w + b * blockBytes;
+      float d = half_to_float((u16)(blk[0] | (blk[1] << 8)));
+      u16* o = out + b * 32;
+      for (int j = 0; j < 32; j++) {
+        int q = type == TYPE_Q8_0 ? (int)(signed char)blk[2 + j]
+                                  : (j < 16 ? (blk[2 + j] & 15) : (blk[2 + j - 16] >> 4)) - 8;
+        float v = d * (float)q;
+        o[j] = fp16 ? float_to_half(v) : float_to_bf16(v);
+      }
+    }
+    return;
+  }
+  for (long long i = first; i < total; i += stride) {
+    float v = weight_flat(w, type, i);
     out[i] = fp16 ? float_to_half(v) : float_to_bf16(v);
   }
 }
@@ -763,6 +795,7 @@ __device__ __forceinline__ u64 rank_key(float score, int pos) {
 
 #define TOPK_THREADS 1024
 #define TOPK_MAX 4096
+#define TOPK_UNROLL 8
 
 // Per row of scores[rows, n], the top min(k, valid) positions under ≻, best first, −∞ (and NaN)
 // scores never selected (TopK.select); outPos[row, k] padded with −1, outScores likewise with −∞.
@@ -778,10 +811,19 @@ extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* out
   const u64 negInfKeyMin = rank_key(NEG_INF, 0);  // every −∞ entry has a key ≥ this
 
   // valid = #entries with a finite-or-+∞ score
+  // Every pass over the row reads TOPK_UNROLL elements per thread before using them, so a single
+  // block keeps enough loads in flight; elements past n read as −∞ (never valid).
   int localValid = 0;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    float s = r[i];
-    if (s == s && s != NEG_INF) localValid++;
+  for (int base = 0; base < n; base += TOPK_UNROLL * blockDim.x) {
+    float v[TOPK_UNROLL];
+#pragma unroll
+    for (int u = 0; u < TOPK_UNROLL; u++) {
+      int i = base + u * blockDim.x + threadIdx.x;
+      v[u] = i < n ? r[i] : NEG_INF;
+    }
+#pragma unroll
+    for (int u = 0; u < TOPK_UNROLL; u++)
+      if (v[u] == v[u] && v[u] != NEG_INF) localValid++;
   }
   if (threadIdx.x == 0) countShared = 0;
   __syncthreads();
@@ -792,37 +834,88 @@ extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* out
 
   // Radix select, 8 bits a pass: histogram the next byte of the keys that match the prefix so
   // far, then descend into the bin holding the wanted rank.
+  // Once the keys matching the prefix fit in shared memory (usually after two bytes), they are
+  // copied there (keys[0, candidates)) and the remaining passes read only them.
   __shared__ int histogram[256];
   __shared__ int chosenBin;
   __shared__ int chosenRemaining;
+  __shared__ int candidates;
   u64 prefix = 0;
   if (take > 0) {
     int remaining = take;  // rank (1-based) of the wanted key among those matching `prefix`
+    bool inShared = false;
+    int lane = threadIdx.x & 31;
     for (int shift = 56; shift >= 0; shift -= 8) {
       u64 maskHigh = shift == 56 ? 0ull : (~0ull << (shift + 8));
       for (int b = threadIdx.x; b < 256; b += blockDim.x) histogram[b] = 0;
       __syncthreads();
+      if (inShared) {
+        for (int i = threadIdx.x; i < candidates; i += blockDim.x) {
+          u64 key = keys[i];
+          if ((key & maskHigh) == prefix) atomicAdd(&histogram[(int)((key >> shift) & 255ull)], 1);
+        }
+      }
       // Keys mostly share their high bytes, so lanes of a warp that hit the same bin add once
       // (warp-aggregated atomics); the loop runs whole warps for the full-mask match.
-      for (int base = 0; base < n; base += blockDim.x) {
-        int i = base + threadIdx.x;
-        u64 key = i < n ? rank_key(r[i], i) : ~0ull;
-        bool match = i < n && key < negInfKeyMin && (key & maskHigh) == prefix;
-        int lane = threadIdx.x & 31;
-        int bin = match ? (int)((key >> shift) & 255ull) : 256 + lane;
-        unsigned peers = __match_any_sync(0xffffffffu, bin);
-        if (match && __ffs(peers) - 1 == lane) atomicAdd(&histogram[bin], __popc(peers));
+      for (int base = 0; !inShared && base < n; base += TOPK_UNROLL * blockDim.x) {
+        float v[TOPK_UNROLL];
+#pragma unroll
+        for (int u = 0; u < TOPK_UNROLL; u++) {
+          int i = base + u * blockDim.x + threadIdx.x;
+          v[u] = i < n ? r[i] : NEG_INF;
+        }
+#pragma unroll
+        for (int u = 0; u < TOPK_UNROLL; u++) {
+          u64 key = rank_key(v[u], base + u * blockDim.x + threadIdx.x);
+          bool match = key < negInfKeyMin && (key & maskHigh) == prefix;
+          int bin = match ? (int)((key >> shift) & 255ull) : 256 + lane;
+          unsigned peers = __match_any_sync(0xffffffffu, bin);
+          if (match && __ffs(peers) - 1 == lane) atomicAdd(&histogram[bin], __popc(peers));
+        }
       }
       __syncthreads();
-      if (threadIdx.x == 0) {
-        int below = 0, b = 0;
-        while (below + histogram[b] < remaining) below += histogram[b++];
-        chosenBin = b;
-        chosenRemaining = remaining - below;
+      if (threadIdx.x < 32) {
+        // Warp 0 finds the bin holding rank `remaining`: lane l sums bins [8l, 8l + 8), an
+        // inclusive scan over lanes finds the lane, that lane walks its bins.
+        int own = 0;
+        for (int b = 0; b < 8; b++) own += histogram[8 * lane + b];
+        int inclusive = own;
+        for (int o = 1; o < 32; o <<= 1) {
+          int from = __shfl_up_sync(0xffffffffu, inclusive, o);
+          if (lane >= o) inclusive += from;
+        }
+        int below = inclusive - own;
+        if (below < remaining && remaining <= inclusive) {
+          int b = 8 * lane;
+          while (below + histogram[b] < remaining) below += histogram[b++];
+          chosenBin = b;
+          chosenRemaining = remaining - below;
+        }
       }
       __syncthreads();
+      int matching = histogram[chosenBin];
       prefix |= (u64)chosenBin << shift;
       remaining = chosenRemaining;
+      if (!inShared && shift > 0 && matching <= TOPK_MAX) {
+        // Copy the keys matching the new prefix (exactly `matching` of them) to shared memory.
+        u64 mask = ~0ull << shift;
+        if (threadIdx.x == 0) candidates = 0;
+        __syncthreads();
+        for (int base = 0; base < n; base += TOPK_UNROLL * blockDim.x) {
+          float v[TOPK_UNROLL];
+#pragma unroll
+          for (int u = 0; u < TOPK_UNROLL; u++) {
+            int i = base + u * blockDim.x + threadIdx.x;
+            v[u] = i < n ? r[i] : NEG_INF;
+          }
+#pragma unroll
+          for (int u = 0; u < TOPK_UNROLL; u++) {
+            u64 key = rank_key(v[u], base + u * blockDim.x + threadIdx.x);
+            if (key < negInfKeyMin && (key & mask) == prefix) keys[atomicAdd(&candidates, 1)] = key;
+          }
+        }
+        inShared = true;
+      }
       __syncthreads();
     }
   }
@@ -830,11 +923,20 @@ extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* out
   if (threadIdx.x == 0) counter = 0;
   __syncthreads();
   if (take > 0) {
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-      u64 key = rank_key(r[i], i);
-      if (key < negInfKeyMin && key <= prefix) {
-        int slot = atomicAdd(&counter, 1);
-        if (slot < TOPK_MAX) keys[slot] = key;
+    for (int base = 0; base < n; base += TOPK_UNROLL * blockDim.x) {
+      float v[TOPK_UNROLL];
+#pragma unroll
+      for (int u = 0; u < TOPK_UNROLL; u++) {
+        int i = base + u * blockDim.x + threadIdx.x;
+        v[u] = i < n ? r[i] : NEG_INF;
+      }
+#pragma unroll
+      for (int u = 0; u < TOPK_UNROLL; u++) {
+        u64 key = rank_key(v[u], base + u * blockDim.x + threadIdx.x);
+        if (key < negInfKeyMin && key <= prefix) {
+          int slot = atomicAdd(&counter, 1);
+          if (slot < TOPK_MAX) keys[slot] = key;
+        }
       }
     }
   }

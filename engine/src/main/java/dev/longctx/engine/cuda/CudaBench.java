@@ -52,6 +52,7 @@ public final class CudaBench {
       double copyGbs = copyBandwidth(cx, tiny ? 1L << 26 : 1L << 30);
       System.out.printf(
           "| copy bandwidth (device to device, read + write) | %.1f GB/s |%n%n", copyGbs);
+      matvecTable(cx, tiny, copyGbs);
       System.out.println("| model | type | weights | test | t/s | GB/s | % of copy bandwidth |");
       System.out.println("| --- | --- | ---: | --- | ---: | ---: | ---: |");
       for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.Q8_0}) {
@@ -85,6 +86,54 @@ public final class CudaBench {
       }
       return 2.0 * bytes / best / 1e9;
     }
+  }
+
+  /** The decode kernel alone: one matrix-vector product per weight type and shape, GB/s. */
+  private static void matvecTable(CudaContext cx, boolean tiny, double copyGbs) {
+    int[][] shapes =
+        tiny ? new int[][] {{256, 128}} : new int[][] {{14336, 4096}, {4096, 14336}, {6144, 4096}};
+    System.out.println("| matvec | type | µs | GB/s | % of copy bandwidth |");
+    System.out.println("| --- | --- | ---: | ---: | ---: |");
+    SplittableRandom random = new SplittableRandom(11);
+    try (CudaKernels k = new CudaKernels(cx)) {
+      for (int[] shape : shapes) {
+        for (GgmlType type :
+            new GgmlType[] {GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0}) {
+          MemorySegment image =
+              randomImage(
+                  type == GgmlType.BF16 || type == GgmlType.Q4_0 ? GgmlType.F16 : type,
+                  (long) shape[0] * shape[1],
+                  random);
+          if (type == GgmlType.Q4_0) {
+            image = image.asSlice(0, type.byteSize((long) shape[0] * shape[1]));
+          }
+          FloatTensor t = FloatTensor.of(type, image, shape[0], shape[1]);
+          float[] x = new float[shape[1]];
+          for (int i = 0; i < x.length; i++) {
+            x[i] = (float) (random.nextDouble() - 0.5);
+          }
+          try (DeviceTensor w = DeviceTensor.upload(cx, t, "bench");
+              DeviceBuffer xd = cx.upload(x);
+              DeviceBuffer y = cx.alloc((long) shape[0] * Float.BYTES)) {
+            int launches = 20;
+            double seconds =
+                best(
+                        cx,
+                        () -> {
+                          for (int i = 0; i < launches; i++) {
+                            k.matvec(w, xd.address(), y.address(), 1);
+                          }
+                        })
+                    / launches;
+            double gbs = w.bytes() / seconds / 1e9;
+            System.out.printf(
+                "| %d × %d | %s | %.1f | %.0f | %.0f%% |%n",
+                shape[0], shape[1], type, seconds * 1e6, gbs, 100 * gbs / copyGbs);
+          }
+        }
+      }
+    }
+    System.out.println();
   }
 
   /** A toy Llama shape for a run under the CPU emulation. */
@@ -241,9 +290,10 @@ public final class CudaBench {
         heads, kvHeads, headDim, indexerHeads, indexerDim);
     System.out.printf(
         "| context | dense decode µs/token | dense prefill TFLOP/s (%d queries) | sparse decode"
-            + " µs/token (indexer + top-k + attention, k = %d) |%n",
+            + " µs/token (indexer + top-k + attention, k = %d) | of which indexer µs | of which"
+            + " top-k µs |%n",
         prefillRows, topK);
-    System.out.println("| ---: | ---: | ---: | ---: |");
+    System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: |");
     try (DeviceBuffer src = cx.upload(host);
         DeviceBuffer q = cx.upload(java.util.Arrays.copyOf(host, prefillRows * heads * headDim));
         DeviceBuffer out = cx.alloc((long) prefillRows * heads * headDim * 4);
@@ -346,8 +396,27 @@ public final class CudaBench {
                         topK,
                         false);
                   });
+          double indexer =
+              best(
+                  cx,
+                  () ->
+                      k.indexerScores(
+                          iq.address(),
+                          iw.address(),
+                          indexKeys.address(),
+                          ctx,
+                          1,
+                          indexerHeads,
+                          indexerDim,
+                          1f,
+                          scores.address()));
+          double topk =
+              best(
+                  cx,
+                  () -> k.topk(scores.address(), 1, ctx, topK, sel.address(), selScores.address()));
           System.out.printf(
-              "| %d | %.1f | %.2f | %.1f |%n", ctx, dense * 1e6, tflops, sparse * 1e6);
+              "| %d | %.1f | %.2f | %.1f | %.1f | %.1f |%n",
+              ctx, dense * 1e6, tflops, sparse * 1e6, indexer * 1e6, topk * 1e6);
         }
       }
     }

@@ -193,8 +193,15 @@ public final class CudaContext implements AutoCloseable {
    * buffer so a multi-gigabyte weight file needs no second copy in host memory.
    */
   public DeviceBuffer upload(MemorySegment data) {
+    DeviceBuffer b = alloc(data.byteSize());
+    write(b, 0, data);
+    return b;
+  }
+
+  /** Copies {@code data} to {@code dst} at byte {@code offset}, through a native staging block. */
+  public void write(DeviceBuffer dst, long offset, MemorySegment data) {
     long size = data.byteSize();
-    DeviceBuffer b = alloc(size);
+    dst.checkRange(offset, size);
     bind();
     int chunk = (int) Math.min(STAGING_BYTES, Math.max(size, 1));
     try (BytePointer staging = new BytePointer(chunk)) {
@@ -202,10 +209,9 @@ public final class CudaContext implements AutoCloseable {
       for (long off = 0; off < size; off += chunk) {
         long n = Math.min(chunk, size - off);
         MemorySegment.copy(data, off, stage, 0, n);
-        check("cuMemcpyHtoD", cuMemcpyHtoD(b.address() + off, staging, n));
+        check("cuMemcpyHtoD", cuMemcpyHtoD(dst.address() + offset + off, staging, n));
       }
     }
-    return b;
   }
 
   /** {@code dst[offset ..] ← values[0, n)} (offset in elements). */

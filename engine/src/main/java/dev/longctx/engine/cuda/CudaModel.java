@@ -26,8 +26,11 @@ import java.util.Map;
  */
 public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
 
-  /** Prefill chunk, as on the CPU. */
-  public static final int CHUNK = 128;
+  /**
+   * Prefill chunk: larger than the CPU's 128 so each GEMM (and each dequantization of a quantized
+   * weight for it) serves more tokens.
+   */
+  public static final int CHUNK = 512;
 
   /** Rows from which a projection goes to cuBLAS. */
   static final int GEMM_MIN_ROWS = 16;
@@ -61,7 +64,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       DeviceBuffer ffnNorm,
       DeviceTensor wGate,
       DeviceTensor wUp,
-      DeviceTensor wDown) {}
+      DeviceTensor wDown,
+      DeviceTensor qkv,
+      DeviceTensor gateUp) {}
 
   /** Uploads {@code weights} to the device of {@code cx}; the context must outlive the model. */
   public CudaModel(CudaContext cx, LlamaConfig config, LlamaWeights weights) {
@@ -88,20 +93,43 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       for (int l = 0; l < config.layers(); l++) {
         LlamaWeights.Layer w = weights.layers().get(l);
         String p = "blk." + l + ".";
+        // Decode reads q/k/v and gate/up each as one stacked matrix (one launch, more rows);
+        // prefill uses their row ranges.
+        List<FloatTensor> qkvParts = List.of(w.wq(), w.wk(), w.wv());
+        List<FloatTensor> gateUpParts = List.of(w.wGate(), w.wUp());
+        DeviceTensor qkv =
+            DeviceTensor.stackable(qkvParts)
+                ? own(DeviceTensor.stack(cx, qkvParts, p + "attn_qkv"))
+                : null;
+        DeviceTensor gateUp =
+            DeviceTensor.stackable(gateUpParts)
+                ? own(DeviceTensor.stack(cx, gateUpParts, p + "ffn_gate_up"))
+                : null;
+        int qRows = w.wq().rows();
+        int kRows = w.wk().rows();
+        int hidden = w.wGate().rows();
         Layer layer =
             new Layer(
                 own(cx.upload(w.attnNorm())),
-                tensor(uploaded, w.wq(), p + "attn_q"),
-                tensor(uploaded, w.wk(), p + "attn_k"),
-                tensor(uploaded, w.wv(), p + "attn_v"),
+                qkv != null ? qkv.rows(0, qRows) : tensor(uploaded, w.wq(), p + "attn_q"),
+                qkv != null ? qkv.rows(qRows, kRows) : tensor(uploaded, w.wk(), p + "attn_k"),
+                qkv != null
+                    ? qkv.rows(qRows + kRows, w.wv().rows())
+                    : tensor(uploaded, w.wv(), p + "attn_v"),
                 tensor(uploaded, w.wo(), p + "attn_output"),
                 w.bq() == null ? null : own(cx.upload(w.bq())),
                 w.bk() == null ? null : own(cx.upload(w.bk())),
                 w.bv() == null ? null : own(cx.upload(w.bv())),
                 own(cx.upload(w.ffnNorm())),
-                tensor(uploaded, w.wGate(), p + "ffn_gate"),
-                tensor(uploaded, w.wUp(), p + "ffn_up"),
-                tensor(uploaded, w.wDown(), p + "ffn_down"));
+                gateUp != null
+                    ? gateUp.rows(0, hidden)
+                    : tensor(uploaded, w.wGate(), p + "ffn_gate"),
+                gateUp != null
+                    ? gateUp.rows(hidden, w.wUp().rows())
+                    : tensor(uploaded, w.wUp(), p + "ffn_up"),
+                tensor(uploaded, w.wDown(), p + "ffn_down"),
+                qkv,
+                gateUp);
         layers.add(layer);
         for (DeviceTensor t :
             List.of(layer.wq, layer.wk, layer.wv, layer.wo, layer.wGate, layer.wUp, layer.wDown)) {
@@ -213,12 +241,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     final int capacity;
     final DeviceBuffer x;
     final DeviceBuffer xb;
-    final DeviceBuffer q;
-    final DeviceBuffer k;
-    final DeviceBuffer v;
+    final DeviceBuffer qkv;
     final DeviceBuffer att;
-    final DeviceBuffer hb;
-    final DeviceBuffer hb2;
+    final DeviceBuffer gateUp;
     final DeviceBuffer logits;
     final DeviceBuffer tokens;
     final DeviceBuffer positions;
@@ -230,12 +255,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       long widest = Math.max(Math.max(c.dim(), c.queryDim()), c.hiddenDim());
       x = cx.alloc(capacity * c.dim() * f);
       xb = cx.alloc(capacity * c.dim() * f);
-      q = cx.alloc(capacity * c.queryDim() * f);
-      k = cx.alloc(capacity * c.kvDim() * f);
-      v = cx.alloc(capacity * c.kvDim() * f);
+      qkv = cx.alloc(capacity * (c.queryDim() + 2L * c.kvDim()) * f);
       att = cx.alloc(capacity * c.queryDim() * f);
-      hb = cx.alloc(capacity * c.hiddenDim() * f);
-      hb2 = cx.alloc(capacity * c.hiddenDim() * f);
+      gateUp = cx.alloc(capacity * 2L * c.hiddenDim() * f);
       logits = cx.alloc(c.vocabSize() * f);
       tokens = cx.alloc(capacity * (long) Integer.BYTES);
       positions = cx.alloc(capacity * (long) Integer.BYTES);
@@ -245,7 +267,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     @Override
     public void close() {
       for (DeviceBuffer b :
-          new DeviceBuffer[] {x, xb, q, k, v, att, hb, hb2, logits, tokens, positions, half}) {
+          new DeviceBuffer[] {x, xb, qkv, att, gateUp, logits, tokens, positions, half}) {
         b.close();
       }
     }
@@ -284,17 +306,26 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       Layer w = layers.get(l);
       // project (TransformerLayers.project)
       k.rmsnorm(a.xb.address(), a.x.address(), w.attnNorm.address(), n, dim, c.rmsEps());
-      matmul(w.wq, a.xb, a.q, n, a);
-      matmul(w.wk, a.xb, a.k, n, a);
-      matmul(w.wv, a.xb, a.v, n, a);
+      // q [n, queryDim], then k and v [n, kvDim] each, in one buffer
+      long q = a.qkv.address();
+      long kk = q + (long) n * c.queryDim() * Float.BYTES;
+      long v = kk + (long) n * c.kvDim() * Float.BYTES;
+      long xb = a.xb.address();
+      if (n == 1 && w.qkv != null) {
+        k.matvec(w.qkv, xb, q, 1);
+      } else {
+        matmul(w.wq, xb, q, n, a);
+        matmul(w.wk, xb, kk, n, a);
+        matmul(w.wv, xb, v, n, a);
+      }
       if (w.bq != null) {
-        k.addBias(a.q.address(), w.bq.address(), c.queryDim(), n);
-        k.addBias(a.k.address(), w.bk.address(), c.kvDim(), n);
-        k.addBias(a.v.address(), w.bv.address(), c.kvDim(), n);
+        k.addBias(q, w.bq.address(), c.queryDim(), n);
+        k.addBias(kk, w.bk.address(), c.kvDim(), n);
+        k.addBias(v, w.bv.address(), c.kvDim(), n);
       }
       // rotate
       k.rope(
-          a.q.address(),
+          q,
           a.positions.address(),
           invFreq.address(),
           n,
@@ -303,7 +334,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
           c.queryDim(),
           interleaved);
       k.rope(
-          a.k.address(),
+          kk,
           a.positions.address(),
           invFreq.address(),
           n,
@@ -312,10 +343,10 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
           c.kvDim(),
           interleaved);
       // store, attend (causal over [0, start + t])
-      k.kvStore(cache.keyTable(l), CudaKvCache.PAGE_TOKENS, a.k.address(), start, n, c.kvDim());
-      k.kvStore(cache.valueTable(l), CudaKvCache.PAGE_TOKENS, a.v.address(), start, n, c.kvDim());
+      k.kvStore(cache.keyTable(l), CudaKvCache.PAGE_TOKENS, kk, start, n, c.kvDim());
+      k.kvStore(cache.valueTable(l), CudaKvCache.PAGE_TOKENS, v, start, n, c.kvDim());
       k.attention(
-          a.q.address(),
+          q,
           cache.keyTable(l),
           cache.valueTable(l),
           CudaKvCache.PAGE_TOKENS,
@@ -332,13 +363,19 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
           0,
           false);
       // finish (TransformerLayers.finish)
-      matmul(w.wo, a.att, a.xb, n, a);
+      matmul(w.wo, a.att.address(), xb, n, a);
       k.add(a.x.address(), a.xb.address(), (long) n * dim);
       k.rmsnorm(a.xb.address(), a.x.address(), w.ffnNorm.address(), n, dim, c.rmsEps());
-      matmul(w.wGate, a.xb, a.hb, n, a);
-      matmul(w.wUp, a.xb, a.hb2, n, a);
-      k.swiglu(a.hb.address(), a.hb2.address(), (long) n * c.hiddenDim());
-      matmul(w.wDown, a.hb, a.xb, n, a);
+      long gate = a.gateUp.address();
+      long up = gate + (long) n * c.hiddenDim() * Float.BYTES;
+      if (n == 1 && w.gateUp != null) {
+        k.matvec(w.gateUp, xb, gate, 1);
+      } else {
+        matmul(w.wGate, xb, gate, n, a);
+        matmul(w.wUp, xb, up, n, a);
+      }
+      k.swiglu(gate, up, (long) n * c.hiddenDim());
+      matmul(w.wDown, gate, xb, n, a);
       k.add(a.x.address(), a.xb.address(), (long) n * dim);
     }
     cache.setLength(start + n);
@@ -351,15 +388,14 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   }
 
   /** {@code y[n, rows] = x[n, cols] · Wᵀ}: cuBLAS for prefill chunks, the matvec kernel else. */
-  private void matmul(DeviceTensor w, DeviceBuffer x, DeviceBuffer y, int n, Activations a) {
+  private void matmul(DeviceTensor w, long x, long y, int n, Activations a) {
     CudaBlas blas = n >= GEMM_MIN_ROWS && gemmEnabled ? cx.blas() : null;
     if (blas == null) {
-      k.matvec(w, x.address(), y.address(), n);
+      k.matvec(w, x, y, n);
       return;
     }
     if (w.type() == GgmlType.F32) {
-      blas.gemm(
-          CudaBlas.Precision.FP32, w.address(), x.address(), y.address(), w.rows(), w.cols(), n);
+      blas.gemm(CudaBlas.Precision.FP32, w.address(), x, y, w.rows(), w.cols(), n);
       return;
     }
     boolean fp16 = w.type() != GgmlType.BF16;
@@ -371,12 +407,12 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       k.dequantizeToHalf(w, weightScratch.address(), true);
       weights = weightScratch.address();
     }
-    k.toHalf(x.address(), a.half.address(), (long) n * w.cols(), fp16);
+    k.toHalf(x, a.half.address(), (long) n * w.cols(), fp16);
     blas.gemm(
         fp16 ? CudaBlas.Precision.FP16 : CudaBlas.Precision.BF16,
         weights,
         a.half.address(),
-        y.address(),
+        y,
         w.rows(),
         w.cols(),
         n);
