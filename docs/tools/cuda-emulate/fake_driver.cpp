@@ -57,6 +57,7 @@ std::map<std::string, Launcher>& kernels() {
       {"attention_combine", launcher(attention_combine)},
       {"indexer_scores", launcher(indexer_scores)},
       {"indexer_scores_tiled", launcher(indexer_scores_tiled)},
+      {"indexer_reduce", launcher(indexer_reduce)},
       {"topk_rows", launcher(topk_rows)},
   };
   return k;

@@ -36,7 +36,9 @@ static std::vector<float> nan_buffer(size_t n) {
 }
 
 // ---- top-k ----
-static void check_topk(int n, int k) {
+// chunk = 0: one block per row; else the two launches of CudaKernels.topk (pieces of `chunk`,
+// then the candidates ranked by their original positions).
+static void check_topk(int n, int k, int chunk = 0) {
   std::vector<float> s(n);
   for (int i = 0; i < n; i++) {
     s[i] = std::floor(uniform(30));
@@ -45,7 +47,18 @@ static void check_topk(int n, int k) {
   }
   std::vector<int> pos(k, 0x7fffffff);
   std::vector<float> sc = nan_buffer(k);
-  launch(topk_rows, 1, 1, 1024, (const float*)s.data(), n, k, pos.data(), sc.data());
+  if (chunk == 0) {
+    launch(topk_rows, 1, 1, 1024, (const float*)s.data(), n, k, pos.data(), sc.data(),
+           (const int*)nullptr, n);
+  } else {
+    int chunks = (n + chunk - 1) / chunk;
+    std::vector<int> cpos(chunks * k);
+    std::vector<float> csc(chunks * k);
+    launch(topk_rows, chunks, 1, 1024, (const float*)s.data(), n, k, cpos.data(), csc.data(),
+           (const int*)nullptr, chunk);
+    launch(topk_rows, 1, 1, 1024, (const float*)csc.data(), chunks * k, k, pos.data(),
+           sc.data(), (const int*)cpos.data(), chunks * k);
+  }
   std::vector<int> idx;
   for (int i = 0; i < n; i++)
     if (!std::isnan(s[i]) && s[i] != -INFINITY) idx.push_back(i);
@@ -59,7 +72,7 @@ static void check_topk(int n, int k) {
     if (want < 0 && sc[i] != -INFINITY) ok = false;
   }
   if (!ok) failures++;
-  std::printf("topk n=%-6d k=%-5d %32s\n", n, k, ok ? "ok" : "FAIL");
+  std::printf("topk n=%-6d k=%-5d chunk=%-6d %25s\n", n, k, chunk, ok ? "ok" : "FAIL");
 }
 
 // ---- attention over a paged cache ----
@@ -359,6 +372,8 @@ int main() {
   check_topk(1000, 64);
   check_topk(20000, 2048);
   check_topk(100, 4096);
+  check_topk(20000, 2048, 7168);
+  check_topk(30001, 100, 4096);
   check_attention(1, 1, 2, 1, 8, false, false);
   check_attention(300, 3, 8, 2, 64, false, false);
   check_attention(600, 2, 4, 4, 256, false, false);

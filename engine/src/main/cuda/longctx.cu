@@ -782,6 +782,22 @@ extern "C" __global__ void indexer_scores_tiled(const float* __restrict__ q,
   }
 }
 
+// The indexer's head sum after a GEMM: scores[t, s] = scale · Σ_j w[t, j]·ReLU(y[t·heads + j, s])
+// where y = q·Kᵀ ([n·heads, len], cuBLAS), the sum in double as on the CPU. A thread per key,
+// so the reads of y are coalesced. Grid (ceil(len / blockDim), n).
+extern "C" __global__ void indexer_reduce(const float* __restrict__ y, const float* __restrict__ w,
+                                          int len, int heads, float scale, float* scores) {
+  int t = blockIdx.y;
+  int s = blockIdx.x * blockDim.x + threadIdx.x;
+  if (s >= len) return;
+  double sum = 0.0;
+  for (int j = 0; j < heads; j++) {
+    float u = y[((long long)t * heads + j) * len + s];
+    if (u > 0.f) sum += (double)w[(long long)t * heads + j] * u;
+  }
+  scores[(long long)t * len + s] = (float)(sum * scale);
+}
+
 // ---- top-k ----------------------------------------------------------------------------------
 
 // A 64-bit key whose ascending order is ≻ (TopK.ranksAbove: score descending, then position
@@ -793,21 +809,44 @@ __device__ __forceinline__ u64 rank_key(float score, int pos) {
   return ((u64)(~ordered) << 32) | (u32)pos;
 }
 
+// The score a rank key was made from (−∞ for NaN, as ranked).
+__device__ __forceinline__ float rank_score(u64 key) {
+  u32 ordered = ~(u32)(key >> 32);
+  return __uint_as_float((ordered & 0x80000000u) ? (ordered & 0x7fffffffu) : ~ordered);
+}
+
+// Position of element i of a top-k row (see topk_rows); any value for i ≥ n (read as −∞).
+__device__ __forceinline__ int topk_position(const int* ip, int base, int i, int n) {
+  return ip == 0 ? base + i : (i < n ? ip[i] : -1);
+}
+
 #define TOPK_THREADS 1024
 #define TOPK_MAX 4096
 #define TOPK_UNROLL 8
 
 // Per row of scores[rows, n], the top min(k, valid) positions under ≻, best first, −∞ (and NaN)
 // scores never selected (TopK.select); outPos[row, k] padded with −1, outScores likewise with −∞.
+// A long row is done in two launches so that more than one multiprocessor works on it: first each
+// `chunk`-long piece of the row gets its own block (grid rows·chunks, output [rows, chunks·k]), then
+// one block per row selects from those candidates, ranking them by their original positions
+// (inPos). The top k of the union of the pieces' top k is the row's top k.
 // Exact and deterministic: the k-th smallest rank key is found a byte at a time (radix select, 8
 // histogram passes over the row), the keys at or below it are gathered, then sorted in shared memory.
 // Grid rows, block TOPK_THREADS, k ≤ TOPK_MAX.
-extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* outPos,
-                                     float* outScores) {
+extern "C" __global__ void topk_rows(const float* scores, int rowLength, int k, int* outPos,
+                                     float* outScores, const int* inPos, int chunk) {
   __shared__ u64 keys[TOPK_MAX];
   __shared__ int counter;
   __shared__ int countShared;
-  const float* r = scores + (long long)blockIdx.x * n;
+  int chunks = (rowLength + chunk - 1) / chunk;
+  int row = blockIdx.x / chunks, c = blockIdx.x % chunks;
+  long long start = (long long)row * rowLength + (long long)c * chunk;
+  const float* r = scores + start;
+  int n = min(chunk, rowLength - c * chunk);
+  // Element i's position: its index in the row, or inPos[start + i] when the row holds another
+  // top-k's candidates (then −∞ padding, position −1, is never valid).
+  const int* ip = inPos == 0 ? 0 : inPos + start;
+  int positionBase = c * chunk;
   const u64 negInfKeyMin = rank_key(NEG_INF, 0);  // every −∞ entry has a key ≥ this
 
   // valid = #entries with a finite-or-+∞ score
@@ -866,7 +905,7 @@ extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* out
         }
 #pragma unroll
         for (int u = 0; u < TOPK_UNROLL; u++) {
-          u64 key = rank_key(v[u], base + u * blockDim.x + threadIdx.x);
+          u64 key = rank_key(v[u], topk_position(ip, positionBase, base + u * blockDim.x + threadIdx.x, n));
           bool match = key < negInfKeyMin && (key & maskHigh) == prefix;
           int bin = match ? (int)((key >> shift) & 255ull) : 256 + lane;
           unsigned peers = __match_any_sync(0xffffffffu, bin);
@@ -910,7 +949,7 @@ extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* out
           }
 #pragma unroll
           for (int u = 0; u < TOPK_UNROLL; u++) {
-            u64 key = rank_key(v[u], base + u * blockDim.x + threadIdx.x);
+            u64 key = rank_key(v[u], topk_position(ip, positionBase, base + u * blockDim.x + threadIdx.x, n));
             if (key < negInfKeyMin && (key & mask) == prefix) keys[atomicAdd(&candidates, 1)] = key;
           }
         }
@@ -932,7 +971,7 @@ extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* out
       }
 #pragma unroll
       for (int u = 0; u < TOPK_UNROLL; u++) {
-        u64 key = rank_key(v[u], base + u * blockDim.x + threadIdx.x);
+        u64 key = rank_key(v[u], topk_position(ip, positionBase, base + u * blockDim.x + threadIdx.x, n));
         if (key < negInfKeyMin && key <= prefix) {
           int slot = atomicAdd(&counter, 1);
           if (slot < TOPK_MAX) keys[slot] = key;
@@ -965,9 +1004,8 @@ extern "C" __global__ void topk_rows(const float* scores, int n, int k, int* out
   for (int i = threadIdx.x; i < k; i += blockDim.x) {
     long long o = (long long)blockIdx.x * k + i;
     if (i < take) {
-      int pos = (int)(keys[i] & 0xffffffffull);
-      outPos[o] = pos;
-      outScores[o] = r[pos];
+      outPos[o] = (int)(keys[i] & 0xffffffffull);
+      outScores[o] = rank_score(keys[i]);
     } else {
       outPos[o] = -1;
       outScores[o] = NEG_INF;

@@ -22,6 +22,9 @@ final class CudaKernels implements AutoCloseable {
 
   static final int INDEXER_MAX_DIM = 128;
 
+  /** Keys from which the indexer scores go through a cuBLAS GEMM (when cuBLAS loads). */
+  static final int INDEXER_GEMM_MIN_KEYS = 4096;
+
   /** Threads of a split-attention block (SPLIT_THREADS in longctx.cu). */
   static final int SPLIT_THREADS = 128;
 
@@ -32,6 +35,8 @@ final class CudaKernels implements AutoCloseable {
 
   private final CudaContext cx;
   private DeviceBuffer scratch;
+  private DeviceBuffer candidateScratch;
+  private DeviceBuffer gemmScratch;
 
   CudaKernels(CudaContext cx) {
     this.cx = cx;
@@ -265,18 +270,59 @@ final class CudaKernels implements AutoCloseable {
     return scratch.address();
   }
 
+  /** The top-k candidates' device scratch, grown to at least {@code bytes}. */
+  private long topkScratch(long bytes) {
+    if (candidateScratch == null || candidateScratch.bytes() < bytes) {
+      if (candidateScratch != null) {
+        candidateScratch.close();
+      }
+      candidateScratch = cx.alloc(Math.max(bytes, 1L << 20));
+    }
+    return candidateScratch.address();
+  }
+
   /** Frees the scratch memory. */
   @Override
   public void close() {
-    if (scratch != null) {
-      scratch.close();
-      scratch = null;
+    for (DeviceBuffer b : new DeviceBuffer[] {scratch, candidateScratch, gemmScratch}) {
+      if (b != null) {
+        b.close();
+      }
     }
+    scratch = null;
+    candidateScratch = null;
+    gemmScratch = null;
   }
 
   /** scores[t, s] = scale · Σ_j w[t, j]·ReLU(q[t, j]·k[s]) for s < len, t < n. */
   void indexerScores(
       long q, long w, long keys, int len, int n, int heads, int headDim, float scale, long scores) {
+    CudaBlas blas = len >= INDEXER_GEMM_MIN_KEYS ? cx.blas() : null;
+    if (blas != null) {
+      // y [n·heads, len] = q·Kᵀ in one FP32 GEMM (every head against every key), then the
+      // weighted ReLU sum over heads per key.
+      long rowsOfQ = (long) n * heads;
+      if (gemmScratch == null || gemmScratch.bytes() < rowsOfQ * len * Float.BYTES) {
+        if (gemmScratch != null) {
+          gemmScratch.close();
+        }
+        gemmScratch = cx.alloc(rowsOfQ * len * Float.BYTES);
+      }
+      blas.gemm(
+          CudaBlas.Precision.FP32, keys, q, gemmScratch.address(), len, headDim, (int) rowsOfQ);
+      cx.launch(
+          "indexer_reduce",
+          (len + THREADS - 1) / THREADS,
+          n,
+          THREADS,
+          gemmScratch.address(),
+          w,
+          len,
+          heads,
+          scale,
+          scores);
+      return;
+    }
     if (headDim % 4 == 0 && headDim <= INDEXER_MAX_DIM && q % 16 == 0) {
       cx.launch(
           "indexer_scores_tiled",
@@ -313,6 +359,43 @@ final class CudaKernels implements AutoCloseable {
     if (k <= 0 || k > TOPK_MAX) {
       throw new IllegalArgumentException("k must be in [1, " + TOPK_MAX + "], got " + k);
     }
-    cx.launch("topk_rows", rows, 1, TOPK_THREADS, scores, n, k, outPositions, outScores);
+    // Pieces of about √(n·k) balance the two launches (each block's work is its piece, then the
+    // candidates); a row short enough is done by one block.
+    int chunk =
+        Math.max(
+            Math.max(2 * k, 4096),
+            ceilDiv((int) Math.ceil(Math.sqrt((double) n * k)), 1024) * 1024);
+    if (chunk >= n) {
+      cx.launch("topk_rows", rows, 1, TOPK_THREADS, scores, n, k, outPositions, outScores, 0L, n);
+      return;
+    }
+    int chunks = ceilDiv(n, chunk);
+    int candidates = chunks * k;
+    long candidatePositions = topkScratch((long) rows * candidates * 8);
+    long candidateScores = candidatePositions + (long) rows * candidates * 4;
+    cx.launch(
+        "topk_rows",
+        rows * chunks,
+        1,
+        TOPK_THREADS,
+        scores,
+        n,
+        k,
+        candidatePositions,
+        candidateScores,
+        0L,
+        chunk);
+    cx.launch(
+        "topk_rows",
+        rows,
+        1,
+        TOPK_THREADS,
+        candidateScores,
+        candidates,
+        k,
+        outPositions,
+        outScores,
+        candidatePositions,
+        candidates);
   }
 }

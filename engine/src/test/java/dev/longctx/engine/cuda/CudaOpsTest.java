@@ -496,7 +496,13 @@ class CudaOpsTest {
     // (heads, headDim, len): the tiled kernel (headDim % 4 == 0, ≤ 128; DSA's 64 × 128 indexer
     // too) and the per-key kernel (headDim 18, 160)
     int[][] shapes = {
-      {4, 32, 1}, {4, 32, 300}, {4, 32, 2049}, {64, 128, 1000}, {3, 18, 77}, {2, 160, 65}
+      {4, 32, 1},
+      {4, 32, 300},
+      {4, 32, 2049},
+      {64, 128, 1000},
+      {3, 18, 77},
+      {2, 160, 65},
+      {64, 128, 5000} // a cuBLAS GEMM and the head sum, when cuBLAS loads
     };
     int n = 2;
     for (int[] shape : shapes) {
@@ -539,7 +545,8 @@ class CudaOpsTest {
 
   @Test
   void topkMatchesTheDeterministicOrder() {
-    int[][] shapes = {{5, 3}, {1000, 64}, {20000, 2048}, {100, 4096}};
+    // the last two are split over several blocks, then merged
+    int[][] shapes = {{5, 3}, {1000, 64}, {100, 4096}, {20000, 2048}, {300000, 100}};
     for (int[] s : shapes) {
       int n = s[0];
       int kk = s[1];
