@@ -141,6 +141,39 @@ inline unsigned short emulated_float_to_half(float f) {
   return h;
 }
 
+// mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 over the warp: every lane hands in its
+// fragments (layouts as in longctx.cu's mma16816), the product is formed from all of them, and
+// each lane takes its four accumulators back.
+inline void emulated_mma16816(float* d, const unsigned* a, const unsigned* b) {
+  static unsigned fa[32][32][4], fb[32][32][2];
+  unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int i = 0; i < 4; i++) fa[warp][lane][i] = a[i];
+  for (int i = 0; i < 2; i++) fb[warp][lane][i] = b[i];
+  emu::arrive(emu::warp_barriers[warp]);
+  auto element = [](unsigned word, int k) {
+    return emulated_half_to_float((unsigned short)(word >> (16 * (k & 1))));
+  };
+  auto A = [&](int row, int k) {
+    unsigned l = (row % 8) * 4 + (k % 8) / 2;
+    int reg = (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0);
+    return element(fa[warp][l][reg], k);
+  };
+  auto B = [&](int k, int col) {
+    unsigned l = col * 4 + (k % 8) / 2;
+    return element(fb[warp][l][k >= 8 ? 1 : 0], k);
+  };
+  int g = lane / 4, c = (lane % 4) * 2;
+  float result[4];
+  for (int i = 0; i < 4; i++) {
+    int row = g + (i >= 2 ? 8 : 0), col = c + (i & 1);
+    float sum = d[i];
+    for (int k = 0; k < 16; k++) sum += A(row, k) * B(k, col);
+    result[i] = sum;
+  }
+  emu::arrive(emu::warp_barriers[warp]);
+  for (int i = 0; i < 4; i++) d[i] = result[i];
+}
+
 namespace emu {
 
 // Runs `run` (the kernel call) on a gridX × gridY grid of blocks of `block` threads.

@@ -719,6 +719,199 @@ extern "C" __global__ void attention_combine(const float* partO, const float* pa
   if (lse != 0 && threadIdx.x == 0) lse[row] = ll > 0.f ? mm + logf(ll) : NEG_INF;
 }
 
+// ---- tensor-core prefill attention ---------------------------------------------------------------
+
+#define TC_WARPS 4
+#define TC_ROWS (TC_WARPS * 16)
+#define TC_KEYS 64
+
+__device__ __forceinline__ u32 pack_half2(float lo, float hi) {
+  return (u32)float_to_half(lo) | ((u32)float_to_half(hi) << 16);
+}
+
+// d += a·b for one 16×8×16 tile on the tensor cores: FP16 a (16×16, row major) and b (16×8, column
+// major), FP32 d. Fragments as the PTX ISA lays them out for mma.m16n8k16 (g = lane / 4, c = 2·(lane
+// % 4)): a = {(g, c..c+1), (g+8, c..c+1), (g, c+8..c+9), (g+8, c+8..c+9)}, b = {(k = c..c+1, n = g),
+// (k = c+8..c+9, n = g)}, d = {(g, c), (g, c+1), (g+8, c), (g+8, c+1)}.
+__device__ __forceinline__ void mma16816(float* d, const u32* a, const u32* b) {
+#if defined(LONGCTX_EMULATE)
+  emulated_mma16816(d, a, b);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();  // no m16n8k16 before sm_80; CudaKernels never launches it there
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// Dense causal attention of a prefill chunk on the tensor cores, FlashAttention-2 style: the same
+// keys and Partial as `attention` (row t sees positions [0, causalStart + t]), with Q, K and V
+// rounded to FP16 for the products and everything else (scores, softmax, accumulators) in FP32.
+// A block takes TC_ROWS query rows of one head, 16 per warp; key tiles of TC_KEYS rows are staged
+// in shared memory as FP16 (K row major, V transposed, so both B fragments are two-element loads),
+// S = Q·Kᵀ stays in registers, the online softmax rescales the output accumulators there, and S's
+// accumulator layout is reused as P's A fragments for O += P·V. Grid (ceil(n / TC_ROWS), heads),
+// block TC_WARPS·32.
+template <int HD>
+__device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64* __restrict__ kPages,
+                                          const u64* __restrict__ vPages, int pageSize,
+                                          float* __restrict__ out, float* __restrict__ lse, int n,
+                                          int heads, int kvHeads, float scale, int causalStart) {
+  __shared__ u16 ks[TC_KEYS][HD + 8];
+  __shared__ u16 vt[HD][TC_KEYS + 8];
+  int h = blockIdx.y, kvHead = h / (heads / kvHeads);
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int g = lane >> 2, c = (lane & 3) * 2;
+  int kvDim = kvHeads * HD;
+  int row0 = blockIdx.x * TC_ROWS + warp * 16;  // the warp's first query row
+  int rowA = row0 + g, rowB = row0 + g + 8;     // the two rows this lane holds
+  // Q fragments for the HD / 16 slices of the head dimension (rows past n are zero).
+  u32 qa[HD / 16][4];
+#pragma unroll
+  for (int sl = 0; sl < HD / 16; sl++) {
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+      int t = (r & 1) ? rowB : rowA;
+      int d = sl * 16 + c + ((r & 2) ? 8 : 0);
+      const float* qr = q + ((long long)t * heads + h) * HD + d;
+      qa[sl][r] = t < n ? pack_half2(qr[0], qr[1]) : 0u;
+    }
+  }
+  float o[HD / 8][4];
+#pragma unroll
+  for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f;
+  int lastRow = min(n, (int)(blockIdx.x + 1) * TC_ROWS) - 1;
+  int keyEnd = causalStart + lastRow + 1;  // the block's rows see keys [0, keyEnd)
+  int warpLimit = causalStart + min(row0 + 15, n - 1);  // the warp's last visible key
+  for (int key0 = 0; key0 < keyEnd; key0 += TC_KEYS) {
+    __syncthreads();  // the previous tile is consumed
+    for (int idx = threadIdx.x; idx < TC_KEYS * HD / 4; idx += blockDim.x) {
+      int r = idx / (HD / 4), d = (idx % (HD / 4)) * 4;
+      int pos = key0 + r;
+      float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;
+      if (pos < keyEnd) {
+        long long off = (long long)(pos % pageSize) * kvDim + kvHead * HD + d;
+        kv = load4((const float*)kPages[pos / pageSize] + off);
+        vv = load4((const float*)vPages[pos / pageSize] + off);
+      }
+      ks[r][d] = float_to_half(kv.x);
+      ks[r][d + 1] = float_to_half(kv.y);
+      ks[r][d + 2] = float_to_half(kv.z);
+      ks[r][d + 3] = float_to_half(kv.w);
+      vt[d][r] = float_to_half(vv.x);
+      vt[d + 1][r] = float_to_half(vv.y);
+      vt[d + 2][r] = float_to_half(vv.z);
+      vt[d + 3][r] = float_to_half(vv.w);
+    }
+    __syncthreads();
+    if (row0 >= n || key0 > warpLimit) continue;  // nothing of this tile is visible to the warp
+    // S = Q·Kᵀ for the tile: 8 tiles of 8 keys.
+    float sc[TC_KEYS / 8][4];
+#pragma unroll
+    for (int j = 0; j < TC_KEYS / 8; j++) {
+      sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+#pragma unroll
+      for (int sl = 0; sl < HD / 16; sl++) {
+        u32 b[2] = {*(const u32*)&ks[8 * j + g][sl * 16 + c],
+                    *(const u32*)&ks[8 * j + g][sl * 16 + 8 + c]};
+        mma16816(sc[j], qa[sl], b);
+      }
+    }
+    // Scale, mask (causal, and keys past keyEnd), and the online softmax per row.
+    float tileMaxA = NEG_INF, tileMaxB = NEG_INF;
+#pragma unroll
+    for (int j = 0; j < TC_KEYS / 8; j++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        int key = key0 + 8 * j + c + (e & 1);
+        int t = (e & 2) ? rowB : rowA;
+        bool visible = t < n && key <= causalStart + t;
+        float v = visible ? sc[j][e] * scale : NEG_INF;
+        sc[j][e] = v;
+        if (e & 2) tileMaxB = fmaxf(tileMaxB, v); else tileMaxA = fmaxf(tileMaxA, v);
+      }
+    }
+    tileMaxA = fmaxf(tileMaxA, __shfl_xor_sync(0xffffffffu, tileMaxA, 1));
+    tileMaxA = fmaxf(tileMaxA, __shfl_xor_sync(0xffffffffu, tileMaxA, 2));
+    tileMaxB = fmaxf(tileMaxB, __shfl_xor_sync(0xffffffffu, tileMaxB, 1));
+    tileMaxB = fmaxf(tileMaxB, __shfl_xor_sync(0xffffffffu, tileMaxB, 2));
+    float newA = fmaxf(mA, tileMaxA), newB = fmaxf(mB, tileMaxB);
+    float corrA = (mA == NEG_INF) ? 0.f : expf(mA - newA);
+    float corrB = (mB == NEG_INF) ? 0.f : expf(mB - newB);
+    mA = newA;
+    mB = newB;
+    lA *= corrA;
+    lB *= corrB;
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) {
+      o[j][0] *= corrA;
+      o[j][1] *= corrA;
+      o[j][2] *= corrB;
+      o[j][3] *= corrB;
+    }
+#pragma unroll
+    for (int j = 0; j < TC_KEYS / 8; j++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float m = (e & 2) ? mB : mA;
+        float p = sc[j][e] == NEG_INF ? 0.f : expf(sc[j][e] - m);
+        sc[j][e] = p;
+        if (e & 2) lB += p; else lA += p;
+      }
+    }
+    // O += P·V: P's A fragments are S's accumulators of key tiles 2s and 2s + 1.
+#pragma unroll
+    for (int sl = 0; sl < TC_KEYS / 16; sl++) {
+      u32 pa[4] = {pack_half2(sc[2 * sl][0], sc[2 * sl][1]), pack_half2(sc[2 * sl][2], sc[2 * sl][3]),
+                   pack_half2(sc[2 * sl + 1][0], sc[2 * sl + 1][1]),
+                   pack_half2(sc[2 * sl + 1][2], sc[2 * sl + 1][3])};
+#pragma unroll
+      for (int j = 0; j < HD / 8; j++) {
+        u32 b[2] = {*(const u32*)&vt[8 * j + g][sl * 16 + c],
+                    *(const u32*)&vt[8 * j + g][sl * 16 + 8 + c]};
+        mma16816(o[j], pa, b);
+      }
+    }
+  }
+  lA += __shfl_xor_sync(0xffffffffu, lA, 1);
+  lA += __shfl_xor_sync(0xffffffffu, lA, 2);
+  lB += __shfl_xor_sync(0xffffffffu, lB, 1);
+  lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+  float invA = lA > 0.f ? 1.f / lA : 0.f, invB = lB > 0.f ? 1.f / lB : 0.f;
+#pragma unroll
+  for (int j = 0; j < HD / 8; j++) {
+    int d = 8 * j + c;
+    if (rowA < n) {
+      float* oa = out + ((long long)rowA * heads + h) * HD + d;
+      oa[0] = o[j][0] * invA;
+      oa[1] = o[j][1] * invA;
+    }
+    if (rowB < n) {
+      float* ob = out + ((long long)rowB * heads + h) * HD + d;
+      ob[0] = o[j][2] * invB;
+      ob[1] = o[j][3] * invB;
+    }
+  }
+  if (lse != 0 && (lane & 3) == 0) {
+    if (rowA < n) lse[(long long)rowA * heads + h] = lA > 0.f ? mA + logf(lA) : NEG_INF;
+    if (rowB < n) lse[(long long)rowB * heads + h] = lB > 0.f ? mB + logf(lB) : NEG_INF;
+  }
+}
+
+#define ATTENTION_PREFILL_TC(D)                                                                 \
+  extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_prefill_tc_d##D(       \
+      const float* q, const u64* kPages, const u64* vPages, int pageSize, float* out,          \
+      float* lse, int n, int heads, int kvHeads, float scale, int causalStart) {               \
+    attention_prefill_tc_body<D>(q, kPages, vPages, pageSize, out, lse, n, heads, kvHeads,     \
+                                 scale, causalStart);                                          \
+  }
+ATTENTION_PREFILL_TC(64)
+ATTENTION_PREFILL_TC(128)
+
 // Lightning-indexer scores (LightningIndexer.score, ALGORITHMS.md §1.2 step 9): scores[t, s] =
 // scale · Σ_j w[t, j] · ReLU(q[t, j]·k[s]) for s < len, keys [len, headDim] contiguous, q [n, heads,
 // headDim], w [n, heads]. One thread per (t, s); the sum over heads in double, as on the CPU.

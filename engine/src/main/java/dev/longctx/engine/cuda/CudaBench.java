@@ -280,6 +280,7 @@ public final class CudaBench {
     int[] contexts = shape.contexts();
     float scale = (float) (1 / Math.sqrt(headDim));
     SplittableRandom random = new SplittableRandom(3);
+    int maxRows = Math.max(prefillRows, LONG_PREFILL_ROWS);
     int chunk = 8192;
     float[] host = new float[chunk * kvDim];
     for (int i = 0; i < host.length; i++) {
@@ -289,15 +290,15 @@ public final class CudaBench {
         "attention: %d query heads, %d KV heads, d = %d; indexer %d × %d%n",
         heads, kvHeads, headDim, indexerHeads, indexerDim);
     System.out.printf(
-        "| context | dense decode µs/token | dense prefill TFLOP/s (%d queries) | sparse decode"
-            + " µs/token (indexer + top-k + attention, k = %d) | of which indexer µs | of which"
-            + " top-k µs |%n",
-        prefillRows, topK);
-    System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: |");
+        "| context | dense decode µs/token | dense prefill TFLOP/s (%d queries) | dense prefill"
+            + " TFLOP/s (%d queries) | sparse decode µs/token (indexer + top-k + attention, k ="
+            + " %d) | of which indexer µs | of which top-k µs |%n",
+        prefillRows, LONG_PREFILL_ROWS, topK);
+    System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     try (DeviceBuffer src = cx.upload(host);
-        DeviceBuffer q = cx.upload(java.util.Arrays.copyOf(host, prefillRows * heads * headDim));
-        DeviceBuffer out = cx.alloc((long) prefillRows * heads * headDim * 4);
-        DeviceBuffer lse = cx.alloc((long) prefillRows * heads * 4);
+        DeviceBuffer q = cx.upload(java.util.Arrays.copyOf(host, maxRows * heads * headDim));
+        DeviceBuffer out = cx.alloc((long) maxRows * heads * headDim * 4);
+        DeviceBuffer lse = cx.alloc((long) maxRows * heads * 4);
         DeviceBuffer iq = cx.upload(java.util.Arrays.copyOf(host, indexerHeads * indexerDim));
         DeviceBuffer iw = cx.upload(java.util.Arrays.copyOf(host, indexerHeads));
         DeviceBuffer sel = cx.alloc((long) topK * 4);
@@ -338,31 +339,11 @@ public final class CudaBench {
                           0,
                           0,
                           false));
-          double prefill =
-              best(
-                  cx,
-                  () ->
-                      k.attention(
-                          q.address(),
-                          cache.keyTable(0),
-                          cache.valueTable(0),
-                          CudaKvCache.PAGE_TOKENS,
-                          out.address(),
-                          lse.address(),
-                          prefillRows,
-                          heads,
-                          kvHeads,
-                          headDim,
-                          scale,
-                          ctx - prefillRows,
-                          0L,
-                          0,
-                          0,
-                          false));
-          // FLOPs: 2·d for q·k and 2·d for p·v per (query, head, visible key).
-          double keys =
-              (double) prefillRows * (ctx - prefillRows) + prefillRows * (prefillRows + 1) / 2.0;
-          double tflops = 4.0 * heads * headDim * keys / prefill / 1e12;
+          double tflops = prefillTflops(cx, k, shape, cache, q, out, lse, ctx, prefillRows);
+          double tflopsLong =
+              ctx >= LONG_PREFILL_ROWS
+                  ? prefillTflops(cx, k, shape, cache, q, out, lse, ctx, LONG_PREFILL_ROWS)
+                  : Double.NaN;
           double sparse =
               best(
                   cx,
@@ -415,11 +396,53 @@ public final class CudaBench {
                   cx,
                   () -> k.topk(scores.address(), 1, ctx, topK, sel.address(), selScores.address()));
           System.out.printf(
-              "| %d | %.1f | %.2f | %.1f | %.1f | %.1f |%n",
-              ctx, dense * 1e6, tflops, sparse * 1e6, indexer * 1e6, topk * 1e6);
+              "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |%n",
+              ctx, dense * 1e6, tflops, tflopsLong, sparse * 1e6, indexer * 1e6, topk * 1e6);
         }
       }
     }
+  }
+
+  /** Query rows of the second prefill column (PyTorch SDPA's table has the same two). */
+  static final int LONG_PREFILL_ROWS = 2048;
+
+  /**
+   * Dense causal attention of {@code rows} queries at the end of a {@code ctx}-key context, in
+   * TFLOP/s: 2·d for q·k and 2·d for p·v per (query, head, visible key).
+   */
+  private static double prefillTflops(
+      CudaContext cx,
+      CudaKernels k,
+      AttentionShape shape,
+      CudaKvCache cache,
+      DeviceBuffer q,
+      DeviceBuffer out,
+      DeviceBuffer lse,
+      int ctx,
+      int rows) {
+    double seconds =
+        best(
+            cx,
+            () ->
+                k.attention(
+                    q.address(),
+                    cache.keyTable(0),
+                    cache.valueTable(0),
+                    CudaKvCache.PAGE_TOKENS,
+                    out.address(),
+                    lse.address(),
+                    rows,
+                    shape.heads(),
+                    shape.kvHeads(),
+                    shape.headDim(),
+                    (float) (1 / Math.sqrt(shape.headDim())),
+                    ctx - rows,
+                    0L,
+                    0,
+                    0,
+                    false));
+    double keys = (double) rows * (ctx - rows) + rows * (rows + 1) / 2.0;
+    return 4.0 * shape.heads() * shape.headDim() * keys / seconds / 1e12;
   }
 
   /** Best wall time in seconds of {@code work} over a few synchronized repetitions. */

@@ -25,6 +25,14 @@ final class CudaKernels implements AutoCloseable {
   /** Keys from which the indexer scores go through a cuBLAS GEMM (when cuBLAS loads). */
   static final int INDEXER_GEMM_MIN_KEYS = 4096;
 
+  /** Query rows per block and threads of the tensor-core prefill kernel (TC_ROWS in longctx.cu). */
+  static final int TC_ROWS = 64;
+
+  static final int TC_THREADS = 128;
+
+  /** Rows from which dense attention runs on the tensor cores (sm_80+, head dim 64 or 128). */
+  static final int TC_MIN_ROWS = 64;
+
   /** Threads of a split-attention block (SPLIT_THREADS in longctx.cu). */
   static final int SPLIT_THREADS = 128;
 
@@ -33,13 +41,28 @@ final class CudaKernels implements AutoCloseable {
 
   static final int TOPK_MAX = 4096;
 
+  /**
+   * Shortest piece of a two-launch top-k: one block handles up to this many scores about as fast as
+   * two launches would (measured on an H200, docs/PERFORMANCE.md).
+   */
+  static final int TOPK_MIN_CHUNK = 16384;
+
   private final CudaContext cx;
   private DeviceBuffer scratch;
+  private boolean tensorCores = true;
   private DeviceBuffer candidateScratch;
   private DeviceBuffer gemmScratch;
 
   CudaKernels(CudaContext cx) {
     this.cx = cx;
+  }
+
+  /**
+   * Whether dense prefill chunks of {@value #TC_MIN_ROWS}+ rows use the tensor-core kernel (FP16
+   * products, FP32 softmax and accumulation; on by default) or the FP32 split kernel.
+   */
+  void setTensorCores(boolean enabled) {
+    this.tensorCores = enabled;
   }
 
   CudaContext context() {
@@ -184,6 +207,29 @@ final class CudaKernels implements AutoCloseable {
     }
     if (heads % kvHeads != 0) {
       throw new IllegalArgumentException(heads + " heads are not a multiple of " + kvHeads);
+    }
+    if (selected == 0
+        && tensorCores
+        && n >= TC_MIN_ROWS
+        && (headDim == 64 || headDim == 128)
+        && cx.computeCapability() >= 80) {
+      cx.launch(
+          "attention_prefill_tc_d" + headDim,
+          ceilDiv(n, TC_ROWS),
+          heads,
+          TC_THREADS,
+          q,
+          kPages,
+          vPages,
+          pageSize,
+          out,
+          lse,
+          n,
+          heads,
+          kvHeads,
+          scale,
+          causalStart);
+      return;
     }
     int group = heads / kvHeads;
     int groupBound = group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : group <= 8 ? 8 : 0;
@@ -363,7 +409,7 @@ final class CudaKernels implements AutoCloseable {
     // candidates); a row short enough is done by one block.
     int chunk =
         Math.max(
-            Math.max(2 * k, 4096),
+            Math.max(2 * k, TOPK_MIN_CHUNK),
             ceilDiv((int) Math.ceil(Math.sqrt((double) n * k)), 1024) * 1024);
     if (chunk >= n) {
       cx.launch("topk_rows", rows, 1, TOPK_THREADS, scores, n, k, outPositions, outScores, 0L, n);
