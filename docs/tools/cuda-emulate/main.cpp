@@ -107,9 +107,16 @@ static void check_attention(int len, int n, int heads, int kvHeads, int headDim,
   int start = len - n;
   const int* selected = sparse ? (const int*)sel.data() : (const int*)nullptr;
   if (splits < 0) {
+    // −1: one pass over the keys; −s: s key ranges merged by attention_combine
     auto kernel = headDim == 64 ? attention_prefill_tc_d64 : attention_prefill_tc_d128;
-    launch(kernel, (n + 63) / 64, heads, 128, (const float*)q.data(), (const u64*)kt.data(),
-           (const u64*)vt.data(), page, out.data(), lse.data(), n, heads, kvHeads, scale, start);
+    int parts = -splits, keysPerSplit = ((len + parts - 1) / parts + 63) / 64 * 64;
+    std::vector<float> partO(n * heads * parts * headDim), partML(n * heads * parts * 2);
+    launch(kernel, (n + 63) / 64, heads * parts, 128, (const float*)q.data(),
+           (const u64*)kt.data(), (const u64*)vt.data(), page, out.data(), lse.data(), n, heads,
+           kvHeads, scale, start, parts, keysPerSplit, partO.data(), partML.data());
+    if (parts > 1)
+      launch(attention_combine, n * heads, 1, 64, (const float*)partO.data(),
+             (const float*)partML.data(), out.data(), lse.data(), headDim, parts);
   } else if (splits == 0) {
     launch(attention, n, heads, 128, (const float*)q.data(), (const u64*)kt.data(),
            (const u64*)vt.data(), page, out.data(), lse.data(), heads, kvHeads, headDim, scale,
@@ -391,6 +398,7 @@ int main() {
   check_attention(600, 2, 16, 2, 128, true, true, 1);
   check_attention(150, 70, 4, 2, 64, false, false, -1);
   check_attention(300, 100, 2, 1, 128, false, false, -1);
+  check_attention(700, 70, 4, 2, 128, false, false, -3);
   for (int type : {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0}) {
     check_matvec(type, 37, 64, 2);
     check_matvec(type, 9, 1024, 1);

@@ -751,18 +751,23 @@ __device__ __forceinline__ void mma16816(float* d, const u32* a, const u32* b) {
 // keys and Partial as `attention` (row t sees positions [0, causalStart + t]), with Q, K and V
 // rounded to FP16 for the products and everything else (scores, softmax, accumulators) in FP32.
 // A block takes TC_ROWS query rows of one head, 16 per warp; key tiles of TC_KEYS rows are staged
-// in shared memory as FP16 (K row major, V transposed, so both B fragments are two-element loads),
+// in shared memory as FP16 (row major: coalesced, conflict-free stores; a B fragment of K is one
+// 32-bit load, one of V two 16-bit loads),
 // S = Q·Kᵀ stays in registers, the online softmax rescales the output accumulators there, and S's
-// accumulator layout is reused as P's A fragments for O += P·V. Grid (ceil(n / TC_ROWS), heads),
-// block TC_WARPS·32.
+// accumulator layout is reused as P's A fragments for O += P·V. With splits > 1 the keys are cut
+// into ranges of keysPerSplit (a multiple of TC_KEYS), one per blockIdx.y / heads, and the blocks
+// write partials for attention_combine (as attention_split does), so a few rows over a long
+// context still fill the device. Grid (ceil(n / TC_ROWS), heads·splits), block TC_WARPS·32.
 template <int HD>
 __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64* __restrict__ kPages,
                                           const u64* __restrict__ vPages, int pageSize,
                                           float* __restrict__ out, float* __restrict__ lse, int n,
-                                          int heads, int kvHeads, float scale, int causalStart) {
+                                          int heads, int kvHeads, float scale, int causalStart,
+                                          int splits, int keysPerSplit, float* __restrict__ partO,
+                                          float* __restrict__ partML) {
   __shared__ u16 ks[TC_KEYS][HD + 8];
-  __shared__ u16 vt[HD][TC_KEYS + 8];
-  int h = blockIdx.y, kvHead = h / (heads / kvHeads);
+  __shared__ u16 vs[TC_KEYS][HD + 8];
+  int h = blockIdx.y % heads, split = blockIdx.y / heads, kvHead = h / (heads / kvHeads);
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int g = lane >> 2, c = (lane & 3) * 2;
   int kvDim = kvHeads * HD;
@@ -785,9 +790,11 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
   for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
   float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f;
   int lastRow = min(n, (int)(blockIdx.x + 1) * TC_ROWS) - 1;
-  int keyEnd = causalStart + lastRow + 1;  // the block's rows see keys [0, keyEnd)
+  // The block's rows see keys [0, causalStart + lastRow + 1); its split takes a range of them.
+  int keyBegin = split * keysPerSplit;
+  int keyEnd = min(causalStart + lastRow + 1, keyBegin + keysPerSplit);
   int warpLimit = causalStart + min(row0 + 15, n - 1);  // the warp's last visible key
-  for (int key0 = 0; key0 < keyEnd; key0 += TC_KEYS) {
+  for (int key0 = keyBegin; key0 < keyEnd; key0 += TC_KEYS) {
     __syncthreads();  // the previous tile is consumed
     for (int idx = threadIdx.x; idx < TC_KEYS * HD / 4; idx += blockDim.x) {
       int r = idx / (HD / 4), d = (idx % (HD / 4)) * 4;
@@ -798,14 +805,8 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
         kv = load4((const float*)kPages[pos / pageSize] + off);
         vv = load4((const float*)vPages[pos / pageSize] + off);
       }
-      ks[r][d] = float_to_half(kv.x);
-      ks[r][d + 1] = float_to_half(kv.y);
-      ks[r][d + 2] = float_to_half(kv.z);
-      ks[r][d + 3] = float_to_half(kv.w);
-      vt[d][r] = float_to_half(vv.x);
-      vt[d + 1][r] = float_to_half(vv.y);
-      vt[d + 2][r] = float_to_half(vv.z);
-      vt[d + 3][r] = float_to_half(vv.w);
+      *(uint2*)&ks[r][d] = make_uint2(pack_half2(kv.x, kv.y), pack_half2(kv.z, kv.w));
+      *(uint2*)&vs[r][d] = make_uint2(pack_half2(vv.x, vv.y), pack_half2(vv.z, vv.w));
     }
     __syncthreads();
     if (row0 >= n || key0 > warpLimit) continue;  // nothing of this tile is visible to the warp
@@ -871,8 +872,10 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
                    pack_half2(sc[2 * sl + 1][2], sc[2 * sl + 1][3])};
 #pragma unroll
       for (int j = 0; j < HD / 8; j++) {
-        u32 b[2] = {*(const u32*)&vt[8 * j + g][sl * 16 + c],
-                    *(const u32*)&vt[8 * j + g][sl * 16 + 8 + c]};
+        // B(k = key, n = dim) pairs two keys of one dim: two halves of V's rows.
+        int key = sl * 16 + c, dim = 8 * j + g;
+        u32 b[2] = {(u32)vs[key][dim] | ((u32)vs[key + 1][dim] << 16),
+                    (u32)vs[key + 8][dim] | ((u32)vs[key + 9][dim] << 16)};
         mma16816(o[j], pa, b);
       }
     }
@@ -881,6 +884,36 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
   lA += __shfl_xor_sync(0xffffffffu, lA, 2);
   lB += __shfl_xor_sync(0xffffffffu, lB, 1);
   lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+  if (splits > 1) {
+    // A split's partial for attention_combine: unnormalized output, (max, Σ exp).
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) {
+      int d = 8 * j + c;
+      if (rowA < n) {
+        float* oa = partO + (((long long)rowA * heads + h) * splits + split) * HD + d;
+        oa[0] = o[j][0];
+        oa[1] = o[j][1];
+      }
+      if (rowB < n) {
+        float* ob = partO + (((long long)rowB * heads + h) * splits + split) * HD + d;
+        ob[0] = o[j][2];
+        ob[1] = o[j][3];
+      }
+    }
+    if ((lane & 3) == 0) {
+      if (rowA < n) {
+        float* ml = partML + (((long long)rowA * heads + h) * splits + split) * 2;
+        ml[0] = mA;
+        ml[1] = lA;
+      }
+      if (rowB < n) {
+        float* ml = partML + (((long long)rowB * heads + h) * splits + split) * 2;
+        ml[0] = mB;
+        ml[1] = lB;
+      }
+    }
+    return;
+  }
   float invA = lA > 0.f ? 1.f / lA : 0.f, invB = lB > 0.f ? 1.f / lB : 0.f;
 #pragma unroll
   for (int j = 0; j < HD / 8; j++) {
@@ -905,9 +938,10 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
 #define ATTENTION_PREFILL_TC(D)                                                                 \
   extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_prefill_tc_d##D(       \
       const float* q, const u64* kPages, const u64* vPages, int pageSize, float* out,          \
-      float* lse, int n, int heads, int kvHeads, float scale, int causalStart) {               \
+      float* lse, int n, int heads, int kvHeads, float scale, int causalStart, int splits,     \
+      int keysPerSplit, float* partO, float* partML) {                                         \
     attention_prefill_tc_body<D>(q, kPages, vPages, pageSize, out, lse, n, heads, kvHeads,     \
-                                 scale, causalStart);                                          \
+                                 scale, causalStart, splits, keysPerSplit, partO, partML);     \
   }
 ATTENTION_PREFILL_TC(64)
 ATTENTION_PREFILL_TC(128)

@@ -33,6 +33,9 @@ final class CudaKernels implements AutoCloseable {
   /** Rows from which dense attention runs on the tensor cores (sm_80+, head dim 64 or 128). */
   static final int TC_MIN_ROWS = 64;
 
+  /** Keys per tile of the tensor-core kernel (TC_KEYS): its key splits are multiples of it. */
+  static final int TC_KEYS = 64;
+
   /** Threads of a split-attention block (SPLIT_THREADS in longctx.cu). */
   static final int SPLIT_THREADS = 128;
 
@@ -213,10 +216,22 @@ final class CudaKernels implements AutoCloseable {
         && n >= TC_MIN_ROWS
         && (headDim == 64 || headDim == 128)
         && cx.computeCapability() >= 80) {
+      // Split the keys when the row tiles alone leave the device short of blocks (a few rows
+      // over a long context), merging the splits' partials as the decode path does.
+      int rowBlocks = ceilDiv(n, TC_ROWS) * heads;
+      int longest = causalStart + n;
+      int splits =
+          Math.max(
+              1, Math.min(ceilDiv(4 * cx.multiprocessors(), rowBlocks), ceilDiv(longest, 2048)));
+      int keysPerSplit = ceilDiv(ceilDiv(longest, splits), TC_KEYS) * TC_KEYS;
+      splits = ceilDiv(longest, keysPerSplit);
+      long rows = (long) n * heads;
+      long partO = splits > 1 ? splitScratch(rows * splits * (headDim + 2L) * Float.BYTES) : 0L;
+      long partML = splits > 1 ? partO + rows * splits * headDim * Float.BYTES : 0L;
       cx.launch(
           "attention_prefill_tc_d" + headDim,
           ceilDiv(n, TC_ROWS),
-          heads,
+          heads * splits,
           TC_THREADS,
           q,
           kPages,
@@ -228,7 +243,24 @@ final class CudaKernels implements AutoCloseable {
           heads,
           kvHeads,
           scale,
-          causalStart);
+          causalStart,
+          splits,
+          keysPerSplit,
+          partO,
+          partML);
+      if (splits > 1) {
+        cx.launch(
+            "attention_combine",
+            (int) rows,
+            1,
+            ATTENTION_THREADS,
+            partO,
+            partML,
+            out,
+            lse,
+            headDim,
+            splits);
+      }
       return;
     }
     int group = heads / kvHeads;
