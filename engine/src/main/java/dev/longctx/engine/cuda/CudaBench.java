@@ -318,27 +318,7 @@ public final class CudaBench {
             cx.write(indexKeys, off, host, n);
           }
           cache.setLength(ctx);
-          double dense =
-              best(
-                  cx,
-                  () ->
-                      k.attention(
-                          q.address(),
-                          cache.keyTable(0),
-                          cache.valueTable(0),
-                          CudaKvCache.PAGE_TOKENS,
-                          out.address(),
-                          lse.address(),
-                          1,
-                          heads,
-                          kvHeads,
-                          headDim,
-                          scale,
-                          ctx - 1,
-                          0L,
-                          0,
-                          0,
-                          false));
+          double dense = denseSeconds(cx, k, shape, cache, q, out, lse, ctx, 1);
           double tflops = prefillTflops(cx, k, shape, cache, q, out, lse, ctx, prefillRows);
           double tflopsLong =
               ctx >= LONG_PREFILL_ROWS
@@ -420,29 +400,42 @@ public final class CudaBench {
       DeviceBuffer lse,
       int ctx,
       int rows) {
-    double seconds =
-        best(
-            cx,
-            () ->
-                k.attention(
-                    q.address(),
-                    cache.keyTable(0),
-                    cache.valueTable(0),
-                    CudaKvCache.PAGE_TOKENS,
-                    out.address(),
-                    lse.address(),
-                    rows,
-                    shape.heads(),
-                    shape.kvHeads(),
-                    shape.headDim(),
-                    (float) (1 / Math.sqrt(shape.headDim())),
-                    ctx - rows,
-                    0L,
-                    0,
-                    0,
-                    false));
+    double seconds = denseSeconds(cx, k, shape, cache, q, out, lse, ctx, rows);
     double keys = (double) rows * (ctx - rows) + rows * (rows + 1) / 2.0;
     return 4.0 * shape.heads() * shape.headDim() * keys / seconds / 1e12;
+  }
+
+  /** Seconds of dense causal attention of {@code rows} queries at the end of {@code ctx} keys. */
+  private static double denseSeconds(
+      CudaContext cx,
+      CudaKernels k,
+      AttentionShape shape,
+      CudaKvCache cache,
+      DeviceBuffer q,
+      DeviceBuffer out,
+      DeviceBuffer lse,
+      int ctx,
+      int rows) {
+    return best(
+        cx,
+        () ->
+            k.attention(
+                q.address(),
+                cache.keyTable(0),
+                cache.valueTable(0),
+                CudaKvCache.PAGE_TOKENS,
+                out.address(),
+                lse.address(),
+                rows,
+                shape.heads(),
+                shape.kvHeads(),
+                shape.headDim(),
+                (float) (1 / Math.sqrt(shape.headDim())),
+                ctx - rows,
+                0L,
+                0,
+                0,
+                false));
   }
 
   /** Best wall time in seconds of {@code work} over a few synchronized repetitions. */

@@ -349,72 +349,22 @@ class CudaOpsTest {
       {2100, 1, 16, 2, 128},
       {1200, 130, 4, 2, 64}
     };
-    for (int[] s : shapes) {
-      int len = s[0];
-      int n = s[1];
-      int heads = s[2];
-      int kvHeads = s[3];
-      int headDim = s[4];
-      int kvDim = kvHeads * headDim;
-      int start = len - n;
-      float scale = (float) (1 / Math.sqrt(headDim));
-      float[] q = randoms(n * heads * headDim, 2);
-      float[] keys = randoms(len * kvDim, 2);
-      float[] values = randoms(len * kvDim, 1);
-      CudaKvCache cache = cache(keys, values, len, kvDim);
-      DeviceBuffer out = poisoned((long) n * heads * headDim);
-      DeviceBuffer lse = poisoned((long) n * heads);
-      k.attention(
-          up(q).address(),
-          cache.keyTable(0),
-          cache.valueTable(0),
-          CudaKvCache.PAGE_TOKENS,
-          out.address(),
-          lse.address(),
-          n,
-          heads,
-          kvHeads,
-          headDim,
-          scale,
-          start,
-          0L,
-          0,
-          0,
-          false);
-      double[] refOut = new double[n * heads * headDim];
-      double[] refLse = new double[n * heads];
-      float[] cpuOut = new float[n * heads * headDim];
-      float[] cpuLse = new float[n * heads];
-      for (int t = 0; t < n; t++) {
-        int[] visible = new int[start + t + 1];
-        Arrays.setAll(visible, i -> i);
-        for (int h = 0; h < heads; h++) {
-          int qOff = (t * heads + h) * headDim;
-          int base = (h / (heads / kvHeads)) * headDim;
-          refLse[t * heads + h] =
-              reference(q, qOff, keys, values, base, kvDim, visible, headDim, scale, refOut, qOff);
-          cpuLse[t * heads + h] =
-              Attention.attend(
-                  q, qOff, keys, values, base, kvDim, start + t + 1, headDim, scale, cpuOut, qOff);
-        }
-      }
-      String what = "attention " + Arrays.toString(s);
-      assertClose(what + " cpu", cpuOut, refOut, 1e-5);
-      assertClose(what + " cpu lse", cpuLse, refLse, 1e-5);
-      assertClose(what, CudaTests.read(cx, out, refOut.length), refOut, 1e-5);
-      assertClose(what + " lse", CudaTests.read(cx, lse, refLse.length), refLse, 1e-5);
-    }
+    checkCausalAttention(shapes, 1e-5);
   }
 
   @Test
   void tensorCorePrefillAttentionWithinFp16Rounding() {
     // (len, n, heads, kvHeads, headDim). Q, K and V are rounded to FP16 for the products (FP32
-    // softmax and sums): the error is that
-    // rounding's, ~1e-3 of the largest output. Rows: a block and a half, several key tiles.
-    // The last one is split over key ranges (few row tiles, a long context) and merged.
+    // softmax and sums), an error of ~1e-3 of the largest output. Rows: a block and a half,
+    // several key tiles; the last shape is split over key ranges (few row tiles, a long context).
     int[][] shapes = {
       {1000, 130, 8, 2, 128}, {700, 64, 4, 4, 64}, {2000, 100, 8, 2, 128}, {9000, 64, 2, 1, 128}
     };
+    checkCausalAttention(shapes, 3e-3);
+  }
+
+  /** Causal attention of each (len, n, heads, kvHeads, headDim) against float64 and the CPU. */
+  private void checkCausalAttention(int[][] shapes, double tolerance) {
     for (int[] s : shapes) {
       int len = s[0];
       int n = s[1];
@@ -467,8 +417,8 @@ class CudaOpsTest {
       String what = "attention " + Arrays.toString(s);
       assertClose(what + " cpu", cpuOut, refOut, 1e-5);
       assertClose(what + " cpu lse", cpuLse, refLse, 1e-5);
-      assertClose(what, CudaTests.read(cx, out, refOut.length), refOut, 3e-3);
-      assertClose(what + " lse", CudaTests.read(cx, lse, refLse.length), refLse, 3e-3);
+      assertClose(what, CudaTests.read(cx, out, refOut.length), refOut, tolerance);
+      assertClose(what + " lse", CudaTests.read(cx, lse, refLse.length), refLse, tolerance);
     }
   }
 
