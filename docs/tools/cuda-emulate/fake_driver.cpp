@@ -61,6 +61,7 @@ std::map<std::string, Launcher>& kernels() {
       {"indexer_scores_tiled", launcher(indexer_scores_tiled)},
       {"indexer_reduce", launcher(indexer_reduce)},
       {"topk_rows", launcher(topk_rows)},
+      {"selfextend_merge", launcher(selfextend_merge)},
   };
   return k;
 }

@@ -1239,3 +1239,34 @@ extern "C" __global__ void topk_rows(const float* scores, int rowLength, int k, 
     }
   }
 }
+
+// ---- SelfExtend (CudaModel) ----------------------------------------------------------------------
+
+// SelfExtend's two attention partials of each (query row, head) merged by the log-sum-exp rule
+// (ALGORITHMS.md §4.2, two-way case; equal to one softmax over the merged logit map, §2.3): the
+// neighbor partial (keys near the query at their own positions) is read from and written back to
+// `out`, the grouped partial (farther keys at ⌊j/G⌋) comes from oG. Partial.merge's arithmetic:
+// weights exp(LSE_r − M) / Σ in double, a zero weight skips its partial (so an empty grouped set,
+// LSE −∞, leaves the neighbor output as it is), both empty gives 0. Grid rows (n·heads), block any.
+extern "C" __global__ void selfextend_merge(float* out, const float* oG, const float* lseN,
+                                            const float* lseG, int headDim) {
+  long long row = blockIdx.x;
+  float a = lseN[row], b = lseG[row];
+  float* o = out + row * headDim;
+  const float* g = oG + row * headDim;
+  float m = fmaxf(a, b);
+  if (m == NEG_INF) {
+    for (int d = threadIdx.x; d < headDim; d += blockDim.x) o[d] = 0.f;
+    return;
+  }
+  double ea = a == NEG_INF ? 0.0 : exp((double)a - (double)m);
+  double eb = b == NEG_INF ? 0.0 : exp((double)b - (double)m);
+  double total = ea + eb;
+  float wa = (float)(ea / total), wb = (float)(eb / total);
+  for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
+    float v = 0.f;
+    if (wa != 0.f) v += wa * o[d];
+    if (wb != 0.f) v += wb * g[d];
+    o[d] = v;
+  }
+}

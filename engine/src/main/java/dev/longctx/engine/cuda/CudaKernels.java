@@ -476,4 +476,25 @@ final class CudaKernels implements AutoCloseable {
         candidatePositions,
         candidates);
   }
+
+  // ---- SelfExtend (CudaModel) ----
+
+  /**
+   * SelfExtend's LSE merge (ALGORITHMS.md §4.2) of {@code rows} (query row, head) partials: {@code
+   * out} holds the neighbor outputs [rows, headDim] and receives the merged ones; {@code grouped}
+   * the grouped outputs; {@code lseNeighbor}, {@code lseGrouped} [rows].
+   */
+  void selfExtendMerge(
+      long out, long grouped, long lseNeighbor, long lseGrouped, int rows, int headDim) {
+    cx.launch(
+        "selfextend_merge",
+        rows,
+        1,
+        ATTENTION_THREADS,
+        out,
+        grouped,
+        lseNeighbor,
+        lseGrouped,
+        headDim);
+  }
 }

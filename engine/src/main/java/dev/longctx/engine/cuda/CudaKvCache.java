@@ -9,8 +9,12 @@ import java.util.List;
  * [kvDim]} floats), and per layer a device page table of page addresses that the kernels follow.
  * Pages are allocated as the sequence grows, never moved.
  *
- * <p>Byte accounting matches the CPU {@code KvCache}: {@link #bytesPerToken} = 2·layers·kvDim·4,
- * {@link #bytesResident} = length × that; {@link #bytesAllocated} counts whole pages.
+ * <p>For SelfExtend a third array per layer holds every key rotated at its grouped position ⌊j/G⌋
+ * ({@code [layer][K|V|Kg]}, ALGORITHMS.md §2.4 design 1), with its own page table.
+ *
+ * <p>Byte accounting matches the CPU {@code KvCache}: {@link #bytesPerToken} = 2·layers·kvDim·4
+ * (3·… with grouped keys), {@link #bytesResident} = length × that; {@link #bytesAllocated} counts
+ * whole pages.
  */
 public final class CudaKvCache implements AutoCloseable {
 
@@ -24,9 +28,15 @@ public final class CudaKvCache implements AutoCloseable {
   private final List<DeviceBuffer> pages = new ArrayList<>();
   private final DeviceBuffer[] keyTables;
   private final DeviceBuffer[] valueTables;
+  private final DeviceBuffer[] groupKeyTables;
   private int length;
 
   CudaKvCache(CudaContext cx, int layers, int kvDim, int maxTokens) {
+    this(cx, layers, kvDim, maxTokens, false);
+  }
+
+  /** A cache that also keeps SelfExtend's grouped keys when {@code groupKeys} is set. */
+  CudaKvCache(CudaContext cx, int layers, int kvDim, int maxTokens, boolean groupKeys) {
     if (maxTokens <= 0) {
       throw new IllegalArgumentException("maxTokens must be > 0, got " + maxTokens);
     }
@@ -37,9 +47,13 @@ public final class CudaKvCache implements AutoCloseable {
     int maxPages = (maxTokens + PAGE_TOKENS - 1) / PAGE_TOKENS;
     keyTables = new DeviceBuffer[layers];
     valueTables = new DeviceBuffer[layers];
+    groupKeyTables = groupKeys ? new DeviceBuffer[layers] : null;
     for (int l = 0; l < layers; l++) {
       keyTables[l] = cx.alloc((long) maxPages * Long.BYTES);
       valueTables[l] = cx.alloc((long) maxPages * Long.BYTES);
+      if (groupKeys) {
+        groupKeyTables[l] = cx.alloc((long) maxPages * Long.BYTES);
+      }
     }
   }
 
@@ -51,8 +65,18 @@ public final class CudaKvCache implements AutoCloseable {
     return maxTokens;
   }
 
+  /** Whether SelfExtend's grouped keys are kept. */
+  public boolean hasGroupKeys() {
+    return groupKeyTables != null;
+  }
+
   public long bytesPerToken() {
-    return 2L * layers * kvDim * Float.BYTES;
+    return arrays() * layers * kvDim * Float.BYTES;
+  }
+
+  /** Arrays per layer in a page: keys, values (and grouped keys). */
+  private long arrays() {
+    return groupKeyTables != null ? 3L : 2L;
   }
 
   public long bytesResident() {
@@ -72,6 +96,11 @@ public final class CudaKvCache implements AutoCloseable {
     return valueTables[l].address();
   }
 
+  /** Device address of layer {@code l}'s grouped-key page table (SelfExtend only). */
+  long groupKeyTable(int l) {
+    return groupKeyTables[l].address();
+  }
+
   /** Pages for {@code tokens} positions in total; fails naming the limit beyond maxTokens. */
   void reserve(int tokens) {
     if (tokens > maxTokens) {
@@ -81,15 +110,21 @@ public final class CudaKvCache implements AutoCloseable {
     long layerBytes = (long) PAGE_TOKENS * kvDim * Float.BYTES;
     while ((long) pages.size() * PAGE_TOKENS < tokens) {
       int p = pages.size();
-      DeviceBuffer page = cx.alloc(2 * layers * layerBytes);
+      long arrays = arrays();
+      DeviceBuffer page = cx.alloc(arrays * layers * layerBytes);
       pages.add(page);
       long[] k = new long[1];
       long[] v = new long[1];
+      long[] g = new long[1];
       for (int l = 0; l < layers; l++) {
-        k[0] = page.address() + (2L * l) * layerBytes;
-        v[0] = page.address() + (2L * l + 1) * layerBytes;
+        k[0] = page.address() + (arrays * l) * layerBytes;
+        v[0] = page.address() + (arrays * l + 1) * layerBytes;
         cx.write(keyTables[l], p, k, 1);
         cx.write(valueTables[l], p, v, 1);
+        if (groupKeyTables != null) {
+          g[0] = page.address() + (arrays * l + 2) * layerBytes;
+          cx.write(groupKeyTables[l], p, g, 1);
+        }
       }
     }
   }
@@ -116,6 +151,9 @@ public final class CudaKvCache implements AutoCloseable {
     for (int l = 0; l < layers; l++) {
       keyTables[l].close();
       valueTables[l].close();
+      if (groupKeyTables != null) {
+        groupKeyTables[l].close();
+      }
     }
   }
 }

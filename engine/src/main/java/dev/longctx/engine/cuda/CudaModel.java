@@ -1,5 +1,8 @@
 package dev.longctx.engine.cuda;
 
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.TransformerLayers;
 import dev.longctx.engine.kernel.Rope;
@@ -8,6 +11,7 @@ import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.tensor.FloatTensor;
 import dev.longctx.engine.tensor.GgmlType;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -17,7 +21,14 @@ import java.util.Map;
  * TransformerLayers} (embed → per layer: RMSNorm, q/k/v projections (+ biases), RoPE, KV store,
  * causal GQA attention, output projection, residual, RMSNorm, SwiGLU FFN, residual → final RMSNorm
  * and vocabulary projection). Weights are uploaded once in their GGUF types; the KV cache is {@link
- * CudaKvCache} (paged). Dense attention only: a sequence under another policy runs on the CPU.
+ * CudaKvCache} (paged).
+ *
+ * <p>Attention runs under an {@link AttentionPolicy}, chosen as on the CPU: the model's default
+ * ({@link #withAttention}) or per sequence ({@link #newSequence(int, AttentionPolicy)}). Dense and
+ * SelfExtend (ALGORITHMS.md §2, both position modes) run here, with the CPU {@code
+ * SequenceAttention}'s math: the neighbor keys at their own positions and the grouped keys at ⌊j/G⌋
+ * (a second rotated key array, §2.4 design 1) are attended separately and merged by the LSE rule
+ * (§4.2). The top-k policies (indexer, block) do not run on the GPU and are refused.
  *
  * <p>Decode (one token) uses the matrix-vector kernels, reading each weight byte once. Prefill
  * chunks of at least {@value #GEMM_MIN_ROWS} tokens use cuBLAS (FP16 for quantized and FP16
@@ -32,13 +43,20 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
    */
   public static final int CHUNK = 512;
 
+  /** −∞ as float bits (an empty attention partial's LSE). */
+  private static final int NEG_INF_BITS = 0xff800000;
+
   /** Rows from which a projection goes to cuBLAS. */
   static final int GEMM_MIN_ROWS = 16;
 
   private final CudaContext cx;
   private final CudaKernels k;
   private final LlamaConfig config;
-  private final int maxContext;
+  private final AttentionPolicy defaultPolicy;
+
+  /** The model whose device memory a {@link #withAttention} view shares, or null. */
+  private final CudaModel base;
+
   private final float attentionScale;
   private final boolean interleaved;
   private final DeviceTensor embedding;
@@ -75,7 +93,8 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     this.k = new CudaKernels(cx);
     owned.add(k);
     this.config = config;
-    this.maxContext = config.contextLength();
+    this.defaultPolicy = AttentionPolicy.dense();
+    this.base = null;
     this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
     Rope rope = cpu.rope();
     this.interleaved = rope.layout() == Rope.Layout.INTERLEAVED;
@@ -143,6 +162,24 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     }
   }
 
+  /** A view of {@code base} (its device weights) with {@code policy} as default. */
+  private CudaModel(CudaModel base, AttentionPolicy policy) {
+    this.cx = base.cx;
+    this.k = base.k;
+    this.config = base.config;
+    this.defaultPolicy = policy;
+    this.base = base.base != null ? base.base : base;
+    this.attentionScale = base.attentionScale;
+    this.interleaved = base.interleaved;
+    this.invFreq = base.invFreq;
+    this.embedding = base.embedding;
+    this.output = base.output;
+    this.outputNorm = base.outputNorm;
+    this.layers.addAll(base.layers);
+    this.largestMatrix = base.largestMatrix;
+    this.gemmEnabled = base.gemmEnabled;
+  }
+
   /**
    * Opens device 0 and uploads the model there; closing the model closes the device context too.
    * Fails with the reason when CUDA is not usable.
@@ -178,9 +215,48 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     return config;
   }
 
+  /**
+   * The longest sequence the default policy supports: the trained context for dense, {@code
+   * (L_train − w)·G + w} for SelfExtend (ALGORITHMS.md §2.2).
+   */
   @Override
   public int maxContext() {
-    return maxContext;
+    return defaultPolicy.positions() == null
+        ? config.contextLength()
+        : defaultPolicy.maxContext(config.contextLength());
+  }
+
+  /**
+   * This model with {@code policy} as the default for {@link #newSequence(int)}, as {@code
+   * Transformer.withAttention}: the view shares this model's device weights, so this model must
+   * stay open while the view is used (closing the view frees only its own scratch). Fails for a
+   * policy the GPU does not run or one that does not fit the model.
+   */
+  public CudaModel withAttention(AttentionPolicy policy) {
+    checkGpuPolicy(policy);
+    policy.checkContext(1, config.contextLength());
+    return new CudaModel(this, policy);
+  }
+
+  /** The policy {@link #newSequence(int)} uses. */
+  public AttentionPolicy attentionPolicy() {
+    return defaultPolicy;
+  }
+
+  /** Only dense and SelfExtend attention have GPU kernels; anything else fails naming it. */
+  private static void checkGpuPolicy(AttentionPolicy policy) {
+    if (policy == null) {
+      throw new IllegalArgumentException("policy must not be null");
+    }
+    if (!(policy instanceof AttentionPolicy.Dense) && !(policy instanceof SelfExtend)) {
+      throw new IllegalArgumentException(
+          "attention policy "
+              + policy.name()
+              + " cannot run on the CUDA backend: only dense and self-extend attention run on the"
+              + " GPU (use the CPU backend for "
+              + policy.name()
+              + ")");
+    }
   }
 
   public CudaContext context() {
@@ -194,6 +270,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
 
   /** Device bytes of the weights (the GGUF tensor bytes plus norms). */
   public long weightBytes() {
+    if (base != null) {
+      return base.weightBytes();
+    }
     long sum = 0;
     for (AutoCloseable r : owned) {
       sum +=
@@ -206,9 +285,38 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     return sum;
   }
 
+  /** A new, empty sequence that may grow to {@code maxTokens}, under the default policy. */
   @Override
   public CudaSequence newSequence(int maxTokens) {
-    return new CudaSequence(new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens));
+    return newSequence(maxTokens, defaultPolicy);
+  }
+
+  /**
+   * A new, empty sequence under {@code policy} (per request), as {@code Transformer.newSequence}:
+   * dense or SelfExtend; fails naming the limit when {@code maxTokens} exceeds what SelfExtend
+   * supports ((L_train − w)·G + w), and naming the policy for one the GPU does not run.
+   */
+  public CudaSequence newSequence(int maxTokens, AttentionPolicy policy) {
+    checkGpuPolicy(policy);
+    if (!(policy instanceof SelfExtend se)) {
+      return new CudaSequence(new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens));
+    }
+    policy.checkContext(maxTokens, config.contextLength());
+    CudaKvCache cache = new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens, true);
+    try {
+      // w − 1 entries −1 (no key), then 0, 1, 2, …: row t of a chunk starting at `start` reads
+      // the w entries from start + t, i.e. keys [i − w + 1, i] (the exact neighbor window, −1 where
+      // negative); from w − 1 on, the first c entries are keys [0, c) (llama.cpp's grouped run).
+      int pad = se.neighborWindow() - 1;
+      int[] list = new int[pad + maxTokens];
+      for (int m = 0; m < list.length; m++) {
+        list[m] = m < pad ? -1 : m - pad;
+      }
+      return new CudaSequence(cache, policy, cx.upload(list));
+    } catch (RuntimeException e) {
+      cache.close();
+      throw e;
+    }
   }
 
   @Override
@@ -248,8 +356,23 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     final DeviceBuffer tokens;
     final DeviceBuffer positions;
     final DeviceBuffer half;
+    // SelfExtend only (null for dense): q [n, queryDim] then k [n, kvDim] rotated at the grouped
+    // positions (one buffer, a copy of the front of qkv), the grouped partial's output, both
+    // partials' LSEs, the grouped positions of the step's rows, and llama.cpp mode's per-row
+    // neighbor key lists [rows, w].
+    final DeviceBuffer qkGrouped;
+    final DeviceBuffer attGrouped;
+    final DeviceBuffer lseNeighbor;
+    final DeviceBuffer lseGrouped;
+    final DeviceBuffer groupQueryPositions;
+    final DeviceBuffer groupKeyPositions;
+    final DeviceBuffer neighborLists;
 
     Activations(CudaContext cx, LlamaConfig c, int capacity) {
+      this(cx, c, capacity, null);
+    }
+
+    Activations(CudaContext cx, LlamaConfig c, int capacity, SelfExtend se) {
       this.capacity = capacity;
       long f = Float.BYTES;
       long widest = Math.max(Math.max(c.dim(), c.queryDim()), c.hiddenDim());
@@ -262,19 +385,54 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       tokens = cx.alloc(capacity * (long) Integer.BYTES);
       positions = cx.alloc(capacity * (long) Integer.BYTES);
       half = cx.alloc(capacity * widest * 2);
+      boolean on = se != null;
+      long ints = Integer.BYTES;
+      qkGrouped = on ? cx.alloc(capacity * (c.queryDim() + (long) c.kvDim()) * f) : null;
+      attGrouped = on ? cx.alloc(capacity * c.queryDim() * f) : null;
+      lseNeighbor = on ? cx.alloc(capacity * c.heads() * f) : null;
+      lseGrouped = on ? cx.alloc(capacity * c.heads() * f) : null;
+      groupQueryPositions = on ? cx.alloc(capacity * ints) : null;
+      groupKeyPositions = on ? cx.alloc(capacity * ints) : null;
+      neighborLists =
+          on && se.mode() == SelfExtendMode.LLAMACPP
+              ? cx.alloc((long) capacity * se.neighborWindow() * ints)
+              : null;
     }
 
     @Override
     public void close() {
       for (DeviceBuffer b :
-          new DeviceBuffer[] {x, xb, qkv, att, gateUp, logits, tokens, positions, half}) {
-        b.close();
+          new DeviceBuffer[] {
+            x,
+            xb,
+            qkv,
+            att,
+            gateUp,
+            logits,
+            tokens,
+            positions,
+            half,
+            qkGrouped,
+            attGrouped,
+            lseNeighbor,
+            lseGrouped,
+            groupQueryPositions,
+            groupKeyPositions,
+            neighborLists
+          }) {
+        if (b != null) {
+          b.close();
+        }
       }
     }
   }
 
   Activations newActivations(int rows) {
-    return new Activations(cx, config, Math.max(rows, 1));
+    return newActivations(rows, null);
+  }
+
+  Activations newActivations(int rows, SelfExtend se) {
+    return new Activations(cx, config, Math.max(rows, 1), se);
   }
 
   private void forward(CudaSequence seq, int[] tokens, int off, int n, float[] logits) {
@@ -299,6 +457,10 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     }
     cx.write(a.tokens, 0, ids, n);
     cx.write(a.positions, 0, positions, n);
+    SelfExtend se = seq.selfExtend();
+    if (se != null) {
+      writeSelfExtendPositions(se, a, positions, n);
+    }
 
     int dim = c.dim();
     k.embed(embedding, a.tokens.address(), a.x.address(), n);
@@ -323,7 +485,15 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         k.addBias(kk, w.bk.address(), c.kvDim(), n);
         k.addBias(v, w.bv.address(), c.kvDim(), n);
       }
-      // rotate
+      // rotate (TransformerLayers.rotateSelfExtend: pre-RoPE copies rotated at grouped positions)
+      if (se != null) {
+        // q and k lie at the front of qkv: one copy takes both (qg at 0, kg after n·queryDim)
+        cx.copy(a.qkGrouped, a.qkv, (long) n * (c.queryDim() + c.kvDim()) * Float.BYTES);
+        long qg = a.qkGrouped.address();
+        long kg = qg + (long) n * c.queryDim() * Float.BYTES;
+        rope(qg, a.groupQueryPositions, n, c.heads(), c.queryDim());
+        rope(kg, a.groupKeyPositions, n, c.kvHeads(), c.kvDim());
+      }
       k.rope(
           q,
           a.positions.address(),
@@ -345,23 +515,29 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       // store, attend (causal over [0, start + t])
       k.kvStore(cache.keyTable(l), CudaKvCache.PAGE_TOKENS, kk, start, n, c.kvDim());
       k.kvStore(cache.valueTable(l), CudaKvCache.PAGE_TOKENS, v, start, n, c.kvDim());
-      k.attention(
-          q,
-          cache.keyTable(l),
-          cache.valueTable(l),
-          CudaKvCache.PAGE_TOKENS,
-          a.att.address(),
-          0L,
-          n,
-          c.heads(),
-          c.kvHeads(),
-          c.headDim(),
-          attentionScale,
-          start,
-          0L,
-          0,
-          0,
-          false);
+      if (se != null) {
+        long kg = a.qkGrouped.address() + (long) n * c.queryDim() * Float.BYTES;
+        k.kvStore(cache.groupKeyTable(l), CudaKvCache.PAGE_TOKENS, kg, start, n, c.kvDim());
+        selfExtendAttention(seq, se, a, l, start, n, q);
+      } else {
+        k.attention(
+            q,
+            cache.keyTable(l),
+            cache.valueTable(l),
+            CudaKvCache.PAGE_TOKENS,
+            a.att.address(),
+            0L,
+            n,
+            c.heads(),
+            c.kvHeads(),
+            c.headDim(),
+            attentionScale,
+            start,
+            0L,
+            0,
+            0,
+            false);
+      }
       // finish (TransformerLayers.finish)
       matmul(w.wo, a.att.address(), xb, n, a);
       k.add(a.x.address(), a.xb.address(), (long) n * dim);
@@ -385,6 +561,151 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       k.matvec(output, a.xb.address(), a.logits.address(), 1);
       cx.read(a.logits, 0, logits, c.vocabSize()); // waits for the step
     }
+  }
+
+  private void rope(long x, DeviceBuffer positions, int n, int heads, int rowStride) {
+    k.rope(
+        x,
+        positions.address(),
+        invFreq.address(),
+        n,
+        heads,
+        config.headDim(),
+        rowStride,
+        interleaved);
+  }
+
+  /**
+   * Uploads the step's grouped query and key positions (AttentionPolicy.SelfExtend's mapping) and,
+   * in llama.cpp mode, each row's neighbor keys [c, i] padded with −1 to w entries.
+   */
+  private void writeSelfExtendPositions(SelfExtend se, Activations a, int[] positions, int n) {
+    int[] gq = new int[n];
+    int[] gk = new int[n];
+    for (int t = 0; t < n; t++) {
+      gq[t] = se.groupQueryPosition(positions[t]);
+      gk[t] = se.groupKeyPosition(positions[t]);
+    }
+    cx.write(a.groupQueryPositions, 0, gq, n);
+    cx.write(a.groupKeyPositions, 0, gk, n);
+    if (se.mode() == SelfExtendMode.LLAMACPP) {
+      int w = se.neighborWindow();
+      int[] lists = new int[n * w];
+      Arrays.fill(lists, -1);
+      for (int t = 0; t < n; t++) {
+        int i = positions[t];
+        for (int j = se.neighborStart(i); j <= i; j++) {
+          lists[t * w + j - se.neighborStart(i)] = j;
+        }
+      }
+      cx.write(a.neighborLists, 0, lists, n * w);
+    }
+  }
+
+  /**
+   * SelfExtend attention of the step's n rows for layer l, as the CPU {@code SequenceAttention}
+   * does it: query i attends its neighbor keys [ns(i), i] with q and k at their own positions, and
+   * the keys before ns(i) with q at ⌊i/G⌋ + w − w/G (llama.cpp: c/G + i − c) against the grouped
+   * keys at ⌊j/G⌋ (ALGORITHMS.md §2.2, §2.4); the two partials merge by the LSE rule (§4.2), which
+   * equals one softmax over the merged logit map (§2.3). Both partials run on the existing
+   * attention kernel: the neighbor keys as a window of the sequence's position list (exact) or as
+   * per-row lists (llama.cpp); the grouped keys as a causal prefix shifted back by w (exact: keys
+   * [0, i − w]) or, per run of rows with the same chunk start c, the list prefix [0, c)
+   * (llama.cpp).
+   */
+  private void selfExtendAttention(
+      CudaSequence seq, SelfExtend se, Activations a, int l, int start, int n, long q) {
+    LlamaConfig c = config;
+    CudaKvCache cache = seq.cache();
+    int w = se.neighborWindow();
+    long list = seq.positionList().address();
+    boolean exact = se.mode() == SelfExtendMode.EXACT;
+    // neighbor partial → a.att, a.lseNeighbor
+    k.attention(
+        q,
+        cache.keyTable(l),
+        cache.valueTable(l),
+        CudaKvCache.PAGE_TOKENS,
+        a.att.address(),
+        a.lseNeighbor.address(),
+        n,
+        c.heads(),
+        c.kvHeads(),
+        c.headDim(),
+        attentionScale,
+        0,
+        exact ? list + (long) start * Integer.BYTES : a.neighborLists.address(),
+        w,
+        exact ? 1 : w,
+        false);
+    // grouped partial → a.attGrouped, a.lseGrouped. Rows whose grouped set is empty (i < w, or
+    // before the first llama.cpp chunk boundary) are not launched: their LSE is set to −∞, which
+    // gives the grouped partial weight 0 in the merge. So every causal launch below starts at
+    // causalStart ≥ 0, as the dense kernels (the tensor-core prefill one too) expect.
+    if (se.neighborStart(start) == 0) {
+      cx.fill(a.lseGrouped, NEG_INF_BITS);
+    }
+    if (exact) {
+      // row t sees grouped keys [0, start + t − w + 1): non-empty from t = w − start on
+      int t0 = Math.max(0, w - start);
+      if (t0 < n) {
+        groupedAttention(a, cache, l, t0, n - t0, start + t0 - w, 0L, 0);
+      }
+    } else {
+      for (int t0 = 0; t0 < n; ) {
+        int chunkStart = se.neighborStart(start + t0);
+        int t1 = t0 + 1;
+        while (t1 < n && se.neighborStart(start + t1) == chunkStart) {
+          t1++;
+        }
+        if (chunkStart > 0) {
+          long prefix = list + (long) (w - 1) * Integer.BYTES;
+          groupedAttention(a, cache, l, t0, t1 - t0, 0, prefix, chunkStart);
+        }
+        t0 = t1;
+      }
+    }
+    k.selfExtendMerge(
+        a.att.address(),
+        a.attGrouped.address(),
+        a.lseNeighbor.address(),
+        a.lseGrouped.address(),
+        n * c.heads(),
+        c.headDim());
+  }
+
+  /**
+   * Grouped-key attention of rows [t0, t0 + rows) of the step: causal from causalStart, or the
+   * count positions listed at selected (shared by the rows).
+   */
+  private void groupedAttention(
+      Activations a,
+      CudaKvCache cache,
+      int l,
+      int t0,
+      int rows,
+      int causalStart,
+      long selected,
+      int count) {
+    LlamaConfig c = config;
+    long qRow = (long) t0 * c.queryDim() * Float.BYTES;
+    k.attention(
+        a.qkGrouped.address() + qRow,
+        cache.groupKeyTable(l),
+        cache.valueTable(l),
+        CudaKvCache.PAGE_TOKENS,
+        a.attGrouped.address() + qRow,
+        a.lseGrouped.address() + (long) t0 * c.heads() * Float.BYTES,
+        rows,
+        c.heads(),
+        c.kvHeads(),
+        c.headDim(),
+        attentionScale,
+        causalStart,
+        selected,
+        count,
+        0,
+        false);
   }
 
   /** {@code y[n, rows] = x[n, cols] · Wᵀ}: cuBLAS for prefill chunks, the matvec kernel else. */
@@ -420,6 +741,18 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
 
   @Override
   public void close() {
+    if (base != null) {
+      // A view: the device weights belong to the base model; free only the view's own scratch.
+      for (AutoCloseable r : owned) {
+        try {
+          r.close();
+        } catch (Exception e) {
+          throw new CudaException("freeing the view's device memory failed", e);
+        }
+      }
+      owned.clear();
+      return;
+    }
     for (int i = owned.size() - 1; i >= 0; i--) {
       try {
         owned.get(i).close();

@@ -1,17 +1,50 @@
 package dev.longctx.engine.cuda;
 
-/** One sequence on the GPU: its paged KV cache and its device activation buffers. */
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+
+/**
+ * One sequence on the GPU: its paged KV cache, its device activation buffers and its attention
+ * policy (dense, or SelfExtend with the position list its attention launches index, see {@link
+ * CudaModel}).
+ */
 public final class CudaSequence implements AutoCloseable {
 
   private final CudaKvCache cache;
+  private final AttentionPolicy policy;
+  private final DeviceBuffer positionList;
   private CudaModel.Activations activations;
 
   CudaSequence(CudaKvCache cache) {
+    this(cache, AttentionPolicy.dense(), null);
+  }
+
+  CudaSequence(CudaKvCache cache, AttentionPolicy policy, DeviceBuffer positionList) {
     this.cache = cache;
+    this.policy = policy;
+    this.positionList = positionList;
   }
 
   public CudaKvCache cache() {
     return cache;
+  }
+
+  /** The attention policy this sequence runs under (dense or SelfExtend). */
+  public AttentionPolicy policy() {
+    return policy;
+  }
+
+  /** SelfExtend's position mapping, or null for dense attention. */
+  SelfExtend selfExtend() {
+    return policy.positions();
+  }
+
+  /**
+   * SelfExtend's key position list (w − 1 entries −1, then 0, 1, 2, …): the attention launches
+   * select their keys as windows of it. Null for dense.
+   */
+  DeviceBuffer positionList() {
+    return positionList;
   }
 
   /** Tokens fed so far. */
@@ -19,9 +52,12 @@ public final class CudaSequence implements AutoCloseable {
     return cache.length();
   }
 
-  /** Device bytes of the KV cache (whole pages). */
+  /**
+   * Device bytes of the KV cache (whole pages; with SelfExtend's grouped keys) plus SelfExtend's
+   * position list.
+   */
   public long bytesAllocated() {
-    return cache.bytesAllocated();
+    return cache.bytesAllocated() + (positionList == null ? 0 : positionList.bytes());
   }
 
   CudaModel.Activations activations(CudaModel model, int rows) {
@@ -29,7 +65,7 @@ public final class CudaSequence implements AutoCloseable {
       if (activations != null) {
         activations.close();
       }
-      activations = model.newActivations(rows);
+      activations = model.newActivations(rows, selfExtend());
     }
     return activations;
   }
@@ -39,6 +75,9 @@ public final class CudaSequence implements AutoCloseable {
     if (activations != null) {
       activations.close();
       activations = null;
+    }
+    if (positionList != null) {
+      positionList.close();
     }
     cache.close();
   }

@@ -3,12 +3,20 @@ package dev.longctx.engine.cuda;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.AttentionPolicy.BlockTopK;
+import dev.longctx.engine.attention.AttentionPolicy.IndexerTopK;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.model.TestModels;
+import java.util.ArrayList;
+import java.util.List;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -84,6 +92,104 @@ class CudaModelTest {
       assertThatThrownBy(() -> gpu.prefill(seq, new int[5]))
           .hasMessageContaining("exceeds the KV cache limit of 4");
       assertThatThrownBy(() -> gpu.prefill(seq, new int[0])).hasMessageContaining("at least one");
+    }
+  }
+
+  /** The logits after the prompt and after each of {@code steps} greedy tokens. */
+  private static <S> List<float[]> greedyLogits(Decoder<S> model, S seq, int[] prompt, int steps) {
+    List<float[]> all = new ArrayList<>();
+    float[] logits = model.prefill(seq, prompt);
+    all.add(logits);
+    for (int i = 0; i < steps; i++) {
+      logits = model.decode(seq, Ops.argmax(logits, 0, logits.length));
+      all.add(logits);
+    }
+    return all;
+  }
+
+  /**
+   * SelfExtend on the GPU equals the CPU Transformer under the same policy: a window far shorter
+   * than the prompt, so most keys are attended at grouped positions (ALGORITHMS.md §2.2), in both
+   * position modes; prefill (a multi-row chunk) and decode steps, logits and greedy tokens. Few
+   * tokens: the CPU emulation of the driver is slow.
+   */
+  @Test
+  void selfExtendMatchesTheCpuBackend() {
+    CudaContext cx = CudaTests.context();
+    try (LoadedModel loaded = TestModels.stories260K();
+        CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
+      Transformer cpu = new Transformer(loaded.config(), loaded.weights());
+      int[] prompt =
+          loaded
+              .tokenizer()
+              .encodePrompt("Once upon a time, there was a little girl named Lily. She loved to");
+      int steps = 6;
+      SelfExtend exact = new SelfExtend(2, 8);
+      SelfExtend llama = new SelfExtend(4, 8, SelfExtendMode.LLAMACPP);
+      assertThat(prompt.length).isGreaterThan(2 * exact.neighborWindow());
+      List<float[]> dense = greedyLogits(cpu, cpu.newSequence(prompt.length + steps), prompt, 0);
+      for (SelfExtend se : new SelfExtend[] {exact, llama}) {
+        Sequence cs = cpu.newSequence(prompt.length + steps, se);
+        List<float[]> expected = greedyLogits(cpu, cs, prompt, steps);
+        // the grouped region changes the result: the comparison below is not dense against dense
+        assertThat(maxAbsDiff(expected.get(0), dense.get(0)))
+            .as("%s vs dense", se)
+            .isGreaterThan(1e-2);
+        CudaModel view = gpu.withAttention(se);
+        assertThat(view.attentionPolicy()).isEqualTo(se);
+        assertThat(view.maxContext()).isEqualTo(se.maxContext(loaded.config().contextLength()));
+        try (CudaSequence gs = view.newSequence(prompt.length + steps)) {
+          List<float[]> actual = greedyLogits(view, gs, prompt, steps);
+          for (int s = 0; s <= steps; s++) {
+            float[] e = expected.get(s);
+            float[] g = actual.get(s);
+            assertThat(Ops.argmax(g, 0, g.length))
+                .as("%s greedy token after step %d", se, s)
+                .isEqualTo(Ops.argmax(e, 0, e.length));
+            for (int i = 0; i < e.length; i++) {
+              assertThat(g[i])
+                  .as("%s logit %d after step %d", se, i, s)
+                  .isCloseTo(e[i], Offset.offset(2e-3f));
+            }
+          }
+          assertThat(gs.policy()).isEqualTo(se);
+          assertThat(gs.length()).isEqualTo(cs.length());
+          assertThat(gs.cache().hasGroupKeys()).isTrue();
+          assertThat(gs.cache().bytesPerToken()).isEqualTo(cs.cache().bytesPerToken());
+          assertThat(gs.cache().bytesResident()).isEqualTo(cs.cache().bytesResident());
+        }
+      }
+    }
+  }
+
+  private static double maxAbsDiff(float[] a, float[] b) {
+    double max = 0;
+    for (int i = 0; i < a.length; i++) {
+      max = Math.max(max, Math.abs(a[i] - b[i]));
+    }
+    return max;
+  }
+
+  @Test
+  void topKPoliciesAreRefusedNamingThePolicy() {
+    CudaContext cx = CudaTests.context();
+    try (LoadedModel loaded = TestModels.stories260K();
+        CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
+      for (AttentionPolicy p : new AttentionPolicy[] {new IndexerTopK(4), new BlockTopK(4, 2)}) {
+        assertThatThrownBy(() -> gpu.newSequence(16, p))
+            .isInstanceOf(IllegalArgumentException.class)
+            .hasMessageContaining(p.name())
+            .hasMessageContaining("only dense and self-extend attention run on the GPU");
+        assertThatThrownBy(() -> gpu.withAttention(p))
+            .isInstanceOf(IllegalArgumentException.class)
+            .hasMessageContaining(p.name());
+      }
+      // SelfExtend's own limits hold as on the CPU: w below the trained context, (L − w)·G + w
+      int trained = loaded.config().contextLength();
+      assertThatThrownBy(() -> gpu.newSequence(16, new SelfExtend(1, trained)))
+          .hasMessageContaining("smaller than the trained context");
+      assertThatThrownBy(() -> gpu.newSequence(2 * trained, new SelfExtend(1, 8)))
+          .hasMessageContaining("maximum context");
     }
   }
 }
