@@ -8,16 +8,27 @@ import dev.longctx.engine.attention.AttentionPolicy.BlockTopK;
 import dev.longctx.engine.attention.AttentionPolicy.IndexerTopK;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
+import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Ops;
+import dev.longctx.engine.kernel.Rope;
+import dev.longctx.engine.model.GgufModelLoader;
+import dev.longctx.engine.model.GgufModelWriter;
+import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.model.SyntheticModel;
 import dev.longctx.engine.model.TestModels;
+import dev.longctx.engine.tensor.GgmlType;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.SplittableRandom;
 import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The whole model on CUDA against the CPU {@link Transformer} on the real stories260K: greedy
@@ -157,6 +168,60 @@ class CudaModelTest {
           assertThat(gs.cache().hasGroupKeys()).isTrue();
           assertThat(gs.cache().bytesPerToken()).isEqualTo(cs.cache().bytesPerToken());
           assertThat(gs.cache().bytesResident()).isEqualTo(cs.cache().bytesResident());
+        }
+      }
+    }
+  }
+
+  /**
+   * The same comparison on a one-layer random-weight model with head dimension 64 and GQA groups of
+   * 2 (Qwen2 layout: biases, rotate-half RoPE), which takes the split-K attention kernels
+   * (attention_split_g2_d64 + attention_combine) that stories260K's head dimension 8 does not.
+   */
+  @Test
+  void selfExtendMatchesTheCpuBackendOnTheSplitAttentionKernels(@TempDir Path tmp)
+      throws IOException {
+    CudaContext cx = CudaTests.context();
+    LlamaConfig shape =
+        new LlamaConfig(
+            "qwen2", 256, 256, 1, 4, 2, 64, 260, 512, 1e-6f, 10000f, Rope.Layout.ROTATE_HALF, null);
+    Path file = tmp.resolve("se-d64.gguf");
+    GgufModelWriter.write(
+        file,
+        "se-d64",
+        SyntheticModel.source(shape, true, 5),
+        SyntheticModel.vocabulary(shape.vocabSize()),
+        GgmlType.F32);
+    try (GgufFile gguf = GgufFile.open(file)) {
+      LlamaConfig c = GgufModelLoader.config(gguf);
+      var weights = GgufModelLoader.weights(gguf, c);
+      Transformer cpu = new Transformer(c, weights);
+      int[] prompt = new SplittableRandom(9).ints(40, 0, c.vocabSize()).toArray();
+      int steps = 3;
+      try (CudaModel gpu = new CudaModel(cx, c, weights)) {
+        for (SelfExtend se :
+            new SelfExtend[] {
+              new SelfExtend(4, 16), new SelfExtend(2, 8, SelfExtendMode.LLAMACPP)
+            }) {
+          List<float[]> expected =
+              greedyLogits(cpu, cpu.newSequence(prompt.length + steps, se), prompt, steps);
+          List<float[]> dense = greedyLogits(cpu, cpu.newSequence(prompt.length), prompt, 0);
+          // the grouped region changes the logits (by ~0.3 here) far beyond the tolerance below
+          assertThat(maxAbsDiff(expected.get(0), dense.get(0)))
+              .as("%s vs dense", se)
+              .isGreaterThan(0.05);
+          try (CudaSequence gs = gpu.newSequence(prompt.length + steps, se)) {
+            List<float[]> actual = greedyLogits(gpu, gs, prompt, steps);
+            for (int s = 0; s <= steps; s++) {
+              float[] e = expected.get(s);
+              float[] g = actual.get(s);
+              assertThat(Ops.argmax(g, 0, g.length))
+                  .as("%s greedy token after step %d", se, s)
+                  .isEqualTo(Ops.argmax(e, 0, e.length));
+              // F32 weights: only the float summation order differs (under 1e-6 in the emulation)
+              assertThat(maxAbsDiff(g, e)).as("%s logits after step %d", se, s).isLessThan(1e-4);
+            }
+          }
         }
       }
     }
