@@ -171,16 +171,17 @@ class CudaModelTest {
 
   /**
    * The same comparison on a one-layer random-weight model with head dimension 64 and GQA groups of
-   * 2 (Qwen2 layout: biases, rotate-half RoPE), which takes the split-K attention kernels
-   * (attention_split_g2_d64 + attention_combine) that stories260K's head dimension 8 does not.
+   * 2 (Qwen2 layout: biases, rotate-half RoPE), which takes the kernels stories260K's head
+   * dimension 8 does not: the split-K attention (attention_split_g2_d64 + attention_combine) and,
+   * for the exact mode's grouped partial of the 90-row prefill chunk (74 rows with grouped keys),
+   * the tensor-core prefill kernel; both position modes.
    */
   @Test
-  void selfExtendMatchesTheCpuBackendOnTheSplitAttentionKernels(@TempDir Path tmp)
-      throws IOException {
+  void selfExtendMatchesTheCpuBackendOnTheHeadDim64Kernels(@TempDir Path tmp) throws IOException {
     CudaContext cx = CudaTests.context();
     LlamaConfig shape =
         new LlamaConfig(
-            "qwen2", 256, 256, 1, 4, 2, 64, 260, 512, 1e-6f, 10000f, Rope.Layout.ROTATE_HALF, null);
+            "qwen2", 128, 128, 1, 2, 1, 64, 260, 512, 1e-6f, 10000f, Rope.Layout.ROTATE_HALF, null);
     Path file = tmp.resolve("se-d64.gguf");
     GgufModelWriter.write(
         file,
@@ -192,7 +193,7 @@ class CudaModelTest {
       LlamaConfig c = GgufModelLoader.config(gguf);
       var weights = GgufModelLoader.weights(gguf, c);
       Transformer cpu = new Transformer(c, weights);
-      int[] prompt = new SplittableRandom(9).ints(40, 0, c.vocabSize()).toArray();
+      int[] prompt = new SplittableRandom(9).ints(90, 0, c.vocabSize()).toArray();
       int steps = 3;
       try (CudaModel gpu = new CudaModel(cx, c, weights)) {
         for (SelfExtend se :
@@ -214,8 +215,13 @@ class CudaModelTest {
               assertThat(Ops.argmax(g, 0, g.length))
                   .as("%s greedy token after step %d", se, s)
                   .isEqualTo(Ops.argmax(e, 0, e.length));
-              // F32 weights: only the float summation order differs (under 1e-6 in the emulation)
-              assertThat(maxAbsDiff(g, e)).as("%s logits after step %d", se, s).isLessThan(1e-4);
+              // F32 weights: decode differs only in the float summation order (under 1e-6 in the
+              // emulation); the exact-mode prefill's grouped partial runs on the tensor-core kernel
+              // (FP16 products, 3e-4 here)
+              double tolerance = s == 0 ? 2e-3 : 1e-4;
+              assertThat(maxAbsDiff(g, e))
+                  .as("%s logits after step %d", se, s)
+                  .isLessThan(tolerance);
             }
           }
         }
