@@ -219,7 +219,7 @@ final class CudaKernels implements AutoCloseable {
       // Split the keys when the row tiles alone leave the device short of blocks (a few rows
       // over a long context), merging the splits' partials as the decode path does.
       int rowBlocks = ceilDiv(n, TC_ROWS) * heads;
-      int longest = causalStart + n;
+      int longest = Math.max(causalStart + n, 1); // rows before position 0 see no keys
       int splits =
           Math.max(
               1, Math.min(ceilDiv(4 * cx.multiprocessors(), rowBlocks), ceilDiv(longest, 2048)));
