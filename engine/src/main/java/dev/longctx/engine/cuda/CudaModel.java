@@ -233,7 +233,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
    * policy the GPU does not run or one that does not fit the model.
    */
   public CudaModel withAttention(AttentionPolicy policy) {
-    checkGpuPolicy(policy);
+    requireSupported(policy);
     policy.checkContext(1, config.contextLength());
     return new CudaModel(this, policy);
   }
@@ -243,8 +243,11 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     return defaultPolicy;
   }
 
-  /** Only dense and SelfExtend attention have GPU kernels; anything else fails naming it. */
-  private static void checkGpuPolicy(AttentionPolicy policy) {
+  /**
+   * Fails, naming the policy, unless it runs on the GPU: only dense and SelfExtend attention have
+   * GPU kernels. The CLI calls it before uploading a model.
+   */
+  public static void requireSupported(AttentionPolicy policy) {
     if (policy == null) {
       throw new IllegalArgumentException("policy must not be null");
     }
@@ -297,7 +300,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
    * supports ((L_train − w)·G + w), and naming the policy for one the GPU does not run.
    */
   public CudaSequence newSequence(int maxTokens, AttentionPolicy policy) {
-    checkGpuPolicy(policy);
+    requireSupported(policy);
     if (!(policy instanceof SelfExtend se)) {
       return new CudaSequence(new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens));
     }

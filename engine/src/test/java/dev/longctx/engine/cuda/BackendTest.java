@@ -3,6 +3,7 @@ package dev.longctx.engine.cuda;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.cuda.Backend.Availability;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
@@ -62,6 +63,22 @@ class BackendTest {
       assertThat(Backend.AUTO.select()).isEqualTo(Backend.CPU);
       assertThatThrownBy(Backend.CUDA::select).hasMessageContaining(a.reason());
       assertThatThrownBy(CudaContext::open).hasMessageContaining("CUDA is not usable");
+    }
+  }
+
+  @Test
+  void gpuPoliciesAreCheckedWithoutADevice() {
+    // The CLI asks before it uploads a model: no device, driver or CUDA library is touched.
+    CudaModel.requireSupported(AttentionPolicy.dense());
+    CudaModel.requireSupported(new AttentionPolicy.SelfExtend(4, 64));
+    for (AttentionPolicy p :
+        new AttentionPolicy[] {
+          new AttentionPolicy.IndexerTopK(256), new AttentionPolicy.BlockTopK(64, 8)
+        }) {
+      assertThatThrownBy(() -> CudaModel.requireSupported(p))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining(p.name())
+          .hasMessageContaining("only dense and self-extend attention run on the GPU");
     }
   }
 }

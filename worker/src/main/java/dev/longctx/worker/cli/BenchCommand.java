@@ -1,6 +1,5 @@
 package dev.longctx.worker.cli;
 
-import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.cuda.Backend;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.Decoder;
@@ -100,109 +99,116 @@ public class BenchCommand implements Callable<Integer> {
     if (replicate && backend == Backend.CUDA) {
       throw new IllegalArgumentException("--depth-fill replicate runs on the CPU backend only");
     }
-    try (LoadedModel model = modelOptions.load();
-        CudaModel gpu =
-            backend == Backend.CUDA ? CudaModel.open(model.config(), model.weights()) : null) {
+    try (LoadedModel model = modelOptions.load()) {
       Transformer tr = attentionOptions.transformer(model);
-      if (gpu != null && !(tr.attentionPolicy() instanceof AttentionPolicy.Dense)) {
-        throw new IllegalArgumentException("--backend cuda runs dense attention only");
-      }
-      Decoder<?> decoder = gpu == null ? tr : gpu;
-      long weightBytes = bytesReadPerToken(model.weights());
-      String name = model.path().getFileName() + (gpu != null ? " (cuda)" : "");
-      String size = String.format("%.2f GiB", totalBytes(model.weights()) / (double) (1L << 30));
-      String params =
-          String.format(
-              "%.2f B", model.config().parameterCount(model.weights().tiedEmbeddings()) / 1e9);
-      String type = model.weights().layers().getFirst().wq().type().toString();
-      int threads = Parallel.threads();
-      if (!json) {
-        System.out.println("| model | type | size | params | threads | test | t/s | GB/s |");
-        System.out.println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-      }
-      List<String[]> tests = new ArrayList<>();
-      for (int p : prompts) {
-        if (p > 0) {
-          tests.add(new String[] {"pp", String.valueOf(p)});
+      if (backend == Backend.CUDA) {
+        // Dense and SelfExtend run on the GPU; the top-k policies fail here, before the upload.
+        CudaModel.requireSupported(tr.attentionPolicy());
+        try (CudaModel gpu = CudaModel.open(model.config(), model.weights());
+            CudaModel withPolicy = gpu.withAttention(tr.attentionPolicy())) {
+          return run(model, tr, withPolicy, " (cuda)", replicate);
         }
       }
-      for (int n : gens) {
-        if (n > 0) {
-          tests.add(new String[] {"tg", String.valueOf(n)});
-        }
-      }
-      for (int depth : depths) {
-        for (String[] test : tests) {
-          int n = Integer.parseInt(test[1]);
-          boolean prefill = test[0].equals("pp");
-          if (depth + n > tr.maxContext()) {
-            throw new IllegalArgumentException(
-                "depth "
-                    + depth
-                    + " + "
-                    + test[0]
-                    + n
-                    + " exceeds the attention policy's maximum context "
-                    + tr.maxContext());
-          }
-          if (depth + n > model.config().contextLength()) {
-            System.err.printf(
-                "note: depth %d + %s%d exceeds the trained context %d%n",
-                depth, test[0], n, model.config().contextLength());
-          }
-          double[] rates = new double[reps];
-          SplittableRandom random = new SplittableRandom(42);
-          for (int r = -1; r < reps; r++) {
-            double rate = measure(decoder, prefill, depth, n, replicate, random);
-            if (r >= 0) {
-              rates[r] = rate;
-            }
-          }
-          double mean = 0;
-          for (double x : rates) {
-            mean += x / reps;
-          }
-          double var = 0;
-          for (double x : rates) {
-            var += (x - mean) * (x - mean) / Math.max(1, reps - 1);
-          }
-          double sd = Math.sqrt(var);
-          // Decode reads every weight once per token: bytes/token × tokens/s is the bandwidth
-          // reached.
-          Double gbs = prefill ? null : weightBytes * mean / 1e9;
-          if (json) {
-            Map<String, Object> out = new LinkedHashMap<>();
-            out.put("model", name);
-            out.put("type", type);
-            out.put("threads", threads);
-            out.put("backend", gpu != null ? "cuda" : "cpu");
-            out.put("test", test[0] + n);
-            out.put("depth", depth);
-            out.put("depth_fill", depthFill);
-            out.put("attention", tr.attentionPolicy().name());
-            out.put("tokens_per_second", mean);
-            out.put("stddev", sd);
-            out.put("gb_per_second", gbs);
-            System.out.println(JsonText.write(out));
-          } else {
-            System.out.printf(
-                "| %s | %s | %s | %s | %d | %s%d%s | %.2f ± %.2f | %s |%n",
-                name,
-                type,
-                size,
-                params,
-                threads,
-                test[0],
-                n,
-                depth > 0 ? " @ d" + depth + (replicate ? " (replicated)" : "") : "",
-                mean,
-                sd,
-                gbs == null ? "" : String.format("%.1f", gbs));
-          }
-        }
-      }
-      return 0;
+      return run(model, tr, tr, "", replicate);
     }
+  }
+
+  private Integer run(
+      LoadedModel model, Transformer tr, Decoder<?> decoder, String suffix, boolean replicate) {
+    long weightBytes = bytesReadPerToken(model.weights());
+    String name = model.path().getFileName() + suffix;
+    String size = String.format("%.2f GiB", totalBytes(model.weights()) / (double) (1L << 30));
+    String params =
+        String.format(
+            "%.2f B", model.config().parameterCount(model.weights().tiedEmbeddings()) / 1e9);
+    String type = model.weights().layers().getFirst().wq().type().toString();
+    int threads = Parallel.threads();
+    if (!json) {
+      System.out.println("| model | type | size | params | threads | test | t/s | GB/s |");
+      System.out.println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    }
+    List<String[]> tests = new ArrayList<>();
+    for (int p : prompts) {
+      if (p > 0) {
+        tests.add(new String[] {"pp", String.valueOf(p)});
+      }
+    }
+    for (int n : gens) {
+      if (n > 0) {
+        tests.add(new String[] {"tg", String.valueOf(n)});
+      }
+    }
+    for (int depth : depths) {
+      for (String[] test : tests) {
+        int n = Integer.parseInt(test[1]);
+        boolean prefill = test[0].equals("pp");
+        if (depth + n > tr.maxContext()) {
+          throw new IllegalArgumentException(
+              "depth "
+                  + depth
+                  + " + "
+                  + test[0]
+                  + n
+                  + " exceeds the attention policy's maximum context "
+                  + tr.maxContext());
+        }
+        if (depth + n > model.config().contextLength()) {
+          System.err.printf(
+              "note: depth %d + %s%d exceeds the trained context %d%n",
+              depth, test[0], n, model.config().contextLength());
+        }
+        double[] rates = new double[reps];
+        SplittableRandom random = new SplittableRandom(42);
+        for (int r = -1; r < reps; r++) {
+          double rate = measure(decoder, prefill, depth, n, replicate, random);
+          if (r >= 0) {
+            rates[r] = rate;
+          }
+        }
+        double mean = 0;
+        for (double x : rates) {
+          mean += x / reps;
+        }
+        double var = 0;
+        for (double x : rates) {
+          var += (x - mean) * (x - mean) / Math.max(1, reps - 1);
+        }
+        double sd = Math.sqrt(var);
+        // Decode reads every weight once per token: bytes/token × tokens/s is the bandwidth
+        // reached.
+        Double gbs = prefill ? null : weightBytes * mean / 1e9;
+        if (json) {
+          Map<String, Object> out = new LinkedHashMap<>();
+          out.put("model", name);
+          out.put("type", type);
+          out.put("threads", threads);
+          out.put("backend", suffix.isEmpty() ? "cpu" : "cuda");
+          out.put("test", test[0] + n);
+          out.put("depth", depth);
+          out.put("depth_fill", depthFill);
+          out.put("attention", tr.attentionPolicy().name());
+          out.put("tokens_per_second", mean);
+          out.put("stddev", sd);
+          out.put("gb_per_second", gbs);
+          System.out.println(JsonText.write(out));
+        } else {
+          System.out.printf(
+              "| %s | %s | %s | %s | %d | %s%d%s | %.2f ± %.2f | %s |%n",
+              name,
+              type,
+              size,
+              params,
+              threads,
+              test[0],
+              n,
+              depth > 0 ? " @ d" + depth + (replicate ? " (replicated)" : "") : "",
+              mean,
+              sd,
+              gbs == null ? "" : String.format("%.1f", gbs));
+        }
+      }
+    }
+    return 0;
   }
 
   /**

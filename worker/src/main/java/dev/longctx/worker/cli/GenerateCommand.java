@@ -177,11 +177,11 @@ public class GenerateCommand implements Callable<Integer> {
       }
       Generator.Result r;
       if (cuda) {
-        if (!(tr.attentionPolicy() instanceof dev.longctx.engine.attention.AttentionPolicy.Dense)) {
-          throw new IllegalArgumentException("--backend cuda runs dense attention only");
-        }
-        try (var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights())) {
-          r = Generator.generate(gpu, tok, request, json ? t -> {} : out::print);
+        // Dense and SelfExtend run on the GPU; the top-k policies fail here, before the upload.
+        dev.longctx.engine.cuda.CudaModel.requireSupported(tr.attentionPolicy());
+        try (var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights());
+            var withPolicy = gpu.withAttention(tr.attentionPolicy())) {
+          r = Generator.generate(withPolicy, tok, request, json ? t -> {} : out::print);
         }
       } else {
         r = Generator.generate(tr, tok, request, json ? t -> {} : out::print);
