@@ -33,7 +33,9 @@ import java.util.Map;
  * <p>Decode (one token) uses the matrix-vector kernels, reading each weight byte once. Prefill
  * chunks of at least {@value #GEMM_MIN_ROWS} tokens use cuBLAS (FP16 for quantized and FP16
  * weights, BF16 for BF16, FP32 for F32; FP32 accumulation) when libcublas loads, else the
- * matrix-vector kernel per token. Not thread-safe: one caller at a time.
+ * matrix-vector kernel per token. Thread-safe: sequences, steps and releases of a model and its
+ * {@link #withAttention} views take one lock (they share the device scratch, and the device runs
+ * one stream anyway), so a server may drive several requests from several threads.
  */
 public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
 
@@ -56,6 +58,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
 
   /** The model whose device memory a {@link #withAttention} view shares, or null. */
   private final CudaModel base;
+
+  /** Serializes device work: the base model's, shared by its views. */
+  private final Object lock;
 
   private final float attentionScale;
   private final boolean interleaved;
@@ -95,6 +100,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     this.config = config;
     this.defaultPolicy = AttentionPolicy.dense();
     this.base = null;
+    this.lock = new Object();
     this.attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
     Rope rope = cpu.rope();
     this.interleaved = rope.layout() == Rope.Layout.INTERLEAVED;
@@ -169,6 +175,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     this.config = base.config;
     this.defaultPolicy = policy;
     this.base = base.base != null ? base.base : base;
+    this.lock = base.lock;
     this.attentionScale = base.attentionScale;
     this.interleaved = base.interleaved;
     this.invFreq = base.invFreq;
@@ -243,6 +250,11 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     return defaultPolicy;
   }
 
+  /** Whether {@code policy} runs on the GPU (dense or SelfExtend). */
+  public static boolean supports(AttentionPolicy policy) {
+    return policy instanceof AttentionPolicy.Dense || policy instanceof SelfExtend;
+  }
+
   /**
    * Fails, naming the policy, unless it runs on the GPU: only dense and SelfExtend attention have
    * GPU kernels. The CLI calls it before uploading a model.
@@ -251,7 +263,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     if (policy == null) {
       throw new IllegalArgumentException("policy must not be null");
     }
-    if (!(policy instanceof AttentionPolicy.Dense) && !(policy instanceof SelfExtend)) {
+    if (!supports(policy)) {
       throw new IllegalArgumentException(
           "attention policy "
               + policy.name()
@@ -301,6 +313,12 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
    */
   public CudaSequence newSequence(int maxTokens, AttentionPolicy policy) {
     requireSupported(policy);
+    synchronized (lock) {
+      return allocate(maxTokens, policy);
+    }
+  }
+
+  private CudaSequence allocate(int maxTokens, AttentionPolicy policy) {
     if (!(policy instanceof SelfExtend se)) {
       return new CudaSequence(new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens));
     }
@@ -328,22 +346,28 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       throw new IllegalArgumentException("prefill needs at least one token");
     }
     float[] logits = new float[config.vocabSize()];
-    for (int off = 0; off < tokens.length; off += CHUNK) {
-      int n = Math.min(CHUNK, tokens.length - off);
-      forward(seq, tokens, off, n, off + n == tokens.length ? logits : null);
+    synchronized (lock) {
+      for (int off = 0; off < tokens.length; off += CHUNK) {
+        int n = Math.min(CHUNK, tokens.length - off);
+        forward(seq, tokens, off, n, off + n == tokens.length ? logits : null);
+      }
     }
     return logits;
   }
 
   @Override
   public void release(CudaSequence seq) {
-    seq.close();
+    synchronized (lock) {
+      seq.close();
+    }
   }
 
   @Override
   public float[] decode(CudaSequence seq, int token) {
     float[] logits = new float[config.vocabSize()];
-    forward(seq, new int[] {token}, 0, 1, logits);
+    synchronized (lock) {
+      forward(seq, new int[] {token}, 0, 1, logits);
+    }
     return logits;
   }
 

@@ -1,6 +1,7 @@
 package dev.longctx.worker.api;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.proto.v1.AdminGrpc;
 import dev.longctx.proto.v1.InferenceGrpc;
@@ -113,9 +114,34 @@ public final class ServingServer implements AutoCloseable {
       int port,
       AttentionPolicy policy)
       throws IOException {
-    EngineLoop engine =
-        new EngineLoop(
-            new LocalBackend(loaded.transformer().withAttention(policy)), kvCapacityTokens, limits);
+    return inProcess(
+        loaded,
+        name,
+        contextLimit,
+        kvCapacityTokens,
+        limits,
+        host,
+        port,
+        policy,
+        loaded.transformer().withAttention(policy));
+  }
+
+  /**
+   * {@link #inProcess} on {@code decoder}, which runs {@code loaded} under {@code policy}: the CPU
+   * transformer or the GPU's model.
+   */
+  public static ServingServer inProcess(
+      LoadedModel loaded,
+      String name,
+      int contextLimit,
+      long kvCapacityTokens,
+      EngineLoop.Limits limits,
+      String host,
+      int port,
+      AttentionPolicy policy,
+      Decoder<?> decoder)
+      throws IOException {
+    EngineLoop engine = new EngineLoop(new LocalBackend(decoder), kvCapacityTokens, limits);
     long epoch = new java.security.SecureRandom().nextLong() & Long.MAX_VALUE;
     return start(
         host,

@@ -33,7 +33,8 @@ public class ModelOptions {
       defaultValue = "auto",
       description =
           "Where the model runs: auto (CUDA when a GPU is usable, else the CPU), cpu or cuda"
-              + " (default: ${DEFAULT-VALUE}). Honoured by generate (in-process, dense) and bench; other commands run on the CPU.")
+              + " (default: ${DEFAULT-VALUE}). Honoured by generate (in-process) and bench, for"
+              + " dense and self-extend attention; serve has its own --backend.")
   String backend;
 
   /** The backend to run on; {@code cuda} without a usable GPU fails with the reason. */

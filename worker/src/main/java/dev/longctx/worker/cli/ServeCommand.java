@@ -1,6 +1,9 @@
 package dev.longctx.worker.cli;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.cuda.Backend;
+import dev.longctx.engine.cuda.CudaModel;
+import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.tensor.Parallel;
 import dev.longctx.worker.api.HealthEndpoints;
@@ -197,6 +200,14 @@ public class ServeCommand implements Callable<Integer> {
   @Mixin AttentionOptions attentionOptions;
 
   @Option(
+      names = "--backend",
+      description =
+          "Where an in-process server (no shards) runs the model: cpu, cuda or auto (CUDA when a"
+              + " GPU is usable and the attention policy runs there, dense or self-extend)"
+              + " (default: engine.backend, else cpu). Shards and coordinators run on the CPU.")
+  String backendOption;
+
+  @Option(
       names = "--placement",
       description =
           "How each step's tokens are split over a request's shards: contiguous or zigzag"
@@ -204,6 +215,36 @@ public class ServeCommand implements Callable<Integer> {
   String placementOption;
 
   private final Properties conf = new Properties();
+
+  /**
+   * The engine an in-process server runs: the CPU transformer, or the GPU model when {@code
+   * --backend} (engine.backend) picks CUDA. {@code auto} falls back to the CPU for a policy the GPU
+   * does not run; {@code cuda} fails naming it. The GPU model is freed with the server.
+   */
+  private Decoder<?> inProcessDecoder(
+      LoadedModel loaded, AttentionPolicy policy, List<Runnable> stops) {
+    Backend requested =
+        Backend.parse(first(backendOption, conf.getProperty("engine.backend"), "cpu"));
+    Backend chosen = requested.select();
+    if (chosen == Backend.CUDA && requested == Backend.AUTO && !CudaModel.supports(policy)) {
+      System.err.printf(
+          "longctx serve: %s attention runs on the CPU (the GPU runs dense and self-extend)%n",
+          policy.name());
+      chosen = Backend.CPU;
+    }
+    if (chosen == Backend.CPU) {
+      return loaded.transformer().withAttention(policy);
+    }
+    CudaModel.requireSupported(policy);
+    CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
+    CudaModel withPolicy = gpu.withAttention(policy);
+    stops.add(
+        () -> {
+          withPolicy.close();
+          gpu.close();
+        });
+    return withPolicy;
+  }
 
   /**
    * Attention from engine.properties (the operator writes the CR's attention and context.selfExtend
@@ -370,16 +411,26 @@ public class ServeCommand implements Callable<Integer> {
       ServingServer server;
       String placement;
       if (addresses.isEmpty()) {
+        Decoder<?> decoder = inProcessDecoder(loaded, policy, stops);
         server =
             listen(
                 () ->
                     ServingServer.inProcess(
-                        loaded, served, contextLimit, capacity, limits, host, grpc, policy),
+                        loaded,
+                        served,
+                        contextLimit,
+                        capacity,
+                        limits,
+                        host,
+                        grpc,
+                        policy,
+                        decoder),
                 host,
                 grpc,
                 loaded,
                 health);
-        placement = "1 shard (in-process)";
+        placement =
+            "1 shard (in-process" + (decoder instanceof CudaModel ? ", on the GPU" : "") + ")";
       } else {
         List<ShardClient> clients = ShardPool.connect(addresses, callTimeoutMillis, 300_000);
         ShardDirectory directory;

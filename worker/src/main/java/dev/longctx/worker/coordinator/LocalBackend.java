@@ -1,36 +1,48 @@
 package dev.longctx.worker.coordinator;
 
-import dev.longctx.engine.inference.Sequence;
+import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Transformer;
 
-/** Runs every sequence in this process on the engine's {@link Transformer} (one shard). */
+/**
+ * Runs every sequence in this process on one engine {@link Decoder} (one shard): the CPU {@link
+ * Transformer} or the GPU's {@code CudaModel}.
+ */
 public final class LocalBackend implements ForwardBackend {
 
-  private final Transformer transformer;
+  private final Decoder<?> decoder;
 
-  public LocalBackend(Transformer transformer) {
-    this.transformer = transformer;
+  public LocalBackend(Decoder<?> decoder) {
+    this.decoder = decoder;
   }
 
   @Override
   public SequenceRunner open(String requestId, int capacity, int promptTokens) {
-    Sequence seq = transformer.newSequence(capacity);
+    return runner(decoder, capacity);
+  }
+
+  private static <S> SequenceRunner runner(Decoder<S> decoder, int capacity) {
+    S seq = decoder.newSequence(capacity);
     return new SequenceRunner() {
       private boolean closed;
+      private int length;
 
       @Override
       public float[] prefill(int[] tokens) {
-        return transformer.prefill(seq, tokens);
+        float[] logits = decoder.prefill(seq, tokens);
+        length += tokens.length;
+        return logits;
       }
 
       @Override
       public float[] decode(int token) {
-        return transformer.decode(seq, token);
+        float[] logits = decoder.decode(seq, token);
+        length++;
+        return logits;
       }
 
       @Override
       public int length() {
-        return closed ? 0 : seq.length();
+        return closed ? 0 : length;
       }
 
       @Override
@@ -42,7 +54,7 @@ public final class LocalBackend implements ForwardBackend {
       public void close() {
         if (!closed) {
           closed = true;
-          transformer.release(seq); // the KV pages go back to the pool at once
+          decoder.release(seq); // KV pages (CPU pool or device memory) go back at once
         }
       }
     };

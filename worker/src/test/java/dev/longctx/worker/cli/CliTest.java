@@ -239,6 +239,42 @@ class CliTest {
   }
 
   @Test
+  void serveOnCudaWithoutADeviceSaysWhyAndRejectsUnknownBackends(QuarkusMainLauncher launcher) {
+    org.junit.jupiter.api.Assumptions.assumeFalse(
+        dev.longctx.engine.cuda.CudaProbe.probe().available(), "a CUDA device is present");
+    Path model = tmp.resolve("tiny.gguf");
+    assertThat(launcher.launch("synth", "--shape", "tiny", "--out", model.toString()).exitCode())
+        .isZero();
+    LaunchResult cuda =
+        launcher.launch(
+            "serve",
+            "--model",
+            model.toString(),
+            "--backend",
+            "cuda",
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "-1");
+    assertThat(cuda.exitCode()).isNotZero();
+    assertThat(cuda.getErrorOutput()).contains("--backend cuda was requested but");
+    LaunchResult bogus =
+        launcher.launch(
+            "serve",
+            "--model",
+            model.toString(),
+            "--backend",
+            "tpu",
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "-1");
+    assertThat(bogus.exitCode()).isNotZero();
+    assertThat(bogus.getErrorOutput())
+        .contains("unknown backend 'tpu': expected auto, cpu or cuda");
+  }
+
+  @Test
   void truncatedGgufGivesOneLineNamingFileOffsetAndReason(QuarkusMainLauncher launcher)
       throws IOException {
     Path model = tmp.resolve("tiny.gguf");
