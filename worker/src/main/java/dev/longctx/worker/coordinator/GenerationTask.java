@@ -150,7 +150,8 @@ public final class GenerationTask {
       int[] prompt = spec.prompt();
       if (prefilled < prompt.length) {
         int n = Math.min(PREFILL_STEP, prompt.length - prefilled);
-        logits = runner.prefill(Arrays.copyOfRange(prompt, prefilled, prefilled + n));
+        boolean last = prefilled + n == prompt.length;
+        logits = runner.prefill(Arrays.copyOfRange(prompt, prefilled, prefilled + n), last);
         prefilled += n;
         if (prompt.length > PREFILL_STEP) {
           sink.onPrefillProgress(prefilled, prompt.length);

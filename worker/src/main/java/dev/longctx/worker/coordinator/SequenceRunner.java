@@ -9,6 +9,14 @@ public interface SequenceRunner extends AutoCloseable {
   /** Feeds {@code tokens} after the sequence's current end; returns the last token's logits. */
   float[] prefill(int[] tokens);
 
+  /**
+   * {@link #prefill(int[])}, told whether the logits are needed: a prompt chunk before the last may
+   * skip computing and moving them (an empty array then).
+   */
+  default float[] prefill(int[] tokens, boolean wantLogits) {
+    return prefill(tokens);
+  }
+
   /** Feeds one token; returns its logits. */
   float[] decode(int token);
 

@@ -13,6 +13,7 @@ import dev.longctx.proto.shard.v1.CallTag;
 import dev.longctx.proto.shard.v1.Candidates;
 import dev.longctx.proto.shard.v1.ForwardRequest;
 import dev.longctx.proto.shard.v1.LogitsRequest;
+import dev.longctx.proto.shard.v1.LogitsResponse;
 import dev.longctx.proto.shard.v1.OpenRequest;
 import dev.longctx.proto.shard.v1.ReleaseRequest;
 import dev.longctx.worker.shard.Tensors;
@@ -330,14 +331,14 @@ public final class ShardedBackend implements ForwardBackend {
     }
 
     /** Runs a step; if a shard fails, rebuilds the KV on the shards left and runs it again. */
-    private float[] run(int[] tokens, boolean decode) {
+    private float[] run(int[] tokens, boolean decode, boolean wantLogits) {
       Span span =
           Telemetry.get()
               .startSpan(decode ? "longctx.decode.step" : "longctx.prefill.step")
               .setAttribute("longctx.tokens", tokens.length)
               .setAttribute("longctx.position", length);
       try (Scope ignored = span.makeCurrent()) {
-        return runStep(tokens, decode, span);
+        return runStep(tokens, decode, wantLogits, span);
       } catch (RuntimeException e) {
         Telemetry.fail(span, e);
         throw e;
@@ -346,7 +347,7 @@ public final class ShardedBackend implements ForwardBackend {
       }
     }
 
-    private float[] runStep(int[] tokens, boolean decode, Span span) {
+    private float[] runStep(int[] tokens, boolean decode, boolean wantLogits, Span span) {
       boolean rebuild = false;
       while (true) {
         try {
@@ -354,7 +355,7 @@ public final class ShardedBackend implements ForwardBackend {
             rebuild();
             rebuild = false;
           }
-          float[] logits = decode ? decodeStep(tokens[0]) : prefillStep(tokens);
+          float[] logits = decode ? decodeStep(tokens[0]) : prefillStep(tokens, wantLogits);
           record(tokens);
           return logits;
         } catch (StatusRuntimeException e) {
@@ -398,7 +399,7 @@ public final class ShardedBackend implements ForwardBackend {
       decodeTurn = 0;
       for (int off = 0; off < tokens.length; off += GenerationTask.PREFILL_STEP) {
         int n = Math.min(GenerationTask.PREFILL_STEP, tokens.length - off);
-        prefillStep(java.util.Arrays.copyOfRange(tokens, off, off + n));
+        prefillStep(java.util.Arrays.copyOfRange(tokens, off, off + n), false);
       }
     }
 
@@ -466,17 +467,24 @@ public final class ShardedBackend implements ForwardBackend {
 
     @Override
     public float[] prefill(int[] tokens) {
-      return run(tokens, false);
+      return run(tokens, false, true);
+    }
+
+    @Override
+    public float[] prefill(int[] tokens, boolean wantLogits) {
+      return run(tokens, false, wantLogits);
     }
 
     @Override
     public float[] decode(int token) {
-      return run(new int[] {token}, true);
+      return run(new int[] {token}, true, true);
     }
 
-    private float[] prefillStep(int[] tokens) {
+    /** A prompt chunk; the logits of its last row when {@code wantLogits}, else none (empty). */
+    private float[] prefillStep(int[] tokens, boolean wantLogits) {
       int n = tokens.length;
-      return step(tokens, split(n, mine.size(), placement), new int[] {n - 1});
+      return step(
+          tokens, split(n, mine.size(), placement), wantLogits ? new int[] {n - 1} : new int[0]);
     }
 
     /** Feeds a prompt chunk and returns the logits after every one of its tokens, [n, vocab]. */
@@ -507,12 +515,16 @@ public final class ShardedBackend implements ForwardBackend {
       int p = mine.size();
       int n = tokens.length;
       int vocab = config.vocabSize();
-      if (p == 1 && selector == null && want.length == 1 && want[0] == n - 1) {
-        ForwardRequest.Builder fb = ForwardRequest.newBuilder().setTag(tag(0, -1));
+      boolean lastRowOnly = want.length == 1 && want[0] == n - 1;
+      if (p == 1 && selector == null && (lastRowOnly || want.length == 0)) {
+        ForwardRequest.Builder fb =
+            ForwardRequest.newBuilder().setTag(tag(0, -1)).setSkipLogits(want.length == 0);
         for (int i = 0; i < n; i++) {
           fb.addTokenIds(tokens[i]).addPositions(length + i);
         }
-        float[] logits = Tensors.floats(mine.get(0).stub().forward(fb.build()).getLogits(), vocab);
+        LogitsResponse response = mine.get(0).stub().forward(fb.build());
+        float[] logits =
+            want.length == 0 ? new float[0] : Tensors.floats(response.getLogits(), vocab);
         length += n;
         return logits;
       }

@@ -420,6 +420,14 @@ final class ShardState {
    * Returns the last token's logits.
    */
   float[] forwardLocal(int[] tokens, int[] positions) {
+    return forwardLocal(tokens, positions, true);
+  }
+
+  /**
+   * {@link #forwardLocal(int[], int[])}; without {@code logits} the last layer is left unfinished
+   * (its KV is stored; nothing after it is needed) and an empty array is returned.
+   */
+  float[] forwardLocal(int[] tokens, int[] positions, boolean logits) {
     int qDim = c.queryDim();
     float[] attention = null;
     for (int l = 0; l < c.layers(); l++) {
@@ -427,7 +435,7 @@ final class ShardState {
       attention = new float[rows * qDim];
       attend(l, q.plain(), q.grouped(), stepPositions, attention, new float[rows * c.heads()]);
     }
-    return logits(attention, new int[] {rows - 1});
+    return logits ? logits(attention, new int[] {rows - 1}) : new float[0];
   }
 
   /** Finishes the last layer and returns the logits of the step rows {@code which}. */

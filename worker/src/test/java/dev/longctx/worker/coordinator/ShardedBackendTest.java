@@ -99,6 +99,35 @@ class ShardedBackendTest {
   }
 
   @ParameterizedTest
+  @ValueSource(ints = {1, 2})
+  void aPromptChunkBeforeTheLastMovesNoLogits(int p) throws Exception {
+    int[] ids = prompt(301);
+    var transformer = model.transformer();
+    Sequence seq = transformer.newSequence(400);
+    transformer.prefill(seq, Arrays.copyOf(ids, 200));
+    float[] want = transformer.prefill(seq, Arrays.copyOfRange(ids, 200, ids.length));
+    try (ShardedBackend backend = backend(p)) {
+      SequenceRunner runner = backend.open("skip-" + p, 400, ids.length);
+      ShardTraffic.Snapshot before = ShardTraffic.snapshot();
+      assertThat(runner.prefill(Arrays.copyOf(ids, 200), false)).isEmpty();
+      long received = ShardTraffic.snapshot().minus(before).receivedBytes();
+      // P = 1 is one Forward call that answers nothing but its status; P > 1 returns the step's
+      // queries and partials per layer, and no Logits call is made.
+      if (p == 1) {
+        assertThat(received).isLessThan(model.config().vocabSize() * 4L);
+      }
+      before = ShardTraffic.snapshot();
+      float[] got = runner.prefill(Arrays.copyOfRange(ids, 200, ids.length), true);
+      assertThat(maxRelativeDifference(want, got)).isLessThanOrEqualTo(1e-4);
+      // the last chunk's logits do come back (the counter sees this traffic)
+      assertThat(ShardTraffic.snapshot().minus(before).receivedBytes())
+          .isGreaterThanOrEqualTo(model.config().vocabSize() * 4L);
+      assertThat(runner.length()).isEqualTo(seq.length());
+      runner.close();
+    }
+  }
+
+  @ParameterizedTest
   @ValueSource(ints = {1, 2, 3, 4})
   void shardedGreedyGenerationEqualsTheEngine(int p) throws Exception {
     int[] ids = prompt(250);
