@@ -140,6 +140,14 @@ __device__ __forceinline__ float dot_q8x4(u16 lo, u16 hi, float4 x) {
 
 __device__ __forceinline__ float4 load4(const float* p) { return *(const float4*)p; }
 
+// Σ over Q4_0 bytes 2i and 2i + 1 (packed in `pair`) of (nibble − 8)·x: their low nibbles are
+// elements 2i, 2i + 1 of the block, their high nibbles 2i + 16, 2i + 17.
+__device__ __forceinline__ float dot_q4_pair(u16 pair, const float* xb, int i) {
+  int lo = pair & 0xff, hi = pair >> 8;
+  return (float)((lo & 15) - 8) * xb[2 * i] + (float)((hi & 15) - 8) * xb[2 * i + 1] +
+         (float)((lo >> 4) - 8) * xb[2 * i + 16] + (float)((hi >> 4) - 8) * xb[2 * i + 17];
+}
+
 // Σ of 8 FP16 (f16) or BF16 weights packed in h times x[0, 8) (16-byte aligned).
 __device__ __forceinline__ float dot_half8(uint4 h, const float* x, bool f16) {
   float4 x0 = load4(x), x1 = load4(x + 4);
@@ -156,9 +164,11 @@ __device__ __forceinline__ float dot_half8(uint4 h, const float* x, bool f16) {
 }
 
 // Dot product of row `row` of a block-quantized or float weight with x[0, cols), by one warp. The
-// decode path is bound by the weight bytes, so every lane issues wide independent loads: a quant
-// block per lane (34 bytes of Q8_0 or 18 of Q4_0 as 16-bit words: blocks are 2-byte aligned) or
-// 16 bytes of an F16/BF16/F32 row per lane. x must be 16-byte aligned (the fast paths check it).
+// decode path is bound by the weight bytes, so the loads are wide: Q8_0/Q4_0 rows that are 16-byte
+// aligned (blocks % 8 == 0) go through shared memory in coalesced 16-byte pieces; other quantized
+// rows give a block per lane (read as 16-bit words: blocks are 2-byte aligned); F16/BF16/F32 rows
+// 16 bytes per lane. The fast paths need x 16-byte aligned (they check it); the last path reads
+// element by element.
 __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row, int cols,
                               const float* __restrict__ x) {
   int lane = threadIdx.x & 31;
@@ -191,10 +201,7 @@ __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row,
           const u16* qs = (const u16*)(bb + 2 + 4 * part);
           s = dot_q8x4(qs[0], qs[1], load4(xb + 4 * part));
         } else {
-          u16 pair = *(const u16*)(bb + 2 + 2 * part);
-          int lo = pair & 0xff, hi = pair >> 8;
-          s = (float)((lo & 15) - 8) * xb[2 * part] + (float)((hi & 15) - 8) * xb[2 * part + 1] +
-              (float)((lo >> 4) - 8) * xb[2 * part + 16] + (float)((hi >> 4) - 8) * xb[2 * part + 17];
+          s = dot_q4_pair(*(const u16*)(bb + 2 + 2 * part), xb, part);
         }
         acc += d * s;
       }
@@ -225,12 +232,7 @@ __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row,
       const float* xb = x + blk * 32;
       float s = 0.f;
 #pragma unroll
-      for (int i = 0; i < 8; i++) {
-        // bytes 2i and 2i + 1: low nibbles are elements 2i, 2i + 1, high nibbles 2i + 16, 2i + 17
-        int b0 = q[i] & 0xff, b1 = q[i] >> 8;
-        s += (float)((b0 & 15) - 8) * xb[2 * i] + (float)((b1 & 15) - 8) * xb[2 * i + 1] +
-             (float)((b0 >> 4) - 8) * xb[2 * i + 16] + (float)((b1 >> 4) - 8) * xb[2 * i + 17];
-      }
+      for (int i = 0; i < 8; i++) s += dot_q4_pair(q[i], xb, i);
       acc += d * s;
     }
   } else if ((type == TYPE_F16 || type == TYPE_BF16) && xAligned && (cols & 7) == 0) {

@@ -324,21 +324,26 @@ public final class CudaBench {
               ctx >= LONG_PREFILL_ROWS
                   ? prefillTflops(cx, k, shape, cache, q, out, lse, ctx, LONG_PREFILL_ROWS)
                   : Double.NaN;
+          Runnable indexerStep =
+              () ->
+                  k.indexerScores(
+                      iq.address(),
+                      iw.address(),
+                      indexKeys.address(),
+                      ctx,
+                      1,
+                      indexerHeads,
+                      indexerDim,
+                      1f,
+                      scores.address());
+          Runnable topkStep =
+              () -> k.topk(scores.address(), 1, ctx, topK, sel.address(), selScores.address());
           double sparse =
               best(
                   cx,
                   () -> {
-                    k.indexerScores(
-                        iq.address(),
-                        iw.address(),
-                        indexKeys.address(),
-                        ctx,
-                        1,
-                        indexerHeads,
-                        indexerDim,
-                        1f,
-                        scores.address());
-                    k.topk(scores.address(), 1, ctx, topK, sel.address(), selScores.address());
+                    indexerStep.run();
+                    topkStep.run();
                     k.attention(
                         q.address(),
                         cache.keyTable(0),
@@ -357,24 +362,8 @@ public final class CudaBench {
                         topK,
                         false);
                   });
-          double indexer =
-              best(
-                  cx,
-                  () ->
-                      k.indexerScores(
-                          iq.address(),
-                          iw.address(),
-                          indexKeys.address(),
-                          ctx,
-                          1,
-                          indexerHeads,
-                          indexerDim,
-                          1f,
-                          scores.address()));
-          double topk =
-              best(
-                  cx,
-                  () -> k.topk(scores.address(), 1, ctx, topK, sel.address(), selScores.address()));
+          double indexer = best(cx, indexerStep);
+          double topk = best(cx, topkStep);
           System.out.printf(
               "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |%n",
               ctx, dense * 1e6, tflops, tflopsLong, sparse * 1e6, indexer * 1e6, topk * 1e6);

@@ -51,10 +51,13 @@ final class CudaKernels implements AutoCloseable {
   static final int TOPK_MIN_CHUNK = 16384;
 
   private final CudaContext cx;
-  private DeviceBuffer scratch;
   private boolean tensorCores = true;
-  private DeviceBuffer candidateScratch;
-  private DeviceBuffer gemmScratch;
+
+  /** Split attention partials, top-k candidates, indexer head products. */
+  private final Scratch partials = new Scratch();
+
+  private final Scratch candidates = new Scratch();
+  private final Scratch products = new Scratch();
 
   CudaKernels(CudaContext cx) {
     this.cx = cx;
@@ -218,15 +221,10 @@ final class CudaKernels implements AutoCloseable {
         && cx.computeCapability() >= 80) {
       // Split the keys when the row tiles alone leave the device short of blocks (a few rows
       // over a long context), merging the splits' partials as the decode path does.
-      int rowBlocks = ceilDiv(n, TC_ROWS) * heads;
-      int longest = Math.max(causalStart + n, 1); // rows before position 0 see no keys
-      int splits =
-          Math.max(
-              1, Math.min(ceilDiv(4 * cx.multiprocessors(), rowBlocks), ceilDiv(longest, 2048)));
-      int keysPerSplit = ceilDiv(ceilDiv(longest, splits), TC_KEYS) * TC_KEYS;
-      splits = ceilDiv(longest, keysPerSplit);
+      KeySplits ks = keySplits(ceilDiv(n, TC_ROWS) * heads, causalStart + n, 2048, TC_KEYS);
+      int splits = ks.splits();
       long rows = (long) n * heads;
-      long partO = splits > 1 ? splitScratch(rows * splits * (headDim + 2L) * Float.BYTES) : 0L;
+      long partO = splits > 1 ? partials.address(rows * splits * (headDim + 2L) * Float.BYTES) : 0L;
       long partML = splits > 1 ? partO + rows * splits * headDim * Float.BYTES : 0L;
       cx.launch(
           "attention_prefill_tc_d" + headDim,
@@ -245,21 +243,11 @@ final class CudaKernels implements AutoCloseable {
           scale,
           causalStart,
           splits,
-          keysPerSplit,
+          ks.keysPerSplit(),
           partO,
           partML);
       if (splits > 1) {
-        cx.launch(
-            "attention_combine",
-            (int) rows,
-            1,
-            ATTENTION_THREADS,
-            partO,
-            partML,
-            out,
-            lse,
-            headDim,
-            splits);
+        combine(partO, partML, out, lse, rows, headDim, splits);
       }
       return;
     }
@@ -288,16 +276,13 @@ final class CudaKernels implements AutoCloseable {
           perKvHead ? 1 : 0);
       return;
     }
-    // Split the keys so that about four blocks per multiprocessor run (flash decoding); a prefill
-    // chunk of many rows fills the device without splitting.
-    int longest = selected == 0 ? causalStart + n : count;
+    // Flash decoding: a single row's keys are split over enough blocks to fill the device; a
+    // prefill chunk of many rows fills it without splitting.
     int rowBlocks = n * kvHeads;
-    int splits =
-        Math.max(1, Math.min(ceilDiv(4 * cx.multiprocessors(), rowBlocks), ceilDiv(longest, 64)));
-    int keysPerSplit = ceilDiv(ceilDiv(Math.max(longest, 1), splits), 16) * 16;
-    splits = Math.max(1, ceilDiv(longest, keysPerSplit));
+    KeySplits ks = keySplits(rowBlocks, selected == 0 ? causalStart + n : count, 64, 16);
+    int splits = ks.splits();
     long rows = (long) n * heads;
-    long partO = splitScratch(rows * splits * (headDim + 2L) * Float.BYTES);
+    long partO = partials.address(rows * splits * (headDim + 2L) * Float.BYTES);
     long partML = partO + rows * splits * headDim * Float.BYTES;
     cx.launch(
         "attention_split_g" + groupBound + "_d" + headDim,
@@ -319,7 +304,29 @@ final class CudaKernels implements AutoCloseable {
         selStride,
         perKvHead ? 1 : 0,
         splits,
-        keysPerSplit);
+        ks.keysPerSplit());
+    combine(partO, partML, out, lse, rows, headDim, splits);
+  }
+
+  /** How a row's keys are cut: {@code splits} ranges of {@code keysPerSplit} (the last shorter). */
+  private record KeySplits(int splits, int keysPerSplit) {}
+
+  /**
+   * Cuts {@code longest} keys (at most 0: none) so that the {@code rowBlocks} blocks times the
+   * splits make about four blocks per multiprocessor, each range at least {@code minKeys} long and
+   * a multiple of {@code granule}.
+   */
+  private KeySplits keySplits(int rowBlocks, int longest, int minKeys, int granule) {
+    int keys = Math.max(longest, 1);
+    int splits =
+        Math.max(1, Math.min(ceilDiv(4 * cx.multiprocessors(), rowBlocks), ceilDiv(keys, minKeys)));
+    int keysPerSplit = ceilDiv(ceilDiv(keys, splits), granule) * granule;
+    return new KeySplits(ceilDiv(keys, keysPerSplit), keysPerSplit);
+  }
+
+  /** out, lse ← the LSE merge of the splits' partials (attention_combine). */
+  private void combine(
+      long partO, long partML, long out, long lse, long rows, int headDim, int splits) {
     cx.launch(
         "attention_combine",
         (int) rows,
@@ -337,39 +344,36 @@ final class CudaKernels implements AutoCloseable {
     return (a + b - 1) / b;
   }
 
-  /** The split partials' device scratch, grown to at least {@code bytes}. */
-  private long splitScratch(long bytes) {
-    if (scratch == null || scratch.bytes() < bytes) {
-      if (scratch != null) {
-        scratch.close();
-      }
-      scratch = cx.alloc(Math.max(bytes, 1L << 20));
-    }
-    return scratch.address();
-  }
+  /**
+   * Device memory one kind of intermediate reuses from launch to launch (all work runs on one
+   * stream, in order), grown when a call needs more.
+   */
+  private final class Scratch {
+    private DeviceBuffer buffer;
 
-  /** The top-k candidates' device scratch, grown to at least {@code bytes}. */
-  private long topkScratch(long bytes) {
-    if (candidateScratch == null || candidateScratch.bytes() < bytes) {
-      if (candidateScratch != null) {
-        candidateScratch.close();
+    /** The address of at least {@code bytes} of this scratch. */
+    long address(long bytes) {
+      if (buffer == null || buffer.bytes() < bytes) {
+        close();
+        buffer = cx.alloc(Math.max(bytes, 1L << 20));
       }
-      candidateScratch = cx.alloc(Math.max(bytes, 1L << 20));
+      return buffer.address();
     }
-    return candidateScratch.address();
+
+    void close() {
+      if (buffer != null) {
+        buffer.close();
+        buffer = null;
+      }
+    }
   }
 
   /** Frees the scratch memory. */
   @Override
   public void close() {
-    for (DeviceBuffer b : new DeviceBuffer[] {scratch, candidateScratch, gemmScratch}) {
-      if (b != null) {
-        b.close();
-      }
-    }
-    scratch = null;
-    candidateScratch = null;
-    gemmScratch = null;
+    partials.close();
+    candidates.close();
+    products.close();
   }
 
   /** scores[t, s] = scale · Σ_j w[t, j]·ReLU(q[t, j]·k[s]) for s < len, t < n. */
@@ -380,20 +384,14 @@ final class CudaKernels implements AutoCloseable {
       // y [n·heads, len] = q·Kᵀ in one FP32 GEMM (every head against every key), then the
       // weighted ReLU sum over heads per key.
       long rowsOfQ = (long) n * heads;
-      if (gemmScratch == null || gemmScratch.bytes() < rowsOfQ * len * Float.BYTES) {
-        if (gemmScratch != null) {
-          gemmScratch.close();
-        }
-        gemmScratch = cx.alloc(rowsOfQ * len * Float.BYTES);
-      }
-      blas.gemm(
-          CudaBlas.Precision.FP32, keys, q, gemmScratch.address(), len, headDim, (int) rowsOfQ);
+      long y = products.address(rowsOfQ * len * Float.BYTES);
+      blas.gemm(CudaBlas.Precision.FP32, keys, q, y, len, headDim, (int) rowsOfQ);
       cx.launch(
           "indexer_reduce",
           (len + THREADS - 1) / THREADS,
           n,
           THREADS,
-          gemmScratch.address(),
+          y,
           w,
           len,
           heads,
@@ -448,9 +446,9 @@ final class CudaKernels implements AutoCloseable {
       return;
     }
     int chunks = ceilDiv(n, chunk);
-    int candidates = chunks * k;
-    long candidatePositions = topkScratch((long) rows * candidates * 8);
-    long candidateScores = candidatePositions + (long) rows * candidates * 4;
+    int perRow = chunks * k;
+    long candidatePositions = candidates.address((long) rows * perRow * 8);
+    long candidateScores = candidatePositions + (long) rows * perRow * 4;
     cx.launch(
         "topk_rows",
         rows * chunks,
@@ -469,12 +467,12 @@ final class CudaKernels implements AutoCloseable {
         1,
         TOPK_THREADS,
         candidateScores,
-        candidates,
+        perRow,
         k,
         outPositions,
         outScores,
         candidatePositions,
-        candidates);
+        perRow);
   }
 
   // ---- SelfExtend (CudaModel) ----

@@ -395,10 +395,6 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     final DeviceBuffer groupKeyPositions;
     final DeviceBuffer neighborLists;
 
-    Activations(CudaContext cx, LlamaConfig c, int capacity) {
-      this(cx, c, capacity, null);
-    }
-
     Activations(CudaContext cx, LlamaConfig c, int capacity, SelfExtend se) {
       this.capacity = capacity;
       long f = Float.BYTES;
@@ -452,10 +448,6 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         }
       }
     }
-  }
-
-  Activations newActivations(int rows) {
-    return newActivations(rows, null);
   }
 
   Activations newActivations(int rows, SelfExtend se) {
@@ -521,24 +513,8 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         rope(qg, a.groupQueryPositions, n, c.heads(), c.queryDim());
         rope(kg, a.groupKeyPositions, n, c.kvHeads(), c.kvDim());
       }
-      k.rope(
-          q,
-          a.positions.address(),
-          invFreq.address(),
-          n,
-          c.heads(),
-          c.headDim(),
-          c.queryDim(),
-          interleaved);
-      k.rope(
-          kk,
-          a.positions.address(),
-          invFreq.address(),
-          n,
-          c.kvHeads(),
-          c.headDim(),
-          c.kvDim(),
-          interleaved);
+      rope(q, a.positions, n, c.heads(), c.queryDim());
+      rope(kk, a.positions, n, c.kvHeads(), c.kvDim());
       // store, attend (causal over [0, start + t])
       k.kvStore(cache.keyTable(l), CudaKvCache.PAGE_TOKENS, kk, start, n, c.kvDim());
       k.kvStore(cache.valueTable(l), CudaKvCache.PAGE_TOKENS, v, start, n, c.kvDim());

@@ -317,11 +317,10 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
           if (tokens.length == 0) {
             throw new IllegalArgumentException("a forward step needs at least one token");
           }
+          float[] logits = s.forwardLocal(tokens, positions, !request.getSkipLogits());
           if (request.getSkipLogits()) {
-            s.forwardLocal(tokens, positions, false);
             return LogitsResponse.getDefaultInstance();
           }
-          float[] logits = s.forwardLocal(tokens, positions);
           return LogitsResponse.newBuilder()
               .setLogits(Tensors.f32(logits, 1, engine.config().vocabSize()))
               .build();

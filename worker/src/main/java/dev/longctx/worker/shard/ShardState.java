@@ -417,15 +417,8 @@ final class ShardState {
 
   /**
    * A whole step when this shard holds all of the request's KV: every layer's attention is local.
-   * Returns the last token's logits.
-   */
-  float[] forwardLocal(int[] tokens, int[] positions) {
-    return forwardLocal(tokens, positions, true);
-  }
-
-  /**
-   * {@link #forwardLocal(int[], int[])}; without {@code logits} the last layer is left unfinished
-   * (its KV is stored; nothing after it is needed) and an empty array is returned.
+   * Returns the last token's logits; without {@code logits} the last layer is left unfinished (its
+   * KV is stored, nothing after it is needed) and an empty array is returned.
    */
   float[] forwardLocal(int[] tokens, int[] positions, boolean logits) {
     int qDim = c.queryDim();
