@@ -1,6 +1,8 @@
 package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.inference.CpuKvRange;
+import dev.longctx.engine.inference.KvRange;
 import dev.longctx.engine.inference.TransformerLayers;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
@@ -9,33 +11,66 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A shard: the model's weights (loaded once) and the per-request states of the sequence ranges
- * placed here, with KV capacity accounting in tokens. Calls for one request are serialised by the
- * coordinator; different requests run concurrently.
+ * A shard: the model's weights (loaded once, on the CPU or a GPU) and the per-request {@link
+ * KvRange}s of the sequence ranges placed here, with KV capacity accounting in tokens. Calls for
+ * one request are serialised by the coordinator; different requests run concurrently.
  */
 public final class ShardEngine {
+
+  /** Opens a request's KV range on the shard's backend. */
+  @FunctionalInterface
+  public interface Ranges {
+    KvRange open(int capacity, AttentionPolicy policy);
+  }
 
   private final int shardId;
   private final long epoch;
   private final LlamaConfig config;
-  private final TransformerLayers layers;
+  private final Ranges ranges;
+  private final String backend;
   private final long capacityTokens;
   private final String fingerprint;
-  private final ConcurrentHashMap<String, ShardState> requests = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, KvRange> requests = new ConcurrentHashMap<>();
   private final AtomicLong reserved = new AtomicLong();
 
+  /** A shard computing on the CPU. */
   public ShardEngine(
       int shardId,
       LlamaConfig config,
       LlamaWeights weights,
       long capacityTokens,
       String fingerprint) {
+    this(shardId, config, cpu(config, weights), "cpu", capacityTokens, fingerprint);
+  }
+
+  /**
+   * A shard whose request ranges come from {@code ranges} (the CPU's, or a GPU model's), named
+   * {@code backend} in its description.
+   */
+  public ShardEngine(
+      int shardId,
+      LlamaConfig config,
+      Ranges ranges,
+      String backend,
+      long capacityTokens,
+      String fingerprint) {
     this.shardId = shardId;
     this.epoch = new SecureRandom().nextLong() & Long.MAX_VALUE;
     this.config = config;
-    this.layers = new TransformerLayers(config, weights);
+    this.ranges = ranges;
+    this.backend = backend;
     this.capacityTokens = capacityTokens;
     this.fingerprint = fingerprint;
+  }
+
+  private static Ranges cpu(LlamaConfig config, LlamaWeights weights) {
+    TransformerLayers layers = new TransformerLayers(config, weights);
+    return (capacity, policy) -> new CpuKvRange(layers, capacity, policy);
+  }
+
+  /** "cpu", or "cuda" with the device. */
+  public String backend() {
+    return backend;
   }
 
   public int shardId() {
@@ -66,7 +101,7 @@ public final class ShardEngine {
   /** KV positions filled. */
   public long residentTokens() {
     long n = 0;
-    for (ShardState s : requests.values()) {
+    for (KvRange s : requests.values()) {
       n += s.slots();
     }
     return n;
@@ -85,28 +120,40 @@ public final class ShardEngine {
     if (requests.containsKey(requestId)) {
       throw new IllegalStateException("request " + requestId + " is already open here");
     }
-    ShardState state = new ShardState(layers, capacity, policy);
     long after = reserved.addAndGet(capacity);
     if (after > capacityTokens) {
       reserved.addAndGet(-capacity);
       return false;
     }
-    requests.put(requestId, state);
+    KvRange range;
+    try {
+      range = ranges.open(capacity, policy);
+    } catch (RuntimeException e) {
+      reserved.addAndGet(-capacity);
+      throw e;
+    }
+    if (requests.putIfAbsent(requestId, range) != null) {
+      range.close();
+      reserved.addAndGet(-capacity);
+      throw new IllegalStateException("request " + requestId + " is already open here");
+    }
     return true;
   }
 
-  /** The state of an open request, or null. */
-  ShardState get(String requestId) {
+  /** The range of an open request, or null. */
+  KvRange get(String requestId) {
     return requests.get(requestId);
   }
 
-  /** Drops a request; returns the positions it held (0 if unknown). */
+  /** Drops a request and frees its range; returns the positions it held (0 if unknown). */
   long release(String requestId) {
-    ShardState s = requests.remove(requestId);
+    KvRange s = requests.remove(requestId);
     if (s == null) {
       return 0;
     }
     reserved.addAndGet(-s.capacity());
-    return s.slots();
+    long held = s.slots();
+    s.close();
+    return held;
   }
 }

@@ -1,6 +1,7 @@
 package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.inference.KvRange;
 import dev.longctx.proto.shard.v1.AdvanceRequest;
 import dev.longctx.proto.shard.v1.AdvanceResponse;
 import dev.longctx.proto.shard.v1.AttendRequest;
@@ -52,9 +53,9 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
     }
   }
 
-  private ShardState state(CallTag tag) {
+  private KvRange state(CallTag tag) {
     checkEpoch(tag);
-    ShardState s = engine.get(tag.getRequestId());
+    KvRange s = engine.get(tag.getRequestId());
     if (s == null) {
       throw Status.NOT_FOUND
           .withDescription(
@@ -133,6 +134,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
               .setResidentTokens(engine.residentTokens())
               .setActiveRequests(engine.activeRequests())
               .setReservedTokens(engine.reservedTokens())
+              .setBackend(engine.backend())
               .setReady(true)
               .build();
         });
@@ -209,7 +211,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         "advance",
         request.getTag(),
         () -> {
-          ShardState s = state(request.getTag());
+          KvRange s = state(request.getTag());
           int layer = request.getTag().getLayer();
           if (layer < 0 || layer >= engine.config().layers()) {
             throw new IllegalArgumentException(
@@ -222,7 +224,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
               request.hasAttentionOutput()
                   ? Tensors.floats(request.getAttentionOutput(), -1)
                   : null;
-          ShardState.Queries q = s.advance(layer, tokens, positions, attention);
+          KvRange.Queries q = s.advance(layer, tokens, positions, attention);
           int qDim = engine.config().queryDim();
           int rows = q.plain().length / qDim;
           AdvanceResponse.Builder b =
@@ -251,7 +253,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         "attend",
         request.getTag(),
         () -> {
-          ShardState s = state(request.getTag());
+          KvRange s = state(request.getTag());
           var c = engine.config();
           int layer = request.getTag().getLayer();
           if (layer < 0 || layer > s.layer()) {
@@ -294,7 +296,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         "logits",
         request.getTag(),
         () -> {
-          ShardState s = state(request.getTag());
+          KvRange s = state(request.getTag());
           int[] rows = request.getRowsList().stream().mapToInt(Integer::intValue).toArray();
           float[] logits = s.logits(Tensors.floats(request.getAttentionOutput(), -1), rows);
           return LogitsResponse.newBuilder()
@@ -310,7 +312,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         "forward",
         request.getTag(),
         () -> {
-          ShardState s = state(request.getTag());
+          KvRange s = state(request.getTag());
           int[] tokens = request.getTokenIdsList().stream().mapToInt(Integer::intValue).toArray();
           int[] positions =
               request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();

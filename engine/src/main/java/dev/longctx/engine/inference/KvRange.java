@@ -1,0 +1,383 @@
+package dev.longctx.engine.inference;
+
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.model.LlamaConfig;
+import java.util.Arrays;
+
+/**
+ * One request's state on one shard (DESIGN.md §4): the KV of the sequence positions placed here
+ * (slots in ascending global position), and the residual stream of the current step's owned tokens.
+ * The layer arithmetic is the engine's, split at the attention: {@link #advance} finishes the
+ * previous layer with the merged attention output and projects the next; {@link #attend} gives this
+ * shard's partial attention (output, LSE) for any queries, which the coordinator merges by the LSE
+ * rule (ALGORITHMS.md §4.2) into single-device attention.
+ *
+ * <p>This class keeps the bookkeeping every backend shares (slots, step rows, layer order, which
+ * slots a query sees, the checks and their messages); a backend ({@link CpuKvRange}, the CUDA one)
+ * supplies the arithmetic. Calls for one request are serialised by the caller.
+ */
+public abstract class KvRange implements AutoCloseable {
+
+  protected final LlamaConfig config;
+  private final int capacity;
+
+  /** SelfExtend's positions, or null: its keys are also kept at the grouped positions. */
+  protected final SelfExtend selfExtend;
+
+  private final int[] slotPositions;
+  private int slots;
+
+  // The current step: owned tokens, their positions and slots.
+  private int rows;
+  private int[] stepPositions = new int[0];
+  private int firstSlot;
+  private int layer = -1;
+
+  /** Layers whose keys exist here (projected at least once, perhaps in an earlier step). */
+  private int layersWithKeys;
+
+  /**
+   * @param policy the request's attention; only its positions matter here: plain, or SelfExtend's
+   *     (whose keys are kept twice: at their positions and at the grouped ones, ALGORITHMS.md §2.4
+   *     design 1). Sparse selection happens at the coordinator.
+   */
+  protected KvRange(LlamaConfig config, int capacity, AttentionPolicy policy) {
+    if (capacity <= 0) {
+      throw new IllegalArgumentException("capacity must be > 0 positions, got " + capacity);
+    }
+    this.config = config;
+    this.capacity = capacity;
+    this.selfExtend = policy.positions();
+    this.slotPositions = new int[capacity];
+  }
+
+  /**
+   * A step's queries of one layer: rotated at their positions, and at SelfExtend's grouped ones.
+   */
+  public record Queries(float[] plain, float[] grouped) {}
+
+  /** KV positions filled. */
+  public final int slots() {
+    return slots;
+  }
+
+  /** KV positions reserved. */
+  public final int capacity() {
+    return capacity;
+  }
+
+  /** The layer last advanced (−1 before the first step; layers() after the logits). */
+  public final int layer() {
+    return layer;
+  }
+
+  /** Rows of the current step. */
+  protected final int rows() {
+    return rows;
+  }
+
+  /** Positions of the current step's rows. */
+  protected final int[] stepPositions() {
+    return stepPositions;
+  }
+
+  /** The slot of the current step's first row. */
+  protected final int firstSlot() {
+    return firstSlot;
+  }
+
+  /** Global position of slot {@code s}. */
+  protected final int slotPosition(int s) {
+    return slotPositions[s];
+  }
+
+  /** The current step's keys of the layer last advanced, plain or SelfExtend-grouped. */
+  public abstract float[] stepKeys(boolean grouped);
+
+  /** The current step's RMSNormed input of the layer last advanced. */
+  public abstract float[] stepNormedInput();
+
+  /**
+   * Layer 0: starts a step with {@code tokens} at {@code positions} (ascending, after every held
+   * position). Layer l > 0: finishes layer l-1 with {@code attention} ([rows, queryDim]). Then
+   * projects layer {@code l}, stores the rows' k and v, and returns their queries [rows, queryDim].
+   */
+  public final Queries advance(int l, int[] tokens, int[] positions, float[] attention) {
+    if (l == 0) {
+      startStep(tokens, positions);
+    } else {
+      if (l != layer + 1) {
+        throw new IllegalStateException("advance to layer " + l + " after layer " + layer);
+      }
+      finishChecked(layer, attention);
+    }
+    project(l);
+    layer = l;
+    layersWithKeys = Math.max(layersWithKeys, l + 1);
+    return new Queries(queries(false), selfExtend == null ? null : queries(true));
+  }
+
+  private void startStep(int[] tokens, int[] positions) {
+    if (tokens.length != positions.length) {
+      throw new IllegalArgumentException(
+          tokens.length + " tokens but " + positions.length + " positions");
+    }
+    int n = tokens.length;
+    if (slots + n > capacity) {
+      throw new IllegalStateException(
+          "the request's KV here would exceed its reserved " + capacity + " positions");
+    }
+    int last = slots == 0 ? -1 : slotPositions[slots - 1];
+    for (int i = 0; i < n; i++) {
+      if (positions[i] <= last) {
+        throw new IllegalArgumentException(
+            "positions must ascend past the held ones: " + positions[i] + " after " + last);
+      }
+      last = positions[i];
+      if (tokens[i] < 0 || tokens[i] >= config.vocabSize()) {
+        throw new IllegalArgumentException(
+            "token id " + tokens[i] + " is outside the vocabulary [0, " + config.vocabSize() + ")");
+      }
+    }
+    rows = n;
+    stepPositions = positions.clone();
+    firstSlot = slots;
+    System.arraycopy(positions, 0, slotPositions, slots, n);
+    slots += n;
+    embed(tokens);
+  }
+
+  /** Starts the step: the residual stream of the {@link #rows()} tokens ← their embeddings. */
+  protected abstract void embed(int[] tokens);
+
+  /**
+   * Layer {@code l} of the step's rows: RMSNorm, q/k/v projections, RoPE at {@link
+   * #stepPositions()} (and SelfExtend's grouped positions), k and v stored at slots {@link
+   * #firstSlot()}… Called with 0 rows too (a shard with no tokens in the step), where only the
+   * layer's storage may need to exist.
+   */
+  protected abstract void project(int l);
+
+  /** The step's queries of the layer last projected, [rows, queryDim], plain or grouped. */
+  protected abstract float[] queries(boolean grouped);
+
+  /** Output projection, residual and SwiGLU FFN of layer {@code l} for the step's rows. */
+  protected abstract void finish(int l, float[] attention);
+
+  /** The logits of the step rows {@code which} after the last layer is finished. */
+  protected abstract float[] rowLogits(int[] which);
+
+  private void finishChecked(int l, float[] attention) {
+    int n = rows;
+    if (n == 0) {
+      return;
+    }
+    if (attention == null || attention.length != n * config.queryDim()) {
+      throw new IllegalArgumentException(
+          "attention output must be ["
+              + n
+              + ", "
+              + config.queryDim()
+              + "], got "
+              + (attention == null ? "none" : attention.length + " elements"));
+    }
+    finish(l, attention);
+  }
+
+  /**
+   * This shard's partial attention of {@code m} queries ([m, queryDim], RoPE applied) over its keys
+   * of layer {@code l} at positions ≤ each query's: output [m, queryDim] and LSE [m, heads]. Under
+   * SelfExtend, {@code groupQueries} are the same queries at their grouped positions: keys inside a
+   * query's neighbor window are attended with the plain query and keys, farther keys with the
+   * grouped ones, and the two parts merged by LSE — one softmax over the merged logit map
+   * (ALGORITHMS.md §2.3), so the coordinator's merge of the shards' partials stays exact (§4.2).
+   */
+  public final void attend(
+      int l, float[] queries, float[] groupQueries, int[] positions, float[] out, float[] lse) {
+    attend(l, queries, groupQueries, positions, null, out, lse);
+  }
+
+  /**
+   * {@link #attend(int, float[], float[], int[], float[], float[])} over selected keys only (sparse
+   * methods, ALGORITHMS.md §4.5 step 4): {@code selected[i]} lists global positions (ascending)
+   * chosen for query i — one list per query shared by all its heads, or one per query and KV head
+   * ({@code m · kvHeads} lists); this shard attends over the ones it holds. A null list (or {@code
+   * selected} null) means every visible key.
+   */
+  public final void attend(
+      int l,
+      float[] queries,
+      float[] groupQueries,
+      int[] positions,
+      int[][] selected,
+      float[] out,
+      float[] lse) {
+    int m = positions.length;
+    int kvHeads = config.kvHeads();
+    if (selected != null && selected.length != m && selected.length != m * kvHeads) {
+      throw new IllegalArgumentException(
+          "selections must be one per query ("
+              + m
+              + ") or per query and KV head ("
+              + m * kvHeads
+              + "), got "
+              + selected.length);
+    }
+    if (l < 0 || l >= layersWithKeys) {
+      Arrays.fill(out, 0, m * config.queryDim(), 0f);
+      Arrays.fill(lse, 0, m * config.heads(), Float.NEGATIVE_INFINITY);
+      return;
+    }
+    if (selfExtend != null && (groupQueries == null || groupQueries.length != queries.length)) {
+      throw new IllegalArgumentException(
+          "SelfExtend attention needs the grouped queries, as many as the queries ("
+              + queries.length
+              + " elements)");
+    }
+    int[] visible = new int[m];
+    int[] grouped = new int[m];
+    for (int i = 0; i < m; i++) {
+      visible[i] = visibleSlots(positions[i]);
+      // Slots before the query's neighbor window are attended at grouped positions.
+      grouped[i] =
+          selfExtend == null ? 0 : visibleSlots(selfExtend.neighborStart(positions[i]) - 1);
+    }
+    // Selected positions → this shard's slots (ascending), and how many are grouped (SelfExtend).
+    int[][] slotsOf = selected == null ? null : new int[selected.length][];
+    int[] groupedOf = selected == null ? null : new int[selected.length];
+    for (int u = 0; selected != null && u < selected.length; u++) {
+      if (selected[u] != null) {
+        int t = selected.length == m ? u : u / kvHeads;
+        int ns = selfExtend == null ? 0 : selfExtend.neighborStart(positions[t]);
+        slotsOf[u] = localSlots(selected[u], positions[t]);
+        int g = 0;
+        while (g < slotsOf[u].length && slotPositions[slotsOf[u][g]] < ns) {
+          g++;
+        }
+        groupedOf[u] = g;
+      }
+    }
+    attendSlots(
+        l,
+        queries,
+        groupQueries,
+        new Visibility(m, visible, grouped, slotsOf, groupedOf),
+        out,
+        lse);
+  }
+
+  /**
+   * Which slots each of {@code m} queries attends: with no selection ({@code selected} null, or a
+   * null entry) slots [0, visible[t]), of which [0, grouped[t]) at SelfExtend's grouped positions;
+   * else the listed slots {@code selected[u]} (ascending), the first {@code groupedOf[u]} grouped.
+   * {@code selected} holds one list per query or one per query and KV head (u = t·kvHeads +
+   * kvHead).
+   */
+  protected record Visibility(
+      int m, int[] visible, int[] grouped, int[][] selected, int[] groupedOf) {
+
+    /** Whether the selections are per query and KV head. */
+    public boolean perKvHead() {
+      return selected != null && selected.length != m;
+    }
+
+    /** The selection index of query {@code t}, KV head {@code kvHead}, or −1 for every key. */
+    public int selection(int t, int kvHead, int kvHeads) {
+      if (selected == null) {
+        return -1;
+      }
+      int u = perKvHead() ? t * kvHeads + kvHead : t;
+      return selected[u] == null ? -1 : u;
+    }
+  }
+
+  /** The backend's attention of {@link #attend}: the layer's keys held here, as {@code v} says. */
+  protected abstract void attendSlots(
+      int l, float[] queries, float[] groupQueries, Visibility v, float[] out, float[] lse);
+
+  /** The slots of {@code positions} (ascending) held here and visible at {@code limit}. */
+  private int[] localSlots(int[] positions, int limit) {
+    int[] out = new int[positions.length];
+    int n = 0;
+    int from = 0;
+    for (int p : positions) {
+      if (p > limit) {
+        break;
+      }
+      int slot = Arrays.binarySearch(slotPositions, from, slots, p);
+      if (slot >= 0) {
+        out[n++] = slot;
+        from = slot + 1;
+      }
+    }
+    return Arrays.copyOf(out, n);
+  }
+
+  /** Slots whose position is ≤ {@code position} (slots ascend, so they are a prefix). */
+  protected final int visibleSlots(int position) {
+    int lo = 0;
+    int hi = slots;
+    while (lo < hi) {
+      int mid = (lo + hi) >>> 1;
+      if (slotPositions[mid] <= position) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
+  /**
+   * A whole step when this shard holds all of the request's KV: every layer's attention is local.
+   * Returns the last token's logits; without {@code logits} the last layer is left unfinished (its
+   * KV is stored, nothing after it is needed) and an empty array is returned.
+   */
+  public float[] forwardLocal(int[] tokens, int[] positions, boolean logits) {
+    int qDim = config.queryDim();
+    float[] attention = null;
+    for (int l = 0; l < config.layers(); l++) {
+      Queries q = advance(l, tokens, positions, attention);
+      attention = new float[rows * qDim];
+      attend(l, q.plain(), q.grouped(), stepPositions, attention, new float[rows * config.heads()]);
+    }
+    return logits ? logits(attention, new int[] {rows - 1}) : new float[0];
+  }
+
+  /**
+   * For a backend's own {@link #forwardLocal}: starts a step as {@link #advance}(0) does (checks,
+   * slots, embedding) and records that it will run every layer, so its keys exist and {@link
+   * #layer()} is the last one; the backend then runs the layers itself.
+   */
+  protected final void startLocalStep(int[] tokens, int[] positions) {
+    startStep(tokens, positions);
+    layer = config.layers() - 1;
+    layersWithKeys = config.layers();
+  }
+
+  /** For a backend's own {@link #forwardLocal}: records that the step's logits were taken. */
+  protected final void markLogitsTaken() {
+    layer = config.layers();
+  }
+
+  /** Finishes the last layer and returns the logits of the step rows {@code which}. */
+  public final float[] logits(float[] attention, int[] which) {
+    if (layer != config.layers() - 1) {
+      throw new IllegalStateException(
+          "logits need the last layer (" + (config.layers() - 1) + ") advanced, at layer " + layer);
+    }
+    finishChecked(layer, attention);
+    layer = config.layers();
+    for (int row : which) {
+      if (row < 0 || row >= rows) {
+        throw new IllegalArgumentException("row " + row + " is not a step row [0, " + rows + ")");
+      }
+    }
+    return rowLogits(which);
+  }
+
+  /** Frees what the range holds (device memory for a GPU range); the CPU range has nothing. */
+  @Override
+  public void close() {}
+}
