@@ -1,7 +1,8 @@
 // Checks the kernels of engine/src/main/cuda/longctx.cu on the CPU through emulate.h, against
-// float64 references written here independently of the kernels: the top-k order, dense and
-// sparse paged attention with LSE, the dequantizing matvec for every weight type, RMSNorm, RoPE,
-// softmax/argmax and the indexer scores. Prints one line per check; exits 1 on a mismatch.
+// float64 references written here independently of the kernels: the top-k order, dense, sparse
+// and per-row-range paged attention with LSE, the dequantizing matvec for every weight type,
+// RMSNorm, RoPE, softmax/argmax and the indexer scores. Prints one line per check; exits 1 on a
+// mismatch.
 #include "emulate.h"
 #include "../../../engine/src/main/cuda/longctx.cu"
 
@@ -78,9 +79,11 @@ static void check_topk(int n, int k, int chunk = 0) {
 // ---- attention over a paged cache ----
 // splits = -1: the tensor-core prefill kernel (FP16 products, looser tolerance);
 // splits = 0: the per-(row, head) kernel; else attention_split (GQA group ≤ 4 at d = 64, ≤ 8 at
-// d = 128) over that many key splits, then attention_combine.
+// d = 128) over that many key splits, then attention_combine. ranged (not with sparse; n ≥ 3,
+// len > 256): each row over its own slot range [ranges[2t], ranges[2t + 1]): row 0 an empty
+// range, row 1 one from slot 0, row 2 one across the first page boundary, the others random.
 static void check_attention(int len, int n, int heads, int kvHeads, int headDim, bool sparse,
-                            bool perKvHead, int splits = 0) {
+                            bool perKvHead, int splits = 0, bool ranged = false) {
   const int page = 256, kvDim = kvHeads * headDim, count = 40;
   int pages = (len + page - 1) / page;
   std::vector<std::vector<float>> kp(pages, std::vector<float>(page * kvDim)),
@@ -102,6 +105,18 @@ static void check_attention(int len, int n, int heads, int kvHeads, int headDim,
   for (size_t i = 0; i < sel.size(); i++)
     sel[i] = (int)(i % count) >= count - 5 ? -1 : (int)(rng() % len);
   if (sparse) std::fill(sel.begin(), sel.begin() + count, -1);  // an empty key set
+  std::vector<int> ranges(2 * n);
+  int longestRange = 0;
+  for (int t = 0; ranged && t < n; t++) {
+    int first = (int)(rng() % len), end = first + (int)(rng() % (len - first + 1));
+    if (t == 0) first = end = len / 3;
+    if (t == 1) first = 0;
+    if (t == 2) first = page - 37, end = std::min(len, page + 150);
+    ranges[2 * t] = first;
+    ranges[2 * t + 1] = end;
+    longestRange = std::max(longestRange, end - first);
+  }
+  const int* rangesArg = ranged ? (const int*)ranges.data() : (const int*)nullptr;
   std::vector<float> out = nan_buffer(n * heads * headDim), lse = nan_buffer(n * heads);
   float scale = 1.0f / std::sqrt((float)headDim);
   int start = len - n;
@@ -120,15 +135,15 @@ static void check_attention(int len, int n, int heads, int kvHeads, int headDim,
   } else if (splits == 0) {
     launch(attention, n, heads, 128, (const float*)q.data(), (const u64*)kt.data(),
            (const u64*)vt.data(), page, out.data(), lse.data(), heads, kvHeads, headDim, scale,
-           start, selected, count, lists * count, perKvHead ? 1 : 0);
+           start, rangesArg, selected, count, lists * count, perKvHead ? 1 : 0);
   } else {
-    int longest = sparse ? count : len;
+    int longest = sparse ? count : ranged ? longestRange : len;
     int keysPerSplit = ((longest + splits - 1) / splits + 15) / 16 * 16;
     std::vector<float> partO(n * heads * splits * headDim), partML(n * heads * splits * 2);
     auto kernel = headDim == 64 ? attention_split_g4_d64 : attention_split_g8_d128;
     launch(kernel, n * kvHeads, splits, 128, (const float*)q.data(), (const u64*)kt.data(),
            (const u64*)vt.data(), page, partO.data(), partML.data(), heads, kvHeads, scale, start,
-           selected, count, lists * count, perKvHead ? 1 : 0, splits, keysPerSplit);
+           rangesArg, selected, count, lists * count, perKvHead ? 1 : 0, splits, keysPerSplit);
     launch(attention_combine, n * heads, 1, 64, (const float*)partO.data(),
            (const float*)partML.data(), out.data(), lse.data(), headDim, splits);
   }
@@ -142,6 +157,8 @@ static void check_attention(int len, int n, int heads, int kvHeads, int headDim,
         int from = t * lists * count + (perKvHead ? kvh * count : 0);
         for (int i = 0; i < count; i++)
           if (sel[from + i] >= 0) ps.push_back(sel[from + i]);
+      } else if (ranged) {
+        for (int i = ranges[2 * t]; i < ranges[2 * t + 1]; i++) ps.push_back(i);
       } else {
         for (int i = 0; i <= start + t; i++) ps.push_back(i);
       }
@@ -171,7 +188,8 @@ static void check_attention(int len, int n, int heads, int kvHeads, int headDim,
     }
   char name[128];
   std::snprintf(name, sizeof name, "attention%s %s len=%d n=%d h=%d/%d d=%d",
-                splits < 0 ? "_prefill_tc" : splits ? "_split" : "", sparse ? (perKvHead ? "sparse/kv" : "sparse") : "causal",
+                splits < 0 ? "_prefill_tc" : splits ? "_split" : "",
+                sparse ? (perKvHead ? "sparse/kv" : "sparse") : ranged ? "ranges" : "causal",
                 len, n, heads, kvHeads, headDim);
   double tolerance = splits < 0 ? 3e-3 : 1e-5;
   expect_close(name, out.data(), refOut.data(), out.size(), tolerance);
@@ -399,6 +417,11 @@ int main() {
   check_attention(150, 70, 4, 2, 64, false, false, -1);
   check_attention(300, 100, 2, 1, 128, false, false, -1);
   check_attention(700, 70, 4, 2, 128, false, false, -3);
+  check_attention(700, 5, 8, 2, 64, false, false, 0, true);
+  check_attention(600, 4, 4, 4, 256, false, false, 0, true);
+  check_attention(1000, 6, 8, 2, 64, false, false, 5, true);
+  check_attention(900, 4, 7, 1, 128, false, false, 3, true);
+  check_attention(600, 3, 16, 2, 128, false, false, 1, true);
   for (int type : {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0}) {
     check_matvec(type, 37, 64, 2);
     check_matvec(type, 9, 1024, 1);

@@ -455,15 +455,17 @@ extern "C" __global__ void argmax_rows(const float* x, int n, int* out) {
 // one dimension per thread, is rescaled then. Output normalized; lse[t·heads + h] = ln Σ exp(scale
 // · q·k) (ALGORITHMS.md §4.2), −∞ with output 0 for an empty key set.
 //
-// Keys: when `selected` is null, positions [0, causalStart + t + 1) (causal, dense); else the
-// `count` positions selected[t·selStride + (perKvHead ? kvHead·count : 0) + i], −1 entries skipped
-// (sparse, TopK.Candidates.padded). GQA: head h reads KV head h / (heads / kvHeads).
+// Keys: when `selected` is non-null, the `count` positions selected[t·selStride + (perKvHead ?
+// kvHead·count : 0) + i], −1 entries skipped (sparse, TopK.Candidates.padded); else, when `ranges`
+// is non-null, the contiguous positions [ranges[2t], ranges[2t + 1]) (a per-row range, empty when
+// the two are equal); else positions [0, causalStart + t + 1) (causal, dense). GQA: head h reads KV
+// head h / (heads / kvHeads).
 // Grid (n, heads), block ATT_THREADS, headDim ≤ MAX_HEAD_DIM.
 extern "C" __global__ void attention(const float* q, const u64* kPages, const u64* vPages,
                                      int pageSize, float* out, float* lse, int heads, int kvHeads,
                                      int headDim, float scale, int causalStart,
-                                     const int* selected, int count, int selStride,
-                                     int perKvHead) {
+                                     const int* ranges, const int* selected, int count,
+                                     int selStride, int perKvHead) {
   __shared__ float qs[MAX_HEAD_DIM];
   __shared__ float p[ATT_THREADS];
   __shared__ int rowsOf[ATT_THREADS];
@@ -474,7 +476,10 @@ extern "C" __global__ void attention(const float* q, const u64* kPages, const u6
   for (int d = threadIdx.x; d < headDim; d += blockDim.x) qs[d] = qr[d];
   __syncthreads();
 
-  int len = selected == 0 ? causalStart + t + 1 : count;
+  // Key i of the row is slot first + i (dense) or sel[i] (sparse).
+  int first = 0, len = causalStart + t + 1;
+  if (selected != 0) len = count;
+  else if (ranges != 0) first = ranges[2 * t], len = ranges[2 * t + 1] - first;
   const int* sel = selected == 0 ? 0 : selected + (long long)t * selStride + (perKvHead ? kvHead * count : 0);
   float m = NEG_INF;   // running max of the scaled scores
   float l = 0.f;       // running Σ exp(score − m)
@@ -484,7 +489,7 @@ extern "C" __global__ void attention(const float* q, const u64* kPages, const u6
     float s = NEG_INF;
     int pos = -1;
     if (i < len) {
-      pos = sel == 0 ? i : sel[i];
+      pos = sel == 0 ? first + i : sel[i];
       if (pos >= 0) {
         const float* k = (const float*)kPages[pos / pageSize] + (long long)(pos % pageSize) * kvDim + kvHead * headDim;
         float dot = 0.f;
@@ -537,12 +542,15 @@ extern "C" __global__ void attention(const float* q, const u64* kPages, const u6
 // every lane group keeps its own online softmax (m, l, acc) over its keys; the groups, then the
 // warps, are merged by the log-sum-exp rule (ALGORITHMS.md §4.2). The block writes the split's
 // unnormalized output and (max, Σ exp) to partO [n·heads, splits, HD] and partML [n·heads,
-// splits, 2]; attention_combine merges the splits. Grid (n·kvHeads, splits), block SPLIT_THREADS.
+// splits, 2]; attention_combine merges the splits. Split s takes the row's keys i in
+// [s·keysPerSplit, min(len, (s + 1)·keysPerSplit)), len the row's key count (its range's length in
+// ranges mode). Grid (n·kvHeads, splits), block SPLIT_THREADS.
 template <int GMAX, int HD>
 __device__ void attention_split_body(const float* __restrict__ q, const u64* __restrict__ kPages,
                                      const u64* __restrict__ vPages, int pageSize,
                                      float* __restrict__ partO, float* __restrict__ partML,
                                      int heads, int kvHeads, float scale, int causalStart,
+                                     const int* __restrict__ ranges,
                                      const int* __restrict__ selected, int count, int selStride,
                                      int perKvHead, int splits, int keysPerSplit) {
   constexpr int C = HD / 32;
@@ -557,7 +565,10 @@ __device__ void attention_split_body(const float* __restrict__ q, const u64* __r
   for (int i = threadIdx.x; i < GMAX * HD; i += blockDim.x) qs[i / HD][i % HD] = i < G * HD ? qt[i] : 0.f;
   __syncthreads();
 
-  int len = selected == 0 ? causalStart + t + 1 : count;
+  // Key i of the row is slot first + i (dense) or sel[i] (sparse); the splits cut i.
+  int first = 0, len = causalStart + t + 1;
+  if (selected != 0) len = count;
+  else if (ranges != 0) first = ranges[2 * t], len = ranges[2 * t + 1] - first;
   const int* sel = selected == 0 ? 0 : selected + (long long)t * selStride + (perKvHead ? kvHead * count : 0);
   int begin = split * keysPerSplit;
   int end = min(len, begin + keysPerSplit);
@@ -573,7 +584,7 @@ __device__ void attention_split_body(const float* __restrict__ q, const u64* __r
   // The loop bound depends on the warp only, so the whole warp runs each step (full-mask shuffles).
   for (int i0 = begin + warp * 4; i0 < end; i0 += SPLIT_WARPS * 4) {
     int i = i0 + grp;
-    int pos = i < end ? (sel == 0 ? i : sel[i]) : -1;
+    int pos = i < end ? (sel == 0 ? first + i : sel[i]) : -1;
     float4 kc[C], vc[C];
     if (pos >= 0) {
       long long row = (long long)(pos % pageSize) * kvDim + kvHead * HD;
@@ -684,11 +695,12 @@ __device__ void attention_split_body(const float* __restrict__ q, const u64* __r
 #define ATTENTION_SPLIT(G, D)                                                                    \
   extern "C" __global__ void __launch_bounds__(SPLIT_THREADS) attention_split_g##G##_d##D(      \
       const float* q, const u64* kPages, const u64* vPages, int pageSize, float* partO,         \
-      float* partML, int heads, int kvHeads, float scale, int causalStart, const int* selected, \
-      int count, int selStride, int perKvHead, int splits, int keysPerSplit) {                  \
+      float* partML, int heads, int kvHeads, float scale, int causalStart, const int* ranges,   \
+      const int* selected, int count, int selStride, int perKvHead, int splits,                 \
+      int keysPerSplit) {                                                                       \
     attention_split_body<G, D>(q, kPages, vPages, pageSize, partO, partML, heads, kvHeads,      \
-                               scale, causalStart, selected, count, selStride, perKvHead,       \
-                               splits, keysPerSplit);                                           \
+                               scale, causalStart, ranges, selected, count, selStride,          \
+                               perKvHead, splits, keysPerSplit);                                \
   }
 ATTENTION_SPLIT(1, 64)
 ATTENTION_SPLIT(2, 64)

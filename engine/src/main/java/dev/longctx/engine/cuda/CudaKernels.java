@@ -186,9 +186,12 @@ final class CudaKernels implements AutoCloseable {
   }
 
   /**
-   * Attention of n query rows × heads over a paged cache layer: causal over positions [0,
-   * causalStart + t] when {@code selected} is 0, else over the selected positions (−1 skipped).
-   * Writes out [n, heads, headDim] normalized and, when lse ≠ 0, lse [n, heads].
+   * Attention of n query rows × heads over a paged cache layer. Row t's keys: when {@code selected}
+   * ≠ 0, the {@code count} selected positions of its list (−1 skipped); else, when {@code ranges} ≠
+   * 0 (int [n, 2] on the device), the positions [ranges[2t], ranges[2t + 1]) (an empty range gives
+   * output 0 and LSE −∞); else, causally, positions [0, causalStart + t]. In ranges mode, count is
+   * the longest range's length (it sizes the key splits; no range may be longer). Writes out [n,
+   * heads, headDim] normalized and, when lse ≠ 0, lse [n, heads].
    */
   void attention(
       long q,
@@ -203,6 +206,7 @@ final class CudaKernels implements AutoCloseable {
       int headDim,
       float scale,
       int causalStart,
+      long ranges,
       long selected,
       int count,
       int selStride,
@@ -215,6 +219,7 @@ final class CudaKernels implements AutoCloseable {
       throw new IllegalArgumentException(heads + " heads are not a multiple of " + kvHeads);
     }
     if (selected == 0
+        && ranges == 0
         && tensorCores
         && n >= TC_MIN_ROWS
         && (headDim == 64 || headDim == 128)
@@ -270,6 +275,7 @@ final class CudaKernels implements AutoCloseable {
           headDim,
           scale,
           causalStart,
+          ranges,
           selected,
           count,
           selStride,
@@ -279,7 +285,8 @@ final class CudaKernels implements AutoCloseable {
     // Flash decoding: a single row's keys are split over enough blocks to fill the device; a
     // prefill chunk of many rows fills it without splitting.
     int rowBlocks = n * kvHeads;
-    KeySplits ks = keySplits(rowBlocks, selected == 0 ? causalStart + n : count, 64, 16);
+    int longest = selected != 0 || ranges != 0 ? count : causalStart + n;
+    KeySplits ks = keySplits(rowBlocks, longest, 64, 16);
     int splits = ks.splits();
     long rows = (long) n * heads;
     long partO = partials.address(rows * splits * (headDim + 2L) * Float.BYTES);
@@ -299,6 +306,7 @@ final class CudaKernels implements AutoCloseable {
         kvHeads,
         scale,
         causalStart,
+        ranges,
         selected,
         count,
         selStride,

@@ -537,6 +537,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
             attentionScale,
             start,
             0L,
+            0L,
             0,
             0,
             false);
@@ -637,6 +638,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         c.headDim(),
         attentionScale,
         0,
+        0L,
         exact ? list + (long) start * Integer.BYTES : a.neighborLists.address(),
         w,
         exact ? 1 : w,
@@ -705,6 +707,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         c.headDim(),
         attentionScale,
         causalStart,
+        0L,
         selected,
         count,
         0,

@@ -394,6 +394,7 @@ class CudaOpsTest {
           scale,
           start,
           0L,
+          0L,
           0,
           0,
           false);
@@ -460,6 +461,7 @@ class CudaOpsTest {
           headDim,
           scale,
           0,
+          0L,
           up(selected).address(),
           count,
           lists * count,
@@ -505,6 +507,97 @@ class CudaOpsTest {
               .isCloseTo(refLse[i], org.assertj.core.data.Offset.offset(1e-4));
         }
       }
+    }
+  }
+
+  @Test
+  void rangeAttentionOverEachRowsSlotRange() {
+    // (len, n, heads, kvHeads, headDim): the per-(row, head) kernel (headDim 256), the split
+    // kernel (long ranges: several key splits on a device with many multiprocessors; a GQA group
+    // of 7), and a prefill-sized chunk that must stay off the tensor-core path (FP32 tolerance)
+    int[][] shapes = {
+      {600, 4, 4, 4, 256}, {2100, 3, 16, 2, 128}, {900, 5, 7, 1, 128}, {800, 70, 8, 2, 64}
+    };
+    int page = CudaKvCache.PAGE_TOKENS;
+    for (int[] s : shapes) {
+      int len = s[0];
+      int n = s[1];
+      int heads = s[2];
+      int kvHeads = s[3];
+      int headDim = s[4];
+      int kvDim = kvHeads * headDim;
+      float scale = (float) (1 / Math.sqrt(headDim));
+      float[] q = randoms(n * heads * headDim, 2);
+      float[] keys = randoms(len * kvDim, 2);
+      float[] values = randoms(len * kvDim, 1);
+      CudaKvCache cache = cache(keys, values, len, kvDim);
+      // row 0 an empty range, row 1 one from slot 0, row 2 one across the first page boundary,
+      // the others random
+      int[] ranges = new int[2 * n];
+      int longest = 0;
+      for (int t = 0; t < n; t++) {
+        int first = random.nextInt(len);
+        int end = first + random.nextInt(len - first + 1);
+        if (t == 0) {
+          first = end = len / 3;
+        } else if (t == 1) {
+          first = 0;
+        } else if (t == 2) {
+          first = page - 37;
+          end = Math.min(len, page + 150);
+        }
+        ranges[2 * t] = first;
+        ranges[2 * t + 1] = end;
+        longest = Math.max(longest, end - first);
+      }
+      DeviceBuffer out = poisoned((long) n * heads * headDim);
+      DeviceBuffer lse = poisoned((long) n * heads);
+      k.attention(
+          up(q).address(),
+          cache.keyTable(0),
+          cache.valueTable(0),
+          page,
+          out.address(),
+          lse.address(),
+          n,
+          heads,
+          kvHeads,
+          headDim,
+          scale,
+          0,
+          up(ranges).address(),
+          0L,
+          longest,
+          0,
+          false);
+      double[] refOut = new double[n * heads * headDim];
+      double[] refLse = new double[n * heads];
+      for (int t = 0; t < n; t++) {
+        int[] visible = new int[ranges[2 * t + 1] - ranges[2 * t]];
+        int first = ranges[2 * t];
+        Arrays.setAll(visible, i -> first + i);
+        for (int h = 0; h < heads; h++) {
+          int qOff = (t * heads + h) * headDim;
+          int base = (h / (heads / kvHeads)) * headDim;
+          refLse[t * heads + h] =
+              reference(q, qOff, keys, values, base, kvDim, visible, headDim, scale, refOut, qOff);
+        }
+      }
+      String what = "range attention " + Arrays.toString(s);
+      assertClose(what, CudaTests.read(cx, out, refOut.length), refOut, 1e-5);
+      float[] gotLse = CudaTests.read(cx, lse, refLse.length);
+      for (int i = 0; i < refLse.length; i++) {
+        if (refLse[i] == Double.NEGATIVE_INFINITY) {
+          assertThat(gotLse[i])
+              .as("%s lse of an empty range", what)
+              .isEqualTo(Float.NEGATIVE_INFINITY);
+        } else {
+          assertThat((double) gotLse[i])
+              .as("%s lse[%d]", what, i)
+              .isCloseTo(refLse[i], org.assertj.core.data.Offset.offset(1e-4));
+        }
+      }
+      assertThat(refLse[0]).isEqualTo(Double.NEGATIVE_INFINITY);
     }
   }
 
