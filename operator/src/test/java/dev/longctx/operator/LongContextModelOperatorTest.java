@@ -152,7 +152,8 @@ class LongContextModelOperatorTest {
     assertThat(cm.getData().get("engine.properties"))
         .contains("shards.service=tiny-worker." + ns + ".svc.cluster.local")
         .contains("shards.port=9100")
-        .contains("model.format=llama2c");
+        .contains("model.format=llama2c")
+        .contains("engine.backend=cpu");
     NetworkPolicy np = get(NetworkPolicy.class, "tiny-worker-shard-port");
     assertThat(
             np.getSpec()

@@ -51,6 +51,8 @@ public final class EngineConfig {
     line(b, "sharding.maxShardsPerRequest", s.getSharding().getMaxShardsPerRequest());
     line(b, "sharding.placement", json(s.getSharding().getPlacement().name()));
     line(b, "kv.cacheTokens", s.getWorkers().getKvCacheTokens());
+    b.append("# Shards with GPUs (workers.gpu > 0) compute on CUDA and fail loudly without one.\n");
+    line(b, "engine.backend", s.getWorkers().getGpu() > 0 ? "cuda" : "cpu");
     b.append(
         "# Shards: the coordinator resolves this headless Service (one A record per ready shard)\n");
     line(b, "shards.service", Names.workersDns(m));

@@ -1,0 +1,32 @@
+package dev.longctx.operator.resources;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.longctx.api.v1alpha1.LongContextModel;
+import dev.longctx.operator.TestModels;
+import java.io.StringReader;
+import java.util.Properties;
+import org.junit.jupiter.api.Test;
+
+/** The engine configuration's backend follows the workers' GPUs. */
+class EngineConfigTest {
+
+  private static Properties render(LongContextModel m) throws Exception {
+    Properties p = new Properties();
+    p.load(new StringReader(EngineConfig.render(m, "/models/stories260K.bin")));
+    return p;
+  }
+
+  @Test
+  void workersWithGpusComputeOnCudaAndCpuWorkersOnTheCpu() throws Exception {
+    LongContextModel m = TestModels.cpu("tiny", "ns");
+    assertThat(render(m).getProperty("engine.backend")).isEqualTo("cpu");
+    m.getSpec().getWorkers().setGpu(1);
+    Properties gpu = render(m);
+    assertThat(gpu.getProperty("engine.backend")).isEqualTo("cuda");
+    assertThat(gpu.getProperty("model.path")).isEqualTo("/models/stories260K.bin");
+    // the worker pods then request the GPU they are told to use
+    assertThat(PodTemplates.withGpu(m.getSpec().getWorkers().getResources(), 1).getLimits())
+        .containsKey(PodTemplates.GPU_RESOURCE);
+  }
+}
