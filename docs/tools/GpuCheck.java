@@ -22,7 +22,8 @@ public final class GpuCheck {
       "dev.longctx.engine.cuda.BackendTest",
       "dev.longctx.engine.cuda.KernelResourcesTest",
       "dev.longctx.engine.cuda.CudaOpsTest",
-      "dev.longctx.engine.cuda.CudaModelTest"
+      "dev.longctx.engine.cuda.CudaModelTest",
+      "dev.longctx.engine.cuda.CudaKvRangeTest"
     };
     LauncherDiscoveryRequestBuilder builder = LauncherDiscoveryRequestBuilder.request();
     for (String c : classes) {

@@ -72,6 +72,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   private final List<AutoCloseable> owned = new ArrayList<>();
   private final long largestMatrix;
   private DeviceBuffer weightScratch;
+  private DeviceBuffer attendScratch;
   private boolean gemmEnabled = true;
   private boolean ownsContext;
 
@@ -325,19 +326,26 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     policy.checkContext(maxTokens, config.contextLength());
     CudaKvCache cache = new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens, true);
     try {
-      // w − 1 entries −1 (no key), then 0, 1, 2, …: row t of a chunk starting at `start` reads
-      // the w entries from start + t, i.e. keys [i − w + 1, i] (the exact neighbor window, −1 where
-      // negative); from w − 1 on, the first c entries are keys [0, c) (llama.cpp's grouped run).
-      int pad = se.neighborWindow() - 1;
-      int[] list = new int[pad + maxTokens];
-      for (int m = 0; m < list.length; m++) {
-        list[m] = m < pad ? -1 : m - pad;
-      }
-      return new CudaSequence(cache, policy, cx.upload(list));
+      return new CudaSequence(cache, policy, selfExtendPositionList(se, maxTokens));
     } catch (RuntimeException e) {
       cache.close();
       throw e;
     }
+  }
+
+  /**
+   * SelfExtend's key position list for a sequence of up to {@code maxTokens}: w − 1 entries −1 (no
+   * key), then 0, 1, 2, …: row t of a chunk starting at `start` reads the w entries from start + t,
+   * i.e. keys [i − w + 1, i] (the exact neighbor window, −1 where negative); from w − 1 on, the
+   * first c entries are keys [0, c) (llama.cpp's grouped run).
+   */
+  DeviceBuffer selfExtendPositionList(SelfExtend se, int maxTokens) {
+    int pad = se.neighborWindow() - 1;
+    int[] list = new int[pad + maxTokens];
+    for (int m = 0; m < list.length; m++) {
+      list[m] = m < pad ? -1 : m - pad;
+    }
+    return cx.upload(list);
   }
 
   @Override
@@ -463,64 +471,89 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
             "token id " + token + " is outside the vocabulary [0, " + c.vocabSize() + ")");
       }
     }
-    cx.bind();
     CudaKvCache cache = seq.cache();
     int start = cache.length();
     cache.reserve(start + n);
     Activations a = seq.activations(this, n);
-    int[] ids = new int[n];
+    int[] ids = Arrays.copyOfRange(tokens, off, off + n);
     int[] positions = new int[n];
     for (int t = 0; t < n; t++) {
-      ids[t] = tokens[off + t];
       positions[t] = start + t;
     }
+    embedRows(a, ids, positions, n, seq.selfExtend());
+    runLayers(seq, a, start, n);
+    cache.setLength(start + n);
+    if (logits != null) {
+      logitsOf(a, n - 1, logits); // waits for the step
+    }
+  }
+
+  // ---- the step's pieces, shared with CudaKvRange (a GPU shard's request) ----
+
+  /** The lock that serializes this model's device work (and its views'). */
+  Object lock() {
+    return lock;
+  }
+
+  CudaKernels kernels() {
+    return k;
+  }
+
+  float attentionScale() {
+    return attentionScale;
+  }
+
+  /**
+   * A request's KV range on this GPU for a shard (DESIGN.md §4), reserving {@code capacity} slots.
+   * Only the policy's positions matter (plain, or SelfExtend's, whose grouped keys are kept too): a
+   * shard runs every attention method, the coordinator selecting sparse keys.
+   */
+  public CudaKvRange newRange(int capacity, AttentionPolicy policy) {
+    synchronized (lock) {
+      return new CudaKvRange(this, capacity, policy);
+    }
+  }
+
+  /**
+   * Device scratch of at least {@code bytes} for a range's attention (queries, outputs, LSEs, key
+   * ranges and lists), shared by the ranges of this model under its lock and grown as needed.
+   */
+  DeviceBuffer attendScratch(long bytes) {
+    CudaModel m = base != null ? base : this;
+    if (m.attendScratch == null || m.attendScratch.bytes() < bytes) {
+      if (m.attendScratch != null) {
+        m.owned.remove(m.attendScratch);
+        m.attendScratch.close();
+      }
+      m.attendScratch = m.own(cx.alloc(Math.max(bytes, 1L << 20)));
+    }
+    return m.attendScratch;
+  }
+
+  /**
+   * Starts a step of {@code n} rows: their token ids and positions (and SelfExtend's grouped
+   * positions) to the device, the residual stream ← the embeddings. Token ids are checked by the
+   * caller.
+   */
+  void embedRows(Activations a, int[] ids, int[] positions, int n, SelfExtend se) {
+    cx.bind();
     cx.write(a.tokens, 0, ids, n);
     cx.write(a.positions, 0, positions, n);
-    SelfExtend se = seq.selfExtend();
     if (se != null) {
       writeSelfExtendPositions(se, a, positions, n);
     }
-
-    int dim = c.dim();
     k.embed(embedding, a.tokens.address(), a.x.address(), n);
+  }
+
+  /** Every layer of the step's n rows at slots [start, start + n), attending causally. */
+  void runLayers(CudaSequence seq, Activations a, int start, int n) {
+    SelfExtend se = seq.selfExtend();
+    CudaKvCache cache = seq.cache();
+    LlamaConfig c = config;
     for (int l = 0; l < c.layers(); l++) {
-      Layer w = layers.get(l);
-      // project (TransformerLayers.project)
-      k.rmsnorm(a.xb.address(), a.x.address(), w.attnNorm.address(), n, dim, c.rmsEps());
-      // q [n, queryDim], then k and v [n, kvDim] each, in one buffer
+      projectLayer(l, cache, a, n, start, se);
       long q = a.qkv.address();
-      long kk = q + (long) n * c.queryDim() * Float.BYTES;
-      long v = kk + (long) n * c.kvDim() * Float.BYTES;
-      long xb = a.xb.address();
-      if (n == 1 && w.qkv != null) {
-        k.matvec(w.qkv, xb, q, 1);
-      } else {
-        matmul(w.wq, xb, q, n, a);
-        matmul(w.wk, xb, kk, n, a);
-        matmul(w.wv, xb, v, n, a);
-      }
-      if (w.bq != null) {
-        k.addBias(q, w.bq.address(), c.queryDim(), n);
-        k.addBias(kk, w.bk.address(), c.kvDim(), n);
-        k.addBias(v, w.bv.address(), c.kvDim(), n);
-      }
-      // rotate (TransformerLayers.rotateSelfExtend: pre-RoPE copies rotated at grouped positions)
       if (se != null) {
-        // q and k lie at the front of qkv: one copy takes both (qg at 0, kg after n·queryDim)
-        cx.copy(a.qkGrouped, a.qkv, (long) n * (c.queryDim() + c.kvDim()) * Float.BYTES);
-        long qg = a.qkGrouped.address();
-        long kg = qg + (long) n * c.queryDim() * Float.BYTES;
-        rope(qg, a.groupQueryPositions, n, c.heads(), c.queryDim());
-        rope(kg, a.groupKeyPositions, n, c.kvHeads(), c.kvDim());
-      }
-      rope(q, a.positions, n, c.heads(), c.queryDim());
-      rope(kk, a.positions, n, c.kvHeads(), c.kvDim());
-      // store, attend (causal over [0, start + t])
-      k.kvStore(cache.keyTable(l), CudaKvCache.PAGE_TOKENS, kk, start, n, c.kvDim());
-      k.kvStore(cache.valueTable(l), CudaKvCache.PAGE_TOKENS, v, start, n, c.kvDim());
-      if (se != null) {
-        long kg = a.qkGrouped.address() + (long) n * c.queryDim() * Float.BYTES;
-        k.kvStore(cache.groupKeyTable(l), CudaKvCache.PAGE_TOKENS, kg, start, n, c.kvDim());
         selfExtendAttention(seq, se, a, l, start, n, q);
       } else {
         k.attention(
@@ -542,29 +575,85 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
             0,
             false);
       }
-      // finish (TransformerLayers.finish)
-      matmul(w.wo, a.att.address(), xb, n, a);
-      k.add(a.x.address(), a.xb.address(), (long) n * dim);
-      k.rmsnorm(a.xb.address(), a.x.address(), w.ffnNorm.address(), n, dim, c.rmsEps());
-      long gate = a.gateUp.address();
-      long up = gate + (long) n * c.hiddenDim() * Float.BYTES;
-      if (n == 1 && w.gateUp != null) {
-        k.matvec(w.gateUp, xb, gate, 1);
-      } else {
-        matmul(w.wGate, xb, gate, n, a);
-        matmul(w.wUp, xb, up, n, a);
-      }
-      k.swiglu(gate, up, (long) n * c.hiddenDim());
-      matmul(w.wDown, gate, xb, n, a);
-      k.add(a.x.address(), a.xb.address(), (long) n * dim);
+      finishLayer(l, a, n);
     }
-    cache.setLength(start + n);
-    if (logits != null) {
-      long last = a.x.address() + (long) (n - 1) * dim * Float.BYTES;
-      k.rmsnorm(a.xb.address(), last, outputNorm.address(), 1, dim, c.rmsEps());
-      k.matvec(output, a.xb.address(), a.logits.address(), 1);
-      cx.read(a.logits, 0, logits, c.vocabSize()); // waits for the step
+  }
+
+  /**
+   * Layer l's attention input for the step's n rows (TransformerLayers.project, rotate /
+   * rotateSelfExtend): RMSNorm into a.xb, q [n, queryDim] then k and v [n, kvDim] into a.qkv (+
+   * biases), RoPE at a.positions (and the grouped copies of q and k at SelfExtend's grouped
+   * positions into a.qkGrouped), then k and v (and grouped k) stored at slots [slot, slot + n).
+   */
+  void projectLayer(int l, CudaKvCache cache, Activations a, int n, int slot, SelfExtend se) {
+    LlamaConfig c = config;
+    Layer w = layers.get(l);
+    k.rmsnorm(a.xb.address(), a.x.address(), w.attnNorm.address(), n, c.dim(), c.rmsEps());
+    // q [n, queryDim], then k and v [n, kvDim] each, in one buffer
+    long q = a.qkv.address();
+    long kk = q + (long) n * c.queryDim() * Float.BYTES;
+    long v = kk + (long) n * c.kvDim() * Float.BYTES;
+    long xb = a.xb.address();
+    if (n == 1 && w.qkv != null) {
+      k.matvec(w.qkv, xb, q, 1);
+    } else {
+      matmul(w.wq, xb, q, n, a);
+      matmul(w.wk, xb, kk, n, a);
+      matmul(w.wv, xb, v, n, a);
     }
+    if (w.bq != null) {
+      k.addBias(q, w.bq.address(), c.queryDim(), n);
+      k.addBias(kk, w.bk.address(), c.kvDim(), n);
+      k.addBias(v, w.bv.address(), c.kvDim(), n);
+    }
+    // rotate (TransformerLayers.rotateSelfExtend: pre-RoPE copies rotated at grouped positions)
+    if (se != null) {
+      // q and k lie at the front of qkv: one copy takes both (qg at 0, kg after n·queryDim)
+      cx.copy(a.qkGrouped, a.qkv, (long) n * (c.queryDim() + c.kvDim()) * Float.BYTES);
+      long qg = a.qkGrouped.address();
+      long kg = qg + (long) n * c.queryDim() * Float.BYTES;
+      rope(qg, a.groupQueryPositions, n, c.heads(), c.queryDim());
+      rope(kg, a.groupKeyPositions, n, c.kvHeads(), c.kvDim());
+      k.kvStore(cache.groupKeyTable(l), CudaKvCache.PAGE_TOKENS, kg, slot, n, c.kvDim());
+    }
+    rope(q, a.positions, n, c.heads(), c.queryDim());
+    rope(kk, a.positions, n, c.kvHeads(), c.kvDim());
+    k.kvStore(cache.keyTable(l), CudaKvCache.PAGE_TOKENS, kk, slot, n, c.kvDim());
+    k.kvStore(cache.valueTable(l), CudaKvCache.PAGE_TOKENS, v, slot, n, c.kvDim());
+  }
+
+  /**
+   * Layer l after its attention (a.att [n, queryDim]), as TransformerLayers.finish: output
+   * projection, residual, RMSNorm, SwiGLU FFN, residual.
+   */
+  void finishLayer(int l, Activations a, int n) {
+    LlamaConfig c = config;
+    Layer w = layers.get(l);
+    int dim = c.dim();
+    long xb = a.xb.address();
+    matmul(w.wo, a.att.address(), xb, n, a);
+    k.add(a.x.address(), xb, (long) n * dim);
+    k.rmsnorm(xb, a.x.address(), w.ffnNorm.address(), n, dim, c.rmsEps());
+    long gate = a.gateUp.address();
+    long up = gate + (long) n * c.hiddenDim() * Float.BYTES;
+    if (n == 1 && w.gateUp != null) {
+      k.matvec(w.gateUp, xb, gate, 1);
+    } else {
+      matmul(w.wGate, xb, gate, n, a);
+      matmul(w.wUp, xb, up, n, a);
+    }
+    k.swiglu(gate, up, (long) n * c.hiddenDim());
+    matmul(w.wDown, gate, xb, n, a);
+    k.add(a.x.address(), xb, (long) n * dim);
+  }
+
+  /** The logits of step row {@code row} (final RMSNorm, vocabulary projection) into {@code out}. */
+  void logitsOf(Activations a, int row, float[] out) {
+    LlamaConfig c = config;
+    long x = a.x.address() + (long) row * c.dim() * Float.BYTES;
+    k.rmsnorm(a.xb.address(), x, outputNorm.address(), 1, c.dim(), c.rmsEps());
+    k.matvec(output, a.xb.address(), a.logits.address(), 1);
+    cx.read(a.logits, 0, out, c.vocabSize()); // waits for the step
   }
 
   private void rope(long x, DeviceBuffer positions, int n, int heads, int rowStride) {

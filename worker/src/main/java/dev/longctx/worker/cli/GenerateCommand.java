@@ -167,7 +167,7 @@ public class GenerateCommand implements Callable<Integer> {
       Transformer tr = attentionOptions.transformer(model);
       int context = ctx != null ? ctx : AttentionOptions.defaultContext(tr);
       if (shards > 0) {
-        return throughShards(model, tr, ids, context);
+        return throughShards(model, tr, ids, context, cuda);
       }
       Generator.Request request = new Generator.Request(ids, sampling, maxTokens, stop, context);
       PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
@@ -219,7 +219,7 @@ public class GenerateCommand implements Callable<Integer> {
    * coordinator in this process on a free loopback port, the completion streamed over the public
    * gRPC API, then everything stopped.
    */
-  private int throughShards(LoadedModel model, Transformer tr, int[] ids, int context)
+  private int throughShards(LoadedModel model, Transformer tr, int[] ids, int context, boolean cuda)
       throws Exception {
     if (json) {
       throw new IllegalArgumentException("--json is not available with --shards");
@@ -247,6 +247,9 @@ public class GenerateCommand implements Callable<Integer> {
     if (modelOptions.tokenizer != null) {
       extra.addAll(List.of("--tokenizer", modelOptions.tokenizer.toString()));
     }
+    // The shards compute on the backend chosen here (resolved already, so `cuda` without a GPU
+    // has failed before any process starts); the coordinator in this process computes no layers.
+    extra.addAll(List.of("--backend", cuda ? "cuda" : "cpu"));
     System.err.printf("longctx generate: starting %d shard processes (logs in %s)%n", shards, dir);
     try (LocalShards local = LocalShards.start(shards, modelOptions.model, dir, extra, 300_000)) {
       List<ShardClient> clients = ShardPool.connect(local.addresses(), 120_000, 300_000);

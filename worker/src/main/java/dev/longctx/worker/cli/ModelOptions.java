@@ -33,8 +33,9 @@ public class ModelOptions {
       defaultValue = "auto",
       description =
           "Where the model runs: auto (CUDA when a GPU is usable, else the CPU), cpu or cuda"
-              + " (default: ${DEFAULT-VALUE}). Honoured by generate (in-process) and bench, for"
-              + " dense and self-extend attention; serve has its own --backend.")
+              + " (default: ${DEFAULT-VALUE}). In-process generate and bench run dense and"
+              + " self-extend attention on the GPU; generate --shards runs its shards there"
+              + " (every method). serve has its own --backend.")
   String backend;
 
   /** The backend to run on; {@code cuda} without a usable GPU fails with the reason. */

@@ -202,9 +202,11 @@ public class ServeCommand implements Callable<Integer> {
   @Option(
       names = "--backend",
       description =
-          "Where an in-process server (no shards) runs the model: cpu, cuda or auto (CUDA when a"
-              + " GPU is usable and the attention policy runs there, dense or self-extend)"
-              + " (default: engine.backend, else cpu). Shards and coordinators run on the CPU.")
+          "Where the model runs: cpu, cuda or auto (CUDA when a GPU is usable) (default:"
+              + " engine.backend, else cpu). Applies to a shard (every attention method: the"
+              + " coordinator selects, the shard attends), to the shards --shards starts, and to"
+              + " an in-process server (dense and self-extend on the GPU; auto keeps the top-k"
+              + " methods on the CPU). A coordinator itself computes no layers.")
   String backendOption;
 
   @Option(
@@ -223,8 +225,7 @@ public class ServeCommand implements Callable<Integer> {
    */
   private Decoder<?> inProcessDecoder(
       LoadedModel loaded, AttentionPolicy policy, List<Runnable> stops) {
-    Backend requested =
-        Backend.parse(first(backendOption, conf.getProperty("engine.backend"), "cpu"));
+    Backend requested = requestedBackend();
     Backend chosen = requested.select();
     if (chosen == Backend.CUDA && requested == Backend.AUTO && !CudaModel.supports(policy)) {
       System.err.printf(
@@ -244,6 +245,33 @@ public class ServeCommand implements Callable<Integer> {
           gpu.close();
         });
     return withPolicy;
+  }
+
+  /** The backend asked for: --backend, else engine.backend, else cpu. */
+  private Backend requestedBackend() {
+    return Backend.parse(first(backendOption, conf.getProperty("engine.backend"), "cpu"));
+  }
+
+  /**
+   * A shard on the chosen backend: the CPU's ranges, or a GPU model's ({@link CudaModel#newRange}).
+   * A shard runs every attention method on either (the coordinator selects sparse keys; a shard
+   * only attends), so {@code auto} is simply CUDA when a GPU is usable. The GPU model is freed when
+   * the shard stops.
+   */
+  private ShardEngine shardEngine(
+      int id, LoadedModel loaded, long capacity, String fingerprint, List<Runnable> stops) {
+    if (requestedBackend().select() == Backend.CPU) {
+      return new ShardEngine(id, loaded.config(), loaded.weights(), capacity, fingerprint);
+    }
+    CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
+    stops.add(gpu::close);
+    return new ShardEngine(
+        id,
+        loaded.config(),
+        gpu::newRange,
+        "cuda:" + gpu.context().deviceName(),
+        capacity,
+        fingerprint);
   }
 
   /**
@@ -353,17 +381,16 @@ public class ServeCommand implements Callable<Integer> {
     Runnable await;
     if (actualRole.equals("shard")) {
       int id = shardId != null ? shardId : ordinal(System.getenv("POD_NAME"));
-      ShardEngine engine =
-          new ShardEngine(id, loaded.config(), loaded.weights(), capacity, fingerprint);
+      ShardEngine engine = shardEngine(id, loaded, capacity, fingerprint, stops);
       int port = shardPort != null ? shardPort : intConf("shards.port", 9100);
       ShardServer server =
           listen(() -> ShardServer.start(host, port, engine), host, port, loaded, health);
-      stops.add(() -> server.shutdown(10));
+      stops.add(0, () -> server.shutdown(10)); // before the GPU model is freed
       await = uninterruptibly(server::awaitTermination);
       writePort(server.port());
       System.err.printf(
-          "longctx serve: shard %d of %s loaded in %.1f s; shard API on %s:%d, KV capacity %d tokens%n",
-          id, name, loadSeconds, host, server.port(), capacity);
+          "longctx serve: shard %d of %s loaded in %.1f s on %s; shard API on %s:%d, KV capacity %d tokens%n",
+          id, name, loadSeconds, engine.backend(), host, server.port(), capacity);
     } else {
       List<String> addresses = new ArrayList<>(shardAddresses);
       String dnsService = null;
@@ -387,6 +414,7 @@ public class ServeCommand implements Callable<Integer> {
                 ? threads
                 : Math.max(1, Runtime.getRuntime().availableProcessors() / shards);
         extra.addAll(List.of("--threads", Integer.toString(perShardThreads)));
+        extra.addAll(List.of("--backend", requestedBackend().name().toLowerCase(Locale.ROOT)));
         System.err.printf("longctx serve: starting %d shard processes (logs in %s)%n", shards, dir);
         local = LocalShards.start(shards, Path.of(modelPath), dir, extra, 300_000);
         addresses.addAll(local.addresses());

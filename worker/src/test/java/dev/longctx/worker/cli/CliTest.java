@@ -258,6 +258,22 @@ class CliTest {
             "-1");
     assertThat(cuda.exitCode()).isNotZero();
     assertThat(cuda.getErrorOutput()).contains("--backend cuda was requested but");
+    // a shard told to use the GPU fails the same way, before it listens
+    LaunchResult shard =
+        launcher.launch(
+            "serve",
+            "--role",
+            "shard",
+            "--model",
+            model.toString(),
+            "--backend",
+            "cuda",
+            "--shard-port",
+            "0",
+            "--http-port",
+            "-1");
+    assertThat(shard.exitCode()).isNotZero();
+    assertThat(shard.getErrorOutput()).contains("--backend cuda was requested but");
     LaunchResult bogus =
         launcher.launch(
             "serve",
