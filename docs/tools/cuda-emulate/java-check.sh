@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the CUDA backend's Java GPU tests (CudaOpsTest, CudaModelTest, CudaKvRangeTest, BackendTest,
-# then the worker's GpuShardsTest: sharded serving on GPU shards) on a machine
+# then the worker's GpuShardsTest and the CLI's top-k-on-a-GPU-shard test) on a machine
 # without a GPU, against fake_driver.cpp built as libcuda.so.1: the whole Java side (launch
 # marshalling, copies, page tables, the model's forward pass and its greedy tokens against the
 # CPU backend) with the kernels run by the CPU emulation. cuBLAS is absent, so its test skips and
@@ -20,4 +20,5 @@ export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
   -Dsurefire.failIfNoSpecifiedTests=false "$@"
 # The worker resolves the engine (and its test jar) from the local repository.
 ./mvnw -o -q -pl proto,engine install -DskipTests
-./mvnw -o -pl worker test -Dtest='GpuShardsTest' -Dsurefire.failIfNoSpecifiedTests=false "$@"
+./mvnw -o -pl worker test -Dtest='GpuShardsTest,CliTest#aTopKMethodOnCudaStreamsTheCpusGreedyText' \
+  -Dsurefire.failIfNoSpecifiedTests=false "$@"

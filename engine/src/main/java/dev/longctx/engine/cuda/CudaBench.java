@@ -292,9 +292,12 @@ public final class CudaBench {
     System.out.printf(
         "| context | dense decode µs/token | dense prefill TFLOP/s (%d queries) | dense prefill"
             + " TFLOP/s (%d queries) | sparse decode µs/token (indexer + top-k + attention, k ="
-            + " %d) | of which indexer µs | of which top-k µs |%n",
-        prefillRows, LONG_PREFILL_ROWS, topK);
-    System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            + " %d) | of which indexer µs | of which top-k µs | shard partial TFLOP/s (%d"
+            + " remote queries over every key) |%n",
+        prefillRows, LONG_PREFILL_ROWS, topK, LONG_PREFILL_ROWS);
+    System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    // A GPU shard's partial for another shard's prefill chunk: every row sees the whole range.
+    int[] wholeRange = new int[2 * maxRows];
     try (DeviceBuffer src = cx.upload(host);
         DeviceBuffer q = cx.upload(java.util.Arrays.copyOf(host, maxRows * heads * headDim));
         DeviceBuffer out = cx.alloc((long) maxRows * heads * headDim * 4);
@@ -365,9 +368,46 @@ public final class CudaBench {
                   });
           double indexer = best(cx, indexerStep);
           double topk = best(cx, topkStep);
+          for (int t = 0; t < maxRows; t++) {
+            wholeRange[2 * t + 1] = ctx;
+          }
+          double shardPartial;
+          try (DeviceBuffer ranges = cx.upload(wholeRange)) {
+            int rows = LONG_PREFILL_ROWS;
+            double seconds =
+                best(
+                    cx,
+                    () ->
+                        k.attention(
+                            q.address(),
+                            cache.keyTable(0),
+                            cache.valueTable(0),
+                            CudaKvCache.PAGE_TOKENS,
+                            out.address(),
+                            lse.address(),
+                            rows,
+                            heads,
+                            kvHeads,
+                            headDim,
+                            scale,
+                            0,
+                            ranges.address(),
+                            0L,
+                            ctx,
+                            0,
+                            false));
+            shardPartial = 4.0 * heads * headDim * (double) rows * ctx / seconds / 1e12;
+          }
           System.out.printf(
-              "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |%n",
-              ctx, dense * 1e6, tflops, tflopsLong, sparse * 1e6, indexer * 1e6, topk * 1e6);
+              "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |%n",
+              ctx,
+              dense * 1e6,
+              tflops,
+              tflopsLong,
+              sparse * 1e6,
+              indexer * 1e6,
+              topk * 1e6,
+              shardPartial);
         }
       }
     }

@@ -151,6 +151,9 @@ public class GenerateCommand implements Callable<Integer> {
         new SamplingParams(temperature, topK, topP, minP, repeatPenalty, repeatLastN, actualSeed);
     // Resolve the backend first: `--backend cuda` without a GPU fails before anything is printed.
     boolean cuda = modelOptions.backend() == dev.longctx.engine.cuda.Backend.CUDA;
+    boolean auto =
+        dev.longctx.engine.cuda.Backend.parse(modelOptions.backend)
+            == dev.longctx.engine.cuda.Backend.AUTO;
     try (LoadedModel model = modelOptions.load()) {
       Tokenizer tok = model.tokenizer();
       int[] ids;
@@ -168,6 +171,18 @@ public class GenerateCommand implements Callable<Integer> {
       int context = ctx != null ? ctx : AttentionOptions.defaultContext(tr);
       if (shards > 0) {
         return throughShards(model, tr, ids, context, cuda);
+      }
+      if (cuda && !dev.longctx.engine.cuda.CudaModel.supports(tr.attentionPolicy())) {
+        if (!auto) {
+          // The top-k methods: the GPU keeps the KV and attends as a shard in this process, and
+          // the coordinator here selects the keys on the CPU, as with remote GPU shards.
+          return throughGpuShard(model, tr, ids, context);
+        }
+        System.err.printf(
+            "longctx generate: %s attention runs on the CPU (--backend cuda runs it on a GPU"
+                + " shard)%n",
+            tr.attentionPolicy().name());
+        cuda = false;
       }
       Generator.Request request = new Generator.Request(ids, sampling, maxTokens, stop, context);
       PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
@@ -224,7 +239,6 @@ public class GenerateCommand implements Callable<Integer> {
     if (json) {
       throw new IllegalArgumentException("--json is not available with --shards");
     }
-    ShardedBackend.Placement split = ShardedBackend.Placement.parse(placement);
     java.nio.file.Path dir =
         runDir != null
             ? runDir
@@ -252,43 +266,80 @@ public class GenerateCommand implements Callable<Integer> {
     extra.addAll(List.of("--backend", cuda ? "cuda" : "cpu"));
     System.err.printf("longctx generate: starting %d shard processes (logs in %s)%n", shards, dir);
     try (LocalShards local = LocalShards.start(shards, modelOptions.model, dir, extra, 300_000)) {
-      List<ShardClient> clients = ShardPool.connect(local.addresses(), 120_000, 300_000);
-      try (ServingServer server =
-          ServingServer.sharded(
-              model,
-              modelOptions.model.getFileName().toString(),
-              context,
-              clients,
-              minTokensPerShard,
-              shards,
-              EngineLoop.Limits.queueTimeout(60_000),
-              "127.0.0.1",
-              0,
-              tr.attentionPolicy(),
-              split)) {
-        dev.longctx.proto.v1.SamplingParams.Builder sampling =
-            dev.longctx.proto.v1.SamplingParams.newBuilder()
-                .setTemperature(temperature)
-                .setTopK(topK)
-                .setTopP(topP)
-                .setMinP(minP)
-                .setRepetitionPenalty(repeatPenalty)
-                .setRepetitionLastN(repeatLastN);
-        if (seed != null) {
-          sampling.setSeed(seed);
-        }
-        GenerateRequest request =
-            GenerateRequest.newBuilder()
-                .setTokenIds(
-                    TokenIds.newBuilder().addAllIds(java.util.Arrays.stream(ids).boxed().toList()))
-                .setSampling(sampling)
-                .setMaxTokens(Math.min(maxTokens, context - ids.length))
-                .addAllStop(stop)
-                .build();
-        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        return GrpcStream.stream(
-            "127.0.0.1:" + server.port(), request, chat ? null : prompt, out, 3600);
+      return streamThrough(model, tr, ids, context, local.addresses());
+    }
+  }
+
+  /**
+   * A top-k method on {@code --backend cuda}: one shard in this process whose request ranges live
+   * on the GPU, behind a loopback shard API, with the coordinator (key selection) here.
+   */
+  private int throughGpuShard(LoadedModel model, Transformer tr, int[] ids, int context)
+      throws Exception {
+    if (json) {
+      throw new IllegalArgumentException(
+          "--json is not available for "
+              + tr.attentionPolicy().name()
+              + " attention on --backend cuda (it runs through a GPU shard)");
+    }
+    String fingerprint =
+        modelOptions.model.getFileName() + ":" + java.nio.file.Files.size(modelOptions.model);
+    try (var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights())) {
+      var engine = dev.longctx.worker.shard.ShardEngine.cuda(0, gpu, 2L * context, fingerprint);
+      var shard = dev.longctx.worker.shard.ShardServer.start("127.0.0.1", 0, engine);
+      try {
+        System.err.printf(
+            "longctx generate: %s attention on %s as an in-process shard; keys are selected on"
+                + " the CPU%n",
+            tr.attentionPolicy().name(), engine.backend());
+        return streamThrough(model, tr, ids, context, List.of("127.0.0.1:" + shard.port()));
+      } finally {
+        shard.shutdown(10);
       }
+    }
+  }
+
+  /** The completion streamed over the public gRPC API of a coordinator here over the shards. */
+  private int streamThrough(
+      LoadedModel model, Transformer tr, int[] ids, int context, List<String> addresses)
+      throws Exception {
+    ShardedBackend.Placement split = ShardedBackend.Placement.parse(placement);
+    List<ShardClient> clients = ShardPool.connect(addresses, 120_000, 300_000);
+    try (ServingServer server =
+        ServingServer.sharded(
+            model,
+            modelOptions.model.getFileName().toString(),
+            context,
+            clients,
+            minTokensPerShard,
+            addresses.size(),
+            EngineLoop.Limits.queueTimeout(60_000),
+            "127.0.0.1",
+            0,
+            tr.attentionPolicy(),
+            split)) {
+      dev.longctx.proto.v1.SamplingParams.Builder sampling =
+          dev.longctx.proto.v1.SamplingParams.newBuilder()
+              .setTemperature(temperature)
+              .setTopK(topK)
+              .setTopP(topP)
+              .setMinP(minP)
+              .setRepetitionPenalty(repeatPenalty)
+              .setRepetitionLastN(repeatLastN);
+      if (seed != null) {
+        sampling.setSeed(seed);
+      }
+      GenerateRequest request =
+          GenerateRequest.newBuilder()
+              .setTokenIds(
+                  TokenIds.newBuilder().addAllIds(java.util.Arrays.stream(ids).boxed().toList()))
+              .setSampling(sampling)
+              .setMaxTokens(Math.min(maxTokens, context - ids.length))
+              .addAllStop(stop)
+              .build();
+      PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+      return GrpcStream.stream(
+          "127.0.0.1:" + server.port(), request, chat ? null : prompt, out, 3600);
     }
   }
 }

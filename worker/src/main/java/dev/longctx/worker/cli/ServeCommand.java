@@ -205,8 +205,9 @@ public class ServeCommand implements Callable<Integer> {
           "Where the model runs: cpu, cuda or auto (CUDA when a GPU is usable) (default:"
               + " engine.backend, else cpu). Applies to a shard (every attention method: the"
               + " coordinator selects, the shard attends), to the shards --shards starts, and to"
-              + " an in-process server (dense and self-extend on the GPU; auto keeps the top-k"
-              + " methods on the CPU). A coordinator itself computes no layers.")
+              + " an in-process server: dense and self-extend run in the GPU model; with cuda"
+              + " the top-k methods run on an in-process GPU shard (keys selected on the CPU),"
+              + " auto keeps them on the CPU. A coordinator itself computes no layers.")
   String backendOption;
 
   @Option(
@@ -265,13 +266,7 @@ public class ServeCommand implements Callable<Integer> {
     }
     CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
     stops.add(gpu::close);
-    return new ShardEngine(
-        id,
-        loaded.config(),
-        gpu::newRange,
-        "cuda:" + gpu.context().deviceName(),
-        capacity,
-        fingerprint);
+    return ShardEngine.cuda(id, gpu, capacity, fingerprint);
   }
 
   /**
@@ -433,6 +428,20 @@ public class ServeCommand implements Callable<Integer> {
           }
           Thread.sleep(1000);
         }
+      }
+      if (addresses.isEmpty()
+          && requestedBackend() == Backend.CUDA
+          && !CudaModel.supports(policy)) {
+        // --backend cuda with a top-k method: the GPU keeps the KV and attends as a shard in this
+        // process, the coordinator here selects the keys (on the CPU), as with remote GPU shards.
+        ShardEngine engine = shardEngine(0, loaded, capacity, fingerprint, stops);
+        ShardServer gpuShard = ShardServer.start("127.0.0.1", 0, engine);
+        stops.add(0, () -> gpuShard.shutdown(10)); // before the GPU model is freed
+        addresses.add("127.0.0.1:" + gpuShard.port());
+        System.err.printf(
+            "longctx serve: %s attention on %s as an in-process shard; keys are selected on the"
+                + " CPU%n",
+            policy.name(), engine.backend());
       }
       int grpc = grpcPort != null ? grpcPort : intConf("grpc.port", 9000);
       EngineLoop.Limits limits = new EngineLoop.Limits(maxConcurrentRequests, queueTimeoutMillis);

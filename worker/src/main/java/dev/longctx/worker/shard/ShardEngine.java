@@ -1,6 +1,7 @@
 package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.CpuKvRange;
 import dev.longctx.engine.inference.KvRange;
 import dev.longctx.engine.inference.TransformerLayers;
@@ -61,6 +62,21 @@ public final class ShardEngine {
     this.backend = backend;
     this.capacityTokens = capacityTokens;
     this.fingerprint = fingerprint;
+  }
+
+  /**
+   * A shard whose request ranges live on the GPU of {@code gpu} (which must outlive the shard),
+   * named {@code cuda:<device>}.
+   */
+  public static ShardEngine cuda(
+      int shardId, CudaModel gpu, long capacityTokens, String fingerprint) {
+    return new ShardEngine(
+        shardId,
+        gpu.config(),
+        gpu::newRange,
+        "cuda:" + gpu.context().deviceName(),
+        capacityTokens,
+        fingerprint);
   }
 
   private static Ranges cpu(LlamaConfig config, LlamaWeights weights) {

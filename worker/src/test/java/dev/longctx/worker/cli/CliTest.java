@@ -50,6 +50,47 @@ class CliTest {
         .containsPattern("decode: 24 tokens, [0-9.]+ tokens/s");
   }
 
+  /**
+   * A top-k method on {@code --backend cuda} runs through an in-process GPU shard (keys selected on
+   * the CPU) and streams the CPU's greedy text. Needs a GPU (or the CPU emulation of
+   * docs/tools/cuda-emulate/java-check.sh).
+   */
+  @Test
+  void aTopKMethodOnCudaStreamsTheCpusGreedyText(QuarkusMainLauncher launcher) {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        dev.longctx.engine.cuda.CudaProbe.probe().available(), "no CUDA device");
+    String[] common = {
+      "generate",
+      "--model",
+      stories(),
+      "--prompt",
+      "Once upon a time",
+      "--temperature",
+      "0",
+      "--max-tokens",
+      "12",
+      "--attention",
+      "block-topk",
+      "--top-blocks",
+      "2",
+      "--block-size",
+      "4",
+      "--backend"
+    };
+    LaunchResult cpu = launcher.launch(append(common, "cpu"));
+    LaunchResult gpu = launcher.launch(append(common, "cuda"));
+    assertThat(cpu.exitCode()).isZero();
+    assertThat(gpu.exitCode()).as(gpu.getErrorOutput()).isZero();
+    assertThat(gpu.getErrorOutput()).contains("as an in-process shard");
+    assertThat(gpu.getOutput()).isEqualTo(cpu.getOutput()).startsWith("Once upon a time");
+  }
+
+  private static String[] append(String[] a, String last) {
+    String[] out = Arrays.copyOf(a, a.length + 1);
+    out[a.length] = last;
+    return out;
+  }
+
   @Test
   void generateJsonCarriesTextUsageAndFinishReason(QuarkusMainLauncher launcher) {
     LaunchResult r =
