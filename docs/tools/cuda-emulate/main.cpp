@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <limits>
 #include <random>
+#include <string>
 
 static int failures = 0;
 static std::mt19937_64 rng(12345);
@@ -77,13 +78,20 @@ static void check_topk(int n, int k, int chunk = 0) {
 }
 
 // ---- attention over a paged cache ----
-// splits = -1: the tensor-core prefill kernel (FP16 products, looser tolerance);
-// splits = 0: the per-(row, head) kernel; else attention_split (GQA group ≤ 4 at d = 64, ≤ 8 at
-// d = 128) over that many key splits, then attention_combine. ranged (not with sparse; n ≥ 3,
-// len > 256): each row over its own slot range [ranges[2t], ranges[2t + 1]): row 0 an empty
-// range, row 1 one from slot 0, row 2 one across the first page boundary, the others random.
+// splits = -1: the tensor-core prefill kernel (FP16 products, looser tolerance); -s: its keys cut
+// into s splits (sized by the longest range in ranges mode, as CudaKernels does), then
+// attention_combine; splits = 0: the per-(row, head) kernel; else attention_split (GQA group ≤ 4
+// at d = 64, ≤ 8 at d = 128) over that many key splits, then attention_combine.
+// Ranges (not with sparse; n ≥ 3, len > 256), each row over its own slot range [ranges[2t],
+// ranges[2t + 1]): RANDOM: row 0 an empty range, row 1 one from slot 0, row 2 one across the first
+// page boundary, rows 16..31 of each 64 (a tensor-core warp) empty, the others random; WHOLE:
+// every row [0, len) (a GPU shard serving another shard's prefill chunk); WINDOWS: row t
+// [150 + 3t, 350 + 3t) clipped to len, mid-cache windows across page boundaries whose union over
+// 64 rows is longer than the longest range. Slots outside every range are NaN in the cache.
+enum Ranges { NO_RANGES, RANDOM, WHOLE, WINDOWS };
 static void check_attention(int len, int n, int heads, int kvHeads, int headDim, bool sparse,
-                            bool perKvHead, int splits = 0, bool ranged = false) {
+                            bool perKvHead, int splits = 0, Ranges rangeKind = NO_RANGES) {
+  bool ranged = rangeKind != NO_RANGES;
   const int page = 256, kvDim = kvHeads * headDim, count = 40;
   int pages = (len + page - 1) / page;
   std::vector<std::vector<float>> kp(pages, std::vector<float>(page * kvDim)),
@@ -109,12 +117,25 @@ static void check_attention(int len, int n, int heads, int kvHeads, int headDim,
   int longestRange = 0;
   for (int t = 0; ranged && t < n; t++) {
     int first = (int)(rng() % len), end = first + (int)(rng() % (len - first + 1));
-    if (t == 0) first = end = len / 3;
+    if (t == 0 || t % 64 / 16 == 1) first = end = len / 3;
     if (t == 1) first = 0;
     if (t == 2) first = page - 37, end = std::min(len, page + 150);
+    if (rangeKind == WHOLE) first = 0, end = len;
+    if (rangeKind == WINDOWS) first = std::min(len, 150 + 3 * t), end = std::min(len, 350 + 3 * t);
     ranges[2 * t] = first;
     ranges[2 * t + 1] = end;
     longestRange = std::max(longestRange, end - first);
+  }
+  if (ranged) {
+    // Slots before every range or past them all hold NaN: no kernel may stage them.
+    int lo = len, hi = 0;
+    for (int t = 0; t < n; t++)
+      if (ranges[2 * t] < ranges[2 * t + 1])
+        lo = std::min(lo, ranges[2 * t]), hi = std::max(hi, ranges[2 * t + 1]);
+    for (int i = 0; i < len; i++)
+      if (i < lo || i >= hi)
+        for (int j = 0; j < kvDim; j++)
+          kp[i / page][(i % page) * kvDim + j] = vp[i / page][(i % page) * kvDim + j] = NAN;
   }
   const int* rangesArg = ranged ? (const int*)ranges.data() : (const int*)nullptr;
   std::vector<float> out = nan_buffer(n * heads * headDim), lse = nan_buffer(n * heads);
@@ -124,11 +145,12 @@ static void check_attention(int len, int n, int heads, int kvHeads, int headDim,
   if (splits < 0) {
     // −1: one pass over the keys; −s: s key ranges merged by attention_combine
     auto kernel = headDim == 64 ? attention_prefill_tc_d64 : attention_prefill_tc_d128;
-    int parts = -splits, keysPerSplit = ((len + parts - 1) / parts + 63) / 64 * 64;
+    int keys = std::max(ranged ? longestRange : len, 1);
+    int parts = -splits, keysPerSplit = ((keys + parts - 1) / parts + 63) / 64 * 64;
     std::vector<float> partO(n * heads * parts * headDim), partML(n * heads * parts * 2);
     launch(kernel, (n + 63) / 64, heads * parts, 128, (const float*)q.data(),
            (const u64*)kt.data(), (const u64*)vt.data(), page, out.data(), lse.data(), n, heads,
-           kvHeads, scale, start, parts, keysPerSplit, partO.data(), partML.data());
+           kvHeads, scale, start, rangesArg, parts, keysPerSplit, partO.data(), partML.data());
     if (parts > 1)
       launch(attention_combine, n * heads, 1, 64, (const float*)partO.data(),
              (const float*)partML.data(), out.data(), lse.data(), headDim, parts);
@@ -187,10 +209,14 @@ static void check_attention(int len, int n, int heads, int kvHeads, int headDim,
       }
     }
   char name[128];
-  std::snprintf(name, sizeof name, "attention%s %s len=%d n=%d h=%d/%d d=%d",
+  const char* rangeName = rangeKind == WHOLE     ? "ranges/whole"
+                          : rangeKind == WINDOWS ? "ranges/windows"
+                                                 : "ranges";
+  std::snprintf(name, sizeof name, "attention%s %s len=%d n=%d h=%d/%d d=%d%s",
                 splits < 0 ? "_prefill_tc" : splits ? "_split" : "",
-                sparse ? (perKvHead ? "sparse/kv" : "sparse") : ranged ? "ranges" : "causal",
-                len, n, heads, kvHeads, headDim);
+                sparse ? (perKvHead ? "sparse/kv" : "sparse") : ranged ? rangeName : "causal",
+                len, n, heads, kvHeads, headDim,
+                splits < -1 ? (" s=" + std::to_string(-splits)).c_str() : "");
   double tolerance = splits < 0 ? 3e-3 : 1e-5;
   expect_close(name, out.data(), refOut.data(), out.size(), tolerance);
   expect_close("  lse", lseGot.data(), refLse.data(), lse.size(), tolerance);
@@ -417,11 +443,22 @@ int main() {
   check_attention(150, 70, 4, 2, 64, false, false, -1);
   check_attention(300, 100, 2, 1, 128, false, false, -1);
   check_attention(700, 70, 4, 2, 128, false, false, -3);
-  check_attention(700, 5, 8, 2, 64, false, false, 0, true);
-  check_attention(600, 4, 4, 4, 256, false, false, 0, true);
-  check_attention(1000, 6, 8, 2, 64, false, false, 5, true);
-  check_attention(900, 4, 7, 1, 128, false, false, 3, true);
-  check_attention(600, 3, 16, 2, 128, false, false, 1, true);
+  check_attention(119, 70, 4, 2, 64, false, false, -1);  // row 15's last key alone in a tile
+  check_attention(700, 5, 8, 2, 64, false, false, 0, RANDOM);
+  check_attention(600, 4, 4, 4, 256, false, false, 0, RANDOM);
+  check_attention(1000, 6, 8, 2, 64, false, false, 5, RANDOM);
+  check_attention(900, 4, 7, 1, 128, false, false, 3, RANDOM);
+  check_attention(600, 3, 16, 2, 128, false, false, 1, RANDOM);
+  check_attention(700, 70, 4, 2, 64, false, false, -1, RANDOM);
+  check_attention(700, 70, 4, 2, 64, false, false, -3, RANDOM);
+  check_attention(900, 150, 2, 1, 128, false, false, -1, RANDOM);
+  check_attention(900, 150, 2, 1, 128, false, false, -4, RANDOM);
+  check_attention(1000, 70, 4, 1, 64, false, false, -2, WHOLE);
+  check_attention(1000, 150, 2, 1, 128, false, false, -1, WHOLE);
+  check_attention(1000, 150, 2, 1, 128, false, false, -3, WHOLE);
+  check_attention(700, 70, 4, 2, 64, false, false, -1, WINDOWS);
+  check_attention(700, 70, 4, 2, 64, false, false, -3, WINDOWS);
+  check_attention(900, 150, 2, 1, 128, false, false, -3, WINDOWS);
   for (int type : {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0}) {
     check_matvec(type, 37, 64, 2);
     check_matvec(type, 9, 1024, 1);

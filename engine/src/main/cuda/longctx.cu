@@ -761,23 +761,30 @@ __device__ __forceinline__ void mma16816(float* d, const u32* a, const u32* b) {
 #endif
 }
 
-// Dense causal attention of a prefill chunk on the tensor cores, FlashAttention-2 style: the same
-// keys and Partial as `attention` (row t sees positions [0, causalStart + t]), with Q, K and V
-// rounded to FP16 for the products and everything else (scores, softmax, accumulators) in FP32.
+// Dense attention of a prefill chunk on the tensor cores, FlashAttention-2 style: the same keys
+// and Partial as `attention` without `selected` (row t sees positions [0, causalStart + t], or,
+// when `ranges` is non-null, [ranges[2t], ranges[2t + 1]), an empty range giving 0 and LSE −∞),
+// with Q, K and V rounded to FP16 for the products and everything else (scores, softmax,
+// accumulators) in FP32.
 // A block takes TC_ROWS query rows of one head, 16 per warp; key tiles of TC_KEYS rows are staged
 // in shared memory as FP16 (row major: coalesced, conflict-free stores; a B fragment of K is one
 // 32-bit load, one of V two 16-bit loads),
 // S = Q·Kᵀ stays in registers, the online softmax rescales the output accumulators there, and S's
-// accumulator layout is reused as P's A fragments for O += P·V. With splits > 1 the keys are cut
-// into ranges of keysPerSplit (a multiple of TC_KEYS), one per blockIdx.y / heads, and the blocks
-// write partials for attention_combine (as attention_split does), so a few rows over a long
-// context still fill the device. Grid (ceil(n / TC_ROWS), heads·splits), block TC_WARPS·32.
+// accumulator layout is reused as P's A fragments for O += P·V. The block's key window is the
+// union hull [min first, max end) of its rows' keys (causal: [0, causalStart + last row + 1)); a
+// warp skips the tiles outside its own rows' hull. With splits > 1 the window is cut from its
+// start into ranges of keysPerSplit (a multiple of TC_KEYS), one per blockIdx.y / heads, the last
+// taking whatever remains (a ranges window may be longer than the longest range the caller sized
+// the splits with), and the blocks write partials for attention_combine (as attention_split
+// does), so a few rows over a long context still fill the device.
+// Grid (ceil(n / TC_ROWS), heads·splits), block TC_WARPS·32.
 template <int HD>
 __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64* __restrict__ kPages,
                                           const u64* __restrict__ vPages, int pageSize,
                                           float* __restrict__ out, float* __restrict__ lse, int n,
                                           int heads, int kvHeads, float scale, int causalStart,
-                                          int splits, int keysPerSplit, float* __restrict__ partO,
+                                          const int* __restrict__ ranges, int splits,
+                                          int keysPerSplit, float* __restrict__ partO,
                                           float* __restrict__ partML) {
   __shared__ u16 ks[TC_KEYS][HD + 8];
   __shared__ u16 vs[TC_KEYS][HD + 8];
@@ -803,11 +810,48 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
 #pragma unroll
   for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
   float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f;
-  int lastRow = min(n, (int)(blockIdx.x + 1) * TC_ROWS) - 1;
-  // The block's rows see keys [0, causalStart + lastRow + 1); its split takes a range of them.
-  int keyBegin = split * keysPerSplit;
-  int keyEnd = min(causalStart + lastRow + 1, keyBegin + keysPerSplit);
-  int warpLimit = causalStart + min(row0 + 15, n - 1);  // the warp's last visible key
+  // Row t sees keys [first, end); rows past n none. The block's window [blockFirst, blockEnd) and
+  // the warp's [warpFirst, warpEnd) span their rows' keys (empty: end ≤ first).
+  int firstA = 0, endA = 0, firstB = 0, endB = 0;
+  int blockFirst, blockEnd, warpFirst, warpEnd;
+  if (ranges == 0) {
+    if (rowA < n) endA = causalStart + rowA + 1;
+    if (rowB < n) endB = causalStart + rowB + 1;
+    blockFirst = warpFirst = 0;
+    blockEnd = causalStart + min(n, (int)(blockIdx.x + 1) * TC_ROWS);
+    warpEnd = row0 < n ? causalStart + min(row0 + 16, n) : 0;
+  } else {
+    __shared__ int rowFirst[TC_ROWS], rowEnd[TC_ROWS];
+    for (int i = threadIdx.x; i < TC_ROWS; i += blockDim.x) {
+      int t = blockIdx.x * TC_ROWS + i;
+      rowFirst[i] = t < n ? ranges[2 * t] : 0;
+      rowEnd[i] = t < n ? ranges[2 * t + 1] : 0;
+    }
+    __syncthreads();
+    firstA = rowFirst[warp * 16 + g];
+    endA = rowEnd[warp * 16 + g];
+    firstB = rowFirst[warp * 16 + g + 8];
+    endB = rowEnd[warp * 16 + g + 8];
+    blockFirst = warpFirst = 0x7fffffff;
+    blockEnd = warpEnd = 0;
+    for (int i = 0; i < TC_ROWS; i++) {
+      int f = rowFirst[i], e = rowEnd[i];
+      if (f >= e) continue;  // empty
+      blockFirst = min(blockFirst, f);
+      blockEnd = e > blockEnd ? e : blockEnd;
+      if (i / 16 == warp) {
+        warpFirst = min(warpFirst, f);
+        warpEnd = e > warpEnd ? e : warpEnd;
+      }
+    }
+    if (blockEnd <= blockFirst) blockFirst = blockEnd = 0;
+  }
+  // Each warp's window, read per tile (after the loop's first barrier) rather than held in registers.
+  __shared__ int warpWin[TC_WARPS][2];
+  if (lane == 0) warpWin[warp][0] = warpFirst, warpWin[warp][1] = warpEnd;
+  // The split's part of the block's window; tiles start at keyBegin, so none crosses keyEnd.
+  int keyBegin = blockFirst + split * keysPerSplit;
+  int keyEnd = split == splits - 1 ? blockEnd : min(blockEnd, keyBegin + keysPerSplit);
   for (int key0 = keyBegin; key0 < keyEnd; key0 += TC_KEYS) {
     __syncthreads();  // the previous tile is consumed
     for (int idx = threadIdx.x; idx < TC_KEYS * HD / 4; idx += blockDim.x) {
@@ -823,7 +867,8 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
       *(uint2*)&vs[r][d] = make_uint2(pack_half2(vv.x, vv.y), pack_half2(vv.z, vv.w));
     }
     __syncthreads();
-    if (row0 >= n || key0 > warpLimit) continue;  // nothing of this tile is visible to the warp
+    // Nothing of this tile is visible to the warp (also when its rows are all empty or past n).
+    if (key0 >= warpWin[warp][1] || key0 + TC_KEYS <= warpWin[warp][0]) continue;
     // S = Q·Kᵀ for the tile: 8 tiles of 8 keys.
     float sc[TC_KEYS / 8][4];
 #pragma unroll
@@ -836,15 +881,15 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
         mma16816(sc[j], qa[sl], b);
       }
     }
-    // Scale, mask (causal, and keys past keyEnd), and the online softmax per row.
+    // Scale, mask (each row's [first, end); the keys of a tile reaching past keyEnd are past
+    // blockEnd, as split boundaries are tile aligned), and the online softmax per row.
     float tileMaxA = NEG_INF, tileMaxB = NEG_INF;
 #pragma unroll
     for (int j = 0; j < TC_KEYS / 8; j++) {
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         int key = key0 + 8 * j + c + (e & 1);
-        int t = (e & 2) ? rowB : rowA;
-        bool visible = t < n && key <= causalStart + t;
+        bool visible = (e & 2) ? key >= firstB && key < endB : key >= firstA && key < endA;
         float v = visible ? sc[j][e] * scale : NEG_INF;
         sc[j][e] = v;
         if (e & 2) tileMaxB = fmaxf(tileMaxB, v); else tileMaxA = fmaxf(tileMaxA, v);
@@ -952,10 +997,11 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
 #define ATTENTION_PREFILL_TC(D)                                                                 \
   extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_prefill_tc_d##D(       \
       const float* q, const u64* kPages, const u64* vPages, int pageSize, float* out,          \
-      float* lse, int n, int heads, int kvHeads, float scale, int causalStart, int splits,     \
-      int keysPerSplit, float* partO, float* partML) {                                         \
+      float* lse, int n, int heads, int kvHeads, float scale, int causalStart,                 \
+      const int* ranges, int splits, int keysPerSplit, float* partO, float* partML) {          \
     attention_prefill_tc_body<D>(q, kPages, vPages, pageSize, out, lse, n, heads, kvHeads,     \
-                                 scale, causalStart, splits, keysPerSplit, partO, partML);     \
+                                 scale, causalStart, ranges, splits, keysPerSplit, partO,      \
+                                 partML);                                                      \
   }
 ATTENTION_PREFILL_TC(64)
 ATTENTION_PREFILL_TC(128)

@@ -64,8 +64,9 @@ final class CudaKernels implements AutoCloseable {
   }
 
   /**
-   * Whether dense prefill chunks of {@value #TC_MIN_ROWS}+ rows use the tensor-core kernel (FP16
-   * products, FP32 softmax and accumulation; on by default) or the FP32 split kernel.
+   * Whether dense (causal or per-row range) chunks of {@value #TC_MIN_ROWS}+ rows use the
+   * tensor-core kernel (FP16 products, FP32 softmax and accumulation; on by default) or the FP32
+   * split kernel.
    */
   void setTensorCores(boolean enabled) {
     this.tensorCores = enabled;
@@ -192,6 +193,13 @@ final class CudaKernels implements AutoCloseable {
    * output 0 and LSE −∞); else, causally, positions [0, causalStart + t]. In ranges mode, count is
    * the longest range's length (it sizes the key splits; no range may be longer). Writes out [n,
    * heads, headDim] normalized and, when lse ≠ 0, lse [n, heads].
+   *
+   * <p>Without {@code selected}, chunks of {@value #TC_MIN_ROWS}+ rows with head dim 64 or 128 run
+   * on the tensor-core kernel on sm_80+ (FP16 products, FP32 softmax; unless {@link
+   * #setTensorCores} turned it off), causal or ranges alike; the rest on the FP32 kernels. In
+   * ranges mode the tensor-core kernel stages, per block of {@value #TC_ROWS} rows, every slot
+   * between its rows' lowest first and highest end, so those slots must hold stored (finite) keys
+   * and values even where no row of the block sees them.
    */
   void attention(
       long q,
@@ -219,14 +227,15 @@ final class CudaKernels implements AutoCloseable {
       throw new IllegalArgumentException(heads + " heads are not a multiple of " + kvHeads);
     }
     if (selected == 0
-        && ranges == 0
         && tensorCores
         && n >= TC_MIN_ROWS
         && (headDim == 64 || headDim == 128)
         && cx.computeCapability() >= 80) {
       // Split the keys when the row tiles alone leave the device short of blocks (a few rows
-      // over a long context), merging the splits' partials as the decode path does.
-      KeySplits ks = keySplits(ceilDiv(n, TC_ROWS) * heads, causalStart + n, 2048, TC_KEYS);
+      // over a long context), merging the splits' partials as the decode path does. A block's
+      // splits cut the span of its rows' keys from its start (the last split takes any rest).
+      int longest = ranges != 0 ? count : causalStart + n;
+      KeySplits ks = keySplits(ceilDiv(n, TC_ROWS) * heads, longest, 2048, TC_KEYS);
       int splits = ks.splits();
       long rows = (long) n * heads;
       long partO = splits > 1 ? partials.address(rows * splits * (headDim + 2L) * Float.BYTES) : 0L;
@@ -247,6 +256,7 @@ final class CudaKernels implements AutoCloseable {
           kvHeads,
           scale,
           causalStart,
+          ranges,
           splits,
           ks.keysPerSplit(),
           partO,
