@@ -5,6 +5,7 @@ import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.inference.KvRange;
 import dev.longctx.engine.model.LlamaConfig;
 import java.util.Arrays;
+import java.util.function.Function;
 
 /**
  * A {@link KvRange} on the GPU (a GPU shard's request, DESIGN.md §4): the slots' keys and values in
@@ -89,46 +90,33 @@ public final class CudaKvRange extends KvRange {
 
   @Override
   protected float[] queries(boolean grouped) {
-    LlamaConfig c = config;
-    int n = rows();
-    float[] q = new float[n * c.queryDim()];
-    if (n == 0) {
-      return q;
-    }
-    synchronized (model.lock()) {
-      checkOpen();
-      cx.read(grouped ? act().qkGrouped : act().qkv, 0, q, q.length);
-    }
-    return q;
+    return readStep(a -> grouped ? a.qkGrouped : a.qkv, 0, config.queryDim());
   }
 
   @Override
   public float[] stepKeys(boolean grouped) {
-    LlamaConfig c = config;
-    int n = rows();
-    float[] keys = new float[n * c.kvDim()];
-    if (n == 0) {
-      return keys;
-    }
-    synchronized (model.lock()) {
-      checkOpen();
-      // keys follow the n query rows, in qkv and in the grouped copy alike
-      cx.read(grouped ? act().qkGrouped : act().qkv, (long) n * c.queryDim(), keys, keys.length);
-    }
-    return keys;
+    // keys follow the step's query rows, in qkv and in the grouped copy alike
+    return readStep(
+        a -> grouped ? a.qkGrouped : a.qkv, (long) rows() * config.queryDim(), config.kvDim());
   }
 
   @Override
   public float[] stepNormedInput() {
-    float[] x = new float[rows() * config.dim()];
-    if (x.length == 0) {
-      return x;
+    return readStep(a -> a.xb, 0, config.dim());
+  }
+
+  /** The step's rows of {@code width} floats from an activation buffer at float {@code offset}. */
+  private float[] readStep(
+      Function<CudaModel.Activations, DeviceBuffer> buffer, long offset, int width) {
+    float[] out = new float[rows() * width];
+    if (out.length == 0) {
+      return out;
     }
     synchronized (model.lock()) {
       checkOpen();
-      cx.read(act().xb, 0, x, x.length);
+      cx.read(buffer.apply(act()), offset, out, out.length);
     }
-    return x;
+    return out;
   }
 
   @Override
@@ -206,17 +194,23 @@ public final class CudaKvRange extends KvRange {
       }
     }
     int units = v.perKvHead() ? kvHeads : 1;
-    int longest = 0;
+    int longest = 0; // the longest slot range of a ranged row (it sizes the key splits)
+    int longestList = 0; // the longest list of a listed row (the lists' stride)
     int anyGrouped = 0;
     for (int t = 0; t < m; t++) {
       for (int h = 0; h < units; h++) {
         int u = v.selection(t, h, kvHeads);
-        longest = Math.max(longest, u < 0 ? v.visible()[t] : v.selected()[u].length);
+        int length = u < 0 ? v.visible()[t] : v.selected()[u].length;
+        if (listed[t]) {
+          longestList = Math.max(longestList, length);
+        } else {
+          longest = Math.max(longest, length);
+        }
         anyGrouped |= u < 0 ? v.grouped()[t] : v.groupedOf()[u];
       }
     }
     boolean grouped = se && anyGrouped > 0;
-    int count = Math.max(1, longest); // list stride: the longest list
+    int count = Math.max(1, longestList);
     long f = Float.BYTES;
     long qBytes = (long) m * qDim * f;
     long lseBytes = (long) m * heads * f;

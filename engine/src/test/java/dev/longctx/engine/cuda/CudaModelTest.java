@@ -15,12 +15,9 @@ import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.GgufModelLoader;
-import dev.longctx.engine.model.GgufModelWriter;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LoadedModel;
-import dev.longctx.engine.model.SyntheticModel;
 import dev.longctx.engine.model.TestModels;
-import dev.longctx.engine.tensor.GgmlType;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -182,14 +179,7 @@ class CudaModelTest {
     LlamaConfig shape =
         new LlamaConfig(
             "qwen2", 128, 128, 1, 2, 1, 64, 260, 512, 1e-6f, 10000f, Rope.Layout.ROTATE_HALF, null);
-    Path file = tmp.resolve("se-d64.gguf");
-    GgufModelWriter.write(
-        file,
-        "se-d64",
-        SyntheticModel.source(shape, true, 5),
-        SyntheticModel.vocabulary(shape.vocabSize()),
-        GgmlType.F32);
-    try (GgufFile gguf = GgufFile.open(file)) {
+    try (GgufFile gguf = CudaTests.syntheticModel(tmp.resolve("se-d64.gguf"), shape, 5)) {
       LlamaConfig c = GgufModelLoader.config(gguf);
       var weights = GgufModelLoader.weights(gguf, c);
       Transformer cpu = new Transformer(c, weights);

@@ -3,6 +3,13 @@ package dev.longctx.engine.cuda;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.longctx.engine.cuda.Backend.Availability;
+import dev.longctx.engine.gguf.GgufFile;
+import dev.longctx.engine.model.GgufModelWriter;
+import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.engine.model.SyntheticModel;
+import dev.longctx.engine.tensor.GgmlType;
+import java.io.IOException;
+import java.nio.file.Path;
 
 /**
  * The device the CUDA tests share, or a skip with the reason when none is usable (also under
@@ -30,6 +37,21 @@ final class CudaTests {
     }
     shared.bind();
     return shared;
+  }
+
+  /**
+   * A synthetic model of {@code shape} (random weights from {@code seed}, F32) written to {@code
+   * file} as GGUF and opened.
+   */
+  static GgufFile syntheticModel(Path file, LlamaConfig shape, long seed) throws IOException {
+    String name = file.getFileName().toString().replace(".gguf", "");
+    GgufModelWriter.write(
+        file,
+        name,
+        SyntheticModel.source(shape, true, seed),
+        SyntheticModel.vocabulary(shape.vocabSize()),
+        GgmlType.F32);
+    return GgufFile.open(file);
   }
 
   /** A quiet NaN bit pattern, to poison output buffers so unwritten elements fail comparisons. */
