@@ -135,6 +135,12 @@ int cuMemsetD32_v2(CUdeviceptr p, unsigned v, size_t n) {
   for (size_t i = 0; i < n; i++) ((unsigned*)p)[i] = v;
   return OK;
 }
+// A 16 GiB device with 12 GiB free, whatever was allocated (sizes KV caches in the Java tests).
+int cuMemGetInfo_v2(size_t* free, size_t* total) {
+  *free = (size_t)12 << 30;
+  *total = (size_t)16 << 30;
+  return OK;
+}
 int cuGetErrorName(int, const char** s) { *s = "CUDA_ERROR_FAKE_DRIVER"; return OK; }
 int cuGetErrorString(int, const char** s) { *s = "error in the fake driver"; return OK; }
 }

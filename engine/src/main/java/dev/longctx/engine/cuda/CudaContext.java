@@ -15,6 +15,7 @@ import static org.bytedeco.cuda.global.cudart.cuInit;
 import static org.bytedeco.cuda.global.cudart.cuLaunchKernel;
 import static org.bytedeco.cuda.global.cudart.cuMemAlloc;
 import static org.bytedeco.cuda.global.cudart.cuMemFree;
+import static org.bytedeco.cuda.global.cudart.cuMemGetInfo;
 import static org.bytedeco.cuda.global.cudart.cuMemcpyDtoD;
 import static org.bytedeco.cuda.global.cudart.cuMemcpyDtoH;
 import static org.bytedeco.cuda.global.cudart.cuMemcpyHtoD;
@@ -33,6 +34,7 @@ import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
+import org.bytedeco.javacpp.SizeTPointer;
 
 /**
  * One CUDA device with its primary context and the engine's kernel module: memory, copies and
@@ -332,6 +334,19 @@ public final class CudaContext implements AutoCloseable {
   /** Streaming multiprocessors of the device (at least 1). */
   public int multiprocessors() {
     return multiprocessors;
+  }
+
+  /** Device memory in bytes: free now, and total. */
+  public record MemoryInfo(long free, long total) {}
+
+  /** Device memory free and total (cuMemGetInfo), e.g. to size a KV cache after the weights. */
+  public MemoryInfo memoryInfo() {
+    bind();
+    try (SizeTPointer free = new SizeTPointer(1);
+        SizeTPointer total = new SizeTPointer(1)) {
+      check("cuMemGetInfo", cuMemGetInfo(free, total));
+      return new MemoryInfo(free.get(), total.get());
+    }
   }
 
   /** cuBLAS on this context, or null when the library cannot be loaded here. */

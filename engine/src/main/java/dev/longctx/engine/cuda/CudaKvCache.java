@@ -1,5 +1,6 @@
 package dev.longctx.engine.cuda;
 
+import dev.longctx.engine.model.LlamaConfig;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -72,6 +73,47 @@ public final class CudaKvCache implements AutoCloseable {
 
   public long bytesPerToken() {
     return arrays() * layers * kvDim * Float.BYTES;
+  }
+
+  /** Bytes a token takes in a cache of {@code config}'s shape (with SelfExtend's grouped keys). */
+  public static long bytesPerToken(LlamaConfig config, boolean groupKeys) {
+    return (groupKeys ? 3L : 2L) * config.layers() * config.kvDim() * Float.BYTES;
+  }
+
+  /**
+   * Device memory kept free of KV pages for activations, the prefill weight scratch and the
+   * attention scratch: the larger of 1 GiB and 5 % of the device.
+   */
+  public static long headroomBytes(long totalBytes) {
+    return Math.max(1L << 30, totalBytes / 20);
+  }
+
+  /**
+   * The KV positions a device can hold: its free memory after the weights, less {@link
+   * #headroomBytes}, in whole pages of {@code bytesPerToken}-byte tokens. With {@code requested} >
+   * 0 (a configured capacity) returns it when it fits and fails naming both numbers when it does
+   * not; with 0, returns what fits (0 when nothing does).
+   */
+  public static long tokensThatFit(
+      long freeBytes, long totalBytes, long bytesPerToken, long requested) {
+    long budget = Math.max(0, freeBytes - headroomBytes(totalBytes));
+    long fit = budget / (bytesPerToken * PAGE_TOKENS) * PAGE_TOKENS;
+    if (requested <= 0) {
+      return fit;
+    }
+    if (requested > fit) {
+      throw new IllegalArgumentException(
+          String.format(
+              "a KV cache of %d tokens needs %.2f GiB on the GPU, but %.2f GiB are free after the"
+                  + " weights and %.2f GiB of headroom: at most %d tokens fit (lower"
+                  + " kv.cacheTokens / --kv-cache-tokens, or leave it unset to use what fits)",
+              requested,
+              requested * (double) bytesPerToken / (1L << 30),
+              freeBytes / (double) (1L << 30),
+              headroomBytes(totalBytes) / (double) (1L << 30),
+              fit));
+    }
+    return requested;
   }
 
   /** Arrays per layer in a page: keys, values (and grouped keys). */

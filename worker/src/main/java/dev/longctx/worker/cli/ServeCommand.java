@@ -2,6 +2,8 @@ package dev.longctx.worker.cli;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.cuda.Backend;
+import dev.longctx.engine.cuda.CudaContext;
+import dev.longctx.engine.cuda.CudaKvCache;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.model.LoadedModel;
@@ -132,7 +134,9 @@ public class ServeCommand implements Callable<Integer> {
   @Option(
       names = "--kv-cache-tokens",
       description =
-          "KV tokens this process may hold (default: LONGCTX_KV_CACHE_TOKENS, kv.cacheTokens, else 4 × the context limit).")
+          "KV tokens this process may hold (default: LONGCTX_KV_CACHE_TOKENS, kv.cacheTokens, else"
+              + " 4 × the context limit; a GPU shard: what fits in the device memory the weights"
+              + " leave, less max(1 GiB, 5 %); a configured value that does not fit fails).")
   Long kvCacheTokens;
 
   @Option(
@@ -260,13 +264,37 @@ public class ServeCommand implements Callable<Integer> {
    * the shard stops.
    */
   private ShardEngine shardEngine(
-      int id, LoadedModel loaded, long capacity, String fingerprint, List<Runnable> stops) {
+      int id,
+      LoadedModel loaded,
+      long capacity,
+      boolean capacityConfigured,
+      AttentionPolicy policy,
+      String fingerprint,
+      List<Runnable> stops) {
     if (requestedBackend().select() == Backend.CPU) {
       return new ShardEngine(id, loaded.config(), loaded.weights(), capacity, fingerprint);
     }
     CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
-    stops.add(gpu::close);
-    return ShardEngine.cuda(id, gpu, capacity, fingerprint);
+    try {
+      // The KV cache lives in the device memory the weights left: a configured capacity must fit
+      // there (else a clear error now, not an out-of-memory mid-request); unset, it is what fits.
+      CudaContext.MemoryInfo memory = gpu.context().memoryInfo();
+      long perToken = CudaKvCache.bytesPerToken(loaded.config(), policy.positions() != null);
+      long fits =
+          CudaKvCache.tokensThatFit(
+              memory.free(), memory.total(), perToken, capacityConfigured ? capacity : 0);
+      if (fits <= 0) {
+        throw new IllegalStateException(
+            String.format(
+                "no room for a KV cache on %s: %.2f GiB free after the weights",
+                gpu.context().deviceName(), memory.free() / (double) (1L << 30)));
+      }
+      stops.add(gpu::close);
+      return ShardEngine.cuda(id, gpu, fits, fingerprint);
+    } catch (RuntimeException e) {
+      gpu.close();
+      throw e;
+    }
   }
 
   /**
@@ -354,6 +382,8 @@ public class ServeCommand implements Callable<Integer> {
             ? configured
             : policy.positions() != null ? policy.maxContext(trained) : trained;
     String kvEnv = System.getenv("LONGCTX_KV_CACHE_TOKENS");
+    boolean capacityConfigured =
+        kvCacheTokens != null || kvEnv != null || conf.getProperty("kv.cacheTokens") != null;
     long capacity =
         kvCacheTokens != null
             ? kvCacheTokens
@@ -376,7 +406,8 @@ public class ServeCommand implements Callable<Integer> {
     Runnable await;
     if (actualRole.equals("shard")) {
       int id = shardId != null ? shardId : ordinal(System.getenv("POD_NAME"));
-      ShardEngine engine = shardEngine(id, loaded, capacity, fingerprint, stops);
+      ShardEngine engine =
+          shardEngine(id, loaded, capacity, capacityConfigured, policy, fingerprint, stops);
       int port = shardPort != null ? shardPort : intConf("shards.port", 9100);
       ShardServer server =
           listen(() -> ShardServer.start(host, port, engine), host, port, loaded, health);
@@ -385,7 +416,7 @@ public class ServeCommand implements Callable<Integer> {
       writePort(server.port());
       System.err.printf(
           "longctx serve: shard %d of %s loaded in %.1f s on %s; shard API on %s:%d, KV capacity %d tokens%n",
-          id, name, loadSeconds, engine.backend(), host, server.port(), capacity);
+          id, name, loadSeconds, engine.backend(), host, server.port(), engine.capacityTokens());
     } else {
       List<String> addresses = new ArrayList<>(shardAddresses);
       String dnsService = null;
@@ -399,7 +430,11 @@ public class ServeCommand implements Callable<Integer> {
                     "serve-"
                         + LocalDateTime.now()
                             .format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
-        List<String> extra = new ArrayList<>(List.of("--kv-cache-tokens", Long.toString(capacity)));
+        List<String> extra = new ArrayList<>();
+        if (capacityConfigured || requestedBackend() == Backend.CPU) {
+          // GPU shards left unconfigured size their KV cache by the device memory they find.
+          extra.addAll(List.of("--kv-cache-tokens", Long.toString(capacity)));
+        }
         if (tokenizer != null) {
           extra.addAll(List.of("--tokenizer", tokenizer.toString()));
         }
@@ -434,7 +469,8 @@ public class ServeCommand implements Callable<Integer> {
           && !CudaModel.supports(policy)) {
         // --backend cuda with a top-k method: the GPU keeps the KV and attends as a shard in this
         // process, the coordinator here selects the keys (on the CPU), as with remote GPU shards.
-        ShardEngine engine = shardEngine(0, loaded, capacity, fingerprint, stops);
+        ShardEngine engine =
+            shardEngine(0, loaded, capacity, capacityConfigured, policy, fingerprint, stops);
         ShardServer gpuShard = ShardServer.start("127.0.0.1", 0, engine);
         stops.add(0, () -> gpuShard.shutdown(10)); // before the GPU model is freed
         addresses.add("127.0.0.1:" + gpuShard.port());
