@@ -224,6 +224,9 @@ public abstract class KvRange implements AutoCloseable {
               + "), got "
               + selected.length);
     }
+    if (m == 0) {
+      return;
+    }
     if (l < 0 || l >= layersWithKeys) {
       Arrays.fill(out, 0, m * config.queryDim(), 0f);
       Arrays.fill(lse, 0, m * config.heads(), Float.NEGATIVE_INFINITY);
