@@ -1,6 +1,10 @@
 // A CPU emulation of the CUDA features longctx.cu uses, to check the kernels' logic on a machine
-// without a GPU. The threads of a block run as coroutines (ucontext) on one OS thread, switching
-// only at barriers: __syncthreads waits for the whole block, a warp shuffle for its 32 lanes.
+// without a GPU. The threads of a block run as coroutines on one OS thread, each on its own
+// stack, switching only at barriers: __syncthreads waits for the whole block, a warp shuffle for
+// its 32 lanes. A thread that must wait hands over directly to the next thread, in round-robin
+// order, that can go on (pass_on). On x86-64 the switch is a few instructions that swap the
+// callee-saved registers and the stack pointer (switch_stack); elsewhere, or with CET shadow
+// stacks on, it is ucontext's swapcontext.
 // Deterministic and blind to GPU-only faults (memory model, races, resource limits): it proves
 // the algorithms and the indexing, not the device. Used by main.cpp and fake_driver.cpp.
 #pragma once
@@ -8,8 +12,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #define LONGCTX_EMULATE 1
@@ -42,37 +48,149 @@ struct Barrier {
   unsigned count = 0, arrived = 0, generation = 0;
 };
 
+// Where a suspended thread (or the launch that runs the block) resumes.
+struct Context {
+#if defined(__x86_64__)
+  void* sp = nullptr;  // its stack pointer; its callee-saved registers lie below the resume address
+#endif
+  std::unique_ptr<ucontext_t> uc;  // for the ucontext path (out of line: the threads stay small)
+};
+
+#if defined(__x86_64__)
+// Saves the callee-saved registers (System V: rbx, rbp, r12–r15) on the running stack and the
+// stack pointer in *from, then loads the stack pointer `to` and pops the registers and the resume
+// address that a previous call (or start_context) left there. The caller-saved registers are
+// free across a call anyway; the MXCSR and x87 control words are not switched, since every
+// coroutine runs on the one OS thread and no kernel changes them. noipa keeps the compiler from
+// assuming anything about the call (it saves what it needs around it as around any external
+// call); hidden keeps the call direct in the shared fake driver.
+__attribute__((naked, noipa, visibility("hidden"))) inline void switch_stack(void** /*from*/,
+                                                                            void* /*to*/) {
+  asm("pushq %rbp\n\t"
+      "pushq %rbx\n\t"
+      "pushq %r12\n\t"
+      "pushq %r13\n\t"
+      "pushq %r14\n\t"
+      "pushq %r15\n\t"
+      "movq %rsp, (%rdi)\n\t"
+      "movq %rsi, %rsp\n\t"
+      "popq %r15\n\t"
+      "popq %r14\n\t"
+      "popq %r13\n\t"
+      "popq %r12\n\t"
+      "popq %rbx\n\t"
+      "popq %rbp\n\t"
+      "ret");
+}
+
+// With CET shadow stacks on, switch_stack's ret to another stack's address would fault: rdsspq
+// reads the shadow stack pointer (and is a no-op, leaving 0, where shadow stacks are off or
+// unsupported). Then the ucontext path, which glibc makes shadow-stack aware, runs instead.
+inline bool shadow_stack_active() {
+  unsigned long long ssp = 0;
+  asm volatile("rdsspq %0" : "+r"(ssp));
+  return ssp != 0;
+}
+inline const bool use_ucontext = shadow_stack_active();
+#endif
+
+inline void switch_context(Context& from, Context& to) {
+#if defined(__x86_64__)
+  if (!use_ucontext) {
+    switch_stack(&from.sp, to.sp);
+    return;
+  }
+#endif
+  if (!from.uc) from.uc.reset(new ucontext_t());
+  swapcontext(from.uc.get(), to.uc.get());
+}
+
+// Makes `c` start `start` (which must never return) on the `size` bytes at `stack`.
+inline void start_context(Context& c, char* stack, size_t size, void (*start)()) {
+#if defined(__x86_64__)
+  if (!use_ucontext) {
+    void** sp = (void**)((uintptr_t)(stack + size) & ~(uintptr_t)15);
+    *--sp = nullptr;       // start's return address: it never returns
+    *--sp = (void*)start;  // switch_stack's ret goes there, leaving sp ≡ 8 (mod 16) like a call
+    for (int i = 0; i < 6; i++) *--sp = nullptr;  // rbp, rbx, r12–r15
+    c.sp = sp;
+    return;
+  }
+#endif
+  if (!c.uc) c.uc.reset(new ucontext_t());
+  getcontext(c.uc.get());
+  c.uc->uc_stack.ss_sp = stack;
+  c.uc->uc_stack.ss_size = size;
+  c.uc->uc_link = nullptr;
+  makecontext(c.uc.get(), start, 0);
+}
+
 struct Thread {
-  ucontext_t context;
-  std::vector<char> stack;
+  Context context;
+  std::unique_ptr<char[]> stack;  // allocated once, never cleared: only the pages used get touched
+  const Barrier* waiting = nullptr;  // the barrier it waits at (null: runnable unless done)
+  unsigned generation = 0;           // that barrier's generation when it arrived
   bool done = false;
 };
 
+constexpr size_t stack_size = 256 * 1024;
+
 inline dim3 current_thread, current_block;
 inline std::vector<Thread> threads;
-inline ucontext_t scheduler;
-inline unsigned running = 0;
+inline Context scheduler;
+inline unsigned running = 0, block_size = 0, unfinished = 0;
 inline Barrier block_barrier;
 inline std::vector<Barrier> warp_barriers;
 inline float warp_exchange[32][32];
 inline void (*body)() = nullptr;
 
-inline void yield() { swapcontext(&threads[running].context, &scheduler); }
+// Hands the OS thread from the running thread (waiting at a barrier, or done) to the next one that
+// can go on, in round-robin order: threads running + 1, ..., block − 1, 0, ..., skipping those
+// done and those whose barrier has not opened yet. That is the order in which a scheduler loop
+// resuming every unfinished thread in turn would see them progress (a thread resumed at a closed
+// barrier would only yield again), without that loop and its two switches per step. Returns in
+// the running thread when it is resumed; when the block's last thread is done, goes back to the
+// launch.
+inline void pass_on() {
+  Thread& self = threads[running];
+  if (unfinished == 0) {
+    switch_context(self.context, scheduler);
+    return;
+  }
+  unsigned t = running;
+  for (;;) {
+    if (++t == block_size) t = 0;
+    Thread& th = threads[t];
+    if (!th.done && (th.waiting == nullptr || th.waiting->generation != th.generation)) break;
+    if (t == running) {
+      std::fprintf(stderr, "emulate: deadlock: the block's unfinished threads all wait\n");
+      std::abort();
+    }
+  }
+  running = t;
+  current_thread = {t, 0, 0};
+  switch_context(self.context, threads[t].context);
+}
 
 inline void arrive(Barrier& b) {
-  unsigned generation = b.generation;
   if (++b.arrived == b.count) {
     b.arrived = 0;
     b.generation++;
     return;
   }
-  while (b.generation == generation) yield();
+  Thread& self = threads[running];
+  self.waiting = &b;
+  self.generation = b.generation;
+  pass_on();
+  self.waiting = nullptr;
 }
 
-inline void entry() {
+[[noreturn]] inline void entry() {
   body();
   threads[running].done = true;
-  swapcontext(&threads[running].context, &scheduler);
+  unfinished--;
+  pass_on();
+  std::abort();  // never resumed
 }
 
 }  // namespace emu
@@ -133,10 +251,22 @@ inline void sincos(double a, double* s, double* c) { *s = std::sin(a); *c = std:
 template <typename T>
 inline T min(T a, T b) { return a < b ? a : b; }
 
+// The conversion is exact; a table of _Float16's own results (filled once) replaces the soft-float
+// library call (no F16C without -mf16c), which otherwise takes most of the emulation's time.
 inline float emulated_half_to_float(unsigned short h) {
-  _Float16 x;
-  std::memcpy(&x, &h, 2);
-  return (float)x;
+  struct Table {
+    float f[65536];
+    Table() {
+      for (unsigned i = 0; i < 65536; i++) {
+        unsigned short bits = (unsigned short)i;
+        _Float16 x;
+        std::memcpy(&x, &bits, 2);
+        f[i] = (float)x;
+      }
+    }
+  };
+  static const Table table;
+  return table.f[h];
 }
 inline unsigned short emulated_float_to_half(float f) {
   _Float16 x = (_Float16)f;
@@ -147,33 +277,38 @@ inline unsigned short emulated_float_to_half(float f) {
 
 // mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 over the warp: every lane hands in its
 // fragments (layouts as in longctx.cu's mma16816), the product is formed from all of them, and
-// each lane takes its four accumulators back.
+// each lane takes its four accumulators back. Each lane hands in its halves already widened to
+// float (exactly), so none is converted more than once.
 inline void emulated_mma16816(float* d, const unsigned* a, const unsigned* b) {
-  static unsigned fa[32][32][4], fb[32][32][2];
+  static float fa[32][32][8], fb[32][32][4];  // [warp][lane][register * 2 + half]
   unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int i = 0; i < 4; i++) fa[warp][lane][i] = a[i];
-  for (int i = 0; i < 2; i++) fb[warp][lane][i] = b[i];
+  for (int i = 0; i < 8; i++)
+    fa[warp][lane][i] = emulated_half_to_float((unsigned short)(a[i / 2] >> (16 * (i & 1))));
+  for (int i = 0; i < 4; i++)
+    fb[warp][lane][i] = emulated_half_to_float((unsigned short)(b[i / 2] >> (16 * (i & 1))));
   emu::arrive(emu::warp_barriers[warp]);
-  auto element = [](unsigned word, int k) {
-    return emulated_half_to_float((unsigned short)(word >> (16 * (k & 1))));
-  };
   auto A = [&](int row, int k) {
     unsigned l = (row % 8) * 4 + (k % 8) / 2;
     int reg = (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0);
-    return element(fa[warp][l][reg], k);
+    return fa[warp][l][reg * 2 + (k & 1)];
   };
   auto B = [&](int k, int col) {
     unsigned l = col * 4 + (k % 8) / 2;
-    return element(fb[warp][l][k >= 8 ? 1 : 0], k);
+    return fb[warp][l][(k >= 8 ? 1 : 0) * 2 + (k & 1)];
   };
+  // Accumulator i is row g (+ 8 for i >= 2), column c (+ 1 for odd i); each sums its 16 products
+  // in k order, the four sums interleaved.
   int g = lane / 4, c = (lane % 4) * 2;
-  float result[4];
-  for (int i = 0; i < 4; i++) {
-    int row = g + (i >= 2 ? 8 : 0), col = c + (i & 1);
-    float sum = d[i];
-    for (int k = 0; k < 16; k++) sum += A(row, k) * B(k, col);
-    result[i] = sum;
+  float rows[2][16], cols[2][16];
+  for (int k = 0; k < 16; k++) {
+    for (int h = 0; h < 2; h++) {
+      rows[h][k] = A(g + 8 * h, k);
+      cols[h][k] = B(k, c + h);
+    }
   }
+  float result[4] = {d[0], d[1], d[2], d[3]};
+  for (int k = 0; k < 16; k++)
+    for (int i = 0; i < 4; i++) result[i] += rows[i >> 1][k] * cols[i & 1][k];
   emu::arrive(emu::warp_barriers[warp]);
   for (int i = 0; i < 4; i++) d[i] = result[i];
 }
@@ -189,33 +324,26 @@ void run_grid(unsigned gridX, unsigned gridY, unsigned block, F run) {
   gridDim = {gridX, gridY, 1};
   blockDim = {block, 1, 1};
   if (threads.size() < block) threads.resize(block);
+  for (unsigned t = 0; t < block; t++)
+    if (!threads[t].stack) threads[t].stack.reset(new char[stack_size]);
+  block_size = block;
+  warp_barriers.assign((block + 31) / 32, Barrier{});
   for (unsigned by = 0; by < gridY; by++) {
     for (unsigned bx = 0; bx < gridX; bx++) {
       block_barrier = {block, 0, 0};
-      warp_barriers.assign((block + 31) / 32, Barrier{});
       for (unsigned w = 0; w < warp_barriers.size(); w++)
-        warp_barriers[w].count = block - w * 32 < 32 ? block - w * 32 : 32;
+        warp_barriers[w] = {block - w * 32 < 32 ? block - w * 32 : 32, 0, 0};
       for (unsigned t = 0; t < block; t++) {
         Thread& th = threads[t];
-        th.stack.resize(256 * 1024);
         th.done = false;
-        getcontext(&th.context);
-        th.context.uc_stack.ss_sp = th.stack.data();
-        th.context.uc_stack.ss_size = th.stack.size();
-        th.context.uc_link = nullptr;
-        makecontext(&th.context, entry, 0);
+        th.waiting = nullptr;
+        start_context(th.context, th.stack.get(), stack_size, entry);
       }
-      for (bool busy = true; busy;) {
-        busy = false;
-        for (unsigned t = 0; t < block; t++) {
-          if (threads[t].done) continue;
-          busy = true;
-          running = t;
-          current_thread = {t, 0, 0};
-          current_block = {bx, by, 0};
-          swapcontext(&scheduler, &threads[t].context);
-        }
-      }
+      unfinished = block;
+      running = 0;
+      current_thread = {0, 0, 0};
+      current_block = {bx, by, 0};
+      switch_context(scheduler, threads[0].context);
     }
   }
 }
