@@ -34,6 +34,7 @@ Launcher launcher(void (*kernel)(P...)) {
 std::map<std::string, Launcher>& kernels() {
   static std::map<std::string, Launcher> k = {
       {"matvec", launcher(matvec)},
+      {"matvec_split", launcher(matvec_split)},
       {"embed_rows", launcher(embed_rows)},
       {"dequantize_to_half", launcher(dequantize_to_half)},
       {"float_to_half_kernel", launcher(float_to_half_kernel)},

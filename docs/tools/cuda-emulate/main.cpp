@@ -1,8 +1,8 @@
 // Checks the kernels of engine/src/main/cuda/longctx.cu on the CPU through emulate.h, against
 // float64 references written here independently of the kernels: the top-k order, dense, sparse
-// and per-row-range paged attention with LSE, the dequantizing matvec for every weight type,
-// RMSNorm, RoPE, softmax/argmax and the indexer scores. Prints one line per check; exits 1 on a
-// mismatch.
+// and per-row-range paged attention with LSE, the dequantizing matvec for every weight type (and
+// for the split layout of Q8_0 / Q4_0, on row views of a stacked matrix), RMSNorm, RoPE,
+// softmax/argmax and the indexer scores. Prints one line per check; exits 1 on a mismatch.
 #include "emulate.h"
 #include "../../../engine/src/main/cuda/longctx.cu"
 
@@ -287,7 +287,8 @@ static void check_matvec(int type, int rows, int cols, int n) {
   // embed_rows: row 3 and row rows−1, compared element-wise with the decoded weights
   int tokens[2] = {3 % rows, rows - 1};
   std::vector<float> e = nan_buffer(2 * cols);
-  launch(embed_rows, 2, 1, 64, (const u8*)bytes.data(), type, (const int*)tokens, e.data(), cols);
+  launch(embed_rows, 2, 1, 64, (const u8*)bytes.data(), (const u8*)nullptr, type,
+         (const int*)tokens, e.data(), cols);
   std::vector<double> eref(2 * cols);
   for (int t = 0; t < 2; t++)
     for (int c = 0; c < cols; c++) eref[t * cols + c] = w[tokens[t] * cols + c];
@@ -295,14 +296,117 @@ static void check_matvec(int type, int rows, int cols, int n) {
   // dequantize_to_half (the cuBLAS prefill's weight copy): FP16 and BF16, read back exactly
   for (int fp16 = 0; fp16 < 2; fp16++) {
     std::vector<unsigned short> h(rows * cols, 0xffff);
-    launch(dequantize_to_half, 3, 1, 64, (const u8*)bytes.data(), type, h.data(), rows, cols,
-           fp16);
+    launch(dequantize_to_half, 3, 1, 64, (const u8*)bytes.data(), (const u8*)nullptr, type,
+           h.data(), rows, cols, fp16);
     std::vector<float> back(rows * cols);
     for (int i = 0; i < rows * cols; i++)
       back[i] = fp16 ? emulated_half_to_float(h[i]) : __uint_as_float((unsigned)h[i] << 16);
     expect_close(fp16 ? "  dequantize_to_half fp16" : "  dequantize_to_half bf16", back.data(),
                  w.data(), back.size(), fp16 ? 1e-3 : 8e-3);
   }
+}
+
+// ---- the split layout of Q8_0 / Q4_0 (longctx.cu "split layout"; DeviceTensor.Layout.SPLIT) ----
+// A [rows, cols] matrix of random quants and random per-block scales, encoded here from the
+// layout's description (forward: lane, word, element), then matvec_split, embed_rows and
+// dequantize_to_half on the row view [first, first + count) (both arrays addressed at row first,
+// as DeviceTensor.rows does) against float64. xOffset ≠ 0 misaligns x (the element-wise path).
+static void check_split(int type, int rows, int cols, int first, int count, int n,
+                        int xOffset = 0) {
+  bool q8 = type == TYPE_Q8_0_SPLIT;
+  int blocks = cols / 32, stride = (blocks + 7) / 8 * 8;  // scales per row, padded to 16 bytes
+  size_t rowBytes = q8 ? cols : cols / 2;
+  std::vector<int> q((size_t)rows * cols);
+  std::vector<unsigned short> d((size_t)rows * blocks);
+  std::vector<double> w((size_t)rows * cols);
+  for (int r = 0; r < rows; r++)
+    for (int b = 0; b < blocks; b++) {
+      d[(size_t)r * blocks + b] = emulated_float_to_half(uniform(q8 ? 1 / 64.0 : 1 / 4.0));
+      double scale = emulated_half_to_float(d[(size_t)r * blocks + b]);
+      for (int i = 0; i < 32; i++) {
+        size_t at = (size_t)r * cols + b * 32 + i;
+        q[at] = q8 ? (int)(rng() % 256) - 128 : (int)(rng() % 16);
+        w[at] = scale * (q8 ? q[at] : q[at] - 8);
+      }
+    }
+  // quants [rows, rowBytes], then scales [rows, stride] (16-byte aligned: rows·rowBytes is)
+  std::vector<unsigned char> image(rows * rowBytes + (size_t)rows * stride * 2 + 16, 0xEE);
+  unsigned char* scaleBase = image.data() + rows * rowBytes;
+  for (int r = 0; r < rows; r++) {
+    unsigned char* qr = image.data() + r * rowBytes;
+    unsigned short* sr = (unsigned short*)scaleBase + (size_t)r * stride;
+    const int* qv = &q[(size_t)r * cols];
+    const unsigned short* dv = &d[(size_t)r * blocks];
+    int chunk = q8 ? 512 : 1024, full = cols / chunk * chunk, per = chunk / 32;
+    for (int f = 0; f < cols / chunk; f++) {
+      for (int l = 0; l < 32; l++)
+        for (int e = 0; e < 4; e++) {
+          if (q8) {
+            for (int j = 0; j < 4; j++)
+              qr[512 * f + 16 * l + 4 * j + e] = (unsigned char)qv[512 * f + 128 * j + 4 * l + e];
+          } else {
+            for (int v = 0; v < 4; v++)
+              qr[512 * f + 16 * l + 4 * v + e] =
+                  (unsigned char)(qv[1024 * f + 256 * v + 4 * l + e] |
+                                  (qv[1024 * f + 256 * v + 128 + 4 * l + e] << 4));
+          }
+        }
+      for (int g = 0; g < 4; g++)
+        for (int j = 0; j < per / 4; j++) sr[per * f + (per / 4) * g + j] = dv[per * f + 4 * j + g];
+    }
+    int tail = cols - full;
+    if (q8) {
+      for (int c = full; c < cols; c++) qr[c] = (unsigned char)qv[c];
+    } else {
+      for (int t = 0; t < tail / 2; t++)
+        qr[full / 2 + t] = (unsigned char)(qv[full + t] | (qv[full + tail / 2 + t] << 4));
+    }
+    for (int b = full / 32; b < blocks; b++) sr[b] = dv[b];
+  }
+  const u8* viewQ = image.data() + first * rowBytes;
+  const u8* viewS = scaleBase + (size_t)first * stride * 2;
+  std::vector<float> xs(n * cols + xOffset);
+  for (auto& v : xs) v = uniform(1);
+  const float* x = xs.data() + xOffset;
+  std::vector<float> y = nan_buffer(n * count);
+  launch(matvec_split, (count + 15) / 16, n, 256, viewQ, viewS, type, x, y.data(), count, cols, n);
+  std::vector<double> ref(n * count);
+  for (int t = 0; t < n; t++)
+    for (int r = 0; r < count; r++) {
+      double s = 0;
+      for (int c = 0; c < cols; c++) s += w[(size_t)(first + r) * cols + c] * x[t * cols + c];
+      ref[t * count + r] = s;
+    }
+  char name[128];
+  std::snprintf(name, sizeof name, "matvec_split %s %dx%d rows [%d, %d) n=%d%s",
+                q8 ? "Q8_0" : "Q4_0", rows, cols, first, first + count, n,
+                xOffset ? " x unaligned" : "");
+  expect_close(name, y.data(), ref.data(), y.size(), 2e-6 * std::sqrt(cols));
+  if (xOffset) return;
+  // embed_rows over the view: its first row, a middle one, its last
+  int tokens[3] = {0, count / 2, count - 1};
+  std::vector<float> e = nan_buffer(3 * cols);
+  launch(embed_rows, 3, 1, 64, viewQ, viewS, type, (const int*)tokens, e.data(), cols);
+  std::vector<double> eref(3 * cols);
+  for (int t = 0; t < 3; t++)
+    for (int c = 0; c < cols; c++) eref[t * cols + c] = w[(size_t)(first + tokens[t]) * cols + c];
+  expect_close("  embed_rows", e.data(), eref.data(), e.size(), 1e-7);
+  for (int fp16 = 0; fp16 < 2; fp16++) {
+    std::vector<unsigned short> h((size_t)count * cols, 0xffff);
+    launch(dequantize_to_half, 3, 1, 64, viewQ, viewS, type, h.data(), count, cols, fp16);
+    std::vector<float> back(h.size());
+    for (size_t i = 0; i < h.size(); i++)
+      back[i] = fp16 ? emulated_half_to_float(h[i]) : __uint_as_float((unsigned)h[i] << 16);
+    expect_close(fp16 ? "  dequantize_to_half fp16" : "  dequantize_to_half bf16", back.data(),
+                 &w[(size_t)first * cols], back.size(), fp16 ? 1e-3 : 8e-3);
+  }
+  // a GGUF type handed to matvec_split gives NaN, never a silent wrong product
+  std::vector<float> bad(count, 0.f);
+  launch(matvec_split, (count + 15) / 16, 1, 256, viewQ, viewS, TYPE_Q8_0, x, bad.data(), count,
+         cols, 1);
+  bool allNan = std::all_of(bad.begin(), bad.end(), [](float v) { return std::isnan(v); });
+  if (!allNan) failures++;
+  std::printf("%-48s %s\n", "  matvec_split of a GGUF type gives NaN", allNan ? "ok" : "FAIL");
 }
 
 static void check_rows() {
@@ -463,6 +567,19 @@ int main() {
     check_matvec(type, 37, 64, 2);
     check_matvec(type, 9, 1024, 1);
     check_matvec(type, 5, 2560, 1);
+  }
+  for (int type : {TYPE_Q8_0_SPLIT, TYPE_Q4_0_SPLIT}) {
+    // whole chunks only, chunks and a rest, only a rest (odd block counts), odd/even row counts,
+    // row views of a stacked matrix starting at odd and even rows
+    check_split(type, 37, 32, 0, 37, 2);
+    check_split(type, 9, 96, 0, 9, 1);
+    check_split(type, 40, 512, 13, 20, 1);
+    check_split(type, 17, 1024, 0, 17, 2);
+    check_split(type, 30, 1568, 11, 19, 1);
+    check_split(type, 12, 2560, 4, 8, 1);
+    check_split(type, 6, 896, 1, 5, 1);
+    check_split(type, 5, 3072, 0, 5, 1);
+    check_split(type, 9, 1568, 2, 7, 1, 1);
   }
   check_rows();
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "all ok", failures);

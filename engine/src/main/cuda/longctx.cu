@@ -6,8 +6,11 @@
 // for cuModuleGetFunction).
 //
 // Conventions: activations are float32, row-major; weights keep their GGUF layout (ggml type ids:
-// F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30); a KV cache layer is a table of page addresses,
-// page p holding positions [p·pageSize, (p+1)·pageSize) as [pageSize][kvDim] floats (DESIGN.md §2).
+// F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30) or, for Q8_0 and Q4_0, the split layout that
+// DeviceTensor uploads by default (type ids TYPE_SPLIT + 8 and TYPE_SPLIT + 2; see "split layout"
+// below: quants and scales as two 16-byte aligned arrays); a KV cache layer is a table of page
+// addresses, page p holding positions [p·pageSize, (p+1)·pageSize) as [pageSize][kvDim] floats
+// (DESIGN.md §2).
 // The math of every kernel is that of the CPU kernel named in its comment; the cross-backend tests
 // (CudaOpsTest) hold them equal.
 
@@ -21,6 +24,10 @@ typedef unsigned long long u64;
 #define TYPE_Q4_0 2
 #define TYPE_Q8_0 8
 #define TYPE_BF16 30
+// The split layout of a Q8_0 / Q4_0 matrix (DeviceTensor.Layout.SPLIT; Java: SPLIT_TYPE_FLAG).
+#define TYPE_SPLIT 256
+#define TYPE_Q8_0_SPLIT (TYPE_SPLIT + TYPE_Q8_0)
+#define TYPE_Q4_0_SPLIT (TYPE_SPLIT + TYPE_Q4_0)
 
 #define NEG_INF (-__int_as_float(0x7f800000))
 
@@ -28,6 +35,13 @@ typedef unsigned long long u64;
 // The CPU emulation of docs/tools/cuda-emulate (no GPU needed) has no PTX asm.
 __device__ __forceinline__ float half_to_float(u16 h) { return emulated_half_to_float(h); }
 __device__ __forceinline__ u16 float_to_half(float f) { return emulated_float_to_half(f); }
+// prmt.b32 (__byte_perm): byte i of the result is byte (s >> 4i) & 7 of the 8 bytes b:a.
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 s) {
+  u64 v = ((u64)b << 32) | a;
+  u32 r = 0;
+  for (int i = 0; i < 4; i++) r |= (u32)((v >> (8 * ((s >> (4 * i)) & 7))) & 0xff) << (8 * i);
+  return r;
+}
 #else
 __device__ __forceinline__ float half_to_float(u16 h) {
   float f;
@@ -39,6 +53,12 @@ __device__ __forceinline__ u16 float_to_half(float f) {
   u16 h;
   asm("{ .reg .b16 t; cvt.rn.f16.f32 t, %1; mov.b16 %0, t; }" : "=h"(h) : "f"(f));
   return h;
+}
+
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 s) {
+  u32 r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(s));
+  return r;
 }
 #endif
 
@@ -129,6 +149,216 @@ __device__ __forceinline__ float weight_at(const u8* w, int type, long long row,
   return weight_flat(w, type, row * cols + col);
 }
 
+// ---- split layout -----------------------------------------------------------------------------
+//
+// DeviceTensor uploads Q8_0 and Q4_0 matrices [rows, cols] (cols a multiple of 32) as two arrays,
+// so that the decode matvec reads aligned, coalesced 16-byte vectors (GGUF's 34- and 18-byte blocks
+// are only 2-byte aligned). Same values, same bytes (plus padding of the scale rows):
+//   quants: row r at r·rowBytes (rowBytes = cols for Q8_0, cols/2 for Q4_0: 16-byte aligned);
+//   scales: after all the quants (at rows·rowBytes, 16-byte aligned), row r at r·scaleStride
+//     FP16 values, scaleStride = the row's cols/32 scales rounded up to a multiple of 8 (16 bytes).
+// The kernels take the two arrays as two pointers, at the first row of the (view of the) matrix.
+// Within a row the elements are interleaved so that lane l of a warp that loads 16 bytes at 16·l
+// gets quants whose activations the warp then reads as contiguous float4s (the FP32 activations,
+// 4 bytes per weight element read from L1, would otherwise be the warp's bottleneck: lane-strided
+// float4 reads touch four times the cache lines of contiguous ones):
+//   Q8_0, per chunk of 512 elements (512 bytes): byte 16l + 4j + e holds element 128j + 4l + e
+//     (l < 32, j < 4, e < 4); the chunk's 16 scales are stored in the order 4g + j ↔ block 4j + g
+//     (g < 4), so lane l, which needs blocks 4j + l/8, loads its four scales in one 8-byte piece.
+//     Past the row's last whole chunk (cols % 512 elements), quants and scales are in element
+//     order.
+//   Q4_0, per chunk of 1024 elements (512 bytes): byte 16l + 4w + e holds element 256w + 4l + e in
+//     its low nibble and element 256w + 128 + 4l + e in its high nibble (w < 4); the chunk's 32
+//     scales in the order 8g + jj ↔ block 4jj + g (jj < 8; one 16-byte load per lane). Past the
+//     last whole chunk (T = cols % 1024 elements), byte t holds element t (t < T/2) in its low
+//     nibble and element T/2 + t in its high one; scales in block order.
+// Values as in the GGUF blocks: d·q (Q8_0), d·(q − 8) (Q4_0).
+
+#define SPLIT_ROWS 2  // rows per warp of the split-layout matvec (CudaKernels.SPLIT_ROWS)
+
+__device__ __forceinline__ bool is_split(int type) {
+  return type == TYPE_Q8_0_SPLIT || type == TYPE_Q4_0_SPLIT;
+}
+
+__device__ __forceinline__ long long split_row_bytes(int type, int cols) {
+  return type == TYPE_Q8_0_SPLIT ? cols : cols / 2;
+}
+
+// FP16 scales per row, padded to 16 bytes.
+__device__ __forceinline__ long long split_scale_stride(int cols) { return ((cols >> 5) + 7) & ~7; }
+
+// Byte of element `col` within its row's quants; *high = 1 where it is a Q4_0 high nibble.
+__device__ __forceinline__ int split_byte(int type, int cols, int col, int* high) {
+  if (type == TYPE_Q8_0_SPLIT) {
+    *high = 0;
+    if (col >= (cols & ~511)) return col;
+    int within = col & 511;
+    return (col & ~511) + 16 * ((within >> 2) & 31) + 4 * (within >> 7) + (within & 3);
+  }
+  int full = cols & ~1023;
+  if (col < full) {
+    int within = col & 1023, jj = within >> 7;
+    *high = jj & 1;
+    return (col & ~1023) / 2 + 16 * ((within >> 2) & 31) + 4 * (jj >> 1) + (within & 3);
+  }
+  int t = col - full, half = (cols - full) >> 1;
+  *high = t >= half;
+  return full / 2 + (t >= half ? t - half : t);
+}
+
+// Position of block `blk`'s scale within its row's scales.
+__device__ __forceinline__ int split_scale(int type, int cols, int blk) {
+  int per = type == TYPE_Q8_0_SPLIT ? 16 : 32;  // blocks per chunk
+  int full = type == TYPE_Q8_0_SPLIT ? (cols >> 9) << 4 : (cols >> 10) << 5;
+  if (blk >= full) return blk;
+  int within = blk & (per - 1);
+  return blk - within + (per / 4) * (within & 3) + (within >> 2);
+}
+
+__device__ __forceinline__ float split_weight(const u8* q, const u8* scales, int type,
+                                              long long row, int cols, int col) {
+  int high;
+  const u8* qr = q + row * split_row_bytes(type, cols);
+  const u16* sr = (const u16*)scales + row * split_scale_stride(cols);
+  int b = qr[split_byte(type, cols, col, &high)];
+  float d = half_to_float(sr[split_scale(type, cols, col >> 5)]);
+  return type == TYPE_Q8_0_SPLIT ? d * (float)(signed char)b
+                                 : d * (float)(((b >> (4 * high)) & 15) - 8);
+}
+
+// Element (row, col) of a weight in either layout (scales: the split layout's, else unused).
+__device__ __forceinline__ float weight_any(const u8* w, const u8* scales, int type, long long row,
+                                            int cols, int col) {
+  return is_split(type) ? split_weight(w, scales, type, row, cols, col)
+                        : weight_at(w, type, row, cols, col);
+}
+
+// Σ_e q_e·x_e over the four int8 quants of v (byte e ↔ x component e). Each quant becomes a float
+// exactly without I2F (a quarter-rate conversion): one prmt makes the bits of 2^23 + (q + 128),
+// one subtraction of 2^23 + 128 leaves q.
+__device__ __forceinline__ float dot_q8_word(u32 v, float4 x) {
+  const float m = 8388736.f;  // 2^23 + 128
+  u32 u = v ^ 0x80808080u;
+  float s = (__uint_as_float(prmt(u, 0x4b000000u, 0x7440)) - m) * x.x;
+  s += (__uint_as_float(prmt(u, 0x4b000000u, 0x7441)) - m) * x.y;
+  s += (__uint_as_float(prmt(u, 0x4b000000u, 0x7442)) - m) * x.z;
+  s += (__uint_as_float(prmt(u, 0x4b000000u, 0x7443)) - m) * x.w;
+  return s;
+}
+
+// Σ_e (q_e − 8)·x_e over four nibbles q_e held one per byte of v (each byte < 16).
+__device__ __forceinline__ float dot_q4_word(u32 v, float4 x) {
+  const float m = 8388616.f;  // 2^23 + 8
+  float s = (__uint_as_float(prmt(v, 0x4b000000u, 0x7440)) - m) * x.x;
+  s += (__uint_as_float(prmt(v, 0x4b000000u, 0x7441)) - m) * x.y;
+  s += (__uint_as_float(prmt(v, 0x4b000000u, 0x7442)) - m) * x.z;
+  s += (__uint_as_float(prmt(v, 0x4b000000u, 0x7443)) - m) * x.w;
+  return s;
+}
+
+__device__ __forceinline__ float4 load4(const float* p) { return *(const float4*)p; }
+
+// This lane's part of one Q8_0 chunk of two rows: quants a, b (16 bytes each), their four scales
+// da, db (j order), activations xc = the chunk's x + 4·lane (the warp's float4s are contiguous).
+__device__ __forceinline__ void q8_chunk2(uint4 a, uint4 b, uint2 da, uint2 db, const float* xc,
+                                          float& acc0, float& acc1) {
+  u32 wa[4] = {a.x, a.y, a.z, a.w}, wb[4] = {b.x, b.y, b.z, b.w};
+  u32 sa[2] = {da.x, da.y}, sb[2] = {db.x, db.y};
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    float4 xv = load4(xc + 128 * j);
+    acc0 += half_to_float((u16)(sa[j >> 1] >> (16 * (j & 1)))) * dot_q8_word(wa[j], xv);
+    acc1 += half_to_float((u16)(sb[j >> 1] >> (16 * (j & 1)))) * dot_q8_word(wb[j], xv);
+  }
+}
+
+// This lane's part of one Q4_0 chunk of two rows: nibbles a, b (16 bytes each), their eight
+// scales da, db (jj order: word w holds blocks of jj = 2w, 2w + 1), xc as for q8_chunk2.
+__device__ __forceinline__ void q4_chunk2(uint4 a, uint4 b, uint4 da, uint4 db, const float* xc,
+                                          float& acc0, float& acc1) {
+  u32 wa[4] = {a.x, a.y, a.z, a.w}, wb[4] = {b.x, b.y, b.z, b.w};
+  u32 sa[4] = {da.x, da.y, da.z, da.w}, sb[4] = {db.x, db.y, db.z, db.w};
+#pragma unroll
+  for (int w = 0; w < 4; w++) {
+    float4 lo = load4(xc + 256 * w), hi = load4(xc + 256 * w + 128);
+    acc0 += half_to_float((u16)sa[w]) * dot_q4_word(wa[w] & 0x0f0f0f0fu, lo) +
+            half_to_float((u16)(sa[w] >> 16)) * dot_q4_word((wa[w] >> 4) & 0x0f0f0f0fu, hi);
+    acc1 += half_to_float((u16)sb[w]) * dot_q4_word(wb[w] & 0x0f0f0f0fu, lo) +
+            half_to_float((u16)(sb[w] >> 16)) * dot_q4_word((wb[w] >> 4) & 0x0f0f0f0fu, hi);
+  }
+}
+
+// Rows (q0, s0) and (q1, s1) of a split-layout matrix dotted with x[0, cols) by one warp; x and
+// the four row pointers 16-byte aligned. Two rows per warp so that each activation load (4 bytes
+// per weight element, read from L1) serves two rows' weight bytes; two chunks per step so that
+// each lane has four 16-byte weight loads in flight.
+__device__ void warp_split_dot2(const u8* __restrict__ q0, const u8* __restrict__ q1,
+                                const u16* __restrict__ s0, const u16* __restrict__ s1, int type,
+                                int cols, const float* __restrict__ x, float& r0, float& r1) {
+  int lane = threadIdx.x & 31, g = lane >> 3;
+  float acc0 = 0.f, acc1 = 0.f;
+  if (type == TYPE_Q8_0_SPLIT) {
+    int chunks = cols >> 9, f = 0;
+    for (; f + 1 < chunks; f += 2) {
+      const uint4* a = (const uint4*)(q0 + ((long long)f << 9));
+      const uint4* b = (const uint4*)(q1 + ((long long)f << 9));
+      uint4 a0 = a[lane], a1 = a[32 + lane], b0 = b[lane], b1 = b[32 + lane];
+      const uint2* sa = (const uint2*)(s0 + 16 * f + 4 * g);  // 4 scales: chunk f; +4: f + 1
+      const uint2* sb = (const uint2*)(s1 + 16 * f + 4 * g);
+      uint2 da0 = sa[0], da1 = sa[4], db0 = sb[0], db1 = sb[4];
+      const float* xc = x + ((long long)f << 9) + 4 * lane;
+      q8_chunk2(a0, b0, da0, db0, xc, acc0, acc1);
+      q8_chunk2(a1, b1, da1, db1, xc + 512, acc0, acc1);
+    }
+    if (f < chunks) {
+      uint4 a0 = ((const uint4*)(q0 + ((long long)f << 9)))[lane];
+      uint4 b0 = ((const uint4*)(q1 + ((long long)f << 9)))[lane];
+      uint2 da0 = *(const uint2*)(s0 + 16 * f + 4 * g), db0 = *(const uint2*)(s1 + 16 * f + 4 * g);
+      q8_chunk2(a0, b0, da0, db0, x + ((long long)f << 9) + 4 * lane, acc0, acc1);
+    }
+    // The rest in element order: four quants (one word) per lane, 128 elements per warp step.
+    for (int c = (chunks << 9) + 4 * lane; c < cols; c += 128) {
+      float4 xv = load4(x + c);
+      acc0 += half_to_float(s0[c >> 5]) * dot_q8_word(*(const u32*)(q0 + c), xv);
+      acc1 += half_to_float(s1[c >> 5]) * dot_q8_word(*(const u32*)(q1 + c), xv);
+    }
+  } else {
+    int chunks = cols >> 10, f = 0;
+    for (; f + 1 < chunks; f += 2) {
+      const uint4* a = (const uint4*)(q0 + ((long long)f << 9));
+      const uint4* b = (const uint4*)(q1 + ((long long)f << 9));
+      uint4 a0 = a[lane], a1 = a[32 + lane], b0 = b[lane], b1 = b[32 + lane];
+      const uint4* sa = (const uint4*)(s0 + 32 * f + 8 * g);  // 8 scales: chunk f; +4: f + 1
+      const uint4* sb = (const uint4*)(s1 + 32 * f + 8 * g);
+      uint4 da0 = sa[0], da1 = sa[4], db0 = sb[0], db1 = sb[4];
+      const float* xc = x + ((long long)f << 10) + 4 * lane;
+      q4_chunk2(a0, b0, da0, db0, xc, acc0, acc1);
+      q4_chunk2(a1, b1, da1, db1, xc + 1024, acc0, acc1);
+    }
+    if (f < chunks) {
+      uint4 a0 = ((const uint4*)(q0 + ((long long)f << 9)))[lane];
+      uint4 b0 = ((const uint4*)(q1 + ((long long)f << 9)))[lane];
+      uint4 da0 = *(const uint4*)(s0 + 32 * f + 8 * g), db0 = *(const uint4*)(s1 + 32 * f + 8 * g);
+      q4_chunk2(a0, b0, da0, db0, x + ((long long)f << 10) + 4 * lane, acc0, acc1);
+    }
+    // The rest: byte t holds elements t (low nibble) and half + t (high) of it; a word per lane.
+    int full = chunks << 10, half = (cols - full) >> 1;
+    const u8* t0 = q0 + full / 2;
+    const u8* t1 = q1 + full / 2;
+    for (int t = 4 * lane; t < half; t += 128) {
+      float4 lo = load4(x + full + t), hi = load4(x + full + half + t);
+      u32 v0 = *(const u32*)(t0 + t), v1 = *(const u32*)(t1 + t);
+      int bl = (full + t) >> 5, bh = (full + half + t) >> 5;  // the two nibbles' blocks
+      acc0 += half_to_float(s0[bl]) * dot_q4_word(v0 & 0x0f0f0f0fu, lo) +
+              half_to_float(s0[bh]) * dot_q4_word((v0 >> 4) & 0x0f0f0f0fu, hi);
+      acc1 += half_to_float(s1[bl]) * dot_q4_word(v1 & 0x0f0f0f0fu, lo) +
+              half_to_float(s1[bh]) * dot_q4_word((v1 >> 4) & 0x0f0f0f0fu, hi);
+    }
+  }
+  r0 = warp_sum(acc0);
+  r1 = warp_sum(acc1);
+}
+
 #define MATVEC_MAX_WARPS 8
 #define STAGE_BLOCKS 64
 
@@ -137,8 +367,6 @@ __device__ __forceinline__ float dot_q8x4(u16 lo, u16 hi, float4 x) {
   return (float)(signed char)(lo & 0xff) * x.x + (float)(signed char)(lo >> 8) * x.y +
          (float)(signed char)(hi & 0xff) * x.z + (float)(signed char)(hi >> 8) * x.w;
 }
-
-__device__ __forceinline__ float4 load4(const float* p) { return *(const float4*)p; }
 
 // Σ over Q4_0 bytes 2i and 2i + 1 (packed in `pair`) of (nibble − 8)·x: their low nibbles are
 // elements 2i, 2i + 1 of the block, their high nibbles 2i + 16, 2i + 17.
@@ -261,9 +489,9 @@ __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row,
   return warp_sum(acc);
 }
 
-// y[t, r] = Σ_c W[r, c] · x[t, c] for r < rows, t < n (FloatTensor.matmul). One warp per output
-// row; grid (ceil(rows / warpsPerBlock), n). The decode path (n = 1) is bandwidth bound: each weight
-// byte is read once.
+// y[t, r] = Σ_c W[r, c] · x[t, c] for r < rows, t < n (FloatTensor.matmul), W in a GGUF layout
+// (the split layout has matvec_split). One warp per output row; grid (ceil(rows / warpsPerBlock),
+// n). The decode path (n = 1) is bandwidth bound: each weight byte is read once.
 extern "C" __global__ void matvec(const u8* w, int type, const float* x, float* y, int rows,
                                   int cols, int n) {
   int warpsPerBlock = blockDim.x >> 5;
@@ -274,23 +502,89 @@ extern "C" __global__ void matvec(const u8* w, int type, const float* x, float* 
   if ((threadIdx.x & 31) == 0) y[(long long)t * rows + row] = v;
 }
 
-// out[t, :] = dequantized row tokens[t] of the embedding table (TransformerLayers.embed). The
-// caller validates token ids on the host. Grid n, block any.
-extern "C" __global__ void embed_rows(const u8* table, int type, const int* tokens, float* out,
-                                      int dim) {
+// The same product for W in the split layout (quants w, scales; type TYPE_Q8_0_SPLIT or
+// TYPE_Q4_0_SPLIT): SPLIT_ROWS output rows per warp; grid (ceil(rows / (warpsPerBlock ·
+// SPLIT_ROWS)), n). A kernel of its own so that its registers (about 70–90, no spills; a lane
+// holds four 16-byte weight loads and their scales in flight) do not lower matvec's occupancy.
+extern "C" __global__ void matvec_split(const u8* w, const u8* scales, int type, const float* x,
+                                        float* y, int rows, int cols, int n) {
+  int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  int t = blockIdx.y;
+  if (!is_split(type)) {
+    if (t < n && (threadIdx.x & 31) == 0)
+      for (int r = warp * SPLIT_ROWS; r < rows && r < (warp + 1) * SPLIT_ROWS; r++)
+        y[(long long)t * rows + r] = __int_as_float(0x7fc00000);  // caught by the tests
+    return;
+  }
+  long long row = (long long)warp * SPLIT_ROWS;
+  if (row >= rows || t >= n) return;
+  long long next = row + 1 < rows ? row + 1 : row;  // a last odd row is read twice, kept once
+  const float* xt = x + (long long)t * cols;
+  long long rowBytes = split_row_bytes(type, cols), stride = split_scale_stride(cols);
+  const u8* q0 = w + row * rowBytes;
+  const u8* q1 = w + next * rowBytes;
+  const u16* s0 = (const u16*)scales + row * stride;
+  const u16* s1 = (const u16*)scales + next * stride;
+  float v0, v1;
+  if (((((unsigned long long)xt) | ((unsigned long long)w) | ((unsigned long long)scales)) &
+       15ull) == 0) {
+    warp_split_dot2(q0, q1, s0, s1, type, cols, xt, v0, v1);
+  } else {
+    float a0 = 0.f, a1 = 0.f;
+    for (int c = threadIdx.x & 31; c < cols; c += 32) {
+      a0 += split_weight(w, scales, type, row, cols, c) * xt[c];
+      a1 += split_weight(w, scales, type, next, cols, c) * xt[c];
+    }
+    v0 = warp_sum(a0);
+    v1 = warp_sum(a1);
+  }
+  if ((threadIdx.x & 31) == 0) {
+    y[(long long)t * rows + row] = v0;
+    if (next != row) y[(long long)t * rows + next] = v1;
+  }
+}
+
+// out[t, :] = dequantized row tokens[t] of the embedding table (TransformerLayers.embed); scales
+// as for matvec. The caller validates token ids on the host. Grid n, block any.
+extern "C" __global__ void embed_rows(const u8* table, const u8* scales, int type,
+                                      const int* tokens, float* out, int dim) {
   int t = blockIdx.x;
   long long row = tokens[t];
   for (int c = threadIdx.x; c < dim; c += blockDim.x)
-    out[(long long)t * dim + c] = weight_at(table, type, row, dim, c);
+    out[(long long)t * dim + c] = weight_any(table, scales, type, row, dim, c);
 }
 
 // out[rows, cols] in FP16 (half = 1) or BF16 (half = 0) ← the dequantized weight, for the cuBLAS
-// prefill GEMM. Grid-stride over all elements.
-extern "C" __global__ void dequantize_to_half(const u8* w, int type, u16* out, int rows, int cols,
-                                              int fp16) {
+// prefill GEMM; scales as for matvec. Grid-stride over all elements.
+extern "C" __global__ void dequantize_to_half(const u8* w, const u8* scales, int type, u16* out,
+                                              int rows, int cols, int fp16) {
   long long total = (long long)rows * cols;
   long long first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   long long stride = (long long)gridDim.x * blockDim.x;
+  if (is_split(type)) {
+    // A thread per 32-element block: one scale load, eight 4-element groups (4 bytes each).
+    int blocksPerRow = cols >> 5;
+    long long rowBytes = split_row_bytes(type, cols), scaleStride = split_scale_stride(cols);
+    for (long long b = first; b < total / 32; b += stride) {
+      long long row = b / blocksPerRow;
+      int blk = (int)(b - row * blocksPerRow);
+      const u8* qr = w + row * rowBytes;
+      float d = half_to_float(
+          ((const u16*)scales)[row * scaleStride + split_scale(type, cols, blk)]);
+      u16* o = out + b * 32;
+      for (int g = 0; g < 8; g++) {
+        int high;
+        u32 v = *(const u32*)(qr + split_byte(type, cols, blk * 32 + 4 * g, &high));
+        for (int e = 0; e < 4; e++) {
+          int q = type == TYPE_Q8_0_SPLIT ? (int)(signed char)(v >> (8 * e))
+                                          : (int)((v >> (8 * e + 4 * high)) & 15) - 8;
+          float val = d * (float)q;
+          o[4 * g + e] = fp16 ? float_to_half(val) : float_to_bf16(val);
+        }
+      }
+    }
+    return;
+  }
   if (type == TYPE_Q8_0 || type == TYPE_Q4_0) {
     // A thread per 32-element block: one scale load, no index arithmetic per element.
     int blockBytes = type == TYPE_Q8_0 ? 34 : 18;

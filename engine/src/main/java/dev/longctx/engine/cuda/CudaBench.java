@@ -88,7 +88,11 @@ public final class CudaBench {
     }
   }
 
-  /** The decode kernel alone: one matrix-vector product per weight type and shape, GB/s. */
+  /**
+   * The decode kernel alone: one matrix-vector product per weight type and shape, GB/s of the GGUF
+   * bytes. Q8_0 and Q4_0 run in the split layout the model uploads (matvec_split) and, for
+   * comparison, in the GGUF layout ("gguf": matvec's blocks).
+   */
   private static void matvecTable(CudaContext cx, boolean tiny, double copyGbs) {
     int[][] shapes =
         tiny ? new int[][] {{256, 128}} : new int[][] {{14336, 4096}, {4096, 14336}, {6144, 4096}};
@@ -97,8 +101,12 @@ public final class CudaBench {
     SplittableRandom random = new SplittableRandom(11);
     try (CudaKernels k = new CudaKernels(cx)) {
       for (int[] shape : shapes) {
-        for (GgmlType type :
-            new GgmlType[] {GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0}) {
+        GgmlType[] types = {
+          GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_0
+        };
+        for (int ti = 0; ti < types.length; ti++) {
+          GgmlType type = types[ti];
+          boolean gguf = ti >= 4; // the last two: Q8_0 / Q4_0 in the GGUF layout
           MemorySegment image =
               randomImage(
                   type == GgmlType.BF16 || type == GgmlType.Q4_0 ? GgmlType.F16 : type,
@@ -112,7 +120,9 @@ public final class CudaBench {
           for (int i = 0; i < x.length; i++) {
             x[i] = (float) (random.nextDouble() - 0.5);
           }
-          try (DeviceTensor w = DeviceTensor.upload(cx, t, "bench");
+          DeviceTensor.Layout layout =
+              gguf ? DeviceTensor.Layout.GGUF : DeviceTensor.defaultLayout(type, shape[1]);
+          try (DeviceTensor w = DeviceTensor.upload(cx, t, "bench", layout);
               DeviceBuffer xd = cx.upload(x);
               DeviceBuffer y = cx.alloc((long) shape[0] * Float.BYTES)) {
             int launches = 20;
@@ -128,7 +138,12 @@ public final class CudaBench {
             double gbs = w.bytes() / seconds / 1e9;
             System.out.printf(
                 "| %d × %d | %s | %.1f | %.0f | %.0f%% |%n",
-                shape[0], shape[1], type, seconds * 1e6, gbs, 100 * gbs / copyGbs);
+                shape[0],
+                shape[1],
+                type + (gguf ? " gguf" : ""),
+                seconds * 1e6,
+                gbs,
+                100 * gbs / copyGbs);
           }
         }
       }

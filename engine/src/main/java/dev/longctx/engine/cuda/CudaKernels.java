@@ -9,8 +9,11 @@ final class CudaKernels implements AutoCloseable {
 
   static final int THREADS = 256;
 
-  /** Warps per block of the matrix-vector kernel: one warp per output row. */
+  /** Warps per block of the matrix-vector kernels: one warp per output row. */
   static final int MATVEC_WARPS = 8;
+
+  /** Output rows per warp of matvec_split (SPLIT_ROWS in longctx.cu). */
+  static final int SPLIT_ROWS = 2;
 
   /** Must match ATT_THREADS and MAX_HEAD_DIM in longctx.cu. */
   static final int ATTENTION_THREADS = 128;
@@ -80,15 +83,35 @@ final class CudaKernels implements AutoCloseable {
     return (int) Math.max(1, Math.min((count + THREADS - 1) / THREADS, 1 << 16));
   }
 
-  /** {@code y[t, :] = W · x[t, :]} for t < n. */
+  /**
+   * {@code y[t, :] = W · x[t, :]} for t < n: matvec for the GGUF layouts, matvec_split ({@value
+   * #SPLIT_ROWS} rows per warp) for the split layout of Q8_0 / Q4_0.
+   */
   void matvec(DeviceTensor w, long x, long y, int n) {
+    if (w.layout() == DeviceTensor.Layout.SPLIT) {
+      int rowsPerBlock = MATVEC_WARPS * SPLIT_ROWS;
+      cx.launch(
+          "matvec_split",
+          (w.rows() + rowsPerBlock - 1) / rowsPerBlock,
+          n,
+          MATVEC_WARPS * 32,
+          w.address(),
+          w.scalesAddress(),
+          w.kernelType(),
+          x,
+          y,
+          w.rows(),
+          w.cols(),
+          n);
+      return;
+    }
     cx.launch(
         "matvec",
         (w.rows() + MATVEC_WARPS - 1) / MATVEC_WARPS,
         n,
         MATVEC_WARPS * 32,
-        w,
-        w.type().id(),
+        w.address(),
+        w.kernelType(),
         x,
         y,
         w.rows(),
@@ -98,7 +121,17 @@ final class CudaKernels implements AutoCloseable {
 
   /** {@code out[t, :]} = row {@code tokens[t]} of the table, dequantized, for t < n. */
   void embed(DeviceTensor table, long tokens, long out, int n) {
-    cx.launch("embed_rows", n, 1, THREADS, table, table.type().id(), tokens, out, table.cols());
+    cx.launch(
+        "embed_rows",
+        n,
+        1,
+        THREADS,
+        table.address(),
+        table.scalesAddress(),
+        table.kernelType(),
+        tokens,
+        out,
+        table.cols());
   }
 
   /** {@code out} ← W dequantized to FP16 ({@code fp16}) or BF16, [rows, cols]. */
@@ -108,8 +141,9 @@ final class CudaKernels implements AutoCloseable {
         gridFor((long) w.rows() * w.cols()),
         1,
         THREADS,
-        w,
-        w.type().id(),
+        w.address(),
+        w.scalesAddress(),
+        w.kernelType(),
         out,
         w.rows(),
         w.cols(),

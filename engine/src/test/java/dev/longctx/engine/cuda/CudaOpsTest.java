@@ -1,14 +1,25 @@
 package dev.longctx.engine.cuda;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.longctx.engine.attention.TopK;
+import dev.longctx.engine.gguf.GgufFile;
+import dev.longctx.engine.inference.Sequence;
+import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Attention;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
+import dev.longctx.engine.model.GgufModelLoader;
+import dev.longctx.engine.model.GgufModelWriter;
+import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.engine.model.LlamaWeights;
+import dev.longctx.engine.model.SyntheticModel;
 import dev.longctx.engine.tensor.FloatTensor;
 import dev.longctx.engine.tensor.GgmlType;
 import dev.longctx.engine.tensor.Quantizer;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -16,6 +27,7 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -89,7 +101,9 @@ class CudaOpsTest {
       value = GgmlType.class,
       names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
   void matvecEveryWeightType(GgmlType type) {
-    int[][] shapes = {{1, 32, 1}, {37, 64, 3}, {300, 256, 1}, {129, 1024, 2}};
+    // Q8_0 / Q4_0 upload in the split layout: rows of only a rest (cols < 512 / 1024), whole
+    // interleaved chunks only (1024), and chunks then a rest (1568)
+    int[][] shapes = {{1, 32, 1}, {37, 64, 3}, {300, 256, 1}, {129, 1024, 2}, {5, 1568, 1}};
     for (int[] s : shapes) {
       int rows = s[0];
       int cols = s[1];
@@ -124,16 +138,171 @@ class CudaOpsTest {
       names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
   void embeddingDequantizesRows(GgmlType type) {
     int vocab = 50;
-    int dim = 96;
-    FloatTensor table = Quantizer.quantize(type, randoms(vocab * dim, 2), vocab, dim);
-    int[] tokens = {0, 49, 7, 7, 23};
-    DeviceBuffer out = poisoned((long) tokens.length * dim);
-    k.embed(keep(DeviceTensor.upload(cx, table, "t")), up(tokens).address(), out.address(), 5);
-    float[] got = CudaTests.read(cx, out, tokens.length * dim);
-    float[] cpu = new float[dim];
-    for (int t = 0; t < tokens.length; t++) {
-      table.dequantizeRow(tokens[t], cpu, 0);
-      assertThat(Arrays.copyOfRange(got, t * dim, (t + 1) * dim)).as("row %d", t).isEqualTo(cpu);
+    for (int dim : new int[] {96, 1120}) {
+      FloatTensor table = Quantizer.quantize(type, randoms(vocab * dim, 2), vocab, dim);
+      int[] tokens = {0, 49, 7, 7, 23};
+      DeviceBuffer out = poisoned((long) tokens.length * dim);
+      k.embed(keep(DeviceTensor.upload(cx, table, "t")), up(tokens).address(), out.address(), 5);
+      float[] got = CudaTests.read(cx, out, tokens.length * dim);
+      float[] cpu = new float[dim];
+      for (int t = 0; t < tokens.length; t++) {
+        table.dequantizeRow(tokens[t], cpu, 0);
+        assertThat(Arrays.copyOfRange(got, t * dim, (t + 1) * dim))
+            .as("dim %d row %d", dim, t)
+            .isEqualTo(cpu);
+      }
+    }
+  }
+
+  /**
+   * Q8_0 and Q4_0 stacked (as CudaModel stacks q/k/v) in the split layout and in the GGUF layout:
+   * the row view of each part gives the float64 product in matvec (n = 2) and the same FP16/BF16
+   * weights in dequantize_to_half (the prefill GEMM's copy) in both layouts; the byte accounting
+   * stays GGUF's; the kernels get their own type id.
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = GgmlType.class,
+      names = {"Q8_0", "Q4_0"})
+  void splitLayoutRowViewsOfAStack(GgmlType type) {
+    int cols = 1568; // Q8_0: three interleaved chunks and a rest; Q4_0: one chunk and a rest
+    int[] partRows = {37, 16, 21};
+    int n = 2;
+    List<FloatTensor> parts = new ArrayList<>();
+    long ggufBytes = 0;
+    for (int rows : partRows) {
+      FloatTensor t = Quantizer.quantize(type, randoms(rows * cols, 1), rows, cols);
+      parts.add(t);
+      ggufBytes += t.data().byteSize();
+    }
+    assertThat(DeviceTensor.defaultLayout(type, cols)).isEqualTo(DeviceTensor.Layout.SPLIT);
+    DeviceTensor split = keep(DeviceTensor.stack(cx, parts, "s"));
+    DeviceTensor gguf = keep(DeviceTensor.stack(cx, parts, "g", DeviceTensor.Layout.GGUF));
+    assertThat(split.layout()).isEqualTo(DeviceTensor.Layout.SPLIT);
+    assertThat(split.kernelType()).isEqualTo(256 + type.id());
+    assertThat(gguf.kernelType()).isEqualTo(type.id());
+    assertThat(split.bytes()).isEqualTo(ggufBytes).isEqualTo(gguf.bytes());
+    float[] x = randoms(n * cols, 1);
+    DeviceBuffer dx = up(x);
+    int first = 0;
+    for (int p = 0; p < parts.size(); p++) {
+      FloatTensor w = parts.get(p);
+      int rows = w.rows();
+      double[] ref = new double[n * rows];
+      for (int t = 0; t < n; t++) {
+        for (int r = 0; r < rows; r++) {
+          double sum = 0;
+          for (int c = 0; c < cols; c++) {
+            sum += (double) w.getFloat((long) r * cols + c) * x[t * cols + c];
+          }
+          ref[t * rows + r] = sum;
+        }
+      }
+      int[][] halves = new int[2][];
+      for (DeviceTensor whole : new DeviceTensor[] {split, gguf}) {
+        DeviceTensor view = whole.rows(first, rows);
+        assertThat(view.bytes()).isEqualTo(w.data().byteSize());
+        String what = type + " " + view.layout() + " part " + p;
+        DeviceBuffer y = poisoned((long) n * rows);
+        k.matvec(view, dx.address(), y.address(), n);
+        assertClose(what, CudaTests.read(cx, y, n * rows), ref, 2e-6 * Math.sqrt(cols));
+        for (boolean fp16 : new boolean[] {true, false}) {
+          DeviceBuffer h = poisoned((long) rows * cols / 2);
+          k.dequantizeToHalf(view, h.address(), fp16);
+          int[] words = new int[rows * cols / 2];
+          cx.read(h, 0, words, words.length);
+          for (int i = 0; i < rows * cols; i++) {
+            int bits = (words[i / 2] >>> (16 * (i % 2))) & 0xffff;
+            float v = fp16 ? Float.float16ToFloat((short) bits) : Float.intBitsToFloat(bits << 16);
+            double want = w.getFloat(i);
+            assertThat(Math.abs(v - want))
+                .as("%s dequantize_to_half fp16=%s [%d]", what, fp16, i)
+                .isLessThanOrEqualTo((fp16 ? 1e-3 : 8e-3) * Math.max(1, Math.abs(want)));
+          }
+          if (whole == split) {
+            halves[fp16 ? 0 : 1] = words;
+          } else {
+            assertThat(words)
+                .as("%s: both layouts dequantize alike", what)
+                .isEqualTo(halves[fp16 ? 0 : 1]);
+          }
+        }
+      }
+      first += rows;
+    }
+    assertThatThrownBy(
+            () ->
+                DeviceTensor.upload(
+                    cx,
+                    Quantizer.quantize(GgmlType.F16, randoms(64, 1), 2, 32),
+                    "f",
+                    DeviceTensor.Layout.SPLIT))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("split layout");
+  }
+
+  /**
+   * A random-weight one-layer model written as Q8_0 or Q4_0 GGUF (widths with interleaved chunks
+   * and rests: 640 and 1088 columns) on the GPU against the CPU Transformer on the same weights:
+   * the stacked q/k/v and gate/up in the split layout and their row views (the multi-row prefill
+   * chunk), the embedding and output tables; logits equal within float summation order.
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = GgmlType.class,
+      names = {"Q8_0", "Q4_0"})
+  void quantizedModelMatchesTheCpuBackend(GgmlType type, @TempDir Path tmp) throws IOException {
+    LlamaConfig shape =
+        new LlamaConfig(
+            "llama",
+            640,
+            1088,
+            1,
+            10,
+            2,
+            64,
+            260,
+            64,
+            1e-5f,
+            10000f,
+            Rope.Layout.INTERLEAVED,
+            null);
+    Path file = tmp.resolve("q.gguf");
+    GgufModelWriter.write(
+        file,
+        "q",
+        SyntheticModel.source(shape, true, 17),
+        SyntheticModel.vocabulary(shape.vocabSize()),
+        type);
+    try (GgufFile gguf = GgufFile.open(file)) {
+      LlamaConfig c = GgufModelLoader.config(gguf);
+      LlamaWeights weights = GgufModelLoader.weights(gguf, c);
+      assertThat(weights.layers().getFirst().wq().type()).isEqualTo(type);
+      assertThat(weights.tokenEmbedding().type()).isEqualTo(type);
+      Transformer cpu = new Transformer(c, weights);
+      int[] prompt = new SplittableRandom(3).ints(6, 0, c.vocabSize()).toArray();
+      try (CudaModel gpu = new CudaModel(cx, c, weights);
+          CudaSequence gs = gpu.newSequence(prompt.length + 2)) {
+        Sequence cs = cpu.newSequence(prompt.length + 2);
+        float[] e = cpu.prefill(cs, prompt);
+        float[] g = gpu.prefill(gs, prompt);
+        for (int step = 0; step <= 2; step++) {
+          double scale = 1;
+          for (float v : e) {
+            scale = Math.max(scale, Math.abs(v));
+          }
+          for (int i = 0; i < e.length; i++) {
+            assertThat((double) Math.abs(g[i] - e[i]))
+                .as("%s logit %d after step %d: %s vs %s", type, i, step, g[i], e[i])
+                .isLessThanOrEqualTo(1e-4 * scale);
+          }
+          if (step < 2) {
+            int next = Ops.argmax(e, 0, e.length);
+            e = cpu.decode(cs, next);
+            g = gpu.decode(gs, next);
+          }
+        }
+      }
     }
   }
 
