@@ -36,6 +36,8 @@ std::map<std::string, Launcher>& kernels() {
       {"matvec", launcher(matvec)},
       {"matvec_split", launcher(matvec_split)},
       {"embed_rows", launcher(embed_rows)},
+      {"rope_store_rows", launcher(rope_store_rows)},
+      {"add_rmsnorm_rows", launcher(add_rmsnorm_rows)},
       {"dequantize_to_half", launcher(dequantize_to_half)},
       {"float_to_half_kernel", launcher(float_to_half_kernel)},
       {"rmsnorm_rows", launcher(rmsnorm_rows)},

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -527,8 +528,79 @@ static void check_elementwise() {
   expect_close("float_to_half_kernel", back.data(), ra.data(), n, 1e-3);
 }
 
+// The fused kernels give bit for bit what the launches they replace give.
+static void check_fused() {
+  for (int interleaved = 0; interleaved < 2; interleaved++) {
+    int n = 3, heads = 6, kvHeads = 2, hd = 64, half = 32, kvDim = kvHeads * hd, page = 4;
+    int start = 5;
+    int positions[3] = {5, 6, 100007};
+    std::vector<double> inv(half);
+    for (int i = 0; i < half; i++) inv[i] = 1.0 / std::pow(10000.0, 2.0 * i / hd);
+    std::vector<float> q(n * heads * hd), k(n * kvDim), v(n * kvDim);
+    for (auto& a : q) a = uniform(1);
+    for (auto& a : k) a = uniform(1);
+    for (auto& a : v) a = uniform(1);
+    // separate: rope q, rope k, store k and v
+    std::vector<float> q1 = q, k1 = k, kStore1 = nan_buffer(3 * page * kvDim),
+                       vStore1 = nan_buffer(3 * page * kvDim);
+    std::vector<u64> kt1 = {(u64)kStore1.data(), (u64)(kStore1.data() + page * kvDim),
+                            (u64)(kStore1.data() + 2 * page * kvDim)};
+    std::vector<u64> vt1 = {(u64)vStore1.data(), (u64)(vStore1.data() + page * kvDim),
+                            (u64)(vStore1.data() + 2 * page * kvDim)};
+    launch(rope_rows, n, 1, 256, q1.data(), (const int*)positions, (const double*)inv.data(),
+           heads, hd, heads * hd, interleaved);
+    launch(rope_rows, n, 1, 256, k1.data(), (const int*)positions, (const double*)inv.data(),
+           kvHeads, hd, kvDim, interleaved);
+    launch(kv_store, 2, 1, 64, (const u64*)kt1.data(), page, (const float*)k1.data(), start, n,
+           kvDim);
+    launch(kv_store, 2, 1, 64, (const u64*)vt1.data(), page, (const float*)v.data(), start, n,
+           kvDim);
+    // fused
+    std::vector<float> q2 = q, k2 = k, kStore2 = nan_buffer(3 * page * kvDim),
+                       vStore2 = nan_buffer(3 * page * kvDim);
+    std::vector<u64> kt2 = {(u64)kStore2.data(), (u64)(kStore2.data() + page * kvDim),
+                            (u64)(kStore2.data() + 2 * page * kvDim)};
+    std::vector<u64> vt2 = {(u64)vStore2.data(), (u64)(vStore2.data() + page * kvDim),
+                            (u64)(vStore2.data() + 2 * page * kvDim)};
+    launch(rope_store_rows, n, 1, 128, q2.data(), k2.data(), (const float*)v.data(),
+           (const int*)positions, (const double*)inv.data(), heads, kvHeads, hd, interleaved,
+           (const u64*)kt2.data(), (const u64*)vt2.data(), page, start);
+    bool same = std::memcmp(q1.data(), q2.data(), q1.size() * 4) == 0 &&
+                std::memcmp(k1.data(), k2.data(), k1.size() * 4) == 0;
+    // slots [start, start + n) equal; the others untouched (NaN) in both
+    for (size_t i = 0; i < kStore1.size(); i++) {
+      bool kEq = std::isnan(kStore1[i]) ? std::isnan(kStore2[i]) : kStore1[i] == kStore2[i];
+      bool vEq = std::isnan(vStore1[i]) ? std::isnan(vStore2[i]) : vStore1[i] == vStore2[i];
+      same = same && kEq && vEq;
+    }
+    same = same && !std::isnan(kStore2[start * kvDim]) && std::isnan(kStore2[0]);
+    if (!same) failures++;
+    std::printf("%-48s %s\n",
+                interleaved ? "rope_store_rows = rope + kv_store (interleaved)"
+                            : "rope_store_rows = rope + kv_store (rotate-half)",
+                same ? "ok" : "FAIL");
+  }
+  int dim = 300, n = 3;
+  std::vector<float> x(n * dim), delta(n * dim), w(dim);
+  for (auto& a : x) a = uniform(3);
+  for (auto& a : delta) a = uniform(1);
+  for (auto& a : w) a = uniform(1);
+  std::vector<float> x1 = x, out1 = delta;
+  launch(add_inplace, 4, 1, 128, x1.data(), (const float*)out1.data(), (long long)n * dim);
+  launch(rmsnorm_rows, n, 1, 256, out1.data(), (const float*)x1.data(), (const float*)w.data(),
+         dim, 1e-5f);
+  std::vector<float> x2 = x, out2 = delta;  // out aliases delta, as CudaModel uses it
+  launch(add_rmsnorm_rows, n, 1, 256, x2.data(), (const float*)out2.data(), out2.data(),
+         (const float*)w.data(), dim, 1e-5f);
+  bool same = std::memcmp(x1.data(), x2.data(), x1.size() * 4) == 0 &&
+              std::memcmp(out1.data(), out2.data(), out1.size() * 4) == 0;
+  if (!same) failures++;
+  std::printf("%-48s %s\n", "add_rmsnorm_rows = add_inplace + rmsnorm_rows", same ? "ok" : "FAIL");
+}
+
 int main() {
   check_elementwise();
+  check_fused();
   check_topk(5, 3);
   check_topk(1000, 64);
   check_topk(20000, 2048);

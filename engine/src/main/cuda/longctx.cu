@@ -675,6 +675,62 @@ extern "C" __global__ void rope_rows(float* x, const int* positions, const doubl
   }
 }
 
+// One decode/prefill launch instead of four (rope_rows on q, rope_rows on k, kv_store of k and of
+// v): row t's q heads [heads, headDim] (at q + t·heads·headDim) and k heads (at k + t·kvDim) are
+// rotated to positions[t] exactly as rope_rows does, then the rotated k row and the v row are
+// written at slot start + t of the paged cache layer. Grid n.
+extern "C" __global__ void rope_store_rows(float* q, float* k, const float* v, const int* positions,
+                                           const double* invFreq, int heads, int kvHeads,
+                                           int headDim, int interleaved, const u64* kPages,
+                                           const u64* vPages, int pageSize, int start) {
+  int t = blockIdx.x;
+  int half = headDim / 2;
+  int kvDim = kvHeads * headDim;
+  double pos = (double)positions[t];
+  float* qr = q + (long long)t * heads * headDim;
+  float* kr = k + (long long)t * kvDim;
+  for (int j = threadIdx.x; j < (heads + kvHeads) * half; j += blockDim.x) {
+    int h = j / half, i = j % half;
+    double s, c;
+    sincos(pos * invFreq[i], &s, &c);
+    float cf = (float)c, sf = (float)s;
+    float* head = h < heads ? qr + h * headDim : kr + (h - heads) * headDim;
+    int a = interleaved ? 2 * i : i;
+    int b = interleaved ? 2 * i + 1 : i + half;
+    float x0 = head[a], x1 = head[b];
+    head[a] = x0 * cf - x1 * sf;
+    head[b] = x0 * sf + x1 * cf;
+  }
+  __syncthreads();  // the k row is rotated
+  int p = start + t;
+  long long at = (long long)(p % pageSize) * kvDim;
+  float* kp = (float*)kPages[p / pageSize] + at;
+  float* vp = (float*)vPages[p / pageSize] + at;
+  const float* vr = v + (long long)t * kvDim;
+  for (int d = threadIdx.x; d < kvDim; d += blockDim.x) {
+    kp[d] = kr[d];
+    vp[d] = vr[d];
+  }
+}
+
+// x += delta, then out = RMSNorm(x)·weight, per row (add_inplace then rmsnorm_rows in one launch,
+// with the same per-thread order, so the same floats). out may be delta. Grid n.
+extern "C" __global__ void add_rmsnorm_rows(float* x, const float* delta, float* out,
+                                            const float* weight, int dim, float eps) {
+  float* xr = x + (long long)blockIdx.x * dim;
+  const float* dr = delta + (long long)blockIdx.x * dim;
+  float* outr = out + (long long)blockIdx.x * dim;
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    float e = xr[i] + dr[i];
+    xr[i] = e;
+    ss += e * e;
+  }
+  ss = block_sum(ss);
+  float scale = (float)(1.0 / sqrt((double)ss / dim + (double)eps));
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) outr[i] = xr[i] * scale * weight[i];
+}
+
 // Writes rows [0, n) of src ([n, kvDim]) at positions [start, start + n) of a paged cache layer.
 // Grid-stride over n·kvDim.
 extern "C" __global__ void kv_store(const u64* pages, int pageSize, const float* src, int start,

@@ -527,6 +527,53 @@ final class CudaKernels implements AutoCloseable {
         perRow);
   }
 
+  // ---- fused steps (CudaModel): fewer launches per layer ----
+
+  /**
+   * RoPE of n rows' q ([n, heads, headDim]) and k ([n, kvHeads, headDim]) to positions[t], then the
+   * rotated k rows and the v rows stored at slots [start, start + n) of a paged cache layer: the
+   * four launches rope(q), rope(k), kvStore(k), kvStore(v) in one, with the same results.
+   */
+  void ropeStore(
+      long q,
+      long k,
+      long v,
+      long positions,
+      long invFreq,
+      int n,
+      int heads,
+      int kvHeads,
+      int headDim,
+      boolean interleaved,
+      long kPages,
+      long vPages,
+      int pageSize,
+      int start) {
+    cx.launch(
+        "rope_store_rows",
+        n,
+        1,
+        THREADS,
+        q,
+        k,
+        v,
+        positions,
+        invFreq,
+        heads,
+        kvHeads,
+        headDim,
+        interleaved ? 1 : 0,
+        kPages,
+        vPages,
+        pageSize,
+        start);
+  }
+
+  /** x += delta, then out = RMSNorm(x)·weight per row (add then rmsnorm; out may be delta). */
+  void addRmsnorm(long x, long delta, long out, long weight, int n, int dim, float eps) {
+    cx.launch("add_rmsnorm_rows", n, 1, THREADS, x, delta, out, weight, dim, eps);
+  }
+
   // ---- SelfExtend (CudaModel) ----
 
   /**

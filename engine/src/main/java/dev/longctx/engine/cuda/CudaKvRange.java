@@ -84,7 +84,8 @@ public final class CudaKvRange extends KvRange {
     }
     synchronized (model.lock()) {
       checkOpen();
-      model.projectLayer(l, seq.cache(), act(), rows(), firstSlot(), selfExtend);
+      // layer l > 0 follows finish(l − 1), which left the RMSNormed input in place
+      model.projectLayer(l, seq.cache(), act(), rows(), firstSlot(), selfExtend, l > 0);
     }
   }
 
@@ -125,7 +126,7 @@ public final class CudaKvRange extends KvRange {
       checkOpen();
       CudaModel.Activations a = act();
       cx.write(a.att, 0, attention, rows() * config.queryDim());
-      model.finishLayer(l, a, rows());
+      model.finishLayer(l, a, rows(), true);
     }
   }
 

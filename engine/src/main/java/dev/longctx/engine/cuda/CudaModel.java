@@ -551,7 +551,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     CudaKvCache cache = seq.cache();
     LlamaConfig c = config;
     for (int l = 0; l < c.layers(); l++) {
-      projectLayer(l, cache, a, n, start, se);
+      projectLayer(l, cache, a, n, start, se, l > 0);
       long q = a.qkv.address();
       if (se != null) {
         selfExtendAttention(seq, se, a, l, start, n, q);
@@ -575,7 +575,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
             0,
             false);
       }
-      finishLayer(l, a, n);
+      finishLayer(l, a, n, true);
     }
   }
 
@@ -584,11 +584,16 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
    * rotateSelfExtend): RMSNorm into a.xb, q [n, queryDim] then k and v [n, kvDim] into a.qkv (+
    * biases), RoPE at a.positions (and the grouped copies of q and k at SelfExtend's grouped
    * positions into a.qkGrouped), then k and v (and grouped k) stored at slots [slot, slot + n).
+   * {@code normed}: a.xb already holds the RMSNormed input (the previous layer's {@link
+   * #finishLayer} with {@code normNext}).
    */
-  void projectLayer(int l, CudaKvCache cache, Activations a, int n, int slot, SelfExtend se) {
+  void projectLayer(
+      int l, CudaKvCache cache, Activations a, int n, int slot, SelfExtend se, boolean normed) {
     LlamaConfig c = config;
     Layer w = layers.get(l);
-    k.rmsnorm(a.xb.address(), a.x.address(), w.attnNorm.address(), n, c.dim(), c.rmsEps());
+    if (!normed) {
+      k.rmsnorm(a.xb.address(), a.x.address(), w.attnNorm.address(), n, c.dim(), c.rmsEps());
+    }
     // q [n, queryDim], then k and v [n, kvDim] each, in one buffer
     long q = a.qkv.address();
     long kk = q + (long) n * c.queryDim() * Float.BYTES;
@@ -616,24 +621,37 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       rope(kg, a.groupKeyPositions, n, c.kvHeads(), c.kvDim());
       k.kvStore(cache.groupKeyTable(l), CudaKvCache.PAGE_TOKENS, kg, slot, n, c.kvDim());
     }
-    rope(q, a.positions, n, c.heads(), c.queryDim());
-    rope(kk, a.positions, n, c.kvHeads(), c.kvDim());
-    k.kvStore(cache.keyTable(l), CudaKvCache.PAGE_TOKENS, kk, slot, n, c.kvDim());
-    k.kvStore(cache.valueTable(l), CudaKvCache.PAGE_TOKENS, v, slot, n, c.kvDim());
+    // RoPE of q and k at their positions, k and v to the cache: one launch
+    k.ropeStore(
+        q,
+        kk,
+        v,
+        a.positions.address(),
+        invFreq.address(),
+        n,
+        c.heads(),
+        c.kvHeads(),
+        c.headDim(),
+        interleaved,
+        cache.keyTable(l),
+        cache.valueTable(l),
+        CudaKvCache.PAGE_TOKENS,
+        slot);
   }
 
   /**
    * Layer l after its attention (a.att [n, queryDim]), as TransformerLayers.finish: output
-   * projection, residual, RMSNorm, SwiGLU FFN, residual.
+   * projection, residual, RMSNorm, SwiGLU FFN, residual. With {@code normNext} and a next layer,
+   * the last residual add also RMSNorms the result with layer l + 1's attention norm into a.xb (one
+   * launch), and that layer's {@link #projectLayer} is told so.
    */
-  void finishLayer(int l, Activations a, int n) {
+  void finishLayer(int l, Activations a, int n, boolean normNext) {
     LlamaConfig c = config;
     Layer w = layers.get(l);
     int dim = c.dim();
     long xb = a.xb.address();
     matmul(w.wo, a.att.address(), xb, n, a);
-    k.add(a.x.address(), xb, (long) n * dim);
-    k.rmsnorm(xb, a.x.address(), w.ffnNorm.address(), n, dim, c.rmsEps());
+    k.addRmsnorm(a.x.address(), xb, xb, w.ffnNorm.address(), n, dim, c.rmsEps());
     long gate = a.gateUp.address();
     long up = gate + (long) n * c.hiddenDim() * Float.BYTES;
     if (n == 1 && w.gateUp != null) {
@@ -644,7 +662,12 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     }
     k.swiglu(gate, up, (long) n * c.hiddenDim());
     matmul(w.wDown, gate, xb, n, a);
-    k.add(a.x.address(), xb, (long) n * dim);
+    if (normNext && l + 1 < c.layers()) {
+      long nextNorm = layers.get(l + 1).attnNorm.address();
+      k.addRmsnorm(a.x.address(), xb, xb, nextNorm, n, dim, c.rmsEps());
+    } else {
+      k.add(a.x.address(), xb, (long) n * dim);
+    }
   }
 
   /** The logits of step row {@code row} (final RMSNorm, vocabulary projection) into {@code out}. */
