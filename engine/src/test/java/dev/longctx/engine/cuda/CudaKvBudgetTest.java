@@ -3,8 +3,8 @@ package dev.longctx.engine.cuda;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.engine.model.SyntheticModel;
 import org.junit.jupiter.api.Test;
 
 /** Sizing a GPU KV cache by device memory (no device needed: arithmetic only). */
@@ -15,21 +15,7 @@ class CudaKvBudgetTest {
   @Test
   void bytesPerTokenCountKeysValuesAndSelfExtendsGroupedKeysInFp32() {
     // Llama-3.1-8B: 32 layers, 8 KV heads of 128
-    LlamaConfig c =
-        new LlamaConfig(
-            "llama",
-            4096,
-            14336,
-            32,
-            32,
-            8,
-            128,
-            128256,
-            131072,
-            1e-5f,
-            500000f,
-            Rope.Layout.INTERLEAVED,
-            null);
+    LlamaConfig c = SyntheticModel.Shape.LLAMA_3_1_8B.config();
     assertThat(CudaKvCache.bytesPerToken(c, false)).isEqualTo(2L * 32 * 1024 * 4);
     assertThat(CudaKvCache.bytesPerToken(c, true)).isEqualTo(3L * 32 * 1024 * 4);
   }
