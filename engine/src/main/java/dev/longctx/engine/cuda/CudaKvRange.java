@@ -3,6 +3,7 @@ package dev.longctx.engine.cuda;
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.inference.KvRange;
+import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.model.LlamaConfig;
 import java.util.Arrays;
 import java.util.function.Function;
@@ -159,7 +160,7 @@ public final class CudaKvRange extends KvRange {
     for (int i = 1; contiguous && i < positions.length; i++) {
       contiguous = positions[i] == positions[0] + i;
     }
-    if (!contiguous || tokens.length != positions.length) {
+    if (!contiguous) {
       return super.forwardLocal(tokens, positions, logits);
     }
     startLocalStep(tokens, positions); // checks, slots, embeddings (embed)
@@ -185,20 +186,19 @@ public final class CudaKvRange extends KvRange {
     int heads = c.heads();
     int kvHeads = c.kvHeads();
     int qDim = c.queryDim();
-    boolean se = selfExtend != null;
+    int units = v.perKvHead() ? kvHeads : 1;
     // A row is "ranged" when it attends every visible slot (no selection for any of its heads),
     // else "listed"; runs of consecutive rows of one kind share a launch.
     boolean[] listed = new boolean[m];
-    for (int t = 0; t < m; t++) {
-      for (int h = 0; h < kvHeads && !listed[t]; h++) {
-        listed[t] = v.selection(t, h, kvHeads) >= 0;
-      }
-    }
-    int units = v.perKvHead() ? kvHeads : 1;
+    boolean anyListed = false;
     int longest = 0; // the longest slot range of a ranged row (it sizes the key splits)
     int longestList = 0; // the longest list of a listed row (the lists' stride)
-    int anyGrouped = 0;
+    boolean anyGrouped = false;
     for (int t = 0; t < m; t++) {
+      for (int h = 0; h < units; h++) {
+        listed[t] |= v.selection(t, h, kvHeads) >= 0;
+      }
+      anyListed |= listed[t];
       for (int h = 0; h < units; h++) {
         int u = v.selection(t, h, kvHeads);
         int length = u < 0 ? v.visible()[t] : v.selected()[u].length;
@@ -207,126 +207,108 @@ public final class CudaKvRange extends KvRange {
         } else {
           longest = Math.max(longest, length);
         }
-        anyGrouped |= u < 0 ? v.grouped()[t] : v.groupedOf()[u];
+        anyGrouped |= (u < 0 ? v.grouped()[t] : v.groupedOf()[u]) > 0;
       }
     }
-    boolean grouped = se && anyGrouped > 0;
+    // Part 0 attends the plain keys with the queries, part 1 (SelfExtend, when any row has grouped
+    // slots) the grouped keys with the grouped queries; the parts merge by LSE.
+    int parts = selfExtend != null && anyGrouped ? 2 : 1;
     int count = Math.max(1, longestList);
-    long f = Float.BYTES;
-    long qBytes = (long) m * qDim * f;
-    long lseBytes = (long) m * heads * f;
+    // Scratch per part, in bytes: queries, outputs, LSEs, ranges, lists.
+    long qBytes = (long) m * qDim * Float.BYTES;
+    long lseBytes = (long) m * heads * Float.BYTES;
     long rangeBytes = 2L * m * Integer.BYTES;
-    long listBytes = (long) m * units * count * Integer.BYTES;
-    boolean anyListed = false;
-    for (boolean b : listed) {
-      anyListed |= b;
+    long listBytes = anyListed ? (long) m * units * count * Integer.BYTES : 0;
+    long partBytes = 2 * qBytes + lseBytes + rangeBytes + listBytes;
+    int[][] ranges = new int[parts][2 * m];
+    int[][] lists = anyListed ? new int[parts][m * units * count] : null;
+    for (int t = 0; t < m; t++) {
+      // plain [grouped, visible), grouped [0, grouped)
+      ranges[0][2 * t] = v.grouped()[t];
+      ranges[0][2 * t + 1] = v.visible()[t];
+      if (parts == 2) {
+        ranges[1][2 * t + 1] = v.grouped()[t];
+      }
     }
+    if (anyListed) {
+      // [m, units, count] slot lists, −1-padded: plain entries (after the grouped ones), grouped
+      for (int[] list : lists) {
+        Arrays.fill(list, -1);
+      }
+      for (int t = 0; t < m; t++) {
+        for (int h = 0; listed[t] && h < units; h++) {
+          int u = v.selection(t, h, kvHeads);
+          int[] slots = u < 0 ? prefix(v.visible()[t]) : v.selected()[u];
+          int g = u < 0 ? v.grouped()[t] : v.groupedOf()[u];
+          int at = (t * units + h) * count;
+          System.arraycopy(slots, g, lists[0], at, slots.length - g);
+          if (parts == 2) {
+            System.arraycopy(slots, 0, lists[1], at, g);
+          }
+        }
+      }
+    }
+    float[] partLse = new float[m * heads];
     synchronized (model.lock()) {
       checkOpen();
-      long need = 4 * qBytes + 2 * lseBytes + 2 * rangeBytes + (anyListed ? 2 * listBytes : 0);
-      DeviceBuffer scratch = model.attendScratch(need);
-      long qAt = scratch.address();
-      long qgAt = qAt + qBytes;
-      long outAt = qgAt + qBytes;
-      long outGAt = outAt + qBytes;
-      long lseAt = outGAt + qBytes;
-      long lseGAt = lseAt + lseBytes;
-      long rangesAt = lseGAt + lseBytes;
-      long rangesGAt = rangesAt + rangeBytes;
-      long listsAt = rangesGAt + rangeBytes;
-      long listsGAt = listsAt + listBytes;
-      long scratchBase = scratch.address();
-      cx.write(scratch, (qAt - scratchBase) / f, queries, m * qDim);
-      if (grouped) {
-        cx.write(scratch, (qgAt - scratchBase) / f, groupQueries, m * qDim);
-      }
-      // Ranges: plain [grouped, visible), grouped [0, grouped) per row.
-      int[] ranges = new int[2 * m];
-      int[] rangesG = new int[2 * m];
-      for (int t = 0; t < m; t++) {
-        ranges[2 * t] = v.grouped()[t];
-        ranges[2 * t + 1] = v.visible()[t];
-        rangesG[2 * t + 1] = v.grouped()[t];
-      }
-      cx.write(scratch, (rangesAt - scratchBase) / Integer.BYTES, ranges, 2 * m);
-      if (grouped) {
-        cx.write(scratch, (rangesGAt - scratchBase) / Integer.BYTES, rangesG, 2 * m);
-      }
-      if (anyListed) {
-        // [m, units, count] slot lists, −1-padded: plain entries (after the grouped ones) and
-        // grouped entries.
-        int[] lists = new int[m * units * count];
-        int[] listsG = new int[m * units * count];
-        Arrays.fill(lists, -1);
-        Arrays.fill(listsG, -1);
-        for (int t = 0; t < m; t++) {
-          if (!listed[t]) {
-            continue;
-          }
-          for (int h = 0; h < units; h++) {
-            int u = v.selection(t, h, kvHeads);
-            int[] slots = u < 0 ? prefix(v.visible()[t]) : v.selected()[u];
-            int g = u < 0 ? v.grouped()[t] : v.groupedOf()[u];
-            int at = (t * units + h) * count;
-            System.arraycopy(slots, g, lists, at, slots.length - g);
-            System.arraycopy(slots, 0, listsG, at, g);
-          }
-        }
-        cx.write(scratch, (listsAt - scratchBase) / Integer.BYTES, lists, lists.length);
-        if (grouped) {
-          cx.write(scratch, (listsGAt - scratchBase) / Integer.BYTES, listsG, listsG.length);
-        }
-      }
+      DeviceBuffer scratch = model.attendScratch(parts * partBytes);
       CudaKvCache cache = seq.cache();
-      for (int t0 = 0; t0 < m; ) {
-        int t1 = t0 + 1;
-        while (t1 < m && listed[t1] == listed[t0]) {
-          t1++;
+      for (int p = 0; p < parts; p++) {
+        long base = p * partBytes; // q, out, lse, ranges, lists
+        long outAt = base + qBytes;
+        long lseAt = outAt + qBytes;
+        long rangesAt = lseAt + lseBytes;
+        long listsAt = rangesAt + rangeBytes;
+        cx.write(scratch, base / Float.BYTES, p == 0 ? queries : groupQueries, m * qDim);
+        cx.write(scratch, rangesAt / Integer.BYTES, ranges[p], 2 * m);
+        if (anyListed) {
+          cx.write(scratch, listsAt / Integer.BYTES, lists[p], lists[p].length);
         }
-        long qRow = (long) t0 * qDim * f;
-        long lseRow = (long) t0 * heads * f;
-        long rangeRow = 2L * t0 * Integer.BYTES;
-        long listRow = (long) t0 * units * count * Integer.BYTES;
-        attendRun(
-            cache.keyTable(l),
-            cache.valueTable(l),
-            qAt + qRow,
-            outAt + qRow,
-            lseAt + lseRow,
-            t1 - t0,
-            listed[t0] ? 0L : rangesAt + rangeRow,
-            listed[t0] ? listsAt + listRow : 0L,
-            listed[t0] ? count : longest,
-            units * count,
-            v.perKvHead());
-        if (grouped) {
+        long keys = p == 0 ? cache.keyTable(l) : cache.groupKeyTable(l);
+        long at = scratch.address();
+        for (int t0 = 0; t0 < m; ) {
+          int t1 = t0 + 1;
+          while (t1 < m && listed[t1] == listed[t0]) {
+            t1++;
+          }
           attendRun(
-              cache.groupKeyTable(l),
+              keys,
               cache.valueTable(l),
-              qgAt + qRow,
-              outGAt + qRow,
-              lseGAt + lseRow,
+              at + base + (long) t0 * qDim * Float.BYTES,
+              at + outAt + (long) t0 * qDim * Float.BYTES,
+              at + lseAt + (long) t0 * heads * Float.BYTES,
               t1 - t0,
-              listed[t0] ? 0L : rangesGAt + rangeRow,
-              listed[t0] ? listsGAt + listRow : 0L,
+              listed[t0] ? 0L : at + rangesAt + 2L * t0 * Integer.BYTES,
+              listed[t0] ? at + listsAt + (long) t0 * units * count * Integer.BYTES : 0L,
               listed[t0] ? count : longest,
               units * count,
               v.perKvHead());
+          t0 = t1;
         }
-        t0 = t1;
       }
-      float[] lseG = null;
-      if (grouped) {
-        k.selfExtendMerge(outAt, outGAt, lseAt, lseGAt, m * heads, c.headDim());
-        lseG = new float[m * heads];
-        cx.read(scratch, (lseGAt - scratchBase) / f, lseG, lseG.length);
+      long outAt = qBytes;
+      long lseAt = outAt + qBytes;
+      if (parts == 2) {
+        long at = scratch.address();
+        k.selfExtendMerge(
+            at + outAt,
+            at + partBytes + outAt,
+            at + lseAt,
+            at + partBytes + lseAt,
+            m * heads,
+            c.headDim());
+        cx.read(scratch, (partBytes + lseAt) / Float.BYTES, partLse, partLse.length);
       }
-      cx.read(scratch, (outAt - scratchBase) / f, out, m * qDim);
-      cx.read(scratch, (lseAt - scratchBase) / f, lse, m * heads);
-      if (lseG != null) {
-        for (int i = 0; i < lseG.length; i++) {
-          lse[i] = logAddExp(lse[i], lseG[i]);
-        }
+      cx.read(scratch, outAt / Float.BYTES, out, m * qDim);
+      cx.read(scratch, lseAt / Float.BYTES, lse, m * heads);
+    }
+    if (parts == 2) {
+      // the merged LSE: ln(e^neighbor + e^grouped) per (row, head)
+      float[] pair = new float[2];
+      for (int i = 0; i < partLse.length; i++) {
+        pair[0] = lse[i];
+        pair[1] = partLse[i];
+        lse[i] = Ops.logSumExp(pair, 0, 2);
       }
     }
   }
@@ -371,15 +353,6 @@ public final class CudaKvRange extends KvRange {
       slots[i] = i;
     }
     return slots;
-  }
-
-  /** ln(eᵃ + eᵇ), −∞ when both are. */
-  private static float logAddExp(float a, float b) {
-    float m = Math.max(a, b);
-    if (m == Float.NEGATIVE_INFINITY) {
-      return m;
-    }
-    return (float) (m + Math.log(Math.exp((double) a - m) + Math.exp((double) b - m)));
   }
 
   @Override
