@@ -250,6 +250,8 @@ inline unsigned __float_as_uint(float f) { unsigned i; std::memcpy(&i, &f, 4); r
 inline void sincos(double a, double* s, double* c) { *s = std::sin(a); *c = std::cos(a); }
 template <typename T>
 inline T min(T a, T b) { return a < b ? a : b; }
+template <typename T>
+inline T max(T a, T b) { return a < b ? b : a; }
 
 // The conversion is exact; a table of _Float16's own results (filled once) replaces the soft-float
 // library call (no F16C without -mf16c), which otherwise takes most of the emulation's time.

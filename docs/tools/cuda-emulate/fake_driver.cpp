@@ -65,6 +65,18 @@ std::map<std::string, Launcher>& kernels() {
       {"indexer_reduce", launcher(indexer_reduce)},
       {"topk_rows", launcher(topk_rows)},
       {"selfextend_merge", launcher(selfextend_merge)},
+      {"block_summary_put", launcher(block_summary_put)},
+      {"block_scores", launcher(block_scores)},
+      {"block_expand", launcher(block_expand)},
+      {"selection_split", launcher(selection_split)},
+      {"quantize_keys", launcher(quantize_keys)},
+      {"page_probs", launcher(page_probs)},
+      {"page_weights", launcher(page_weights)},
+      {"gather_candidates", launcher(gather_candidates)},
+      {"candidate_probs", launcher(candidate_probs)},
+      {"candidate_weights", launcher(candidate_weights)},
+      {"layernorm_rows", launcher(layernorm_rows)},
+      {"mask_future", launcher(mask_future)},
   };
   return k;
 }

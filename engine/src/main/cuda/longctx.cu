@@ -1680,3 +1680,336 @@ extern "C" __global__ void selfextend_merge(float* out, const float* oG, const f
     o[d] = v;
   }
 }
+
+// ---- sparse selection on the device (CudaSelector) ----------------------------------------------
+//
+// The key selection of the top-k policies (SequenceAttention.select) for CudaModel's sequences: the
+// selector state (block summaries, INT8 keys and page bounds, lightning-indexer keys) lives on the
+// device beside the KV cache, each layer's selection ends in −1-padded position lists that the
+// attention kernels read in their `selected` mode.
+
+#define SEL_THREADS 128
+
+// A double summed over the block (shared-memory tree; blockDim == SEL_THREADS).
+__device__ double block_sum_double(double v) {
+  __shared__ double buf[SEL_THREADS];
+  buf[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = SEL_THREADS / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
+    __syncthreads();
+  }
+  double r = buf[0];
+  __syncthreads();
+  return r;
+}
+
+// The first key of query i's neighbor region (AttentionPolicy.SelfExtend.neighborStart): i − w + 1
+// (exact) or w·⌊i/w⌋ (llama.cpp); 0 without SelfExtend (window ≤ 0).
+__device__ __forceinline__ int neighbor_start(int i, int window, int llamacpp) {
+  if (window <= 0) return 0;
+  return llamacpp ? window * (i / window) : max(0, i - window + 1);
+}
+
+// Σ_d max(q_d·min_d, q_d·max_d): the Quest bound of a block summary row (BlockSummaries.bound).
+__device__ __forceinline__ float quest_bound(const float* q, const float* lo, const float* hi,
+                                             int headDim) {
+  float acc = 0.f;
+  for (int d = 0; d < headDim; d++) acc += fmaxf(q[d] * lo[d], q[d] * hi[d]);
+  return acc;
+}
+
+// Folds the keys of positions [start, start + n) (rows of keys [n, kvDim]) into per-block summaries
+// of `blockSize` tokens (BlockSummaries.put): a block's first token sets min, max and sum, later
+// ones fold in, in position order, so the floats are the CPU's. sum may be null (bounds only).
+// Grid (blocks touched, ceil(kvDim / blockDim)); blockIdx.x counts from block start / blockSize.
+extern "C" __global__ void block_summary_put(float* mn, float* mx, float* sum, const float* keys,
+                                             int start, int n, int blockSize, int kvDim) {
+  int b = start / blockSize + blockIdx.x;
+  int i = blockIdx.y * blockDim.x + threadIdx.x;
+  if (i >= kvDim) return;
+  int from = max(start, b * blockSize), to = min(start + n, (b + 1) * blockSize);
+  long long at = (long long)b * kvDim + i;
+  for (int pos = from; pos < to; pos++) {
+    float v = keys[(long long)(pos - start) * kvDim + i];
+    if (pos % blockSize == 0) {
+      mn[at] = v;
+      mx[at] = v;
+      if (sum) sum[at] = v;
+    } else {
+      mn[at] = fminf(mn[at], v);
+      mx[at] = fmaxf(mx[at], v);
+      if (sum) sum[at] += v;
+    }
+  }
+}
+
+// Block top-k scores (SequenceAttention.selectBlocks, BlockSummaries.addScores, ALGORITHMS.md §3.1,
+// §3.3): for query row t (position start + t) and KV head g, scores[(t·kvHeads + g)·rowLength + b]
+// is the sum over the group's query heads of the Quest bound (quest) or ⟨q, sum⟩/blockSize (MoBA's
+// mean) of complete block b < (start + t) / blockSize, −∞ for later b. q rows hold heads·headDim
+// floats. Grid (n·kvHeads, ceil(rowLength / blockDim)).
+extern "C" __global__ void block_scores(const float* q, const float* mn, const float* mx,
+                                        const float* sum, int start, int heads, int kvHeads,
+                                        int headDim, int blockSize, int quest, int rowLength,
+                                        float* scores) {
+  int u = blockIdx.x, t = u / kvHeads, g = u % kvHeads;
+  int b = blockIdx.y * blockDim.x + threadIdx.x;
+  if (b >= rowLength) return;
+  float acc = NEG_INF;
+  if (b < (start + t) / blockSize) {
+    int group = heads / kvHeads;
+    long long at = (long long)b * kvHeads * headDim + (long long)g * headDim;
+    acc = 0.f;
+    for (int h = g * group; h < (g + 1) * group; h++) {
+      const float* qh = q + ((long long)t * heads + h) * headDim;
+      if (quest) {
+        acc += quest_bound(qh, mn + at, mx + at, headDim);
+      } else {
+        float dot = 0.f;
+        for (int d = 0; d < headDim; d++) dot += qh[d] * sum[at + d];
+        acc += (1.f / blockSize) * dot;
+      }
+    }
+  }
+  scores[(long long)u * rowLength + b] = acc;
+}
+
+// The keys of each (query row, KV head) under block top-k (SequenceAttention.selectBlocks): the
+// chosen complete blocks' keys (chosen [rows, topBlocks − 1] block ids, −1 for none), then the
+// query's current block up to the query (§3.1 "Causality"), −1 padded to `count` entries
+// (lists [rows, count], row u = t·kvHeads + g at position start + t). Grid rows.
+extern "C" __global__ void block_expand(const int* chosen, int start, int kvHeads, int blockSize,
+                                        int topBlocks, int count, int* lists) {
+  int u = blockIdx.x, i = start + u / kvHeads;
+  int current = i / blockSize, past = (topBlocks - 1) * blockSize;
+  for (int e = threadIdx.x; e < count; e += blockDim.x) {
+    int pos;
+    if (e < past) {
+      int blk = chosen[(long long)u * (topBlocks - 1) + e / blockSize];
+      pos = blk < 0 ? -1 : blk * blockSize + e % blockSize;
+    } else {
+      pos = current * blockSize + (e - past);
+      if (pos > i) pos = -1;
+    }
+    lists[(long long)u * count + e] = pos;
+  }
+}
+
+// SelfExtend's split of selected keys (SequenceAttention.attendGroup): entry e of a list (rows of
+// perRow entries, row r at position start + r / rowsPerQuery) goes to `neighbor` when at or after
+// its query's neighbor start, to `grouped` when before it, −1 in the other list. Grid-stride.
+extern "C" __global__ void selection_split(const int* lists, long long total, int perRow,
+                                           int rowsPerQuery, int start, int window, int llamacpp,
+                                           int* neighbor, int* grouped) {
+  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total;
+       e += (long long)gridDim.x * blockDim.x) {
+    int i = start + (int)(e / perRow) / rowsPerQuery;
+    int pos = lists[e];
+    int ns = neighbor_start(i, window, llamacpp);
+    neighbor[e] = pos >= ns ? pos : -1;
+    grouped[e] = pos >= 0 && pos < ns ? pos : -1;
+  }
+}
+
+// INT8 copies of keys for the own-heads selector (QuantizedKeys.put): key row (t, g) of keys
+// [n, kvHeads·headDim] is stored at position start + t as round(k / σ), σ = max|k| / 127 (σ = 1
+// and scale 0 for an all-zero row). Grid n·kvHeads, block 32.
+extern "C" __global__ void quantize_keys(const float* keys, int start, int kvHeads, int headDim,
+                                         signed char* values, float* scales) {
+  int u = blockIdx.x;
+  const float* k = keys + (long long)u * headDim;
+  float amax = 0.f;
+  for (int d = threadIdx.x; d < headDim; d += 32) amax = fmaxf(amax, fabsf(k[d]));
+  amax = warp_max(amax);
+  long long row = (long long)start * kvHeads + u;
+  float sigma = amax == 0.f ? 1.f : amax / 127.f;
+  if (threadIdx.x == 0) scales[row] = amax == 0.f ? 0.f : sigma;
+  float inv = 1.f / sigma;
+  for (int d = threadIdx.x; d < headDim; d += 32)
+    values[row * headDim + d] = (signed char)(int)floorf(k[d] * inv + 0.5f);
+}
+
+// Stage 1 of the own-heads selector (OwnHeadsSelector.keptPages, ALGORITHMS.md §3.3, §5.2), per
+// query row t (position i = start + t) and query head h: scale times the Quest bound of each
+// complete page b < i / page (min/max summaries mn/mx of the keys, gmn/gmx of SelfExtend's grouped
+// keys): pages wholly before the neighbor start use the grouped query qg and grouped pages, pages
+// from it on the plain ones, the page straddling it the larger of its two bounds; then a softmax
+// over the row's pages. probs [n, heads, rowLength], 0 past the row's pages. Grid (n, heads),
+// block SEL_THREADS.
+extern "C" __global__ void page_probs(const float* qn, const float* qg, const float* mn,
+                                      const float* mx, const float* gmn, const float* gmx,
+                                      int start, int heads, int kvHeads, int headDim, int page,
+                                      int window, int llamacpp, float scale, int rowLength,
+                                      float* probs) {
+  int t = blockIdx.x, h = blockIdx.y;
+  int i = start + t, current = i / page, ns = neighbor_start(i, window, llamacpp);
+  int groupedEnd = ns / page, trueStart = (ns + page - 1) / page;
+  int g = h / (heads / kvHeads);
+  long long qOff = ((long long)t * heads + h) * headDim;
+  float* out = probs + ((long long)t * heads + h) * rowLength;
+  float m = NEG_INF;
+  for (int b = threadIdx.x; b < current; b += blockDim.x) {
+    long long at = (long long)b * kvHeads * headDim + (long long)g * headDim;
+    float v;
+    if (b < groupedEnd) {
+      v = scale * quest_bound(qg + qOff, gmn + at, gmx + at, headDim);
+    } else if (b >= trueStart) {
+      v = scale * quest_bound(qn + qOff, mn + at, mx + at, headDim);
+    } else {
+      v = fmaxf(scale * quest_bound(qg + qOff, gmn + at, gmx + at, headDim),
+                scale * quest_bound(qn + qOff, mn + at, mx + at, headDim));
+    }
+    out[b] = v;
+    m = fmaxf(m, v);
+  }
+  m = block_max(m);
+  double s = 0.0;
+  for (int b = threadIdx.x; b < current; b += blockDim.x) {
+    float e = expf(out[b] - m);
+    out[b] = e;
+    s += e;
+  }
+  s = block_sum_double(s);
+  float inv = (float)(1.0 / s);
+  for (int b = threadIdx.x; b < rowLength; b += blockDim.x) out[b] = b < current ? out[b] * inv : 0.f;
+}
+
+// The page weights of stage 1 (OwnHeadsSelector.keptPages): per query row t (position i) and page
+// b, the sum over heads of probs (head 0 first), +∞ for the pages of the first `sinks` tokens and
+// the complete pages of the last `local` (always kept), −∞ from the query's own page on (it is
+// added to the candidates anyway). w [n, rowLength]. Grid (n, ceil(rowLength / blockDim)).
+extern "C" __global__ void page_weights(const float* probs, int start, int heads, int page,
+                                        int sinks, int local, int rowLength, float* w) {
+  int t = blockIdx.x, b = blockIdx.y * blockDim.x + threadIdx.x;
+  if (b >= rowLength) return;
+  int i = start + t, current = i / page;
+  float v;
+  if (b >= current) {
+    v = NEG_INF;
+  } else if (b * page < sinks || b >= (i + 1 - local) / page) {
+    v = -NEG_INF;
+  } else {
+    const float* p = probs + (long long)t * heads * rowLength + b;
+    v = p[0];
+    for (int h = 1; h < heads; h++) v += p[(long long)h * rowLength];
+  }
+  w[(long long)t * rowLength + b] = v;
+}
+
+// The candidate tokens of stage 2 (OwnHeadsSelector.select): per query row t (position i, len =
+// i + 1), every position < len when the row has at most keep + 2 pages, else the tokens of the
+// `keep` kept pages (kept [n, keep], −1 for none) and of the query's own page; cand [n, perRow],
+// perRow = (keep + 2)·page, −1 where no token. Grid n.
+extern "C" __global__ void gather_candidates(const int* kept, int start, int keep, int page,
+                                             int perRow, int* cand) {
+  int t = blockIdx.x, i = start + t, len = i + 1;
+  int pageCount = (len + page - 1) / page;
+  int* out = cand + (long long)t * perRow;
+  for (int c = threadIdx.x; c < perRow; c += blockDim.x) {
+    int pos;
+    if (pageCount <= keep + 2) {
+      pos = c < len ? c : -1;
+    } else {
+      int j = c / page;
+      int p = j < keep ? kept[(long long)t * keep + j] : (j == keep ? i / page : -1);
+      pos = p < 0 ? -1 : p * page + c % page;
+      if (pos >= len) pos = -1;
+    }
+    out[c] = pos;
+  }
+}
+
+// Stage 2 of the own-heads selector (OwnHeadsSelector.scoreCandidates): per query row t and query
+// head h, z = softmax over the row's candidates of scale·q_h·k̃ (k̃ the INT8 keys times their
+// scale; grouped keys with the grouped query before the neighbor start, plain ones from it on).
+// z [n, heads, perRow], 0 where no candidate. Grid (n, heads), block SEL_THREADS.
+extern "C" __global__ void candidate_probs(const float* qn, const float* qg,
+                                           const signed char* values, const float* scales,
+                                           const signed char* groupValues,
+                                           const float* groupScales, const int* cand, int start,
+                                           int heads, int kvHeads, int headDim, int window,
+                                           int llamacpp, float scale, int perRow, float* z) {
+  int t = blockIdx.x, h = blockIdx.y;
+  int i = start + t, ns = neighbor_start(i, window, llamacpp);
+  int g = h / (heads / kvHeads);
+  long long qOff = ((long long)t * heads + h) * headDim;
+  const int* cr = cand + (long long)t * perRow;
+  float* out = z + ((long long)t * heads + h) * perRow;
+  float m = NEG_INF;
+  for (int c = threadIdx.x; c < perRow; c += blockDim.x) {
+    int pos = cr[c];
+    float v = NEG_INF;
+    if (pos >= 0) {
+      bool grouped = pos < ns;
+      const float* q = (grouped ? qg : qn) + qOff;
+      long long row = (long long)pos * kvHeads + g;
+      const signed char* k = (grouped ? groupValues : values) + row * headDim;
+      float sc = (grouped ? groupScales : scales)[row] * scale;
+      float acc = 0.f;
+      for (int d = 0; d < headDim; d++) acc += q[d] * ((float)k[d] * sc);
+      v = acc;
+    }
+    out[c] = v;
+    m = fmaxf(m, v);
+  }
+  m = block_max(m);
+  double s = 0.0;
+  for (int c = threadIdx.x; c < perRow; c += blockDim.x) {
+    float e = out[c] == NEG_INF ? 0.f : expf(out[c] - m);
+    out[c] = e;
+    s += e;
+  }
+  s = block_sum_double(s);
+  float inv = s > 0.0 ? (float)(1.0 / s) : 0.f;
+  for (int c = threadIdx.x; c < perRow; c += blockDim.x) out[c] *= inv;
+}
+
+// The candidate scores of stage 2: per query row t (len = start + t + 1) and candidate c, the sum
+// over heads of z (head 0 first), +∞ for the first `sinks` tokens and the last `local` (always
+// selected), −∞ where no candidate. p [n, perRow]. Grid (n, ceil(perRow / blockDim)).
+extern "C" __global__ void candidate_weights(const float* z, const int* cand, int start, int heads,
+                                             int sinks, int local, int perRow, float* p) {
+  int t = blockIdx.x, c = blockIdx.y * blockDim.x + threadIdx.x;
+  if (c >= perRow) return;
+  int len = start + t + 1;
+  int pos = cand[(long long)t * perRow + c];
+  float v;
+  if (pos < 0) {
+    v = NEG_INF;
+  } else if (pos < sinks || pos >= len - local) {
+    v = -NEG_INF;
+  } else {
+    const float* zr = z + (long long)t * heads * perRow + c;
+    v = zr[0];
+    for (int h = 1; h < heads; h++) v += zr[(long long)h * perRow];
+  }
+  p[(long long)t * perRow + c] = v;
+}
+
+// In-place LayerNorm of each row of x [n, dim] (LightningIndexer.layerNorm): mean and variance in
+// double, y = (x − mean)/√(var + 1e-6)·γ (+ β), β may be null. Grid n, block SEL_THREADS.
+extern "C" __global__ void layernorm_rows(float* x, int dim, const float* gamma,
+                                          const float* beta) {
+  float* r = x + (long long)blockIdx.x * dim;
+  double s = 0.0;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) s += r[i];
+  double mean = block_sum_double(s) / dim;
+  double v = 0.0;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    double d = r[i] - mean;
+    v += d * d;
+  }
+  double inv = 1.0 / sqrt(block_sum_double(v) / dim + 1e-6);
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    double y = (r[i] - mean) * inv * gamma[i];
+    r[i] = (float)(beta == 0 ? y : y + beta[i]);
+  }
+}
+
+// Causal mask of indexer scores [n, len]: row t (position start + t) never selects a later key.
+// Grid (n, ceil(len / blockDim)).
+extern "C" __global__ void mask_future(float* scores, int len, int start) {
+  int t = blockIdx.x, s = blockIdx.y * blockDim.x + threadIdx.x;
+  if (s < len && s > start + t) scores[(long long)t * len + s] = NEG_INF;
+}

@@ -162,6 +162,26 @@ public final class LightningIndexer {
     return dim;
   }
 
+  /** Layer {@code l}'s weights. */
+  public Layer layer(int l) {
+    return layers.get(l);
+  }
+
+  /** The score scale (H_I·d_I)^-½. */
+  public float scale() {
+    return scale;
+  }
+
+  /** Dimensions RoPE rotates at the front of each query head and key: d_r = d_I/2. */
+  public int ropeDims() {
+    return headDim / 2;
+  }
+
+  /** RoPE's inverse frequency i (i < d_r/2) of the rotated dimensions. */
+  public double ropeFrequency(int i) {
+    return rope.frequency(i);
+  }
+
   /** Bytes of indexer key cache per token and layer (fp32). */
   public long keyBytesPerToken() {
     return (long) headDim * Float.BYTES;

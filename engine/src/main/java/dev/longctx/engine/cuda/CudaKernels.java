@@ -484,6 +484,16 @@ final class CudaKernels implements AutoCloseable {
 
   /** Per row of scores [rows, n]: the top-k positions (−1 padded) and scores (−∞ padded). */
   void topk(long scores, int rows, int n, int k, long outPositions, long outScores) {
+    topk(scores, rows, n, k, outPositions, outScores, 0L);
+  }
+
+  /**
+   * {@link #topk(long, int, int, int, long, long)} where element i of a row stands for position
+   * {@code positions[row·n + i]} (int [rows, n] on the device, −1 for no position; its score must
+   * be −∞), or for position i when {@code positions} is 0.
+   */
+  void topk(
+      long scores, int rows, int n, int k, long outPositions, long outScores, long positions) {
     if (k <= 0 || k > TOPK_MAX) {
       throw new IllegalArgumentException("k must be in [1, " + TOPK_MAX + "], got " + k);
     }
@@ -494,7 +504,8 @@ final class CudaKernels implements AutoCloseable {
             Math.max(2 * k, TOPK_MIN_CHUNK),
             ceilDiv((int) Math.ceil(Math.sqrt((double) n * k)), 1024) * 1024);
     if (chunk >= n) {
-      cx.launch("topk_rows", rows, 1, TOPK_THREADS, scores, n, k, outPositions, outScores, 0L, n);
+      cx.launch(
+          "topk_rows", rows, 1, TOPK_THREADS, scores, n, k, outPositions, outScores, positions, n);
       return;
     }
     int chunks = ceilDiv(n, chunk);
@@ -511,7 +522,7 @@ final class CudaKernels implements AutoCloseable {
         k,
         candidatePositions,
         candidateScores,
-        0L,
+        positions,
         chunk);
     cx.launch(
         "topk_rows",
@@ -593,5 +604,275 @@ final class CudaKernels implements AutoCloseable {
         lseNeighbor,
         lseGrouped,
         headDim);
+  }
+
+  // ---- sparse selection (CudaSelector) ----
+
+  /** Threads of the selection kernels that reduce over a block (SEL_THREADS in longctx.cu). */
+  static final int SELECTION_THREADS = 128;
+
+  /**
+   * Folds the keys of positions [start, start + n) ({@code keys} [n, kvDim]) into per-block min,
+   * max and (when {@code sum} ≠ 0) sum summaries of {@code blockSize} tokens.
+   */
+  void blockSummaryPut(
+      long min, long max, long sum, long keys, int start, int n, int blockSize, int kvDim) {
+    int touched = (start + n - 1) / blockSize - start / blockSize + 1;
+    cx.launch(
+        "block_summary_put",
+        touched,
+        ceilDiv(kvDim, THREADS),
+        THREADS,
+        min,
+        max,
+        sum,
+        keys,
+        start,
+        n,
+        blockSize,
+        kvDim);
+  }
+
+  /**
+   * Block top-k scores [n·kvHeads, rowLength] of query rows at positions start.. against the
+   * complete blocks before each row's own (Quest bound or MoBA mean), −∞ for the others.
+   */
+  void blockScores(
+      long q,
+      long min,
+      long max,
+      long sum,
+      int start,
+      int n,
+      int heads,
+      int kvHeads,
+      int headDim,
+      int blockSize,
+      boolean quest,
+      int rowLength,
+      long scores) {
+    cx.launch(
+        "block_scores",
+        n * kvHeads,
+        ceilDiv(rowLength, THREADS),
+        THREADS,
+        q,
+        min,
+        max,
+        sum,
+        start,
+        heads,
+        kvHeads,
+        headDim,
+        blockSize,
+        quest ? 1 : 0,
+        rowLength,
+        scores);
+  }
+
+  /** Key lists [rows, count] of block top-k from the chosen blocks [rows, topBlocks − 1]. */
+  void blockExpand(
+      long chosen,
+      int rows,
+      int start,
+      int kvHeads,
+      int blockSize,
+      int topBlocks,
+      int count,
+      long lists) {
+    cx.launch(
+        "block_expand",
+        rows,
+        1,
+        THREADS,
+        chosen,
+        start,
+        kvHeads,
+        blockSize,
+        topBlocks,
+        count,
+        lists);
+  }
+
+  /**
+   * SelfExtend's split of key lists ({@code rows} lists of {@code perRow}, {@code rowsPerQuery} per
+   * query row) into neighbor and grouped lists at each query's neighbor start.
+   */
+  void selectionSplit(
+      long lists,
+      int rows,
+      int perRow,
+      int rowsPerQuery,
+      int start,
+      int window,
+      boolean llamacpp,
+      long neighbor,
+      long grouped) {
+    long total = (long) rows * perRow;
+    cx.launch(
+        "selection_split",
+        gridFor(total),
+        1,
+        THREADS,
+        lists,
+        total,
+        perRow,
+        rowsPerQuery,
+        start,
+        window,
+        llamacpp ? 1 : 0,
+        neighbor,
+        grouped);
+  }
+
+  /**
+   * INT8 keys and per-row scales of the n key rows at {@code keys}, stored at positions start...
+   */
+  void quantizeKeys(
+      long keys, int n, int start, int kvHeads, int headDim, long values, long scales) {
+    cx.launch("quantize_keys", n * kvHeads, 1, 32, keys, start, kvHeads, headDim, values, scales);
+  }
+
+  /** Stage 1 of the own-heads selector: per (row, head) softmax of the page bounds. */
+  void pageProbs(
+      long qn,
+      long qg,
+      long min,
+      long max,
+      long groupMin,
+      long groupMax,
+      int start,
+      int n,
+      int heads,
+      int kvHeads,
+      int headDim,
+      int page,
+      int window,
+      boolean llamacpp,
+      float scale,
+      int rowLength,
+      long probs) {
+    cx.launch(
+        "page_probs",
+        n,
+        heads,
+        SELECTION_THREADS,
+        qn,
+        qg,
+        min,
+        max,
+        groupMin,
+        groupMax,
+        start,
+        heads,
+        kvHeads,
+        headDim,
+        page,
+        window,
+        llamacpp ? 1 : 0,
+        scale,
+        rowLength,
+        probs);
+  }
+
+  /** Stage 1's page weights [n, rowLength]: head sums, forced pages +∞, later pages −∞. */
+  void pageWeights(
+      long probs,
+      int start,
+      int n,
+      int heads,
+      int page,
+      int sinks,
+      int local,
+      int rowLength,
+      long w) {
+    cx.launch(
+        "page_weights",
+        n,
+        ceilDiv(rowLength, THREADS),
+        THREADS,
+        probs,
+        start,
+        heads,
+        page,
+        sinks,
+        local,
+        rowLength,
+        w);
+  }
+
+  /** Stage 2's candidate positions [n, perRow] from the kept pages [n, keep]. */
+  void gatherCandidates(long kept, int start, int n, int keep, int page, int perRow, long cand) {
+    cx.launch("gather_candidates", n, 1, THREADS, kept, start, keep, page, perRow, cand);
+  }
+
+  /** Stage 2: per (row, head) softmax of the INT8 key logits over the candidates. */
+  void candidateProbs(
+      long qn,
+      long qg,
+      long values,
+      long scales,
+      long groupValues,
+      long groupScales,
+      long cand,
+      int start,
+      int n,
+      int heads,
+      int kvHeads,
+      int headDim,
+      int window,
+      boolean llamacpp,
+      float scale,
+      int perRow,
+      long z) {
+    cx.launch(
+        "candidate_probs",
+        n,
+        heads,
+        SELECTION_THREADS,
+        qn,
+        qg,
+        values,
+        scales,
+        groupValues,
+        groupScales,
+        cand,
+        start,
+        heads,
+        kvHeads,
+        headDim,
+        window,
+        llamacpp ? 1 : 0,
+        scale,
+        perRow,
+        z);
+  }
+
+  /** Stage 2's candidate scores [n, perRow]: head sums, forced tokens +∞, no candidate −∞. */
+  void candidateWeights(
+      long z, long cand, int start, int n, int heads, int sinks, int local, int perRow, long p) {
+    cx.launch(
+        "candidate_weights",
+        n,
+        ceilDiv(perRow, THREADS),
+        THREADS,
+        z,
+        cand,
+        start,
+        heads,
+        sinks,
+        local,
+        perRow,
+        p);
+  }
+
+  /** In-place LayerNorm of n rows of width dim (γ, and β unless 0). */
+  void layerNorm(long x, int n, int dim, long gamma, long beta) {
+    cx.launch("layernorm_rows", n, 1, SELECTION_THREADS, x, dim, gamma, beta);
+  }
+
+  /** Scores [n, len] of query rows at positions start..: keys after a row's position → −∞. */
+  void maskFuture(long scores, int n, int len, int start) {
+    cx.launch("mask_future", n, ceilDiv(len, THREADS), THREADS, scores, len, start);
   }
 }

@@ -3,6 +3,7 @@ package dev.longctx.engine.cuda;
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
+import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.TransformerLayers;
 import dev.longctx.engine.kernel.Rope;
@@ -28,7 +29,10 @@ import java.util.Map;
  * SelfExtend (ALGORITHMS.md §2, both position modes) run here, with the CPU {@code
  * SequenceAttention}'s math: the neighbor keys at their own positions and the grouped keys at ⌊j/G⌋
  * (a second rotated key array, §2.4 design 1) are attended separately and merged by the LSE rule
- * (§4.2). The top-k policies (indexer, block) do not run on the GPU and are refused.
+ * (§4.2). The top-k policies (indexer top-k with the own-heads selector or a model-file lightning
+ * indexer, block top-k) select each sparse query's keys on the device ({@link CudaSelector}: the
+ * selector state beside the KV cache, the scores and the top-k in kernels) and attend over the
+ * selected keys with the same kernels, as the CPU {@code SequenceAttention} does.
  *
  * <p>Decode (one token) uses the matrix-vector kernels, reading each weight byte once. Prefill
  * chunks of at least {@value #GEMM_MIN_ROWS} tokens use cuBLAS (FP16 for quantized and FP16
@@ -70,6 +74,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   private final DeviceBuffer invFreq;
   private final List<Layer> layers = new ArrayList<>();
   private final List<AutoCloseable> owned = new ArrayList<>();
+  private final Map<LightningIndexer, DeviceIndexer> indexers = new IdentityHashMap<>();
   private final long largestMatrix;
   private DeviceBuffer weightScratch;
   private DeviceBuffer attendScratch;
@@ -209,6 +214,85 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     return resource;
   }
 
+  /**
+   * A model-file lightning indexer's weights on the device (per layer: W_q, W_k, the head-weight
+   * projection, LayerNorm γ and β) and the inverse frequencies of its RoPE.
+   */
+  record DeviceIndexer(
+      List<DeviceTensor> wq,
+      List<DeviceTensor> wk,
+      List<DeviceTensor> weightsProj,
+      List<DeviceBuffer> normWeight,
+      List<DeviceBuffer> normBias,
+      DeviceBuffer invFreq,
+      int heads,
+      int headDim,
+      int ropeDims,
+      float scale) {
+
+    /** Layer l's LayerNorm β, or 0 for none. */
+    long normBiasAddress(int l) {
+      DeviceBuffer b = normBias.get(l);
+      return b == null ? 0L : b.address();
+    }
+  }
+
+  /**
+   * {@code indexer} uploaded once (by the base model, shared by its views and sequences), after
+   * checking that it fits this model as the CPU {@code SequenceAttention} does.
+   */
+  DeviceIndexer deviceIndexer(LightningIndexer indexer) {
+    CudaModel m = base != null ? base : this;
+    DeviceIndexer d = m.indexers.get(indexer);
+    if (d != null) {
+      return d;
+    }
+    if (indexer.layers() != config.layers() || indexer.dim() != config.dim()) {
+      throw new IllegalArgumentException(
+          "the indexer has "
+              + indexer.layers()
+              + " layers of input width "
+              + indexer.dim()
+              + ", the model "
+              + config.layers()
+              + " of width "
+              + config.dim());
+    }
+    Map<FloatTensor, DeviceTensor> uploaded = new IdentityHashMap<>();
+    List<DeviceTensor> wq = new ArrayList<>();
+    List<DeviceTensor> wk = new ArrayList<>();
+    List<DeviceTensor> proj = new ArrayList<>();
+    List<DeviceBuffer> gamma = new ArrayList<>();
+    List<DeviceBuffer> beta = new ArrayList<>();
+    for (int l = 0; l < indexer.layers(); l++) {
+      LightningIndexer.Layer y = indexer.layer(l);
+      String p = "indexer." + l + ".";
+      wq.add(m.tensor(uploaded, y.wq(), p + "wq"));
+      wk.add(m.tensor(uploaded, y.wk(), p + "wk"));
+      proj.add(m.tensor(uploaded, y.weightsProj(), p + "weights_proj"));
+      gamma.add(m.own(cx.upload(y.kNormWeight())));
+      beta.add(y.kNormBias() == null ? null : m.own(cx.upload(y.kNormBias())));
+    }
+    double[] freqs = new double[indexer.ropeDims() / 2];
+    for (int i = 0; i < freqs.length; i++) {
+      freqs[i] = indexer.ropeFrequency(i);
+    }
+    d =
+        new DeviceIndexer(
+            wq,
+            wk,
+            proj,
+            gamma,
+            beta,
+            m.own(cx.upload(freqs)),
+            indexer.heads(),
+            indexer.headDim(),
+            indexer.ropeDims(),
+            indexer.scale());
+    m.indexers.put(indexer, d);
+    return d;
+  }
+
   private DeviceTensor tensor(Map<FloatTensor, DeviceTensor> uploaded, FloatTensor t, String name) {
     DeviceTensor d = uploaded.get(t);
     if (d == null) {
@@ -251,27 +335,47 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     return defaultPolicy;
   }
 
-  /** Whether {@code policy} runs on the GPU (dense or SelfExtend). */
+  /**
+   * Whether {@code policy} runs on the GPU: dense, SelfExtend, and the top-k policies with at most
+   * {@value CudaKernels#TOPK_MAX} keys (indexer) or blocks (block top-k) chosen per query, except
+   * an indexer read from its own file.
+   */
   public static boolean supports(AttentionPolicy policy) {
-    return policy instanceof AttentionPolicy.Dense || policy instanceof SelfExtend;
+    return unsupportedReason(policy) == null;
+  }
+
+  private static String unsupportedReason(AttentionPolicy policy) {
+    return switch (policy) {
+      case AttentionPolicy.IndexerTopK t when t.k() > CudaKernels.TOPK_MAX ->
+          "the GPU top-k selects at most " + CudaKernels.TOPK_MAX + " keys, --top-k is " + t.k();
+      case AttentionPolicy.IndexerTopK t
+          when t.indexer() instanceof dev.longctx.engine.attention.IndexerSource.IndexerFile f ->
+          "indexer files (ALGORITHMS.md §5.3) cannot be read yet: " + f.path();
+      case AttentionPolicy.BlockTopK b when b.topBlocks() - 1 > CudaKernels.TOPK_MAX ->
+          "the GPU top-k selects at most "
+              + CudaKernels.TOPK_MAX
+              + " blocks, --top-blocks is "
+              + b.topBlocks();
+      default -> null;
+    };
   }
 
   /**
-   * Fails, naming the policy, unless it runs on the GPU: only dense and SelfExtend attention have
-   * GPU kernels. The CLI calls it before uploading a model.
+   * Fails, naming the policy and the reason, unless it runs on the GPU ({@link #supports}). The CLI
+   * calls it before uploading a model.
    */
   public static void requireSupported(AttentionPolicy policy) {
     if (policy == null) {
       throw new IllegalArgumentException("policy must not be null");
     }
-    if (!supports(policy)) {
+    String reason = unsupportedReason(policy);
+    if (reason != null) {
       throw new IllegalArgumentException(
           "attention policy "
               + policy.name()
-              + " cannot run on the CUDA backend: only dense and self-extend attention run on the"
-              + " GPU (use the CPU backend for "
-              + policy.name()
-              + ")");
+              + " cannot run on the CUDA backend: "
+              + reason
+              + " (use the CPU backend for it)");
     }
   }
 
@@ -320,14 +424,18 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   }
 
   private CudaSequence allocate(int maxTokens, AttentionPolicy policy) {
-    if (!(policy instanceof SelfExtend se)) {
-      return new CudaSequence(new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens));
-    }
     policy.checkContext(maxTokens, config.contextLength());
-    CudaKvCache cache = new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens, true);
+    SelfExtend se = policy.positions();
+    CudaKvCache cache = new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens, se != null);
+    DeviceBuffer positionList = null;
     try {
-      return new CudaSequence(cache, policy, selfExtendPositionList(se, maxTokens));
+      positionList = se == null ? null : selfExtendPositionList(se, maxTokens);
+      return new CudaSequence(
+          cache, policy, positionList, CudaSelector.of(this, policy, maxTokens));
     } catch (RuntimeException e) {
+      if (positionList != null) {
+        positionList.close();
+      }
       cache.close();
       throw e;
     }
@@ -545,17 +653,33 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     k.embed(embedding, a.tokens.address(), a.x.address(), n);
   }
 
-  /** Every layer of the step's n rows at slots [start, start + n), attending causally. */
+  /**
+   * Every layer of the step's n rows at slots [start, start + n), attending causally, or under a
+   * top-k policy the rows past its dense bound over the keys its selector picks on the device.
+   */
   void runLayers(CudaSequence seq, Activations a, int start, int n) {
     SelfExtend se = seq.selfExtend();
     CudaKvCache cache = seq.cache();
+    CudaSelector selector = seq.selector();
+    int dense = n;
+    if (selector != null) {
+      selector.reserve(start + n);
+      dense = selector.denseRows(start, n);
+    }
     LlamaConfig c = config;
     for (int l = 0; l < c.layers(); l++) {
       projectLayer(l, cache, a, n, start, se, l > 0);
       long q = a.qkv.address();
-      if (se != null) {
-        selfExtendAttention(seq, se, a, l, start, n, q);
-      } else {
+      if (selector != null) {
+        selector.append(l, a, start, n);
+        if (dense < n) {
+          // before the dense rows: SelfExtend's dense path may reset the whole grouped-LSE buffer
+          sparseAttention(seq, selector, a, l, start, n, dense);
+        }
+      }
+      if (dense > 0 && se != null) {
+        selfExtendAttention(seq, se, a, l, start, dense, q);
+      } else if (dense > 0) {
         k.attention(
             q,
             cache.keyTable(l),
@@ -563,7 +687,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
             CudaKvCache.PAGE_TOKENS,
             a.att.address(),
             0L,
-            n,
+            dense,
             c.heads(),
             c.kvHeads(),
             c.headDim(),
@@ -577,6 +701,92 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       }
       finishLayer(l, a, n, true);
     }
+  }
+
+  /**
+   * Attention of the step's rows [dense, n) of layer l over the keys the selector lists for them
+   * (SequenceAttention.attend): plain, or under SelfExtend the listed neighbor keys with q at its
+   * position and the listed grouped keys with q at its grouped position, merged by the LSE rule
+   * (ALGORITHMS.md §2.3, §4.2).
+   */
+  private void sparseAttention(
+      CudaSequence seq, CudaSelector selector, Activations a, int l, int start, int n, int dense) {
+    LlamaConfig c = config;
+    CudaKvCache cache = seq.cache();
+    SelfExtend se = seq.selfExtend();
+    int rows = n - dense;
+    CudaSelector.Lists lists = selector.select(l, a, start, n, dense);
+    long qRow = (long) dense * c.queryDim() * Float.BYTES;
+    long lseRow = (long) dense * c.heads() * Float.BYTES;
+    if (se == null) {
+      attendLists(
+          a.qkv.address() + qRow,
+          cache.keyTable(l),
+          cache,
+          l,
+          a.att.address() + qRow,
+          0L,
+          rows,
+          lists);
+      return;
+    }
+    CudaSelector.Lists[] parts = selector.splitSelfExtend(lists, start + dense, rows);
+    attendLists(
+        a.qkv.address() + qRow,
+        cache.keyTable(l),
+        cache,
+        l,
+        a.att.address() + qRow,
+        a.lseNeighbor.address() + lseRow,
+        rows,
+        parts[0]);
+    attendLists(
+        a.qkGrouped.address() + qRow,
+        cache.groupKeyTable(l),
+        cache,
+        l,
+        a.attGrouped.address() + qRow,
+        a.lseGrouped.address() + lseRow,
+        rows,
+        parts[1]);
+    k.selfExtendMerge(
+        a.att.address() + qRow,
+        a.attGrouped.address() + qRow,
+        a.lseNeighbor.address() + lseRow,
+        a.lseGrouped.address() + lseRow,
+        rows * c.heads(),
+        c.headDim());
+  }
+
+  /** Attention of {@code rows} query rows over the keys of {@code lists} (−1 entries skipped). */
+  private void attendLists(
+      long q,
+      long keyTable,
+      CudaKvCache cache,
+      int l,
+      long out,
+      long lse,
+      int rows,
+      CudaSelector.Lists lists) {
+    LlamaConfig c = config;
+    k.attention(
+        q,
+        keyTable,
+        cache.valueTable(l),
+        CudaKvCache.PAGE_TOKENS,
+        out,
+        lse,
+        rows,
+        c.heads(),
+        c.kvHeads(),
+        c.headDim(),
+        attentionScale,
+        0,
+        0L,
+        lists.address(),
+        lists.count(),
+        lists.rowStride(),
+        lists.perKvHead());
   }
 
   /**
@@ -827,7 +1037,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   }
 
   /** {@code y[n, rows] = x[n, cols] · Wᵀ}: cuBLAS for prefill chunks, the matvec kernel else. */
-  private void matmul(DeviceTensor w, long x, long y, int n, Activations a) {
+  void matmul(DeviceTensor w, long x, long y, int n, Activations a) {
     CudaBlas blas = n >= GEMM_MIN_ROWS && gemmEnabled ? cx.blas() : null;
     if (blas == null) {
       k.matvec(w, x, y, n);

@@ -13,6 +13,7 @@ public final class CudaSequence implements AutoCloseable {
   private final CudaKvCache cache;
   private final AttentionPolicy policy;
   private final DeviceBuffer positionList;
+  private final CudaSelector selector;
   private CudaModel.Activations activations;
 
   CudaSequence(CudaKvCache cache) {
@@ -20,16 +21,27 @@ public final class CudaSequence implements AutoCloseable {
   }
 
   CudaSequence(CudaKvCache cache, AttentionPolicy policy, DeviceBuffer positionList) {
+    this(cache, policy, positionList, null);
+  }
+
+  CudaSequence(
+      CudaKvCache cache, AttentionPolicy policy, DeviceBuffer positionList, CudaSelector selector) {
     this.cache = cache;
     this.policy = policy;
     this.positionList = positionList;
+    this.selector = selector;
+  }
+
+  /** The top-k policy's key selection on the device, or null (dense, SelfExtend, a shard range). */
+  CudaSelector selector() {
+    return selector;
   }
 
   public CudaKvCache cache() {
     return cache;
   }
 
-  /** The attention policy this sequence runs under (dense or SelfExtend). */
+  /** The attention policy this sequence runs under. */
   public AttentionPolicy policy() {
     return policy;
   }
@@ -53,11 +65,18 @@ public final class CudaSequence implements AutoCloseable {
   }
 
   /**
-   * Device bytes of the KV cache (whole pages; with SelfExtend's grouped keys) plus SelfExtend's
-   * position list.
+   * Device bytes of the KV cache (whole pages; with SelfExtend's grouped keys), SelfExtend's
+   * position list and a top-k policy's selector state.
    */
   public long bytesAllocated() {
-    return cache.bytesAllocated() + (positionList == null ? 0 : positionList.bytes());
+    return cache.bytesAllocated()
+        + (positionList == null ? 0 : positionList.bytes())
+        + (selector == null ? 0 : selector.bytesAllocated());
+  }
+
+  /** Device bytes of the top-k policy's selector state (0 without one). */
+  public long selectorBytes() {
+    return selector == null ? 0 : selector.bytesAllocated();
   }
 
   CudaModel.Activations activations(CudaModel model, int rows) {
@@ -78,6 +97,9 @@ public final class CudaSequence implements AutoCloseable {
     }
     if (positionList != null) {
       positionList.close();
+    }
+    if (selector != null) {
+      selector.close();
     }
     cache.close();
   }

@@ -1,0 +1,200 @@
+package dev.longctx.engine.cuda;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.AttentionPolicy.BlockScore;
+import dev.longctx.engine.attention.AttentionPolicy.BlockTopK;
+import dev.longctx.engine.attention.AttentionPolicy.IndexerTopK;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
+import dev.longctx.engine.attention.IndexerSource;
+import dev.longctx.engine.attention.LightningIndexer;
+import dev.longctx.engine.gguf.GgufFile;
+import dev.longctx.engine.inference.Decoder;
+import dev.longctx.engine.inference.Sequence;
+import dev.longctx.engine.inference.Transformer;
+import dev.longctx.engine.kernel.Ops;
+import dev.longctx.engine.kernel.Rope;
+import dev.longctx.engine.model.GgufModelLoader;
+import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.engine.model.LlamaWeights;
+import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.model.TestModels;
+import dev.longctx.engine.tensor.FloatTensor;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The top-k policies on the GPU ({@link CudaSelector}: selection on the device) against the CPU
+ * {@link Transformer} under the same policy: logits after a multi-row prefill chunk and after each
+ * greedy decode step, the greedy tokens, and the selector's byte accounting. Each policy is also
+ * checked to change the logits against dense attention by far more than the tolerance, so a
+ * selection that were ignored (or wrong) fails. Skips without a CUDA device.
+ */
+class CudaSelectorTest {
+
+  private static final double TOLERANCE = 2e-3;
+
+  /** The logits after the prompt and after each of {@code steps} greedy tokens. */
+  private static <S> List<float[]> greedyLogits(Decoder<S> model, S seq, int[] prompt, int steps) {
+    List<float[]> all = new ArrayList<>();
+    float[] logits = model.prefill(seq, prompt);
+    all.add(logits);
+    for (int i = 0; i < steps; i++) {
+      logits = model.decode(seq, Ops.argmax(logits, 0, logits.length));
+      all.add(logits);
+    }
+    return all;
+  }
+
+  private static double maxAbsDiff(float[] a, float[] b) {
+    double max = 0;
+    for (int i = 0; i < a.length; i++) {
+      max = Math.max(max, Math.abs(a[i] - b[i]));
+    }
+    return max;
+  }
+
+  /**
+   * Runs {@code policy} on both backends over {@code prompt} and {@code steps} decode steps and
+   * compares them; {@code minEffect} is how far the CPU's sparse logits must lie from dense ones.
+   */
+  private static void compare(
+      Transformer cpu,
+      CudaModel gpu,
+      AttentionPolicy policy,
+      int[] prompt,
+      int steps,
+      double minEffect) {
+    Sequence cs = cpu.newSequence(prompt.length + steps, policy);
+    List<float[]> expected = greedyLogits(cpu, cs, prompt, steps);
+    List<float[]> dense = greedyLogits(cpu, cpu.newSequence(prompt.length), prompt, 0);
+    assertThat(maxAbsDiff(expected.get(0), dense.get(0)))
+        .as("%s changes the logits against dense attention", policy)
+        .isGreaterThan(minEffect);
+    try (CudaSequence gs = gpu.newSequence(prompt.length + steps, policy)) {
+      List<float[]> actual = greedyLogits(gpu, gs, prompt, steps);
+      for (int s = 0; s <= steps; s++) {
+        float[] e = expected.get(s);
+        float[] g = actual.get(s);
+        assertThat(Ops.argmax(g, 0, g.length))
+            .as("%s greedy token after step %d", policy, s)
+            .isEqualTo(Ops.argmax(e, 0, e.length));
+        assertThat(maxAbsDiff(g, e)).as("%s logits after step %d", policy, s).isLessThan(TOLERANCE);
+      }
+      assertThat(gs.length()).isEqualTo(cs.length());
+      assertThat(gs.selectorBytes())
+          .as("%s selector bytes", policy)
+          .isEqualTo(cs.bytesAllocated() - cs.cache().bytesAllocated());
+      assertThat(gs.cache().bytesPerToken()).isEqualTo(cs.cache().bytesPerToken());
+    }
+  }
+
+  /**
+   * stories260K (head dim 8: the generic attention kernel) with a 100-token prompt: indexer top-k
+   * with the own-heads selector (k = 16: stage 1 page pruning from 65 tokens on, sinks and local
+   * window forced), with SelfExtend and a dense-below bound; block top-k with Quest and MoBA-mean
+   * scores, with SelfExtend in llama.cpp mode; a model-file lightning indexer.
+   */
+  @Test
+  void topKPoliciesMatchTheCpuBackend() {
+    CudaContext cx = CudaTests.context();
+    try (LoadedModel loaded = TestModels.stories260K();
+        CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
+      Transformer cpu = new Transformer(loaded.config(), loaded.weights());
+      int[] prompt = new SplittableRandom(3).ints(100, 3, loaded.config().vocabSize()).toArray();
+      LightningIndexer indexer = randomIndexer(loaded.config(), 11);
+      for (AttentionPolicy p :
+          new AttentionPolicy[] {
+            new IndexerTopK(16),
+            new IndexerTopK(16, 40, IndexerSource.ownHeads(), new SelfExtend(2, 8)),
+            new BlockTopK(8, 3, BlockScore.QUEST, null),
+            new BlockTopK(4, 4, BlockScore.MEAN, new SelfExtend(2, 8, SelfExtendMode.LLAMACPP)),
+            new IndexerTopK(12, 0, new IndexerSource.ModelFile(indexer), null),
+          }) {
+        compare(cpu, gpu, p, prompt, 3, 0.02);
+      }
+    }
+  }
+
+  /**
+   * A one-layer random-weight model with head dimension 64 and GQA groups of 2, whose sparse rows
+   * take the split-K kernel in its selected mode (per query and per KV head lists) rather than the
+   * generic one: own heads with exact SelfExtend, block top-k.
+   */
+  @Test
+  void topKPoliciesMatchTheCpuBackendOnTheHeadDim64Kernels(@TempDir Path tmp) throws IOException {
+    CudaContext cx = CudaTests.context();
+    LlamaConfig shape =
+        new LlamaConfig(
+            "qwen2", 128, 128, 1, 2, 1, 64, 260, 512, 1e-6f, 10000f, Rope.Layout.ROTATE_HALF, null);
+    try (GgufFile gguf = CudaTests.syntheticModel(tmp.resolve("topk-d64.gguf"), shape, 5)) {
+      LlamaConfig c = GgufModelLoader.config(gguf);
+      LlamaWeights weights = GgufModelLoader.weights(gguf, c);
+      Transformer cpu = new Transformer(c, weights);
+      int[] prompt = new SplittableRandom(9).ints(90, 0, c.vocabSize()).toArray();
+      try (CudaModel gpu = new CudaModel(cx, c, weights)) {
+        for (AttentionPolicy p :
+            new AttentionPolicy[] {
+              new IndexerTopK(16, 0, IndexerSource.ownHeads(), new SelfExtend(4, 16)),
+              new BlockTopK(8, 3, BlockScore.QUEST, null)
+            }) {
+          compare(cpu, gpu, p, prompt, 2, 0.01);
+        }
+      }
+    }
+  }
+
+  @Test
+  void policiesTheGpuCannotRunAreRefusedNamingTheLimit() {
+    assertThat(CudaModel.supports(new IndexerTopK(CudaKernels.TOPK_MAX))).isTrue();
+    assertThat(CudaModel.supports(new BlockTopK(64, 8))).isTrue();
+    assertThatThrownBy(() -> CudaModel.requireSupported(new IndexerTopK(CudaKernels.TOPK_MAX + 1)))
+        .hasMessageContaining("indexer-topk")
+        .hasMessageContaining("at most " + CudaKernels.TOPK_MAX + " keys");
+    assertThatThrownBy(
+            () ->
+                CudaModel.requireSupported(
+                    new IndexerTopK(8, 0, new IndexerSource.IndexerFile(Path.of("ix.gguf")), null)))
+        .hasMessageContaining("ix.gguf");
+  }
+
+  /** A lightning indexer of 2 heads of dimension 8 with random weights for {@code c}'s layers. */
+  private static LightningIndexer randomIndexer(LlamaConfig c, long seed) {
+    SplittableRandom r = new SplittableRandom(seed);
+    int heads = 2;
+    int d = 8;
+    List<LightningIndexer.Layer> layers = new ArrayList<>();
+    for (int l = 0; l < c.layers(); l++) {
+      float[] gamma = new float[d];
+      float[] beta = new float[d];
+      for (int i = 0; i < d; i++) {
+        gamma[i] = (float) (1 + 0.2 * r.nextDouble(-1, 1));
+        beta[i] = (float) (0.3 * r.nextDouble(-1, 1));
+      }
+      layers.add(
+          new LightningIndexer.Layer(
+              matrix(r, heads * d, c.dim()),
+              matrix(r, d, c.dim()),
+              gamma,
+              beta,
+              matrix(r, heads, c.dim())));
+    }
+    return new LightningIndexer(layers, c.ropeTheta());
+  }
+
+  private static FloatTensor matrix(SplittableRandom r, int rows, int cols) {
+    float[] v = new float[rows * cols];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = (float) r.nextDouble(-0.5, 0.5);
+    }
+    return FloatTensor.ofFloats(v, rows, cols);
+  }
+}
