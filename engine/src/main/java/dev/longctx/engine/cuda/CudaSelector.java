@@ -348,6 +348,16 @@ final class CudaSelector implements AutoCloseable {
     };
   }
 
+  /**
+   * The entries of {@code lists} for {@code rows} rows, copied to the host (waits for the device):
+   * for checks against the CPU selection.
+   */
+  int[] read(Lists lists, int rows) {
+    int[] out = new int[rows * lists.rowStride()];
+    cx.read(scratch, (lists.address() - scratch.address()) / Integer.BYTES, out, out.length);
+    return out;
+  }
+
   // ---- block top-k ----
 
   private Lists selectBlocks(

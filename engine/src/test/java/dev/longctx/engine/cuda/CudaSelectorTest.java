@@ -11,6 +11,7 @@ import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
 import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.attention.LightningIndexer;
+import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
@@ -150,6 +151,123 @@ class CudaSelectorTest {
         }
       }
     }
+  }
+
+  /**
+   * The selection itself, op by op: random queries, keys and layer inputs go through the CPU {@code
+   * SequenceAttention.select} and the device {@link CudaSelector} in chunks (a long prefill chunk,
+   * decode steps, a second chunk), and every sparse row's key set must be the CPU's exactly (the
+   * dense rows too). Stage 1 page pruning of the own-heads selector, SelfExtend's grouped scoring
+   * in both modes, Quest and mean block scores, per-KV-head block lists, the lightning indexer.
+   */
+  @Test
+  void selectionsEqualTheCpuSelectionOnRandomInputs() {
+    CudaContext cx = CudaTests.context();
+    try (LoadedModel loaded = TestModels.stories260K();
+        CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
+      LlamaConfig c = loaded.config();
+      LightningIndexer indexer = randomIndexer(c, 5);
+      int[] chunks = {150, 1, 1, 37, 1};
+      int total = 0;
+      for (int n : chunks) {
+        total += n;
+      }
+      for (AttentionPolicy p :
+          new AttentionPolicy[] {
+            new IndexerTopK(32),
+            new IndexerTopK(24, 60, IndexerSource.ownHeads(), new SelfExtend(4, 32)),
+            new IndexerTopK(
+                20, 0, IndexerSource.ownHeads(), new SelfExtend(2, 16, SelfExtendMode.LLAMACPP)),
+            new BlockTopK(16, 4, BlockScore.QUEST, null),
+            new BlockTopK(8, 3, BlockScore.MEAN, new SelfExtend(2, 8)),
+            new IndexerTopK(40, 0, new IndexerSource.ModelFile(indexer), null),
+          }) {
+        SplittableRandom r = new SplittableRandom(p.hashCode());
+        SequenceAttention cpu = new SequenceAttention(p, c, total);
+        CudaSelector sel = CudaSelector.of(gpu, p, total);
+        try (sel;
+            CudaModel.Activations a = gpu.newActivations(chunks[0], p.positions())) {
+          int start = 0;
+          for (int n : chunks) {
+            for (int l : new int[] {0, c.layers() - 1}) {
+              compareLayer(cx, c, p, cpu, sel, a, r, l, start, n);
+            }
+            start += n;
+          }
+          assertThat(sel.bytesAllocated()).as("%s bytes", p).isEqualTo(cpu.bytesAllocated());
+        }
+      }
+    }
+  }
+
+  private static void compareLayer(
+      CudaContext cx,
+      LlamaConfig c,
+      AttentionPolicy p,
+      SequenceAttention cpu,
+      CudaSelector sel,
+      CudaModel.Activations a,
+      SplittableRandom r,
+      int l,
+      int start,
+      int n) {
+    boolean se = p.positions() != null;
+    float[] q = gaussian(r, n * c.queryDim());
+    float[] k = gaussian(r, n * c.kvDim());
+    float[] qg = se ? gaussian(r, n * c.queryDim()) : null;
+    float[] kg = se ? gaussian(r, n * c.kvDim()) : null;
+    float[] x = gaussian(r, n * c.dim());
+    int[] positions = new int[n];
+    for (int t = 0; t < n; t++) {
+      positions[t] = start + t;
+    }
+    cpu.reserve(start + n);
+    cpu.append(l, start, n, k, kg, x);
+    int[][] expected = cpu.select(l, start, n, q, qg, x);
+    cx.write(a.qkv, 0, q, q.length);
+    cx.write(a.qkv, (long) n * c.queryDim(), k, k.length);
+    if (se) {
+      cx.write(a.qkGrouped, 0, qg, qg.length);
+      cx.write(a.qkGrouped, (long) n * c.queryDim(), kg, kg.length);
+    }
+    cx.write(a.xb, 0, x, x.length);
+    cx.write(a.positions, 0, positions, n);
+    sel.reserve(start + n);
+    sel.append(l, a, start, n);
+    int dense = sel.denseRows(start, n);
+    int kvHeads = c.kvHeads();
+    for (int t = 0; t < dense; t++) {
+      assertThat(expected[t * kvHeads]).as("%s row %d is dense", p, start + t).isNull();
+    }
+    if (dense == n) {
+      return;
+    }
+    CudaSelector.Lists lists = sel.select(l, a, start, n, dense);
+    int[] got = sel.read(lists, n - dense);
+    for (int t = dense; t < n; t++) {
+      for (int g = 0; g < kvHeads; g++) {
+        int at = (t - dense) * lists.rowStride() + (lists.perKvHead() ? g * lists.count() : 0);
+        int[] actual =
+            java.util.Arrays.stream(got, at, at + lists.count())
+                .filter(v -> v >= 0)
+                .sorted()
+                .toArray();
+        int[] want = expected[t * kvHeads + g];
+        assertThat(want).as("%s row %d has a selection", p, start + t).isNotNull();
+        assertThat(actual)
+            .as("%s layer %d position %d KV head %d", p, l, start + t, g)
+            .isEqualTo(want);
+      }
+    }
+  }
+
+  private static float[] gaussian(SplittableRandom r, int n) {
+    float[] v = new float[n];
+    for (int i = 0; i < n; i++) {
+      double u = r.nextDouble(1e-12, 1);
+      v[i] = (float) (Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r.nextDouble()));
+    }
+    return v;
   }
 
   @Test
