@@ -46,6 +46,7 @@ std::map<std::string, Launcher>& kernels() {
       {"add_bias_rows", launcher(add_bias_rows)},
       {"rope_rows", launcher(rope_rows)},
       {"kv_store", launcher(kv_store)},
+      {"kv_gather", launcher(kv_gather)},
       {"softmax_rows", launcher(softmax_rows)},
       {"argmax_rows", launcher(argmax_rows)},
       {"attention", launcher(attention)},

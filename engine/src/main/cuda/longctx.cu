@@ -745,6 +745,20 @@ extern "C" __global__ void kv_store(const u64* pages, int pageSize, const float*
   }
 }
 
+// Reads positions [start, start + n) of a paged cache layer into dst ([n, kvDim]): kv_store's
+// inverse. Grid-stride over n·kvDim.
+extern "C" __global__ void kv_gather(const u64* pages, int pageSize, float* dst, int start, int n,
+                                     int kvDim) {
+  long long total = (long long)n * kvDim;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+       i += (long long)gridDim.x * blockDim.x) {
+    int t = (int)(i / kvDim), d = (int)(i % kvDim);
+    int p = start + t;
+    const float* page = (const float*)pages[p / pageSize];
+    dst[i] = page[(long long)(p % pageSize) * kvDim + d];
+  }
+}
+
 // In-place softmax of each row of x[rows, n] (Ops.softmax); an all −∞ row is left as it is.
 // Grid rows.
 extern "C" __global__ void softmax_rows(float* x, int n) {

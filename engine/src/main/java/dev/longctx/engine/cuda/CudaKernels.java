@@ -196,6 +196,21 @@ final class CudaKernels implements AutoCloseable {
         interleaved ? 1 : 0);
   }
 
+  /** Positions [start, start + n) of a paged cache layer → dst ([n, kvDim]): kvStore's inverse. */
+  void kvGather(long pageTable, int pageSize, long dst, int start, int n, int kvDim) {
+    cx.launch(
+        "kv_gather",
+        gridFor((long) n * kvDim),
+        1,
+        THREADS,
+        pageTable,
+        pageSize,
+        dst,
+        start,
+        n,
+        kvDim);
+  }
+
   /** Rows [0, n) of src ([n, kvDim]) → positions [start, start + n) of a paged cache layer. */
   void kvStore(long pageTable, int pageSize, long src, int start, int n, int kvDim) {
     cx.launch(

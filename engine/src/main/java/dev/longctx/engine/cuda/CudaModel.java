@@ -596,6 +596,65 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     }
   }
 
+  /**
+   * For benchmarks only, as the CPU {@code SyntheticContext.extend}: grows {@code seq} (holding r ≥
+   * 1 real tokens) to {@code depth} tokens without running the model, position p getting the keys,
+   * values (SelfExtend's grouped keys, the selector state) of position p mod r, all on the device.
+   * Decode then reads what it would after a real prefill of that depth; outputs and selections are
+   * meaningless. A lightning indexer is refused (its keys need the layers' real inputs).
+   */
+  public void extendSynthetic(CudaSequence seq, int depth) {
+    synchronized (lock) {
+      CudaKvCache cache = seq.cache();
+      int resident = cache.length();
+      if (resident < 1) {
+        throw new IllegalArgumentException("a synthetic context replicates resident tokens: none");
+      }
+      CudaSelector selector = seq.selector();
+      if (selector != null && selector.needsLayerInput()) {
+        throw new IllegalArgumentException(
+            "a synthetic context supports the own-heads indexer only: a model indexer's keys need"
+                + " the layers' real inputs");
+      }
+      if (depth <= resident) {
+        return;
+      }
+      cache.reserve(depth);
+      if (selector != null) {
+        selector.reserve(depth);
+      }
+      int kvDim = config.kvDim();
+      int page = CudaKvCache.PAGE_TOKENS;
+      long rowBytes = (long) resident * kvDim * Float.BYTES;
+      boolean grouped = cache.hasGroupKeys();
+      try (DeviceBuffer rows = cx.alloc(3 * rowBytes)) {
+        long keys = rows.address();
+        long values = keys + rowBytes;
+        long groupKeys = grouped ? values + rowBytes : 0L;
+        for (int l = 0; l < config.layers(); l++) {
+          k.kvGather(cache.keyTable(l), page, keys, 0, resident, kvDim);
+          k.kvGather(cache.valueTable(l), page, values, 0, resident, kvDim);
+          if (grouped) {
+            k.kvGather(cache.groupKeyTable(l), page, groupKeys, 0, resident, kvDim);
+          }
+          for (int p = resident; p < depth; p += resident) {
+            int n = Math.min(resident, depth - p);
+            k.kvStore(cache.keyTable(l), page, keys, p, n, kvDim);
+            k.kvStore(cache.valueTable(l), page, values, p, n, kvDim);
+            if (grouped) {
+              k.kvStore(cache.groupKeyTable(l), page, groupKeys, p, n, kvDim);
+            }
+            if (selector != null) {
+              selector.appendKeys(l, keys, groupKeys, p, n);
+            }
+          }
+        }
+        cx.synchronize(); // the rows buffer is freed next
+      }
+      cache.setLength(depth);
+    }
+  }
+
   // ---- the step's pieces, shared with CudaKvRange (a GPU shard's request) ----
 
   /** The lock that serializes this model's device work (and its views'). */

@@ -257,10 +257,40 @@ final class CudaSelector implements AutoCloseable {
    * after the queries, a.qkGrouped SelfExtend's grouped keys, a.xb the normalized layer input.
    */
   void append(int l, CudaModel.Activations a, int start, int n) {
-    int kvDim = c.kvDim();
     long keys = a.qkv.address() + (long) n * c.queryDim() * Float.BYTES;
     long groupKeys =
         se == null ? 0L : a.qkGrouped.address() + (long) n * c.queryDim() * Float.BYTES;
+    appendKeys(l, keys, groupKeys, start, n);
+    if (indexer != null) {
+      int d = indexer.headDim();
+      long at = indexerKeys.address(l) + (long) start * d * Float.BYTES;
+      model.matmul(indexer.wk().get(l), a.xb.address(), at, n, a);
+      k.layerNorm(at, n, d, indexer.normWeight().get(l).address(), indexer.normBiasAddress(l));
+      k.rope(
+          at,
+          a.positions.address(),
+          indexer.invFreq().address(),
+          n,
+          1,
+          indexer.ropeDims(),
+          d,
+          false);
+    }
+  }
+
+  /** Whether the selector reads the layers' inputs (a lightning indexer), not just their keys. */
+  boolean needsLayerInput() {
+    return indexer != null;
+  }
+
+  /**
+   * Records layer l's keys of positions [start, start + n) ({@code keys} [n, kvDim], rotated at
+   * their positions; {@code groupKeys} at SelfExtend's grouped ones, 0 without) in the block
+   * summaries or the own-heads state; a lightning indexer's keys need the layer input ({@link
+   * #append}).
+   */
+  void appendKeys(int l, long keys, long groupKeys, int start, int n) {
+    int kvDim = c.kvDim();
     if (blockMin != null) {
       // With SelfExtend, past blocks are (mostly) attended at grouped positions: summarize those.
       int size = ((BlockTopK) policy).blockSize();
@@ -290,21 +320,6 @@ final class CudaSelector implements AutoCloseable {
         k.blockSummaryPut(
             groupPageMin.address(l), groupPageMax.address(l), 0L, groupKeys, start, n, PAGE, kvDim);
       }
-    }
-    if (indexer != null) {
-      int d = indexer.headDim();
-      long at = indexerKeys.address(l) + (long) start * d * Float.BYTES;
-      model.matmul(indexer.wk().get(l), a.xb.address(), at, n, a);
-      k.layerNorm(at, n, d, indexer.normWeight().get(l).address(), indexer.normBiasAddress(l));
-      k.rope(
-          at,
-          a.positions.address(),
-          indexer.invFreq().address(),
-          n,
-          1,
-          indexer.ropeDims(),
-          d,
-          false);
     }
   }
 

@@ -15,6 +15,7 @@ import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
+import dev.longctx.engine.inference.SyntheticContext;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
@@ -268,6 +269,55 @@ class CudaSelectorTest {
       v[i] = (float) (Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r.nextDouble()));
     }
     return v;
+  }
+
+  /**
+   * The benchmarks' synthetic context ({@link CudaModel#extendSynthetic}, replicating resident
+   * tokens up to a depth on the device) decodes as the CPU's {@code SyntheticContext.extend} does:
+   * the KV cache and the selector state equal the CPU's, so the decode logits after it match, dense
+   * and sparse; a lightning indexer is refused on both.
+   */
+  @Test
+  void aSyntheticContextDecodesAsOnTheCpu() {
+    CudaContext cx = CudaTests.context();
+    try (LoadedModel loaded = TestModels.stories260K();
+        CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
+      Transformer cpu = new Transformer(loaded.config(), loaded.weights());
+      int[] prompt = new SplittableRandom(4).ints(20, 3, loaded.config().vocabSize()).toArray();
+      int depth = 150;
+      for (AttentionPolicy p :
+          new AttentionPolicy[] {
+            AttentionPolicy.dense(),
+            new IndexerTopK(16, 0, IndexerSource.ownHeads(), new SelfExtend(2, 8)),
+            new BlockTopK(8, 3, BlockScore.QUEST, null)
+          }) {
+        Sequence cs = cpu.newSequence(depth + 2, p);
+        cpu.prefill(cs, prompt);
+        SyntheticContext.extend(cs, depth);
+        try (CudaSequence gs = gpu.newSequence(depth + 2, p)) {
+          gpu.prefill(gs, prompt);
+          gpu.extendSynthetic(gs, depth);
+          assertThat(gs.length()).isEqualTo(depth);
+          assertThat(gs.selectorBytes())
+              .isEqualTo(cs.bytesAllocated() - cs.cache().bytesAllocated());
+          for (int token : new int[] {5, 77}) {
+            float[] e = cpu.decode(cs, token);
+            float[] g = gpu.decode(gs, token);
+            assertThat(maxAbsDiff(g, e))
+                .as("%s decode after the synthetic context", p)
+                .isLessThan(TOLERANCE);
+          }
+        }
+      }
+      LightningIndexer indexer = randomIndexer(loaded.config(), 2);
+      try (CudaSequence gs =
+          gpu.newSequence(
+              depth, new IndexerTopK(8, 0, new IndexerSource.ModelFile(indexer), null))) {
+        gpu.prefill(gs, prompt);
+        assertThatThrownBy(() -> gpu.extendSynthetic(gs, depth))
+            .hasMessageContaining("own-heads indexer only");
+      }
+    }
   }
 
   @Test
