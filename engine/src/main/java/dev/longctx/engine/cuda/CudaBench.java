@@ -1,5 +1,6 @@
 package dev.longctx.engine.cuda;
 
+import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
@@ -16,7 +17,8 @@ import java.util.SplittableRandom;
  * GPU benchmark tables for docs/PERFORMANCE.md (run by docs/tools/gpu-check.sh on a device
  * machine): device copy bandwidth; decode and prefill tokens/s of a synthetic Llama-3.1-8B shape in
  * F16 and Q8_0 against the bandwidth bound; dense attention TFLOP/s at 8K–128K context; the
- * per-token decode attention cost against context, dense vs indexer top-k (k = 2048). Wall-clock
+ * per-token decode attention cost against context, dense vs indexer top-k (k = 2048); whole-model
+ * decode per token against context under dense, indexer top-k and block top-k attention. Wall-clock
  * timings around synchronized steps; each figure is the best of a few repetitions.
  *
  * <p>Usage: {@code java -cp <engine jar + bytedeco jars> dev.longctx.engine.cuda.CudaBench [--quick
@@ -69,6 +71,59 @@ public final class CudaBench {
           tiny
               ? new AttentionShape(4, 2, 32, 4, 32, 64, 8, contexts)
               : new AttentionShape(32, 8, 128, 64, 128, 2048, 128, contexts));
+      System.out.println();
+      decodeVersusContext(
+          cx,
+          tiny ? tinyShape() : llama8b(quick ? 2 : 8),
+          tiny ? 64 : 2048,
+          contexts,
+          tiny ? 2 : 16);
+    }
+  }
+
+  /**
+   * Whole-model decode per token after a context of each depth (a real 512-token prefill replicated
+   * on the device, {@link CudaModel#extendSynthetic}), dense attention against the top-k policies
+   * selecting {@code topK} keys on the device: own-heads indexer top-k, block top-k of 64-token
+   * blocks. F16 weights; the weights' share is the same in every column.
+   */
+  private static void decodeVersusContext(
+      CudaContext cx, LlamaConfig c, int topK, int[] contexts, int steps) {
+    int block = Math.min(64, topK / 4);
+    AttentionPolicy[] policies = {
+      AttentionPolicy.dense(),
+      new AttentionPolicy.IndexerTopK(topK),
+      new AttentionPolicy.BlockTopK(block, topK / block)
+    };
+    System.out.printf(
+        "decode per token against context, %s with %d layers, F16, selection on the device%n",
+        c.dim() == 4096 ? "Llama-3.1-8B shape" : "toy shape", c.layers());
+    System.out.printf(
+        "| context | dense ms/token | indexer top-k (own heads, k = %d) ms/token | block top-k"
+            + " (%d × %d) ms/token |%n",
+        topK, topK / block, block);
+    System.out.println("| ---: | ---: | ---: | ---: |");
+    LlamaWeights w = syntheticWeights(c, GgmlType.F16, 7);
+    SplittableRandom random = new SplittableRandom(5);
+    int resident = Math.min(512, contexts[0]);
+    try (CudaModel model = new CudaModel(cx, c, w)) {
+      for (int ctx : contexts) {
+        double[] ms = new double[policies.length];
+        for (int p = 0; p < policies.length; p++) {
+          try (CudaSequence seq = model.newSequence(ctx + steps, policies[p])) {
+            model.prefill(seq, random.ints(resident, 0, c.vocabSize()).toArray());
+            model.extendSynthetic(seq, ctx);
+            cx.synchronize();
+            model.decode(seq, 1); // warm-up (scratch growth)
+            long t0 = System.nanoTime();
+            for (int i = 1; i < steps; i++) {
+              model.decode(seq, random.nextInt(c.vocabSize()));
+            }
+            ms[p] = (System.nanoTime() - t0) / 1e6 / (steps - 1);
+          }
+        }
+        System.out.printf("| %d | %.2f | %.2f | %.2f |%n", ctx, ms[0], ms[1], ms[2]);
+      }
     }
   }
 

@@ -2,6 +2,7 @@ package dev.longctx.worker.cli;
 
 import dev.longctx.engine.cuda.Backend;
 import dev.longctx.engine.cuda.CudaModel;
+import dev.longctx.engine.cuda.CudaSequence;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.SyntheticContext;
@@ -96,13 +97,10 @@ public class BenchCommand implements Callable<Integer> {
     }
     boolean replicate = depthFill.equals("replicate");
     Backend backend = modelOptions.backend();
-    if (replicate && backend == Backend.CUDA) {
-      throw new IllegalArgumentException("--depth-fill replicate runs on the CPU backend only");
-    }
     try (LoadedModel model = modelOptions.load()) {
       Transformer tr = attentionOptions.transformer(model);
       if (backend == Backend.CUDA) {
-        // Dense and SelfExtend run on the GPU; the top-k policies fail here, before the upload.
+        // A policy the GPU does not run (a top-k beyond its limit) fails here, before the upload.
         CudaModel.requireSupported(tr.attentionPolicy());
         try (CudaModel gpu = CudaModel.open(model.config(), model.weights());
             CudaModel withPolicy = gpu.withAttention(tr.attentionPolicy())) {
@@ -229,7 +227,9 @@ public class BenchCommand implements Callable<Integer> {
       if (depth > 0) {
         int real = replicate ? Math.min(depth, REPLICATE_CHUNK) : depth;
         tr.prefill(seq, randomTokens(tr, real, random));
-        if (replicate) {
+        if (replicate && seq instanceof CudaSequence gs) {
+          ((CudaModel) tr).extendSynthetic(gs, depth);
+        } else if (replicate) {
           SyntheticContext.extend((Sequence) seq, depth);
         }
       }
