@@ -23,7 +23,8 @@ public final class GpuCheck {
       "dev.longctx.engine.cuda.KernelResourcesTest",
       "dev.longctx.engine.cuda.CudaOpsTest",
       "dev.longctx.engine.cuda.CudaModelTest",
-      "dev.longctx.engine.cuda.CudaKvRangeTest"
+      "dev.longctx.engine.cuda.CudaKvRangeTest",
+      "dev.longctx.engine.cuda.CudaSelectorTest"
     };
     LauncherDiscoveryRequestBuilder builder = LauncherDiscoveryRequestBuilder.request();
     for (String c : classes) {
