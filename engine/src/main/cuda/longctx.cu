@@ -1704,12 +1704,12 @@ extern "C" __global__ void selfextend_merge(float* out, const float* oG, const f
 
 #define SEL_THREADS 128
 
-// A double summed over the block (shared-memory tree; blockDim == SEL_THREADS).
+// A double summed over the block (shared-memory tree; blockDim a power of two ≤ 1024).
 __device__ double block_sum_double(double v) {
-  __shared__ double buf[SEL_THREADS];
+  __shared__ double buf[1024];
   buf[threadIdx.x] = v;
   __syncthreads();
-  for (int s = SEL_THREADS / 2; s > 0; s >>= 1) {
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
     if (threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
     __syncthreads();
   }
@@ -1717,6 +1717,12 @@ __device__ double block_sum_double(double v) {
   __syncthreads();
   return r;
 }
+
+// Warps per block of the warp-per-item selection kernels (block_scores, page_bounds,
+// candidate_logits): a warp takes one block / page / candidate, its lanes the head dimensions, and
+// serves every query head of the KV head's GQA group from one load of the summary or key row.
+#define SEL_WARPS 8
+#define SEL_MAX_GROUP 16
 
 // The first key of query i's neighbor region (AttentionPolicy.SelfExtend.neighborStart): i − w + 1
 // (exact) or w·⌊i/w⌋ (llama.cpp); 0 without SelfExtend (window ≤ 0).
@@ -1760,33 +1766,43 @@ extern "C" __global__ void block_summary_put(float* mn, float* mx, float* sum, c
 
 // Block top-k scores (SequenceAttention.selectBlocks, BlockSummaries.addScores, ALGORITHMS.md §3.1,
 // §3.3): for query row t (position start + t) and KV head g, scores[(t·kvHeads + g)·rowLength + b]
-// is the sum over the group's query heads of the Quest bound (quest) or ⟨q, sum⟩/blockSize (MoBA's
-// mean) of complete block b < (start + t) / blockSize, −∞ for later b. q rows hold heads·headDim
-// floats. Grid (n·kvHeads, ceil(rowLength / blockDim)).
+// is the sum over the group's query heads of the Quest bound Σ_d max(q_d·min_d, q_d·max_d) (quest)
+// or ⟨q, sum⟩/blockSize (MoBA's mean) of complete block b < (start + t) / blockSize, −∞ for later
+// b. q rows hold heads·headDim floats. A warp per block b (lanes over d, the group's heads from one
+// load of the summary). Grid (n·kvHeads, ceil(rowLength / SEL_WARPS)), block 32·SEL_WARPS; group ≤
+// SEL_MAX_GROUP.
 extern "C" __global__ void block_scores(const float* q, const float* mn, const float* mx,
                                         const float* sum, int start, int heads, int kvHeads,
                                         int headDim, int blockSize, int quest, int rowLength,
                                         float* scores) {
   int u = blockIdx.x, t = u / kvHeads, g = u % kvHeads;
-  int b = blockIdx.y * blockDim.x + threadIdx.x;
+  int lane = threadIdx.x & 31;
+  int b = blockIdx.y * SEL_WARPS + (threadIdx.x >> 5);
   if (b >= rowLength) return;
-  float acc = NEG_INF;
-  if (b < (start + t) / blockSize) {
-    int group = heads / kvHeads;
-    long long at = (long long)b * kvHeads * headDim + (long long)g * headDim;
-    acc = 0.f;
-    for (int h = g * group; h < (g + 1) * group; h++) {
-      const float* qh = q + ((long long)t * heads + h) * headDim;
-      if (quest) {
-        acc += quest_bound(qh, mn + at, mx + at, headDim);
-      } else {
-        float dot = 0.f;
-        for (int d = 0; d < headDim; d++) dot += qh[d] * sum[at + d];
-        acc += (1.f / blockSize) * dot;
-      }
+  float* out = scores + (long long)u * rowLength + b;
+  if (b >= (start + t) / blockSize) {
+    if (lane == 0) *out = NEG_INF;
+    return;
+  }
+  int group = heads / kvHeads;
+  long long at = (long long)b * kvHeads * headDim + (long long)g * headDim;
+  const float* q0 = q + ((long long)t * heads + (long long)g * group) * headDim;
+  float acc[SEL_MAX_GROUP];
+  for (int h = 0; h < group; h++) acc[h] = 0.f;
+  for (int d = lane; d < headDim; d += 32) {
+    float lo = quest ? mn[at + d] : sum[at + d];
+    float hi = quest ? mx[at + d] : 0.f;
+    for (int h = 0; h < group; h++) {
+      float qd = q0[(long long)h * headDim + d];
+      acc[h] += quest ? fmaxf(qd * lo, qd * hi) : qd * lo;
     }
   }
-  scores[(long long)u * rowLength + b] = acc;
+  float total = 0.f;
+  for (int h = 0; h < group; h++) {
+    float v = warp_sum(acc[h]);
+    total += quest ? v : (1.f / blockSize) * v;
+  }
+  if (lane == 0) *out = total;
 }
 
 // The keys of each (query row, KV head) under block top-k (SequenceAttention.selectBlocks): the
@@ -1848,45 +1864,72 @@ extern "C" __global__ void quantize_keys(const float* keys, int start, int kvHea
 // query row t (position i = start + t) and query head h: scale times the Quest bound of each
 // complete page b < i / page (min/max summaries mn/mx of the keys, gmn/gmx of SelfExtend's grouped
 // keys): pages wholly before the neighbor start use the grouped query qg and grouped pages, pages
-// from it on the plain ones, the page straddling it the larger of its two bounds; then a softmax
-// over the row's pages. probs [n, heads, rowLength], 0 past the row's pages. Grid (n, heads),
-// block SEL_THREADS.
-extern "C" __global__ void page_probs(const float* qn, const float* qg, const float* mn,
-                                      const float* mx, const float* gmn, const float* gmx,
-                                      int start, int heads, int kvHeads, int headDim, int page,
-                                      int window, int llamacpp, float scale, int rowLength,
-                                      float* probs) {
-  int t = blockIdx.x, h = blockIdx.y;
-  int i = start + t, current = i / page, ns = neighbor_start(i, window, llamacpp);
-  int groupedEnd = ns / page, trueStart = (ns + page - 1) / page;
-  int g = h / (heads / kvHeads);
-  long long qOff = ((long long)t * heads + h) * headDim;
-  float* out = probs + ((long long)t * heads + h) * rowLength;
-  float m = NEG_INF;
-  for (int b = threadIdx.x; b < current; b += blockDim.x) {
-    long long at = (long long)b * kvHeads * headDim + (long long)g * headDim;
-    float v;
-    if (b < groupedEnd) {
-      v = scale * quest_bound(qg + qOff, gmn + at, gmx + at, headDim);
-    } else if (b >= trueStart) {
-      v = scale * quest_bound(qn + qOff, mn + at, mx + at, headDim);
-    } else {
-      v = fmaxf(scale * quest_bound(qg + qOff, gmn + at, gmx + at, headDim),
-                scale * quest_bound(qn + qOff, mn + at, mx + at, headDim));
-    }
-    out[b] = v;
-    m = fmaxf(m, v);
+// from it on the plain ones, the page straddling it the larger of its two bounds. bounds [n, heads,
+// rowLength], −∞ from the row's own page on (then softmax_rows_double). A warp per page, serving
+// the KV head's group. Grid (n·kvHeads, ceil(rowLength / SEL_WARPS)), block 32·SEL_WARPS.
+extern "C" __global__ void page_bounds(const float* qn, const float* qg, const float* mn,
+                                       const float* mx, const float* gmn, const float* gmx,
+                                       int start, int heads, int kvHeads, int headDim, int page,
+                                       int window, int llamacpp, float scale, int rowLength,
+                                       float* bounds) {
+  int u = blockIdx.x, t = u / kvHeads, g = u % kvHeads;
+  int lane = threadIdx.x & 31;
+  int b = blockIdx.y * SEL_WARPS + (threadIdx.x >> 5);
+  if (b >= rowLength) return;
+  int group = heads / kvHeads;
+  float* out = bounds + ((long long)t * heads + (long long)g * group) * rowLength + b;
+  int i = start + t, ns = neighbor_start(i, window, llamacpp);
+  if (b >= i / page) {
+    if (lane == 0)
+      for (int h = 0; h < group; h++) out[(long long)h * rowLength] = NEG_INF;
+    return;
   }
+  int groupedEnd = ns / page, trueStart = (ns + page - 1) / page;
+  bool plain = b >= groupedEnd, groupedPart = b < trueStart;  // the straddling page has both
+  long long at = (long long)b * kvHeads * headDim + (long long)g * headDim;
+  long long qOff = ((long long)t * heads + (long long)g * group) * headDim;
+  float accN[SEL_MAX_GROUP], accG[SEL_MAX_GROUP];
+  for (int h = 0; h < group; h++) accN[h] = accG[h] = 0.f;
+  for (int d = lane; d < headDim; d += 32) {
+    if (plain) {
+      float lo = mn[at + d], hi = mx[at + d];
+      for (int h = 0; h < group; h++) {
+        float qd = qn[qOff + (long long)h * headDim + d];
+        accN[h] += fmaxf(qd * lo, qd * hi);
+      }
+    }
+    if (groupedPart) {
+      float lo = gmn[at + d], hi = gmx[at + d];
+      for (int h = 0; h < group; h++) {
+        float qd = qg[qOff + (long long)h * headDim + d];
+        accG[h] += fmaxf(qd * lo, qd * hi);
+      }
+    }
+  }
+  for (int h = 0; h < group; h++) {
+    float vn = plain ? scale * warp_sum(accN[h]) : NEG_INF;
+    float vg = groupedPart ? scale * warp_sum(accG[h]) : NEG_INF;
+    if (lane == 0) out[(long long)h * rowLength] = fmaxf(vn, vg);
+  }
+}
+
+// In-place softmax of each row of x [rows, n] with the sum in double (Ops.softmax's arithmetic,
+// as the own-heads selector uses it): −∞ entries become 0, an all −∞ row all 0. Grid rows, block a
+// power of two ≤ 1024.
+extern "C" __global__ void softmax_rows_double(float* x, int n) {
+  float* r = x + (long long)blockIdx.x * n;
+  float m = NEG_INF;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, r[i]);
   m = block_max(m);
   double s = 0.0;
-  for (int b = threadIdx.x; b < current; b += blockDim.x) {
-    float e = expf(out[b] - m);
-    out[b] = e;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    float e = m == NEG_INF || r[i] == NEG_INF ? 0.f : expf(r[i] - m);
+    r[i] = e;
     s += e;
   }
   s = block_sum_double(s);
-  float inv = (float)(1.0 / s);
-  for (int b = threadIdx.x; b < rowLength; b += blockDim.x) out[b] = b < current ? out[b] * inv : 0.f;
+  float inv = s > 0.0 ? (float)(1.0 / s) : 0.f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) r[i] *= inv;
 }
 
 // The page weights of stage 1 (OwnHeadsSelector.keptPages): per query row t (position i) and page
@@ -1935,48 +1978,44 @@ extern "C" __global__ void gather_candidates(const int* kept, int start, int kee
 }
 
 // Stage 2 of the own-heads selector (OwnHeadsSelector.scoreCandidates): per query row t and query
-// head h, z = softmax over the row's candidates of scale·q_h·k̃ (k̃ the INT8 keys times their
-// scale; grouped keys with the grouped query before the neighbor start, plain ones from it on).
-// z [n, heads, perRow], 0 where no candidate. Grid (n, heads), block SEL_THREADS.
-extern "C" __global__ void candidate_probs(const float* qn, const float* qg,
-                                           const signed char* values, const float* scales,
-                                           const signed char* groupValues,
-                                           const float* groupScales, const int* cand, int start,
-                                           int heads, int kvHeads, int headDim, int window,
-                                           int llamacpp, float scale, int perRow, float* z) {
-  int t = blockIdx.x, h = blockIdx.y;
-  int i = start + t, ns = neighbor_start(i, window, llamacpp);
-  int g = h / (heads / kvHeads);
-  long long qOff = ((long long)t * heads + h) * headDim;
-  const int* cr = cand + (long long)t * perRow;
-  float* out = z + ((long long)t * heads + h) * perRow;
-  float m = NEG_INF;
-  for (int c = threadIdx.x; c < perRow; c += blockDim.x) {
-    int pos = cr[c];
-    float v = NEG_INF;
-    if (pos >= 0) {
-      bool grouped = pos < ns;
-      const float* q = (grouped ? qg : qn) + qOff;
-      long long row = (long long)pos * kvHeads + g;
-      const signed char* k = (grouped ? groupValues : values) + row * headDim;
-      float sc = (grouped ? groupScales : scales)[row] * scale;
-      float acc = 0.f;
-      for (int d = 0; d < headDim; d++) acc += q[d] * ((float)k[d] * sc);
-      v = acc;
-    }
-    out[c] = v;
-    m = fmaxf(m, v);
+// head h, z = scale·q_h·k̃ for each of the row's candidates (k̃ the INT8 keys times their scale;
+// grouped keys with the grouped query before the neighbor start, plain ones from it on), −∞ where
+// no candidate; then softmax_rows_double over each (row, head). z [n, heads, perRow]. A warp per
+// candidate, serving the KV head's group from one load of the INT8 row. Grid (n·kvHeads,
+// ceil(perRow / SEL_WARPS)), block 32·SEL_WARPS.
+extern "C" __global__ void candidate_logits(const float* qn, const float* qg,
+                                            const signed char* values, const float* scales,
+                                            const signed char* groupValues,
+                                            const float* groupScales, const int* cand, int start,
+                                            int heads, int kvHeads, int headDim, int window,
+                                            int llamacpp, float scale, int perRow, float* z) {
+  int u = blockIdx.x, t = u / kvHeads, g = u % kvHeads;
+  int lane = threadIdx.x & 31;
+  int c = blockIdx.y * SEL_WARPS + (threadIdx.x >> 5);
+  if (c >= perRow) return;
+  int group = heads / kvHeads;
+  float* out = z + ((long long)t * heads + (long long)g * group) * perRow + c;
+  int pos = cand[(long long)t * perRow + c];
+  if (pos < 0) {
+    if (lane == 0)
+      for (int h = 0; h < group; h++) out[(long long)h * perRow] = NEG_INF;
+    return;
   }
-  m = block_max(m);
-  double s = 0.0;
-  for (int c = threadIdx.x; c < perRow; c += blockDim.x) {
-    float e = out[c] == NEG_INF ? 0.f : expf(out[c] - m);
-    out[c] = e;
-    s += e;
+  bool grouped = pos < neighbor_start(start + t, window, llamacpp);
+  const float* q = (grouped ? qg : qn) + ((long long)t * heads + (long long)g * group) * headDim;
+  long long row = (long long)pos * kvHeads + g;
+  const signed char* k = (grouped ? groupValues : values) + row * headDim;
+  float sc = (grouped ? groupScales : scales)[row] * scale;
+  float acc[SEL_MAX_GROUP];
+  for (int h = 0; h < group; h++) acc[h] = 0.f;
+  for (int d = lane; d < headDim; d += 32) {
+    float kd = (float)k[d] * sc;
+    for (int h = 0; h < group; h++) acc[h] += q[(long long)h * headDim + d] * kd;
   }
-  s = block_sum_double(s);
-  float inv = s > 0.0 ? (float)(1.0 / s) : 0.f;
-  for (int c = threadIdx.x; c < perRow; c += blockDim.x) out[c] *= inv;
+  for (int h = 0; h < group; h++) {
+    float v = warp_sum(acc[h]);
+    if (lane == 0) out[(long long)h * perRow] = v;
+  }
 }
 
 // The candidate scores of stage 2: per query row t (len = start + t + 1) and candidate c, the sum

@@ -626,6 +626,11 @@ final class CudaKernels implements AutoCloseable {
   /** Threads of the selection kernels that reduce over a block (SEL_THREADS in longctx.cu). */
   static final int SELECTION_THREADS = 128;
 
+  /** Warps per block and largest GQA group of the warp-per-item selection kernels (longctx.cu). */
+  static final int SELECTION_WARPS = 8;
+
+  static final int MAX_SELECTION_GROUP = 16;
+
   /**
    * Folds the keys of positions [start, start + n) ({@code keys} [n, kvDim]) into per-block min,
    * max and (when {@code sum} ≠ 0) sum summaries of {@code blockSize} tokens.
@@ -666,11 +671,12 @@ final class CudaKernels implements AutoCloseable {
       boolean quest,
       int rowLength,
       long scores) {
+    checkGroup(heads, kvHeads);
     cx.launch(
         "block_scores",
         n * kvHeads,
-        ceilDiv(rowLength, THREADS),
-        THREADS,
+        ceilDiv(rowLength, SELECTION_WARPS),
+        32 * SELECTION_WARPS,
         q,
         min,
         max,
@@ -748,7 +754,10 @@ final class CudaKernels implements AutoCloseable {
     cx.launch("quantize_keys", n * kvHeads, 1, 32, keys, start, kvHeads, headDim, values, scales);
   }
 
-  /** Stage 1 of the own-heads selector: per (row, head) softmax of the page bounds. */
+  /**
+   * Stage 1 of the own-heads selector: per (row, head) the page bounds (page_bounds), then their
+   * softmax over the row's pages (softmax_rows_double) into {@code probs} [n, heads, rowLength].
+   */
   void pageProbs(
       long qn,
       long qg,
@@ -767,11 +776,12 @@ final class CudaKernels implements AutoCloseable {
       float scale,
       int rowLength,
       long probs) {
+    checkGroup(heads, kvHeads);
     cx.launch(
-        "page_probs",
-        n,
-        heads,
-        SELECTION_THREADS,
+        "page_bounds",
+        n * kvHeads,
+        ceilDiv(rowLength, SELECTION_WARPS),
+        32 * SELECTION_WARPS,
         qn,
         qg,
         min,
@@ -788,6 +798,7 @@ final class CudaKernels implements AutoCloseable {
         scale,
         rowLength,
         probs);
+    softmaxRowsDouble(probs, n * heads, rowLength);
   }
 
   /** Stage 1's page weights [n, rowLength]: head sums, forced pages +∞, later pages −∞. */
@@ -821,7 +832,10 @@ final class CudaKernels implements AutoCloseable {
     cx.launch("gather_candidates", n, 1, THREADS, kept, start, keep, page, perRow, cand);
   }
 
-  /** Stage 2: per (row, head) softmax of the INT8 key logits over the candidates. */
+  /**
+   * Stage 2: per (row, head) the INT8 key logits of the candidates (candidate_logits), then their
+   * softmax (softmax_rows_double) into {@code z} [n, heads, perRow].
+   */
   void candidateProbs(
       long qn,
       long qg,
@@ -840,11 +854,12 @@ final class CudaKernels implements AutoCloseable {
       float scale,
       int perRow,
       long z) {
+    checkGroup(heads, kvHeads);
     cx.launch(
-        "candidate_probs",
-        n,
-        heads,
-        SELECTION_THREADS,
+        "candidate_logits",
+        n * kvHeads,
+        ceilDiv(perRow, SELECTION_WARPS),
+        32 * SELECTION_WARPS,
         qn,
         qg,
         values,
@@ -861,6 +876,24 @@ final class CudaKernels implements AutoCloseable {
         scale,
         perRow,
         z);
+    softmaxRowsDouble(z, n * heads, perRow);
+  }
+
+  /** In-place softmax of rows [rows, n] with the sum in double; −∞ entries → 0. */
+  private void softmaxRowsDouble(long x, int rows, int n) {
+    int threads = Math.min(1024, Integer.highestOneBit(Math.max(32, n)));
+    cx.launch("softmax_rows_double", rows, 1, threads, x, n);
+  }
+
+  /** The warp-per-item selection kernels hold up to {@value #MAX_SELECTION_GROUP} heads a lane. */
+  private static void checkGroup(int heads, int kvHeads) {
+    if (heads / kvHeads > MAX_SELECTION_GROUP) {
+      throw new IllegalArgumentException(
+          "GQA groups of "
+              + heads / kvHeads
+              + " query heads exceed the GPU selection's "
+              + MAX_SELECTION_GROUP);
+    }
   }
 
   /** Stage 2's candidate scores [n, perRow]: head sums, forced tokens +∞, no candidate −∞. */

@@ -149,6 +149,14 @@ final class CudaSelector implements AutoCloseable {
     this.c = model.config();
     this.policy = policy;
     this.se = policy.positions();
+    if (c.groupSize() > CudaKernels.MAX_SELECTION_GROUP) {
+      throw new IllegalArgumentException(
+          policy.name()
+              + " on the GPU selects for GQA groups of up to "
+              + CudaKernels.MAX_SELECTION_GROUP
+              + " query heads; this model has "
+              + c.groupSize());
+    }
     long f = Float.BYTES;
     int kvDim = c.kvDim();
     LayerArray bMin = null;
