@@ -399,7 +399,7 @@ public class ServeCommand implements Callable<Integer> {
             System.getenv("LONGCTX_SERVED_MODEL_NAME"),
             conf.getProperty("model.name"),
             fileName);
-    String fingerprint = Path.of(modelPath).getFileName() + ":" + Files.size(Path.of(modelPath));
+    String fingerprint = ShardEngine.modelFingerprint(Path.of(modelPath));
     double loadSeconds = (System.nanoTime() - t0) / 1e9;
 
     List<Runnable> stops = new ArrayList<>();

@@ -7,6 +7,9 @@ import dev.longctx.engine.inference.KvRange;
 import dev.longctx.engine.inference.TransformerLayers;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
@@ -77,6 +80,14 @@ public final class ShardEngine {
         "cuda:" + gpu.context().deviceName(),
         capacityTokens,
         fingerprint);
+  }
+
+  /**
+   * The fingerprint a shard of the model at {@code model} reports in Describe ({@code <file
+   * name>:<size in bytes>}); the coordinator refuses shards whose fingerprints differ.
+   */
+  public static String modelFingerprint(Path model) throws IOException {
+    return model.getFileName() + ":" + Files.size(model);
   }
 
   private static Ranges cpu(LlamaConfig config, LlamaWeights weights) {
