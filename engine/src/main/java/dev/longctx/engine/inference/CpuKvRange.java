@@ -104,135 +104,73 @@ public final class CpuKvRange extends KvRange {
             int t = i / heads;
             int h = i % heads;
             int u = v.selection(t, h / group, kvHeads);
+            int[] slotList = u < 0 ? null : v.selected()[u];
             lse[t * heads + h] =
-                u < 0
-                    ? attendHead(
-                        l,
-                        h,
-                        queries,
-                        groupQueries,
-                        t,
-                        v.visible()[t],
-                        v.grouped()[t],
-                        out,
-                        parts,
-                        partLse)
-                    : attendSelected(
-                        l,
-                        h,
-                        queries,
-                        groupQueries,
-                        t,
-                        v.selected()[u],
-                        v.groupedOf()[u],
-                        out,
-                        parts,
-                        partLse);
+                attendHead(
+                    l,
+                    h,
+                    queries,
+                    groupQueries,
+                    t,
+                    slotList,
+                    u < 0 ? v.visible()[t] : slotList.length,
+                    u < 0 ? v.grouped()[t] : v.groupedOf()[u],
+                    out,
+                    parts,
+                    partLse);
           }
         });
   }
 
-  /** One head of query row {@code t} over the listed slots: the first {@code g} grouped. */
-  private float attendSelected(
-      int l,
-      int h,
-      float[] queries,
-      float[] groupQueries,
-      int t,
-      int[] slotList,
-      int g,
-      float[] out,
-      float[] parts,
-      float[] partLse) {
-    int headDim = config.headDim();
-    int kvDim = config.kvDim();
-    int base = (h / config.groupSize()) * headDim;
-    int off = t * config.queryDim() + h * headDim;
-    if (g == 0) {
-      return Attention.attendPositions(
-          queries,
-          off,
-          keys[l],
-          values[l],
-          base,
-          kvDim,
-          slotList,
-          0,
-          slotList.length,
-          headDim,
-          scale,
-          out,
-          off);
-    }
-    partLse[0] =
-        Attention.attendPositions(
-            groupQueries,
-            off,
-            groupKeys[l],
-            values[l],
-            base,
-            kvDim,
-            slotList,
-            0,
-            g,
-            headDim,
-            scale,
-            parts,
-            0);
-    partLse[1] =
-        Attention.attendPositions(
-            queries,
-            off,
-            keys[l],
-            values[l],
-            base,
-            kvDim,
-            slotList,
-            g,
-            slotList.length - g,
-            headDim,
-            scale,
-            parts,
-            headDim);
-    return Partial.merge(parts, partLse, 2, headDim, out, off);
-  }
-
-  /** One head of query row {@code t}: slots [0, g) grouped, [g, visible) plain; returns the LSE. */
+  /**
+   * One head of query row {@code t} over {@code count} slots, the first {@code g} of them grouped:
+   * the listed ones {@code slotList[0, count)}, or slots [0, count) when {@code slotList} is null.
+   * Returns the LSE.
+   */
   private float attendHead(
       int l,
       int h,
       float[] queries,
       float[] groupQueries,
       int t,
-      int visible,
+      int[] slotList,
+      int count,
       int g,
       float[] out,
       float[] parts,
       float[] partLse) {
     int headDim = config.headDim();
-    int kvDim = config.kvDim();
     int base = (h / config.groupSize()) * headDim;
     int off = t * config.queryDim() + h * headDim;
     if (g == 0) {
-      return Attention.attend(
-          queries, off, keys[l], values[l], base, kvDim, visible, headDim, scale, out, off);
+      return attend(queries, off, keys[l], values[l], base, slotList, 0, count, out, off);
     }
-    partLse[0] =
-        Attention.attend(
-            groupQueries, off, groupKeys[l], values[l], base, kvDim, g, headDim, scale, parts, 0);
+    partLse[0] = attend(groupQueries, off, groupKeys[l], values[l], base, slotList, 0, g, parts, 0);
     partLse[1] =
-        Attention.attend(
-            queries,
-            off,
-            keys[l],
-            values[l],
-            base + g * kvDim,
-            kvDim,
-            visible - g,
-            headDim,
-            scale,
-            parts,
-            headDim);
+        attend(queries, off, keys[l], values[l], base, slotList, g, count - g, parts, headDim);
     return Partial.merge(parts, partLse, 2, headDim, out, off);
+  }
+
+  /**
+   * One head's query at {@code off} over {@code n} slots from the {@code from}-th: listed in {@code
+   * slotList}, or contiguous when it is null (the contiguous kernel, not a list of every slot).
+   */
+  private float attend(
+      float[] q,
+      int off,
+      float[] k,
+      float[] v,
+      int base,
+      int[] slotList,
+      int from,
+      int n,
+      float[] out,
+      int outOff) {
+    int headDim = config.headDim();
+    int kvDim = config.kvDim();
+    return slotList == null
+        ? Attention.attend(q, off, k, v, base + from * kvDim, kvDim, n, headDim, scale, out, outOff)
+        : Attention.attendPositions(
+            q, off, k, v, base, kvDim, slotList, from, n, headDim, scale, out, outOff);
   }
 }

@@ -282,10 +282,13 @@ public class GenerateCommand implements Callable<Integer> {
               + tr.attentionPolicy().name()
               + " attention on --backend cuda (it runs through a GPU shard)");
     }
-    String fingerprint =
-        modelOptions.model.getFileName() + ":" + java.nio.file.Files.size(modelOptions.model);
+    String fingerprint = dev.longctx.worker.shard.ShardEngine.modelFingerprint(modelOptions.model);
     try (var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights())) {
-      var engine = dev.longctx.worker.shard.ShardEngine.cuda(0, gpu, 2L * context, fingerprint);
+      // Room for twice the context in the device memory the weights left, checked as serve
+      // checks a configured --kv-cache-tokens: else an error now naming both numbers.
+      var engine =
+          dev.longctx.worker.shard.ShardEngine.cuda(
+              0, gpu, tr.attentionPolicy(), 2L * context, fingerprint);
       var shard = dev.longctx.worker.shard.ShardServer.start("127.0.0.1", 0, engine);
       try {
         System.err.printf(

@@ -2,8 +2,6 @@ package dev.longctx.worker.cli;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.cuda.Backend;
-import dev.longctx.engine.cuda.CudaContext;
-import dev.longctx.engine.cuda.CudaKvCache;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.model.LoadedModel;
@@ -276,21 +274,12 @@ public class ServeCommand implements Callable<Integer> {
     }
     CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
     try {
-      // The KV cache lives in the device memory the weights left: a configured capacity must fit
-      // there (else a clear error now, not an out-of-memory mid-request); unset, it is what fits.
-      CudaContext.MemoryInfo memory = gpu.context().memoryInfo();
-      long perToken = CudaKvCache.bytesPerToken(loaded.config(), policy.positions() != null);
-      long fits =
-          CudaKvCache.tokensThatFit(
-              memory.free(), memory.total(), perToken, capacityConfigured ? capacity : 0);
-      if (fits <= 0) {
-        throw new IllegalStateException(
-            String.format(
-                "no room for a KV cache on %s: %.2f GiB free after the weights",
-                gpu.context().deviceName(), memory.free() / (double) (1L << 30)));
-      }
+      // A configured capacity must fit in the device memory the weights left (checked there);
+      // unset, it is what fits.
+      ShardEngine engine =
+          ShardEngine.cuda(id, gpu, policy, capacityConfigured ? capacity : 0, fingerprint);
       stops.add(gpu::close);
-      return ShardEngine.cuda(id, gpu, fits, fingerprint);
+      return engine;
     } catch (RuntimeException e) {
       gpu.close();
       throw e;
@@ -399,7 +388,7 @@ public class ServeCommand implements Callable<Integer> {
             System.getenv("LONGCTX_SERVED_MODEL_NAME"),
             conf.getProperty("model.name"),
             fileName);
-    String fingerprint = Path.of(modelPath).getFileName() + ":" + Files.size(Path.of(modelPath));
+    String fingerprint = ShardEngine.modelFingerprint(Path.of(modelPath));
     double loadSeconds = (System.nanoTime() - t0) / 1e9;
 
     List<Runnable> stops = new ArrayList<>();

@@ -1,12 +1,17 @@
 package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.cuda.CudaContext;
+import dev.longctx.engine.cuda.CudaKvCache;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.CpuKvRange;
 import dev.longctx.engine.inference.KvRange;
 import dev.longctx.engine.inference.TransformerLayers;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
@@ -66,17 +71,41 @@ public final class ShardEngine {
 
   /**
    * A shard whose request ranges live on the GPU of {@code gpu} (which must outlive the shard),
-   * named {@code cuda:<device>}.
+   * named {@code cuda:<device>}. The KV cache lives in the device memory the weights left: a
+   * requested capacity ({@code requestedTokens} > 0) must fit there, else a clear error naming both
+   * numbers now rather than an out-of-memory mid-request; 0 takes what fits. {@code policy} tells
+   * whether the cache holds SelfExtend's grouped keys too.
    */
   public static ShardEngine cuda(
-      int shardId, CudaModel gpu, long capacityTokens, String fingerprint) {
+      int shardId,
+      CudaModel gpu,
+      AttentionPolicy policy,
+      long requestedTokens,
+      String fingerprint) {
+    CudaContext.MemoryInfo memory = gpu.context().memoryInfo();
+    long perToken = CudaKvCache.bytesPerToken(gpu.config(), policy.positions() != null);
+    long fits = CudaKvCache.tokensThatFit(memory.free(), memory.total(), perToken, requestedTokens);
+    if (fits <= 0) {
+      throw new IllegalStateException(
+          String.format(
+              "no room for a KV cache on %s: %.2f GiB free after the weights",
+              gpu.context().deviceName(), memory.free() / (double) (1L << 30)));
+    }
     return new ShardEngine(
         shardId,
         gpu.config(),
         gpu::newRange,
         "cuda:" + gpu.context().deviceName(),
-        capacityTokens,
+        fits,
         fingerprint);
+  }
+
+  /**
+   * The fingerprint a shard of the model at {@code model} reports in Describe ({@code <file
+   * name>:<size in bytes>}); the coordinator refuses shards whose fingerprints differ.
+   */
+  public static String modelFingerprint(Path model) throws IOException {
+    return model.getFileName() + ":" + Files.size(model);
   }
 
   private static Ranges cpu(LlamaConfig config, LlamaWeights weights) {

@@ -59,35 +59,55 @@ class CliTest {
   void aTopKMethodOnCudaStreamsTheCpusGreedyText(QuarkusMainLauncher launcher) {
     org.junit.jupiter.api.Assumptions.assumeTrue(
         dev.longctx.engine.cuda.CudaProbe.probe().available(), "no CUDA device");
-    String[] common = {
-      "generate",
-      "--model",
-      stories(),
-      "--prompt",
-      "Once upon a time",
-      "--temperature",
-      "0",
-      "--max-tokens",
-      "12",
-      "--attention",
-      "block-topk",
-      "--top-blocks",
-      "2",
-      "--block-size",
-      "4",
-      "--backend"
-    };
-    LaunchResult cpu = launcher.launch(append(common, "cpu"));
-    LaunchResult gpu = launcher.launch(append(common, "cuda"));
+    String[] greedy = {"--temperature", "0", "--max-tokens", "12"};
+    LaunchResult cpu = launcher.launch(blockTopK("2", "cpu", greedy));
+    LaunchResult gpu = launcher.launch(blockTopK("2", "cuda", greedy));
     assertThat(cpu.exitCode()).isZero();
     assertThat(gpu.exitCode()).as(gpu.getErrorOutput()).isZero();
     assertThat(gpu.getErrorOutput()).contains("as an in-process shard");
     assertThat(gpu.getOutput()).isEqualTo(cpu.getOutput()).startsWith("Once upon a time");
   }
 
-  private static String[] append(String[] a, String last) {
-    String[] out = Arrays.copyOf(a, a.length + 1);
-    out[a.length] = last;
+  /**
+   * The in-process GPU shard of a top-k method gets a KV capacity of twice the context, checked
+   * against the device memory at start as serve checks a configured capacity: a context whose KV
+   * cannot fit fails with one line naming both numbers. More top blocks than the GPU selects itself
+   * (CudaModel.supports), so the method runs through that shard wherever the GPU selects keys too.
+   * Needs a GPU (or the CPU emulation).
+   */
+  @Test
+  void aTopKMethodOnCudaWithAContextPastTheDeviceMemoryFailsAtStart(QuarkusMainLauncher launcher) {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        dev.longctx.engine.cuda.CudaProbe.probe().available(), "no CUDA device");
+    LaunchResult r = launcher.launch(blockTopK("5000", "cuda", "--ctx", "1000000000"));
+    assertThat(r.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(r.getErrorOutput())
+        .contains("a KV cache of 2000000000 tokens needs")
+        .contains("tokens fit");
+  }
+
+  /**
+   * generate on stories260K under block top-k ({@code topBlocks} blocks of 4) on {@code backend},
+   * then {@code more}.
+   */
+  private static String[] blockTopK(String topBlocks, String backend, String... more) {
+    String[] head = {
+      "generate",
+      "--model",
+      stories(),
+      "--prompt",
+      "Once upon a time",
+      "--attention",
+      "block-topk",
+      "--top-blocks",
+      topBlocks,
+      "--block-size",
+      "4",
+      "--backend",
+      backend
+    };
+    String[] out = Arrays.copyOf(head, head.length + more.length);
+    System.arraycopy(more, 0, out, head.length, more.length);
     return out;
   }
 
