@@ -105,8 +105,9 @@ public final class CudaKvCache implements AutoCloseable {
       throw new IllegalArgumentException(
           String.format(
               "a KV cache of %d tokens needs %.2f GiB on the GPU, but %.2f GiB are free after the"
-                  + " weights and %.2f GiB of headroom: at most %d tokens fit (lower"
-                  + " kv.cacheTokens / --kv-cache-tokens, or leave it unset to use what fits)",
+                  + " weights and %.2f GiB of headroom: at most %d tokens fit (a shard: lower"
+                  + " kv.cacheTokens / --kv-cache-tokens, or leave it unset to use what fits;"
+                  + " generate: lower --ctx)",
               requested,
               requested * (double) bytesPerToken / (1L << 30),
               freeBytes / (double) (1L << 30),

@@ -344,7 +344,8 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     return unsupportedReason(policy) == null;
   }
 
-  private static String unsupportedReason(AttentionPolicy policy) {
+  /** Why {@code policy} does not run on the GPU, or null when it does. */
+  public static String unsupportedReason(AttentionPolicy policy) {
     return switch (policy) {
       case AttentionPolicy.IndexerTopK t when t.k() > CudaKernels.TOPK_MAX ->
           "the GPU top-k selects at most " + CudaKernels.TOPK_MAX + " keys, --top-k is " + t.k();

@@ -71,14 +71,17 @@ class BackendTest {
     // The CLI asks before it uploads a model: no device, driver or CUDA library is touched.
     CudaModel.requireSupported(AttentionPolicy.dense());
     CudaModel.requireSupported(new AttentionPolicy.SelfExtend(4, 64));
+    CudaModel.requireSupported(new AttentionPolicy.IndexerTopK(256));
+    CudaModel.requireSupported(new AttentionPolicy.BlockTopK(64, 8));
     for (AttentionPolicy p :
         new AttentionPolicy[] {
-          new AttentionPolicy.IndexerTopK(256), new AttentionPolicy.BlockTopK(64, 8)
+          new AttentionPolicy.IndexerTopK(8192), new AttentionPolicy.BlockTopK(4, 5000)
         }) {
+      assertThat(CudaModel.supports(p)).isFalse();
       assertThatThrownBy(() -> CudaModel.requireSupported(p))
           .isInstanceOf(IllegalArgumentException.class)
           .hasMessageContaining(p.name())
-          .hasMessageContaining("only dense and self-extend attention run on the GPU");
+          .hasMessageContaining("the GPU top-k selects at most 4096");
     }
   }
 }

@@ -174,14 +174,15 @@ public class GenerateCommand implements Callable<Integer> {
       }
       if (cuda && !dev.longctx.engine.cuda.CudaModel.supports(tr.attentionPolicy())) {
         if (!auto) {
-          // The top-k methods: the GPU keeps the KV and attends as a shard in this process, and
-          // the coordinator here selects the keys on the CPU, as with remote GPU shards.
+          // A top-k past the GPU selection's limit: the GPU keeps the KV and attends as a shard in
+          // this process, the coordinator here selects the keys on the CPU (as for remote shards).
           return throughGpuShard(model, tr, ids, context);
         }
         System.err.printf(
-            "longctx generate: %s attention runs on the CPU (--backend cuda runs it on a GPU"
+            "longctx generate: %s attention runs on the CPU (%s; --backend cuda runs it on a GPU"
                 + " shard)%n",
-            tr.attentionPolicy().name());
+            tr.attentionPolicy().name(),
+            dev.longctx.engine.cuda.CudaModel.unsupportedReason(tr.attentionPolicy()));
         cuda = false;
       }
       Generator.Request request = new Generator.Request(ids, sampling, maxTokens, stop, context);
@@ -192,7 +193,7 @@ public class GenerateCommand implements Callable<Integer> {
       }
       Generator.Result r;
       if (cuda) {
-        // Dense and SelfExtend run on the GPU; the top-k policies fail here, before the upload.
+        // Every policy the GPU selects for runs in the GPU model (checked before the upload).
         dev.longctx.engine.cuda.CudaModel.requireSupported(tr.attentionPolicy());
         try (var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights());
             var withPolicy = gpu.withAttention(tr.attentionPolicy())) {
@@ -271,8 +272,9 @@ public class GenerateCommand implements Callable<Integer> {
   }
 
   /**
-   * A top-k method on {@code --backend cuda}: one shard in this process whose request ranges live
-   * on the GPU, behind a loopback shard API, with the coordinator (key selection) here.
+   * A top-k method past the GPU selection's limit on {@code --backend cuda}: one shard in this
+   * process whose request ranges live on the GPU, behind a loopback shard API, with the coordinator
+   * (key selection on the CPU) here.
    */
   private int throughGpuShard(LoadedModel model, Transformer tr, int[] ids, int context)
       throws Exception {

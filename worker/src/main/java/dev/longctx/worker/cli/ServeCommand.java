@@ -207,9 +207,10 @@ public class ServeCommand implements Callable<Integer> {
           "Where the model runs: cpu, cuda or auto (CUDA when a GPU is usable) (default:"
               + " engine.backend, else cpu). Applies to a shard (every attention method: the"
               + " coordinator selects, the shard attends), to the shards --shards starts, and to"
-              + " an in-process server: dense and self-extend run in the GPU model; with cuda"
-              + " the top-k methods run on an in-process GPU shard (keys selected on the CPU),"
-              + " auto keeps them on the CPU. A coordinator itself computes no layers.")
+              + " an in-process server, whose GPU model runs every attention method (top-k keys"
+              + " selected on the GPU; a top-k past the GPU's limit runs on an in-process GPU"
+              + " shard with cuda, on the CPU with auto). A coordinator itself computes no"
+              + " layers.")
   String backendOption;
 
   @Option(
@@ -232,8 +233,8 @@ public class ServeCommand implements Callable<Integer> {
     Backend chosen = requested.select();
     if (chosen == Backend.CUDA && requested == Backend.AUTO && !CudaModel.supports(policy)) {
       System.err.printf(
-          "longctx serve: %s attention runs on the CPU (the GPU runs dense and self-extend)%n",
-          policy.name());
+          "longctx serve: %s attention runs on the CPU (%s)%n",
+          policy.name(), CudaModel.unsupportedReason(policy));
       chosen = Backend.CPU;
     }
     if (chosen == Backend.CPU) {
@@ -456,7 +457,8 @@ public class ServeCommand implements Callable<Integer> {
       if (addresses.isEmpty()
           && requestedBackend() == Backend.CUDA
           && !CudaModel.supports(policy)) {
-        // --backend cuda with a top-k method: the GPU keeps the KV and attends as a shard in this
+        // --backend cuda with a top-k past the GPU selection's limit: the GPU keeps the KV and
+        // attends as a shard in this
         // process, the coordinator here selects the keys (on the CPU), as with remote GPU shards.
         ShardEngine engine =
             shardEngine(0, loaded, capacity, capacityConfigured, policy, fingerprint, stops);

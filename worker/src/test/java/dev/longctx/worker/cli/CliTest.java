@@ -51,8 +51,9 @@ class CliTest {
   }
 
   /**
-   * A top-k method on {@code --backend cuda} runs through an in-process GPU shard (keys selected on
-   * the CPU) and streams the CPU's greedy text. Needs a GPU (or the CPU emulation of
+   * A top-k method on {@code --backend cuda} runs in the GPU model (keys selected on the GPU) and
+   * streams the CPU's greedy text; past the GPU selection's limit it runs through an in-process GPU
+   * shard (keys selected on the CPU), again the CPU's text. Needs a GPU (or the CPU emulation of
    * docs/tools/cuda-emulate/java-check.sh).
    */
   @Test
@@ -64,8 +65,13 @@ class CliTest {
     LaunchResult gpu = launcher.launch(blockTopK("2", "cuda", greedy));
     assertThat(cpu.exitCode()).isZero();
     assertThat(gpu.exitCode()).as(gpu.getErrorOutput()).isZero();
-    assertThat(gpu.getErrorOutput()).contains("as an in-process shard");
+    assertThat(gpu.getErrorOutput()).doesNotContain("as an in-process shard");
     assertThat(gpu.getOutput()).isEqualTo(cpu.getOutput()).startsWith("Once upon a time");
+    LaunchResult cpuAll = launcher.launch(blockTopK("5000", "cpu", greedy));
+    LaunchResult gpuShard = launcher.launch(blockTopK("5000", "cuda", greedy));
+    assertThat(gpuShard.exitCode()).as(gpuShard.getErrorOutput()).isZero();
+    assertThat(gpuShard.getErrorOutput()).contains("as an in-process shard");
+    assertThat(gpuShard.getOutput()).isEqualTo(cpuAll.getOutput());
   }
 
   /**
