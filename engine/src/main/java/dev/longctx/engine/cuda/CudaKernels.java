@@ -880,7 +880,7 @@ final class CudaKernels implements AutoCloseable {
   }
 
   /** In-place softmax of rows [rows, n] with the sum in double; −∞ entries → 0. */
-  private void softmaxRowsDouble(long x, int rows, int n) {
+  void softmaxRowsDouble(long x, int rows, int n) {
     int threads = Math.min(1024, Integer.highestOneBit(Math.max(32, n)));
     cx.launch("softmax_rows_double", rows, 1, threads, x, n);
   }

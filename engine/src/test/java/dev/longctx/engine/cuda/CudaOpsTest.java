@@ -938,4 +938,349 @@ class CudaOpsTest {
       assertClose("gemm " + type, CudaTests.read(cx, y, cpu.length), ref, tol);
     }
   }
+
+  // ---- the selection kernels (CudaSelector) ----
+
+  private int[] readInts(DeviceBuffer b, int n) {
+    int[] out = new int[n];
+    cx.read(b, 0, out, n);
+    return out;
+  }
+
+  /**
+   * Block summaries folded chunk by chunk (chunks crossing block boundaries, with and without sums)
+   * against float64 min/max/sum; INT8 keys and scales against the quantization formula.
+   */
+  @Test
+  void blockSummariesAndInt8Keys() {
+    int kvHeads = 2;
+    int headDim = 40;
+    int kvDim = kvHeads * headDim;
+    int tokens = 75;
+    int size = 16;
+    float[] keys = randoms(tokens * kvDim, 2);
+    int blocks = (tokens + size - 1) / size;
+    DeviceBuffer min = poisoned((long) blocks * kvDim);
+    DeviceBuffer max = poisoned((long) blocks * kvDim);
+    DeviceBuffer sum = poisoned((long) blocks * kvDim);
+    DeviceBuffer boundsOnlyMin = poisoned((long) blocks * kvDim);
+    DeviceBuffer boundsOnlyMax = poisoned((long) blocks * kvDim);
+    DeviceBuffer values = keep(cx.alloc((long) tokens * kvDim));
+    DeviceBuffer scales = poisoned((long) tokens * kvHeads);
+    DeviceBuffer dk = up(keys);
+    for (int[] chunk : new int[][] {{0, 20}, {20, 1}, {21, 40}, {61, 14}}) {
+      long src = dk.address() + (long) chunk[0] * kvDim * Float.BYTES;
+      k.blockSummaryPut(
+          min.address(), max.address(), sum.address(), src, chunk[0], chunk[1], size, kvDim);
+      k.blockSummaryPut(
+          boundsOnlyMin.address(),
+          boundsOnlyMax.address(),
+          0L,
+          src,
+          chunk[0],
+          chunk[1],
+          size,
+          kvDim);
+      k.quantizeKeys(src, chunk[1], chunk[0], kvHeads, headDim, values.address(), scales.address());
+    }
+    double[] refMin = new double[blocks * kvDim];
+    double[] refMax = new double[blocks * kvDim];
+    double[] refSum = new double[blocks * kvDim];
+    Arrays.fill(refMin, Double.MAX_VALUE);
+    Arrays.fill(refMax, -Double.MAX_VALUE);
+    for (int p = 0; p < tokens; p++) {
+      for (int i = 0; i < kvDim; i++) {
+        int at = (p / size) * kvDim + i;
+        double v = keys[p * kvDim + i];
+        refMin[at] = Math.min(refMin[at], v);
+        refMax[at] = Math.max(refMax[at], v);
+        refSum[at] += v;
+      }
+    }
+    int n = blocks * kvDim;
+    assertClose("block min", CudaTests.read(cx, min, n), refMin, 0);
+    assertClose("block max", CudaTests.read(cx, max, n), refMax, 0);
+    assertClose("block sum", CudaTests.read(cx, sum, n), refSum, 1e-6);
+    assertClose("bounds-only min", CudaTests.read(cx, boundsOnlyMin, n), refMin, 0);
+    assertClose("bounds-only max", CudaTests.read(cx, boundsOnlyMax, n), refMax, 0);
+    int[] words = readInts(values, tokens * kvDim / 4); // little-endian bytes, 4 a word
+    byte[] gotValues = new byte[tokens * kvDim];
+    for (int i = 0; i < gotValues.length; i++) {
+      gotValues[i] = (byte) (words[i / 4] >> (8 * (i % 4)));
+    }
+    float[] gotScales = CudaTests.read(cx, scales, tokens * kvHeads);
+    for (int row = 0; row < tokens * kvHeads; row++) {
+      float amax = 0;
+      for (int d = 0; d < headDim; d++) {
+        amax = Math.max(amax, Math.abs(keys[row * headDim + d]));
+      }
+      float sigma = amax / 127f;
+      assertThat(gotScales[row]).as("scale of row %d", row).isEqualTo(sigma);
+      for (int d = 0; d < headDim; d++) {
+        double exact = keys[row * headDim + d] / (double) sigma;
+        assertThat((double) gotValues[row * headDim + d])
+            .as("INT8 key %d of row %d", d, row)
+            .isCloseTo(exact, org.assertj.core.data.Offset.offset(0.5 + 1e-4));
+      }
+    }
+  }
+
+  /**
+   * Block scores per (query row, KV head) summed over the GQA group (Quest bound and MoBA mean), −∞
+   * from each row's current block on; own-heads stage-1 page bounds with SelfExtend's grouped/plain
+   * split and their softmax; all against float64.
+   */
+  @Test
+  void blockScoresAndPageProbabilities() {
+    int heads = 8;
+    int kvHeads = 2;
+    int headDim = 24;
+    int kvDim = kvHeads * headDim;
+    int group = heads / kvHeads;
+    int size = 16;
+    int start = 70;
+    int n = 3; // rows at positions 70..72: 4 complete blocks
+    int length = (start + n - 1) / size;
+    float[] q = randoms(n * heads * headDim, 1);
+    float[] qg = randoms(n * heads * headDim, 1);
+    float[] mn = randoms(length * kvDim, 1);
+    float[] mx = new float[mn.length];
+    float[] gmn = randoms(length * kvDim, 1);
+    float[] gmx = new float[gmn.length];
+    float[] sum = randoms(length * kvDim, 4);
+    for (int i = 0; i < mn.length; i++) {
+      mx[i] = mn[i] + (float) random.nextDouble() * 2;
+      gmx[i] = gmn[i] + (float) random.nextDouble() * 2;
+    }
+    for (boolean quest : new boolean[] {true, false}) {
+      DeviceBuffer scores = poisoned((long) n * kvHeads * length);
+      k.blockScores(
+          up(q).address(),
+          up(mn).address(),
+          up(mx).address(),
+          up(sum).address(),
+          start,
+          n,
+          heads,
+          kvHeads,
+          headDim,
+          size,
+          quest,
+          length,
+          scores.address());
+      double[] ref = new double[n * kvHeads * length];
+      for (int t = 0; t < n; t++) {
+        for (int g = 0; g < kvHeads; g++) {
+          for (int b = 0; b < length; b++) {
+            double acc = 0;
+            for (int h = g * group; h < (g + 1) * group; h++) {
+              for (int d = 0; d < headDim; d++) {
+                double qd = q[(t * heads + h) * headDim + d];
+                int at = b * kvDim + g * headDim + d;
+                acc += quest ? Math.max(qd * mn[at], qd * mx[at]) : qd * sum[at] / size;
+              }
+            }
+            ref[(t * kvHeads + g) * length + b] =
+                b < (start + t) / size ? acc : Double.NEGATIVE_INFINITY;
+          }
+        }
+      }
+      float[] got = CudaTests.read(cx, scores, ref.length);
+      for (int i = 0; i < ref.length; i++) {
+        if (ref[i] == Double.NEGATIVE_INFINITY) {
+          assertThat(got[i])
+              .as("block score %d past the current block", i)
+              .isEqualTo(Float.NEGATIVE_INFINITY);
+          ref[i] = got[i] = 0;
+        }
+      }
+      assertClose(quest ? "quest scores" : "mean scores", got, ref, 1e-5);
+    }
+    // stage 1 with an exact SelfExtend window of 40: row 70's neighbors start at 31 (page 1
+    // straddles it: the larger bound), pages before are grouped, after plain
+    int window = 40;
+    float scale = 0.2f;
+    DeviceBuffer probs = poisoned((long) n * heads * length);
+    k.pageProbs(
+        up(q).address(),
+        up(qg).address(),
+        up(mn).address(),
+        up(mx).address(),
+        up(gmn).address(),
+        up(gmx).address(),
+        start,
+        n,
+        heads,
+        kvHeads,
+        headDim,
+        size,
+        window,
+        false,
+        scale,
+        length,
+        probs.address());
+    double[] ref = new double[n * heads * length];
+    for (int t = 0; t < n; t++) {
+      int i = start + t;
+      int ns = Math.max(0, i - window + 1);
+      for (int h = 0; h < heads; h++) {
+        int g = h / group;
+        double[] v = new double[length];
+        double m = Double.NEGATIVE_INFINITY;
+        for (int b = 0; b < i / size; b++) {
+          double plain = Double.NEGATIVE_INFINITY;
+          double grouped = Double.NEGATIVE_INFINITY;
+          if (b >= ns / size) {
+            plain =
+                scale
+                    * quest(q, (t * heads + h) * headDim, mn, mx, b * kvDim + g * headDim, headDim);
+          }
+          if (b < (ns + size - 1) / size) {
+            grouped =
+                scale
+                    * quest(
+                        qg, (t * heads + h) * headDim, gmn, gmx, b * kvDim + g * headDim, headDim);
+          }
+          v[b] = Math.max(plain, grouped);
+          m = Math.max(m, v[b]);
+        }
+        double total = 0;
+        for (int b = 0; b < i / size; b++) {
+          total += Math.exp(v[b] - m);
+        }
+        for (int b = 0; b < length; b++) {
+          ref[(t * heads + h) * length + b] = b < i / size ? Math.exp(v[b] - m) / total : 0;
+        }
+      }
+    }
+    assertClose("page probabilities", CudaTests.read(cx, probs, ref.length), ref, 1e-5);
+  }
+
+  private static double quest(float[] q, int qo, float[] lo, float[] hi, int at, int headDim) {
+    double acc = 0;
+    for (int d = 0; d < headDim; d++) {
+      acc += Math.max((double) q[qo + d] * lo[at + d], (double) q[qo + d] * hi[at + d]);
+    }
+    return acc;
+  }
+
+  /**
+   * Row softmax with −∞ entries (and an all −∞ row: zeros), LayerNorm with and without β, the
+   * causal mask of indexer scores, and kv_gather reading rows back from a paged cache.
+   */
+  @Test
+  void softmaxLayerNormMaskAndGather() {
+    int n = 300;
+    float[] x = randoms(3 * n, 6);
+    for (int i = 0; i < n; i += 7) {
+      x[i] = Float.NEGATIVE_INFINITY;
+    }
+    Arrays.fill(x, 2 * n, 3 * n, Float.NEGATIVE_INFINITY);
+    DeviceBuffer dx = up(x);
+    k.softmaxRowsDouble(dx.address(), 3, n);
+    double[] ref = new double[3 * n];
+    for (int r = 0; r < 2; r++) {
+      double m = Double.NEGATIVE_INFINITY;
+      for (int i = 0; i < n; i++) {
+        m = Math.max(m, x[r * n + i]);
+      }
+      double total = 0;
+      for (int i = 0; i < n; i++) {
+        total += Math.exp(x[r * n + i] - m);
+      }
+      for (int i = 0; i < n; i++) {
+        ref[r * n + i] = Math.exp(x[r * n + i] - m) / total;
+      }
+    }
+    assertClose("softmax", CudaTests.read(cx, dx, 3 * n), ref, 1e-6);
+
+    int rows = 4;
+    int dim = 72;
+    float[] y = randoms(rows * dim, 3);
+    float[] gamma = randoms(dim, 1);
+    float[] beta = randoms(dim, 1);
+    for (boolean withBeta : new boolean[] {true, false}) {
+      DeviceBuffer dy = up(y);
+      k.layerNorm(dy.address(), rows, dim, up(gamma).address(), withBeta ? up(beta).address() : 0L);
+      double[] lnRef = new double[rows * dim];
+      for (int t = 0; t < rows; t++) {
+        double mean = 0;
+        for (int i = 0; i < dim; i++) {
+          mean += y[t * dim + i];
+        }
+        mean /= dim;
+        double var = 0;
+        for (int i = 0; i < dim; i++) {
+          var += (y[t * dim + i] - mean) * (y[t * dim + i] - mean);
+        }
+        double inv = 1 / Math.sqrt(var / dim + 1e-6);
+        for (int i = 0; i < dim; i++) {
+          lnRef[t * dim + i] = (y[t * dim + i] - mean) * inv * gamma[i] + (withBeta ? beta[i] : 0);
+        }
+      }
+      assertClose("layernorm", CudaTests.read(cx, dy, rows * dim), lnRef, 1e-6);
+    }
+
+    int len = 50;
+    int start = 40;
+    float[] scores = randoms(rows * len, 1);
+    DeviceBuffer ds = up(scores);
+    k.maskFuture(ds.address(), rows, len, start);
+    float[] masked = CudaTests.read(cx, ds, rows * len);
+    for (int t = 0; t < rows; t++) {
+      for (int s2 = 0; s2 < len; s2++) {
+        float want = s2 > start + t ? Float.NEGATIVE_INFINITY : scores[t * len + s2];
+        assertThat(masked[t * len + s2]).as("score %d of row %d", s2, t).isEqualTo(want);
+      }
+    }
+
+    int kvDim = 24;
+    int tokens = 600; // three 256-token pages
+    try (CudaKvCache cache = new CudaKvCache(cx, 1, kvDim, tokens)) {
+      cache.reserve(tokens);
+      float[] kv = randoms(tokens * kvDim, 1);
+      k.kvStore(cache.keyTable(0), CudaKvCache.PAGE_TOKENS, up(kv).address(), 0, tokens, kvDim);
+      DeviceBuffer back = poisoned(300L * kvDim);
+      k.kvGather(cache.keyTable(0), CudaKvCache.PAGE_TOKENS, back.address(), 200, 300, kvDim);
+      assertThat(CudaTests.read(cx, back, 300 * kvDim))
+          .isEqualTo(Arrays.copyOfRange(kv, 200 * kvDim, 500 * kvDim));
+    }
+  }
+
+  /**
+   * The top-k over candidates that stand for other positions (stage 2 of the own-heads selector):
+   * ranked by those positions, −1 entries (scored −∞) never selected, as TopK.select with its
+   * positions argument.
+   */
+  @Test
+  void topkOverGivenPositions() {
+    int rows = 3;
+    int n = 500;
+    int kk = 37;
+    float[] scores = new float[rows * n];
+    int[] positions = new int[rows * n];
+    for (int i = 0; i < scores.length; i++) {
+      positions[i] = random.nextInt(100_000);
+      scores[i] = (float) Math.floor(random.nextDouble() * 30); // ties, broken by position
+      if (i % 11 == 0) {
+        positions[i] = -1;
+        scores[i] = Float.NEGATIVE_INFINITY;
+      }
+    }
+    DeviceBuffer pos = keep(cx.alloc((long) rows * kk * 4));
+    DeviceBuffer sc = poisoned((long) rows * kk);
+    k.topk(up(scores).address(), rows, n, kk, pos.address(), sc.address(), up(positions).address());
+    int[] got = readInts(pos, rows * kk);
+    for (int r = 0; r < rows; r++) {
+      TopK.Candidates cpu =
+          TopK.select(
+              Arrays.copyOfRange(scores, r * n, (r + 1) * n),
+              Arrays.copyOfRange(positions, r * n, (r + 1) * n),
+              n,
+              kk);
+      assertThat(Arrays.copyOfRange(got, r * kk, (r + 1) * kk))
+          .as("row %d", r)
+          .isEqualTo(cpu.padded(kk));
+    }
+  }
 }
