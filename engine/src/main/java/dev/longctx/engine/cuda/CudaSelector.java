@@ -51,7 +51,7 @@ final class CudaSelector implements AutoCloseable {
   static final int OVERSAMPLE = 2;
 
   /** Scratch bytes a slice of sparse rows may use (rows are selected in slices within it). */
-  private static final long SLICE_BYTES = 64L << 20;
+  static final long SLICE_BYTES = 64L << 20;
 
   private final CudaModel model;
   private final CudaContext cx;
@@ -61,6 +61,7 @@ final class CudaSelector implements AutoCloseable {
   private final SelfExtend se;
   private final List<LayerArray> arrays = new ArrayList<>();
   private int capacity;
+  private long sliceBytes = SLICE_BYTES;
 
   // Block top-k: summaries of the keys (grouped keys under SelfExtend).
   private final LayerArray blockMin;
@@ -561,9 +562,17 @@ final class CudaSelector implements AutoCloseable {
 
   // ---- scratch ----
 
+  /**
+   * The scratch budget of a slice of rows ({@link #SLICE_BYTES} by default); a small one makes a
+   * chunk's rows go through many slices, as a long context's do (tests).
+   */
+  void setSliceBytes(long bytes) {
+    this.sliceBytes = bytes;
+  }
+
   /** Rows per slice so that {@code bytesPerRow} each stay within the slice budget. */
-  private static int sliceRows(int rows, long bytesPerRow) {
-    return (int) Math.max(1, Math.min(rows, SLICE_BYTES / Math.max(1, bytesPerRow)));
+  private int sliceRows(int rows, long bytesPerRow) {
+    return (int) Math.max(1, Math.min(rows, sliceBytes / Math.max(1, bytesPerRow)));
   }
 
   /**

@@ -159,7 +159,8 @@ class CudaSelectorTest {
    * SequenceAttention.select} and the device {@link CudaSelector} in chunks (a long prefill chunk,
    * decode steps, a second chunk), and every sparse row's key set must be the CPU's exactly (the
    * dense rows too). Stage 1 page pruning of the own-heads selector, SelfExtend's grouped scoring
-   * in both modes, Quest and mean block scores, per-KV-head block lists, the lightning indexer.
+   * in both modes, Quest and mean block scores, per-KV-head block lists, the lightning indexer;
+   * rows selected in slices of a few rows, as a long context's are.
    */
   @Test
   void selectionsEqualTheCpuSelectionOnRandomInputs() {
@@ -186,6 +187,8 @@ class CudaSelectorTest {
         SplittableRandom r = new SplittableRandom(p.hashCode());
         SequenceAttention cpu = new SequenceAttention(p, c, total);
         CudaSelector sel = CudaSelector.of(gpu, p, total);
+        // a few rows per slice, so the prefill chunk goes through many (as long contexts do)
+        sel.setSliceBytes(16 << 10);
         try (sel;
             CudaModel.Activations a = gpu.newActivations(chunks[0], p.positions())) {
           int start = 0;
