@@ -105,7 +105,7 @@ public final class CudaKvCache implements AutoCloseable {
       throw new IllegalArgumentException(
           String.format(
               "a KV cache of %d tokens needs %.2f GiB on the GPU, but %.2f GiB are free after the"
-                  + " weights and %.2f GiB of headroom: at most %d tokens fit (a shard: lower"
+                  + " weights and %.2f GiB of headroom: at most %d tokens fit (serve: lower"
                   + " kv.cacheTokens / --kv-cache-tokens, or leave it unset to use what fits;"
                   + " generate: lower --ctx)",
               requested,

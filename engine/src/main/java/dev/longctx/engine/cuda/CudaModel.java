@@ -598,6 +598,36 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   }
 
   /**
+   * Device bytes a token of a sequence under {@code policy} takes once its state has grown: the KV
+   * cache (with SelfExtend's grouped keys) plus a top-k policy's selector state ({@link
+   * CudaSelector#bytesPerToken}).
+   */
+  public long bytesPerToken(AttentionPolicy policy) {
+    return CudaKvCache.bytesPerToken(config, policy.positions() != null)
+        + CudaSelector.bytesPerToken(config, policy);
+  }
+
+  /**
+   * The tokens of {@code bytesPerToken} bytes that fit in the device memory free now (after the
+   * weights), less the headroom of {@link CudaKvCache#headroomBytes}: a requested count ({@code
+   * requestedTokens} > 0) when it fits, else a clear error naming both numbers; with 0, what fits.
+   * Fails when nothing fits. So a server sizes (or checks) its KV budget at start instead of
+   * running out of device memory mid-request.
+   */
+  public long tokensThatFit(long bytesPerToken, long requestedTokens) {
+    CudaContext.MemoryInfo memory = cx.memoryInfo();
+    long fits =
+        CudaKvCache.tokensThatFit(memory.free(), memory.total(), bytesPerToken, requestedTokens);
+    if (fits <= 0) {
+      throw new IllegalStateException(
+          String.format(
+              "no room for a KV cache on %s: %.2f GiB free after the weights",
+              cx.deviceName(), memory.free() / (double) (1L << 30)));
+    }
+    return fits;
+  }
+
+  /**
    * For benchmarks only, as the CPU {@code SyntheticContext.extend}: grows {@code seq} (holding r ≥
    * 1 real tokens) to {@code depth} tokens without running the model, position p getting the keys,
    * values (SelfExtend's grouped keys, the selector state) of position p mod r, all on the device.

@@ -135,6 +135,35 @@ final class CudaSelector implements AutoCloseable {
     }
   }
 
+  /**
+   * Device bytes of selector state per token under {@code policy} (0 for dense and SelfExtend): own
+   * heads' INT8 keys, scales and page bounds (twice under SelfExtend), block top-k's three
+   * summaries per block, a lightning indexer's keys; what {@link #bytesAllocated} holds per token
+   * of capacity, rounded up.
+   */
+  static long bytesPerToken(LlamaConfig c, AttentionPolicy policy) {
+    long layers = c.layers();
+    long kvDim = c.kvDim();
+    long f = Float.BYTES;
+    return switch (policy) {
+      case BlockTopK b -> layers * ceilDiv(3 * kvDim * f, b.blockSize());
+      case IndexerTopK t ->
+          switch (t.indexer()) {
+            case IndexerSource.OwnHeads o ->
+                (policy.positions() != null ? 2 : 1)
+                    * layers
+                    * (kvDim + c.kvHeads() * f + ceilDiv(2 * kvDim * f, PAGE));
+            case IndexerSource.ModelFile m -> layers * m.indexer().headDim() * f;
+            case IndexerSource.IndexerFile file -> 0;
+          };
+      default -> 0;
+    };
+  }
+
+  private static long ceilDiv(long a, long b) {
+    return (a + b - 1) / b;
+  }
+
   /** The selector of {@code policy}, or null for dense and SelfExtend (no selection). */
   static CudaSelector of(CudaModel model, AttentionPolicy policy, int maxTokens) {
     if (policy instanceof IndexerTopK || policy instanceof BlockTopK) {

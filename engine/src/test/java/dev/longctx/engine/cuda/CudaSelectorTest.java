@@ -323,6 +323,39 @@ class CudaSelectorTest {
     }
   }
 
+  /**
+   * The per-token selector bytes a server budgets with ({@link CudaModel#bytesPerToken}) are what
+   * the selector allocates per token of capacity, for every policy.
+   */
+  @Test
+  void selectorBytesPerTokenAreWhatItAllocates() {
+    CudaContext cx = CudaTests.context();
+    try (LoadedModel loaded = TestModels.stories260K();
+        CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
+      LlamaConfig c = loaded.config();
+      for (AttentionPolicy p :
+          new AttentionPolicy[] {
+            new IndexerTopK(32),
+            new IndexerTopK(32, 0, IndexerSource.ownHeads(), new SelfExtend(4, 8)),
+            new BlockTopK(16, 4),
+            new IndexerTopK(8, 0, new IndexerSource.ModelFile(randomIndexer(c, 1)), null),
+            AttentionPolicy.dense()
+          }) {
+        int tokens = 1024;
+        try (CudaSequence seq = gpu.newSequence(tokens, p)) {
+          if (seq.selector() != null) {
+            seq.selector().reserve(tokens);
+          }
+          assertThat(seq.selectorBytes())
+              .as("%s", p)
+              .isEqualTo(CudaSelector.bytesPerToken(c, p) * tokens);
+          assertThat(gpu.bytesPerToken(p))
+              .isEqualTo(CudaSelector.bytesPerToken(c, p) + seq.cache().bytesPerToken());
+        }
+      }
+    }
+  }
+
   @Test
   void policiesTheGpuCannotRunAreRefusedNamingTheLimit() {
     assertThat(CudaModel.supports(new IndexerTopK(CudaKernels.TOPK_MAX))).isTrue();

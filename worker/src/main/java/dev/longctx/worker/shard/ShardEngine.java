@@ -1,7 +1,6 @@
 package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
-import dev.longctx.engine.cuda.CudaContext;
 import dev.longctx.engine.cuda.CudaKvCache;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.CpuKvRange;
@@ -82,15 +81,9 @@ public final class ShardEngine {
       AttentionPolicy policy,
       long requestedTokens,
       String fingerprint) {
-    CudaContext.MemoryInfo memory = gpu.context().memoryInfo();
+    // A shard's ranges keep no selector state (the coordinator selects): the KV cache alone.
     long perToken = CudaKvCache.bytesPerToken(gpu.config(), policy.positions() != null);
-    long fits = CudaKvCache.tokensThatFit(memory.free(), memory.total(), perToken, requestedTokens);
-    if (fits <= 0) {
-      throw new IllegalStateException(
-          String.format(
-              "no room for a KV cache on %s: %.2f GiB free after the weights",
-              gpu.context().deviceName(), memory.free() / (double) (1L << 30)));
-    }
+    long fits = gpu.tokensThatFit(perToken, requestedTokens);
     return new ShardEngine(
         shardId,
         gpu.config(),

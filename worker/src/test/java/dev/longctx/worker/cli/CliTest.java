@@ -93,6 +93,34 @@ class CliTest {
   }
 
   /**
+   * An in-process server on the GPU sizes its KV admission budget by the device memory the weights
+   * leave: a configured capacity that cannot fit fails at start naming both numbers. Needs a GPU
+   * (or the CPU emulation).
+   */
+  @Test
+  void anInProcessGpuServerChecksItsKvCapacityAtStart(QuarkusMainLauncher launcher) {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        dev.longctx.engine.cuda.CudaProbe.probe().available(), "no CUDA device");
+    LaunchResult r =
+        launcher.launch(
+            "serve",
+            "--model",
+            stories(),
+            "--backend",
+            "cuda",
+            "--kv-cache-tokens",
+            "1000000000",
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "-1");
+    assertThat(r.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(r.getErrorOutput())
+        .contains("a KV cache of 1000000000 tokens needs")
+        .contains("tokens fit");
+  }
+
+  /**
    * generate on stories260K under block top-k ({@code topBlocks} blocks of 4) on {@code backend},
    * then {@code more}.
    */
