@@ -187,19 +187,29 @@ public class GenerateCommand implements Callable<Integer> {
       }
       Generator.Request request = new Generator.Request(ids, sampling, maxTokens, stop, context);
       PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-      if (!json && !chat) {
-        // Like llama.cpp and llama2.c, echo the prompt so the completion reads on from it.
-        out.print(prompt);
-      }
+      // Like llama.cpp and llama2.c, echo the prompt so the completion reads on from it (once the
+      // model is ready to continue it).
+      Runnable echo =
+          () -> {
+            if (!json && !chat) {
+              out.print(prompt);
+            }
+          };
       Generator.Result r;
       if (cuda) {
         // Every policy the GPU selects for runs in the GPU model (checked before the upload).
         dev.longctx.engine.cuda.CudaModel.requireSupported(tr.attentionPolicy());
         try (var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights());
             var withPolicy = gpu.withAttention(tr.attentionPolicy())) {
+          // The sequence (prompt + completion, at most the context) must fit in the device memory
+          // the weights left: else an error now naming both numbers, not out-of-memory midway.
+          long need = Math.min((long) context, (long) ids.length + maxTokens);
+          gpu.tokensThatFit(gpu.bytesPerToken(tr.attentionPolicy()), need);
+          echo.run();
           r = Generator.generate(withPolicy, tok, request, json ? t -> {} : out::print);
         }
       } else {
+        echo.run();
         r = Generator.generate(tr, tok, request, json ? t -> {} : out::print);
       }
       if (json) {

@@ -77,7 +77,8 @@ class CliTest {
   /**
    * The in-process GPU shard of a top-k method gets a KV capacity of twice the context, checked
    * against the device memory at start as serve checks a configured capacity: a context whose KV
-   * cannot fit fails with one line naming both numbers. More top blocks than the GPU selects itself
+   * cannot fit fails with one line naming both numbers; so does a sequence (prompt + completion)
+   * the GPU model itself cannot hold. More top blocks than the GPU selects itself
    * (CudaModel.supports), so the method runs through that shard wherever the GPU selects keys too.
    * Needs a GPU (or the CPU emulation).
    */
@@ -89,6 +90,13 @@ class CliTest {
     assertThat(r.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(r.getErrorOutput())
         .contains("a KV cache of 2000000000 tokens needs")
+        .contains("tokens fit");
+    // in the GPU model itself (selection on the device): the sequence, prompt + completion
+    LaunchResult model =
+        launcher.launch(blockTopK("2", "cuda", "--ctx", "1000000000", "--max-tokens", "999999990"));
+    assertThat(model.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(model.getErrorOutput())
+        .contains("a KV cache of 999999995 tokens needs")
         .contains("tokens fit");
   }
 
@@ -286,7 +294,19 @@ class CliTest {
     assertThat(model).exists();
     LaunchResult b =
         launcher.launch(
-            "bench", "--model", model.toString(), "-p", "16", "-n", "8", "-r", "1", "-t", "1");
+            "bench",
+            "--model",
+            model.toString(),
+            "-p",
+            "16",
+            "-n",
+            "8",
+            "-r",
+            "1",
+            "-t",
+            "1",
+            "--backend",
+            "cpu");
     assertThat(b.exitCode()).isZero();
     assertThat(b.getOutput())
         .contains("| model | type |")
@@ -318,6 +338,40 @@ class CliTest {
         launcher.launch("bench", "--model", model.toString(), "--depth-fill", "copy");
     assertThat(bad.exitCode()).isNotZero();
     assertThat(bad.getErrorOutput()).contains("--depth-fill must be prefill or replicate");
+  }
+
+  /**
+   * bench on the GPU at a depth replicated on the device, under a top-k policy whose keys the GPU
+   * selects. Needs a GPU (or the CPU emulation).
+   */
+  @Test
+  void benchReplicatesADepthOnTheGpu(QuarkusMainLauncher launcher) {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        dev.longctx.engine.cuda.CudaProbe.probe().available(), "no CUDA device");
+    LaunchResult d =
+        launcher.launch(
+            "bench",
+            "--model",
+            stories(),
+            "-p",
+            "0",
+            "-n",
+            "2",
+            "-r",
+            "1",
+            "-d",
+            "400",
+            "--depth-fill",
+            "replicate",
+            "--attention",
+            "indexer-topk",
+            "--top-k",
+            "32",
+            "--backend",
+            "cuda");
+    assertThat(d.exitCode()).as(d.getErrorOutput()).isZero();
+    assertThat(d.getOutput())
+        .containsPattern("\\(cuda\\) \\|.*\\| tg2 @ d400 \\(replicated\\) \\| [0-9.]+ ± ");
   }
 
   @Test
