@@ -271,7 +271,7 @@ public final class CudaKvRange extends KvRange {
           while (t1 < m && listed[t1] == listed[t0]) {
             t1++;
           }
-          attendRun(
+          model.attendRows(
               keys,
               cache.valueTable(l),
               at + base + (long) t0 * qDim * Float.BYTES,
@@ -311,40 +311,6 @@ public final class CudaKvRange extends KvRange {
         lse[i] = Ops.logSumExp(pair, 0, 2);
       }
     }
-  }
-
-  /** Attention of {@code rows} query rows: per-row slot ranges, or per-row (per-head) lists. */
-  private void attendRun(
-      long keyTable,
-      long valueTable,
-      long q,
-      long out,
-      long lse,
-      int rows,
-      long ranges,
-      long lists,
-      int count,
-      int listStride,
-      boolean perKvHead) {
-    LlamaConfig c = config;
-    k.attention(
-        q,
-        keyTable,
-        valueTable,
-        CudaKvCache.PAGE_TOKENS,
-        out,
-        lse,
-        rows,
-        c.heads(),
-        c.kvHeads(),
-        c.headDim(),
-        model.attentionScale(),
-        0,
-        ranges,
-        lists,
-        count,
-        lists == 0 ? 0 : listStride,
-        lists != 0 && perKvHead);
   }
 
   private static int[] prefix(int n) {

@@ -858,11 +858,42 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       long lse,
       int rows,
       CudaSelector.Lists lists) {
+    attendRows(
+        keyTable,
+        cache.valueTable(l),
+        q,
+        out,
+        lse,
+        rows,
+        0L,
+        lists.address(),
+        lists.count(),
+        lists.rowStride(),
+        lists.perKvHead());
+  }
+
+  /**
+   * Attention of {@code rows} query rows over a paged layer: per-row slot ranges ({@code ranges}),
+   * or per-row (per-KV-head) lists ({@code lists}, −1 entries skipped) — a shard range's and a
+   * sparse sequence's attention.
+   */
+  void attendRows(
+      long keyTable,
+      long valueTable,
+      long q,
+      long out,
+      long lse,
+      int rows,
+      long ranges,
+      long lists,
+      int count,
+      int listStride,
+      boolean perKvHead) {
     LlamaConfig c = config;
     k.attention(
         q,
         keyTable,
-        cache.valueTable(l),
+        valueTable,
         CudaKvCache.PAGE_TOKENS,
         out,
         lse,
@@ -872,11 +903,11 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         c.headDim(),
         attentionScale,
         0,
-        0L,
-        lists.address(),
-        lists.count(),
-        lists.rowStride(),
-        lists.perKvHead());
+        ranges,
+        lists,
+        count,
+        lists == 0 ? 0 : listStride,
+        lists != 0 && perKvHead);
   }
 
   /**

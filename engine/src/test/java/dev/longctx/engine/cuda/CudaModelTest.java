@@ -18,7 +18,6 @@ import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.model.TestModels;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.assertj.core.data.Offset;
@@ -101,18 +100,6 @@ class CudaModelTest {
     }
   }
 
-  /** The logits after the prompt and after each of {@code steps} greedy tokens. */
-  private static <S> List<float[]> greedyLogits(Decoder<S> model, S seq, int[] prompt, int steps) {
-    List<float[]> all = new ArrayList<>();
-    float[] logits = model.prefill(seq, prompt);
-    all.add(logits);
-    for (int i = 0; i < steps; i++) {
-      logits = model.decode(seq, Ops.argmax(logits, 0, logits.length));
-      all.add(logits);
-    }
-    return all;
-  }
-
   /**
    * SelfExtend on the GPU equals the CPU Transformer under the same policy: a window far shorter
    * than the prompt, so most keys are attended at grouped positions (ALGORITHMS.md §2.2); prefill
@@ -134,15 +121,15 @@ class CudaModelTest {
       SelfExtend se = new SelfExtend(2, 8);
       assertThat(prompt.length).isGreaterThan(2 * se.neighborWindow());
       Sequence cs = cpu.newSequence(prompt.length + steps, se);
-      List<float[]> expected = greedyLogits(cpu, cs, prompt, steps);
+      List<float[]> expected = CudaTests.greedyLogits(cpu, cs, prompt, steps);
       // the grouped region changes the result: the comparison below is not dense against dense
-      List<float[]> dense = greedyLogits(cpu, cpu.newSequence(prompt.length), prompt, 0);
-      assertThat(maxAbsDiff(expected.get(0), dense.get(0))).isGreaterThan(1e-2);
+      List<float[]> dense = CudaTests.greedyLogits(cpu, cpu.newSequence(prompt.length), prompt, 0);
+      assertThat(CudaTests.maxAbsDiff(expected.get(0), dense.get(0))).isGreaterThan(1e-2);
       try (CudaModel view = gpu.withAttention(se);
           CudaSequence gs = view.newSequence(prompt.length + steps)) {
         assertThat(view.attentionPolicy()).isEqualTo(se);
         assertThat(view.maxContext()).isEqualTo(se.maxContext(loaded.config().contextLength()));
-        List<float[]> actual = greedyLogits(view, gs, prompt, steps);
+        List<float[]> actual = CudaTests.greedyLogits(view, gs, prompt, steps);
         for (int s = 0; s <= steps; s++) {
           float[] e = expected.get(s);
           float[] g = actual.get(s);
@@ -189,14 +176,16 @@ class CudaModelTest {
               new SelfExtend(4, 16), new SelfExtend(2, 8, SelfExtendMode.LLAMACPP)
             }) {
           List<float[]> expected =
-              greedyLogits(cpu, cpu.newSequence(prompt.length + steps, se), prompt, steps);
-          List<float[]> dense = greedyLogits(cpu, cpu.newSequence(prompt.length), prompt, 0);
+              CudaTests.greedyLogits(
+                  cpu, cpu.newSequence(prompt.length + steps, se), prompt, steps);
+          List<float[]> dense =
+              CudaTests.greedyLogits(cpu, cpu.newSequence(prompt.length), prompt, 0);
           // the grouped region changes the logits (by ~0.3 here) far beyond the tolerance below
-          assertThat(maxAbsDiff(expected.get(0), dense.get(0)))
+          assertThat(CudaTests.maxAbsDiff(expected.get(0), dense.get(0)))
               .as("%s vs dense", se)
               .isGreaterThan(0.05);
           try (CudaSequence gs = gpu.newSequence(prompt.length + steps, se)) {
-            List<float[]> actual = greedyLogits(gpu, gs, prompt, steps);
+            List<float[]> actual = CudaTests.greedyLogits(gpu, gs, prompt, steps);
             for (int s = 0; s <= steps; s++) {
               float[] e = expected.get(s);
               float[] g = actual.get(s);
@@ -207,7 +196,7 @@ class CudaModelTest {
               // emulation); the exact-mode prefill's grouped partial runs on the tensor-core kernel
               // (FP16 products, 3e-4 here)
               double tolerance = s == 0 ? 2e-3 : 1e-4;
-              assertThat(maxAbsDiff(g, e))
+              assertThat(CudaTests.maxAbsDiff(g, e))
                   .as("%s logits after step %d", se, s)
                   .isLessThan(tolerance);
             }
@@ -215,14 +204,6 @@ class CudaModelTest {
         }
       }
     }
-  }
-
-  private static double maxAbsDiff(float[] a, float[] b) {
-    double max = 0;
-    for (int i = 0; i < a.length; i++) {
-      max = Math.max(max, Math.abs(a[i] - b[i]));
-    }
-    return max;
   }
 
   @Test

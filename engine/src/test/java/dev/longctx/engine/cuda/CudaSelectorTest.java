@@ -13,7 +13,6 @@ import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.gguf.GgufFile;
-import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.SyntheticContext;
 import dev.longctx.engine.inference.Transformer;
@@ -44,26 +43,6 @@ class CudaSelectorTest {
 
   private static final double TOLERANCE = 2e-3;
 
-  /** The logits after the prompt and after each of {@code steps} greedy tokens. */
-  private static <S> List<float[]> greedyLogits(Decoder<S> model, S seq, int[] prompt, int steps) {
-    List<float[]> all = new ArrayList<>();
-    float[] logits = model.prefill(seq, prompt);
-    all.add(logits);
-    for (int i = 0; i < steps; i++) {
-      logits = model.decode(seq, Ops.argmax(logits, 0, logits.length));
-      all.add(logits);
-    }
-    return all;
-  }
-
-  private static double maxAbsDiff(float[] a, float[] b) {
-    double max = 0;
-    for (int i = 0; i < a.length; i++) {
-      max = Math.max(max, Math.abs(a[i] - b[i]));
-    }
-    return max;
-  }
-
   /**
    * Runs {@code policy} on both backends over {@code prompt} and {@code steps} decode steps and
    * compares them; {@code minEffect} is how far the CPU's sparse logits must lie from dense ones.
@@ -76,20 +55,22 @@ class CudaSelectorTest {
       int steps,
       double minEffect) {
     Sequence cs = cpu.newSequence(prompt.length + steps, policy);
-    List<float[]> expected = greedyLogits(cpu, cs, prompt, steps);
-    List<float[]> dense = greedyLogits(cpu, cpu.newSequence(prompt.length), prompt, 0);
-    assertThat(maxAbsDiff(expected.get(0), dense.get(0)))
+    List<float[]> expected = CudaTests.greedyLogits(cpu, cs, prompt, steps);
+    List<float[]> dense = CudaTests.greedyLogits(cpu, cpu.newSequence(prompt.length), prompt, 0);
+    assertThat(CudaTests.maxAbsDiff(expected.get(0), dense.get(0)))
         .as("%s changes the logits against dense attention", policy)
         .isGreaterThan(minEffect);
     try (CudaSequence gs = gpu.newSequence(prompt.length + steps, policy)) {
-      List<float[]> actual = greedyLogits(gpu, gs, prompt, steps);
+      List<float[]> actual = CudaTests.greedyLogits(gpu, gs, prompt, steps);
       for (int s = 0; s <= steps; s++) {
         float[] e = expected.get(s);
         float[] g = actual.get(s);
         assertThat(Ops.argmax(g, 0, g.length))
             .as("%s greedy token after step %d", policy, s)
             .isEqualTo(Ops.argmax(e, 0, e.length));
-        assertThat(maxAbsDiff(g, e)).as("%s logits after step %d", policy, s).isLessThan(TOLERANCE);
+        assertThat(CudaTests.maxAbsDiff(g, e))
+            .as("%s logits after step %d", policy, s)
+            .isLessThan(TOLERANCE);
       }
       assertThat(gs.length()).isEqualTo(cs.length());
       assertThat(gs.selectorBytes())
@@ -306,7 +287,7 @@ class CudaSelectorTest {
           for (int token : new int[] {5, 77}) {
             float[] e = cpu.decode(cs, token);
             float[] g = gpu.decode(gs, token);
-            assertThat(maxAbsDiff(g, e))
+            assertThat(CudaTests.maxAbsDiff(g, e))
                 .as("%s decode after the synthetic context", p)
                 .isLessThan(TOLERANCE);
           }

@@ -4,12 +4,16 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.longctx.engine.cuda.Backend.Availability;
 import dev.longctx.engine.gguf.GgufFile;
+import dev.longctx.engine.inference.Decoder;
+import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.model.GgufModelWriter;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.SyntheticModel;
 import dev.longctx.engine.tensor.GgmlType;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * The device the CUDA tests share, or a skip with the reason when none is usable (also under
@@ -68,5 +72,26 @@ final class CudaTests {
     float[] out = new float[n];
     cx.read(b, 0, out, n);
     return out;
+  }
+
+  /** The logits after the prompt and after each of {@code steps} greedy tokens. */
+  static <S> List<float[]> greedyLogits(Decoder<S> model, S seq, int[] prompt, int steps) {
+    List<float[]> all = new ArrayList<>();
+    float[] logits = model.prefill(seq, prompt);
+    all.add(logits);
+    for (int i = 0; i < steps; i++) {
+      logits = model.decode(seq, Ops.argmax(logits, 0, logits.length));
+      all.add(logits);
+    }
+    return all;
+  }
+
+  /** The largest |a[i] − b[i]|. */
+  static double maxAbsDiff(float[] a, float[] b) {
+    double max = 0;
+    for (int i = 0; i < a.length; i++) {
+      max = Math.max(max, Math.abs(a[i] - b[i]));
+    }
+    return max;
   }
 }
