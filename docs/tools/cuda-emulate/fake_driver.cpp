@@ -79,6 +79,7 @@ std::map<std::string, Launcher>& kernels() {
       {"candidate_weights", launcher(candidate_weights)},
       {"layernorm_rows", launcher(layernorm_rows)},
       {"mask_future", launcher(mask_future)},
+      {"rope_prefix_rows", launcher(rope_prefix_rows)},
   };
   return k;
 }

@@ -2060,6 +2060,28 @@ extern "C" __global__ void layernorm_rows(float* x, int dim, const float* gamma,
   }
 }
 
+// The lightning indexer's RoPE (LightningIndexer: rotate-half over the first rotDims dimensions of
+// each head): row t (at x + t·rowStride) holds nHeads heads headStride floats apart, each rotated to
+// positions[t] as rope_rows rotates a head of rotDims. Grid n.
+extern "C" __global__ void rope_prefix_rows(float* x, const int* positions, const double* invFreq,
+                                            int nHeads, int rotDims, int headStride,
+                                            int rowStride) {
+  int t = blockIdx.x;
+  int half = rotDims / 2;
+  double pos = (double)positions[t];
+  float* row = x + (long long)t * rowStride;
+  for (int j = threadIdx.x; j < nHeads * half; j += blockDim.x) {
+    int h = j / half, i = j % half;
+    double s, c;
+    sincos(pos * invFreq[i], &s, &c);
+    float cf = (float)c, sf = (float)s;
+    float* head = row + (long long)h * headStride;
+    float x0 = head[i], x1 = head[i + half];
+    head[i] = x0 * cf - x1 * sf;
+    head[i + half] = x0 * sf + x1 * cf;
+  }
+}
+
 // Causal mask of indexer scores [n, len]: row t (position start + t) never selects a later key.
 // Grid (n, ceil(len / blockDim)).
 extern "C" __global__ void mask_future(float* scores, int len, int start) {

@@ -914,6 +914,34 @@ final class CudaKernels implements AutoCloseable {
         p);
   }
 
+  /**
+   * The lightning indexer's RoPE: n rows (row t at x + t·rowStride floats) of {@code heads} heads
+   * {@code headStride} floats apart, the first {@code rotDims} of each rotated (rotate-half) to
+   * positions[t].
+   */
+  void ropePrefix(
+      long x,
+      long positions,
+      long invFreq,
+      int n,
+      int heads,
+      int rotDims,
+      int headStride,
+      int rowStride) {
+    cx.launch(
+        "rope_prefix_rows",
+        n,
+        1,
+        THREADS,
+        x,
+        positions,
+        invFreq,
+        heads,
+        rotDims,
+        headStride,
+        rowStride);
+  }
+
   /** In-place LayerNorm of n rows of width dim (γ, and β unless 0). */
   void layerNorm(long x, int n, int dim, long gamma, long beta) {
     cx.launch("layernorm_rows", n, 1, SELECTION_THREADS, x, dim, gamma, beta);

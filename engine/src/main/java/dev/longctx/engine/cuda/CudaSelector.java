@@ -304,15 +304,8 @@ final class CudaSelector implements AutoCloseable {
       long at = indexerKeys.address(l) + (long) start * d * Float.BYTES;
       model.matmul(indexer.wk().get(l), a.xb.address(), at, n, a);
       k.layerNorm(at, n, d, indexer.normWeight().get(l).address(), indexer.normBiasAddress(l));
-      k.rope(
-          at,
-          a.positions.address(),
-          indexer.invFreq().address(),
-          n,
-          1,
-          indexer.ropeDims(),
-          d,
-          false);
+      k.ropePrefix(
+          at, a.positions.address(), indexer.invFreq().address(), n, 1, indexer.ropeDims(), d, d);
     }
   }
 
@@ -561,13 +554,12 @@ final class CudaSelector implements AutoCloseable {
     int len = start + n; // keys of the last row
     long f = Float.BYTES;
     long listBytes = (long) rows * topK * Integer.BYTES;
-    long bytesPerRow = f * ((long) heads * d + 2L * heads + len + topK);
+    long bytesPerRow = f * ((long) heads * d + heads + len + topK);
     int slice = sliceRows(rows, bytesPerRow);
     long lists = scratchFor(listBytes, slice * bytesPerRow);
     long q = sliceBase(lists, listBytes); // 16-byte aligned, as the tiled score kernel wants
     long w = q + (long) slice * heads * d * f;
-    long positions = w + (long) slice * heads * f;
-    long scores = positions + (long) slice * heads * Integer.BYTES;
+    long scores = w + (long) slice * heads * f;
     long outScores = scores + (long) slice * len * f;
     for (int r0 = 0; r0 < rows; r0 += slice) {
       int m = Math.min(slice, rows - r0);
@@ -575,12 +567,10 @@ final class CudaSelector implements AutoCloseable {
       long x = a.xb.address() + (long) (dense + r0) * c.dim() * f;
       model.matmul(indexer.wq().get(l), x, q, m, a);
       model.matmul(indexer.weightsProj().get(l), x, w, m, a);
-      int[] pos = new int[m * heads];
-      for (int i = 0; i < pos.length; i++) {
-        pos[i] = first + i / heads;
-      }
-      cx.write(scratch, (positions - scratch.address()) / Integer.BYTES, pos, pos.length);
-      k.rope(q, positions, indexer.invFreq().address(), m * heads, 1, indexer.ropeDims(), d, false);
+      // the rows' positions are the step's (a.positions): no host copy, no stall of the stream
+      long rowPositions = a.positions.address() + (long) (dense + r0) * Integer.BYTES;
+      k.ropePrefix(
+          q, rowPositions, indexer.invFreq().address(), m, heads, indexer.ropeDims(), d, heads * d);
       int keys = first + m;
       k.indexerScores(q, w, indexerKeys.address(l), keys, m, heads, d, indexer.scale(), scores);
       k.maskFuture(scores, m, keys, first);
