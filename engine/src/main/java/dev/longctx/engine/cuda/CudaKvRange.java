@@ -31,6 +31,9 @@ public final class CudaKvRange extends KvRange {
   private final CudaSequence seq;
   private boolean closed;
 
+  /** Whether a step went layer by layer (the coordinator selecting): Forward cannot select then. */
+  private boolean steppedByCoordinator;
+
   CudaKvRange(CudaModel model, int capacity, AttentionPolicy policy) {
     super(model.config(), capacity, policy);
     this.model = model;
@@ -48,6 +51,11 @@ public final class CudaKvRange extends KvRange {
       cache.close();
       throw e;
     }
+  }
+
+  /** Device bytes of the key selection state (0 unless this range selects in Forward). */
+  public long selectorBytes() {
+    return seq.selectorBytes();
   }
 
   /** The device KV cache (slots, byte accounting). */
@@ -85,6 +93,7 @@ public final class CudaKvRange extends KvRange {
     }
     synchronized (model.lock()) {
       checkOpen();
+      steppedByCoordinator = true;
       // layer l > 0 follows finish(l − 1), which left the RMSNormed input in place
       model.projectLayer(l, seq.cache(), act(), rows(), firstSlot(), selfExtend, l > 0);
     }
@@ -153,29 +162,57 @@ public final class CudaKvRange extends KvRange {
    * layer-by-layer path of {@link KvRange} runs.
    */
   @Override
-  public float[] forwardLocal(int[] tokens, int[] positions, boolean logits) {
+  public float[] forwardLocal(int[] tokens, int[] positions, int[] logitRows) {
     boolean contiguous = positions.length > 0 && positions[0] == slots();
     // slots ascend and are distinct, so the last one at slots − 1 makes them 0, 1, …, slots − 1
     contiguous &= slots() == 0 || slotPosition(slots() - 1) == slots() - 1;
     for (int i = 1; contiguous && i < positions.length; i++) {
       contiguous = positions[i] == positions[0] + i;
     }
+    if (isSparse()) {
+      // The device selector (CudaSelector) needs every key of the request, recorded step by step.
+      if (!contiguous || steppedByCoordinator) {
+        throw new IllegalStateException(
+            policy.name()
+                + " on a GPU shard selects keys in Forward only for a request held here whole,"
+                + " from position 0, and stepped by Forward from its first token");
+      }
+      synchronized (model.lock()) {
+        checkOpen();
+        if (seq.selector() == null) {
+          seq.attachSelector(CudaSelector.of(model, policy, capacity()));
+        }
+      }
+    }
     if (!contiguous) {
-      return super.forwardLocal(tokens, positions, logits);
+      return super.forwardLocal(tokens, positions, logitRows);
     }
     startLocalStep(tokens, positions); // checks, slots, embeddings (embed)
     synchronized (model.lock()) {
       checkOpen();
       CudaModel.Activations a = act();
       model.runLayers(seq, a, firstSlot(), rows());
-      if (!logits) {
-        return new float[0];
+      int vocab = config.vocabSize();
+      float[] out = new float[logitRows.length * vocab];
+      float[] row = new float[vocab];
+      for (int i = 0; i < logitRows.length; i++) {
+        model.logitsOf(a, logitRows[i], row);
+        System.arraycopy(row, 0, out, i * vocab, vocab);
       }
-      float[] out = new float[config.vocabSize()];
-      model.logitsOf(a, rows() - 1, out);
-      markLogitsTaken();
+      if (logitRows.length > 0) {
+        markLogitsTaken();
+      }
       return out;
     }
+  }
+
+  /**
+   * True for the top-k methods the GPU selects for ({@link CudaModel#supports}): a request held
+   * whole by this shard and stepped by Forward has its keys selected here, on the device.
+   */
+  @Override
+  public boolean selectsInForward() {
+    return isSparse() && CudaModel.supports(policy);
   }
 
   @Override

@@ -13,7 +13,7 @@ public final class CudaSequence implements AutoCloseable {
   private final CudaKvCache cache;
   private final AttentionPolicy policy;
   private final DeviceBuffer positionList;
-  private final CudaSelector selector;
+  private CudaSelector selector;
   private CudaModel.Activations activations;
 
   CudaSequence(CudaKvCache cache) {
@@ -35,6 +35,14 @@ public final class CudaSequence implements AutoCloseable {
   /** The top-k policy's key selection on the device, or null (dense, SelfExtend, a shard range). */
   CudaSelector selector() {
     return selector;
+  }
+
+  /** Gives an empty sequence (a GPU shard's range, before its first step) its key selection. */
+  void attachSelector(CudaSelector s) {
+    if (length() > 0 || selector != null) {
+      throw new IllegalStateException("a selector must be attached before the first token");
+    }
+    this.selector = s;
   }
 
   public CudaKvCache cache() {

@@ -25,6 +25,9 @@ public abstract class KvRange implements AutoCloseable {
   /** SelfExtend's positions, or null: its keys are also kept at the grouped positions. */
   protected final SelfExtend selfExtend;
 
+  /** The request's attention method. */
+  protected final AttentionPolicy policy;
+
   private final int[] slotPositions;
   private int slots;
 
@@ -40,7 +43,8 @@ public abstract class KvRange implements AutoCloseable {
   /**
    * @param policy the request's attention; only its positions matter here: plain, or SelfExtend's
    *     (whose keys are kept twice: at their positions and at the grouped ones, ALGORITHMS.md §2.4
-   *     design 1). Sparse selection happens at the coordinator.
+   *     design 1). Sparse selection happens at the coordinator, or in {@link #forwardLocal} of a
+   *     range that {@link #selectsInForward}.
    */
   protected KvRange(LlamaConfig config, int capacity, AttentionPolicy policy) {
     if (capacity <= 0) {
@@ -49,6 +53,7 @@ public abstract class KvRange implements AutoCloseable {
     this.config = config;
     this.capacity = capacity;
     this.selfExtend = policy.positions();
+    this.policy = policy;
     this.slotPositions = new int[capacity];
   }
 
@@ -338,6 +343,22 @@ public abstract class KvRange implements AutoCloseable {
    * KV is stored, nothing after it is needed) and an empty array is returned.
    */
   public float[] forwardLocal(int[] tokens, int[] positions, boolean logits) {
+    return forwardLocal(tokens, positions, logits ? new int[] {tokens.length - 1} : new int[0]);
+  }
+
+  /**
+   * {@link #forwardLocal(int[], int[], boolean)} returning the logits of the step rows {@code
+   * logitRows} (ascending), [logitRows.length, vocab]; none leaves the last layer unfinished. A
+   * sparse method's step needs keys selected over the whole request: only a range that {@link
+   * #selectsInForward} runs one; others fail (the coordinator selects for them).
+   */
+  public float[] forwardLocal(int[] tokens, int[] positions, int[] logitRows) {
+    if (isSparse() && !selectsInForward()) {
+      throw new IllegalStateException(
+          policy.name()
+              + " keys are selected by the coordinator for this shard: step the request with"
+              + " Advance and Attend");
+    }
     int qDim = config.queryDim();
     float[] attention = null;
     for (int l = 0; l < config.layers(); l++) {
@@ -345,7 +366,21 @@ public abstract class KvRange implements AutoCloseable {
       attention = new float[rows * qDim];
       attend(l, q.plain(), q.grouped(), stepPositions, attention, new float[rows * config.heads()]);
     }
-    return logits ? logits(attention, new int[] {rows - 1}) : new float[0];
+    return logitRows.length > 0 ? logits(attention, logitRows) : new float[0];
+  }
+
+  /**
+   * Whether {@link #forwardLocal} selects a sparse method's keys itself (on a shard holding the
+   * whole request from position 0), so the coordinator need not: false here.
+   */
+  public boolean selectsInForward() {
+    return false;
+  }
+
+  /** Whether the policy selects keys (indexer or block top-k). */
+  protected final boolean isSparse() {
+    return policy instanceof AttentionPolicy.IndexerTopK
+        || policy instanceof AttentionPolicy.BlockTopK;
   }
 
   /**

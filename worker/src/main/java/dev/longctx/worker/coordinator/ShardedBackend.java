@@ -15,6 +15,7 @@ import dev.longctx.proto.shard.v1.ForwardRequest;
 import dev.longctx.proto.shard.v1.LogitsRequest;
 import dev.longctx.proto.shard.v1.LogitsResponse;
 import dev.longctx.proto.shard.v1.OpenRequest;
+import dev.longctx.proto.shard.v1.OpenResponse;
 import dev.longctx.proto.shard.v1.ReleaseRequest;
 import dev.longctx.worker.shard.Tensors;
 import dev.longctx.worker.telemetry.Telemetry;
@@ -314,19 +315,35 @@ public final class ShardedBackend implements ForwardBackend {
       // round-robin, so a shard holds at most ceil(capacity / p) plus one per step split.
       int steps = (capacity + GenerationTask.PREFILL_STEP - 1) / GenerationTask.PREFILL_STEP;
       int perShard = Math.min(capacity, (capacity + p - 1) / p + 2 * steps + 1);
-      selector = sparse() ? new SequenceAttention(policy, config, capacity) : null;
+      selector = null;
       OpenRequest.Builder open = OpenRequest.newBuilder().setCapacity(perShard);
       open.setAttentionMethod(policy.name());
+      switch (policy) {
+        case AttentionPolicy.IndexerTopK t ->
+            open.setTopK(t.k()).setDenseBelow(t.denseBelowTokens()).setIndexer(t.indexer().name());
+        case AttentionPolicy.BlockTopK b ->
+            open.setBlockSize(b.blockSize())
+                .setTopBlocks(b.topBlocks())
+                .setBlockScore(b.score().name().toLowerCase(java.util.Locale.ROOT));
+        default -> {}
+      }
       if (policy.positions() instanceof SelfExtend se) {
         open.setGroupSize(se.groupSize())
             .setNeighborWindow(se.neighborWindow())
             .setSelfExtendMode(se.mode().name().toLowerCase(java.util.Locale.ROOT));
       }
+      List<OpenResponse> opened;
       try {
-        parallel(r -> mine.get(r).stub().open(open.clone().setTag(tag(r, -1)).build()));
+        opened = parallel(r -> mine.get(r).stub().open(open.clone().setTag(tag(r, -1)).build()));
       } catch (RuntimeException e) {
         releaseAll();
         throw e;
+      }
+      // Sparse methods: the coordinator selects (replicated index-K, below), unless one shard holds
+      // the request and selects in Forward itself (a GPU shard, on the device).
+      boolean shardSelects = p == 1 && opened.getFirst().getForwardSelects();
+      if (sparse() && !shardSelects) {
+        selector = new SequenceAttention(policy, config, capacity);
       }
     }
 
@@ -515,16 +532,24 @@ public final class ShardedBackend implements ForwardBackend {
       int p = mine.size();
       int n = tokens.length;
       int vocab = config.vocabSize();
-      boolean lastRowOnly = want.length == 1 && want[0] == n - 1;
-      if (p == 1 && selector == null && (lastRowOnly || want.length == 0)) {
+      if (p == 1 && selector == null) {
+        // One shard holds the request (and selects its keys, for a sparse method): a whole step
+        // in one call.
         ForwardRequest.Builder fb =
             ForwardRequest.newBuilder().setTag(tag(0, -1)).setSkipLogits(want.length == 0);
+        if (!(want.length == 1 && want[0] == n - 1)) {
+          for (int row : want) {
+            fb.addLogitRows(row);
+          }
+        }
         for (int i = 0; i < n; i++) {
           fb.addTokenIds(tokens[i]).addPositions(length + i);
         }
         LogitsResponse response = mine.get(0).stub().forward(fb.build());
         float[] logits =
-            want.length == 0 ? new float[0] : Tensors.floats(response.getLogits(), vocab);
+            want.length == 0
+                ? new float[0]
+                : Tensors.floats(response.getLogits(), (long) want.length * vocab);
         length += n;
         return logits;
       }

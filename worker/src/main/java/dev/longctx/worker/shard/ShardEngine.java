@@ -179,7 +179,7 @@ public final class ShardEngine {
   }
 
   /** The range of an open request, or null. */
-  KvRange get(String requestId) {
+  public KvRange get(String requestId) {
     return requests.get(requestId);
   }
 

@@ -1,6 +1,7 @@
 package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.inference.KvRange;
 import dev.longctx.proto.shard.v1.AdvanceRequest;
 import dev.longctx.proto.shard.v1.AdvanceResponse;
@@ -170,6 +171,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
           return OpenResponse.newBuilder()
               .setResidentTokens(engine.residentTokens())
               .setCapacityTokens(engine.capacityTokens())
+              .setForwardSelects(state(request.getTag()).selectsInForward())
               .build();
         });
   }
@@ -188,8 +190,25 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
                     ? AttentionPolicy.SelfExtendMode.EXACT
                     : AttentionPolicy.SelfExtendMode.parse(request.getSelfExtendMode()))
             : null;
+    AttentionPolicy positions = se != null ? se : AttentionPolicy.dense();
     return switch (request.getAttentionMethod()) {
-      case "", "dense", "indexer-topk", "block-topk" -> se != null ? se : AttentionPolicy.dense();
+      case "", "dense" -> positions;
+      // The full sparse policy when its parameters came (the shard may select in Forward); else
+      // only its positions matter here (the coordinator selects).
+      case "indexer-topk" ->
+          request.getTopK() > 0 && request.getIndexer().equals("own-heads")
+              ? new AttentionPolicy.IndexerTopK(
+                  request.getTopK(), request.getDenseBelow(), IndexerSource.ownHeads(), se)
+              : positions;
+      case "block-topk" ->
+          request.getBlockSize() > 0 && request.getTopBlocks() > 0
+              ? new AttentionPolicy.BlockTopK(
+                  request.getBlockSize(),
+                  request.getTopBlocks(),
+                  AttentionPolicy.BlockScore.parse(
+                      request.getBlockScore().isEmpty() ? "quest" : request.getBlockScore()),
+                  se)
+              : positions;
       case "self-extend" -> {
         if (se == null) {
           throw new IllegalArgumentException("self-extend needs group_size >= 1");
@@ -319,12 +338,27 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
           if (tokens.length == 0) {
             throw new IllegalArgumentException("a forward step needs at least one token");
           }
-          float[] logits = s.forwardLocal(tokens, positions, !request.getSkipLogits());
-          if (request.getSkipLogits()) {
+          int[] rows =
+              request.getSkipLogits()
+                  ? new int[0]
+                  : request.getLogitRowsCount() > 0
+                      ? request.getLogitRowsList().stream().mapToInt(Integer::intValue).toArray()
+                      : new int[] {tokens.length - 1};
+          for (int i = 0; i < rows.length; i++) {
+            if (rows[i] < 0 || rows[i] >= tokens.length || (i > 0 && rows[i] <= rows[i - 1])) {
+              throw new IllegalArgumentException(
+                  "logit rows must ascend within the step's "
+                      + tokens.length
+                      + " tokens, got "
+                      + request.getLogitRowsList());
+            }
+          }
+          float[] logits = s.forwardLocal(tokens, positions, rows);
+          if (rows.length == 0) {
             return LogitsResponse.getDefaultInstance();
           }
           return LogitsResponse.newBuilder()
-              .setLogits(Tensors.f32(logits, 1, engine.config().vocabSize()))
+              .setLogits(Tensors.f32(logits, rows.length, engine.config().vocabSize()))
               .build();
         });
   }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dev.longctx.engine.TestData;
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.cuda.Backend.Availability;
+import dev.longctx.engine.cuda.CudaKvRange;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.cuda.CudaProbe;
 import dev.longctx.engine.inference.Sequence;
@@ -43,6 +44,7 @@ class GpuShardsTest {
   static LoadedModel model;
   static CudaModel gpu;
   static final List<Server> servers = new ArrayList<>();
+  static final List<ShardEngine> engines = new ArrayList<>();
 
   @BeforeAll
   static void load() {
@@ -71,6 +73,7 @@ class GpuShardsTest {
       String name = "gpu-shard-" + p + "-" + r + "-" + System.nanoTime();
       ShardEngine engine =
           new ShardEngine(r, model.config(), gpu::newRange, "cuda", 1 << 20, "stories260K");
+      engines.add(engine);
       servers.add(
           InProcessServerBuilder.forName(name)
               .addService(new ShardService(engine))
@@ -131,6 +134,67 @@ class GpuShardsTest {
             .as("decode step %d", step)
             .isLessThanOrEqualTo(1e-3);
       }
+      runner.close();
+    }
+  }
+
+  static Stream<AttentionPolicy> sparsePolicies() {
+    return Stream.of(ShardedLongContextTest.INDEXER, ShardedLongContextTest.BLOCKS);
+  }
+
+  /**
+   * A sparse method on one GPU shard: the shard holds the whole request, so it selects the keys
+   * itself on the device (Open says so, the coordinator keeps no selector and steps the request by
+   * Forward, every row's logits included), and the logits are the single-process CPU engine's.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("sparsePolicies")
+  void oneGpuShardSelectsTheKeysOnTheDevice(AttentionPolicy policy) throws Exception {
+    String text =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the"
+            + " park with her dog Max. One day, Lily saw a big red ball under a tree. ";
+    int[] ids = Arrays.copyOf(model.tokenizer().encodePrompt(text.repeat(20)), 200);
+    int capacity = 240;
+    int vocab = model.config().vocabSize();
+    Transformer transformer = model.transformer();
+    Sequence seq = transformer.newSequence(capacity, policy);
+    float[] wantAll = new float[ids.length * vocab];
+    transformer.forwardAll(
+        seq,
+        ids,
+        0,
+        ids.length,
+        128,
+        (first, rows, logits) -> System.arraycopy(logits, 0, wantAll, first * vocab, rows * vocab));
+    try (ShardedBackend backend = gpuBackend(1, policy, Placement.CONTIGUOUS)) {
+      String id = "gpu1-" + policy.name();
+      ShardedBackend.Runner runner = (ShardedBackend.Runner) backend.open(id, capacity, ids.length);
+      assertThat(runner.shardsUsed()).isEqualTo(1);
+      assertThat(engines.getLast().get(id).selectsInForward()).isTrue();
+      float[] got = new float[ids.length * vocab];
+      int cut = 131;
+      System.arraycopy(runner.prefillAllLogits(Arrays.copyOf(ids, cut)), 0, got, 0, cut * vocab);
+      System.arraycopy(
+          runner.prefillAllLogits(Arrays.copyOfRange(ids, cut, ids.length)),
+          0,
+          got,
+          cut * vocab,
+          (ids.length - cut) * vocab);
+      assertThat(ShardedLongContextTest.maxRelativeDifference(wantAll, got))
+          .as("every row's logits")
+          .isLessThanOrEqualTo(1e-3);
+      float[] want = Arrays.copyOfRange(wantAll, (ids.length - 1) * vocab, ids.length * vocab);
+      for (int step = 0; step < 3; step++) {
+        int token = Ops.argmax(want, 0, want.length);
+        want = transformer.decode(seq, token);
+        float[] next = runner.decode(token);
+        assertThat(Ops.argmax(next, 0, next.length)).isEqualTo(Ops.argmax(want, 0, want.length));
+        assertThat(ShardedLongContextTest.maxRelativeDifference(want, next))
+            .as("decode step %d", step)
+            .isLessThanOrEqualTo(1e-3);
+      }
+      // the selection ran on the shard: its device selector holds the request's keys
+      assertThat(((CudaKvRange) engines.getLast().get(id)).selectorBytes()).isPositive();
       runner.close();
     }
   }
