@@ -27,6 +27,7 @@ import dev.longctx.engine.tensor.FloatTensor;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
@@ -138,10 +139,12 @@ class CudaSelectorTest {
   /**
    * The selection itself, op by op: random queries, keys and layer inputs go through the CPU {@code
    * SequenceAttention.select} and the device {@link CudaSelector} in chunks (a long prefill chunk,
-   * decode steps, a second chunk), and every sparse row's key set must be the CPU's exactly (the
-   * dense rows too). Stage 1 page pruning of the own-heads selector, SelfExtend's grouped scoring
-   * in both modes, Quest and mean block scores, per-KV-head block lists, the lightning indexer;
-   * rows selected in slices of a few rows, as a long context's are.
+   * decode steps, a second chunk), and every sparse row's key set must be the CPU's exactly on the
+   * emulation (the dense rows too); on a GPU, whose fused multiply-adds round differently, a
+   * near-tie at the k-th key may swap in at most 1 % of the lists. Stage 1 page pruning of the
+   * own-heads selector, SelfExtend's grouped scoring in both modes, Quest and mean block scores,
+   * per-KV-head block lists, the lightning indexer; rows selected in slices of a few rows, as a
+   * long context's are.
    */
   @Test
   void selectionsEqualTheCpuSelectionOnRandomInputs() {
@@ -173,19 +176,28 @@ class CudaSelectorTest {
         try (sel;
             CudaModel.Activations a = gpu.newActivations(chunks[0], p.positions())) {
           int start = 0;
+          int[] compared = new int[2];
           for (int n : chunks) {
             for (int l : new int[] {0, c.layers() - 1}) {
-              compareLayer(cx, c, p, cpu, sel, a, r, l, start, n);
+              compareLayer(compared, cx, c, p, cpu, sel, a, r, l, start, n);
             }
             start += n;
           }
+          assertThat(compared[1])
+              .as("%s: lists differing by a near-tie swap, of %d", p, compared[0])
+              .isLessThanOrEqualTo(1 + compared[0] / 100);
           assertThat(sel.bytesAllocated()).as("%s bytes", p).isEqualTo(cpu.bytesAllocated());
         }
       }
     }
   }
 
+  /**
+   * Compares layer l's selections of a chunk; counts into {@code compared} the lists compared and
+   * those that differ (only on a real GPU, and only by a near-tie swap).
+   */
   private static void compareLayer(
+      int[] compared,
       CudaContext cx,
       LlamaConfig c,
       AttentionPolicy p,
@@ -233,17 +245,30 @@ class CudaSelectorTest {
       for (int g = 0; g < kvHeads; g++) {
         int at = (t - dense) * lists.rowStride() + (lists.perKvHead() ? g * lists.count() : 0);
         int[] actual =
-            java.util.Arrays.stream(got, at, at + lists.count())
-                .filter(v -> v >= 0)
-                .sorted()
-                .toArray();
+            Arrays.stream(got, at, at + lists.count()).filter(v -> v >= 0).sorted().toArray();
         int[] want = expected[t * kvHeads + g];
         assertThat(want).as("%s row %d has a selection", p, start + t).isNotNull();
-        assertThat(actual)
-            .as("%s layer %d position %d KV head %d", p, l, start + t, g)
-            .isEqualTo(want);
+        compared[0]++;
+        if (Arrays.equals(actual, want)) {
+          continue;
+        }
+        String where = String.format("%s layer %d position %d KV head %d", p, l, start + t, g);
+        if (emulated(cx)) {
+          assertThat(actual).as(where).isEqualTo(want); // the emulation rounds as Java does
+        }
+        // A GPU rounds differently (fused multiply-adds): a near-tie at the k-th key may swap.
+        compared[1]++;
+        assertThat(actual.length).as(where).isEqualTo(want.length);
+        assertThat(Arrays.stream(actual).filter(v -> Arrays.binarySearch(want, v) < 0).count())
+            .as("%s: keys swapped at the boundary", where)
+            .isLessThanOrEqualTo(2);
       }
     }
+  }
+
+  /** Whether the device is the CPU emulation of docs/tools/cuda-emulate (Java's rounding). */
+  private static boolean emulated(CudaContext cx) {
+    return cx.deviceName().contains("emulation");
   }
 
   private static float[] gaussian(SplittableRandom r, int n) {
