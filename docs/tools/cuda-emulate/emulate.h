@@ -236,6 +236,19 @@ inline unsigned __match_any_sync(unsigned, int v) {
   emu::arrive(emu::warp_barriers[warp]);
   return peers;
 }
+// Lanes (of the whole warp, which must all call it) whose predicate is true.
+inline unsigned __ballot_sync(unsigned, int predicate) {
+  static int exchange[32][32];
+  unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  exchange[warp][lane] = predicate != 0;
+  emu::arrive(emu::warp_barriers[warp]);
+  unsigned votes = 0;
+  unsigned width = emu::warp_barriers[warp].count;
+  for (unsigned l = 0; l < width; l++)
+    if (exchange[warp][l]) votes |= 1u << l;
+  emu::arrive(emu::warp_barriers[warp]);
+  return votes;
+}
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __ffs(unsigned x) { return __builtin_ffs((int)x); }
 

@@ -52,15 +52,15 @@ static void check_topk(int n, int k, int chunk = 0) {
   std::vector<float> sc = nan_buffer(k);
   if (chunk == 0) {
     launch(topk_rows, 1, 1, 1024, (const float*)s.data(), n, k, pos.data(), sc.data(),
-           (const int*)nullptr, n);
+           (const int*)nullptr, n, 1);
   } else {
     int chunks = (n + chunk - 1) / chunk;
     std::vector<int> cpos(chunks * k);
     std::vector<float> csc(chunks * k);
     launch(topk_rows, chunks, 1, 1024, (const float*)s.data(), n, k, cpos.data(), csc.data(),
-           (const int*)nullptr, chunk);
+           (const int*)nullptr, chunk, 0);
     launch(topk_rows, 1, 1, 1024, (const float*)csc.data(), chunks * k, k, pos.data(),
-           sc.data(), (const int*)cpos.data(), chunks * k);
+           sc.data(), (const int*)cpos.data(), chunks * k, 1);
   }
   std::vector<int> idx;
   for (int i = 0; i < n; i++)

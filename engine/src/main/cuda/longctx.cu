@@ -1475,8 +1475,9 @@ __device__ __forceinline__ int topk_position(const int* ip, int base, int i, int
 #define TOPK_MAX 4096
 #define TOPK_UNROLL 8
 
-// Per row of scores[rows, n], the top min(k, valid) positions under ≻, best first, −∞ (and NaN)
-// scores never selected (TopK.select); outPos[row, k] padded with −1, outScores likewise with −∞.
+// Per row of scores[rows, n], the top min(k, valid) positions under ≻, best first (`sorted`) or in
+// row order (else: what an attention list needs, without the sort), −∞ (and NaN) scores never
+// selected (TopK.select); outPos[row, k] padded with −1, outScores likewise with −∞.
 // A long row is done in two launches so that more than one multiprocessor works on it: first each
 // `chunk`-long piece of the row gets its own block (grid rows·chunks, output [rows, chunks·k]), then
 // one block per row selects from those candidates, ranking them by their original positions
@@ -1485,7 +1486,7 @@ __device__ __forceinline__ int topk_position(const int* ip, int base, int i, int
 // histogram passes over the row), the keys at or below it are gathered, then sorted in shared memory.
 // Grid rows, block TOPK_THREADS, k ≤ TOPK_MAX.
 extern "C" __global__ void topk_rows(const float* scores, int rowLength, int k, int* outPos,
-                                     float* outScores, const int* inPos, int chunk) {
+                                     float* outScores, const int* inPos, int chunk, int sorted) {
   __shared__ u64 keys[TOPK_MAX];
   __shared__ int counter;
   __shared__ int countShared;
@@ -1609,7 +1610,43 @@ extern "C" __global__ void topk_rows(const float* scores, int rowLength, int k, 
       __syncthreads();
     }
   }
-  // prefix is now the take-th smallest valid key: gather every valid key ≤ it (exactly take).
+  // prefix is now the take-th smallest valid key: every valid key ≤ it is chosen (exactly take).
+  if (!sorted) {
+    // In row order: rounds of blockDim elements, each chosen one written at the count of chosen
+    // ones before it (warp ballots, then the warps' counts): deterministic, a few barriers a round
+    // where the bitonic sort below takes log²(k)/2.
+    __shared__ int warpCounts[32];
+    __shared__ int written;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    if (threadIdx.x == 0) written = 0;
+    __syncthreads();
+    for (int base = 0; take > 0 && base < n; base += blockDim.x) {
+      int i = base + threadIdx.x;
+      u64 key = ~0ull;
+      if (i < n) key = rank_key(r[i], topk_position(ip, positionBase, i, n));
+      bool chosen = i < n && key < negInfKeyMin && key <= prefix;
+      unsigned votes = __ballot_sync(0xffffffffu, chosen);
+      if (lane == 0) warpCounts[warp] = __popc(votes);
+      __syncthreads();
+      int before = written + __popc(votes & ((1u << lane) - 1u));
+      for (int w = 0; w < warp; w++) before += warpCounts[w];
+      if (chosen) {
+        long long o = (long long)blockIdx.x * k + before;
+        outPos[o] = (int)(key & 0xffffffffull);
+        outScores[o] = rank_score(key);
+      }
+      __syncthreads();
+      if (threadIdx.x == 0)
+        for (int w = 0; w < warps; w++) written += warpCounts[w];
+      __syncthreads();
+    }
+    for (int i = take + threadIdx.x; i < k; i += blockDim.x) {
+      outPos[(long long)blockIdx.x * k + i] = -1;
+      outScores[(long long)blockIdx.x * k + i] = NEG_INF;
+    }
+    return;
+  }
+  // Gather every chosen key, then sort them.
   if (threadIdx.x == 0) counter = 0;
   __syncthreads();
   if (take > 0) {

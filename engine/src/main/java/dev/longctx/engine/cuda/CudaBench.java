@@ -410,7 +410,16 @@ public final class CudaBench {
                       1f,
                       scores.address());
           Runnable topkStep =
-              () -> k.topk(scores.address(), 1, ctx, topK, sel.address(), selScores.address());
+              () ->
+                  k.topk(
+                      scores.address(),
+                      1,
+                      ctx,
+                      topK,
+                      sel.address(),
+                      selScores.address(),
+                      0L,
+                      false); // an attention list needs the set, not its order
           double sparse =
               best(
                   cx,

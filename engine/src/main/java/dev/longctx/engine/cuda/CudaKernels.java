@@ -497,21 +497,34 @@ final class CudaKernels implements AutoCloseable {
         scores);
   }
 
-  /** Per row of scores [rows, n]: the top-k positions (−1 padded) and scores (−∞ padded). */
+  /**
+   * Per row of scores [rows, n]: the top-k positions (−1 padded) and scores (−∞ padded), best
+   * first.
+   */
   void topk(long scores, int rows, int n, int k, long outPositions, long outScores) {
-    topk(scores, rows, n, k, outPositions, outScores, 0L);
+    topk(scores, rows, n, k, outPositions, outScores, 0L, true);
   }
 
   /**
    * {@link #topk(long, int, int, int, long, long)} where element i of a row stands for position
    * {@code positions[row·n + i]} (int [rows, n] on the device, −1 for no position; its score must
-   * be −∞), or for position i when {@code positions} is 0.
+   * be −∞), or for position i when {@code positions} is 0; best first when {@code sorted}, else in
+   * row order (the same set without the sort: what an attention list needs; for positions i, they
+   * ascend).
    */
   void topk(
-      long scores, int rows, int n, int k, long outPositions, long outScores, long positions) {
+      long scores,
+      int rows,
+      int n,
+      int k,
+      long outPositions,
+      long outScores,
+      long positions,
+      boolean sorted) {
     if (k <= 0 || k > TOPK_MAX) {
       throw new IllegalArgumentException("k must be in [1, " + TOPK_MAX + "], got " + k);
     }
+    int order = sorted ? 1 : 0;
     // Pieces of about √(n·k) balance the two launches (each block's work is its piece, then the
     // candidates); a row short enough is done by one block.
     int chunk =
@@ -520,13 +533,25 @@ final class CudaKernels implements AutoCloseable {
             ceilDiv((int) Math.ceil(Math.sqrt((double) n * k)), 1024) * 1024);
     if (chunk >= n) {
       cx.launch(
-          "topk_rows", rows, 1, TOPK_THREADS, scores, n, k, outPositions, outScores, positions, n);
+          "topk_rows",
+          rows,
+          1,
+          TOPK_THREADS,
+          scores,
+          n,
+          k,
+          outPositions,
+          outScores,
+          positions,
+          n,
+          order);
       return;
     }
     int chunks = ceilDiv(n, chunk);
     int perRow = chunks * k;
     long candidatePositions = candidates.address((long) rows * perRow * 8);
     long candidateScores = candidatePositions + (long) rows * perRow * 4;
+    // the pieces' candidates need no order: the second launch ranks them
     cx.launch(
         "topk_rows",
         rows * chunks,
@@ -538,7 +563,8 @@ final class CudaKernels implements AutoCloseable {
         candidatePositions,
         candidateScores,
         positions,
-        chunk);
+        chunk,
+        0);
     cx.launch(
         "topk_rows",
         rows,
@@ -550,7 +576,8 @@ final class CudaKernels implements AutoCloseable {
         outPositions,
         outScores,
         candidatePositions,
-        perRow);
+        perRow,
+        order);
   }
 
   // ---- fused steps (CudaModel): fewer launches per layer ----

@@ -442,7 +442,7 @@ final class CudaSelector implements AutoCloseable {
             b.score() == BlockScore.QUEST,
             length,
             scores);
-        k.topk(scores, m * kvHeads, length, chosenPerRow, chosen, chosenScores);
+        k.topk(scores, m * kvHeads, length, chosenPerRow, chosen, chosenScores, 0L, false);
       }
       k.blockExpand(
           chosen,
@@ -516,7 +516,7 @@ final class CudaSelector implements AutoCloseable {
             length,
             probs);
         k.pageWeights(probs, first, m, heads, PAGE, sinks, local, length, weights);
-        k.topk(weights, m, length, keep, kept, keptScores);
+        k.topk(weights, m, length, keep, kept, keptScores, 0L, false);
       }
       k.gatherCandidates(kept, first, m, keep, PAGE, perRow, cand);
       k.candidateProbs(
@@ -538,7 +538,7 @@ final class CudaSelector implements AutoCloseable {
           perRow,
           z);
       k.candidateWeights(z, cand, first, m, heads, sinks, local, perRow, p);
-      k.topk(p, m, perRow, topK, lists + (long) r0 * topK * Integer.BYTES, outScores, cand);
+      k.topk(p, m, perRow, topK, lists + (long) r0 * topK * Integer.BYTES, outScores, cand, false);
     }
     return new Lists(lists, topK, topK, false);
   }
@@ -574,7 +574,7 @@ final class CudaSelector implements AutoCloseable {
       int keys = first + m;
       k.indexerScores(q, w, indexerKeys.address(l), keys, m, heads, d, indexer.scale(), scores);
       k.maskFuture(scores, m, keys, first);
-      k.topk(scores, m, keys, topK, lists + (long) r0 * topK * Integer.BYTES, outScores);
+      k.topk(scores, m, keys, topK, lists + (long) r0 * topK * Integer.BYTES, outScores, 0L, false);
     }
     return new Lists(lists, topK, topK, false);
   }

@@ -1269,7 +1269,15 @@ class CudaOpsTest {
     }
     DeviceBuffer pos = keep(cx.alloc((long) rows * kk * 4));
     DeviceBuffer sc = poisoned((long) rows * kk);
-    k.topk(up(scores).address(), rows, n, kk, pos.address(), sc.address(), up(positions).address());
+    k.topk(
+        up(scores).address(),
+        rows,
+        n,
+        kk,
+        pos.address(),
+        sc.address(),
+        up(positions).address(),
+        true);
     int[] got = readInts(pos, rows * kk);
     for (int r = 0; r < rows; r++) {
       TopK.Candidates cpu =
@@ -1282,5 +1290,74 @@ class CudaOpsTest {
           .as("row %d", r)
           .isEqualTo(cpu.padded(kk));
     }
+  }
+
+  /**
+   * The unsorted top-k (what the selection's attention lists use): the same set as TopK.select, in
+   * ascending position order, −1 / −∞ padded; one block per row and the two-launch path for long
+   * rows; with given positions too (their set, row order).
+   */
+  @Test
+  void unsortedTopkIsTheSameSetInRowOrder() {
+    int[][] shapes = {{5, 3}, {1000, 64}, {4128, 2048}, {100, 4096}, {300000, 100}};
+    for (int[] shape : shapes) {
+      int n = shape[0];
+      int kk = shape[1];
+      int rows = 2;
+      float[] scores = new float[rows * n];
+      for (int i = 0; i < scores.length; i++) {
+        scores[i] = (float) Math.floor(random.nextDouble() * 50 - 10);
+        if (i % 97 == 3) {
+          scores[i] = Float.NEGATIVE_INFINITY;
+        }
+      }
+      DeviceBuffer pos = keep(cx.alloc((long) rows * kk * 4));
+      cx.fill(pos, 0x7fffffff);
+      DeviceBuffer sc = poisoned((long) rows * kk);
+      k.topk(up(scores).address(), rows, n, kk, pos.address(), sc.address(), 0L, false);
+      int[] got = readInts(pos, rows * kk);
+      float[] gotScores = CudaTests.read(cx, sc, rows * kk);
+      for (int r = 0; r < rows; r++) {
+        TopK.Candidates cpu =
+            TopK.select(Arrays.copyOfRange(scores, r * n, (r + 1) * n), null, n, kk);
+        int[] want = Arrays.copyOf(cpu.positions(), cpu.size());
+        Arrays.sort(want);
+        int[] padded = Arrays.copyOf(want, kk);
+        Arrays.fill(padded, want.length, kk, -1);
+        assertThat(Arrays.copyOfRange(got, r * kk, (r + 1) * kk))
+            .as("unsorted top-%d of %d, row %d", kk, n, r)
+            .isEqualTo(padded);
+        for (int i = 0; i < kk; i++) {
+          int p = got[r * kk + i];
+          float expected = p < 0 ? Float.NEGATIVE_INFINITY : scores[r * n + p];
+          assertThat(gotScores[r * kk + i]).isEqualTo(expected);
+        }
+      }
+    }
+    // candidates standing for other positions (stage 2 of the own-heads selector)
+    int n = 700;
+    int kk = 50;
+    float[] scores = new float[n];
+    int[] positions = new int[n];
+    for (int i = 0; i < n; i++) {
+      positions[i] = 3 * i + random.nextInt(3);
+      scores[i] = (float) Math.floor(random.nextDouble() * 20);
+    }
+    DeviceBuffer pos = keep(cx.alloc((long) kk * 4));
+    DeviceBuffer sc = poisoned(kk);
+    k.topk(
+        up(scores).address(),
+        1,
+        n,
+        kk,
+        pos.address(),
+        sc.address(),
+        up(positions).address(),
+        false);
+    int[] got = readInts(pos, kk);
+    int[] want = Arrays.copyOf(TopK.select(scores, positions, n, kk).positions(), kk);
+    Arrays.sort(want);
+    Arrays.sort(got);
+    assertThat(got).isEqualTo(want);
   }
 }
