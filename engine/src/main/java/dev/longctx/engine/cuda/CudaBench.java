@@ -348,7 +348,6 @@ public final class CudaBench {
     int topK = shape.topK();
     int prefillRows = shape.prefillRows();
     int[] contexts = shape.contexts();
-    float scale = (float) (1 / Math.sqrt(headDim));
     SplittableRandom random = new SplittableRandom(3);
     int maxRows = Math.max(prefillRows, LONG_PREFILL_ROWS);
     int chunk = 8192;
@@ -426,24 +425,7 @@ public final class CudaBench {
                   () -> {
                     indexerStep.run();
                     topkStep.run();
-                    k.attention(
-                        q.address(),
-                        cache.keyTable(0),
-                        cache.valueTable(0),
-                        CudaKvCache.PAGE_TOKENS,
-                        out.address(),
-                        lse.address(),
-                        1,
-                        heads,
-                        kvHeads,
-                        headDim,
-                        scale,
-                        0,
-                        0L,
-                        sel.address(),
-                        topK,
-                        topK,
-                        false);
+                    attend(k, shape, cache, q, out, lse, 1, 0, 0L, sel.address(), topK, topK);
                   });
           double indexer = best(cx, indexerStep);
           double topk = best(cx, topkStep);
@@ -457,24 +439,8 @@ public final class CudaBench {
                 best(
                     cx,
                     () ->
-                        k.attention(
-                            q.address(),
-                            cache.keyTable(0),
-                            cache.valueTable(0),
-                            CudaKvCache.PAGE_TOKENS,
-                            out.address(),
-                            lse.address(),
-                            rows,
-                            heads,
-                            kvHeads,
-                            headDim,
-                            scale,
-                            0,
-                            ranges.address(),
-                            0L,
-                            ctx,
-                            0,
-                            false));
+                        attend(
+                            k, shape, cache, q, out, lse, rows, 0, ranges.address(), 0L, ctx, 0));
             shardPartial = 4.0 * heads * headDim * (double) rows * ctx / seconds / 1e12;
           }
           System.out.printf(
@@ -525,27 +491,44 @@ public final class CudaBench {
       DeviceBuffer lse,
       int ctx,
       int rows) {
-    return best(
-        cx,
-        () ->
-            k.attention(
-                q.address(),
-                cache.keyTable(0),
-                cache.valueTable(0),
-                CudaKvCache.PAGE_TOKENS,
-                out.address(),
-                lse.address(),
-                rows,
-                shape.heads(),
-                shape.kvHeads(),
-                shape.headDim(),
-                (float) (1 / Math.sqrt(shape.headDim())),
-                ctx - rows,
-                0L,
-                0L,
-                0,
-                0,
-                false));
+    return best(cx, () -> attend(k, shape, cache, q, out, lse, rows, ctx - rows, 0L, 0L, 0, 0));
+  }
+
+  /**
+   * One attention launch of the bench's shape over layer 0 of {@code cache}: causal from {@code
+   * causalStart}, or per-row {@code ranges}, or the {@code selected} lists (CudaKernels.attention).
+   */
+  private static void attend(
+      CudaKernels k,
+      AttentionShape shape,
+      CudaKvCache cache,
+      DeviceBuffer q,
+      DeviceBuffer out,
+      DeviceBuffer lse,
+      int rows,
+      int causalStart,
+      long ranges,
+      long selected,
+      int count,
+      int selStride) {
+    k.attention(
+        q.address(),
+        cache.keyTable(0),
+        cache.valueTable(0),
+        CudaKvCache.PAGE_TOKENS,
+        out.address(),
+        lse.address(),
+        rows,
+        shape.heads(),
+        shape.kvHeads(),
+        shape.headDim(),
+        (float) (1 / Math.sqrt(shape.headDim())),
+        causalStart,
+        ranges,
+        selected,
+        count,
+        selStride,
+        false);
   }
 
   /** Best wall time in seconds of {@code work} over a few synchronized repetitions. */
