@@ -651,28 +651,35 @@ extern "C" __global__ void add_bias_rows(float* y, const float* bias, int width,
     y[i] += bias[i % width];
 }
 
-// Rotary embedding (Rope.apply) of row t's nHeads heads (at x + t·rowStride) to position
-// positions[t]: pairs (2i, 2i+1) when interleaved, (i, i + d/2) otherwise. Angles pos·invFreq[i]
-// and their cos/sin are formed in double, as the CPU does, so they stay exact at positions in the
-// millions; any position per row, so SelfExtend's grouped positions use the same kernel. Grid n.
-extern "C" __global__ void rope_rows(float* x, const int* positions, const double* invFreq,
-                                     int nHeads, int headDim, int rowStride, int interleaved) {
-  int t = blockIdx.x;
-  int half = headDim / 2;
-  double pos = (double)positions[t];
-  float* row = x + (long long)t * rowStride;
+// Rotates nHeads heads of one row (head h at row + h·headStride) over their first rotDims dims to
+// position pos: pairs (2i, 2i+1) when interleaved, (i, i + rotDims/2) otherwise; the block's
+// threads share out the (head, pair) work. Angles pos·invFreq[i] and their cos/sin are formed in
+// double, as the CPU does, so they stay exact at positions in the millions.
+__device__ void rope_row(float* row, double pos, const double* invFreq, int nHeads, int rotDims,
+                         int headStride, int interleaved) {
+  int half = rotDims / 2;
   for (int j = threadIdx.x; j < nHeads * half; j += blockDim.x) {
     int h = j / half, i = j % half;
     double s, c;
     sincos(pos * invFreq[i], &s, &c);
     float cf = (float)c, sf = (float)s;
-    float* head = row + h * headDim;
+    float* head = row + (long long)h * headStride;
     int a = interleaved ? 2 * i : i;
     int b = interleaved ? 2 * i + 1 : i + half;
     float x0 = head[a], x1 = head[b];
     head[a] = x0 * cf - x1 * sf;
     head[b] = x0 * sf + x1 * cf;
   }
+}
+
+// Rotary embedding (Rope.apply) of row t's nHeads heads (at x + t·rowStride) to position
+// positions[t]; any position per row, so SelfExtend's grouped positions use the same kernel.
+// Grid n.
+extern "C" __global__ void rope_rows(float* x, const int* positions, const double* invFreq,
+                                     int nHeads, int headDim, int rowStride, int interleaved) {
+  int t = blockIdx.x;
+  rope_row(x + (long long)t * rowStride, (double)positions[t], invFreq, nHeads, headDim, headDim,
+           interleaved);
 }
 
 // One decode/prefill launch instead of four (rope_rows on q, rope_rows on k, kv_store of k and of
@@ -2104,19 +2111,8 @@ extern "C" __global__ void rope_prefix_rows(float* x, const int* positions, cons
                                             int nHeads, int rotDims, int headStride,
                                             int rowStride) {
   int t = blockIdx.x;
-  int half = rotDims / 2;
-  double pos = (double)positions[t];
-  float* row = x + (long long)t * rowStride;
-  for (int j = threadIdx.x; j < nHeads * half; j += blockDim.x) {
-    int h = j / half, i = j % half;
-    double s, c;
-    sincos(pos * invFreq[i], &s, &c);
-    float cf = (float)c, sf = (float)s;
-    float* head = row + (long long)h * headStride;
-    float x0 = head[i], x1 = head[i + half];
-    head[i] = x0 * cf - x1 * sf;
-    head[i + half] = x0 * sf + x1 * cf;
-  }
+  rope_row(x + (long long)t * rowStride, (double)positions[t], invFreq, nHeads, rotDims,
+           headStride, 0);
 }
 
 // Causal mask of indexer scores [n, len]: row t (position start + t) never selects a later key.
