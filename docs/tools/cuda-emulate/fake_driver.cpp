@@ -61,6 +61,8 @@ std::map<std::string, Launcher>& kernels() {
       {"attention_combine", launcher(attention_combine)},
       {"attention_prefill_tc_d64", launcher(attention_prefill_tc_d64)},
       {"attention_prefill_tc_d128", launcher(attention_prefill_tc_d128)},
+      {"attention_prefill_tc2_d64", launcher(attention_prefill_tc2_d64)},
+      {"attention_prefill_tc2_d128", launcher(attention_prefill_tc2_d128)},
       {"indexer_scores", launcher(indexer_scores)},
       {"indexer_scores_tiled", launcher(indexer_scores_tiled)},
       {"indexer_reduce", launcher(indexer_reduce)},

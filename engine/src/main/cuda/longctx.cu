@@ -1148,8 +1148,10 @@ __device__ __forceinline__ void mma16816(float* d, const u32* a, const u32* b) {
 // taking whatever remains (a ranges window may be longer than the longest range the caller sized
 // the splits with), and the blocks write partials for attention_combine (as attention_split
 // does), so a few rows over a long context still fill the device.
-// Grid (ceil(n / TC_ROWS), heads·splits), block TC_WARPS·32.
-template <int HD>
+// With HPB = 2 a block takes the same rows for two heads of one GQA group (TC_WARPS warps each):
+// every K/V tile is read from the cache and converted once for both, halving the cache traffic.
+// Grid (ceil(n / TC_ROWS), heads / HPB · splits), block HPB·TC_WARPS·32.
+template <int HD, int HPB>
 __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64* __restrict__ kPages,
                                           const u64* __restrict__ vPages, int pageSize,
                                           float* __restrict__ out, float* __restrict__ lse, int n,
@@ -1159,11 +1161,13 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
                                           float* __restrict__ partML) {
   __shared__ u16 ks[TC_KEYS][HD + 8];
   __shared__ u16 vs[TC_KEYS][HD + 8];
-  int h = blockIdx.y % heads, split = blockIdx.y / heads, kvHead = h / (heads / kvHeads);
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int headBlocks = heads / HPB, warpInHead = warp % TC_WARPS;
+  int h = (blockIdx.y % headBlocks) * HPB + warp / TC_WARPS, split = blockIdx.y / headBlocks;
+  int kvHead = h / (heads / kvHeads);
   int g = lane >> 2, c = (lane & 3) * 2;
   int kvDim = kvHeads * HD;
-  int row0 = blockIdx.x * TC_ROWS + warp * 16;  // the warp's first query row
+  int row0 = blockIdx.x * TC_ROWS + warpInHead * 16;  // the warp's first query row
   int rowA = row0 + g, rowB = row0 + g + 8;     // the two rows this lane holds
   // Q fragments for the HD / 16 slices of the head dimension (rows past n are zero).
   u32 qa[HD / 16][4];
@@ -1199,10 +1203,10 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
       rowEnd[i] = t < n ? ranges[2 * t + 1] : 0;
     }
     __syncthreads();
-    firstA = rowFirst[warp * 16 + g];
-    endA = rowEnd[warp * 16 + g];
-    firstB = rowFirst[warp * 16 + g + 8];
-    endB = rowEnd[warp * 16 + g + 8];
+    firstA = rowFirst[warpInHead * 16 + g];
+    endA = rowEnd[warpInHead * 16 + g];
+    firstB = rowFirst[warpInHead * 16 + g + 8];
+    endB = rowEnd[warpInHead * 16 + g + 8];
     blockFirst = warpFirst = 0x7fffffff;
     blockEnd = warpEnd = 0;
     for (int i = 0; i < TC_ROWS; i++) {
@@ -1210,7 +1214,7 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
       if (f >= e) continue;  // empty
       blockFirst = min(blockFirst, f);
       blockEnd = e > blockEnd ? e : blockEnd;
-      if (i / 16 == warp) {
+      if (i / 16 == warpInHead) {
         warpFirst = min(warpFirst, f);
         warpEnd = e > warpEnd ? e : warpEnd;
       }
@@ -1218,7 +1222,7 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
     if (blockEnd <= blockFirst) blockFirst = blockEnd = 0;
   }
   // Each warp's window, read per tile (after the loop's first barrier) rather than held in registers.
-  __shared__ int warpWin[TC_WARPS][2];
+  __shared__ int warpWin[TC_WARPS * HPB][2];
   if (lane == 0) warpWin[warp][0] = warpFirst, warpWin[warp][1] = warpEnd;
   // The split's part of the block's window; tiles start at keyBegin, so none crosses keyEnd.
   int keyBegin = blockFirst + split * keysPerSplit;
@@ -1365,17 +1369,19 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
   }
 }
 
-#define ATTENTION_PREFILL_TC(D)                                                                 \
-  extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_prefill_tc_d##D(       \
+#define ATTENTION_PREFILL_TC(NAME, D, HPB)                                                      \
+  extern "C" __global__ void __launch_bounds__(HPB * TC_WARPS * 32) NAME(                      \
       const float* q, const u64* kPages, const u64* vPages, int pageSize, float* out,          \
       float* lse, int n, int heads, int kvHeads, float scale, int causalStart,                 \
       const int* ranges, int splits, int keysPerSplit, float* partO, float* partML) {          \
-    attention_prefill_tc_body<D>(q, kPages, vPages, pageSize, out, lse, n, heads, kvHeads,     \
-                                 scale, causalStart, ranges, splits, keysPerSplit, partO,      \
-                                 partML);                                                      \
+    attention_prefill_tc_body<D, HPB>(q, kPages, vPages, pageSize, out, lse, n, heads,         \
+                                      kvHeads, scale, causalStart, ranges, splits,             \
+                                      keysPerSplit, partO, partML);                            \
   }
-ATTENTION_PREFILL_TC(64)
-ATTENTION_PREFILL_TC(128)
+ATTENTION_PREFILL_TC(attention_prefill_tc_d64, 64, 1)
+ATTENTION_PREFILL_TC(attention_prefill_tc_d128, 128, 1)
+ATTENTION_PREFILL_TC(attention_prefill_tc2_d64, 64, 2)
+ATTENTION_PREFILL_TC(attention_prefill_tc2_d128, 128, 2)
 
 // Lightning-indexer scores (LightningIndexer.score, ALGORITHMS.md §1.2 step 9): scores[t, s] =
 // scale · Σ_j w[t, j] · ReLU(q[t, j]·k[s]) for s < len, keys [len, headDim] contiguous, q [n, heads,

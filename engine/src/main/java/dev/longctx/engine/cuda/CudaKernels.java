@@ -55,6 +55,7 @@ final class CudaKernels implements AutoCloseable {
 
   private final CudaContext cx;
   private boolean tensorCores = true;
+  private int tensorCoreHeadsPerBlock = 1;
 
   /** Split attention partials, top-k candidates, indexer head products. */
   private final Scratch partials = new Scratch();
@@ -73,6 +74,18 @@ final class CudaKernels implements AutoCloseable {
    */
   void setTensorCores(boolean enabled) {
     this.tensorCores = enabled;
+  }
+
+  /**
+   * Query heads a tensor-core prefill block takes (1 or 2; 1 by default): 2 stages each K/V tile
+   * once for two heads of a GQA group (half the cache traffic, twice the threads a block). Used
+   * where the group size is even; {@code CudaBench} measures both.
+   */
+  void setTensorCoreHeadsPerBlock(int heads) {
+    if (heads != 1 && heads != 2) {
+      throw new IllegalArgumentException("heads per block must be 1 or 2, got " + heads);
+    }
+    this.tensorCoreHeadsPerBlock = heads;
   }
 
   CudaContext context() {
@@ -284,16 +297,17 @@ final class CudaKernels implements AutoCloseable {
       // over a long context), merging the splits' partials as the decode path does. A block's
       // splits cut the span of its rows' keys from its start (the last split takes any rest).
       int longest = ranges != 0 ? count : causalStart + n;
-      KeySplits ks = keySplits(ceilDiv(n, TC_ROWS) * heads, longest, 2048, TC_KEYS);
+      int perBlock = (heads / kvHeads) % tensorCoreHeadsPerBlock == 0 ? tensorCoreHeadsPerBlock : 1;
+      KeySplits ks = keySplits(ceilDiv(n, TC_ROWS) * heads / perBlock, longest, 2048, TC_KEYS);
       int splits = ks.splits();
       long rows = (long) n * heads;
       long partO = splits > 1 ? partials.address(rows * splits * (headDim + 2L) * Float.BYTES) : 0L;
       long partML = splits > 1 ? partO + rows * splits * headDim * Float.BYTES : 0L;
       cx.launch(
-          "attention_prefill_tc_d" + headDim,
+          (perBlock == 2 ? "attention_prefill_tc2_d" : "attention_prefill_tc_d") + headDim,
           ceilDiv(n, TC_ROWS),
-          heads * splits,
-          TC_THREADS,
+          heads / perBlock * splits,
+          TC_THREADS * perBlock,
           q,
           kPages,
           vPages,

@@ -532,6 +532,25 @@ class CudaOpsTest {
     checkCausalAttention(shapes, 3e-3);
   }
 
+  /**
+   * The tensor-core kernel taking two heads of a GQA group a block (one K/V tile staged for both):
+   * the same results, causal (split and unsplit) and per-row ranges; an odd group falls back to one
+   * head a block.
+   */
+  @Test
+  void tensorCorePrefillWithTwoHeadsABlock() {
+    k.setTensorCoreHeadsPerBlock(2);
+    try {
+      int[][] shapes = {
+        {1000, 130, 8, 2, 128}, {700, 64, 4, 2, 64}, {9000, 64, 2, 1, 128}, {600, 70, 3, 1, 64}
+      };
+      checkCausalAttention(shapes, 3e-3);
+      rangeAttentionOverEachRowsSlotRange();
+    } finally {
+      k.setTensorCoreHeadsPerBlock(1);
+    }
+  }
+
   /** Causal attention of each (len, n, heads, kvHeads, headDim) against float64 and the CPU. */
   private void checkCausalAttention(int[][] shapes, double tolerance) {
     for (int[] s : shapes) {
