@@ -1773,6 +1773,10 @@ __device__ double block_sum_double(double v) {
 // serves every query head of the KV head's GQA group from one load of the summary or key row.
 #define SEL_WARPS 8
 #define SEL_MAX_GROUP 16
+// h over the group's heads, unrolled to SEL_MAX_GROUP so per-head accumulators stay in registers
+// (a loop bounded by the runtime group size would put them on the stack).
+#define FOR_GROUP_HEAD(h) \
+  _Pragma("unroll") for (int h = 0; h < SEL_MAX_GROUP; h++) if (h < group)
 
 // The first key of query i's neighbor region (AttentionPolicy.SelfExtend.neighborStart): i − w + 1
 // (exact) or w·⌊i/w⌋ (llama.cpp); 0 without SelfExtend (window ≤ 0).
@@ -1838,17 +1842,17 @@ extern "C" __global__ void block_scores(const float* q, const float* mn, const f
   long long at = (long long)b * kvHeads * headDim + (long long)g * headDim;
   const float* q0 = q + ((long long)t * heads + (long long)g * group) * headDim;
   float acc[SEL_MAX_GROUP];
-  for (int h = 0; h < group; h++) acc[h] = 0.f;
+  FOR_GROUP_HEAD(h) acc[h] = 0.f;
   for (int d = lane; d < headDim; d += 32) {
     float lo = quest ? mn[at + d] : sum[at + d];
     float hi = quest ? mx[at + d] : 0.f;
-    for (int h = 0; h < group; h++) {
+    FOR_GROUP_HEAD(h) {
       float qd = q0[(long long)h * headDim + d];
       acc[h] += quest ? fmaxf(qd * lo, qd * hi) : qd * lo;
     }
   }
   float total = 0.f;
-  for (int h = 0; h < group; h++) {
+  FOR_GROUP_HEAD(h) {
     float v = warp_sum(acc[h]);
     total += quest ? v : (1.f / blockSize) * v;
   }
@@ -1939,24 +1943,24 @@ extern "C" __global__ void page_bounds(const float* qn, const float* qg, const f
   long long at = (long long)b * kvHeads * headDim + (long long)g * headDim;
   long long qOff = ((long long)t * heads + (long long)g * group) * headDim;
   float accN[SEL_MAX_GROUP], accG[SEL_MAX_GROUP];
-  for (int h = 0; h < group; h++) accN[h] = accG[h] = 0.f;
+  FOR_GROUP_HEAD(h) accN[h] = accG[h] = 0.f;
   for (int d = lane; d < headDim; d += 32) {
     if (plain) {
       float lo = mn[at + d], hi = mx[at + d];
-      for (int h = 0; h < group; h++) {
+      FOR_GROUP_HEAD(h) {
         float qd = qn[qOff + (long long)h * headDim + d];
         accN[h] += fmaxf(qd * lo, qd * hi);
       }
     }
     if (groupedPart) {
       float lo = gmn[at + d], hi = gmx[at + d];
-      for (int h = 0; h < group; h++) {
+      FOR_GROUP_HEAD(h) {
         float qd = qg[qOff + (long long)h * headDim + d];
         accG[h] += fmaxf(qd * lo, qd * hi);
       }
     }
   }
-  for (int h = 0; h < group; h++) {
+  FOR_GROUP_HEAD(h) {
     float vn = plain ? scale * warp_sum(accN[h]) : NEG_INF;
     float vg = groupedPart ? scale * warp_sum(accG[h]) : NEG_INF;
     if (lane == 0) out[(long long)h * rowLength] = fmaxf(vn, vg);
@@ -2057,12 +2061,12 @@ extern "C" __global__ void candidate_logits(const float* qn, const float* qg,
   const signed char* k = (grouped ? groupValues : values) + row * headDim;
   float sc = (grouped ? groupScales : scales)[row] * scale;
   float acc[SEL_MAX_GROUP];
-  for (int h = 0; h < group; h++) acc[h] = 0.f;
+  FOR_GROUP_HEAD(h) acc[h] = 0.f;
   for (int d = lane; d < headDim; d += 32) {
     float kd = (float)k[d] * sc;
-    for (int h = 0; h < group; h++) acc[h] += q[(long long)h * headDim + d] * kd;
+    FOR_GROUP_HEAD(h) acc[h] += q[(long long)h * headDim + d] * kd;
   }
-  for (int h = 0; h < group; h++) {
+  FOR_GROUP_HEAD(h) {
     float v = warp_sum(acc[h]);
     if (lane == 0) out[(long long)h * perRow] = v;
   }
