@@ -105,6 +105,12 @@ class CudaSelectorTest {
           }) {
         compare(cpu, gpu, p, prompt, 3, 0.02);
       }
+      // a prompt of two GPU prefill chunks (512 + 88 rows): the second chunk's queries select
+      // among keys of the first, in slices, and rows past the trained 512 positions
+      int[] longPrompt =
+          new SplittableRandom(8).ints(600, 3, loaded.config().vocabSize()).toArray();
+      assertThat(longPrompt.length).isGreaterThan(CudaModel.CHUNK);
+      compare(cpu, gpu, new IndexerTopK(64), longPrompt, 1, 0.02);
     }
   }
 
