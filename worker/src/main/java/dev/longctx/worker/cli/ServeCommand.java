@@ -308,6 +308,8 @@ public class ServeCommand implements Callable<Integer> {
       attentionOptions.denseBelow = intConf("attention.denseBelowTokens", 0);
     } else if (method.equals("block-topk")) {
       attentionOptions.blockSize = intConf("attention.blockSize", 64);
+      // the CR's attention.topK: "keys (indexer-topk) or blocks (block-topk) each query attends to"
+      attentionOptions.topBlocks = intConf("attention.topK", 8);
     }
   }
 

@@ -129,6 +129,36 @@ class CliTest {
   }
 
   /**
+   * engine.properties as the operator writes it for block top-k (attention.topK counts blocks, as
+   * the CR documents) gives serve a whole block-top-k policy: the start gets past the policy and
+   * fails only at the bogus placement given to stop it there.
+   */
+  @Test
+  void serveTakesBlockTopKFromTheOperatorsProperties(QuarkusMainLauncher launcher)
+      throws Exception {
+    Path props = tmp.resolve("block-topk.properties");
+    Files.writeString(
+        props, "attention.method=block-topk\nattention.topK=4\nattention.blockSize=16\n");
+    LaunchResult r =
+        launcher.launch(
+            "serve",
+            "--model",
+            stories(),
+            "--config",
+            props.toString(),
+            "--placement",
+            "bogus",
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "-1");
+    assertThat(r.exitCode()).isNotZero();
+    assertThat(r.getErrorOutput())
+        .contains("unknown placement 'bogus'")
+        .doesNotContain("needs --block-size and --top-blocks");
+  }
+
+  /**
    * generate on stories260K under block top-k ({@code topBlocks} blocks of 4) on {@code backend},
    * then {@code more}.
    */
