@@ -170,6 +170,10 @@ public final class CudaKvRange extends KvRange {
       contiguous = positions[i] == positions[0] + i;
     }
     if (isSparse()) {
+      if (!selectsInForward()) {
+        throw new IllegalStateException(
+            policy.name() + " beyond the GPU's top-k limit is selected by the coordinator");
+      }
       // The device selector (CudaSelector) needs every key of the request, recorded step by step.
       if (!contiguous || steppedByCoordinator) {
         throw new IllegalStateException(

@@ -2,6 +2,7 @@ package dev.longctx.engine.inference;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.model.LlamaConfig;
 import java.util.Arrays;
 
@@ -27,6 +28,9 @@ public abstract class KvRange implements AutoCloseable {
 
   /** The request's attention method. */
   protected final AttentionPolicy policy;
+
+  /** A sparse request's selector when it is stepped by {@link #forwardLocal} (else null). */
+  private SequenceAttention localSelector;
 
   private final int[] slotPositions;
   private int slots;
@@ -353,28 +357,69 @@ public abstract class KvRange implements AutoCloseable {
    * #selectsInForward} runs one; others fail (the coordinator selects for them).
    */
   public float[] forwardLocal(int[] tokens, int[] positions, int[] logitRows) {
-    if (isSparse() && !selectsInForward()) {
-      throw new IllegalStateException(
-          policy.name()
-              + " keys are selected by the coordinator for this shard: step the request with"
-              + " Advance and Attend");
-    }
+    SequenceAttention selector = isSparse() ? localSelector(positions) : null;
     int qDim = config.queryDim();
     float[] attention = null;
     for (int l = 0; l < config.layers(); l++) {
       Queries q = advance(l, tokens, positions, attention);
       attention = new float[rows * qDim];
-      attend(l, q.plain(), q.grouped(), stepPositions, attention, new float[rows * config.heads()]);
+      int[][] selected = null;
+      if (selector != null) {
+        // The engine's own selection over the whole request (this range holds all of it).
+        int start = positions[0];
+        float[] x = selector.needsLayerInput() ? stepNormedInput() : null;
+        selector.append(
+            l, start, rows, stepKeys(false), selfExtend != null ? stepKeys(true) : null, x);
+        selected = selector.select(l, start, rows, q.plain(), q.grouped(), x);
+      }
+      attend(
+          l,
+          q.plain(),
+          q.grouped(),
+          stepPositions,
+          selected,
+          attention,
+          new float[rows * config.heads()]);
     }
     return logitRows.length > 0 ? logits(attention, logitRows) : new float[0];
   }
 
   /**
+   * The selector of a sparse request stepped by {@link #forwardLocal} from its first token, created
+   * then; fails for a request this range does not hold whole from position 0, or one the
+   * coordinator stepped (its selector would miss keys).
+   */
+  private SequenceAttention localSelector(int[] positions) {
+    if (!selectsInForward()) {
+      throw new IllegalStateException(
+          policy.name()
+              + " keys are selected by the coordinator for this shard: step the request with"
+              + " Advance and Attend");
+    }
+    boolean contiguous = positions.length > 0 && positions[0] == slots;
+    for (int i = 1; contiguous && i < positions.length; i++) {
+      contiguous = positions[i] == positions[0] + i;
+    }
+    if (!contiguous || (localSelector == null && slots > 0)) {
+      throw new IllegalStateException(
+          policy.name()
+              + " selects keys in Forward only for a request held here whole, from position 0,"
+              + " and stepped by Forward from its first token");
+    }
+    if (localSelector == null) {
+      localSelector = new SequenceAttention(policy, config, capacity);
+    }
+    localSelector.reserve(positions[0] + positions.length);
+    return localSelector;
+  }
+
+  /**
    * Whether {@link #forwardLocal} selects a sparse method's keys itself (on a shard holding the
-   * whole request from position 0), so the coordinator need not: false here.
+   * whole request from position 0), so the coordinator need not: true for the sparse methods whose
+   * parameters came with the request (the engine's own {@code SequenceAttention} selects here).
    */
   public boolean selectsInForward() {
-    return false;
+    return isSparse();
   }
 
   /** Whether the policy selects keys (indexer or block top-k). */
