@@ -23,6 +23,19 @@ public sealed interface IndexerSource {
    * reads and none of the values.
    */
   record OwnHeads() implements IndexerSource {
+
+    /** Tokens per page of the page-pruning stage: Quest's default S (ALGORITHMS.md §3.3, §5.4). */
+    public static final int PAGE = 16;
+
+    /** Always-selected first tokens (attention sinks, §5.1). */
+    public static final int SINKS = 4;
+
+    /** Always-selected last tokens, the query's own included (§5.1). */
+    public static final int LOCAL = 64;
+
+    /** Candidate tokens per selected token after page pruning. */
+    public static final int OVERSAMPLE = 2;
+
     @Override
     public String name() {
       return "own-heads";

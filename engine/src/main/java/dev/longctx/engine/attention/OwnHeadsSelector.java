@@ -31,17 +31,12 @@ import java.util.Arrays;
  */
 final class OwnHeadsSelector {
 
-  /** Tokens per page: Quest's default S (ALGORITHMS.md §3.3, §5.4). */
-  static final int PAGE = 16;
+  /** Page size, sinks, local window, oversampling: {@link IndexerSource.OwnHeads}'s (the GPU's). */
+  static final int PAGE = IndexerSource.OwnHeads.PAGE;
 
-  /** Always-selected first tokens (§5.1). */
-  static final int SINKS = 4;
-
-  /** Always-selected last tokens, the query's own included (§5.1). */
-  static final int LOCAL = 64;
-
-  /** Candidate tokens per selected token after page pruning. */
-  static final int OVERSAMPLE = 2;
+  static final int SINKS = IndexerSource.OwnHeads.SINKS;
+  static final int LOCAL = IndexerSource.OwnHeads.LOCAL;
+  static final int OVERSAMPLE = IndexerSource.OwnHeads.OVERSAMPLE;
 
   private final int heads;
   private final int kvHeads;

@@ -43,12 +43,12 @@ final class CudaSelector implements AutoCloseable {
    */
   record Lists(long address, int count, int rowStride, boolean perKvHead) {}
 
-  /** Own-heads constants (OwnHeadsSelector): page, sinks, local window, oversampling. */
-  static final int PAGE = 16;
+  /** The own-heads selector's constants, shared with the CPU's (IndexerSource.OwnHeads). */
+  static final int PAGE = IndexerSource.OwnHeads.PAGE;
 
-  static final int SINKS = 4;
-  static final int LOCAL = 64;
-  static final int OVERSAMPLE = 2;
+  static final int SINKS = IndexerSource.OwnHeads.SINKS;
+  static final int LOCAL = IndexerSource.OwnHeads.LOCAL;
+  static final int OVERSAMPLE = IndexerSource.OwnHeads.OVERSAMPLE;
 
   /** Scratch bytes a slice of sparse rows may use (rows are selected in slices within it). */
   static final long SLICE_BYTES = 64L << 20;

@@ -867,6 +867,23 @@ class CudaOpsTest {
     }
   }
 
+  /**
+   * Top-k inputs: coarse values force ties (broken by position); some −∞ and, with {@code nans},
+   * NaN entries, never selected.
+   */
+  private float[] tiedScores(int count, boolean nans) {
+    float[] scores = new float[count];
+    for (int i = 0; i < count; i++) {
+      scores[i] = (float) Math.floor(random.nextDouble() * 50 - 10);
+      if (i % 97 == 3) {
+        scores[i] = Float.NEGATIVE_INFINITY;
+      } else if (nans && i % 89 == 5) {
+        scores[i] = Float.NaN;
+      }
+    }
+    return scores;
+  }
+
   @Test
   void topkMatchesTheDeterministicOrder() {
     // the last two are split over several blocks, then merged
@@ -875,16 +892,7 @@ class CudaOpsTest {
       int n = s[0];
       int kk = s[1];
       int rows = 2;
-      float[] scores = new float[rows * n];
-      for (int i = 0; i < scores.length; i++) {
-        // coarse values force ties (broken by position); some −∞ and NaN are never selected
-        scores[i] = (float) Math.floor(random.nextDouble() * 50 - 10);
-        if (i % 97 == 3) {
-          scores[i] = Float.NEGATIVE_INFINITY;
-        } else if (i % 89 == 5) {
-          scores[i] = Float.NaN;
-        }
-      }
+      float[] scores = tiedScores(rows * n, true);
       DeviceBuffer pos = keep(cx.alloc((long) rows * kk * 4));
       cx.fill(pos, 0x7fffffff);
       DeviceBuffer sc = poisoned((long) rows * kk);
@@ -1323,13 +1331,7 @@ class CudaOpsTest {
       int n = shape[0];
       int kk = shape[1];
       int rows = 2;
-      float[] scores = new float[rows * n];
-      for (int i = 0; i < scores.length; i++) {
-        scores[i] = (float) Math.floor(random.nextDouble() * 50 - 10);
-        if (i % 97 == 3) {
-          scores[i] = Float.NEGATIVE_INFINITY;
-        }
-      }
+      float[] scores = tiedScores(rows * n, false);
       DeviceBuffer pos = keep(cx.alloc((long) rows * kk * 4));
       cx.fill(pos, 0x7fffffff);
       DeviceBuffer sc = poisoned((long) rows * kk);

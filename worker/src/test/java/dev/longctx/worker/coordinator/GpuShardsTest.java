@@ -171,15 +171,7 @@ class GpuShardsTest {
       ShardedBackend.Runner runner = (ShardedBackend.Runner) backend.open(id, capacity, ids.length);
       assertThat(runner.shardsUsed()).isEqualTo(1);
       assertThat(engines.getLast().get(id).selectsInForward()).isTrue();
-      float[] got = new float[ids.length * vocab];
-      int cut = 131;
-      System.arraycopy(runner.prefillAllLogits(Arrays.copyOf(ids, cut)), 0, got, 0, cut * vocab);
-      System.arraycopy(
-          runner.prefillAllLogits(Arrays.copyOfRange(ids, cut, ids.length)),
-          0,
-          got,
-          cut * vocab,
-          (ids.length - cut) * vocab);
+      float[] got = ShardedLongContextTest.allLogitsInTwoSteps(runner, ids, 131, vocab);
       assertThat(ShardedLongContextTest.maxRelativeDifference(wantAll, got))
           .as("every row's logits")
           .isLessThanOrEqualTo(1e-3);

@@ -112,6 +112,22 @@ class ShardedLongContextTest {
   static final AttentionPolicy BLOCKS =
       new AttentionPolicy.BlockTopK(32, 4, AttentionPolicy.BlockScore.QUEST, null);
 
+  /**
+   * Every row's logits of {@code ids} fed in two uneven steps split at {@code cut} (so the second
+   * step's queries see keys placed by the first), [ids.length, vocab].
+   */
+  static float[] allLogitsInTwoSteps(ShardedBackend.Runner runner, int[] ids, int cut, int vocab) {
+    float[] got = new float[ids.length * vocab];
+    System.arraycopy(runner.prefillAllLogits(Arrays.copyOf(ids, cut)), 0, got, 0, cut * vocab);
+    System.arraycopy(
+        runner.prefillAllLogits(Arrays.copyOfRange(ids, cut, ids.length)),
+        0,
+        got,
+        cut * vocab,
+        (ids.length - cut) * vocab);
+    return got;
+  }
+
   static Stream<Arguments> configurations() {
     List<Arguments> out = new ArrayList<>();
     for (AttentionPolicy policy : List.of(AttentionPolicy.dense(), SELF_EXTEND, INDEXER, BLOCKS)) {
@@ -145,16 +161,7 @@ class ShardedLongContextTest {
       ShardedBackend.Runner runner =
           (ShardedBackend.Runner) backend.open("all-" + p, capacity, ids.length);
       assertThat(runner.shardsUsed()).isEqualTo(p);
-      // Two uneven steps, so the second one's queries see keys placed by the first.
-      float[] got = new float[ids.length * vocab];
-      int cut = 517;
-      System.arraycopy(runner.prefillAllLogits(Arrays.copyOf(ids, cut)), 0, got, 0, cut * vocab);
-      System.arraycopy(
-          runner.prefillAllLogits(Arrays.copyOfRange(ids, cut, ids.length)),
-          0,
-          got,
-          cut * vocab,
-          (ids.length - cut) * vocab);
+      float[] got = allLogitsInTwoSteps(runner, ids, 517, vocab);
       for (int pos = 0; pos < ids.length; pos += 37) {
         int at = pos;
         assertThat(
