@@ -31,9 +31,6 @@ public final class CudaKvRange extends KvRange {
   private final CudaSequence seq;
   private boolean closed;
 
-  /** Whether a step went layer by layer (the coordinator selecting): Forward cannot select then. */
-  private boolean steppedByCoordinator;
-
   CudaKvRange(CudaModel model, int capacity, AttentionPolicy policy) {
     super(model.config(), capacity, policy);
     this.model = model;
@@ -93,7 +90,6 @@ public final class CudaKvRange extends KvRange {
     }
     synchronized (model.lock()) {
       checkOpen();
-      steppedByCoordinator = true;
       // layer l > 0 follows finish(l − 1), which left the RMSNormed input in place
       model.projectLayer(l, seq.cache(), act(), rows(), firstSlot(), selfExtend, l > 0);
     }
@@ -170,17 +166,8 @@ public final class CudaKvRange extends KvRange {
       contiguous = positions[i] == positions[0] + i;
     }
     if (isSparse()) {
-      if (!selectsInForward()) {
-        throw new IllegalStateException(
-            policy.name() + " beyond the GPU's top-k limit is selected by the coordinator");
-      }
       // The device selector (CudaSelector) needs every key of the request, recorded step by step.
-      if (!contiguous || steppedByCoordinator) {
-        throw new IllegalStateException(
-            policy.name()
-                + " on a GPU shard selects keys in Forward only for a request held here whole,"
-                + " from position 0, and stepped by Forward from its first token");
-      }
+      requireForwardSelection(positions);
       synchronized (model.lock()) {
         checkOpen();
         if (seq.selector() == null) {

@@ -32,6 +32,9 @@ public abstract class KvRange implements AutoCloseable {
   /** A sparse request's selector when it is stepped by {@link #forwardLocal} (else null). */
   private SequenceAttention localSelector;
 
+  /** Whether a sparse request is stepped by {@link #forwardLocal}, its keys selected here. */
+  private boolean selectingInForward;
+
   private final int[] slotPositions;
   private int slots;
 
@@ -390,6 +393,21 @@ public abstract class KvRange implements AutoCloseable {
    * coordinator stepped (its selector would miss keys).
    */
   private SequenceAttention localSelector(int[] positions) {
+    requireForwardSelection(positions);
+    if (localSelector == null) {
+      localSelector = new SequenceAttention(policy, config, capacity);
+    }
+    localSelector.reserve(positions[0] + positions.length);
+    return localSelector;
+  }
+
+  /**
+   * For a sparse request's {@link #forwardLocal} (any backend): fails unless this range selects in
+   * Forward, holds the request whole from position 0 (the step continues its slots) and was stepped
+   * by Forward from its first token (a selector started later would miss keys); then records that
+   * Forward steps it.
+   */
+  protected final void requireForwardSelection(int[] positions) {
     if (!selectsInForward()) {
       throw new IllegalStateException(
           policy.name()
@@ -400,17 +418,13 @@ public abstract class KvRange implements AutoCloseable {
     for (int i = 1; contiguous && i < positions.length; i++) {
       contiguous = positions[i] == positions[0] + i;
     }
-    if (!contiguous || (localSelector == null && slots > 0)) {
+    if (!contiguous || (!selectingInForward && slots > 0)) {
       throw new IllegalStateException(
           policy.name()
               + " selects keys in Forward only for a request held here whole, from position 0,"
               + " and stepped by Forward from its first token");
     }
-    if (localSelector == null) {
-      localSelector = new SequenceAttention(policy, config, capacity);
-    }
-    localSelector.reserve(positions[0] + positions.length);
-    return localSelector;
+    selectingInForward = true;
   }
 
   /**
