@@ -286,8 +286,14 @@ public final class CudaContext implements AutoCloseable {
 
   /** Fills {@code buffer} with copies of the 32-bit pattern {@code bits} (e.g. a NaN poison). */
   public void fill(DeviceBuffer buffer, int bits) {
+    fill(buffer, 0, buffer.bytes() / 4, bits);
+  }
+
+  /** Fills the 32-bit words [offset, offset + count) of {@code buffer} with {@code bits}. */
+  public void fill(DeviceBuffer buffer, long offset, long count, int bits) {
+    buffer.checkRange(offset * 4, count * 4);
     bind();
-    check("cuMemsetD32", cuMemsetD32(buffer.address(), bits, buffer.bytes() / 4));
+    check("cuMemsetD32", cuMemsetD32(buffer.address() + offset * 4, bits, count));
   }
 
   // ---- kernels --------------------------------------------------------------------------

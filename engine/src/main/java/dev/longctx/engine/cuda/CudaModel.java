@@ -763,7 +763,6 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       if (selector != null) {
         selector.append(l, a, start, n);
         if (dense < n) {
-          // before the dense rows: SelfExtend's dense path may reset the whole grouped-LSE buffer
           sparseAttention(seq, selector, a, l, start, n, dense);
         }
       }
@@ -1091,7 +1090,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     // gives the grouped partial weight 0 in the merge. So every causal launch below starts at
     // causalStart ≥ 0, as the dense kernels (the tensor-core prefill one too) expect.
     if (se.neighborStart(start) == 0) {
-      cx.fill(a.lseGrouped, NEG_INF_BITS);
+      cx.fill(a.lseGrouped, 0, (long) n * c.heads(), NEG_INF_BITS); // the rows attended here
     }
     if (exact) {
       // row t sees grouped keys [0, start + t − w + 1): non-empty from t = w − start on
