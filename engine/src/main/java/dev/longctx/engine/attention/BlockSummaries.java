@@ -1,9 +1,9 @@
 package dev.longctx.engine.attention;
 
+import dev.longctx.engine.kernel.Lanes;
 import dev.longctx.engine.kernel.Ops;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -140,7 +140,7 @@ final class BlockSummaries {
         FloatVector hi = qv.mul(FloatVector.fromArray(F, max, base + d));
         a = a.add(lo.max(hi));
       }
-      acc = a.reduceLanes(VectorOperators.ADD);
+      acc = Lanes.sum(a);
     }
     for (; d < headDim; d++) {
       float qd = q[qOffset + d];

@@ -2,7 +2,6 @@ package dev.longctx.engine.kernel;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -504,10 +503,10 @@ public final class Attention {
         a2 = qv.fma(FloatVector.fromArray(F, k2, r2 + d), a2);
         a3 = qv.fma(FloatVector.fromArray(F, k3, r3 + d), a3);
       }
-      float s0 = a0.reduceLanes(VectorOperators.ADD);
-      float s1 = a1.reduceLanes(VectorOperators.ADD);
-      float s2 = a2.reduceLanes(VectorOperators.ADD);
-      float s3 = a3.reduceLanes(VectorOperators.ADD);
+      float s0 = Lanes.sum(a0);
+      float s1 = Lanes.sum(a1);
+      float s2 = Lanes.sum(a2);
+      float s3 = Lanes.sum(a3);
       for (; d < headDim; d++) {
         float qd = q[qOffset + d];
         s0 += qd * k0[r0 + d];

@@ -9,10 +9,9 @@ import jdk.incubator.vector.VectorSpecies;
  * Vector API ({@link FloatVector#SPECIES_PREFERRED}) and finished by a scalar loop over the ragged
  * tail.
  *
- * <p>Exponentials use {@link VectorOperators#EXP}, which HotSpot compiles to calls into its vector
- * math library (Intel SVML on x86-64): within 1 ulp of {@link Math#exp} (0.55 ulp measured), and
- * some ten times faster than a scalar {@code Math.exp} loop over a 150K vocabulary. Where a
- * platform lacks such a library the operator falls back to a slow per-lane loop; measure there.
+ * <p>Lane sums and exponentials go through {@link Lanes}, whose fixed operation order makes every
+ * result independent of JIT warm-up (the Vector API's {@code reduceLanes(ADD)} and {@code EXP}
+ * round differently in the interpreter and in C2).
  */
 public final class Ops {
 
@@ -52,7 +51,7 @@ public final class Ops {
       acc0 = a.fma(a, acc0);
       acc1 = b.fma(b, acc1);
     }
-    float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    float sum = Lanes.sum(acc0.add(acc1));
     for (; i < n; i++) {
       sum += x[offset + i] * x[offset + i];
     }
@@ -79,7 +78,7 @@ public final class Ops {
               .fma(FloatVector.fromArray(F, b, bOffset + i), acc0);
       i += step;
     }
-    float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    float sum = Lanes.sum(acc0.add(acc1));
     for (; i < n; i++) {
       sum += a[aOffset + i] * b[bOffset + i];
     }
@@ -146,10 +145,9 @@ public final class Ops {
       FloatVector acc = FloatVector.zero(F);
       int i = start;
       for (int bound = start + F.loopBound(end - start); i < bound; i += F.length()) {
-        acc =
-            acc.add(FloatVector.fromArray(F, x, offset + i).sub(max).lanewise(VectorOperators.EXP));
+        acc = acc.add(Lanes.exp(FloatVector.fromArray(F, x, offset + i).sub(max)));
       }
-      float block = acc.reduceLanes(VectorOperators.ADD);
+      float block = Lanes.sum(acc);
       for (; i < end; i++) {
         block += (float) Math.exp(x[offset + i] - max);
       }
@@ -169,12 +167,11 @@ public final class Ops {
       FloatVector acc = FloatVector.zero(F);
       int i = start;
       for (int bound = start + F.loopBound(end - start); i < bound; i += F.length()) {
-        FloatVector e =
-            FloatVector.fromArray(F, x, offset + i).sub(shift).lanewise(VectorOperators.EXP);
+        FloatVector e = Lanes.exp(FloatVector.fromArray(F, x, offset + i).sub(shift));
         e.intoArray(x, offset + i);
         acc = acc.add(e);
       }
-      float block = acc.reduceLanes(VectorOperators.ADD);
+      float block = Lanes.sum(acc);
       for (; i < end; i++) {
         float e = (float) Math.exp(x[offset + i] - shift);
         x[offset + i] = e;
@@ -198,7 +195,7 @@ public final class Ops {
     int i = 0;
     for (int bound = F.loopBound(n); i < bound; i += F.length()) {
       FloatVector g = FloatVector.fromArray(F, gate, gateOffset + i);
-      FloatVector silu = g.div(g.neg().lanewise(VectorOperators.EXP).add(1f));
+      FloatVector silu = g.div(Lanes.exp(g.neg()).add(1f));
       silu.mul(FloatVector.fromArray(F, up, upOffset + i)).intoArray(gate, gateOffset + i);
     }
     for (; i < n; i++) {

@@ -1,5 +1,6 @@
 package dev.longctx.engine.tensor;
 
+import dev.longctx.engine.kernel.Lanes;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -9,7 +10,6 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -81,30 +81,9 @@ final class Vec {
     return i.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
   }
 
-  // Lane rotations: the fixed reduction tree of sum().
-  private static final VectorShuffle<Float> ROT8 = rotation(8);
-  private static final VectorShuffle<Float> ROT4 = rotation(4);
-  private static final VectorShuffle<Float> ROT2 = rotation(2);
-  private static final VectorShuffle<Float> ROT1 = rotation(1);
-
-  private static VectorShuffle<Float> rotation(int by) {
-    return VectorShuffle.fromOp(F, i -> (i + by) & (L - 1));
-  }
-
-  /**
-   * The sum of the lanes in a fixed pairwise order. {@code reduceLanes(ADD)} may add in any order
-   * (the interpreter and C2 differ), which would make results depend on JIT warm-up; this does not,
-   * so a matmul is bit-reproducible across runs and thread counts.
-   */
+  /** The sum of the lanes in a fixed pairwise order ({@link Lanes#sum}). */
   static float sum(FloatVector v) {
-    FloatVector s = v;
-    if (L == 16) {
-      s = s.add(s.rearrange(ROT8));
-    }
-    s = s.add(s.rearrange(ROT4));
-    s = s.add(s.rearrange(ROT2));
-    s = s.add(s.rearrange(ROT1));
-    return s.lane(0);
+    return Lanes.sum(v);
   }
 
   /**
