@@ -651,6 +651,24 @@ extern "C" __global__ void add_bias_rows(float* y, const float* bias, int width,
     y[i] += bias[i % width];
 }
 
+// ---- KV cache elements ---------------------------------------------------------------------------
+// A paged cache layer holds float (F32) or IEEE half (F16, CudaKvCacheType) elements: the kernels
+// that read or write pages are templates over the element type KV, instantiated with a "_f16"
+// suffix for half. Readers widen to float; writers round to nearest even.
+
+__device__ __forceinline__ float kv_get(const float* p) { return *p; }
+__device__ __forceinline__ float kv_get(const u16* p) { return half_to_float(*p); }
+__device__ __forceinline__ void kv_put(float* p, float v) { *p = v; }
+__device__ __forceinline__ void kv_put(u16* p, float v) { *p = float_to_half(v); }
+// Four consecutive elements (16 bytes of float, 8 of half: aligned, as kvDim and offsets are
+// multiples of 4).
+__device__ __forceinline__ float4 kv_get4(const float* p) { return load4(p); }
+__device__ __forceinline__ float4 kv_get4(const u16* p) {
+  uint2 h = *(const uint2*)p;
+  return make_float4(half_to_float((u16)(h.x & 0xffffu)), half_to_float((u16)(h.x >> 16)),
+                     half_to_float((u16)(h.y & 0xffffu)), half_to_float((u16)(h.y >> 16)));
+}
+
 // Rotates nHeads heads of one row (head h at row + h·headStride) over their first rotDims dims to
 // position pos: pairs (2i, 2i+1) when interleaved, (i, i + rotDims/2) otherwise; the block's
 // threads share out the (head, pair) work. Angles pos·invFreq[i] and their cos/sin are formed in
@@ -686,10 +704,11 @@ extern "C" __global__ void rope_rows(float* x, const int* positions, const doubl
 // v): row t's q heads [heads, headDim] (at q + t·heads·headDim) and k heads (at k + t·kvDim) are
 // rotated to positions[t] exactly as rope_rows does, then the rotated k row and the v row are
 // written at slot start + t of the paged cache layer. Grid n.
-extern "C" __global__ void rope_store_rows(float* q, float* k, const float* v, const int* positions,
-                                           const double* invFreq, int heads, int kvHeads,
-                                           int headDim, int interleaved, const u64* kPages,
-                                           const u64* vPages, int pageSize, int start) {
+template <typename KV>
+__device__ void rope_store_body(float* q, float* k, const float* v, const int* positions,
+                                const double* invFreq, int heads, int kvHeads, int headDim,
+                                int interleaved, const u64* kPages, const u64* vPages,
+                                int pageSize, int start) {
   int t = blockIdx.x;
   int half = headDim / 2;
   int kvDim = kvHeads * headDim;
@@ -711,14 +730,25 @@ extern "C" __global__ void rope_store_rows(float* q, float* k, const float* v, c
   __syncthreads();  // the k row is rotated
   int p = start + t;
   long long at = (long long)(p % pageSize) * kvDim;
-  float* kp = (float*)kPages[p / pageSize] + at;
-  float* vp = (float*)vPages[p / pageSize] + at;
+  KV* kp = (KV*)kPages[p / pageSize] + at;
+  KV* vp = (KV*)vPages[p / pageSize] + at;
   const float* vr = v + (long long)t * kvDim;
   for (int d = threadIdx.x; d < kvDim; d += blockDim.x) {
-    kp[d] = kr[d];
-    vp[d] = vr[d];
+    kv_put(kp + d, kr[d]);
+    kv_put(vp + d, vr[d]);
   }
 }
+
+#define ROPE_STORE(NAME, KV)                                                                     \
+  extern "C" __global__ void NAME(float* q, float* k, const float* v, const int* positions,      \
+                                  const double* invFreq, int heads, int kvHeads, int headDim,    \
+                                  int interleaved, const u64* kPages, const u64* vPages,         \
+                                  int pageSize, int start) {                                     \
+    rope_store_body<KV>(q, k, v, positions, invFreq, heads, kvHeads, headDim, interleaved,       \
+                        kPages, vPages, pageSize, start);                                        \
+  }
+ROPE_STORE(rope_store_rows, float)
+ROPE_STORE(rope_store_rows_f16, u16)
 
 // x += delta, then out = RMSNorm(x)·weight, per row (add_inplace then rmsnorm_rows in one launch,
 // with the same per-thread order, so the same floats). out may be delta. Grid n.
@@ -740,31 +770,43 @@ extern "C" __global__ void add_rmsnorm_rows(float* x, const float* delta, float*
 
 // Writes rows [0, n) of src ([n, kvDim]) at positions [start, start + n) of a paged cache layer.
 // Grid-stride over n·kvDim.
-extern "C" __global__ void kv_store(const u64* pages, int pageSize, const float* src, int start,
-                                    int n, int kvDim) {
+template <typename KV>
+__device__ void kv_store_body(const u64* pages, int pageSize, const float* src, int start, int n,
+                              int kvDim) {
   long long total = (long long)n * kvDim;
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
        i += (long long)gridDim.x * blockDim.x) {
     int t = (int)(i / kvDim), d = (int)(i % kvDim);
     int p = start + t;
-    float* page = (float*)pages[p / pageSize];
-    page[(long long)(p % pageSize) * kvDim + d] = src[i];
+    KV* page = (KV*)pages[p / pageSize];
+    kv_put(&page[(long long)(p % pageSize) * kvDim + d], src[i]);
   }
 }
 
 // Reads positions [start, start + n) of a paged cache layer into dst ([n, kvDim]): kv_store's
 // inverse. Grid-stride over n·kvDim.
-extern "C" __global__ void kv_gather(const u64* pages, int pageSize, float* dst, int start, int n,
-                                     int kvDim) {
+template <typename KV>
+__device__ void kv_gather_body(const u64* pages, int pageSize, float* dst, int start, int n,
+                               int kvDim) {
   long long total = (long long)n * kvDim;
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
        i += (long long)gridDim.x * blockDim.x) {
     int t = (int)(i / kvDim), d = (int)(i % kvDim);
     int p = start + t;
-    const float* page = (const float*)pages[p / pageSize];
-    dst[i] = page[(long long)(p % pageSize) * kvDim + d];
+    const KV* page = (const KV*)pages[p / pageSize];
+    dst[i] = kv_get(&page[(long long)(p % pageSize) * kvDim + d]);
   }
 }
+
+#define KV_COPY(NAME, BODY, KV, SRC)                                                             \
+  extern "C" __global__ void NAME(const u64* pages, int pageSize, SRC, int start, int n,         \
+                                  int kvDim) {                                                   \
+    BODY<KV>(pages, pageSize, rows, start, n, kvDim);                                            \
+  }
+KV_COPY(kv_store, kv_store_body, float, const float* rows)
+KV_COPY(kv_store_f16, kv_store_body, u16, const float* rows)
+KV_COPY(kv_gather, kv_gather_body, float, float* rows)
+KV_COPY(kv_gather_f16, kv_gather_body, u16, float* rows)
 
 // In-place softmax of each row of x[rows, n] (Ops.softmax); an all −∞ row is left as it is.
 // Grid rows.
@@ -832,11 +874,11 @@ extern "C" __global__ void argmax_rows(const float* x, int n, int* out) {
 // the two are equal); else positions [0, causalStart + t + 1) (causal, dense). GQA: head h reads KV
 // head h / (heads / kvHeads).
 // Grid (n, heads), block ATT_THREADS, headDim ≤ MAX_HEAD_DIM.
-extern "C" __global__ void attention(const float* q, const u64* kPages, const u64* vPages,
-                                     int pageSize, float* out, float* lse, int heads, int kvHeads,
-                                     int headDim, float scale, int causalStart,
-                                     const int* ranges, const int* selected, int count,
-                                     int selStride, int perKvHead) {
+template <typename KV>
+__device__ void attention_body(const float* q, const u64* kPages, const u64* vPages, int pageSize,
+                               float* out, float* lse, int heads, int kvHeads, int headDim,
+                               float scale, int causalStart, const int* ranges,
+                               const int* selected, int count, int selStride, int perKvHead) {
   __shared__ float qs[MAX_HEAD_DIM];
   __shared__ float p[ATT_THREADS];
   __shared__ int rowsOf[ATT_THREADS];
@@ -862,9 +904,9 @@ extern "C" __global__ void attention(const float* q, const u64* kPages, const u6
     if (i < len) {
       pos = sel == 0 ? first + i : sel[i];
       if (pos >= 0) {
-        const float* k = (const float*)kPages[pos / pageSize] + (long long)(pos % pageSize) * kvDim + kvHead * headDim;
+        const KV* k = (const KV*)kPages[pos / pageSize] + (long long)(pos % pageSize) * kvDim + kvHead * headDim;
         float dot = 0.f;
-        for (int d = 0; d < headDim; d++) dot += qs[d] * k[d];
+        for (int d = 0; d < headDim; d++) dot += qs[d] * kv_get(k + d);
         s = dot * scale;
       }
     }
@@ -884,9 +926,9 @@ extern "C" __global__ void attention(const float* q, const u64* kPages, const u6
       for (int j = 0; j < tileLen; j++) {
         int pj = rowsOf[j];
         if (pj < 0 || p[j] == 0.f) continue;
-        const float* v = (const float*)vPages[pj / pageSize] + (long long)(pj % pageSize) * kvDim + kvHead * headDim;
-        if (threadIdx.x < headDim) acc0 += p[j] * v[threadIdx.x];
-        if (threadIdx.x + ATT_THREADS < headDim) acc1 += p[j] * v[threadIdx.x + ATT_THREADS];
+        const KV* v = (const KV*)vPages[pj / pageSize] + (long long)(pj % pageSize) * kvDim + kvHead * headDim;
+        if (threadIdx.x < headDim) acc0 += p[j] * kv_get(v + threadIdx.x);
+        if (threadIdx.x + ATT_THREADS < headDim) acc1 += p[j] * kv_get(v + threadIdx.x + ATT_THREADS);
       }
       m = newM;
     }
@@ -899,6 +941,18 @@ extern "C" __global__ void attention(const float* q, const u64* kPages, const u6
   if (lse != 0 && threadIdx.x == 0)
     lse[(long long)t * heads + h] = l > 0.f ? m + logf(l) : NEG_INF;
 }
+
+#define ATTENTION(NAME, KV)                                                                      \
+  extern "C" __global__ void NAME(const float* q, const u64* kPages, const u64* vPages,          \
+                                  int pageSize, float* out, float* lse, int heads, int kvHeads,  \
+                                  int headDim, float scale, int causalStart, const int* ranges,  \
+                                  const int* selected, int count, int selStride,                 \
+                                  int perKvHead) {                                               \
+    attention_body<KV>(q, kPages, vPages, pageSize, out, lse, heads, kvHeads, headDim, scale,    \
+                       causalStart, ranges, selected, count, selStride, perKvHead);              \
+  }
+ATTENTION(attention, float)
+ATTENTION(attention_f16, u16)
 
 // ---- split-K attention (flash decoding) ---------------------------------------------------------
 
@@ -916,7 +970,7 @@ extern "C" __global__ void attention(const float* q, const u64* kPages, const u6
 // splits, 2]; attention_combine merges the splits. Split s takes the row's keys i in
 // [s·keysPerSplit, min(len, (s + 1)·keysPerSplit)), len the row's key count (its range's length in
 // ranges mode). Grid (n·kvHeads, splits), block SPLIT_THREADS.
-template <int GMAX, int HD>
+template <int GMAX, int HD, typename KV>
 __device__ void attention_split_body(const float* __restrict__ q, const u64* __restrict__ kPages,
                                      const u64* __restrict__ vPages, int pageSize,
                                      float* __restrict__ partO, float* __restrict__ partML,
@@ -959,12 +1013,12 @@ __device__ void attention_split_body(const float* __restrict__ q, const u64* __r
     float4 kc[C], vc[C];
     if (pos >= 0) {
       long long row = (long long)(pos % pageSize) * kvDim + kvHead * HD;
-      const float* kr = (const float*)kPages[pos / pageSize] + row;
-      const float* vr = (const float*)vPages[pos / pageSize] + row;
+      const KV* kr = (const KV*)kPages[pos / pageSize] + row;
+      const KV* vr = (const KV*)vPages[pos / pageSize] + row;
 #pragma unroll
       for (int c = 0; c < C; c++) {
-        kc[c] = load4(kr + (c * 8 + sub) * 4);
-        vc[c] = load4(vr + (c * 8 + sub) * 4);
+        kc[c] = kv_get4(kr + (c * 8 + sub) * 4);
+        vc[c] = kv_get4(vr + (c * 8 + sub) * 4);
       }
     } else {
 #pragma unroll
@@ -1063,24 +1117,27 @@ __device__ void attention_split_body(const float* __restrict__ q, const u64* __r
   }
 }
 
-#define ATTENTION_SPLIT(G, D)                                                                    \
-  extern "C" __global__ void __launch_bounds__(SPLIT_THREADS) attention_split_g##G##_d##D(      \
+#define ATTENTION_SPLIT(G, D, KV, SUFFIX)                                                        \
+  extern "C" __global__ void __launch_bounds__(SPLIT_THREADS)                                    \
+      attention_split_g##G##_d##D##SUFFIX(                                                       \
       const float* q, const u64* kPages, const u64* vPages, int pageSize, float* partO,         \
       float* partML, int heads, int kvHeads, float scale, int causalStart, const int* ranges,   \
       const int* selected, int count, int selStride, int perKvHead, int splits,                 \
       int keysPerSplit) {                                                                       \
-    attention_split_body<G, D>(q, kPages, vPages, pageSize, partO, partML, heads, kvHeads,      \
-                               scale, causalStart, ranges, selected, count, selStride,          \
-                               perKvHead, splits, keysPerSplit);                                \
+    attention_split_body<G, D, KV>(q, kPages, vPages, pageSize, partO, partML, heads,         \
+                                   kvHeads, scale, causalStart, ranges, selected, count,         \
+                                   selStride, perKvHead, splits, keysPerSplit);                  \
   }
-ATTENTION_SPLIT(1, 64)
-ATTENTION_SPLIT(2, 64)
-ATTENTION_SPLIT(4, 64)
-ATTENTION_SPLIT(8, 64)
-ATTENTION_SPLIT(1, 128)
-ATTENTION_SPLIT(2, 128)
-ATTENTION_SPLIT(4, 128)
-ATTENTION_SPLIT(8, 128)
+// Both cache element types of a (group bound, head dim).
+#define ATTENTION_SPLIT_KV(G, D) ATTENTION_SPLIT(G, D, float, ) ATTENTION_SPLIT(G, D, u16, _f16)
+ATTENTION_SPLIT_KV(1, 64)
+ATTENTION_SPLIT_KV(2, 64)
+ATTENTION_SPLIT_KV(4, 64)
+ATTENTION_SPLIT_KV(8, 64)
+ATTENTION_SPLIT_KV(1, 128)
+ATTENTION_SPLIT_KV(2, 128)
+ATTENTION_SPLIT_KV(4, 128)
+ATTENTION_SPLIT_KV(8, 128)
 
 // out[row, :] = Σ_s partO[row, s]·exp(M_s − M) / Σ_s L_s·exp(M_s − M) and lse[row] = M + ln Σ…
 // over the splits of attention_split (ALGORITHMS.md §4.2); an empty key set gives 0 and −∞.
@@ -1151,7 +1208,14 @@ __device__ __forceinline__ void mma16816(float* d, const u32* a, const u32* b) {
 // With HPB = 2 a block takes the same rows for two heads of one GQA group (TC_WARPS warps each):
 // every K/V tile is read from the cache and converted once for both, halving the cache traffic.
 // Grid (ceil(n / TC_ROWS), heads / HPB · splits), block HPB·TC_WARPS·32.
-template <int HD, int HPB>
+// Four cache elements as the FP16 tile's 4 halves: float rounded, half copied.
+__device__ __forceinline__ uint2 kv_half4(const float* p) {
+  float4 v = load4(p);
+  return make_uint2(pack_half2(v.x, v.y), pack_half2(v.z, v.w));
+}
+__device__ __forceinline__ uint2 kv_half4(const u16* p) { return *(const uint2*)p; }
+
+template <int HD, int HPB, typename KV>
 __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64* __restrict__ kPages,
                                           const u64* __restrict__ vPages, int pageSize,
                                           float* __restrict__ out, float* __restrict__ lse, int n,
@@ -1232,14 +1296,14 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
     for (int idx = threadIdx.x; idx < TC_KEYS * HD / 4; idx += blockDim.x) {
       int r = idx / (HD / 4), d = (idx % (HD / 4)) * 4;
       int pos = key0 + r;
-      float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;
+      uint2 kh = make_uint2(0u, 0u), vh = kh;
       if (pos < keyEnd) {
         long long off = (long long)(pos % pageSize) * kvDim + kvHead * HD + d;
-        kv = load4((const float*)kPages[pos / pageSize] + off);
-        vv = load4((const float*)vPages[pos / pageSize] + off);
+        kh = kv_half4((const KV*)kPages[pos / pageSize] + off);
+        vh = kv_half4((const KV*)vPages[pos / pageSize] + off);
       }
-      *(uint2*)&ks[r][d] = make_uint2(pack_half2(kv.x, kv.y), pack_half2(kv.z, kv.w));
-      *(uint2*)&vs[r][d] = make_uint2(pack_half2(vv.x, vv.y), pack_half2(vv.z, vv.w));
+      *(uint2*)&ks[r][d] = kh;
+      *(uint2*)&vs[r][d] = vh;
     }
     __syncthreads();
     // Nothing of this tile is visible to the warp (also when its rows are all empty or past n).
@@ -1369,19 +1433,23 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
   }
 }
 
-#define ATTENTION_PREFILL_TC(NAME, D, HPB)                                                      \
+#define ATTENTION_PREFILL_TC(NAME, D, HPB, KV)                                                  \
   extern "C" __global__ void __launch_bounds__(HPB * TC_WARPS * 32) NAME(                      \
       const float* q, const u64* kPages, const u64* vPages, int pageSize, float* out,          \
       float* lse, int n, int heads, int kvHeads, float scale, int causalStart,                 \
       const int* ranges, int splits, int keysPerSplit, float* partO, float* partML) {          \
-    attention_prefill_tc_body<D, HPB>(q, kPages, vPages, pageSize, out, lse, n, heads,         \
+    attention_prefill_tc_body<D, HPB, KV>(q, kPages, vPages, pageSize, out, lse, n, heads,         \
                                       kvHeads, scale, causalStart, ranges, splits,             \
                                       keysPerSplit, partO, partML);                            \
   }
-ATTENTION_PREFILL_TC(attention_prefill_tc_d64, 64, 1)
-ATTENTION_PREFILL_TC(attention_prefill_tc_d128, 128, 1)
-ATTENTION_PREFILL_TC(attention_prefill_tc2_d64, 64, 2)
-ATTENTION_PREFILL_TC(attention_prefill_tc2_d128, 128, 2)
+ATTENTION_PREFILL_TC(attention_prefill_tc_d64, 64, 1, float)
+ATTENTION_PREFILL_TC(attention_prefill_tc_d128, 128, 1, float)
+ATTENTION_PREFILL_TC(attention_prefill_tc2_d64, 64, 2, float)
+ATTENTION_PREFILL_TC(attention_prefill_tc2_d128, 128, 2, float)
+ATTENTION_PREFILL_TC(attention_prefill_tc_d64_f16, 64, 1, u16)
+ATTENTION_PREFILL_TC(attention_prefill_tc_d128_f16, 128, 1, u16)
+ATTENTION_PREFILL_TC(attention_prefill_tc2_d64_f16, 64, 2, u16)
+ATTENTION_PREFILL_TC(attention_prefill_tc2_d128_f16, 128, 2, u16)
 
 // Lightning-indexer scores (LightningIndexer.score, ALGORITHMS.md §1.2 step 9): scores[t, s] =
 // scale · Σ_j w[t, j] · ReLU(q[t, j]·k[s]) for s < len, keys [len, headDim] contiguous, q [n, heads,

@@ -363,9 +363,16 @@ public final class CudaBench {
             + " TFLOP/s (%d queries) | sparse decode µs/token (indexer + top-k + attention, k ="
             + " %d) | of which indexer µs | of which top-k µs | shard partial TFLOP/s (%d"
             + " remote queries over every key) | dense prefill TFLOP/s (%d queries, 2 heads a"
-            + " block) |%n",
-        prefillRows, LONG_PREFILL_ROWS, topK, LONG_PREFILL_ROWS, LONG_PREFILL_ROWS);
-    System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            + " block) | F16 KV: dense decode µs/token | F16 KV: dense prefill TFLOP/s (%d"
+            + " queries) |%n",
+        prefillRows,
+        LONG_PREFILL_ROWS,
+        topK,
+        LONG_PREFILL_ROWS,
+        LONG_PREFILL_ROWS,
+        LONG_PREFILL_ROWS);
+    System.out.println(
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     // A GPU shard's partial for another shard's prefill chunk: every row sees the whole range.
     int[] wholeRange = new int[2 * maxRows];
     try (DeviceBuffer src = cx.upload(host);
@@ -377,20 +384,13 @@ public final class CudaBench {
         DeviceBuffer sel = cx.alloc((long) topK * 4);
         DeviceBuffer selScores = cx.alloc((long) topK * 4)) {
       for (int ctx : contexts) {
-        try (CudaKvCache cache = new CudaKvCache(cx, 1, kvDim, ctx);
+        try (CudaKvCache cache = filledCache(cx, k, kvDim, ctx, KvCacheType.F32, src, chunk);
             DeviceBuffer indexKeys = cx.alloc((long) ctx * indexerDim * 4);
             DeviceBuffer scores = cx.alloc((long) ctx * 4)) {
-          cache.reserve(ctx);
-          for (int p = 0; p < ctx; p += chunk) {
-            int n = Math.min(chunk, ctx - p);
-            k.kvStore(cache.keyTable(0), CudaKvCache.PAGE_TOKENS, src.address(), p, n, kvDim);
-            k.kvStore(cache.valueTable(0), CudaKvCache.PAGE_TOKENS, src.address(), p, n, kvDim);
-          }
           for (long off = 0; off < (long) ctx * indexerDim; off += host.length) {
             int n = (int) Math.min(host.length, (long) ctx * indexerDim - off);
             cx.write(indexKeys, off, host, n);
           }
-          cache.setLength(ctx);
           double dense = denseSeconds(cx, k, shape, cache, q, out, lse, ctx, 1);
           double tflops = prefillTflops(cx, k, shape, cache, q, out, lse, ctx, prefillRows);
           double tflopsLong =
@@ -451,8 +451,18 @@ public final class CudaBench {
                             k, shape, cache, q, out, lse, rows, 0, ranges.address(), 0L, ctx, 0));
             shardPartial = 4.0 * heads * headDim * (double) rows * ctx / seconds / 1e12;
           }
+          // The same dense attention over a half-precision cache (half the bytes read).
+          double denseHalf;
+          double tflopsHalf;
+          try (CudaKvCache half = filledCache(cx, k, kvDim, ctx, KvCacheType.F16, src, chunk)) {
+            denseHalf = denseSeconds(cx, k, shape, half, q, out, lse, ctx, 1);
+            tflopsHalf =
+                ctx >= LONG_PREFILL_ROWS
+                    ? prefillTflops(cx, k, shape, half, q, out, lse, ctx, LONG_PREFILL_ROWS)
+                    : Double.NaN;
+          }
           System.out.printf(
-              "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |%n",
+              "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |%n",
               ctx,
               dense * 1e6,
               tflops,
@@ -461,9 +471,36 @@ public final class CudaBench {
               indexer * 1e6,
               topk * 1e6,
               shardPartial,
-              tflopsPaired);
+              tflopsPaired,
+              denseHalf * 1e6,
+              tflopsHalf);
         }
       }
+    }
+  }
+
+  /** A one-layer cache of {@code ctx} positions of {@code type}, every row from {@code src}. */
+  private static CudaKvCache filledCache(
+      CudaContext cx,
+      CudaKernels k,
+      int kvDim,
+      int ctx,
+      KvCacheType type,
+      DeviceBuffer src,
+      int chunk) {
+    CudaKvCache cache = new CudaKvCache(cx, 1, kvDim, ctx, type);
+    try {
+      cache.reserve(ctx);
+      for (int p = 0; p < ctx; p += chunk) {
+        int n = Math.min(chunk, ctx - p);
+        k.kvStore(cache.keyTable(0), CudaKvCache.PAGE_TOKENS, type, src.address(), p, n, kvDim);
+        k.kvStore(cache.valueTable(0), CudaKvCache.PAGE_TOKENS, type, src.address(), p, n, kvDim);
+      }
+      cache.setLength(ctx);
+      return cache;
+    } catch (RuntimeException e) {
+      cache.close();
+      throw e;
     }
   }
 
@@ -525,6 +562,7 @@ public final class CudaBench {
         cache.keyTable(0),
         cache.valueTable(0),
         CudaKvCache.PAGE_TOKENS,
+        cache.type(),
         out.address(),
         lse.address(),
         rows,

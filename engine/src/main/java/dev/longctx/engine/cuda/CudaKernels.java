@@ -210,9 +210,10 @@ final class CudaKernels implements AutoCloseable {
   }
 
   /** Positions [start, start + n) of a paged cache layer → dst ([n, kvDim]): kvStore's inverse. */
-  void kvGather(long pageTable, int pageSize, long dst, int start, int n, int kvDim) {
+  void kvGather(
+      long pageTable, int pageSize, KvCacheType type, long dst, int start, int n, int kvDim) {
     cx.launch(
-        "kv_gather",
+        "kv_gather" + type.kernelSuffix(),
         gridFor((long) n * kvDim),
         1,
         THREADS,
@@ -224,10 +225,14 @@ final class CudaKernels implements AutoCloseable {
         kvDim);
   }
 
-  /** Rows [0, n) of src ([n, kvDim]) → positions [start, start + n) of a paged cache layer. */
-  void kvStore(long pageTable, int pageSize, long src, int start, int n, int kvDim) {
+  /**
+   * Rows [0, n) of src ([n, kvDim]) → positions [start, start + n) of a paged cache layer (rounded
+   * to half for an F16 cache).
+   */
+  void kvStore(
+      long pageTable, int pageSize, KvCacheType type, long src, int start, int n, int kvDim) {
     cx.launch(
-        "kv_store",
+        "kv_store" + type.kernelSuffix(),
         gridFor((long) n * kvDim),
         1,
         THREADS,
@@ -261,13 +266,15 @@ final class CudaKernels implements AutoCloseable {
    * #setTensorCores} turned it off), causal or ranges alike; the rest on the FP32 kernels. In
    * ranges mode the tensor-core kernel stages, per block of {@value #TC_ROWS} rows, every slot
    * between its rows' lowest first and highest end, so those slots must hold stored (finite) keys
-   * and values even where no row of the block sees them.
+   * and values even where no row of the block sees them. The cache's elements are {@code type} (the
+   * kernels read F16 pages widened to float).
    */
   void attention(
       long q,
       long kPages,
       long vPages,
       int pageSize,
+      KvCacheType type,
       long out,
       long lse,
       int n,
@@ -304,7 +311,9 @@ final class CudaKernels implements AutoCloseable {
       long partO = splits > 1 ? partials.address(rows * splits * (headDim + 2L) * Float.BYTES) : 0L;
       long partML = splits > 1 ? partO + rows * splits * headDim * Float.BYTES : 0L;
       cx.launch(
-          (perBlock == 2 ? "attention_prefill_tc2_d" : "attention_prefill_tc_d") + headDim,
+          (perBlock == 2 ? "attention_prefill_tc2_d" : "attention_prefill_tc_d")
+              + headDim
+              + type.kernelSuffix(),
           ceilDiv(n, TC_ROWS),
           heads / perBlock * splits,
           TC_THREADS * perBlock,
@@ -333,7 +342,7 @@ final class CudaKernels implements AutoCloseable {
     int groupBound = group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : group <= 8 ? 8 : 0;
     if (groupBound == 0 || (headDim != 64 && headDim != 128)) {
       cx.launch(
-          "attention",
+          "attention" + type.kernelSuffix(),
           n,
           heads,
           ATTENTION_THREADS,
@@ -365,7 +374,7 @@ final class CudaKernels implements AutoCloseable {
     long partO = partials.address(rows * splits * (headDim + 2L) * Float.BYTES);
     long partML = partO + rows * splits * headDim * Float.BYTES;
     cx.launch(
-        "attention_split_g" + groupBound + "_d" + headDim,
+        "attention_split_g" + groupBound + "_d" + headDim + type.kernelSuffix(),
         rowBlocks,
         splits,
         SPLIT_THREADS,
@@ -615,9 +624,10 @@ final class CudaKernels implements AutoCloseable {
       long kPages,
       long vPages,
       int pageSize,
+      KvCacheType type,
       int start) {
     cx.launch(
-        "rope_store_rows",
+        "rope_store_rows" + type.kernelSuffix(),
         n,
         1,
         THREADS,

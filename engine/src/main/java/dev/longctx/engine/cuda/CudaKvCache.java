@@ -7,15 +7,15 @@ import java.util.List;
 /**
  * One sequence's keys and values on the device, paged: fixed pages of {@value #PAGE_TOKENS}
  * positions, each page holding every layer's keys and values ({@code [layer][K|V][pageToken]
- * [kvDim]} floats), and per layer a device page table of page addresses that the kernels follow.
- * Pages are allocated as the sequence grows, never moved.
+ * [kvDim]} elements of the cache's {@link KvCacheType}), and per layer a device page table of page
+ * addresses that the kernels follow. Pages are allocated as the sequence grows, never moved.
  *
  * <p>For SelfExtend a third array per layer holds every key rotated at its grouped position ⌊j/G⌋
  * ({@code [layer][K|V|Kg]}, ALGORITHMS.md §2.4 design 1), with its own page table.
  *
- * <p>Byte accounting matches the CPU {@code KvCache}: {@link #bytesPerToken} = 2·layers·kvDim·4
- * (3·… with grouped keys), {@link #bytesResident} = length × that; {@link #bytesAllocated} counts
- * whole pages.
+ * <p>Byte accounting follows the CPU {@code KvCache}'s: {@link #bytesPerToken} = 2·layers·kvDim·e
+ * (3·… with grouped keys) for e-byte elements (4 for F32, as on the CPU; 2 for F16), {@link
+ * #bytesResident} = length × that; {@link #bytesAllocated} counts whole pages.
  */
 public final class CudaKvCache implements AutoCloseable {
 
@@ -26,18 +26,20 @@ public final class CudaKvCache implements AutoCloseable {
   private final int layers;
   private final int kvDim;
   private final int maxTokens;
+  private final KvCacheType type;
   private final List<DeviceBuffer> pages = new ArrayList<>();
   private final DeviceBuffer[] keyTables;
   private final DeviceBuffer[] valueTables;
   private final DeviceBuffer[] groupKeyTables;
   private int length;
 
-  CudaKvCache(CudaContext cx, int layers, int kvDim, int maxTokens) {
-    this(cx, layers, kvDim, maxTokens, false);
+  CudaKvCache(CudaContext cx, int layers, int kvDim, int maxTokens, KvCacheType type) {
+    this(cx, layers, kvDim, maxTokens, false, type);
   }
 
   /** A cache that also keeps SelfExtend's grouped keys when {@code groupKeys} is set. */
-  CudaKvCache(CudaContext cx, int layers, int kvDim, int maxTokens, boolean groupKeys) {
+  CudaKvCache(
+      CudaContext cx, int layers, int kvDim, int maxTokens, boolean groupKeys, KvCacheType type) {
     if (maxTokens <= 0) {
       throw new IllegalArgumentException("maxTokens must be > 0, got " + maxTokens);
     }
@@ -45,6 +47,7 @@ public final class CudaKvCache implements AutoCloseable {
     this.layers = layers;
     this.kvDim = kvDim;
     this.maxTokens = maxTokens;
+    this.type = type;
     int maxPages = (maxTokens + PAGE_TOKENS - 1) / PAGE_TOKENS;
     keyTables = new DeviceBuffer[layers];
     valueTables = new DeviceBuffer[layers];
@@ -71,13 +74,21 @@ public final class CudaKvCache implements AutoCloseable {
     return groupKeyTables != null;
   }
 
-  public long bytesPerToken() {
-    return arrays() * layers * kvDim * Float.BYTES;
+  /** The element type of the keys and values. */
+  public KvCacheType type() {
+    return type;
   }
 
-  /** Bytes a token takes in a cache of {@code config}'s shape (with SelfExtend's grouped keys). */
-  public static long bytesPerToken(LlamaConfig config, boolean groupKeys) {
-    return (groupKeys ? 3L : 2L) * config.layers() * config.kvDim() * Float.BYTES;
+  public long bytesPerToken() {
+    return arrays() * layers * kvDim * type.bytes();
+  }
+
+  /**
+   * Bytes a token takes in a cache of {@code config}'s shape and element type (with SelfExtend's
+   * grouped keys).
+   */
+  public static long bytesPerToken(LlamaConfig config, boolean groupKeys, KvCacheType type) {
+    return (groupKeys ? 3L : 2L) * config.layers() * config.kvDim() * type.bytes();
   }
 
   /**
@@ -150,7 +161,7 @@ public final class CudaKvCache implements AutoCloseable {
       throw new IllegalStateException(
           "sequence of " + tokens + " tokens exceeds the KV cache limit of " + maxTokens);
     }
-    long layerBytes = (long) PAGE_TOKENS * kvDim * Float.BYTES;
+    long layerBytes = (long) PAGE_TOKENS * kvDim * type.bytes();
     while ((long) pages.size() * PAGE_TOKENS < tokens) {
       int p = pages.size();
       long arrays = arrays();

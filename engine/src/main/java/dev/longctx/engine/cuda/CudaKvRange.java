@@ -38,7 +38,8 @@ public final class CudaKvRange extends KvRange {
     this.k = model.kernels();
     LlamaConfig c = model.config();
     SelfExtend se = policy.positions();
-    CudaKvCache cache = new CudaKvCache(cx, c.layers(), c.kvDim(), capacity, se != null);
+    CudaKvCache cache =
+        new CudaKvCache(cx, c.layers(), c.kvDim(), capacity, se != null, model.kvCacheType());
     try {
       // SelfExtend's position list serves the whole-step path (forwardLocal), as in CudaModel.
       this.seq =
@@ -302,6 +303,7 @@ public final class CudaKvRange extends KvRange {
           model.attendRows(
               keys,
               cache.valueTable(l),
+              cache.type(),
               at + base + (long) t0 * qDim * Float.BYTES,
               at + outAt + (long) t0 * qDim * Float.BYTES,
               at + lseAt + (long) t0 * heads * Float.BYTES,

@@ -79,6 +79,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   private DeviceBuffer weightScratch;
   private DeviceBuffer attendScratch;
   private boolean gemmEnabled = true;
+  private KvCacheType kvCacheType = KvCacheType.F32;
   private boolean ownsContext;
 
   private record Layer(
@@ -191,6 +192,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     this.layers.addAll(base.layers);
     this.largestMatrix = base.largestMatrix;
     this.gemmEnabled = base.gemmEnabled;
+    this.kvCacheType = base.kvCacheType;
   }
 
   /**
@@ -389,6 +391,18 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     this.gemmEnabled = enabled;
   }
 
+  /**
+   * The element type of the KV caches of sequences and ranges created from now on (F32 by default;
+   * {@link #withAttention} views take this model's type when they are made).
+   */
+  public void setKvCacheType(KvCacheType type) {
+    this.kvCacheType = java.util.Objects.requireNonNull(type, "type");
+  }
+
+  public KvCacheType kvCacheType() {
+    return kvCacheType;
+  }
+
   /** Device bytes of the weights (the GGUF tensor bytes plus norms). */
   public long weightBytes() {
     if (base != null) {
@@ -427,7 +441,8 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   private CudaSequence allocate(int maxTokens, AttentionPolicy policy) {
     policy.checkContext(maxTokens, config.contextLength());
     SelfExtend se = policy.positions();
-    CudaKvCache cache = new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens, se != null);
+    CudaKvCache cache =
+        new CudaKvCache(cx, config.layers(), config.kvDim(), maxTokens, se != null, kvCacheType);
     DeviceBuffer positionList = null;
     try {
       positionList = se == null ? null : selfExtendPositionList(se, maxTokens);
@@ -603,7 +618,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
    * CudaSelector#bytesPerToken}).
    */
   public long bytesPerToken(AttentionPolicy policy) {
-    return CudaKvCache.bytesPerToken(config, policy.positions() != null)
+    return CudaKvCache.bytesPerToken(config, policy.positions() != null, kvCacheType)
         + CudaSelector.bytesPerToken(config, policy);
   }
 
@@ -663,17 +678,17 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         long values = keys + rowBytes;
         long groupKeys = grouped ? values + rowBytes : 0L;
         for (int l = 0; l < config.layers(); l++) {
-          k.kvGather(cache.keyTable(l), page, keys, 0, resident, kvDim);
-          k.kvGather(cache.valueTable(l), page, values, 0, resident, kvDim);
+          k.kvGather(cache.keyTable(l), page, cache.type(), keys, 0, resident, kvDim);
+          k.kvGather(cache.valueTable(l), page, cache.type(), values, 0, resident, kvDim);
           if (grouped) {
-            k.kvGather(cache.groupKeyTable(l), page, groupKeys, 0, resident, kvDim);
+            k.kvGather(cache.groupKeyTable(l), page, cache.type(), groupKeys, 0, resident, kvDim);
           }
           for (int p = resident; p < depth; p += resident) {
             int n = Math.min(resident, depth - p);
-            k.kvStore(cache.keyTable(l), page, keys, p, n, kvDim);
-            k.kvStore(cache.valueTable(l), page, values, p, n, kvDim);
+            k.kvStore(cache.keyTable(l), page, cache.type(), keys, p, n, kvDim);
+            k.kvStore(cache.valueTable(l), page, cache.type(), values, p, n, kvDim);
             if (grouped) {
-              k.kvStore(cache.groupKeyTable(l), page, groupKeys, p, n, kvDim);
+              k.kvStore(cache.groupKeyTable(l), page, cache.type(), groupKeys, p, n, kvDim);
             }
             if (selector != null) {
               selector.appendKeys(l, keys, groupKeys, p, n);
@@ -774,6 +789,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
             cache.keyTable(l),
             cache.valueTable(l),
             CudaKvCache.PAGE_TOKENS,
+            cache.type(),
             a.att.address(),
             0L,
             dense,
@@ -860,6 +876,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     attendRows(
         keyTable,
         cache.valueTable(l),
+        cache.type(),
         q,
         out,
         lse,
@@ -879,6 +896,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   void attendRows(
       long keyTable,
       long valueTable,
+      KvCacheType type,
       long q,
       long out,
       long lse,
@@ -894,6 +912,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         keyTable,
         valueTable,
         CudaKvCache.PAGE_TOKENS,
+        type,
         out,
         lse,
         rows,
@@ -949,7 +968,8 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       long kg = qg + (long) n * c.queryDim() * Float.BYTES;
       rope(qg, a.groupQueryPositions, n, c.heads(), c.queryDim());
       rope(kg, a.groupKeyPositions, n, c.kvHeads(), c.kvDim());
-      k.kvStore(cache.groupKeyTable(l), CudaKvCache.PAGE_TOKENS, kg, slot, n, c.kvDim());
+      k.kvStore(
+          cache.groupKeyTable(l), CudaKvCache.PAGE_TOKENS, cache.type(), kg, slot, n, c.kvDim());
     }
     // RoPE of q and k at their positions, k and v to the cache: one launch
     k.ropeStore(
@@ -966,6 +986,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         cache.keyTable(l),
         cache.valueTable(l),
         CudaKvCache.PAGE_TOKENS,
+        cache.type(),
         slot);
   }
 
@@ -1072,6 +1093,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         cache.keyTable(l),
         cache.valueTable(l),
         CudaKvCache.PAGE_TOKENS,
+        cache.type(),
         a.att.address(),
         a.lseNeighbor.address(),
         n,
@@ -1141,6 +1163,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         cache.groupKeyTable(l),
         cache.valueTable(l),
         CudaKvCache.PAGE_TOKENS,
+        cache.type(),
         a.attGrouped.address() + qRow,
         a.lseGrouped.address() + (long) t0 * c.heads() * Float.BYTES,
         rows,

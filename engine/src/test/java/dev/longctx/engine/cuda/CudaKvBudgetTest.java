@@ -13,11 +13,23 @@ class CudaKvBudgetTest {
   private static final long GIB = 1L << 30;
 
   @Test
-  void bytesPerTokenCountKeysValuesAndSelfExtendsGroupedKeysInFp32() {
+  void bytesPerTokenCountKeysValuesAndSelfExtendsGroupedKeysPerElementType() {
     // Llama-3.1-8B: 32 layers, 8 KV heads of 128
     LlamaConfig c = SyntheticModel.Shape.LLAMA_3_1_8B.config();
-    assertThat(CudaKvCache.bytesPerToken(c, false)).isEqualTo(2L * 32 * 1024 * 4);
-    assertThat(CudaKvCache.bytesPerToken(c, true)).isEqualTo(3L * 32 * 1024 * 4);
+    assertThat(CudaKvCache.bytesPerToken(c, false, KvCacheType.F32)).isEqualTo(2L * 32 * 1024 * 4);
+    assertThat(CudaKvCache.bytesPerToken(c, true, KvCacheType.F32)).isEqualTo(3L * 32 * 1024 * 4);
+    assertThat(CudaKvCache.bytesPerToken(c, false, KvCacheType.F16)).isEqualTo(2L * 32 * 1024 * 2);
+    assertThat(CudaKvCache.bytesPerToken(c, true, KvCacheType.F16)).isEqualTo(3L * 32 * 1024 * 2);
+  }
+
+  @Test
+  void kvCacheTypesParseAsTheCommandLineSpellsThem() {
+    assertThat(KvCacheType.parse("f16")).isEqualTo(KvCacheType.F16);
+    assertThat(KvCacheType.parse(" F32 ")).isEqualTo(KvCacheType.F32);
+    assertThatThrownBy(() -> KvCacheType.parse("q8_0"))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("f32 or f16")
+        .hasMessageContaining("q8_0");
   }
 
   @Test

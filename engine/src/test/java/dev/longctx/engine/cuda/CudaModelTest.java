@@ -86,6 +86,74 @@ class CudaModelTest {
     }
   }
 
+  /**
+   * A half-precision KV cache ({@link KvCacheType#F16}) at half the bytes per token: fed the CPU's
+   * greedy tokens (teacher forcing, so both see the same sequence), every step's logits stay within
+   * the rounding of the cached keys and values of the CPU's, and the same greedy choice is made
+   * where the CPU's best logit leads by more than that; the logits are not the F32 cache's (the
+   * halves are really read).
+   */
+  @Test
+  void aHalfPrecisionKvCacheTracksTheCpuBackendAtHalfTheBytes() {
+    CudaContext cx = CudaTests.context();
+    try (LoadedModel loaded = TestModels.stories260K();
+        CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
+      Transformer cpu = new Transformer(loaded.config(), loaded.weights());
+      int[] prompt =
+          loaded
+              .tokenizer()
+              .encodePrompt(
+                  "Once upon a time, there was a little girl named Lily. She loved to play"
+                      + " outside in the park with her friends and her dog");
+      int steps = 24;
+      Sequence cs = cpu.newSequence(prompt.length + steps + 1);
+      List<float[]> expected = CudaTests.greedyLogits(cpu, cs, prompt, steps);
+      int[] fed = new int[steps];
+      for (int i = 0; i < steps; i++) {
+        fed[i] = Ops.argmax(expected.get(i), 0, expected.get(i).length);
+      }
+      List<float[]> exact = forced(gpu, prompt, fed);
+      gpu.setKvCacheType(KvCacheType.F16);
+      List<float[]> half = forced(gpu, prompt, fed);
+      try (CudaSequence gs = gpu.newSequence(prompt.length)) {
+        assertThat(gs.cache().type()).isEqualTo(KvCacheType.F16);
+        assertThat(gs.cache().bytesPerToken() * 2).isEqualTo(cs.cache().bytesPerToken());
+      }
+      double worst = 0;
+      double fromExact = 0;
+      for (int i = 0; i <= steps; i++) {
+        float[] want = expected.get(i);
+        float[] got = half.get(i);
+        double diff = CudaTests.maxAbsDiff(got, want);
+        worst = Math.max(worst, diff);
+        fromExact = Math.max(fromExact, CudaTests.maxAbsDiff(got, exact.get(i)));
+        float[] sorted = want.clone();
+        java.util.Arrays.sort(sorted);
+        if (sorted[sorted.length - 1] - sorted[sorted.length - 2] > 4 * diff) {
+          assertThat(Ops.argmax(got, 0, got.length))
+              .as("greedy token of step %d", i)
+              .isEqualTo(Ops.argmax(want, 0, want.length));
+        }
+      }
+      System.out.printf(
+          "F16 KV: max |logit − CPU| %.2e, from the F32 cache %.2e%n", worst, fromExact);
+      assertThat(worst).as("max |logit − CPU logit| over %d steps", steps + 1).isLessThan(0.1);
+      assertThat(fromExact).as("F16 cache logits differ from the F32 cache's").isGreaterThan(0);
+    }
+  }
+
+  /** The logits of {@code prompt}, then of each of {@code fed} decoded in turn, on the GPU. */
+  private static List<float[]> forced(CudaModel gpu, int[] prompt, int[] fed) {
+    try (CudaSequence seq = gpu.newSequence(prompt.length + fed.length + 1)) {
+      List<float[]> logits = new java.util.ArrayList<>();
+      logits.add(gpu.prefill(seq, prompt));
+      for (int token : fed) {
+        logits.add(gpu.decode(seq, token));
+      }
+      return logits;
+    }
+  }
+
   @Test
   void badInputFailsClearly() {
     CudaContext cx = CudaTests.context();

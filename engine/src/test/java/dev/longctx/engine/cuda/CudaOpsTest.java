@@ -43,6 +43,9 @@ class CudaOpsTest {
   private CudaContext cx;
   private CudaKernels k;
 
+  /** The element type of the caches {@link #cache} builds. */
+  private KvCacheType kvType = KvCacheType.F32;
+
   @BeforeEach
   void device() {
     cx = CudaTests.context();
@@ -454,15 +457,50 @@ class CudaOpsTest {
     }
   }
 
-  /** Keys and values of one layer of {@code len} positions, uploaded through kv_store. */
+  /**
+   * Keys and values of one layer of {@code len} positions, uploaded through kv_store into a cache
+   * of {@link #kvType}. For an F16 cache the host arrays are first rounded to half in place, so the
+   * references computed from them see what the cache holds.
+   */
   private CudaKvCache cache(float[] keys, float[] values, int len, int kvDim) {
-    CudaKvCache cache = keep(new CudaKvCache(cx, 1, kvDim, len));
+    if (kvType == KvCacheType.F16) {
+      roundToHalf(keys);
+      roundToHalf(values);
+    }
+    CudaKvCache cache = keep(new CudaKvCache(cx, 1, kvDim, len, kvType));
     cache.reserve(len);
     int page = CudaKvCache.PAGE_TOKENS;
-    k.kvStore(cache.keyTable(0), page, up(keys).address(), 0, len, kvDim);
-    k.kvStore(cache.valueTable(0), page, up(values).address(), 0, len, kvDim);
+    k.kvStore(cache.keyTable(0), page, kvType, up(keys).address(), 0, len, kvDim);
+    k.kvStore(cache.valueTable(0), page, kvType, up(values).address(), 0, len, kvDim);
     cache.setLength(len);
     return cache;
+  }
+
+  /** x rounded to IEEE half (to nearest even) and back, in place. */
+  private static void roundToHalf(float[] x) {
+    for (int i = 0; i < x.length; i++) {
+      x[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+    }
+  }
+
+  /**
+   * Every attention kernel over a half-precision cache: the same tests as over F32, whose float64
+   * references use the keys and values rounded to half as the cache stores them (so the tolerances
+   * stay those of the F32 cache: the kernels add no error of their own by reading halves).
+   */
+  @Test
+  void attentionOverAHalfPrecisionCache() {
+    kvType = KvCacheType.F16;
+    try {
+      causalGqaAttentionReturnsPartials();
+      k.setTensorCores(true);
+      tensorCorePrefillAttentionWithinFp16Rounding();
+      tensorCorePrefillWithTwoHeadsABlock();
+      sparseAttentionOverSelectedPositions();
+      rangeAttentionOverEachRowsSlotRange();
+    } finally {
+      kvType = KvCacheType.F32;
+    }
   }
 
   /** Float64 attention of q over the listed key positions; returns lse, output in out. */
@@ -573,6 +611,7 @@ class CudaOpsTest {
           cache.keyTable(0),
           cache.valueTable(0),
           CudaKvCache.PAGE_TOKENS,
+          cache.type(),
           out.address(),
           lse.address(),
           n,
@@ -641,6 +680,7 @@ class CudaOpsTest {
           cache.keyTable(0),
           cache.valueTable(0),
           CudaKvCache.PAGE_TOKENS,
+          cache.type(),
           out.address(),
           lse.address(),
           n,
@@ -762,6 +802,7 @@ class CudaOpsTest {
           cache.keyTable(0),
           cache.valueTable(0),
           page,
+          cache.type(),
           out.address(),
           lse.address(),
           n,
@@ -1263,14 +1304,23 @@ class CudaOpsTest {
 
     int kvDim = 24;
     int tokens = 600; // three 256-token pages
-    try (CudaKvCache cache = new CudaKvCache(cx, 1, kvDim, tokens)) {
-      cache.reserve(tokens);
-      float[] kv = randoms(tokens * kvDim, 1);
-      k.kvStore(cache.keyTable(0), CudaKvCache.PAGE_TOKENS, up(kv).address(), 0, tokens, kvDim);
-      DeviceBuffer back = poisoned(300L * kvDim);
-      k.kvGather(cache.keyTable(0), CudaKvCache.PAGE_TOKENS, back.address(), 200, 300, kvDim);
-      assertThat(CudaTests.read(cx, back, 300 * kvDim))
-          .isEqualTo(Arrays.copyOfRange(kv, 200 * kvDim, 500 * kvDim));
+    int page = CudaKvCache.PAGE_TOKENS;
+    for (KvCacheType type : KvCacheType.values()) {
+      try (CudaKvCache cache = new CudaKvCache(cx, 1, kvDim, tokens, type)) {
+        cache.reserve(tokens);
+        float[] kv = randoms(tokens * kvDim, 1);
+        kv[250 * kvDim] = 70_000f; // beyond half's range: stored as +∞
+        k.kvStore(cache.keyTable(0), page, type, up(kv).address(), 0, tokens, kvDim);
+        DeviceBuffer back = poisoned(300L * kvDim);
+        k.kvGather(cache.keyTable(0), page, type, back.address(), 200, 300, kvDim);
+        if (type == KvCacheType.F16) {
+          roundToHalf(kv); // round to nearest even, as the store does
+          assertThat(kv[250 * kvDim]).isEqualTo(Float.POSITIVE_INFINITY);
+        }
+        assertThat(CudaTests.read(cx, back, 300 * kvDim))
+            .as("%s rows read back", type)
+            .isEqualTo(Arrays.copyOfRange(kv, 200 * kvDim, 500 * kvDim));
+      }
     }
   }
 

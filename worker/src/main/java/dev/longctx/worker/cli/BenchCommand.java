@@ -36,6 +36,8 @@ public class BenchCommand implements Callable<Integer> {
 
   @Mixin AttentionOptions attentionOptions;
 
+  @Mixin KvCacheOption kvCacheOption;
+
   @Option(
       names = {"-p", "--n-prompt"},
       split = ",",
@@ -97,14 +99,17 @@ public class BenchCommand implements Callable<Integer> {
     }
     boolean replicate = depthFill.equals("replicate");
     Backend backend = modelOptions.backend();
+    var kvCacheType = kvCacheOption.resolve(backend, null);
     try (LoadedModel model = modelOptions.load()) {
       Transformer tr = attentionOptions.transformer(model);
       if (backend == Backend.CUDA) {
         // A policy the GPU does not run (a top-k beyond its limit) fails here, before the upload.
         CudaModel.requireSupported(tr.attentionPolicy());
-        try (CudaModel gpu = CudaModel.open(model.config(), model.weights());
-            CudaModel withPolicy = gpu.withAttention(tr.attentionPolicy())) {
-          return run(model, tr, withPolicy, " (cuda)", replicate);
+        try (CudaModel gpu = CudaModel.open(model.config(), model.weights())) {
+          gpu.setKvCacheType(kvCacheType);
+          try (CudaModel withPolicy = gpu.withAttention(tr.attentionPolicy())) {
+            return run(model, tr, withPolicy, " (cuda, " + kvCacheType.label() + " KV)", replicate);
+          }
         }
       }
       return run(model, tr, tr, "", replicate);

@@ -39,6 +39,8 @@ public class GenerateCommand implements Callable<Integer> {
 
   @Mixin AttentionOptions attentionOptions;
 
+  @Mixin KvCacheOption kvCacheOption;
+
   @Option(
       names = {"-p", "--prompt"},
       required = true,
@@ -185,6 +187,9 @@ public class GenerateCommand implements Callable<Integer> {
             dev.longctx.engine.cuda.CudaModel.unsupportedReason(tr.attentionPolicy()));
         cuda = false;
       }
+      // An f16 cache on the CPU fails here, before the prompt is echoed.
+      kvCacheOption.resolve(
+          cuda ? dev.longctx.engine.cuda.Backend.CUDA : dev.longctx.engine.cuda.Backend.CPU, null);
       Generator.Request request = new Generator.Request(ids, sampling, maxTokens, stop, context);
       PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
       // Like llama.cpp and llama2.c, echo the prompt so the completion reads on from it (once the
@@ -199,7 +204,7 @@ public class GenerateCommand implements Callable<Integer> {
       if (cuda) {
         // Every policy the GPU selects for runs in the GPU model (checked before the upload).
         dev.longctx.engine.cuda.CudaModel.requireSupported(tr.attentionPolicy());
-        try (var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights());
+        try (var gpu = openGpu(model);
             var withPolicy = gpu.withAttention(tr.attentionPolicy())) {
           // The sequence (prompt + completion, at most the context) must fit in the device memory
           // the weights left: else an error now naming both numbers, not out-of-memory midway.
@@ -274,11 +279,22 @@ public class GenerateCommand implements Callable<Integer> {
     }
     // The shards compute on the backend chosen here (resolved already, so `cuda` without a GPU
     // has failed before any process starts); the coordinator in this process computes no layers.
+    dev.longctx.engine.cuda.Backend backend =
+        cuda ? dev.longctx.engine.cuda.Backend.CUDA : dev.longctx.engine.cuda.Backend.CPU;
     extra.addAll(List.of("--backend", cuda ? "cuda" : "cpu"));
+    extra.addAll(kvCacheOption.forShards(backend, null));
     System.err.printf("longctx generate: starting %d shard processes (logs in %s)%n", shards, dir);
     try (LocalShards local = LocalShards.start(shards, modelOptions.model, dir, extra, 300_000)) {
       return streamThrough(model, tr, ids, context, local.addresses());
     }
+  }
+
+  /** The model uploaded to device 0, its KV caches of the --kv-cache-type asked for. */
+  private dev.longctx.engine.cuda.CudaModel openGpu(LoadedModel model) {
+    var type = kvCacheOption.resolve(dev.longctx.engine.cuda.Backend.CUDA, null);
+    var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights());
+    gpu.setKvCacheType(type);
+    return gpu;
   }
 
   /**
@@ -295,7 +311,7 @@ public class GenerateCommand implements Callable<Integer> {
               + " attention on --backend cuda (it runs through a GPU shard)");
     }
     String fingerprint = dev.longctx.worker.shard.ShardEngine.modelFingerprint(modelOptions.model);
-    try (var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights())) {
+    try (var gpu = openGpu(model)) {
       // Room for twice the context in the device memory the weights left, checked as serve
       // checks a configured --kv-cache-tokens: else an error now naming both numbers.
       var engine =

@@ -201,6 +201,8 @@ public class ServeCommand implements Callable<Integer> {
 
   @Mixin AttentionOptions attentionOptions;
 
+  @Mixin KvCacheOption kvCacheOption;
+
   @Option(
       names = "--backend",
       description =
@@ -238,10 +240,11 @@ public class ServeCommand implements Callable<Integer> {
       chosen = Backend.CPU;
     }
     if (chosen == Backend.CPU) {
+      kvCacheType(Backend.CPU); // f16 fails here
       return loaded.transformer().withAttention(policy);
     }
     CudaModel.requireSupported(policy);
-    CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
+    CudaModel gpu = openGpu(loaded);
     CudaModel withPolicy = gpu.withAttention(policy);
     stops.add(
         () -> {
@@ -249,6 +252,19 @@ public class ServeCommand implements Callable<Integer> {
           gpu.close();
         });
     return withPolicy;
+  }
+
+  /** The model uploaded to device 0, its KV caches of the type --kv-cache-type asks for. */
+  private CudaModel openGpu(LoadedModel loaded) {
+    var type = kvCacheType(Backend.CUDA);
+    CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
+    gpu.setKvCacheType(type);
+    return gpu;
+  }
+
+  /** --kv-cache-type, else kv.cacheType, else f32; anything else on the CPU fails. */
+  private dev.longctx.engine.cuda.KvCacheType kvCacheType(Backend backend) {
+    return kvCacheOption.resolve(backend, conf.getProperty("kv.cacheType"));
   }
 
   /** The backend asked for: --backend, else engine.backend, else cpu. */
@@ -271,9 +287,10 @@ public class ServeCommand implements Callable<Integer> {
       String fingerprint,
       List<Runnable> stops) {
     if (requestedBackend().select() == Backend.CPU) {
+      kvCacheType(Backend.CPU); // f16 fails here
       return new ShardEngine(id, loaded.config(), loaded.weights(), capacity, fingerprint);
     }
-    CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
+    CudaModel gpu = openGpu(loaded);
     try {
       // A configured capacity must fit in the device memory the weights left (checked there);
       // unset, it is what fits.
@@ -437,6 +454,10 @@ public class ServeCommand implements Callable<Integer> {
                 : Math.max(1, Runtime.getRuntime().availableProcessors() / shards);
         extra.addAll(List.of("--threads", Integer.toString(perShardThreads)));
         extra.addAll(List.of("--backend", requestedBackend().name().toLowerCase(Locale.ROOT)));
+        if (requestedBackend() != Backend.CPU) {
+          // Each shard checks it against the backend it finds (auto may land on the CPU there).
+          extra.addAll(List.of("--kv-cache-type", kvCacheType(Backend.CUDA).label()));
+        }
         System.err.printf("longctx serve: starting %d shard processes (logs in %s)%n", shards, dir);
         local = LocalShards.start(shards, Path.of(modelPath), dir, extra, 300_000);
         addresses.addAll(local.addresses());

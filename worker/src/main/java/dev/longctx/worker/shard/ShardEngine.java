@@ -1,7 +1,6 @@
 package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
-import dev.longctx.engine.cuda.CudaKvCache;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.CpuKvRange;
 import dev.longctx.engine.inference.KvRange;
@@ -81,8 +80,9 @@ public final class ShardEngine {
       AttentionPolicy policy,
       long requestedTokens,
       String fingerprint) {
-    // A shard's ranges keep no selector state (the coordinator selects): the KV cache alone.
-    long perToken = CudaKvCache.bytesPerToken(gpu.config(), policy.positions() != null);
+    // The KV cache of the model's element type, and the selector state a range keeps when it
+    // holds a whole sparse request and selects in Forward itself.
+    long perToken = gpu.bytesPerToken(policy);
     long fits = gpu.tokensThatFit(perToken, requestedTokens);
     return new ShardEngine(
         shardId,

@@ -398,10 +398,40 @@ class CliTest {
             "--top-k",
             "32",
             "--backend",
-            "cuda");
+            "cuda",
+            "--kv-cache-type",
+            "f16");
     assertThat(d.exitCode()).as(d.getErrorOutput()).isZero();
     assertThat(d.getOutput())
-        .containsPattern("\\(cuda\\) \\|.*\\| tg2 @ d400 \\(replicated\\) \\| [0-9.]+ ± ");
+        .containsPattern("\\(cuda, f16 KV\\) \\|.*\\| tg2 @ d400 \\(replicated\\) \\| [0-9.]+ ± ");
+  }
+
+  /**
+   * A half-precision KV cache is a GPU option: the CPU backend and unknown types fail in a line.
+   */
+  @Test
+  void kvCacheTypeErrorsNameTheBackendAndTheAcceptedTypes(QuarkusMainLauncher launcher) {
+    LaunchResult cpu =
+        launcher.launch(
+            "generate",
+            "--model",
+            stories(),
+            "--prompt",
+            "Once",
+            "--backend",
+            "cpu",
+            "--kv-cache-type",
+            "f16");
+    assertThat(cpu.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(cpu.getErrorOutput())
+        .contains("--kv-cache-type f16 needs the cuda backend")
+        .doesNotContain("Exception");
+    assertThat(cpu.getOutput()).doesNotContain("Once");
+    LaunchResult unknown =
+        launcher.launch(
+            "bench", "--model", stories(), "-p", "0", "-n", "1", "--kv-cache-type", "q8_0");
+    assertThat(unknown.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(unknown.getErrorOutput()).contains("must be f32 or f16, got 'q8_0'");
   }
 
   @Test
