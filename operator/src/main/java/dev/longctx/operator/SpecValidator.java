@@ -2,6 +2,7 @@ package dev.longctx.operator;
 
 import dev.longctx.api.v1alpha1.LongContextModel;
 import dev.longctx.api.v1alpha1.LongContextModelSpec;
+import dev.longctx.api.v1alpha1.WorkersSpec;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -49,6 +50,11 @@ public final class SpecValidator {
     }
     if (w.getGpu() < 0) {
       errors.add("spec.workers.gpu must be >= 0, got " + w.getGpu());
+    }
+    if (w.getKvCacheType() != WorkersSpec.KvCacheType.F32 && w.getGpu() <= 0) {
+      errors.add(
+          "spec.workers.kvCacheType f16 needs GPU workers (spec.workers.gpu > 0): CPU workers keep"
+              + " an f32 KV cache");
     }
     var a = s.getAutoscaling();
     if (a != null) {

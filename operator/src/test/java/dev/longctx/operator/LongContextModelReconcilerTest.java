@@ -17,6 +17,7 @@ import static org.mockito.Mockito.when;
 
 import dev.longctx.api.v1alpha1.LongContextModel;
 import dev.longctx.api.v1alpha1.LongContextModelStatus.Phase;
+import dev.longctx.api.v1alpha1.WorkersSpec;
 import dev.longctx.operator.autoscaler.ContextLoad;
 import dev.longctx.operator.autoscaler.ContextLoadSource;
 import dev.longctx.operator.autoscaler.PodLoad;
@@ -182,6 +183,7 @@ class LongContextModelReconcilerTest {
     LongContextModel m = model(TestModels.cpu("bad", ns));
     m.getSpec().getModel().setUri("hf://just-org");
     m.getSpec().getWorkers().setKvCacheTokens(0);
+    m.getSpec().getWorkers().setKvCacheType(WorkersSpec.KvCacheType.F16); // on CPU workers
 
     UpdateControl<LongContextModel> control = reconciler().reconcile(m, context);
 
@@ -193,7 +195,8 @@ class LongContextModelReconcilerTest {
     assertThat(ready.getReason()).isEqualTo("InvalidSpec");
     assertThat(ready.getMessage())
         .contains("spec.model.uri 'hf://just-org' must be hf://org/repo[/file]")
-        .contains("spec.workers.kvCacheTokens must be >= 1, got 0");
+        .contains("spec.workers.kvCacheTokens must be >= 1, got 0")
+        .contains("spec.workers.kvCacheType f16 needs GPU workers (spec.workers.gpu > 0)");
     assertThat(events("InvalidSpec"))
         .singleElement()
         .satisfies(

@@ -2,6 +2,7 @@ package dev.longctx.api.v1alpha1;
 
 import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Default;
 import io.fabric8.generator.annotation.Max;
@@ -21,6 +22,16 @@ import java.util.Map;
  * cache of the sequence ranges placed on it. Pods run {@code longctx serve --role shard}.
  */
 public class WorkersSpec {
+
+  /** Element types of a GPU worker's KV cache. */
+  public enum KvCacheType {
+    /** Keys and values as computed: results equal the CPU engine's. */
+    @JsonProperty("f32")
+    F32,
+    /** IEEE half: half the bytes per token (and per attention read), rounded on store. */
+    @JsonProperty("f16")
+    F16
+  }
 
   /** Pool size when neither replicas nor autoscaling is given. */
   public static final int DEFAULT_REPLICAS = 1;
@@ -67,6 +78,13 @@ public class WorkersSpec {
   @JsonPropertyDescription(
       "KV cache capacity of one worker in tokens; the autoscaler's unit of capacity.")
   private long kvCacheTokens = 65536;
+
+  @Default("f32")
+  @JsonPropertyDescription(
+      "Element type of a GPU worker's KV cache: f32 (results equal the CPU engine's) or f16 (half"
+          + " the bytes per token, so twice the tokens fit in the same memory; keys and values"
+          + " rounded to half precision). Needs gpu > 0: CPU workers keep f32.")
+  private KvCacheType kvCacheType = KvCacheType.F32;
 
   @JsonPropertyDescription("Extra JVM options for the worker (JAVA_TOOL_OPTIONS), e.g. -Xmx.")
   private String jvmOptions = "";
@@ -119,6 +137,14 @@ public class WorkersSpec {
 
   public void setResources(ResourceRequirements resources) {
     this.resources = resources == null ? new ResourceRequirements() : resources;
+  }
+
+  public KvCacheType getKvCacheType() {
+    return kvCacheType;
+  }
+
+  public void setKvCacheType(KvCacheType kvCacheType) {
+    this.kvCacheType = kvCacheType == null ? KvCacheType.F32 : kvCacheType;
   }
 
   public int getGpu() {

@@ -107,6 +107,10 @@ class CrdStructureTest {
     assertThat(at(spec, "autoscaling.targetContextLoad").getMaximum()).isEqualTo(1.0);
     assertThat(at(spec, "workers.kvCacheTokens").getMinimum()).isEqualTo(1.0);
     assertThat(at(spec, "workers.gpu").getMaximum()).isEqualTo(16.0);
+    assertThat(at(spec, "workers.kvCacheType").getEnum())
+        .extracting(j -> j.asText())
+        .containsExactlyInAnyOrder("f32", "f16");
+    assertThat(at(spec, "workers.kvCacheType").getDefault().asText()).isEqualTo("f32");
     assertThat(at(spec, "service.grpcPort").getDefault().asInt()).isEqualTo(9000);
     assertThat(at(spec, "service.shardPort").getDefault().asInt()).isEqualTo(9100);
     assertThat(at(spec, "workers.replicas").getDefault())

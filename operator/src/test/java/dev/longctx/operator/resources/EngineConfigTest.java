@@ -3,6 +3,7 @@ package dev.longctx.operator.resources;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.longctx.api.v1alpha1.LongContextModel;
+import dev.longctx.api.v1alpha1.WorkersSpec;
 import dev.longctx.operator.TestModels;
 import java.io.StringReader;
 import java.util.Properties;
@@ -25,6 +26,9 @@ class EngineConfigTest {
     Properties gpu = render(m);
     assertThat(gpu.getProperty("engine.backend")).isEqualTo("cuda");
     assertThat(gpu.getProperty("model.path")).isEqualTo("/models/stories260K.bin");
+    assertThat(gpu.getProperty("kv.cacheType")).isEqualTo("f32");
+    m.getSpec().getWorkers().setKvCacheType(WorkersSpec.KvCacheType.F16);
+    assertThat(render(m).getProperty("kv.cacheType")).isEqualTo("f16");
     // the worker pods then request the GPU they are told to use
     assertThat(PodTemplates.withGpu(m.getSpec().getWorkers().getResources(), 1).getLimits())
         .containsKey(PodTemplates.GPU_RESOURCE);

@@ -27,7 +27,7 @@ public class KvCacheOption {
         KvCacheType.parse(value != null ? value : configured != null ? configured : "f32");
     if (type != KvCacheType.F32 && backend == Backend.CPU) {
       throw new IllegalArgumentException(
-          "--kv-cache-type "
+          (value != null ? "--kv-cache-type " : "kv.cacheType ")
               + type.label()
               + " needs the cuda backend: the CPU backend keeps an f32 KV cache");
     }

@@ -410,7 +410,8 @@ class CliTest {
    * A half-precision KV cache is a GPU option: the CPU backend and unknown types fail in a line.
    */
   @Test
-  void kvCacheTypeErrorsNameTheBackendAndTheAcceptedTypes(QuarkusMainLauncher launcher) {
+  void kvCacheTypeErrorsNameTheBackendAndTheAcceptedTypes(QuarkusMainLauncher launcher)
+      throws IOException {
     LaunchResult cpu =
         launcher.launch(
             "generate",
@@ -432,6 +433,22 @@ class CliTest {
             "bench", "--model", stories(), "-p", "0", "-n", "1", "--kv-cache-type", "q8_0");
     assertThat(unknown.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(unknown.getErrorOutput()).contains("must be f32 or f16, got 'q8_0'");
+    // serve reads it from engine.properties (the CR's workers.kvCacheType) too
+    Path props = tmp.resolve("f16.properties");
+    Files.writeString(props, "kv.cacheType=f16\nengine.backend=cpu\n");
+    LaunchResult serve =
+        launcher.launch(
+            "serve",
+            "--model",
+            stories(),
+            "--config",
+            props.toString(),
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "-1");
+    assertThat(serve.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(serve.getErrorOutput()).contains("kv.cacheType f16 needs the cuda backend");
   }
 
   @Test
