@@ -85,7 +85,8 @@ public final class CudaBench {
    * Whole-model decode per token after a context of each depth (a real 512-token prefill replicated
    * on the device, {@link CudaModel#extendSynthetic}), dense attention against the top-k policies
    * selecting {@code topK} keys on the device: own-heads indexer top-k, block top-k of 64-token
-   * blocks. F16 weights; the weights' share is the same in every column.
+   * blocks; then dense and indexer top-k over a half-precision KV cache. F16 weights; the weights'
+   * share is the same in every column.
    */
   private static void decodeVersusContext(
       CudaContext cx, LlamaConfig c, int topK, int[] contexts, int steps) {
@@ -100,17 +101,20 @@ public final class CudaBench {
         c.dim() == 4096 ? "Llama-3.1-8B shape" : "toy shape", c.layers());
     System.out.printf(
         "| context | dense ms/token | indexer top-k (own heads, k = %d) ms/token | block top-k"
-            + " (%d × %d) ms/token |%n",
+            + " (%d × %d) ms/token | dense, F16 KV ms/token | indexer top-k, F16 KV ms/token |%n",
         topK, topK / block, block);
-    System.out.println("| ---: | ---: | ---: | ---: |");
+    System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: |");
     LlamaWeights w = syntheticWeights(c, GgmlType.F16, 7);
     SplittableRandom random = new SplittableRandom(5);
     int resident = Math.min(512, contexts[0]);
     try (CudaModel model = new CudaModel(cx, c, w)) {
       for (int ctx : contexts) {
-        double[] ms = new double[policies.length];
-        for (int p = 0; p < policies.length; p++) {
-          try (CudaSequence seq = model.newSequence(ctx + steps, policies[p])) {
+        // the policies over an F32 cache, then dense and indexer top-k over an F16 one
+        double[] ms = new double[policies.length + 2];
+        for (int p = 0; p < ms.length; p++) {
+          model.setKvCacheType(p < policies.length ? KvCacheType.F32 : KvCacheType.F16);
+          AttentionPolicy policy = policies[p < policies.length ? p : p - policies.length];
+          try (CudaSequence seq = model.newSequence(ctx + steps, policy)) {
             model.prefill(seq, random.ints(resident, 0, c.vocabSize()).toArray());
             model.extendSynthetic(seq, ctx);
             cx.synchronize();
@@ -122,7 +126,8 @@ public final class CudaBench {
             ms[p] = (System.nanoTime() - t0) / 1e6 / (steps - 1);
           }
         }
-        System.out.printf("| %d | %.2f | %.2f | %.2f |%n", ctx, ms[0], ms[1], ms[2]);
+        System.out.printf(
+            "| %d | %.2f | %.2f | %.2f | %.2f | %.2f |%n", ctx, ms[0], ms[1], ms[2], ms[3], ms[4]);
       }
     }
   }

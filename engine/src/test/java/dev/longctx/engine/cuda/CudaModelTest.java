@@ -53,12 +53,7 @@ class CudaModelTest {
       Transformer cpu = new Transformer(loaded.config(), loaded.weights());
       int[] shortPrompt = loaded.tokenizer().encodePrompt("Once upon a time");
       // 40+ tokens: the prefill chunk goes through cuBLAS (when it loads)
-      int[] longPrompt =
-          loaded
-              .tokenizer()
-              .encodePrompt(
-                  "Once upon a time, there was a little girl named Lily. She loved to play"
-                      + " outside in the park with her friends and her dog");
+      int[] longPrompt = longPrompt(loaded);
       assertThat(longPrompt.length).isGreaterThanOrEqualTo(CudaModel.GEMM_MIN_ROWS);
       for (int[] prompt : new int[][] {shortPrompt, longPrompt}) {
         for (boolean gemm : new boolean[] {false, true}) {
@@ -99,12 +94,7 @@ class CudaModelTest {
     try (LoadedModel loaded = TestModels.stories260K();
         CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
       Transformer cpu = new Transformer(loaded.config(), loaded.weights());
-      int[] prompt =
-          loaded
-              .tokenizer()
-              .encodePrompt(
-                  "Once upon a time, there was a little girl named Lily. She loved to play"
-                      + " outside in the park with her friends and her dog");
+      int[] prompt = longPrompt(loaded);
       int steps = 24;
       Sequence cs = cpu.newSequence(prompt.length + steps + 1);
       List<float[]> expected = CudaTests.greedyLogits(cpu, cs, prompt, steps);
@@ -140,6 +130,15 @@ class CudaModelTest {
       assertThat(worst).as("max |logit − CPU logit| over %d steps", steps + 1).isLessThan(0.1);
       assertThat(fromExact).as("F16 cache logits differ from the F32 cache's").isGreaterThan(0);
     }
+  }
+
+  /** A prompt of 40+ tokens of stories260K's vocabulary. */
+  private static int[] longPrompt(LoadedModel loaded) {
+    return loaded
+        .tokenizer()
+        .encodePrompt(
+            "Once upon a time, there was a little girl named Lily. She loved to play"
+                + " outside in the park with her friends and her dog");
   }
 
   /** The logits of {@code prompt}, then of each of {@code fed} decoded in turn, on the GPU. */
