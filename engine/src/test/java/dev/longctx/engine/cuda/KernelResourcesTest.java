@@ -17,7 +17,7 @@ class KernelResourcesTest {
     assertThat(cu).isNotNull();
     assertThat(new String(cu, StandardCharsets.UTF_8))
         .contains("extern \"C\" __global__ void matvec(")
-        .contains("extern \"C\" __global__ void attention(")
+        .contains("ATTENTION(attention, float)") // the FP32-cache instantiation of attention_body
         .contains("extern \"C\" __global__ void topk_rows(");
   }
 
