@@ -652,7 +652,7 @@ extern "C" __global__ void add_bias_rows(float* y, const float* bias, int width,
 }
 
 // ---- KV cache elements ---------------------------------------------------------------------------
-// A paged cache layer holds float (F32) or IEEE half (F16, CudaKvCacheType) elements: the kernels
+// A paged cache layer holds float (F32) or IEEE half (F16, KvCacheType) elements: the kernels
 // that read or write pages are templates over the element type KV, instantiated with a "_f16"
 // suffix for half. Readers widen to float; writers round to nearest even.
 
@@ -2054,6 +2054,14 @@ extern "C" __global__ void softmax_rows_double(float* x, int n) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) r[i] *= inv;
 }
 
+// p[0] + p[stride] + … + p[(heads − 1)·stride], in head order (the own-heads selector's summed
+// per-head probabilities, OwnHeadsSelector: the CPU adds them in the same order).
+__device__ __forceinline__ float sum_over_heads(const float* p, int heads, long long stride) {
+  float v = p[0];
+  for (int h = 1; h < heads; h++) v += p[(long long)h * stride];
+  return v;
+}
+
 // The page weights of stage 1 (OwnHeadsSelector.keptPages): per query row t (position i) and page
 // b, the sum over heads of probs (head 0 first), +∞ for the pages of the first `sinks` tokens and
 // the complete pages of the last `local` (always kept), −∞ from the query's own page on (it is
@@ -2069,9 +2077,7 @@ extern "C" __global__ void page_weights(const float* probs, int start, int heads
   } else if (b * page < sinks || b >= (i + 1 - local) / page) {
     v = -NEG_INF;
   } else {
-    const float* p = probs + (long long)t * heads * rowLength + b;
-    v = p[0];
-    for (int h = 1; h < heads; h++) v += p[(long long)h * rowLength];
+    v = sum_over_heads(probs + (long long)t * heads * rowLength + b, heads, rowLength);
   }
   w[(long long)t * rowLength + b] = v;
 }
@@ -2155,9 +2161,7 @@ extern "C" __global__ void candidate_weights(const float* z, const int* cand, in
   } else if (pos < sinks || pos >= len - local) {
     v = -NEG_INF;
   } else {
-    const float* zr = z + (long long)t * heads * perRow + c;
-    v = zr[0];
-    for (int h = 1; h < heads; h++) v += zr[(long long)h * perRow];
+    v = sum_over_heads(z + (long long)t * heads * perRow + c, heads, perRow);
   }
   p[(long long)t * perRow + c] = v;
 }

@@ -1,5 +1,6 @@
 package dev.longctx.engine.attention;
 
+import dev.longctx.engine.kernel.Lanes;
 import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -67,9 +68,6 @@ final class QuantizedKeys {
   /** Rows dequantized per tile by {@link #scoresGroup}: small enough to stay in L1. */
   private static final int TILE = 32;
 
-  private static final ThreadLocal<float[]> LANES =
-      ThreadLocal.withInitial(() -> new float[F.length()]);
-
   private static final ThreadLocal<float[]> TILE_BUFFER =
       ThreadLocal.withInitial(() -> new float[0]);
 
@@ -93,7 +91,6 @@ final class QuantizedKeys {
       int outOffset,
       int outStride) {
     float[] tile = TILE_BUFFER.get();
-    float[] lanes = LANES.get();
     if (tile.length < TILE * headDim) {
       tile = new float[TILE * headDim];
       TILE_BUFFER.set(tile);
@@ -121,18 +118,18 @@ final class QuantizedKeys {
         int qo = qOffset + g * headDim;
         int o = outOffset + g * outStride + t0 - from;
         for (int j = 0; j < n; j++) {
-          out[o + j] = dot(q, qo, tile, j * headDim, lanes);
+          out[o + j] = dot(q, qo, tile, j * headDim);
         }
       }
     }
   }
 
   /**
-   * {@code q·row} with the lanes summed in a fixed order: {@code reduceLanes(ADD)} may add them in
-   * a different order once the JIT intrinsifies it, and a selection must be a function of its
-   * inputs alone (a near-tie would otherwise flip between two runs of the same sequence).
+   * {@code q·row} with the lanes summed in {@link Lanes#sum}'s fixed order: a selection must be a
+   * function of its inputs alone (a near-tie would otherwise flip between two runs of the same
+   * sequence).
    */
-  private float dot(float[] q, int qo, float[] row, int ro, float[] lanes) {
+  private float dot(float[] q, int qo, float[] row, int ro) {
     int d = 0;
     float acc = 0;
     int bound = F.loopBound(headDim);
@@ -141,10 +138,7 @@ final class QuantizedKeys {
       for (; d < bound; d += F.length()) {
         s = FloatVector.fromArray(F, q, qo + d).fma(FloatVector.fromArray(F, row, ro + d), s);
       }
-      s.intoArray(lanes, 0);
-      for (float x : lanes) {
-        acc += x;
-      }
+      acc = Lanes.sum(s);
     }
     for (; d < headDim; d++) {
       acc += q[qo + d] * row[ro + d];

@@ -16,6 +16,7 @@ import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 
 /**
  * The Llama-family decoder on one GPU, step for step the CPU {@code Transformer} / {@link
@@ -396,7 +397,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
    * {@link #withAttention} views take this model's type when they are made).
    */
   public void setKvCacheType(KvCacheType type) {
-    this.kvCacheType = java.util.Objects.requireNonNull(type, "type");
+    this.kvCacheType = Objects.requireNonNull(type, "type");
   }
 
   public KvCacheType kvCacheType() {

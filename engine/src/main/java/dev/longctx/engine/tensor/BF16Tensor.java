@@ -4,6 +4,7 @@ import static dev.longctx.engine.tensor.Vec.F;
 import static dev.longctx.engine.tensor.Vec.L;
 import static dev.longctx.engine.tensor.Vec.SHORT;
 
+import dev.longctx.engine.kernel.Lanes;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
@@ -64,7 +65,7 @@ final class BF16Tensor extends FloatTensor {
           Vec.bf16ToFloats(seg, base + (long) c * BLOCK_BYTES)
               .fma(FloatVector.fromArray(F, x, xOffset + c), acc);
     }
-    float sum = Vec.sum(acc);
+    float sum = Lanes.sum(acc);
     for (; c < cols; c++) {
       sum += bf16(seg.get(SHORT, base + (long) c * BLOCK_BYTES)) * x[xOffset + c];
     }
@@ -105,10 +106,10 @@ final class BF16Tensor extends FloatTensor {
       acc2 = Vec.bf16ToFloats(seg, o + 2 * rb).fma(xv, acc2);
       acc3 = Vec.bf16ToFloats(seg, o + 3 * rb).fma(xv, acc3);
     }
-    float s0 = Vec.sum(acc0);
-    float s1 = Vec.sum(acc1);
-    float s2 = Vec.sum(acc2);
-    float s3 = Vec.sum(acc3);
+    float s0 = Lanes.sum(acc0);
+    float s1 = Lanes.sum(acc1);
+    float s2 = Lanes.sum(acc2);
+    float s3 = Lanes.sum(acc3);
     for (; c < cols; c++) {
       long o = base + (long) c * BLOCK_BYTES;
       float xc = x[xOffset + c];

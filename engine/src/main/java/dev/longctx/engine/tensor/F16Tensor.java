@@ -4,6 +4,7 @@ import static dev.longctx.engine.tensor.Vec.F;
 import static dev.longctx.engine.tensor.Vec.L;
 import static dev.longctx.engine.tensor.Vec.SHORT;
 
+import dev.longctx.engine.kernel.Lanes;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
@@ -57,7 +58,7 @@ final class F16Tensor extends FloatTensor {
           Vec.f16ToFloats(seg, base + (long) c * BLOCK_BYTES)
               .fma(FloatVector.fromArray(F, x, xOffset + c), acc);
     }
-    float sum = Vec.sum(acc);
+    float sum = Lanes.sum(acc);
     for (; c < cols; c++) {
       sum += Float.float16ToFloat(seg.get(SHORT, base + (long) c * BLOCK_BYTES)) * x[xOffset + c];
     }
@@ -94,8 +95,8 @@ final class F16Tensor extends FloatTensor {
       acc0 = Vec.f16ToFloats(seg, o).fma(xv, acc0);
       acc1 = Vec.f16ToFloats(seg, o + rb).fma(xv, acc1);
     }
-    float s0 = Vec.sum(acc0);
-    float s1 = Vec.sum(acc1);
+    float s0 = Lanes.sum(acc0);
+    float s1 = Lanes.sum(acc1);
     for (; c < cols; c++) {
       long o = base + (long) c * BLOCK_BYTES;
       float xc = x[xOffset + c];

@@ -5,6 +5,7 @@ import static dev.longctx.engine.tensor.Vec.FLOAT;
 import static dev.longctx.engine.tensor.Vec.L;
 import static dev.longctx.engine.tensor.Vec.LE;
 
+import dev.longctx.engine.kernel.Lanes;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
@@ -49,7 +50,7 @@ final class F32Tensor extends FloatTensor {
           FloatVector.fromMemorySegment(F, seg, base + (long) c * BLOCK_BYTES, LE)
               .fma(FloatVector.fromArray(F, x, xOffset + c), acc);
     }
-    float sum = Vec.sum(acc);
+    float sum = Lanes.sum(acc);
     for (; c < cols; c++) {
       sum += seg.get(FLOAT, base + (long) c * BLOCK_BYTES) * x[xOffset + c];
     }
@@ -90,10 +91,10 @@ final class F32Tensor extends FloatTensor {
       acc2 = FloatVector.fromMemorySegment(F, seg, o + 2 * rb, LE).fma(xv, acc2);
       acc3 = FloatVector.fromMemorySegment(F, seg, o + 3 * rb, LE).fma(xv, acc3);
     }
-    float s0 = Vec.sum(acc0);
-    float s1 = Vec.sum(acc1);
-    float s2 = Vec.sum(acc2);
-    float s3 = Vec.sum(acc3);
+    float s0 = Lanes.sum(acc0);
+    float s1 = Lanes.sum(acc1);
+    float s2 = Lanes.sum(acc2);
+    float s3 = Lanes.sum(acc3);
     for (; c < cols; c++) {
       long o = base + (long) c * BLOCK_BYTES;
       float xc = x[xOffset + c];

@@ -3,6 +3,7 @@ package dev.longctx.engine.tensor;
 import static dev.longctx.engine.tensor.Vec.F;
 import static dev.longctx.engine.tensor.Vec.L;
 
+import dev.longctx.engine.kernel.Lanes;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import jdk.incubator.vector.FloatVector;
@@ -88,7 +89,7 @@ final class Q4_0Tensor extends FloatTensor {
       }
       acc = s.fma(FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET)), acc);
     }
-    return Vec.sum(acc);
+    return Lanes.sum(acc);
   }
 
   /**
@@ -131,7 +132,7 @@ final class Q4_0Tensor extends FloatTensor {
       acc0 = s0.fma(FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET)), acc0);
       acc1 = s1.fma(FloatVector.broadcast(F, Vec.f16(seg, off + rb + D_OFFSET)), acc1);
     }
-    y[yOffset] = Vec.sum(acc0);
-    y[yOffset + stride] = Vec.sum(acc1);
+    y[yOffset] = Lanes.sum(acc0);
+    y[yOffset + stride] = Lanes.sum(acc1);
   }
 }

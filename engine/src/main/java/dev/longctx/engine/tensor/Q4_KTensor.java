@@ -3,6 +3,7 @@ package dev.longctx.engine.tensor;
 import static dev.longctx.engine.tensor.Vec.F;
 import static dev.longctx.engine.tensor.Vec.L;
 
+import dev.longctx.engine.kernel.Lanes;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import jdk.incubator.vector.FloatVector;
@@ -185,7 +186,7 @@ final class Q4_KTensor extends FloatTensor {
       accM =
           xs1.fma(FloatVector.broadcast(F, mWord & 0xFF), accM).add(xs2.mul((mWord >>> 8) & 0xFF));
     }
-    return Vec.f16(seg, block + D_OFFSET) * Vec.sum(accQ)
-        - Vec.f16(seg, block + DMIN_OFFSET) * Vec.sum(accM);
+    return Vec.f16(seg, block + D_OFFSET) * Lanes.sum(accQ)
+        - Vec.f16(seg, block + DMIN_OFFSET) * Lanes.sum(accM);
   }
 }

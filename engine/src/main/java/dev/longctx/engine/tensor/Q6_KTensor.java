@@ -3,6 +3,7 @@ package dev.longctx.engine.tensor;
 import static dev.longctx.engine.tensor.Vec.F;
 import static dev.longctx.engine.tensor.Vec.L;
 
+import dev.longctx.engine.kernel.Lanes;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import jdk.incubator.vector.FloatVector;
@@ -143,7 +144,7 @@ final class Q6_KTensor extends FloatTensor {
                   .fma(FloatVector.fromArray(F, x, o + 64 + l), acc1);
         }
       }
-      sum += Vec.f16(seg, block + D_OFFSET) * Vec.sum(acc0.add(acc1));
+      sum += Vec.f16(seg, block + D_OFFSET) * Lanes.sum(acc0.add(acc1));
     }
     return sum;
   }

@@ -3,6 +3,7 @@ package dev.longctx.engine.tensor;
 import static dev.longctx.engine.tensor.Vec.F;
 import static dev.longctx.engine.tensor.Vec.L;
 
+import dev.longctx.engine.kernel.Lanes;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import jdk.incubator.vector.FloatVector;
@@ -72,7 +73,7 @@ final class Q8_0Tensor extends FloatTensor {
       }
       acc = s.fma(FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET)), acc);
     }
-    return Vec.sum(acc);
+    return Lanes.sum(acc);
   }
 
   /**
@@ -119,9 +120,9 @@ final class Q8_0Tensor extends FloatTensor {
       acc2 = s2.fma(FloatVector.broadcast(F, Vec.f16(seg, o + 2 * rb + D_OFFSET)), acc2);
       acc3 = s3.fma(FloatVector.broadcast(F, Vec.f16(seg, o + 3 * rb + D_OFFSET)), acc3);
     }
-    y[yOffset] = Vec.sum(acc0);
-    y[yOffset + stride] = Vec.sum(acc1);
-    y[yOffset + 2 * stride] = Vec.sum(acc2);
-    y[yOffset + 3 * stride] = Vec.sum(acc3);
+    y[yOffset] = Lanes.sum(acc0);
+    y[yOffset + stride] = Lanes.sum(acc1);
+    y[yOffset + 2 * stride] = Lanes.sum(acc2);
+    y[yOffset + 3 * stride] = Lanes.sum(acc3);
   }
 }

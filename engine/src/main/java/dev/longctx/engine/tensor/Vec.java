@@ -1,6 +1,5 @@
 package dev.longctx.engine.tensor;
 
-import dev.longctx.engine.kernel.Lanes;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -79,11 +78,6 @@ final class Vec {
             ShortVector.fromMemorySegment(S, seg, offset, LE)
                 .convertShape(VectorOperators.S2I, I, 0);
     return i.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-  }
-
-  /** The sum of the lanes in a fixed pairwise order ({@link Lanes#sum}). */
-  static float sum(FloatVector v) {
-    return Lanes.sum(v);
   }
 
   /**

@@ -105,11 +105,9 @@ public class BenchCommand implements Callable<Integer> {
       if (backend == Backend.CUDA) {
         // A policy the GPU does not run (a top-k beyond its limit) fails here, before the upload.
         CudaModel.requireSupported(tr.attentionPolicy());
-        try (CudaModel gpu = CudaModel.open(model.config(), model.weights())) {
-          gpu.setKvCacheType(kvCacheType);
-          try (CudaModel withPolicy = gpu.withAttention(tr.attentionPolicy())) {
-            return run(model, tr, withPolicy, " (cuda, " + kvCacheType.label() + " KV)", replicate);
-          }
+        try (CudaModel gpu = kvCacheOption.openGpu(model, null);
+            CudaModel withPolicy = gpu.withAttention(tr.attentionPolicy())) {
+          return run(model, tr, withPolicy, " (cuda, " + kvCacheType.label() + " KV)", replicate);
         }
       }
       return run(model, tr, tr, "", replicate);

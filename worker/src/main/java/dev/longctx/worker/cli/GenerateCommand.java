@@ -204,7 +204,7 @@ public class GenerateCommand implements Callable<Integer> {
       if (cuda) {
         // Every policy the GPU selects for runs in the GPU model (checked before the upload).
         dev.longctx.engine.cuda.CudaModel.requireSupported(tr.attentionPolicy());
-        try (var gpu = openGpu(model);
+        try (var gpu = kvCacheOption.openGpu(model, null);
             var withPolicy = gpu.withAttention(tr.attentionPolicy())) {
           // The sequence (prompt + completion, at most the context) must fit in the device memory
           // the weights left: else an error now naming both numbers, not out-of-memory midway.
@@ -289,14 +289,6 @@ public class GenerateCommand implements Callable<Integer> {
     }
   }
 
-  /** The model uploaded to device 0, its KV caches of the --kv-cache-type asked for. */
-  private dev.longctx.engine.cuda.CudaModel openGpu(LoadedModel model) {
-    var type = kvCacheOption.resolve(dev.longctx.engine.cuda.Backend.CUDA, null);
-    var gpu = dev.longctx.engine.cuda.CudaModel.open(model.config(), model.weights());
-    gpu.setKvCacheType(type);
-    return gpu;
-  }
-
   /**
    * A top-k method past the GPU selection's limit on {@code --backend cuda}: one shard in this
    * process whose request ranges live on the GPU, behind a loopback shard API, with the coordinator
@@ -311,7 +303,7 @@ public class GenerateCommand implements Callable<Integer> {
               + " attention on --backend cuda (it runs through a GPU shard)");
     }
     String fingerprint = dev.longctx.worker.shard.ShardEngine.modelFingerprint(modelOptions.model);
-    try (var gpu = openGpu(model)) {
+    try (var gpu = kvCacheOption.openGpu(model, null)) {
       // Room for twice the context in the device memory the weights left, checked as serve
       // checks a configured --kv-cache-tokens: else an error now naming both numbers.
       var engine =

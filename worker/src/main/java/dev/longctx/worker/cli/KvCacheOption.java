@@ -1,7 +1,9 @@
 package dev.longctx.worker.cli;
 
 import dev.longctx.engine.cuda.Backend;
+import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.cuda.KvCacheType;
+import dev.longctx.engine.model.LoadedModel;
 import java.util.List;
 import picocli.CommandLine.Option;
 
@@ -32,6 +34,16 @@ public class KvCacheOption {
               + " needs the cuda backend: the CPU backend keeps an f32 KV cache");
     }
     return type;
+  }
+
+  /**
+   * {@code loaded} uploaded to device 0, its KV caches of the resolved type (the caller closes it).
+   */
+  CudaModel openGpu(LoadedModel loaded, String configured) {
+    KvCacheType type = resolve(Backend.CUDA, configured);
+    CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
+    gpu.setKvCacheType(type);
+    return gpu;
   }
 
   /** The option as arguments for a shard process started on {@code backend}. */

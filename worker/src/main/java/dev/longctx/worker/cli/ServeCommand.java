@@ -240,7 +240,7 @@ public class ServeCommand implements Callable<Integer> {
       chosen = Backend.CPU;
     }
     if (chosen == Backend.CPU) {
-      kvCacheType(Backend.CPU); // f16 fails here
+      checkKvCacheTypeOnCpu();
       return loaded.transformer().withAttention(policy);
     }
     CudaModel.requireSupported(policy);
@@ -254,17 +254,14 @@ public class ServeCommand implements Callable<Integer> {
     return withPolicy;
   }
 
-  /** The model uploaded to device 0, its KV caches of the type --kv-cache-type asks for. */
+  /** The model uploaded to device 0, its KV caches of --kv-cache-type, else kv.cacheType. */
   private CudaModel openGpu(LoadedModel loaded) {
-    var type = kvCacheType(Backend.CUDA);
-    CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
-    gpu.setKvCacheType(type);
-    return gpu;
+    return kvCacheOption.openGpu(loaded, conf.getProperty("kv.cacheType"));
   }
 
-  /** --kv-cache-type, else kv.cacheType, else f32; anything else on the CPU fails. */
-  private dev.longctx.engine.cuda.KvCacheType kvCacheType(Backend backend) {
-    return kvCacheOption.resolve(backend, conf.getProperty("kv.cacheType"));
+  /** Fails when --kv-cache-type (else kv.cacheType) asks for f16 on the CPU. */
+  private void checkKvCacheTypeOnCpu() {
+    kvCacheOption.resolve(Backend.CPU, conf.getProperty("kv.cacheType"));
   }
 
   /** The backend asked for: --backend, else engine.backend, else cpu. */
@@ -287,7 +284,7 @@ public class ServeCommand implements Callable<Integer> {
       String fingerprint,
       List<Runnable> stops) {
     if (requestedBackend().select() == Backend.CPU) {
-      kvCacheType(Backend.CPU); // f16 fails here
+      checkKvCacheTypeOnCpu();
       return new ShardEngine(id, loaded.config(), loaded.weights(), capacity, fingerprint);
     }
     CudaModel gpu = openGpu(loaded);
@@ -456,7 +453,7 @@ public class ServeCommand implements Callable<Integer> {
         extra.addAll(List.of("--backend", requestedBackend().name().toLowerCase(Locale.ROOT)));
         if (requestedBackend() != Backend.CPU) {
           // Each shard checks it against the backend it finds (auto may land on the CPU there).
-          extra.addAll(List.of("--kv-cache-type", kvCacheType(Backend.CUDA).label()));
+          extra.addAll(kvCacheOption.forShards(Backend.CUDA, conf.getProperty("kv.cacheType")));
         }
         System.err.printf("longctx serve: starting %d shard processes (logs in %s)%n", shards, dir);
         local = LocalShards.start(shards, Path.of(modelPath), dir, extra, 300_000);

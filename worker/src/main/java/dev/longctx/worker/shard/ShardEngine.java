@@ -71,8 +71,9 @@ public final class ShardEngine {
    * A shard whose request ranges live on the GPU of {@code gpu} (which must outlive the shard),
    * named {@code cuda:<device>}. The KV cache lives in the device memory the weights left: a
    * requested capacity ({@code requestedTokens} > 0) must fit there, else a clear error naming both
-   * numbers now rather than an out-of-memory mid-request; 0 takes what fits. {@code policy} tells
-   * whether the cache holds SelfExtend's grouped keys too.
+   * numbers now rather than an out-of-memory mid-request; 0 takes what fits. A token's bytes are
+   * {@link CudaModel#bytesPerToken} of {@code policy}: the KV cache of the model's element type
+   * (with SelfExtend's grouped keys) and the selector state of a range that selects in Forward.
    */
   public static ShardEngine cuda(
       int shardId,

@@ -58,8 +58,7 @@ class CliTest {
    */
   @Test
   void aTopKMethodOnCudaStreamsTheCpusGreedyText(QuarkusMainLauncher launcher) {
-    org.junit.jupiter.api.Assumptions.assumeTrue(
-        dev.longctx.engine.cuda.CudaProbe.probe().available(), "no CUDA device");
+    assumeGpu();
     String[] greedy = {"--temperature", "0", "--max-tokens", "12"};
     LaunchResult cpu = launcher.launch(blockTopK("2", "cpu", greedy));
     LaunchResult gpu = launcher.launch(blockTopK("2", "cuda", greedy));
@@ -84,8 +83,7 @@ class CliTest {
    */
   @Test
   void aTopKMethodOnCudaWithAContextPastTheDeviceMemoryFailsAtStart(QuarkusMainLauncher launcher) {
-    org.junit.jupiter.api.Assumptions.assumeTrue(
-        dev.longctx.engine.cuda.CudaProbe.probe().available(), "no CUDA device");
+    assumeGpu();
     LaunchResult r = launcher.launch(blockTopK("5000", "cuda", "--ctx", "1000000000"));
     assertThat(r.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(r.getErrorOutput())
@@ -107,21 +105,9 @@ class CliTest {
    */
   @Test
   void anInProcessGpuServerChecksItsKvCapacityAtStart(QuarkusMainLauncher launcher) {
-    org.junit.jupiter.api.Assumptions.assumeTrue(
-        dev.longctx.engine.cuda.CudaProbe.probe().available(), "no CUDA device");
+    assumeGpu();
     LaunchResult r =
-        launcher.launch(
-            "serve",
-            "--model",
-            stories(),
-            "--backend",
-            "cuda",
-            "--kv-cache-tokens",
-            "1000000000",
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "-1");
+        launcher.launch(serveStories("--backend", "cuda", "--kv-cache-tokens", "1000000000"));
     assertThat(r.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(r.getErrorOutput())
         .contains("a KV cache of 1000000000 tokens needs")
@@ -140,22 +126,27 @@ class CliTest {
     Files.writeString(
         props, "attention.method=block-topk\nattention.topK=4\nattention.blockSize=16\n");
     LaunchResult r =
-        launcher.launch(
-            "serve",
-            "--model",
-            stories(),
-            "--config",
-            props.toString(),
-            "--placement",
-            "bogus",
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "-1");
+        launcher.launch(serveStories("--config", props.toString(), "--placement", "bogus"));
     assertThat(r.exitCode()).isNotZero();
     assertThat(r.getErrorOutput())
         .contains("unknown placement 'bogus'")
         .doesNotContain("needs --block-size and --top-blocks");
+  }
+
+  /** Tests that need a GPU (or the CPU emulation of docs/tools/cuda-emulate) skip without one. */
+  private static void assumeGpu() {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        dev.longctx.engine.cuda.CudaProbe.probe().available(), "no CUDA device");
+  }
+
+  /** serve on stories260K with {@code more}, on an ephemeral gRPC port and no HTTP. */
+  private static String[] serveStories(String... more) {
+    String[] head = {"serve", "--model", stories()};
+    String[] tail = {"--grpc-port", "0", "--http-port", "-1"};
+    String[] out = Arrays.copyOf(head, head.length + more.length + tail.length);
+    System.arraycopy(more, 0, out, head.length, more.length);
+    System.arraycopy(tail, 0, out, head.length + more.length, tail.length);
+    return out;
   }
 
   /**
@@ -376,8 +367,7 @@ class CliTest {
    */
   @Test
   void benchReplicatesADepthOnTheGpu(QuarkusMainLauncher launcher) {
-    org.junit.jupiter.api.Assumptions.assumeTrue(
-        dev.longctx.engine.cuda.CudaProbe.probe().available(), "no CUDA device");
+    assumeGpu();
     LaunchResult d =
         launcher.launch(
             "bench",
@@ -436,17 +426,7 @@ class CliTest {
     // serve reads it from engine.properties (the CR's workers.kvCacheType) too
     Path props = tmp.resolve("f16.properties");
     Files.writeString(props, "kv.cacheType=f16\nengine.backend=cpu\n");
-    LaunchResult serve =
-        launcher.launch(
-            "serve",
-            "--model",
-            stories(),
-            "--config",
-            props.toString(),
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "-1");
+    LaunchResult serve = launcher.launch(serveStories("--config", props.toString()));
     assertThat(serve.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(serve.getErrorOutput()).contains("kv.cacheType f16 needs the cuda backend");
   }
