@@ -24,7 +24,7 @@
 #define __forceinline__ inline
 #define __shared__ static
 #define __restrict__ __restrict
-#define __launch_bounds__(threads)
+#define __launch_bounds__(...)
 
 struct float4 {
   float x, y, z, w;
@@ -125,8 +125,16 @@ inline void start_context(Context& c, char* stack, size_t size, void (*start)())
   makecontext(c.uc.get(), start, 0);
 }
 
+// A cp.async copy of 16 bytes not yet made (valid = false: zero fill, nothing read).
+struct AsyncCopy {
+  void* dst;
+  const void* src;
+  bool valid;
+};
+
 struct Thread {
   Context context;
+  std::vector<AsyncCopy> copies;  // its cp.async copies, made at its next wait
   std::unique_ptr<char[]> stack;  // allocated once, never cleared: only the pages used get touched
   const Barrier* waiting = nullptr;  // the barrier it waits at (null: runnable unless done)
   unsigned generation = 0;           // that barrier's generation when it arrived
@@ -187,6 +195,10 @@ inline void arrive(Barrier& b) {
 
 [[noreturn]] inline void entry() {
   body();
+  if (!threads[running].copies.empty()) {
+    std::fprintf(stderr, "emulate: thread %u ended with cp.async copies not waited for\n", running);
+    std::abort();
+  }
   threads[running].done = true;
   unfinished--;
   pass_on();
@@ -328,6 +340,45 @@ inline void emulated_mma16816(float* d, const unsigned* a, const unsigned* b) {
   for (int i = 0; i < 4; i++) d[i] = result[i];
 }
 
+// cp.async.cg.shared.global of 16 bytes. The copy is made only at the thread's next
+// emulated_cp_async_wait_all, as late as the device may make it: a tile read before the wait, or
+// overwritten while another warp still reads it (a missing barrier), then gives wrong results.
+inline void emulated_cp_async16(void* dst, const void* src, bool valid) {
+  emu::threads[emu::running].copies.push_back({dst, src, valid});
+}
+
+// cp.async.wait_group 0: every copy this thread issued is made.
+inline void emulated_cp_async_wait_all() {
+  for (const emu::AsyncCopy& c : emu::threads[emu::running].copies) {
+    if (c.valid)
+      std::memcpy(c.dst, c.src, 16);
+    else
+      std::memset(c.dst, 0, 16);
+  }
+  emu::threads[emu::running].copies.clear();
+}
+
+// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16 over the warp: lane 8m + i hands in the address
+// of row i of 8×8 matrix m; lane l receives in r[m] the two halves of matrix m at row l/4, columns
+// 2(l%4) and 2(l%4) + 1, or with trans those at column l/4, rows 2(l%4) and 2(l%4) + 1.
+inline void emulated_ldmatrix_x4(unsigned* r, const unsigned short* row, bool trans) {
+  static const unsigned short* rows[32][32];  // [warp][lane]
+  unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  rows[warp][lane] = row;
+  emu::arrive(emu::warp_barriers[warp]);
+  for (int m = 0; m < 4; m++) {
+    if (trans) {
+      const unsigned short* lo = rows[warp][8 * m + 2 * (lane % 4)];
+      const unsigned short* hi = rows[warp][8 * m + 2 * (lane % 4) + 1];
+      r[m] = lo[lane / 4] | (unsigned)hi[lane / 4] << 16;
+    } else {
+      const unsigned short* p = rows[warp][8 * m + lane / 4] + 2 * (lane % 4);
+      r[m] = p[0] | (unsigned)p[1] << 16;
+    }
+  }
+  emu::arrive(emu::warp_barriers[warp]);
+}
+
 namespace emu {
 
 // Runs `run` (the kernel call) on a gridX × gridY grid of blocks of `block` threads.
@@ -352,6 +403,7 @@ void run_grid(unsigned gridX, unsigned gridY, unsigned block, F run) {
         Thread& th = threads[t];
         th.done = false;
         th.waiting = nullptr;
+        th.copies.clear();
         start_context(th.context, th.stack.get(), stack_size, entry);
       }
       unfinished = block;

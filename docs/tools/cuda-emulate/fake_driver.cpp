@@ -3,26 +3,34 @@
 // launches run by the CPU emulation of longctx.cu. Loaded in place of the real driver
 // (LD_LIBRARY_PATH) it lets the Java tests of the backend (CudaOpsTest, CudaModelTest) run end to
 // end on a machine without a GPU: argument marshalling, copies, page tables, the model's forward
-// pass. See java-check.sh. Not a CUDA implementation: one device, no streams, no cuBLAS.
+// pass, graphs of kernel launches. See java-check.sh. Not a CUDA implementation: one device, no
+// streams, no cuBLAS.
 #include "emulate.h"
 #include "../../../engine/src/main/cuda/longctx.cu"
 
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 namespace {
 
-using Launcher = std::function<void(unsigned, unsigned, unsigned, void**)>;
+// A kernel's launch bound to its grid and a copy of its arguments (read through the parameter
+// pointers when it is bound, as cuLaunchKernel and cuGraphAddKernelNode read them).
+using Bound = std::function<void()>;
+using Launcher = std::function<Bound(unsigned, unsigned, unsigned, void**)>;
 
 template <typename... P, size_t... I>
 Launcher launcher(void (*kernel)(P...), std::index_sequence<I...>) {
-  return [kernel](unsigned gx, unsigned gy, unsigned block, void** params) {
+  return [kernel](unsigned gx, unsigned gy, unsigned block, void** params) -> Bound {
     auto args = std::make_tuple(*static_cast<std::decay_t<P>*>(params[I])...);
-    emu::run_grid(gx, gy, block, [kernel, args] { std::apply(kernel, args); });
+    return [kernel, args, gx, gy, block] {
+      emu::run_grid(gx, gy, block, [kernel, args] { std::apply(kernel, args); });
+    };
   };
 }
 
@@ -79,6 +87,10 @@ std::map<std::string, Launcher>& kernels() {
       {"attention_prefill_tc2_d64_f16", launcher(attention_prefill_tc2_d64_f16)},
       {"attention_prefill_tc2_d128", launcher(attention_prefill_tc2_d128)},
       {"attention_prefill_tc2_d128_f16", launcher(attention_prefill_tc2_d128_f16)},
+      {"attention_prefill_pipe_d64_f16", launcher(attention_prefill_pipe_d64_f16)},
+      {"attention_prefill_pipe_d128_f16", launcher(attention_prefill_pipe_d128_f16)},
+      {"attention_prefill_pipe2_d64_f16", launcher(attention_prefill_pipe2_d64_f16)},
+      {"attention_prefill_pipe2_d128_f16", launcher(attention_prefill_pipe2_d128_f16)},
       {"indexer_scores", launcher(indexer_scores)},
       {"indexer_scores_tiled", launcher(indexer_scores_tiled)},
       {"indexer_reduce", launcher(indexer_reduce)},
@@ -144,7 +156,79 @@ int cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, 
                    unsigned bz, unsigned, void*, void** params, void**) {
   if (gz != 1 || by != 1 || bz != 1 || bx == 0 || bx > 1024 || gx == 0 || gy == 0)
     return INVALID_VALUE;
-  (*static_cast<Launcher*>(f))(gx, gy, bx, params);
+  (*static_cast<Launcher*>(f))(gx, gy, bx, params)();
+  return OK;
+}
+
+// CUDA graphs of kernel nodes in a chain (the shape LaunchGraph builds): a graph holds its nodes'
+// bound launches; an executable graph a copy of them, updated per node, launched in order.
+struct CUDA_KERNEL_NODE_PARAMS_v2 {
+  void* func;
+  unsigned gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes;
+  void** kernelParams;
+  void** extra;
+  void* kern;
+  void* ctx;
+};
+struct FakeGraph {
+  std::vector<std::unique_ptr<Bound>> nodes;  // a node's handle is its Bound's address
+};
+struct FakeExec {
+  const FakeGraph* graph;
+  std::vector<Bound> nodes;
+};
+static int bind_node(const CUDA_KERNEL_NODE_PARAMS_v2* p, Bound* out) {
+  if (p->func == nullptr || p->gridDimZ != 1 || p->blockDimY != 1 || p->blockDimZ != 1 ||
+      p->blockDimX == 0 || p->blockDimX > 1024 || p->gridDimX == 0 || p->gridDimY == 0 ||
+      p->sharedMemBytes != 0 || p->extra != nullptr || p->kern != nullptr)
+    return INVALID_VALUE;
+  *out = (*static_cast<Launcher*>(p->func))(p->gridDimX, p->gridDimY, p->blockDimX,
+                                             p->kernelParams);
+  return OK;
+}
+int cuGraphCreate(void** graph, unsigned flags) {
+  if (flags != 0) return INVALID_VALUE;
+  *graph = new FakeGraph();
+  return OK;
+}
+int cuGraphAddKernelNode_v2(void** node, void* graph, void* const* deps, size_t count,
+                            const CUDA_KERNEL_NODE_PARAMS_v2* p) {
+  auto* g = static_cast<FakeGraph*>(graph);
+  // a chain: the first node without dependencies, every other one after the previous node
+  if (g->nodes.empty() ? count != 0 : count != 1 || deps[0] != g->nodes.back().get())
+    return INVALID_VALUE;
+  auto bound = std::make_unique<Bound>();
+  int status = bind_node(p, bound.get());
+  if (status != OK) return status;
+  *node = bound.get();
+  g->nodes.push_back(std::move(bound));
+  return OK;
+}
+int cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long long flags) {
+  if (flags != 0) return INVALID_VALUE;
+  auto* g = static_cast<FakeGraph*>(graph);
+  auto* e = new FakeExec{g, {}};
+  for (const auto& n : g->nodes) e->nodes.push_back(*n);
+  *exec = e;
+  return OK;
+}
+int cuGraphExecKernelNodeSetParams_v2(void* exec, void* node,
+                                      const CUDA_KERNEL_NODE_PARAMS_v2* p) {
+  auto* e = static_cast<FakeExec*>(exec);
+  for (size_t i = 0; i < e->graph->nodes.size(); i++)
+    if (e->graph->nodes[i].get() == node) return bind_node(p, &e->nodes[i]);
+  return INVALID_VALUE;
+}
+int cuGraphLaunch(void* exec, void*) {
+  for (const Bound& b : static_cast<FakeExec*>(exec)->nodes) b();
+  return OK;
+}
+int cuGraphExecDestroy(void* exec) {
+  delete static_cast<FakeExec*>(exec);
+  return OK;
+}
+int cuGraphDestroy(void* graph) {
+  delete static_cast<FakeGraph*>(graph);
   return OK;
 }
 int cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {

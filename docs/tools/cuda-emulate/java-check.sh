@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs the CUDA backend's Java GPU tests (CudaOpsTest, CudaModelTest, CudaKvRangeTest,
-# CudaSelectorTest, BackendTest, then the worker's GpuShardsTest and the CLI's GPU tests) on a machine
-# without a GPU, against fake_driver.cpp built as libcuda.so.1: the whole Java side (launch
-# marshalling, copies, page tables, the model's forward pass and its greedy tokens against the
-# CPU backend) with the kernels run by the CPU emulation. cuBLAS is absent, so its test skips and
+# Runs the CUDA backend's Java GPU tests (CudaOpsTest, CudaModelTest, LaunchGraphTest,
+# CudaKvRangeTest, CudaSelectorTest, BackendTest, then the worker's GpuShardsTest and the CLI's GPU
+# tests) on a machine without a GPU, against fake_driver.cpp built as libcuda.so.1: the whole Java
+# side (launch marshalling, copies, page tables, graphs, the model's forward pass and its greedy
+# tokens against the CPU backend) with the kernels run by the CPU emulation. cuBLAS is absent, so its test skips and
 # prefill takes the matvec path. Needs g++ 12+ and the CUDA 13 runtime (libcudart.so.13).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,7 +16,7 @@ export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 export PATH="$JAVA_HOME/bin:$PATH"
 export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
 ./mvnw -o -pl engine test \
-  -Dtest='CudaOpsTest,CudaModelTest,CudaKvRangeTest,CudaSelectorTest,BackendTest' \
+  -Dtest='CudaOpsTest,CudaModelTest,LaunchGraphTest,CudaKvRangeTest,CudaSelectorTest,BackendTest' \
   -Dsurefire.failIfNoSpecifiedTests=false "$@"
 # The worker resolves the engine (and its test jar) from the local repository.
 ./mvnw -o -q -pl proto,engine install -DskipTests

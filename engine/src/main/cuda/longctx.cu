@@ -1189,16 +1189,77 @@ __device__ __forceinline__ void mma16816(float* d, const u32* a, const u32* b) {
 #endif
 }
 
+#if !defined(LONGCTX_EMULATE)
+__device__ __forceinline__ u32 shared_address(const void* p) {
+  return (u32)__cvta_generic_to_shared(p);
+}
+#endif
+
+// 16 bytes global → shared memory without passing through registers (cp.async, sm_80+), made by
+// the next cp_async_wait_all; valid = false writes 16 zero bytes and reads nothing (src must
+// still point into an allocation).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+#if defined(LONGCTX_EMULATE)
+  emulated_cp_async16(dst, src, valid);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();  // CudaKernels launches the kernels using it on sm_80+ only
+#else
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(shared_address(dst)),
+               "l"(src), "r"(valid ? 16 : 0)
+               : "memory");
+#endif
+}
+
+// Closes this thread's group of cp.async copies issued so far.
+__device__ __forceinline__ void cp_async_commit() {
+#if !defined(LONGCTX_EMULATE) && !(defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800)
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+// Waits for every cp.async copy this thread issued (other threads' copies need a barrier too).
+__device__ __forceinline__ void cp_async_wait_all() {
+#if defined(LONGCTX_EMULATE)
+  emulated_cp_async_wait_all();
+#elif !(defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800)
+  asm volatile("cp.async.wait_group 0;" ::: "memory");
+#endif
+}
+
+// Four 8×8 FP16 matrices from shared memory into mma fragments (ldmatrix, sm_75+): lane 8m + i
+// gives the address of row i of matrix m (16-byte aligned); r[m] receives matrix m's halves at row
+// lane / 4, columns 2·(lane % 4) and 2·(lane % 4) + 1 — with `trans`, those at column lane / 4, rows
+// 2·(lane % 4) and 2·(lane % 4) + 1.
+template <bool TRANS>
+__device__ __forceinline__ void ldmatrix_x4(u32* r, const u16* row) {
+#if defined(LONGCTX_EMULATE)
+  emulated_ldmatrix_x4(r, row, TRANS);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();
+#else
+  if (TRANS)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(row)));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(row)));
+#endif
+}
+
 // Dense attention of a prefill chunk on the tensor cores, FlashAttention-2 style: the same keys
 // and Partial as `attention` without `selected` (row t sees positions [0, causalStart + t], or,
 // when `ranges` is non-null, [ranges[2t], ranges[2t + 1]), an empty range giving 0 and LSE −∞),
 // with Q, K and V rounded to FP16 for the products and everything else (scores, softmax,
 // accumulators) in FP32.
 // A block takes TC_ROWS query rows of one head, 16 per warp; key tiles of TC_KEYS rows are staged
-// in shared memory as FP16 (row major: coalesced, conflict-free stores; a B fragment of K is one
-// 32-bit load, one of V two 16-bit loads),
-// S = Q·Kᵀ stays in registers, the online softmax rescales the output accumulators there, and S's
-// accumulator layout is reused as P's A fragments for O += P·V. The block's key window is the
+// in shared memory as FP16 (row major, rows of HD + 8 halves: coalesced stores, and the eight
+// rows of an ldmatrix 8×8 matrix in distinct bank groups); the B fragments come by ldmatrix (K) and
+// ldmatrix.trans (V), four 8×8 matrices an instruction. S = Q·Kᵀ stays in registers, the online
+// softmax (base 2: one ex2 a score; masks only on tiles crossing a row's window bound) rescales
+// the output accumulators there, and S's accumulator layout is reused as P's A fragments for
+// O += P·V. The block's key window is the
 // union hull [min first, max end) of its rows' keys (causal: [0, causalStart + last row + 1)); a
 // warp skips the tiles outside its own rows' hull. With splits > 1 the window is cut from its
 // start into ranges of keysPerSplit (a multiple of TC_KEYS), one per blockIdx.y / heads, the last
@@ -1215,173 +1276,74 @@ __device__ __forceinline__ uint2 kv_half4(const float* p) {
 }
 __device__ __forceinline__ uint2 kv_half4(const u16* p) { return *(const uint2*)p; }
 
-template <int HD, int HPB, typename KV>
-__device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64* __restrict__ kPages,
-                                          const u64* __restrict__ vPages, int pageSize,
-                                          float* __restrict__ out, float* __restrict__ lse, int n,
-                                          int heads, int kvHeads, float scale, int causalStart,
-                                          const int* __restrict__ ranges, int splits,
-                                          int keysPerSplit, float* __restrict__ partO,
-                                          float* __restrict__ partML) {
-  __shared__ u16 ks[TC_KEYS][HD + 8];
-  __shared__ u16 vs[TC_KEYS][HD + 8];
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int headBlocks = heads / HPB, warpInHead = warp % TC_WARPS;
-  int h = (blockIdx.y % headBlocks) * HPB + warp / TC_WARPS, split = blockIdx.y / headBlocks;
-  int kvHead = h / (heads / kvHeads);
-  int g = lane >> 2, c = (lane & 3) * 2;
-  int kvDim = kvHeads * HD;
-  int row0 = blockIdx.x * TC_ROWS + warpInHead * 16;  // the warp's first query row
-  int rowA = row0 + g, rowB = row0 + g + 8;     // the two rows this lane holds
-  // Q fragments for the HD / 16 slices of the head dimension (rows past n are zero).
-  u32 qa[HD / 16][4];
-#pragma unroll
-  for (int sl = 0; sl < HD / 16; sl++) {
-#pragma unroll
-    for (int r = 0; r < 4; r++) {
-      int t = (r & 1) ? rowB : rowA;
-      int d = sl * 16 + c + ((r & 2) ? 8 : 0);
-      const float* qr = q + ((long long)t * heads + h) * HD + d;
-      qa[sl][r] = t < n ? pack_half2(qr[0], qr[1]) : 0u;
-    }
-  }
-  float o[HD / 8][4];
-#pragma unroll
-  for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-  float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f;
-  // Row t sees keys [first, end); rows past n none. The block's window [blockFirst, blockEnd) and
-  // the warp's [warpFirst, warpEnd) span their rows' keys (empty: end ≤ first).
-  int firstA = 0, endA = 0, firstB = 0, endB = 0;
+// Key windows of a tensor-core prefill lane's two rows (A = row g, B = row g + 8 of its warp's 16),
+// of its warp and of its block: row t sees keys [first, end), rows past n none; causal: [0,
+// causalStart + t + 1), with `ranges`: [ranges[2t], ranges[2t + 1]). The block's window
+// [blockFirst, blockEnd) and the warp's span their rows' keys (empty: end ≤ first). Every thread of
+// the block must call it (a barrier in ranges mode).
+struct TcWindows {
+  int firstA, endA, firstB, endB;
   int blockFirst, blockEnd, warpFirst, warpEnd;
+};
+
+__device__ __forceinline__ TcWindows tc_windows(int n, int causalStart, const int* __restrict__ ranges,
+                                                int warpInHead, int g) {
+  TcWindows w;
+  int row0 = blockIdx.x * TC_ROWS + warpInHead * 16;
+  int rowA = row0 + g, rowB = row0 + g + 8;
+  w.firstA = w.endA = w.firstB = w.endB = 0;
   if (ranges == 0) {
-    if (rowA < n) endA = causalStart + rowA + 1;
-    if (rowB < n) endB = causalStart + rowB + 1;
-    blockFirst = warpFirst = 0;
-    blockEnd = causalStart + min(n, (int)(blockIdx.x + 1) * TC_ROWS);
-    warpEnd = row0 < n ? causalStart + min(row0 + 16, n) : 0;
-  } else {
-    __shared__ int rowFirst[TC_ROWS], rowEnd[TC_ROWS];
-    for (int i = threadIdx.x; i < TC_ROWS; i += blockDim.x) {
-      int t = blockIdx.x * TC_ROWS + i;
-      rowFirst[i] = t < n ? ranges[2 * t] : 0;
-      rowEnd[i] = t < n ? ranges[2 * t + 1] : 0;
-    }
-    __syncthreads();
-    firstA = rowFirst[warpInHead * 16 + g];
-    endA = rowEnd[warpInHead * 16 + g];
-    firstB = rowFirst[warpInHead * 16 + g + 8];
-    endB = rowEnd[warpInHead * 16 + g + 8];
-    blockFirst = warpFirst = 0x7fffffff;
-    blockEnd = warpEnd = 0;
-    for (int i = 0; i < TC_ROWS; i++) {
-      int f = rowFirst[i], e = rowEnd[i];
-      if (f >= e) continue;  // empty
-      blockFirst = min(blockFirst, f);
-      blockEnd = e > blockEnd ? e : blockEnd;
-      if (i / 16 == warpInHead) {
-        warpFirst = min(warpFirst, f);
-        warpEnd = e > warpEnd ? e : warpEnd;
-      }
-    }
-    if (blockEnd <= blockFirst) blockFirst = blockEnd = 0;
+    if (rowA < n) w.endA = causalStart + rowA + 1;
+    if (rowB < n) w.endB = causalStart + rowB + 1;
+    w.blockFirst = w.warpFirst = 0;
+    w.blockEnd = causalStart + min(n, (int)(blockIdx.x + 1) * TC_ROWS);
+    w.warpEnd = row0 < n ? causalStart + min(row0 + 16, n) : 0;
+    return w;
   }
-  // Each warp's window, read per tile (after the loop's first barrier) rather than held in registers.
-  __shared__ int warpWin[TC_WARPS * HPB][2];
-  if (lane == 0) warpWin[warp][0] = warpFirst, warpWin[warp][1] = warpEnd;
-  // The split's part of the block's window; tiles start at keyBegin, so none crosses keyEnd.
-  int keyBegin = blockFirst + split * keysPerSplit;
-  int keyEnd = split == splits - 1 ? blockEnd : min(blockEnd, keyBegin + keysPerSplit);
-  for (int key0 = keyBegin; key0 < keyEnd; key0 += TC_KEYS) {
-    __syncthreads();  // the previous tile is consumed
-    for (int idx = threadIdx.x; idx < TC_KEYS * HD / 4; idx += blockDim.x) {
-      int r = idx / (HD / 4), d = (idx % (HD / 4)) * 4;
-      int pos = key0 + r;
-      uint2 kh = make_uint2(0u, 0u), vh = kh;
-      if (pos < keyEnd) {
-        long long off = (long long)(pos % pageSize) * kvDim + kvHead * HD + d;
-        kh = kv_half4((const KV*)kPages[pos / pageSize] + off);
-        vh = kv_half4((const KV*)vPages[pos / pageSize] + off);
-      }
-      *(uint2*)&ks[r][d] = kh;
-      *(uint2*)&vs[r][d] = vh;
-    }
-    __syncthreads();
-    // Nothing of this tile is visible to the warp (also when its rows are all empty or past n).
-    if (key0 >= warpWin[warp][1] || key0 + TC_KEYS <= warpWin[warp][0]) continue;
-    // S = Q·Kᵀ for the tile: 8 tiles of 8 keys.
-    float sc[TC_KEYS / 8][4];
-#pragma unroll
-    for (int j = 0; j < TC_KEYS / 8; j++) {
-      sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
-#pragma unroll
-      for (int sl = 0; sl < HD / 16; sl++) {
-        u32 b[2] = {*(const u32*)&ks[8 * j + g][sl * 16 + c],
-                    *(const u32*)&ks[8 * j + g][sl * 16 + 8 + c]};
-        mma16816(sc[j], qa[sl], b);
-      }
-    }
-    // Scale, mask (each row's [first, end); the keys of a tile reaching past keyEnd are past
-    // blockEnd, as split boundaries are tile aligned), and the online softmax per row.
-    float tileMaxA = NEG_INF, tileMaxB = NEG_INF;
-#pragma unroll
-    for (int j = 0; j < TC_KEYS / 8; j++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        int key = key0 + 8 * j + c + (e & 1);
-        bool visible = (e & 2) ? key >= firstB && key < endB : key >= firstA && key < endA;
-        float v = visible ? sc[j][e] * scale : NEG_INF;
-        sc[j][e] = v;
-        if (e & 2) tileMaxB = fmaxf(tileMaxB, v); else tileMaxA = fmaxf(tileMaxA, v);
-      }
-    }
-    tileMaxA = fmaxf(tileMaxA, __shfl_xor_sync(0xffffffffu, tileMaxA, 1));
-    tileMaxA = fmaxf(tileMaxA, __shfl_xor_sync(0xffffffffu, tileMaxA, 2));
-    tileMaxB = fmaxf(tileMaxB, __shfl_xor_sync(0xffffffffu, tileMaxB, 1));
-    tileMaxB = fmaxf(tileMaxB, __shfl_xor_sync(0xffffffffu, tileMaxB, 2));
-    float newA = fmaxf(mA, tileMaxA), newB = fmaxf(mB, tileMaxB);
-    float corrA = (mA == NEG_INF) ? 0.f : expf(mA - newA);
-    float corrB = (mB == NEG_INF) ? 0.f : expf(mB - newB);
-    mA = newA;
-    mB = newB;
-    lA *= corrA;
-    lB *= corrB;
-#pragma unroll
-    for (int j = 0; j < HD / 8; j++) {
-      o[j][0] *= corrA;
-      o[j][1] *= corrA;
-      o[j][2] *= corrB;
-      o[j][3] *= corrB;
-    }
-#pragma unroll
-    for (int j = 0; j < TC_KEYS / 8; j++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float m = (e & 2) ? mB : mA;
-        float p = sc[j][e] == NEG_INF ? 0.f : expf(sc[j][e] - m);
-        sc[j][e] = p;
-        if (e & 2) lB += p; else lA += p;
-      }
-    }
-    // O += P·V: P's A fragments are S's accumulators of key tiles 2s and 2s + 1.
-#pragma unroll
-    for (int sl = 0; sl < TC_KEYS / 16; sl++) {
-      u32 pa[4] = {pack_half2(sc[2 * sl][0], sc[2 * sl][1]), pack_half2(sc[2 * sl][2], sc[2 * sl][3]),
-                   pack_half2(sc[2 * sl + 1][0], sc[2 * sl + 1][1]),
-                   pack_half2(sc[2 * sl + 1][2], sc[2 * sl + 1][3])};
-#pragma unroll
-      for (int j = 0; j < HD / 8; j++) {
-        // B(k = key, n = dim) pairs two keys of one dim: two halves of V's rows.
-        int key = sl * 16 + c, dim = 8 * j + g;
-        u32 b[2] = {(u32)vs[key][dim] | ((u32)vs[key + 1][dim] << 16),
-                    (u32)vs[key + 8][dim] | ((u32)vs[key + 9][dim] << 16)};
-        mma16816(o[j], pa, b);
-      }
+  __shared__ int rowFirst[TC_ROWS], rowEnd[TC_ROWS];
+  for (int i = threadIdx.x; i < TC_ROWS; i += blockDim.x) {
+    int t = blockIdx.x * TC_ROWS + i;
+    rowFirst[i] = t < n ? ranges[2 * t] : 0;
+    rowEnd[i] = t < n ? ranges[2 * t + 1] : 0;
+  }
+  __syncthreads();
+  w.firstA = rowFirst[warpInHead * 16 + g];
+  w.endA = rowEnd[warpInHead * 16 + g];
+  w.firstB = rowFirst[warpInHead * 16 + g + 8];
+  w.endB = rowEnd[warpInHead * 16 + g + 8];
+  w.blockFirst = w.warpFirst = 0x7fffffff;
+  w.blockEnd = w.warpEnd = 0;
+  for (int i = 0; i < TC_ROWS; i++) {
+    int f = rowFirst[i], e = rowEnd[i];
+    if (f >= e) continue;  // empty
+    w.blockFirst = min(w.blockFirst, f);
+    w.blockEnd = e > w.blockEnd ? e : w.blockEnd;
+    if (i / 16 == warpInHead) {
+      w.warpFirst = min(w.warpFirst, f);
+      w.warpEnd = e > w.warpEnd ? e : w.warpEnd;
     }
   }
+  if (w.blockEnd <= w.blockFirst) w.blockFirst = w.blockEnd = 0;
+  return w;
+}
+
+// A tensor-core prefill lane's results for its rows A and B of head h: the output accumulators o
+// (columns 8j + c, c + 1), running max m (base 2: scores · log2 e; converted to natural log here)
+// and the lane's part of Σ 2^(s − m) (summed over the row's four lanes here). With splits > 1 the split's partial for attention_combine
+// (unnormalized output, (max, Σ exp)), else the normalized output and, when lse ≠ 0, the LSE.
+template <int HD>
+__device__ __forceinline__ void tc_write(float (*o)[4], float mA, float mB, float lA, float lB,
+                                         int rowA, int rowB, int n, int h, int heads, int c,
+                                         int lane, float* __restrict__ out,
+                                         float* __restrict__ lse, int splits, int split,
+                                         float* __restrict__ partO, float* __restrict__ partML) {
   lA += __shfl_xor_sync(0xffffffffu, lA, 1);
   lA += __shfl_xor_sync(0xffffffffu, lA, 2);
   lB += __shfl_xor_sync(0xffffffffu, lB, 1);
   lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+  const float LN2 = 0.6931471805599453f;  // Σ 2^(s − m) = Σ e^(s·ln 2 − m·ln 2)
+  mA = mA == NEG_INF ? NEG_INF : mA * LN2;
+  mB = mB == NEG_INF ? NEG_INF : mB * LN2;
   if (splits > 1) {
     // A split's partial for attention_combine: unnormalized output, (max, Σ exp).
 #pragma unroll
@@ -1433,12 +1395,231 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
   }
 }
 
+// A tensor-core prefill lane's Q fragments (A operands) of head h for the HD / 16 slices of the
+// head dimension, rounded to FP16 (rows past n are zero).
+template <int HD>
+__device__ __forceinline__ void tc_load_q(u32 (*qa)[4], const float* __restrict__ q, int rowA,
+                                          int rowB, int n, int h, int heads, int c) {
+#pragma unroll
+  for (int sl = 0; sl < HD / 16; sl++) {
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+      int t = (r & 1) ? rowB : rowA;
+      int d = sl * 16 + c + ((r & 2) ? 8 : 0);
+      const float* qr = q + ((long long)t * heads + h) * HD + d;
+      qa[sl][r] = t < n ? pack_half2(qr[0], qr[1]) : 0u;
+    }
+  }
+}
+
+// S = Q·Kᵀ of one TC_KEYS-key tile for a warp's 16 rows: `ks` the tile's keys (row = key, FP16,
+// rows of HD + 8 halves), 8 keys per mma. ldmatrix matrices m = 0..3 are dims 32·p + 8m of keys
+// 8j..8j + 7: the B fragments of slices 2p (m = 0, 1) and 2p + 1 (m = 2, 3).
+template <int HD>
+__device__ __forceinline__ void tc_tile_scores(float (*sc)[4], u32 (*qa)[4],
+                                               u16 (*ks)[HD + 8], int lane) {
+  int mat = lane >> 3, matRow = lane & 7;
+#pragma unroll
+  for (int j = 0; j < TC_KEYS / 8; j++) {
+    sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+#pragma unroll
+    for (int p = 0; p < HD / 32; p++) {
+      u32 b[4];
+      ldmatrix_x4<false>(b, &ks[8 * j + matRow][32 * p + 8 * mat]);
+      mma16816(sc[j], qa[2 * p], b);
+      mma16816(sc[j], qa[2 * p + 1], b + 2);
+    }
+  }
+}
+
+// The online softmax of a tile's scores for the lane's rows A and B, in base 2 (ALGORITHMS.md §4.2
+// with 2^x for e^x: scores pre-scaled by scale·log2 e, one ex2 each; tc_write converts the max
+// back): keys outside a row's window masked (only on tiles crossing a window bound), the running
+// max m and sum l updated, the output accumulators o rescaled, and sc turned into P.
+template <int HD>
+__device__ __forceinline__ void tc_tile_softmax(float (*sc)[4], float (*o)[4], float& mA,
+                                                float& mB, float& lA, float& lB,
+                                                const TcWindows& w, int key0, int c,
+                                                float scaleLog2) {
+  bool full = key0 >= max(w.firstA, w.firstB) && key0 + TC_KEYS <= min(w.endA, w.endB);
+  float tileMaxA = NEG_INF, tileMaxB = NEG_INF;
+#pragma unroll
+  for (int j = 0; j < TC_KEYS / 8; j++) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      float v = sc[j][e] * scaleLog2;
+      if (!full) {
+        int key = key0 + 8 * j + c + (e & 1);
+        bool visible = (e & 2) ? key >= w.firstB && key < w.endB : key >= w.firstA && key < w.endA;
+        v = visible ? v : NEG_INF;
+      }
+      sc[j][e] = v;
+      if (e & 2) tileMaxB = fmaxf(tileMaxB, v); else tileMaxA = fmaxf(tileMaxA, v);
+    }
+  }
+  tileMaxA = fmaxf(tileMaxA, __shfl_xor_sync(0xffffffffu, tileMaxA, 1));
+  tileMaxA = fmaxf(tileMaxA, __shfl_xor_sync(0xffffffffu, tileMaxA, 2));
+  tileMaxB = fmaxf(tileMaxB, __shfl_xor_sync(0xffffffffu, tileMaxB, 1));
+  tileMaxB = fmaxf(tileMaxB, __shfl_xor_sync(0xffffffffu, tileMaxB, 2));
+  float newA = fmaxf(mA, tileMaxA), newB = fmaxf(mB, tileMaxB);
+  float corrA = mA == NEG_INF ? 0.f : exp2f(mA - newA);
+  float corrB = mB == NEG_INF ? 0.f : exp2f(mB - newB);
+  mA = newA;
+  mB = newB;
+  lA *= corrA;
+  lB *= corrB;
+#pragma unroll
+  for (int j = 0; j < HD / 8; j++) {
+    o[j][0] *= corrA;
+    o[j][1] *= corrA;
+    o[j][2] *= corrB;
+    o[j][3] *= corrB;
+  }
+#pragma unroll
+  for (int j = 0; j < TC_KEYS / 8; j++) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      float m = (e & 2) ? mB : mA;
+      float p = sc[j][e] == NEG_INF ? 0.f : exp2f(sc[j][e] - m);
+      sc[j][e] = p;
+      if (e & 2) lB += p; else lA += p;
+    }
+  }
+}
+
+// O += P·V of one tile: P's A fragments are the probabilities of key tiles 2s and 2s + 1; `vs`
+// the tile's values (row = key). ldmatrix.trans matrices m = 0..3 are keys 16s + 8·(m & 1) of dims
+// 16p + 8·(m >> 1): the B fragments of dim tiles 2p (m = 0, 1) and 2p + 1 (m = 2, 3).
+template <int HD>
+__device__ __forceinline__ void tc_tile_accumulate(float (*o)[4], float (*sc)[4],
+                                                   u16 (*vs)[HD + 8], int lane) {
+  int mat = lane >> 3, matRow = lane & 7;
+#pragma unroll
+  for (int sl = 0; sl < TC_KEYS / 16; sl++) {
+    u32 pa[4] = {pack_half2(sc[2 * sl][0], sc[2 * sl][1]), pack_half2(sc[2 * sl][2], sc[2 * sl][3]),
+                 pack_half2(sc[2 * sl + 1][0], sc[2 * sl + 1][1]),
+                 pack_half2(sc[2 * sl + 1][2], sc[2 * sl + 1][3])};
+#pragma unroll
+    for (int p = 0; p < HD / 16; p++) {
+      u32 b[4];
+      ldmatrix_x4<true>(b, &vs[16 * sl + 8 * (mat & 1) + matRow][16 * p + 8 * (mat >> 1)]);
+      mma16816(o[2 * p], pa, b);
+      mma16816(o[2 * p + 1], pa, b + 2);
+    }
+  }
+}
+
+// Issues the copy of the TC_KEYS-key tile at key0 of one KV head's pages into `tile` (keys at or
+// past keyEnd zero-filled) and commits it as one group.
+template <int HD>
+__device__ __forceinline__ void tc_issue_tile(u16 (*tile)[HD + 8], const u64* __restrict__ pages,
+                                              int pageSize, int kvDim, int kvHead, int key0,
+                                              int keyEnd) {
+  for (int idx = threadIdx.x; idx < TC_KEYS * HD / 8; idx += blockDim.x) {
+    int r = idx / (HD / 8), d = (idx % (HD / 8)) * 8;
+    int pos = key0 + r;
+    bool valid = pos < keyEnd;
+    int at = valid ? pos : key0;  // a zero fill reads nothing, but its address must be mapped
+    const u16* src = (const u16*)pages[at / pageSize] + (long long)(at % pageSize) * kvDim +
+                     kvHead * HD + d;
+    cp_async16(&tile[r][d], src, valid);
+  }
+  cp_async_commit();
+}
+
+// With PIPE (an FP16 cache: attention_prefill_pipe*) the loop is arranged as FlashAttention-2
+// arranges its sm_80 forward pass: the K and V tiles go from the pages to shared memory by
+// cp.async, without registers or conversion, and overlap the tensor-core work: V of tile j loads
+// while S = Q·Kᵀ and the softmax of tile j run, K of tile j + 1 while O += P·V of tile j runs (one
+// buffer each: a barrier after each wait both publishes the arrived tile and retires the buffer
+// about to be refilled). Without it a tile is loaded (and converted) between two barriers, then
+// used.
+template <int HD, int HPB, typename KV, bool PIPE>
+__device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64* __restrict__ kPages,
+                                          const u64* __restrict__ vPages, int pageSize,
+                                          float* __restrict__ out, float* __restrict__ lse, int n,
+                                          int heads, int kvHeads, float scale, int causalStart,
+                                          const int* __restrict__ ranges, int splits,
+                                          int keysPerSplit, float* __restrict__ partO,
+                                          float* __restrict__ partML) {
+  static_assert(!PIPE || sizeof(KV) == 2, "the pipelined loop copies FP16 tiles as they are");
+  alignas(16) __shared__ u16 ks[TC_KEYS][HD + 8];  // 16-byte rows for ldmatrix and cp.async
+  alignas(16) __shared__ u16 vs[TC_KEYS][HD + 8];
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int headBlocks = heads / HPB, warpInHead = warp % TC_WARPS;
+  int h = (blockIdx.y % headBlocks) * HPB + warp / TC_WARPS, split = blockIdx.y / headBlocks;
+  int kvHead = h / (heads / kvHeads);
+  int g = lane >> 2, c = (lane & 3) * 2;
+  int kvDim = kvHeads * HD;
+  int row0 = blockIdx.x * TC_ROWS + warpInHead * 16;  // the warp's first query row
+  int rowA = row0 + g, rowB = row0 + g + 8;     // the two rows this lane holds
+  u32 qa[HD / 16][4];
+  tc_load_q<HD>(qa, q, rowA, rowB, n, h, heads, c);
+  float o[HD / 8][4];
+#pragma unroll
+  for (int j = 0; j < HD / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f;  // max in units of scores · log2 e
+  TcWindows win = tc_windows(n, causalStart, ranges, warpInHead, g);
+  float scaleLog2 = scale * 1.4426950408889634f;
+  // Each warp's window, read per tile (after the loop's first barrier) rather than held in registers.
+  __shared__ int warpWin[TC_WARPS * HPB][2];
+  if (lane == 0) warpWin[warp][0] = win.warpFirst, warpWin[warp][1] = win.warpEnd;
+  // The split's part of the block's window; tiles start at keyBegin, so none crosses keyEnd.
+  int keyBegin = win.blockFirst + split * keysPerSplit;
+  int keyEnd = split == splits - 1 ? win.blockEnd : min(win.blockEnd, keyBegin + keysPerSplit);
+  if (PIPE) {
+    if (keyBegin < keyEnd)
+      tc_issue_tile<HD>(ks, kPages, pageSize, kvDim, kvHead, keyBegin, keyEnd);
+    for (int key0 = keyBegin; key0 < keyEnd; key0 += TC_KEYS) {
+      cp_async_wait_all();
+      __syncthreads();  // K of this tile is in; every warp is done with the previous V
+      tc_issue_tile<HD>(vs, vPages, pageSize, kvDim, kvHead, key0, keyEnd);
+      bool active = key0 < warpWin[warp][1] && key0 + TC_KEYS > warpWin[warp][0];
+      float sc[TC_KEYS / 8][4];
+      if (active) {
+        tc_tile_scores<HD>(sc, qa, ks, lane);
+        tc_tile_softmax<HD>(sc, o, mA, mB, lA, lB, win, key0, c, scaleLog2);
+      }
+      cp_async_wait_all();
+      __syncthreads();  // V of this tile is in; every warp is done with this K
+      if (key0 + TC_KEYS < keyEnd)
+        tc_issue_tile<HD>(ks, kPages, pageSize, kvDim, kvHead, key0 + TC_KEYS, keyEnd);
+      if (active) tc_tile_accumulate<HD>(o, sc, vs, lane);
+    }
+  } else {
+    for (int key0 = keyBegin; key0 < keyEnd; key0 += TC_KEYS) {
+      __syncthreads();  // the previous tile is consumed
+      for (int idx = threadIdx.x; idx < TC_KEYS * HD / 4; idx += blockDim.x) {
+        int r = idx / (HD / 4), d = (idx % (HD / 4)) * 4;
+        int pos = key0 + r;
+        uint2 kh = make_uint2(0u, 0u), vh = kh;
+        if (pos < keyEnd) {
+          long long off = (long long)(pos % pageSize) * kvDim + kvHead * HD + d;
+          kh = kv_half4((const KV*)kPages[pos / pageSize] + off);
+          vh = kv_half4((const KV*)vPages[pos / pageSize] + off);
+        }
+        *(uint2*)&ks[r][d] = kh;
+        *(uint2*)&vs[r][d] = vh;
+      }
+      __syncthreads();
+      // Nothing of this tile is visible to the warp (also when its rows are all empty or past n).
+      if (key0 >= warpWin[warp][1] || key0 + TC_KEYS <= warpWin[warp][0]) continue;
+      float sc[TC_KEYS / 8][4];
+      tc_tile_scores<HD>(sc, qa, ks, lane);
+      tc_tile_softmax<HD>(sc, o, mA, mB, lA, lB, win, key0, c, scaleLog2);
+      tc_tile_accumulate<HD>(o, sc, vs, lane);
+    }
+  }
+  tc_write<HD>(o, mA, mB, lA, lB, rowA, rowB, n, h, heads, c, lane, out, lse, splits, split, partO,
+               partML);
+}
+
 #define ATTENTION_PREFILL_TC(NAME, D, HPB, KV)                                                  \
   extern "C" __global__ void __launch_bounds__(HPB * TC_WARPS * 32) NAME(                      \
       const float* q, const u64* kPages, const u64* vPages, int pageSize, float* out,          \
       float* lse, int n, int heads, int kvHeads, float scale, int causalStart,                 \
       const int* ranges, int splits, int keysPerSplit, float* partO, float* partML) {          \
-    attention_prefill_tc_body<D, HPB, KV>(q, kPages, vPages, pageSize, out, lse, n, heads,         \
+    attention_prefill_tc_body<D, HPB, KV, false>(q, kPages, vPages, pageSize, out, lse, n, heads,         \
                                       kvHeads, scale, causalStart, ranges, splits,             \
                                       keysPerSplit, partO, partML);                            \
   }
@@ -1450,6 +1631,20 @@ ATTENTION_PREFILL_TC(attention_prefill_tc_d64_f16, 64, 1, u16)
 ATTENTION_PREFILL_TC(attention_prefill_tc_d128_f16, 128, 1, u16)
 ATTENTION_PREFILL_TC(attention_prefill_tc2_d64_f16, 64, 2, u16)
 ATTENTION_PREFILL_TC(attention_prefill_tc2_d128_f16, 128, 2, u16)
+
+#define ATTENTION_PREFILL_PIPE(NAME, D, HPB)                                                     \
+  extern "C" __global__ void __launch_bounds__(HPB * TC_WARPS * 32, 1) NAME(                    \
+      const float* q, const u64* kPages, const u64* vPages, int pageSize, float* out,          \
+      float* lse, int n, int heads, int kvHeads, float scale, int causalStart,                 \
+      const int* ranges, int splits, int keysPerSplit, float* partO, float* partML) {          \
+    attention_prefill_tc_body<D, HPB, u16, true>(q, kPages, vPages, pageSize, out, lse, n,      \
+                                                 heads, kvHeads, scale, causalStart, ranges,    \
+                                                 splits, keysPerSplit, partO, partML);          \
+  }
+ATTENTION_PREFILL_PIPE(attention_prefill_pipe_d64_f16, 64, 1)
+ATTENTION_PREFILL_PIPE(attention_prefill_pipe_d128_f16, 128, 1)
+ATTENTION_PREFILL_PIPE(attention_prefill_pipe2_d64_f16, 64, 2)
+ATTENTION_PREFILL_PIPE(attention_prefill_pipe2_d128_f16, 128, 2)
 
 // Lightning-indexer scores (LightningIndexer.score, ALGORITHMS.md §1.2 step 9): scores[t, s] =
 // scale · Σ_j w[t, j] · ReLU(q[t, j]·k[s]) for s < len, keys [len, headDim] contiguous, q [n, heads,

@@ -68,6 +68,8 @@ public final class CudaContext implements AutoCloseable {
   private final BytePointer argSlots = new BytePointer(8L * MAX_KERNEL_ARGS);
   private final LongPointer argAddresses = new LongPointer(MAX_KERNEL_ARGS);
   private final PointerPointer<Pointer> argTable = new PointerPointer<>(argAddresses);
+  // The graph recording the launches of a step, if any (LaunchGraph.run).
+  private LaunchGraph recording;
 
   private CudaContext(int ordinal) {
     check("cuInit", cuInit(0));
@@ -138,6 +140,7 @@ public final class CudaContext implements AutoCloseable {
 
   /** Waits for all work issued so far; surfaces asynchronous kernel faults with their call. */
   public void synchronize() {
+    direct("cuCtxSynchronize");
     bind();
     check("cuCtxSynchronize", cuCtxSynchronize());
   }
@@ -154,6 +157,7 @@ public final class CudaContext implements AutoCloseable {
 
   void free(long address) {
     if (!closed) {
+      direct("cuMemFree");
       bind();
       check("cuMemFree", cuMemFree(address));
     }
@@ -204,6 +208,7 @@ public final class CudaContext implements AutoCloseable {
   public void write(DeviceBuffer dst, long offset, MemorySegment data) {
     long size = data.byteSize();
     dst.checkRange(offset, size);
+    direct("cuMemcpyHtoD");
     bind();
     int chunk = (int) Math.min(STAGING_BYTES, Math.max(size, 1));
     try (BytePointer staging = new BytePointer(chunk)) {
@@ -219,6 +224,7 @@ public final class CudaContext implements AutoCloseable {
   /** {@code dst[offset ..] ← values[0, n)} (offset in elements). */
   public void write(DeviceBuffer dst, long offset, float[] values, int n) {
     dst.checkRange(offset * Float.BYTES, (long) n * Float.BYTES);
+    direct("cuMemcpyHtoD");
     bind();
     try (FloatPointer p = new FloatPointer(n)) {
       p.put(values, 0, n);
@@ -231,6 +237,7 @@ public final class CudaContext implements AutoCloseable {
   /** {@code dst[offset ..] ← values[0, n)} (offset in elements). */
   public void write(DeviceBuffer dst, long offset, int[] values, int n) {
     dst.checkRange(offset * Integer.BYTES, (long) n * Integer.BYTES);
+    direct("cuMemcpyHtoD");
     bind();
     try (IntPointer p = new IntPointer(n)) {
       p.put(values, 0, n);
@@ -243,6 +250,7 @@ public final class CudaContext implements AutoCloseable {
   /** {@code dst[offset ..] ← values[0, n)} (offset in elements). */
   public void write(DeviceBuffer dst, long offset, long[] values, int n) {
     dst.checkRange(offset * Long.BYTES, (long) n * Long.BYTES);
+    direct("cuMemcpyHtoD");
     bind();
     try (LongPointer p = new LongPointer(n)) {
       p.put(values, 0, n);
@@ -255,6 +263,7 @@ public final class CudaContext implements AutoCloseable {
   /** {@code out[0, n) ← src[offset ..]} (offset in elements); waits for prior work. */
   public void read(DeviceBuffer src, long offset, float[] out, int n) {
     src.checkRange(offset * Float.BYTES, (long) n * Float.BYTES);
+    direct("cuMemcpyDtoH");
     bind();
     try (FloatPointer p = new FloatPointer(n)) {
       check(
@@ -267,6 +276,7 @@ public final class CudaContext implements AutoCloseable {
   /** {@code out[0, n) ← src[offset ..]} (offset in elements); waits for prior work. */
   public void read(DeviceBuffer src, long offset, int[] out, int n) {
     src.checkRange(offset * Integer.BYTES, (long) n * Integer.BYTES);
+    direct("cuMemcpyDtoH");
     bind();
     try (IntPointer p = new IntPointer(n)) {
       check(
@@ -280,6 +290,7 @@ public final class CudaContext implements AutoCloseable {
   public void copy(DeviceBuffer dst, DeviceBuffer src, long bytes) {
     dst.checkRange(0, bytes);
     src.checkRange(0, bytes);
+    direct("cuMemcpyDtoD");
     bind();
     check("cuMemcpyDtoD", cuMemcpyDtoD(dst.address(), src.address(), bytes));
   }
@@ -292,6 +303,7 @@ public final class CudaContext implements AutoCloseable {
   /** Fills the 32-bit words [offset, offset + count) of {@code buffer} with {@code bits}. */
   public void fill(DeviceBuffer buffer, long offset, long count, int bits) {
     buffer.checkRange(offset * 4, count * 4);
+    direct("cuMemsetD32");
     bind();
     check("cuMemsetD32", cuMemsetD32(buffer.address() + offset * 4, bits, count));
   }
@@ -315,12 +327,14 @@ public final class CudaContext implements AutoCloseable {
     CUfunc_st f = functions.computeIfAbsent(kernel, module::function);
     for (int i = 0; i < args.length; i++) {
       long slot = 8L * i;
+      // 4-byte values fill their slot's low half and zero its high half (little endian: the
+      // kernel reads the low half), so a recorded launch's slots compare by value
       switch (args[i]) {
         case DeviceBuffer b -> argSlots.putLong(slot, b.address());
         case DeviceTensor t -> argSlots.putLong(slot, t.address());
         case Long l -> argSlots.putLong(slot, l);
-        case Integer v -> argSlots.putInt(slot, v);
-        case Float v -> argSlots.putFloat(slot, v);
+        case Integer v -> argSlots.putLong(slot, v & 0xffffffffL);
+        case Float v -> argSlots.putLong(slot, Float.floatToRawIntBits(v) & 0xffffffffL);
         case Double v -> argSlots.putDouble(slot, v);
         case null -> argSlots.putLong(slot, 0L);
         default ->
@@ -328,12 +342,35 @@ public final class CudaContext implements AutoCloseable {
                 "argument " + i + " of " + kernel + " has unsupported type " + args[i].getClass());
       }
     }
+    if (recording != null) {
+      recording.add(kernel, f, gridX, gridY, block, args.length, argSlots);
+      return;
+    }
     int status =
         cuLaunchKernel(f, gridX, gridY, 1, block, 1, 1, 0, (CUstream_st) null, argTable, null);
     if (status != 0) {
       check(
           "cuLaunchKernel(" + kernel + ", grid " + gridX + "x" + gridY + ", block " + block + ")",
           status);
+    }
+  }
+
+  /** Hands the kernel launches to {@code graph} until {@link #stopRecording} (LaunchGraph.run). */
+  void startRecording(LaunchGraph graph) {
+    if (recording != null) {
+      throw new IllegalStateException("a step is already being recorded");
+    }
+    recording = graph;
+  }
+
+  void stopRecording() {
+    recording = null;
+  }
+
+  /** Fails a call that would act at once while a step's launches are only being recorded. */
+  private void direct(String call) {
+    if (recording != null) {
+      throw new LaunchGraph.NotRecordable(call);
     }
   }
 
@@ -357,6 +394,7 @@ public final class CudaContext implements AutoCloseable {
 
   /** cuBLAS on this context, or null when the library cannot be loaded here. */
   CudaBlas blas() {
+    direct("cuBLAS");
     if (!blasTried) {
       blasTried = true;
       bind();

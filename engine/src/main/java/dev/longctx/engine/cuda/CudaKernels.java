@@ -56,6 +56,7 @@ final class CudaKernels implements AutoCloseable {
   private final CudaContext cx;
   private boolean tensorCores = true;
   private int tensorCoreHeadsPerBlock = 1;
+  private boolean pipelinedPrefill;
 
   /** Split attention partials, top-k candidates, indexer head products. */
   private final Scratch partials = new Scratch();
@@ -86,6 +87,16 @@ final class CudaKernels implements AutoCloseable {
       throw new IllegalArgumentException("heads per block must be 1 or 2, got " + heads);
     }
     this.tensorCoreHeadsPerBlock = heads;
+  }
+
+  /**
+   * Whether tensor-core prefill over an F16 cache runs the pipelined kernel (cp.async K/V tiles
+   * overlapping the products, ldmatrix fragments, base-2 softmax, masks on boundary tiles only; off
+   * by default until measured against the staged one, which {@code CudaBench} prints next to it).
+   * It takes one or two heads a block as {@link #setTensorCoreHeadsPerBlock} says.
+   */
+  void setPipelinedPrefill(boolean enabled) {
+    this.pipelinedPrefill = enabled;
   }
 
   CudaContext context() {
@@ -263,11 +274,12 @@ final class CudaKernels implements AutoCloseable {
    *
    * <p>Without {@code selected}, chunks of {@value #TC_MIN_ROWS}+ rows with head dim 64 or 128 run
    * on the tensor-core kernel on sm_80+ (FP16 products, FP32 softmax; unless {@link
-   * #setTensorCores} turned it off), causal or ranges alike; the rest on the FP32 kernels. In
-   * ranges mode the tensor-core kernel stages, per block of {@value #TC_ROWS} rows, every slot
-   * between its rows' lowest first and highest end, so those slots must hold stored (finite) keys
-   * and values even where no row of the block sees them. The cache's elements are {@code type} (the
-   * kernels read F16 pages widened to float).
+   * #setTensorCores} turned it off), causal or ranges alike — over an F16 cache the pipelined one
+   * when {@link #setPipelinedPrefill} chose it; the rest on the FP32 kernels. In ranges mode the
+   * tensor-core kernel stages, per block of {@value #TC_ROWS} rows, every slot between its rows'
+   * lowest first and highest end, so those slots must hold stored (finite) keys and values even
+   * where no row of the block sees them. The cache's elements are {@code type} (the kernels read
+   * F16 pages widened to float).
    */
   void attention(
       long q,
@@ -304,6 +316,7 @@ final class CudaKernels implements AutoCloseable {
       // over a long context), merging the splits' partials as the decode path does. A block's
       // splits cut the span of its rows' keys from its start (the last split takes any rest).
       int longest = ranges != 0 ? count : causalStart + n;
+      boolean pipelined = pipelinedPrefill && type == KvCacheType.F16;
       int perBlock = (heads / kvHeads) % tensorCoreHeadsPerBlock == 0 ? tensorCoreHeadsPerBlock : 1;
       KeySplits ks = keySplits(ceilDiv(n, TC_ROWS) * heads / perBlock, longest, 2048, TC_KEYS);
       int splits = ks.splits();
@@ -311,7 +324,9 @@ final class CudaKernels implements AutoCloseable {
       long partO = splits > 1 ? partials.address(rows * splits * (headDim + 2L) * Float.BYTES) : 0L;
       long partML = splits > 1 ? partO + rows * splits * headDim * Float.BYTES : 0L;
       cx.launch(
-          (perBlock == 2 ? "attention_prefill_tc2_d" : "attention_prefill_tc_d")
+          "attention_prefill_"
+              + (pipelined ? "pipe" : "tc")
+              + (perBlock == 2 ? "2_d" : "_d")
               + headDim
               + type.kernelSuffix(),
           ceilDiv(n, TC_ROWS),

@@ -81,6 +81,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   private DeviceBuffer attendScratch;
   private boolean gemmEnabled = true;
   private KvCacheType kvCacheType = KvCacheType.F32;
+  private boolean decodeGraphs;
   private boolean ownsContext;
 
   private record Layer(
@@ -194,6 +195,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     this.largestMatrix = base.largestMatrix;
     this.gemmEnabled = base.gemmEnabled;
     this.kvCacheType = base.kvCacheType;
+    this.decodeGraphs = base.decodeGraphs;
   }
 
   /**
@@ -404,6 +406,21 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     return kvCacheType;
   }
 
+  /**
+   * Whether a sequence's decode steps (dense attention, one token) run as one CUDA graph launch
+   * ({@link LaunchGraph}: the step's launches recorded, the graph updated in place where only
+   * arguments changed); off by default until measured against direct launches, which {@code
+   * CudaBench} prints next to it. Results are the same either way: the same kernels with the same
+   * arguments in the same order.
+   */
+  public void setDecodeGraphs(boolean enabled) {
+    this.decodeGraphs = enabled;
+  }
+
+  public boolean decodeGraphs() {
+    return decodeGraphs;
+  }
+
   /** Device bytes of the weights (the GGUF tensor bytes plus norms). */
   public long weightBytes() {
     if (base != null) {
@@ -606,6 +623,22 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       positions[t] = start + t;
     }
     embedRows(a, ids, positions, n, seq.selfExtend());
+    if (n == 1
+        && logits != null
+        && decodeGraphs
+        && seq.selector() == null
+        && seq.selfExtend() == null) {
+      // SelfExtend's steps copy on the device and a selector's read back: neither records
+      seq.launchGraph(cx)
+          .run(
+              () -> {
+                runLayers(seq, a, start, 1);
+                projectLogits(a, 0);
+              });
+      cache.setLength(start + 1);
+      cx.read(a.logits, 0, logits, c.vocabSize()); // waits for the graph
+      return;
+    }
     runLayers(seq, a, start, n);
     cache.setLength(start + n);
     if (logits != null) {
@@ -1024,11 +1057,16 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
 
   /** The logits of step row {@code row} (final RMSNorm, vocabulary projection) into {@code out}. */
   void logitsOf(Activations a, int row, float[] out) {
+    projectLogits(a, row);
+    cx.read(a.logits, 0, out, config.vocabSize()); // waits for the step
+  }
+
+  /** The launches of {@link #logitsOf}: step row {@code row}'s logits into a.logits. */
+  private void projectLogits(Activations a, int row) {
     LlamaConfig c = config;
     long x = a.x.address() + (long) row * c.dim() * Float.BYTES;
     k.rmsnorm(a.xb.address(), x, outputNorm.address(), 1, c.dim(), c.rmsEps());
     k.matvec(output, a.xb.address(), a.logits.address(), 1);
-    cx.read(a.logits, 0, out, c.vocabSize()); // waits for the step
   }
 
   private void rope(long x, DeviceBuffer positions, int n, int heads, int rowStride) {

@@ -15,6 +15,7 @@ public final class CudaSequence implements AutoCloseable {
   private final DeviceBuffer positionList;
   private CudaSelector selector;
   private CudaModel.Activations activations;
+  private LaunchGraph launchGraph;
 
   CudaSequence(CudaKvCache cache) {
     this(cache, AttentionPolicy.dense(), null);
@@ -97,8 +98,25 @@ public final class CudaSequence implements AutoCloseable {
     return activations;
   }
 
+  /** This sequence's decode-step graph (CudaModel.setDecodeGraphs), made on first use. */
+  LaunchGraph launchGraph(CudaContext cx) {
+    if (launchGraph == null) {
+      launchGraph = new LaunchGraph(cx);
+    }
+    return launchGraph;
+  }
+
+  /** How this sequence's decode steps ran as graphs (zeros before the first). */
+  LaunchGraph.Stats graphStats() {
+    return launchGraph == null ? new LaunchGraph.Stats(0, 0, 0, 0) : launchGraph.stats();
+  }
+
   @Override
   public void close() {
+    if (launchGraph != null) {
+      launchGraph.close();
+      launchGraph = null;
+    }
     if (activations != null) {
       activations.close();
       activations = null;

@@ -42,8 +42,8 @@ public final class DeviceBuffer implements AutoCloseable {
   @Override
   public void close() {
     if (!freed) {
+      context.free(address); // may refuse (inside a recorded step): then the buffer stays
       freed = true;
-      context.free(address);
     }
   }
 }

@@ -273,6 +273,56 @@ class CudaModelTest {
     }
   }
 
+  /**
+   * Decode steps as CUDA graph launches ({@link CudaModel#setDecodeGraphs}) give the logits of
+   * direct launches bit for bit, over an F32 and an F16 cache: on a head-dim-64 model whose split-K
+   * decode attention goes from one key split to four as the context grows past 64, 128 and 192
+   * keys, so the one graph built per sequence has its nodes updated in place every step (the key
+   * count and the KV slot in each layer; the splits, a grid dimension, now and then).
+   * LaunchGraphTest covers the rebuild when the kernels change.
+   */
+  @Test
+  void decodeGraphsGiveTheLogitsOfDirectLaunches(@TempDir Path tmp) throws IOException {
+    CudaContext cx = CudaTests.context();
+    LlamaConfig shape =
+        new LlamaConfig(
+            "llama", 128, 256, 2, 2, 1, 64, 260, 512, 1e-5f, 10000f, Rope.Layout.ROTATE_HALF, null);
+    try (GgufFile gguf = CudaTests.syntheticModel(tmp.resolve("graphs.gguf"), shape, 7)) {
+      LlamaConfig c = GgufModelLoader.config(gguf);
+      var weights = GgufModelLoader.weights(gguf, c);
+      int[] prompt = new SplittableRandom(3).ints(40, 0, c.vocabSize()).toArray();
+      int steps = 170;
+      try (CudaModel gpu = new CudaModel(cx, c, weights)) {
+        for (KvCacheType type : KvCacheType.values()) {
+          gpu.setKvCacheType(type);
+          gpu.setDecodeGraphs(false);
+          List<float[]> direct;
+          try (CudaSequence seq = gpu.newSequence(prompt.length + steps)) {
+            direct = CudaTests.greedyLogits(gpu, seq, prompt, steps);
+            assertThat(seq.graphStats().replays()).isZero();
+          }
+          gpu.setDecodeGraphs(true);
+          try (CudaSequence seq = gpu.newSequence(prompt.length + steps)) {
+            List<float[]> graphed = CudaTests.greedyLogits(gpu, seq, prompt, steps);
+            for (int s = 0; s <= steps; s++) {
+              assertThat(graphed.get(s))
+                  .as("%s cache, logits after step %d", type, s)
+                  .isEqualTo(direct.get(s));
+            }
+            LaunchGraph.Stats stats = seq.graphStats();
+            assertThat(stats.replays()).as("graph launches").isEqualTo(steps);
+            assertThat(stats.builds()).as("graphs built").isEqualTo(1);
+            // per step at least the attention and the RoPE/KV store of each layer
+            assertThat(stats.updates())
+                .as("nodes updated")
+                .isGreaterThanOrEqualTo(2L * c.layers() * (steps - 1));
+            assertThat(stats.fallbacks()).isZero();
+          }
+        }
+      }
+    }
+  }
+
   @Test
   void policyLimitsHoldAsOnTheCpu() {
     CudaContext cx = CudaTests.context();

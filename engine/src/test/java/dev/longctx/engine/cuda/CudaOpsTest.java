@@ -589,6 +589,28 @@ class CudaOpsTest {
     }
   }
 
+  /**
+   * The pipelined tensor-core kernel (F16 caches: cp.async tiles, ldmatrix fragments, base-2
+   * softmax, masks on boundary tiles only): the tensor-core shapes, causal (split and unsplit, rows
+   * not a multiple of a block, a causal start inside a tile) and per-row ranges (unaligned windows,
+   * empty rows, one whole range), against float64 of the rounded cache; then two heads a block.
+   */
+  @Test
+  void pipelinedTensorCorePrefillOverAHalfPrecisionCache() {
+    kvType = KvCacheType.F16;
+    k.setTensorCores(true);
+    k.setPipelinedPrefill(true);
+    try {
+      tensorCorePrefillAttentionWithinFp16Rounding();
+      checkCausalAttention(new int[][] {{333, 70, 3, 1, 64}, {200, 64, 4, 2, 128}}, 3e-3);
+      rangeAttentionOverEachRowsSlotRange();
+      tensorCorePrefillWithTwoHeadsABlock();
+    } finally {
+      k.setPipelinedPrefill(false);
+      kvType = KvCacheType.F32;
+    }
+  }
+
   /** Causal attention of each (len, n, heads, kvHeads, headDim) against float64 and the CPU. */
   private void checkCausalAttention(int[][] shapes, double tolerance) {
     for (int[] s : shapes) {
