@@ -20,5 +20,5 @@ export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
   -Dsurefire.failIfNoSpecifiedTests=false "$@"
 # The worker resolves the engine (and its test jar) from the local repository.
 ./mvnw -o -q -pl proto,engine install -DskipTests
-./mvnw -o -pl worker test -Dtest='GpuShardsTest,CliTest#aTopKMethodOnCuda*+anInProcessGpuServer*+benchReplicatesADepthOnTheGpu' \
+./mvnw -o -pl worker test -Dtest='GpuShardsTest,CliTest#aTopKMethodOnCuda*+anInProcessGpuServer*+benchReplicatesADepthOnTheGpu+cudaGraphs*' \
   -Dsurefire.failIfNoSpecifiedTests=false "$@"

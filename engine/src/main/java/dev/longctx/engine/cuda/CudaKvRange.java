@@ -51,6 +51,11 @@ public final class CudaKvRange extends KvRange {
     }
   }
 
+  /** How this range's decode steps ran as graphs (CudaModel.setDecodeGraphs). */
+  LaunchGraph.Stats graphStats() {
+    return seq.graphStats();
+  }
+
   /** Device bytes of the key selection state (0 unless this range selects in Forward). */
   public long selectorBytes() {
     return seq.selectorBytes();
@@ -183,8 +188,16 @@ public final class CudaKvRange extends KvRange {
     synchronized (model.lock()) {
       checkOpen();
       CudaModel.Activations a = act();
-      model.runLayers(seq, a, firstSlot(), rows());
       int vocab = config.vocabSize();
+      if (rows() == 1 && logitRows.length == 1) {
+        // a decode step: one graph launch when the model's decode graphs are on
+        model.decodeStep(seq, a, firstSlot(), logitRows[0]);
+        float[] out = new float[vocab];
+        cx.read(a.logits, 0, out, vocab);
+        markLogitsTaken();
+        return out;
+      }
+      model.runLayers(seq, a, firstSlot(), rows());
       float[] out = new float[logitRows.length * vocab];
       float[] row = new float[vocab];
       for (int i = 0; i < logitRows.length; i++) {

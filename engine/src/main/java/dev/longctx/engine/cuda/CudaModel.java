@@ -407,11 +407,11 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   }
 
   /**
-   * Whether a sequence's decode steps (dense attention, one token) run as one CUDA graph launch
-   * ({@link LaunchGraph}: the step's launches recorded, the graph updated in place where only
-   * arguments changed); off by default until measured against direct launches, which {@code
-   * CudaBench} prints next to it. Results are the same either way: the same kernels with the same
-   * arguments in the same order.
+   * Whether the decode steps (dense attention, one token) of a sequence or a GPU shard's range run
+   * as one CUDA graph launch ({@link LaunchGraph}: the step's launches recorded, the graph updated
+   * in place where only arguments changed); off by default until measured against direct launches,
+   * which {@code CudaBench} prints next to it. Results are the same either way: the same kernels
+   * with the same arguments in the same order.
    */
   public void setDecodeGraphs(boolean enabled) {
     this.decodeGraphs = enabled;
@@ -623,20 +623,10 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       positions[t] = start + t;
     }
     embedRows(a, ids, positions, n, seq.selfExtend());
-    if (n == 1
-        && logits != null
-        && decodeGraphs
-        && seq.selector() == null
-        && seq.selfExtend() == null) {
-      // SelfExtend's steps copy on the device and a selector's read back: neither records
-      seq.launchGraph(cx)
-          .run(
-              () -> {
-                runLayers(seq, a, start, 1);
-                projectLogits(a, 0);
-              });
+    if (n == 1 && logits != null) {
+      decodeStep(seq, a, start, 0);
       cache.setLength(start + 1);
-      cx.read(a.logits, 0, logits, c.vocabSize()); // waits for the graph
+      cx.read(a.logits, 0, logits, c.vocabSize()); // waits for the step
       return;
     }
     runLayers(seq, a, start, n);
@@ -1059,6 +1049,25 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   void logitsOf(Activations a, int row, float[] out) {
     projectLogits(a, row);
     cx.read(a.logits, 0, out, config.vocabSize()); // waits for the step
+  }
+
+  /**
+   * Every layer of a one-row step at slot {@code start}, then row {@code logitRow}'s logits into
+   * a.logits: as one graph launch of the sequence's {@link LaunchGraph} when decode graphs are on
+   * and the step only launches kernels (dense attention: SelfExtend's steps copy on the device, a
+   * selector's read back), else launch by launch. The caller reads a.logits.
+   */
+  void decodeStep(CudaSequence seq, Activations a, int start, int logitRow) {
+    Runnable step =
+        () -> {
+          runLayers(seq, a, start, 1);
+          projectLogits(a, logitRow);
+        };
+    if (decodeGraphs && seq.selector() == null && seq.selfExtend() == null) {
+      seq.launchGraph(cx).run(step);
+    } else {
+      step.run();
+    }
   }
 
   /** The launches of {@link #logitsOf}: step row {@code row}'s logits into a.logits. */

@@ -336,6 +336,52 @@ class CudaKvRangeTest {
   }
 
   /**
+   * A range's decode steps in {@link KvRange#forwardLocal} (a shard serving a request alone) as
+   * CUDA graph launches give the logits of direct launches bit for bit; a SelfExtend range's steps
+   * are not recorded (they copy on the device).
+   */
+  @Test
+  void decodeStepsOfARangeAsGraphsEqualDirectLaunches() {
+    CudaContext cx = CudaTests.context();
+    try (LoadedModel loaded = TestModels.stories260K();
+        CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
+      int[] prompt = new SplittableRandom(5).ints(40, 1, loaded.config().vocabSize()).toArray();
+      int chunk = 16;
+      for (AttentionPolicy policy : List.of(DENSE, EXACT)) {
+        List<float[]> runs = new java.util.ArrayList<>();
+        for (boolean graphs : new boolean[] {false, true}) {
+          gpu.setDecodeGraphs(graphs);
+          CudaKvRange range = gpu.newRange(prompt.length, policy);
+          try {
+            int[] pos = java.util.stream.IntStream.range(0, prompt.length).toArray();
+            float[] all =
+                range.forwardLocal(Arrays.copyOf(prompt, chunk), Arrays.copyOf(pos, chunk), true);
+            for (int t = chunk; t < prompt.length; t++) {
+              float[] step = range.forwardLocal(new int[] {prompt[t]}, new int[] {t}, true);
+              all = concat(all, step);
+            }
+            runs.add(all);
+            long decodes = prompt.length - chunk;
+            assertThat(range.graphStats().replays())
+                .as("%s graph launches, graphs %s", policy.name(), graphs)
+                .isEqualTo(graphs && policy.positions() == null ? decodes : 0);
+          } finally {
+            range.close();
+            gpu.setDecodeGraphs(false);
+          }
+        }
+        assertThat(runs.get(1)).as("%s logits", policy.name()).isEqualTo(runs.get(0));
+      }
+    }
+  }
+
+  private static float[] concat(float[] a, float[] b) {
+    float[] out = Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, out, a.length, b.length);
+    return out;
+  }
+
+  /**
    * One range holding the whole request runs {@link KvRange#forwardLocal} on the device (slots are
    * positions); one whose positions start past 0 takes the layer-by-layer path. Both equal the CPU
    * range's logits; the device bytes follow the CPU cache's accounting; a released range fails

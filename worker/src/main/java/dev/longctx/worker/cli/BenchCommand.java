@@ -36,7 +36,7 @@ public class BenchCommand implements Callable<Integer> {
 
   @Mixin AttentionOptions attentionOptions;
 
-  @Mixin KvCacheOption kvCacheOption;
+  @Mixin GpuOptions gpuOptions;
 
   @Option(
       names = {"-p", "--n-prompt"},
@@ -99,13 +99,13 @@ public class BenchCommand implements Callable<Integer> {
     }
     boolean replicate = depthFill.equals("replicate");
     Backend backend = modelOptions.backend();
-    var kvCacheType = kvCacheOption.resolve(backend, null);
+    var kvCacheType = gpuOptions.resolve(backend, null);
     try (LoadedModel model = modelOptions.load()) {
       Transformer tr = attentionOptions.transformer(model);
       if (backend == Backend.CUDA) {
         // A policy the GPU does not run (a top-k beyond its limit) fails here, before the upload.
         CudaModel.requireSupported(tr.attentionPolicy());
-        try (CudaModel gpu = kvCacheOption.openGpu(model, null);
+        try (CudaModel gpu = gpuOptions.openGpu(model, null);
             CudaModel withPolicy = gpu.withAttention(tr.attentionPolicy())) {
           return run(model, tr, withPolicy, " (cuda, " + kvCacheType.label() + " KV)", replicate);
         }

@@ -39,7 +39,7 @@ public class GenerateCommand implements Callable<Integer> {
 
   @Mixin AttentionOptions attentionOptions;
 
-  @Mixin KvCacheOption kvCacheOption;
+  @Mixin GpuOptions gpuOptions;
 
   @Option(
       names = {"-p", "--prompt"},
@@ -188,7 +188,7 @@ public class GenerateCommand implements Callable<Integer> {
         cuda = false;
       }
       // An f16 cache on the CPU fails here, before the prompt is echoed.
-      kvCacheOption.resolve(
+      gpuOptions.resolve(
           cuda ? dev.longctx.engine.cuda.Backend.CUDA : dev.longctx.engine.cuda.Backend.CPU, null);
       Generator.Request request = new Generator.Request(ids, sampling, maxTokens, stop, context);
       PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
@@ -204,7 +204,7 @@ public class GenerateCommand implements Callable<Integer> {
       if (cuda) {
         // Every policy the GPU selects for runs in the GPU model (checked before the upload).
         dev.longctx.engine.cuda.CudaModel.requireSupported(tr.attentionPolicy());
-        try (var gpu = kvCacheOption.openGpu(model, null);
+        try (var gpu = gpuOptions.openGpu(model, null);
             var withPolicy = gpu.withAttention(tr.attentionPolicy())) {
           // The sequence (prompt + completion, at most the context) must fit in the device memory
           // the weights left: else an error now naming both numbers, not out-of-memory midway.
@@ -282,7 +282,7 @@ public class GenerateCommand implements Callable<Integer> {
     dev.longctx.engine.cuda.Backend backend =
         cuda ? dev.longctx.engine.cuda.Backend.CUDA : dev.longctx.engine.cuda.Backend.CPU;
     extra.addAll(List.of("--backend", cuda ? "cuda" : "cpu"));
-    extra.addAll(kvCacheOption.forShards(backend, null));
+    extra.addAll(gpuOptions.forShards(backend, null));
     System.err.printf("longctx generate: starting %d shard processes (logs in %s)%n", shards, dir);
     try (LocalShards local = LocalShards.start(shards, modelOptions.model, dir, extra, 300_000)) {
       return streamThrough(model, tr, ids, context, local.addresses());
@@ -303,7 +303,7 @@ public class GenerateCommand implements Callable<Integer> {
               + " attention on --backend cuda (it runs through a GPU shard)");
     }
     String fingerprint = dev.longctx.worker.shard.ShardEngine.modelFingerprint(modelOptions.model);
-    try (var gpu = kvCacheOption.openGpu(model, null)) {
+    try (var gpu = gpuOptions.openGpu(model, null)) {
       // Room for twice the context in the device memory the weights left, checked as serve
       // checks a configured --kv-cache-tokens: else an error now naming both numbers.
       var engine =

@@ -201,7 +201,7 @@ public class ServeCommand implements Callable<Integer> {
 
   @Mixin AttentionOptions attentionOptions;
 
-  @Mixin KvCacheOption kvCacheOption;
+  @Mixin GpuOptions gpuOptions;
 
   @Option(
       names = "--backend",
@@ -256,12 +256,12 @@ public class ServeCommand implements Callable<Integer> {
 
   /** The model uploaded to device 0, its KV caches of --kv-cache-type, else kv.cacheType. */
   private CudaModel openGpu(LoadedModel loaded) {
-    return kvCacheOption.openGpu(loaded, conf.getProperty("kv.cacheType"));
+    return gpuOptions.openGpu(loaded, conf.getProperty("kv.cacheType"));
   }
 
   /** Fails when --kv-cache-type (else kv.cacheType) asks for f16 on the CPU. */
   private void checkKvCacheTypeOnCpu() {
-    kvCacheOption.resolve(Backend.CPU, conf.getProperty("kv.cacheType"));
+    gpuOptions.resolve(Backend.CPU, conf.getProperty("kv.cacheType"));
   }
 
   /** The backend asked for: --backend, else engine.backend, else cpu. */
@@ -453,7 +453,7 @@ public class ServeCommand implements Callable<Integer> {
         extra.addAll(List.of("--backend", requestedBackend().name().toLowerCase(Locale.ROOT)));
         if (requestedBackend() != Backend.CPU) {
           // Each shard checks it against the backend it finds (auto may land on the CPU there).
-          extra.addAll(kvCacheOption.forShards(Backend.CUDA, conf.getProperty("kv.cacheType")));
+          extra.addAll(gpuOptions.forShards(Backend.CUDA, conf.getProperty("kv.cacheType")));
         }
         System.err.printf("longctx serve: starting %d shard processes (logs in %s)%n", shards, dir);
         local = LocalShards.start(shards, Path.of(modelPath), dir, extra, 300_000);

@@ -32,17 +32,7 @@ class CliTest {
 
   @Test
   void generateStreamsTheGreedyCompletionAndReportsSpeed(QuarkusMainLauncher launcher) {
-    LaunchResult r =
-        launcher.launch(
-            "generate",
-            "--model",
-            stories(),
-            "--prompt",
-            "Once upon a time",
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "24");
+    LaunchResult r = launcher.launch(greedyStories());
     assertThat(r.exitCode()).isZero();
     assertThat(r.getOutput()).startsWith("Once upon a time, there was a little girl named Lily.");
     assertThat(r.getErrorOutput())
@@ -71,6 +61,25 @@ class CliTest {
     assertThat(gpuShard.exitCode()).as(gpuShard.getErrorOutput()).isZero();
     assertThat(gpuShard.getErrorOutput()).contains("as an in-process shard");
     assertThat(gpuShard.getOutput()).isEqualTo(cpuAll.getOutput());
+  }
+
+  /**
+   * {@code --cuda-graphs}: decode steps as CUDA graph launches stream the CPU's greedy text too.
+   * Needs a GPU (or the CPU emulation).
+   */
+  @Test
+  void cudaGraphsStreamTheCpusGreedyText(QuarkusMainLauncher launcher) {
+    assumeGpu();
+    LaunchResult cpu = launcher.launch(greedyStories("--backend", "cpu"));
+    LaunchResult graphs = launcher.launch(greedyStories("--backend", "cuda", "--cuda-graphs"));
+    assertThat(cpu.exitCode()).isZero();
+    assertThat(graphs.exitCode()).as(graphs.getErrorOutput()).isZero();
+    assertThat(graphs.getOutput()).isEqualTo(cpu.getOutput()).startsWith("Once upon a time");
+  }
+
+  /** {@code generate} of 24 greedy tokens of stories260K after "Once upon a time", then extra. */
+  private static String[] greedyStories(String... extra) {
+    return storiesPrompt(append(new String[] {"--temperature", "0", "--max-tokens", "24"}, extra));
   }
 
   /**
@@ -154,21 +163,28 @@ class CliTest {
    * then {@code more}.
    */
   private static String[] blockTopK(String topBlocks, String backend, String... more) {
-    String[] head = {
-      "generate",
-      "--model",
-      stories(),
-      "--prompt",
-      "Once upon a time",
-      "--attention",
-      "block-topk",
-      "--top-blocks",
-      topBlocks,
-      "--block-size",
-      "4",
-      "--backend",
-      backend
-    };
+    return storiesPrompt(
+        append(
+            new String[] {
+              "--attention",
+              "block-topk",
+              "--top-blocks",
+              topBlocks,
+              "--block-size",
+              "4",
+              "--backend",
+              backend
+            },
+            more));
+  }
+
+  /** {@code generate} on stories260K after "Once upon a time", then {@code more}. */
+  private static String[] storiesPrompt(String... more) {
+    return append(
+        new String[] {"generate", "--model", stories(), "--prompt", "Once upon a time"}, more);
+  }
+
+  private static String[] append(String[] head, String[] more) {
     String[] out = Arrays.copyOf(head, head.length + more.length);
     System.arraycopy(more, 0, out, head.length, more.length);
     return out;
@@ -402,22 +418,12 @@ class CliTest {
   @Test
   void kvCacheTypeErrorsNameTheBackendAndTheAcceptedTypes(QuarkusMainLauncher launcher)
       throws IOException {
-    LaunchResult cpu =
-        launcher.launch(
-            "generate",
-            "--model",
-            stories(),
-            "--prompt",
-            "Once",
-            "--backend",
-            "cpu",
-            "--kv-cache-type",
-            "f16");
+    LaunchResult cpu = launcher.launch(storiesPrompt("--backend", "cpu", "--kv-cache-type", "f16"));
     assertThat(cpu.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(cpu.getErrorOutput())
         .contains("--kv-cache-type f16 needs the cuda backend")
         .doesNotContain("Exception");
-    assertThat(cpu.getOutput()).doesNotContain("Once");
+    assertThat(cpu.getOutput()).doesNotContain("Once"); // failed before the prompt's echo
     LaunchResult unknown =
         launcher.launch(
             "bench", "--model", stories(), "-p", "0", "-n", "1", "--kv-cache-type", "q8_0");
@@ -429,6 +435,9 @@ class CliTest {
     LaunchResult serve = launcher.launch(serveStories("--config", props.toString()));
     assertThat(serve.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(serve.getErrorOutput()).contains("kv.cacheType f16 needs the cuda backend");
+    LaunchResult graphs = launcher.launch(storiesPrompt("--backend", "cpu", "--cuda-graphs"));
+    assertThat(graphs.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(graphs.getErrorOutput()).contains("--cuda-graphs needs the cuda backend");
   }
 
   @Test

@@ -7,8 +7,11 @@ import dev.longctx.engine.model.LoadedModel;
 import java.util.List;
 import picocli.CommandLine.Option;
 
-/** The GPU KV cache's element type, shared by the commands that run a model on the GPU. */
-public class KvCacheOption {
+/**
+ * The GPU options shared by the commands that run a model on the GPU: the KV cache's element type
+ * and decode steps as CUDA graph launches.
+ */
+public class GpuOptions {
 
   @Option(
       names = "--kv-cache-type",
@@ -20,11 +23,23 @@ public class KvCacheOption {
               + " f32 cache. Default: kv.cacheType (serve), else f32.")
   String value;
 
+  @Option(
+      names = "--cuda-graphs",
+      description =
+          "Run each decode step on the GPU as one CUDA graph launch instead of a few hundred"
+              + " kernel launches (dense attention; the same logits). Off by default until"
+              + " measured on a GPU (docs/PERFORMANCE.md).")
+  boolean cudaGraphs;
+
   /**
-   * The type for a model on {@code backend}: the option, else {@code configured} (a property; may
-   * be null), else f32. Anything but f32 on the CPU backend fails naming why.
+   * The KV cache type for a model on {@code backend}: the option, else {@code configured} (a
+   * property; may be null), else f32. Anything but f32, or {@code --cuda-graphs}, on the CPU
+   * backend fails naming why.
    */
   KvCacheType resolve(Backend backend, String configured) {
+    if (cudaGraphs && backend == Backend.CPU) {
+      throw new IllegalArgumentException("--cuda-graphs needs the cuda backend");
+    }
     KvCacheType type =
         KvCacheType.parse(value != null ? value : configured != null ? configured : "f32");
     if (type != KvCacheType.F32 && backend == Backend.CPU) {
@@ -43,11 +58,15 @@ public class KvCacheOption {
     KvCacheType type = resolve(Backend.CUDA, configured);
     CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
     gpu.setKvCacheType(type);
+    gpu.setDecodeGraphs(cudaGraphs);
     return gpu;
   }
 
-  /** The option as arguments for a shard process started on {@code backend}. */
+  /** The options as arguments for a shard process started on {@code backend}. */
   List<String> forShards(Backend backend, String configured) {
-    return List.of("--kv-cache-type", resolve(backend, configured).label());
+    String type = resolve(backend, configured).label();
+    return cudaGraphs
+        ? List.of("--kv-cache-type", type, "--cuda-graphs")
+        : List.of("--kv-cache-type", type);
   }
 }
