@@ -68,8 +68,9 @@ public final class CudaContext implements AutoCloseable {
   private final BytePointer argSlots = new BytePointer(8L * MAX_KERNEL_ARGS);
   private final LongPointer argAddresses = new LongPointer(MAX_KERNEL_ARGS);
   private final PointerPointer<Pointer> argTable = new PointerPointer<>(argAddresses);
-  // The graph recording the launches of a step, if any (LaunchGraph.run).
-  private LaunchGraph recording;
+  // The graph recording the calling thread's step, if any (LaunchGraph.run): other threads'
+  // calls (another model's work) go on directly.
+  private final ThreadLocal<LaunchGraph> recording = new ThreadLocal<>();
 
   private CudaContext(int ordinal) {
     check("cuInit", cuInit(0));
@@ -342,8 +343,9 @@ public final class CudaContext implements AutoCloseable {
                 "argument " + i + " of " + kernel + " has unsupported type " + args[i].getClass());
       }
     }
-    if (recording != null) {
-      recording.add(kernel, f, gridX, gridY, block, args.length, argSlots);
+    LaunchGraph graph = recording.get();
+    if (graph != null) {
+      graph.add(kernel, f, gridX, gridY, block, args.length, argSlots);
       return;
     }
     int status =
@@ -355,21 +357,24 @@ public final class CudaContext implements AutoCloseable {
     }
   }
 
-  /** Hands the kernel launches to {@code graph} until {@link #stopRecording} (LaunchGraph.run). */
+  /**
+   * Hands the calling thread's kernel launches to {@code graph} until {@link #stopRecording}
+   * (LaunchGraph.run).
+   */
   void startRecording(LaunchGraph graph) {
-    if (recording != null) {
-      throw new IllegalStateException("a step is already being recorded");
+    if (recording.get() != null) {
+      throw new IllegalStateException("this thread is already recording a step");
     }
-    recording = graph;
+    recording.set(graph);
   }
 
   void stopRecording() {
-    recording = null;
+    recording.remove();
   }
 
-  /** Fails a call that would act at once while a step's launches are only being recorded. */
+  /** Fails a call that would act at once while the calling thread's step is only being recorded. */
   private void direct(String call) {
-    if (recording != null) {
+    if (recording.get() != null) {
       throw new LaunchGraph.NotRecordable(call);
     }
   }

@@ -68,6 +68,38 @@ class LaunchGraphTest {
     }
   }
 
+  /** Launches another thread makes while a step is being recorded are its own: made at once. */
+  @Test
+  void anotherThreadsLaunchesDuringARecordingAreMadeAtOnce() {
+    CudaContext cx = CudaTests.context();
+    try (CudaKernels k = new CudaKernels(cx);
+        LaunchGraph graph = new LaunchGraph(cx);
+        DeviceBuffer x = cx.upload(filled(1f));
+        DeviceBuffer y = cx.upload(filled(10f));
+        DeviceBuffer ones = cx.upload(filled(1f))) {
+      float[] seenByOther = new float[N];
+      graph.run(
+          () -> {
+            k.add(x.address(), ones.address(), N);
+            Thread other =
+                new Thread(
+                    () -> {
+                      k.add(y.address(), ones.address(), N);
+                      cx.read(y, 0, seenByOther, N); // waits for its own launch
+                    });
+            other.start();
+            try {
+              other.join();
+            } catch (InterruptedException e) {
+              throw new IllegalStateException(e);
+            }
+          });
+      assertThat(seenByOther).containsOnly(11f);
+      assertThat(read(cx, x)).containsOnly(2f);
+      assertThat(graph.stats()).isEqualTo(new LaunchGraph.Stats(1, 0, 1, 0));
+    }
+  }
+
   /**
    * A copy inside a step cannot be recorded: nothing of the recorded attempt runs, the step runs
    * directly once (the write lands before the add, the add runs once).
