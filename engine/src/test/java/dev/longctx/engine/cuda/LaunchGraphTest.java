@@ -13,10 +13,31 @@ class LaunchGraphTest {
 
   private static final int N = 1000;
 
-  private static float[] read(CudaContext cx, DeviceBuffer b) {
-    float[] out = new float[N];
-    cx.read(b, 0, out, N);
-    return out;
+  /** Kernels, a graph and three buffers of N floats: x = 1, y = 10, ones = 1. */
+  private static final class Fixture implements AutoCloseable {
+    final CudaContext cx = CudaTests.context();
+    final CudaKernels k = new CudaKernels(cx);
+    final LaunchGraph graph = new LaunchGraph(cx);
+    final DeviceBuffer x = cx.upload(filled(1f));
+    final DeviceBuffer y = cx.upload(filled(10f));
+    final DeviceBuffer ones = cx.upload(filled(1f));
+
+    float[] read(DeviceBuffer b) {
+      float[] out = new float[N];
+      cx.read(b, 0, out, N);
+      return out;
+    }
+
+    @Override
+    public void close() {
+      for (AutoCloseable c : new AutoCloseable[] {ones, y, x, graph, k}) {
+        try {
+          c.close();
+        } catch (Exception e) {
+          throw new IllegalStateException(e);
+        }
+      }
+    }
   }
 
   private static float[] filled(float v) {
@@ -27,65 +48,55 @@ class LaunchGraphTest {
 
   @Test
   void stepsReplayUpdateAndRebuild() {
-    CudaContext cx = CudaTests.context();
-    try (CudaKernels k = new CudaKernels(cx);
-        LaunchGraph graph = new LaunchGraph(cx);
-        DeviceBuffer x = cx.upload(filled(1f));
-        DeviceBuffer y = cx.upload(filled(10f));
-        DeviceBuffer ones = cx.upload(filled(1f))) {
+    try (Fixture f = new Fixture()) {
       // x += 1 twice a step, three steps: one graph built, launched three times
       Runnable twice =
           () -> {
-            k.add(x.address(), ones.address(), N);
-            k.add(x.address(), ones.address(), N);
+            f.k.add(f.x.address(), f.ones.address(), N);
+            f.k.add(f.x.address(), f.ones.address(), N);
           };
       for (int i = 0; i < 3; i++) {
-        graph.run(twice);
+        f.graph.run(twice);
       }
-      assertThat(read(cx, x)).containsOnly(7f);
-      assertThat(graph.stats()).isEqualTo(new LaunchGraph.Stats(3, 0, 1, 0));
+      assertThat(f.read(f.x)).containsOnly(7f);
+      assertThat(f.graph.stats()).isEqualTo(new LaunchGraph.Stats(3, 0, 1, 0));
       // the same kernels with other arguments (the second adds into y, over fewer elements):
       // that node is updated in place, not rebuilt
-      graph.run(
+      f.graph.run(
           () -> {
-            k.add(x.address(), ones.address(), N);
-            k.add(y.address(), ones.address(), N / 2);
+            f.k.add(f.x.address(), f.ones.address(), N);
+            f.k.add(f.y.address(), f.ones.address(), N / 2);
           });
-      float[] ys = read(cx, y);
-      assertThat(read(cx, x)).containsOnly(8f);
+      float[] ys = f.read(f.y);
+      assertThat(f.read(f.x)).containsOnly(8f);
       assertThat(ys[0]).isEqualTo(11f);
       assertThat(ys[N / 2 - 1]).isEqualTo(11f);
       assertThat(ys[N / 2]).isEqualTo(10f);
-      assertThat(graph.stats()).isEqualTo(new LaunchGraph.Stats(4, 1, 1, 0));
+      assertThat(f.graph.stats()).isEqualTo(new LaunchGraph.Stats(4, 1, 1, 0));
       // a third launch: the graph is rebuilt
-      graph.run(
+      f.graph.run(
           () -> {
             twice.run();
-            k.swiglu(y.address(), ones.address(), N);
+            f.k.swiglu(f.y.address(), f.ones.address(), N);
           });
-      assertThat(read(cx, x)).containsOnly(10f);
-      assertThat(graph.stats()).isEqualTo(new LaunchGraph.Stats(5, 1, 2, 0));
+      assertThat(f.read(f.x)).containsOnly(10f);
+      assertThat(f.graph.stats()).isEqualTo(new LaunchGraph.Stats(5, 1, 2, 0));
     }
   }
 
   /** Launches another thread makes while a step is being recorded are its own: made at once. */
   @Test
   void anotherThreadsLaunchesDuringARecordingAreMadeAtOnce() {
-    CudaContext cx = CudaTests.context();
-    try (CudaKernels k = new CudaKernels(cx);
-        LaunchGraph graph = new LaunchGraph(cx);
-        DeviceBuffer x = cx.upload(filled(1f));
-        DeviceBuffer y = cx.upload(filled(10f));
-        DeviceBuffer ones = cx.upload(filled(1f))) {
+    try (Fixture f = new Fixture()) {
       float[] seenByOther = new float[N];
-      graph.run(
+      f.graph.run(
           () -> {
-            k.add(x.address(), ones.address(), N);
+            f.k.add(f.x.address(), f.ones.address(), N);
             Thread other =
                 new Thread(
                     () -> {
-                      k.add(y.address(), ones.address(), N);
-                      cx.read(y, 0, seenByOther, N); // waits for its own launch
+                      f.k.add(f.y.address(), f.ones.address(), N);
+                      f.cx.read(f.y, 0, seenByOther, N); // waits for its own launch
                     });
             other.start();
             try {
@@ -95,8 +106,8 @@ class LaunchGraphTest {
             }
           });
       assertThat(seenByOther).containsOnly(11f);
-      assertThat(read(cx, x)).containsOnly(2f);
-      assertThat(graph.stats()).isEqualTo(new LaunchGraph.Stats(1, 0, 1, 0));
+      assertThat(f.read(f.x)).containsOnly(2f);
+      assertThat(f.graph.stats()).isEqualTo(new LaunchGraph.Stats(1, 0, 1, 0));
     }
   }
 
@@ -106,22 +117,18 @@ class LaunchGraphTest {
    */
   @Test
   void aStepThatCopiesRunsDirectlyOnce() {
-    CudaContext cx = CudaTests.context();
-    try (CudaKernels k = new CudaKernels(cx);
-        LaunchGraph graph = new LaunchGraph(cx);
-        DeviceBuffer x = cx.upload(filled(1f));
-        DeviceBuffer ones = cx.upload(filled(1f))) {
-      graph.run(
+    try (Fixture f = new Fixture()) {
+      f.graph.run(
           () -> {
-            k.add(x.address(), ones.address(), N);
-            cx.write(x, 0, filled(5f), N);
-            k.add(x.address(), ones.address(), N);
+            f.k.add(f.x.address(), f.ones.address(), N);
+            f.cx.write(f.x, 0, filled(5f), N);
+            f.k.add(f.x.address(), f.ones.address(), N);
           });
-      assertThat(read(cx, x)).containsOnly(6f);
-      assertThat(graph.stats()).isEqualTo(new LaunchGraph.Stats(0, 0, 0, 1));
+      assertThat(f.read(f.x)).containsOnly(6f);
+      assertThat(f.graph.stats()).isEqualTo(new LaunchGraph.Stats(0, 0, 0, 1));
       // the context launches directly again after the step
-      k.add(x.address(), ones.address(), N);
-      assertThat(read(cx, x)).containsOnly(7f);
+      f.k.add(f.x.address(), f.ones.address(), N);
+      assertThat(f.read(f.x)).containsOnly(7f);
     }
   }
 }
