@@ -105,8 +105,11 @@ class CudaOpsTest {
       names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
   void matvecEveryWeightType(GgmlType type) {
     // Q8_0 / Q4_0 upload in the split layout: rows of only a rest (cols < 512 / 1024), whole
-    // interleaved chunks only (1024), and chunks then a rest (1568)
-    int[][] shapes = {{1, 32, 1}, {37, 64, 3}, {300, 256, 1}, {129, 1024, 2}, {5, 1568, 1}};
+    // interleaved chunks only (1024), and chunks then a rest (1568); rows long enough for the
+    // F16/BF16 kernel's eight-load rounds, then its four-load and single-load rests (4160)
+    int[][] shapes = {
+      {1, 32, 1}, {37, 64, 3}, {300, 256, 1}, {129, 1024, 2}, {5, 1568, 1}, {3, 4160, 2}
+    };
     for (int[] s : shapes) {
       int rows = s[0];
       int cols = s[1];
