@@ -574,26 +574,65 @@ extern "C" __global__ void dequantize_to_half(const u8* w, const u8* scales, int
   long long first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   long long stride = (long long)gridDim.x * blockDim.x;
   if (is_split(type)) {
-    // A thread per 32-element block: one scale load, eight 4-element groups (4 bytes each).
-    int blocksPerRow = cols >> 5;
+    // A thread per 16 bytes of an interleaved chunk, as lane l of matvec_split reads them: one
+    // coalesced 16-byte load, its scales in one 8- or 16-byte load, and its values written as
+    // runs of four halves that the warp's lanes write contiguously (the chunk layout above puts
+    // lane l's word j at elements 128j + 4l .. + 3 for Q8_0; word w's low nibbles at 256w + 4l,
+    // its high ones at 256w + 128 + 4l for Q4_0). Then each row's rest column by column.
+    bool q8 = type == TYPE_Q8_0_SPLIT;
+    int chunkElems = q8 ? 512 : 1024, chunks = cols / chunkElems, full = chunks * chunkElems;
     long long rowBytes = split_row_bytes(type, cols), scaleStride = split_scale_stride(cols);
-    for (long long b = first; b < total / 32; b += stride) {
-      long long row = b / blocksPerRow;
-      int blk = (int)(b - row * blocksPerRow);
-      const u8* qr = w + row * rowBytes;
-      float d = half_to_float(
-          ((const u16*)scales)[row * scaleStride + split_scale(type, cols, blk)]);
-      u16* o = out + b * 32;
-      for (int g = 0; g < 8; g++) {
-        int high;
-        u32 v = *(const u32*)(qr + split_byte(type, cols, blk * 32 + 4 * g, &high));
-        for (int e = 0; e < 4; e++) {
-          int q = type == TYPE_Q8_0_SPLIT ? (int)(signed char)(v >> (8 * e))
-                                          : (int)((v >> (8 * e + 4 * high)) & 15) - 8;
-          float val = d * (float)q;
-          o[4 * g + e] = fp16 ? float_to_half(val) : float_to_bf16(val);
+    bool aligned =
+        ((((unsigned long long)w) | ((unsigned long long)scales) | ((unsigned long long)out)) &
+         15ull) == 0;
+    long long pieces = aligned ? (long long)rows * chunks * 32 : 0;
+    for (long long p = first; p < pieces; p += stride) {
+      int lane = (int)(p & 31), g = lane >> 3;
+      long long rc = p >> 5, row = rc / chunks;
+      int f = (int)(rc - row * chunks);
+      uint4 v = *(const uint4*)(w + row * rowBytes + (long long)f * 512 + 16 * lane);
+      u32 words[4] = {v.x, v.y, v.z, v.w};
+      const u16* sc = (const u16*)scales + row * scaleStride + (long long)f * (q8 ? 16 : 32);
+      u16* o = out + row * cols + (long long)f * chunkElems + 4 * lane;
+      if (q8) {
+        uint2 s4 = *(const uint2*)(sc + 4 * g);  // blocks 4j + g, j = 0..3
+        u32 sw[2] = {s4.x, s4.y};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+          float d = half_to_float((u16)(sw[j >> 1] >> (16 * (j & 1))));
+          u16 hv[4];
+#pragma unroll
+          for (int e = 0; e < 4; e++) {
+            float val = d * (float)(int)(signed char)(words[j] >> (8 * e));
+            hv[e] = fp16 ? float_to_half(val) : float_to_bf16(val);
+          }
+          *(uint2*)(o + 128 * j) =
+              make_uint2(hv[0] | ((u32)hv[1] << 16), hv[2] | ((u32)hv[3] << 16));
+        }
+      } else {
+        uint4 s8 = *(const uint4*)(sc + 8 * g);  // blocks 4jj + g, jj = 0..7
+        u32 sw[4] = {s8.x, s8.y, s8.z, s8.w};
+#pragma unroll
+        for (int k = 0; k < 8; k++) {  // k = 2w (low nibbles of word w), 2w + 1 (high ones)
+          float d = half_to_float((u16)(sw[k >> 1] >> (16 * (k & 1))));
+          u16 hv[4];
+#pragma unroll
+          for (int e = 0; e < 4; e++) {
+            float val = d * (float)((int)((words[k >> 1] >> (8 * e + 4 * (k & 1))) & 15) - 8);
+            hv[e] = fp16 ? float_to_half(val) : float_to_bf16(val);
+          }
+          *(uint2*)(o + 128 * k) =
+              make_uint2(hv[0] | ((u32)hv[1] << 16), hv[2] | ((u32)hv[3] << 16));
         }
       }
+    }
+    int rest = aligned ? cols - full : cols;
+    int from = aligned ? full : 0;
+    for (long long i = first; i < (long long)rows * rest; i += stride) {
+      long long row = i / rest;
+      int col = from + (int)(i - row * rest);
+      float val = split_weight(w, scales, type, row, cols, col);
+      out[row * cols + col] = fp16 ? float_to_half(val) : float_to_bf16(val);
     }
     return;
   }

@@ -160,9 +160,11 @@ final class CudaKernels implements AutoCloseable {
 
   /** {@code out} ← W dequantized to FP16 ({@code fp16}) or BF16, [rows, cols]. */
   void dequantizeToHalf(DeviceTensor w, long out, boolean fp16) {
+    long elements = (long) w.rows() * w.cols();
     cx.launch(
         "dequantize_to_half",
-        gridFor((long) w.rows() * w.cols()),
+        // the split layout's threads take 16 quant bytes each (16 or 32 elements)
+        gridFor(w.layout() == DeviceTensor.Layout.SPLIT ? elements / 16 : elements),
         1,
         THREADS,
         w.address(),
