@@ -290,8 +290,8 @@ __device__ __forceinline__ void q4_chunk2(uint4 a, uint4 b, uint4 da, uint4 db, 
 
 // Rows (q0, s0) and (q1, s1) of a split-layout matrix dotted with x[0, cols) by one warp; x and
 // the four row pointers 16-byte aligned. Two rows per warp so that each activation load (4 bytes
-// per weight element, read from L1) serves two rows' weight bytes; two chunks per step so that
-// each lane has four 16-byte weight loads in flight.
+// per weight element, read from L1) serves two rows' weight bytes; up to four chunks per step so
+// that each lane has up to eight 16-byte weight loads in flight.
 __device__ void warp_split_dot2(const u8* __restrict__ q0, const u8* __restrict__ q1,
                                 const u16* __restrict__ s0, const u16* __restrict__ s1, int type,
                                 int cols, const float* __restrict__ x, float& r0, float& r1) {
@@ -299,6 +299,22 @@ __device__ void warp_split_dot2(const u8* __restrict__ q0, const u8* __restrict_
   float acc0 = 0.f, acc1 = 0.f;
   if (type == TYPE_Q8_0_SPLIT) {
     int chunks = cols >> 9, f = 0;
+    // Four chunks a round (eight 16-byte loads in flight a lane: a long row's chain of round trips
+    // halved, see matvec's F16 path), then two, then one; the sums in chunk order throughout.
+    for (; f + 3 < chunks; f += 4) {
+      uint4 a[4], b[4];
+      uint2 da[4], db[4];
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        a[i] = ((const uint4*)(q0 + ((long long)(f + i) << 9)))[lane];
+        b[i] = ((const uint4*)(q1 + ((long long)(f + i) << 9)))[lane];
+        da[i] = *(const uint2*)(s0 + 16 * (f + i) + 4 * g);
+        db[i] = *(const uint2*)(s1 + 16 * (f + i) + 4 * g);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+        q8_chunk2(a[i], b[i], da[i], db[i], x + ((long long)(f + i) << 9) + 4 * lane, acc0, acc1);
+    }
     for (; f + 1 < chunks; f += 2) {
       const uint4* a = (const uint4*)(q0 + ((long long)f << 9));
       const uint4* b = (const uint4*)(q1 + ((long long)f << 9));
@@ -324,6 +340,19 @@ __device__ void warp_split_dot2(const u8* __restrict__ q0, const u8* __restrict_
     }
   } else {
     int chunks = cols >> 10, f = 0;
+    for (; f + 3 < chunks; f += 4) {  // as for Q8_0
+      uint4 a[4], b[4], da[4], db[4];
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        a[i] = ((const uint4*)(q0 + ((long long)(f + i) << 9)))[lane];
+        b[i] = ((const uint4*)(q1 + ((long long)(f + i) << 9)))[lane];
+        da[i] = *(const uint4*)(s0 + 32 * (f + i) + 8 * g);
+        db[i] = *(const uint4*)(s1 + 32 * (f + i) + 8 * g);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+        q4_chunk2(a[i], b[i], da[i], db[i], x + ((long long)(f + i) << 10) + 4 * lane, acc0, acc1);
+    }
     for (; f + 1 < chunks; f += 2) {
       const uint4* a = (const uint4*)(q0 + ((long long)f << 9));
       const uint4* b = (const uint4*)(q1 + ((long long)f << 9));
