@@ -1339,16 +1339,17 @@ __device__ __forceinline__ void ldmatrix_x4(u32* r, const u16* row) {
 // ldmatrix.trans (V), four 8×8 matrices an instruction. S = Q·Kᵀ stays in registers, the online
 // softmax (base 2: one ex2 a score; masks only on tiles crossing a row's window bound) rescales
 // the output accumulators there, and S's accumulator layout is reused as P's A fragments for
-// O += P·V. The block's key window is the
-// union hull [min first, max end) of its rows' keys (causal: [0, causalStart + last row + 1)); a
-// warp skips the tiles outside its own rows' hull. With splits > 1 the window is cut from its
+// O += P·V. The block's key window is the union hull [min first, max end) of its rows' keys
+// (causal: [0, causalStart + last row + 1)); a warp skips the tiles outside its own rows' hull. With splits > 1 the window is cut from its
 // start into ranges of keysPerSplit (a multiple of TC_KEYS), one per blockIdx.y / heads, the last
 // taking whatever remains (a ranges window may be longer than the longest range the caller sized
 // the splits with), and the blocks write partials for attention_combine (as attention_split
 // does), so a few rows over a long context still fill the device.
 // With HPB = 2 a block takes the same rows for two heads of one GQA group (TC_WARPS warps each):
 // every K/V tile is read from the cache and converted once for both, halving the cache traffic.
-// Grid (ceil(n / TC_ROWS), heads / HPB · splits), block HPB·TC_WARPS·32.
+// Grid (ceil(n / TC_ROWS), heads / HPB · splits), block HPB·TC_WARPS·32. The helpers below, then
+// the kernel body (attention_prefill_tc_body).
+
 // Four cache elements as the FP16 tile's 4 halves: float rounded, half copied.
 __device__ __forceinline__ uint2 kv_half4(const float* p) {
   float4 v = load4(p);
@@ -1409,8 +1410,9 @@ __device__ __forceinline__ TcWindows tc_windows(int n, int causalStart, const in
 
 // A tensor-core prefill lane's results for its rows A and B of head h: the output accumulators o
 // (columns 8j + c, c + 1), running max m (base 2: scores · log2 e; converted to natural log here)
-// and the lane's part of Σ 2^(s − m) (summed over the row's four lanes here). With splits > 1 the split's partial for attention_combine
-// (unnormalized output, (max, Σ exp)), else the normalized output and, when lse ≠ 0, the LSE.
+// and the lane's part of Σ 2^(s − m) (summed over the row's four lanes here). With splits > 1 the
+// split's partial for attention_combine (unnormalized output, (max, Σ exp)), else the normalized
+// output and, when lse ≠ 0, the LSE.
 template <int HD>
 __device__ __forceinline__ void tc_write(float (*o)[4], float mA, float mB, float lA, float lB,
                                          int rowA, int rowB, int n, int h, int heads, int c,
