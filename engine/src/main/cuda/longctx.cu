@@ -1696,8 +1696,11 @@ __device__ void attention_prefill_tc_body(const float* __restrict__ q, const u64
                partML);
 }
 
+// The entries state one block an SM as the minimum: ptxas then gives the body the registers it
+// needs (162–220) instead of spilling to fit more blocks, which the register file would not hold
+// anyway (two 128-thread blocks an SM for d = 128, three for d = 64, either way).
 #define ATTENTION_PREFILL_TC(NAME, D, HPB, KV)                                                  \
-  extern "C" __global__ void __launch_bounds__(HPB * TC_WARPS * 32) NAME(                      \
+  extern "C" __global__ void __launch_bounds__(HPB * TC_WARPS * 32, 1) NAME(                   \
       const float* q, const u64* kPages, const u64* vPages, int pageSize, float* out,          \
       float* lse, int n, int heads, int kvHeads, float scale, int causalStart,                 \
       const int* ranges, int splits, int keysPerSplit, float* partO, float* partML) {          \
