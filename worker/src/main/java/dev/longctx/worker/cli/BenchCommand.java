@@ -107,7 +107,13 @@ public class BenchCommand implements Callable<Integer> {
         CudaModel.requireSupported(tr.attentionPolicy());
         try (CudaModel gpu = gpuOptions.openGpu(model, null);
             CudaModel withPolicy = gpu.withAttention(tr.attentionPolicy())) {
-          return run(model, tr, withPolicy, " (cuda, " + kvCacheType.label() + " KV)", replicate);
+          String label =
+              " (cuda, "
+                  + kvCacheType.label()
+                  + " KV"
+                  + (gpu.decodeGraphs() ? ", CUDA graphs" : "")
+                  + ")";
+          return run(model, tr, withPolicy, label, replicate);
         }
       }
       return run(model, tr, tr, "", replicate);

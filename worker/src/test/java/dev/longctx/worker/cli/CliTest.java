@@ -64,8 +64,8 @@ class CliTest {
   }
 
   /**
-   * {@code --cuda-graphs}: decode steps as CUDA graph launches stream the CPU's greedy text too.
-   * Needs a GPU (or the CPU emulation).
+   * {@code --cuda-graphs}: decode steps as CUDA graph launches stream the CPU's greedy text too;
+   * bench says it ran them. Needs a GPU (or the CPU emulation).
    */
   @Test
   void cudaGraphsStreamTheCpusGreedyText(QuarkusMainLauncher launcher) {
@@ -75,6 +75,23 @@ class CliTest {
     assertThat(cpu.exitCode()).isZero();
     assertThat(graphs.exitCode()).as(graphs.getErrorOutput()).isZero();
     assertThat(graphs.getOutput()).isEqualTo(cpu.getOutput()).startsWith("Once upon a time");
+    LaunchResult bench =
+        launcher.launch(
+            "bench",
+            "--model",
+            stories(),
+            "-p",
+            "8",
+            "-n",
+            "4",
+            "-r",
+            "1",
+            "--backend",
+            "cuda",
+            "--cuda-graphs");
+    assertThat(bench.exitCode()).as(bench.getErrorOutput()).isZero();
+    assertThat(bench.getOutput())
+        .containsPattern("\\(cuda, f32 KV, CUDA graphs\\) \\|.*\\| tg4 \\| [0-9.]+ ± ");
   }
 
   /** {@code generate} of 24 greedy tokens of stories260K after "Once upon a time", then extra. */
