@@ -131,6 +131,11 @@ public final class CudaContext implements AutoCloseable {
     return module.source();
   }
 
+  /** Whether {@link #close} ran (the device memory and graphs went with the context). */
+  boolean isClosed() {
+    return closed;
+  }
+
   /** Makes this context current on the calling thread. */
   public void bind() {
     if (closed) {

@@ -231,8 +231,10 @@ final class LaunchGraph implements AutoCloseable {
       return;
     }
     closed = true;
-    cx.bind();
-    destroyGraph();
+    if (!cx.isClosed()) { // else the context took the graphs with it
+      cx.bind();
+      destroyGraph();
+    }
     params.close();
     slotTable.close();
     slotAddresses.close();

@@ -111,6 +111,24 @@ class LaunchGraphTest {
     }
   }
 
+  /** A graph closed after its context (a sequence released late) closes quietly. */
+  @Test
+  void aGraphOutlivingItsContextClosesQuietly() {
+    CudaTests.context(); // skips without a device
+    CudaContext own = CudaContext.open();
+    LaunchGraph graph = new LaunchGraph(own);
+    try (CudaKernels k = new CudaKernels(own);
+        DeviceBuffer x = own.upload(filled(1f))) {
+      graph.run(() -> k.add(x.address(), x.address(), N));
+      float[] out = new float[N];
+      own.read(x, 0, out, N);
+      assertThat(out).containsOnly(2f);
+    }
+    own.close();
+    graph.close();
+    assertThat(graph.stats().replays()).isEqualTo(1);
+  }
+
   /**
    * A copy inside a step cannot be recorded: nothing of the recorded attempt runs, the step runs
    * directly once (the write lands before the add, the add runs once).
