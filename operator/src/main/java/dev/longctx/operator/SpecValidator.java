@@ -56,6 +56,9 @@ public final class SpecValidator {
           "spec.workers.kvCacheType f16 needs GPU workers (spec.workers.gpu > 0): CPU workers keep"
               + " an f32 KV cache");
     }
+    if (w.isCudaGraphs() && w.getGpu() <= 0) {
+      errors.add("spec.workers.cudaGraphs needs GPU workers (spec.workers.gpu > 0)");
+    }
     var a = s.getAutoscaling();
     if (a != null) {
       if (a.getMinReplicas() < 1) {

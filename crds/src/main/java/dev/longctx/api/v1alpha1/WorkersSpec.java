@@ -86,6 +86,12 @@ public class WorkersSpec {
           + " rounded to half precision). Needs gpu > 0: CPU workers keep f32.")
   private KvCacheType kvCacheType = KvCacheType.F32;
 
+  @Default("false")
+  @JsonPropertyDescription(
+      "Run each decode step of a GPU worker as one CUDA graph launch instead of a few hundred"
+          + " kernel launches (dense attention; the same results). Needs gpu > 0.")
+  private boolean cudaGraphs;
+
   @JsonPropertyDescription("Extra JVM options for the worker (JAVA_TOOL_OPTIONS), e.g. -Xmx.")
   private String jvmOptions = "";
 
@@ -145,6 +151,14 @@ public class WorkersSpec {
 
   public void setKvCacheType(KvCacheType kvCacheType) {
     this.kvCacheType = kvCacheType == null ? KvCacheType.F32 : kvCacheType;
+  }
+
+  public boolean isCudaGraphs() {
+    return cudaGraphs;
+  }
+
+  public void setCudaGraphs(boolean cudaGraphs) {
+    this.cudaGraphs = cudaGraphs;
   }
 
   public int getGpu() {

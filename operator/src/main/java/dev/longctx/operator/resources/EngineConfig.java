@@ -54,6 +54,7 @@ public final class EngineConfig {
     b.append("# Shards with GPUs (workers.gpu > 0) compute on CUDA and fail loudly without one.\n");
     line(b, "engine.backend", s.getWorkers().getGpu() > 0 ? "cuda" : "cpu");
     line(b, "kv.cacheType", json(s.getWorkers().getKvCacheType().name()));
+    line(b, "cuda.graphs", s.getWorkers().isCudaGraphs());
     b.append(
         "# Shards: the coordinator resolves this headless Service (one A record per ready shard)\n");
     line(b, "shards.service", Names.workersDns(m));

@@ -27,8 +27,12 @@ class EngineConfigTest {
     assertThat(gpu.getProperty("engine.backend")).isEqualTo("cuda");
     assertThat(gpu.getProperty("model.path")).isEqualTo("/models/stories260K.bin");
     assertThat(gpu.getProperty("kv.cacheType")).isEqualTo("f32");
+    assertThat(gpu.getProperty("cuda.graphs")).isEqualTo("false");
     m.getSpec().getWorkers().setKvCacheType(WorkersSpec.KvCacheType.F16);
-    assertThat(render(m).getProperty("kv.cacheType")).isEqualTo("f16");
+    m.getSpec().getWorkers().setCudaGraphs(true);
+    Properties tuned = render(m);
+    assertThat(tuned.getProperty("kv.cacheType")).isEqualTo("f16");
+    assertThat(tuned.getProperty("cuda.graphs")).isEqualTo("true");
     // the worker pods then request the GPU they are told to use
     assertThat(PodTemplates.withGpu(m.getSpec().getWorkers().getResources(), 1).getLimits())
         .containsKey(PodTemplates.GPU_RESOURCE);

@@ -99,13 +99,13 @@ public class BenchCommand implements Callable<Integer> {
     }
     boolean replicate = depthFill.equals("replicate");
     Backend backend = modelOptions.backend();
-    var kvCacheType = gpuOptions.resolve(backend, null);
+    var kvCacheType = gpuOptions.resolve(backend, GpuOptions.Configured.NONE);
     try (LoadedModel model = modelOptions.load()) {
       Transformer tr = attentionOptions.transformer(model);
       if (backend == Backend.CUDA) {
         // A policy the GPU does not run (a top-k beyond its limit) fails here, before the upload.
         CudaModel.requireSupported(tr.attentionPolicy());
-        try (CudaModel gpu = gpuOptions.openGpu(model, null);
+        try (CudaModel gpu = gpuOptions.openGpu(model, GpuOptions.Configured.NONE);
             CudaModel withPolicy = gpu.withAttention(tr.attentionPolicy())) {
           String label =
               " (cuda, "

@@ -189,7 +189,8 @@ public class GenerateCommand implements Callable<Integer> {
       }
       // An f16 cache on the CPU fails here, before the prompt is echoed.
       gpuOptions.resolve(
-          cuda ? dev.longctx.engine.cuda.Backend.CUDA : dev.longctx.engine.cuda.Backend.CPU, null);
+          cuda ? dev.longctx.engine.cuda.Backend.CUDA : dev.longctx.engine.cuda.Backend.CPU,
+          GpuOptions.Configured.NONE);
       Generator.Request request = new Generator.Request(ids, sampling, maxTokens, stop, context);
       PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
       // Like llama.cpp and llama2.c, echo the prompt so the completion reads on from it (once the
@@ -204,7 +205,7 @@ public class GenerateCommand implements Callable<Integer> {
       if (cuda) {
         // Every policy the GPU selects for runs in the GPU model (checked before the upload).
         dev.longctx.engine.cuda.CudaModel.requireSupported(tr.attentionPolicy());
-        try (var gpu = gpuOptions.openGpu(model, null);
+        try (var gpu = gpuOptions.openGpu(model, GpuOptions.Configured.NONE);
             var withPolicy = gpu.withAttention(tr.attentionPolicy())) {
           // The sequence (prompt + completion, at most the context) must fit in the device memory
           // the weights left: else an error now naming both numbers, not out-of-memory midway.
@@ -282,7 +283,7 @@ public class GenerateCommand implements Callable<Integer> {
     dev.longctx.engine.cuda.Backend backend =
         cuda ? dev.longctx.engine.cuda.Backend.CUDA : dev.longctx.engine.cuda.Backend.CPU;
     extra.addAll(List.of("--backend", cuda ? "cuda" : "cpu"));
-    extra.addAll(gpuOptions.forShards(backend, null));
+    extra.addAll(gpuOptions.forShards(backend, GpuOptions.Configured.NONE));
     System.err.printf("longctx generate: starting %d shard processes (logs in %s)%n", shards, dir);
     try (LocalShards local = LocalShards.start(shards, modelOptions.model, dir, extra, 300_000)) {
       return streamThrough(model, tr, ids, context, local.addresses());
@@ -303,7 +304,7 @@ public class GenerateCommand implements Callable<Integer> {
               + " attention on --backend cuda (it runs through a GPU shard)");
     }
     String fingerprint = dev.longctx.worker.shard.ShardEngine.modelFingerprint(modelOptions.model);
-    try (var gpu = gpuOptions.openGpu(model, null)) {
+    try (var gpu = gpuOptions.openGpu(model, GpuOptions.Configured.NONE)) {
       // Room for twice the context in the device memory the weights left, checked as serve
       // checks a configured --kv-cache-tokens: else an error now naming both numbers.
       var engine =

@@ -32,16 +32,30 @@ public class GpuOptions {
   boolean cudaGraphs;
 
   /**
-   * The KV cache type for a model on {@code backend}: the option, else {@code configured} (a
-   * property; may be null), else f32. Anything but f32, or {@code --cuda-graphs}, on the CPU
-   * backend fails naming why.
+   * What engine.properties says where the options are not given: {@code kv.cacheType} and {@code
+   * cuda.graphs} (the CR's workers.kvCacheType and workers.cudaGraphs); null where absent.
    */
-  KvCacheType resolve(Backend backend, String configured) {
-    if (cudaGraphs && backend == Backend.CPU) {
-      throw new IllegalArgumentException("--cuda-graphs needs the cuda backend");
+  record Configured(String kvCacheType, String cudaGraphs) {
+    static final Configured NONE = new Configured(null, null);
+
+    static Configured of(java.util.Properties conf) {
+      return new Configured(conf.getProperty("kv.cacheType"), conf.getProperty("cuda.graphs"));
     }
+  }
+
+  /**
+   * The KV cache type for a model on {@code backend}: the option, else {@code configured}, else
+   * f32. Anything but f32, or CUDA graphs, on the CPU backend fails naming why and where it came
+   * from.
+   */
+  KvCacheType resolve(Backend backend, Configured configured) {
+    if (graphs(configured) && backend == Backend.CPU) {
+      throw new IllegalArgumentException(
+          (cudaGraphs ? "--cuda-graphs" : "cuda.graphs") + " needs the cuda backend");
+    }
+    String configuredType = configured.kvCacheType();
     KvCacheType type =
-        KvCacheType.parse(value != null ? value : configured != null ? configured : "f32");
+        KvCacheType.parse(value != null ? value : configuredType != null ? configuredType : "f32");
     if (type != KvCacheType.F32 && backend == Backend.CPU) {
       throw new IllegalArgumentException(
           (value != null ? "--kv-cache-type " : "kv.cacheType ")
@@ -51,21 +65,36 @@ public class GpuOptions {
     return type;
   }
 
+  /** Whether decode steps run as CUDA graphs: the option, else {@code cuda.graphs}, else no. */
+  private boolean graphs(Configured configured) {
+    if (cudaGraphs || configured.cudaGraphs() == null) {
+      return cudaGraphs;
+    }
+    return switch (configured.cudaGraphs().strip()) {
+      case "true" -> true;
+      case "false" -> false;
+      default ->
+          throw new IllegalArgumentException(
+              "cuda.graphs must be true or false, got '" + configured.cudaGraphs() + "'");
+    };
+  }
+
   /**
-   * {@code loaded} uploaded to device 0, its KV caches of the resolved type (the caller closes it).
+   * {@code loaded} uploaded to device 0, its KV caches of the resolved type, decode graphs as
+   * resolved (the caller closes it).
    */
-  CudaModel openGpu(LoadedModel loaded, String configured) {
+  CudaModel openGpu(LoadedModel loaded, Configured configured) {
     KvCacheType type = resolve(Backend.CUDA, configured);
     CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
     gpu.setKvCacheType(type);
-    gpu.setDecodeGraphs(cudaGraphs);
+    gpu.setDecodeGraphs(graphs(configured));
     return gpu;
   }
 
   /** The options as arguments for a shard process started on {@code backend}. */
-  List<String> forShards(Backend backend, String configured) {
+  List<String> forShards(Backend backend, Configured configured) {
     String type = resolve(backend, configured).label();
-    return cudaGraphs
+    return graphs(configured)
         ? List.of("--kv-cache-type", type, "--cuda-graphs")
         : List.of("--kv-cache-type", type);
   }

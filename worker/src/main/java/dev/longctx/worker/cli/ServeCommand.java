@@ -254,14 +254,20 @@ public class ServeCommand implements Callable<Integer> {
     return withPolicy;
   }
 
-  /** The model uploaded to device 0, its KV caches of --kv-cache-type, else kv.cacheType. */
+  /**
+   * The model uploaded to device 0, its KV caches of --kv-cache-type (else kv.cacheType), its
+   * decode steps as CUDA graphs under --cuda-graphs (else cuda.graphs).
+   */
   private CudaModel openGpu(LoadedModel loaded) {
-    return gpuOptions.openGpu(loaded, conf.getProperty("kv.cacheType"));
+    return gpuOptions.openGpu(loaded, GpuOptions.Configured.of(conf));
   }
 
-  /** Fails when --kv-cache-type (else kv.cacheType) asks for f16 on the CPU. */
+  /**
+   * Fails when --kv-cache-type (else kv.cacheType) asks for f16, or --cuda-graphs (else
+   * cuda.graphs) for graphs, on the CPU.
+   */
   private void checkKvCacheTypeOnCpu() {
-    gpuOptions.resolve(Backend.CPU, conf.getProperty("kv.cacheType"));
+    gpuOptions.resolve(Backend.CPU, GpuOptions.Configured.of(conf));
   }
 
   /** The backend asked for: --backend, else engine.backend, else cpu. */
@@ -453,7 +459,7 @@ public class ServeCommand implements Callable<Integer> {
         extra.addAll(List.of("--backend", requestedBackend().name().toLowerCase(Locale.ROOT)));
         if (requestedBackend() != Backend.CPU) {
           // Each shard checks it against the backend it finds (auto may land on the CPU there).
-          extra.addAll(gpuOptions.forShards(Backend.CUDA, conf.getProperty("kv.cacheType")));
+          extra.addAll(gpuOptions.forShards(Backend.CUDA, GpuOptions.Configured.of(conf)));
         }
         System.err.printf("longctx serve: starting %d shard processes (logs in %s)%n", shards, dir);
         local = LocalShards.start(shards, Path.of(modelPath), dir, extra, 300_000);

@@ -452,6 +452,17 @@ class CliTest {
     LaunchResult serve = launcher.launch(serveStories("--config", props.toString()));
     assertThat(serve.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(serve.getErrorOutput()).contains("kv.cacheType f16 needs the cuda backend");
+    // and cuda.graphs (the CR's workers.cudaGraphs)
+    Path graphsProps = tmp.resolve("graphs.properties");
+    Files.writeString(graphsProps, "cuda.graphs=true\nengine.backend=cpu\n");
+    LaunchResult serveGraphs = launcher.launch(serveStories("--config", graphsProps.toString()));
+    assertThat(serveGraphs.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(serveGraphs.getErrorOutput()).contains("cuda.graphs needs the cuda backend");
+    Files.writeString(graphsProps, "cuda.graphs=maybe\nengine.backend=cpu\n");
+    LaunchResult serveBad = launcher.launch(serveStories("--config", graphsProps.toString()));
+    assertThat(serveBad.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(serveBad.getErrorOutput())
+        .contains("cuda.graphs must be true or false, got 'maybe'");
     LaunchResult graphs = launcher.launch(storiesPrompt("--backend", "cpu", "--cuda-graphs"));
     assertThat(graphs.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(graphs.getErrorOutput()).contains("--cuda-graphs needs the cuda backend");
