@@ -22,6 +22,7 @@ import static org.bytedeco.cuda.global.cudart.cuMemcpyHtoD;
 import static org.bytedeco.cuda.global.cudart.cuMemsetD32;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.HashMap;
 import java.util.Map;
 import org.bytedeco.cuda.cudart.CUctx_st;
@@ -66,6 +67,9 @@ public final class CudaContext implements AutoCloseable {
   // Kernel arguments are written into one native block of 8-byte slots, reused by every launch
   // (cuLaunchKernel copies them at the call), so a launch allocates nothing.
   private final BytePointer argSlots = new BytePointer(8L * MAX_KERNEL_ARGS);
+  // The same slots as a memory segment: written without a JNI call per argument.
+  private final MemorySegment argMemory =
+      MemorySegment.ofAddress(argSlots.address()).reinterpret(8L * MAX_KERNEL_ARGS);
   private final LongPointer argAddresses = new LongPointer(MAX_KERNEL_ARGS);
   private final PointerPointer<Pointer> argTable = new PointerPointer<>(argAddresses);
   // The graph recording the calling thread's step, if any (LaunchGraph.run): other threads'
@@ -336,13 +340,14 @@ public final class CudaContext implements AutoCloseable {
       // 4-byte values fill their slot's low half and zero its high half (little endian: the
       // kernel reads the low half), so a recorded launch's slots compare by value
       switch (args[i]) {
-        case DeviceBuffer b -> argSlots.putLong(slot, b.address());
-        case DeviceTensor t -> argSlots.putLong(slot, t.address());
-        case Long l -> argSlots.putLong(slot, l);
-        case Integer v -> argSlots.putLong(slot, v & 0xffffffffL);
-        case Float v -> argSlots.putLong(slot, Float.floatToRawIntBits(v) & 0xffffffffL);
-        case Double v -> argSlots.putDouble(slot, v);
-        case null -> argSlots.putLong(slot, 0L);
+        case DeviceBuffer b -> argMemory.set(ValueLayout.JAVA_LONG, slot, b.address());
+        case DeviceTensor t -> argMemory.set(ValueLayout.JAVA_LONG, slot, t.address());
+        case Long l -> argMemory.set(ValueLayout.JAVA_LONG, slot, l);
+        case Integer v -> argMemory.set(ValueLayout.JAVA_LONG, slot, v & 0xffffffffL);
+        case Float v ->
+            argMemory.set(ValueLayout.JAVA_LONG, slot, Float.floatToRawIntBits(v) & 0xffffffffL);
+        case Double v -> argMemory.set(ValueLayout.JAVA_DOUBLE, slot, v);
+        case null -> argMemory.set(ValueLayout.JAVA_LONG, slot, 0L);
         default ->
             throw new IllegalArgumentException(
                 "argument " + i + " of " + kernel + " has unsupported type " + args[i].getClass());
@@ -350,7 +355,7 @@ public final class CudaContext implements AutoCloseable {
     }
     LaunchGraph graph = recording.get();
     if (graph != null) {
-      graph.add(kernel, f, gridX, gridY, block, args.length, argSlots);
+      graph.add(kernel, f, gridX, gridY, block, args.length, argMemory);
       return;
     }
     int status =

@@ -9,6 +9,8 @@ import static org.bytedeco.cuda.global.cudart.cuGraphExecKernelNodeSetParams;
 import static org.bytedeco.cuda.global.cudart.cuGraphInstantiate;
 import static org.bytedeco.cuda.global.cudart.cuGraphLaunch;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -81,6 +83,8 @@ final class LaunchGraph implements AutoCloseable {
   // Native argument slots and their address table for the node parameters (the driver copies
   // the values when a node is added or updated).
   private final BytePointer slots = new BytePointer(8L * CudaContext.MAX_KERNEL_ARGS);
+  private final MemorySegment slotMemory =
+      MemorySegment.ofAddress(slots.address()).reinterpret(8L * CudaContext.MAX_KERNEL_ARGS);
   private final LongPointer slotAddresses = new LongPointer(CudaContext.MAX_KERNEL_ARGS);
   private final PointerPointer<Pointer> slotTable = new PointerPointer<>(slotAddresses);
   private final CUDA_KERNEL_NODE_PARAMS_v2 params = new CUDA_KERNEL_NODE_PARAMS_v2();
@@ -153,10 +157,10 @@ final class LaunchGraph implements AutoCloseable {
       int gridY,
       int block,
       int argc,
-      BytePointer argSlots) {
+      MemorySegment argSlots) {
     long[] args = new long[argc];
     for (int i = 0; i < argc; i++) {
-      args[i] = argSlots.getLong(8L * i);
+      args[i] = argSlots.get(ValueLayout.JAVA_LONG, 8L * i);
     }
     step.add(new Node(kernel, function, gridX, gridY, block, args));
   }
@@ -195,7 +199,7 @@ final class LaunchGraph implements AutoCloseable {
 
   private void setParams(Node s) {
     for (int i = 0; i < s.args.length; i++) {
-      slots.putLong(8L * i, s.args[i]);
+      slotMemory.set(ValueLayout.JAVA_LONG, 8L * i, s.args[i]);
     }
     params
         .func(s.function)
