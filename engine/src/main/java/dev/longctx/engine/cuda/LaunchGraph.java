@@ -35,8 +35,8 @@ import org.bytedeco.javacpp.PointerPointer;
  * hands them here). The first step builds a graph of them, a chain in issue order, and instantiates
  * it; a later step with the same kernels in the same order only updates the nodes whose grid or
  * arguments changed (the attention's key count and splits, the KV slot: a few nodes a layer) and
- * launches the instantiated graph; a step whose kernels differ (a new split count adds a combine
- * launch) rebuilds it. The graph runs on the legacy default stream, so it is ordered with the
+ * launches the instantiated graph; a step whose kernels differ (another kernel, or another number
+ * of launches) rebuilds it. The graph runs on the legacy default stream, so it is ordered with the
  * copies before and after it like the launches it replaces. A step that does anything but launch
  * kernels (a copy, a fill, a free, cuBLAS) cannot be recorded: it is run again directly, which is
  * safe because nothing of it ran yet.
