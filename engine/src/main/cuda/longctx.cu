@@ -595,6 +595,16 @@ extern "C" __global__ void embed_rows(const u8* table, const u8* scales, int typ
     out[(long long)t * dim + c] = weight_any(table, scales, type, row, dim, c);
 }
 
+// o[0..3] ← d·q0 .. d·q3 in FP16 (fp16 = 1) or BF16, one 8-byte store (o 8-byte aligned).
+__device__ __forceinline__ void store_scaled4(u16* o, float d, int q0, int q1, int q2, int q3,
+                                              int fp16) {
+  float v[4] = {d * (float)q0, d * (float)q1, d * (float)q2, d * (float)q3};
+  u16 h[4];
+#pragma unroll
+  for (int e = 0; e < 4; e++) h[e] = fp16 ? float_to_half(v[e]) : float_to_bf16(v[e]);
+  *(uint2*)o = make_uint2(h[0] | ((u32)h[1] << 16), h[2] | ((u32)h[3] << 16));
+}
+
 // out[rows, cols] in FP16 (half = 1) or BF16 (half = 0) ← the dequantized weight, for the cuBLAS
 // prefill GEMM; scales as for matvec. Grid-stride over all elements.
 extern "C" __global__ void dequantize_to_half(const u8* w, const u8* scales, int type, u16* out,
@@ -628,30 +638,20 @@ extern "C" __global__ void dequantize_to_half(const u8* w, const u8* scales, int
         u32 sw[2] = {s4.x, s4.y};
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-          float d = half_to_float((u16)(sw[j >> 1] >> (16 * (j & 1))));
-          u16 hv[4];
-#pragma unroll
-          for (int e = 0; e < 4; e++) {
-            float val = d * (float)(int)(signed char)(words[j] >> (8 * e));
-            hv[e] = fp16 ? float_to_half(val) : float_to_bf16(val);
-          }
-          *(uint2*)(o + 128 * j) =
-              make_uint2(hv[0] | ((u32)hv[1] << 16), hv[2] | ((u32)hv[3] << 16));
+          u32 b = words[j];
+          store_scaled4(o + 128 * j, half_to_float((u16)(sw[j >> 1] >> (16 * (j & 1)))),
+                        (signed char)b, (signed char)(b >> 8), (signed char)(b >> 16),
+                        (signed char)(b >> 24), fp16);
         }
       } else {
         uint4 s8 = *(const uint4*)(sc + 8 * g);  // blocks 4jj + g, jj = 0..7
         u32 sw[4] = {s8.x, s8.y, s8.z, s8.w};
 #pragma unroll
         for (int k = 0; k < 8; k++) {  // k = 2w (low nibbles of word w), 2w + 1 (high ones)
-          float d = half_to_float((u16)(sw[k >> 1] >> (16 * (k & 1))));
-          u16 hv[4];
-#pragma unroll
-          for (int e = 0; e < 4; e++) {
-            float val = d * (float)((int)((words[k >> 1] >> (8 * e + 4 * (k & 1))) & 15) - 8);
-            hv[e] = fp16 ? float_to_half(val) : float_to_bf16(val);
-          }
-          *(uint2*)(o + 128 * k) =
-              make_uint2(hv[0] | ((u32)hv[1] << 16), hv[2] | ((u32)hv[3] << 16));
+          u32 b = (words[k >> 1] >> (4 * (k & 1))) & 0x0f0f0f0fu;
+          store_scaled4(o + 128 * k, half_to_float((u16)(sw[k >> 1] >> (16 * (k & 1)))),
+                        (int)(b & 15) - 8, (int)((b >> 8) & 15) - 8, (int)((b >> 16) & 15) - 8,
+                        (int)(b >> 24) - 8, fp16);
         }
       }
     }
@@ -1340,10 +1340,11 @@ __device__ __forceinline__ void ldmatrix_x4(u32* r, const u16* row) {
 // softmax (base 2: one ex2 a score; masks only on tiles crossing a row's window bound) rescales
 // the output accumulators there, and S's accumulator layout is reused as P's A fragments for
 // O += P·V. The block's key window is the union hull [min first, max end) of its rows' keys
-// (causal: [0, causalStart + last row + 1)); a warp skips the tiles outside its own rows' hull. With splits > 1 the window is cut from its
-// start into ranges of keysPerSplit (a multiple of TC_KEYS), one per blockIdx.y / heads, the last
-// taking whatever remains (a ranges window may be longer than the longest range the caller sized
-// the splits with), and the blocks write partials for attention_combine (as attention_split
+// (causal: [0, causalStart + last row + 1)); a warp skips the tiles outside its own rows' hull.
+// With splits > 1 the window is cut from its start into ranges of keysPerSplit (a multiple of
+// TC_KEYS), one per blockIdx.y / heads, the last taking whatever remains (a ranges window may be
+// longer than the longest range the caller sized the splits with), and the blocks write partials
+// for attention_combine (as attention_split
 // does), so a few rows over a long context still fill the device.
 // With HPB = 2 a block takes the same rows for two heads of one GQA group (TC_WARPS warps each):
 // every K/V tile is read from the cache and converted once for both, halving the cache traffic.

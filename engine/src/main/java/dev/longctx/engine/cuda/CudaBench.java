@@ -483,7 +483,7 @@ public final class CudaBench {
                 longEnough
                     ? prefillTflops(cx, k, shape, half, q, out, lse, ctx, LONG_PREFILL_ROWS)
                     : Double.NaN;
-            // the pipelined tensor-core kernel (cp.async tiles, ldmatrix, base-2 softmax)
+            // the pipelined tensor-core kernel (cp.async tiles overlapping the products)
             k.setPipelinedPrefill(true);
             tflopsPipelined =
                 longEnough

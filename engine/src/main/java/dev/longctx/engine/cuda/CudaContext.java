@@ -22,7 +22,6 @@ import static org.bytedeco.cuda.global.cudart.cuMemcpyHtoD;
 import static org.bytedeco.cuda.global.cudart.cuMemsetD32;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.HashMap;
 import java.util.Map;
 import org.bytedeco.cuda.cudart.CUctx_st;
@@ -33,8 +32,6 @@ import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.LongPointer;
-import org.bytedeco.javacpp.Pointer;
-import org.bytedeco.javacpp.PointerPointer;
 import org.bytedeco.javacpp.SizeTPointer;
 
 /**
@@ -50,9 +47,6 @@ public final class CudaContext implements AutoCloseable {
 
   private static final int STAGING_BYTES = 64 << 20;
 
-  /** The most arguments a kernel of longctx.cu takes, with room to spare. */
-  static final int MAX_KERNEL_ARGS = 24;
-
   private final int device;
   private final String name;
   private final int computeCapability;
@@ -64,14 +58,7 @@ public final class CudaContext implements AutoCloseable {
   private final String[] blasMissing = {null};
   private boolean closed;
   private final int multiprocessors;
-  // Kernel arguments are written into one native block of 8-byte slots, reused by every launch
-  // (cuLaunchKernel copies them at the call), so a launch allocates nothing.
-  private final BytePointer argSlots = new BytePointer(8L * MAX_KERNEL_ARGS);
-  // The same slots as a memory segment: written without a JNI call per argument.
-  private final MemorySegment argMemory =
-      MemorySegment.ofAddress(argSlots.address()).reinterpret(8L * MAX_KERNEL_ARGS);
-  private final LongPointer argAddresses = new LongPointer(MAX_KERNEL_ARGS);
-  private final PointerPointer<Pointer> argTable = new PointerPointer<>(argAddresses);
+  private final KernelArgs argSlots = new KernelArgs();
   // The graph recording the calling thread's step, if any (LaunchGraph.run): other threads'
   // calls (another model's work) go on directly.
   private final ThreadLocal<LaunchGraph> recording = new ThreadLocal<>();
@@ -98,9 +85,6 @@ public final class CudaContext implements AutoCloseable {
         "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)",
         cuDeviceGetAttribute(sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device));
     this.multiprocessors = Math.max(1, sms[0]);
-    for (int i = 0; i < MAX_KERNEL_ARGS; i++) {
-      argAddresses.put(i, argSlots.address() + 8L * i);
-    }
     this.context = new CUctx_st();
     check("cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain(context, device));
     check("cuCtxSetCurrent", cuCtxSetCurrent(context));
@@ -330,24 +314,20 @@ public final class CudaContext implements AutoCloseable {
     if (gridX <= 0 || gridY <= 0) {
       return; // nothing to do (an empty step); a zero grid is a launch error in CUDA
     }
-    if (args.length > MAX_KERNEL_ARGS) {
+    if (args.length > KernelArgs.MAX) {
       throw new IllegalArgumentException(
-          kernel + " has more than " + MAX_KERNEL_ARGS + " arguments");
+          kernel + " has more than " + KernelArgs.MAX + " arguments");
     }
     CUfunc_st f = functions.computeIfAbsent(kernel, module::function);
     for (int i = 0; i < args.length; i++) {
-      long slot = 8L * i;
-      // 4-byte values fill their slot's low half and zero its high half (little endian: the
-      // kernel reads the low half), so a recorded launch's slots compare by value
       switch (args[i]) {
-        case DeviceBuffer b -> argMemory.set(ValueLayout.JAVA_LONG, slot, b.address());
-        case DeviceTensor t -> argMemory.set(ValueLayout.JAVA_LONG, slot, t.address());
-        case Long l -> argMemory.set(ValueLayout.JAVA_LONG, slot, l);
-        case Integer v -> argMemory.set(ValueLayout.JAVA_LONG, slot, v & 0xffffffffL);
-        case Float v ->
-            argMemory.set(ValueLayout.JAVA_LONG, slot, Float.floatToRawIntBits(v) & 0xffffffffL);
-        case Double v -> argMemory.set(ValueLayout.JAVA_DOUBLE, slot, v);
-        case null -> argMemory.set(ValueLayout.JAVA_LONG, slot, 0L);
+        case DeviceBuffer b -> argSlots.set(i, b.address());
+        case DeviceTensor t -> argSlots.set(i, t.address());
+        case Long l -> argSlots.set(i, (long) l);
+        case Integer v -> argSlots.set(i, (int) v);
+        case Float v -> argSlots.set(i, (float) v);
+        case Double v -> argSlots.set(i, (double) v);
+        case null -> argSlots.set(i, 0L);
         default ->
             throw new IllegalArgumentException(
                 "argument " + i + " of " + kernel + " has unsupported type " + args[i].getClass());
@@ -355,11 +335,12 @@ public final class CudaContext implements AutoCloseable {
     }
     LaunchGraph graph = recording.get();
     if (graph != null) {
-      graph.add(kernel, f, gridX, gridY, block, args.length, argMemory);
+      graph.add(kernel, f, gridX, gridY, block, args.length, argSlots);
       return;
     }
     int status =
-        cuLaunchKernel(f, gridX, gridY, 1, block, 1, 1, 0, (CUstream_st) null, argTable, null);
+        cuLaunchKernel(
+            f, gridX, gridY, 1, block, 1, 1, 0, (CUstream_st) null, argSlots.table(), null);
     if (status != 0) {
       check(
           "cuLaunchKernel(" + kernel + ", grid " + gridX + "x" + gridY + ", block " + block + ")",
@@ -433,8 +414,6 @@ public final class CudaContext implements AutoCloseable {
       blas.close();
     }
     module.close();
-    argTable.close();
-    argAddresses.close();
     argSlots.close();
     closed = true;
     check("cuDevicePrimaryCtxRelease", cuDevicePrimaryCtxRelease(device));

@@ -91,9 +91,9 @@ final class CudaKernels implements AutoCloseable {
 
   /**
    * Whether tensor-core prefill over an F16 cache runs the pipelined kernel (cp.async K/V tiles
-   * overlapping the products, ldmatrix fragments, base-2 softmax, masks on boundary tiles only; off
-   * by default until measured against the staged one, which {@code CudaBench} prints next to it).
-   * It takes one or two heads a block as {@link #setTensorCoreHeadsPerBlock} says.
+   * overlapping the products; the same tile math as the staged one, off by default until measured
+   * against it, which {@code CudaBench} prints next to it). It takes one or two heads a block as
+   * {@link #setTensorCoreHeadsPerBlock} says.
    */
   void setPipelinedPrefill(boolean enabled) {
     this.pipelinedPrefill = enabled;

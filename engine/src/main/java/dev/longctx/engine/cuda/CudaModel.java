@@ -625,14 +625,15 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     embedRows(a, ids, positions, n, seq.selfExtend());
     if (n == 1 && logits != null) {
       decodeStep(seq, a, start, 0);
-      cache.setLength(start + 1);
-      cx.read(a.logits, 0, logits, c.vocabSize()); // waits for the step
-      return;
+    } else {
+      runLayers(seq, a, start, n);
+      if (logits != null) {
+        projectLogits(a, n - 1);
+      }
     }
-    runLayers(seq, a, start, n);
     cache.setLength(start + n);
     if (logits != null) {
-      logitsOf(a, n - 1, logits); // waits for the step
+      cx.read(a.logits, 0, logits, c.vocabSize()); // waits for the step
     }
   }
 

@@ -9,8 +9,6 @@ import static org.bytedeco.cuda.global.cudart.cuGraphExecKernelNodeSetParams;
 import static org.bytedeco.cuda.global.cudart.cuGraphInstantiate;
 import static org.bytedeco.cuda.global.cudart.cuGraphLaunch;
 
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -20,9 +18,6 @@ import org.bytedeco.cuda.cudart.CUgraphExec_st;
 import org.bytedeco.cuda.cudart.CUgraphNode_st;
 import org.bytedeco.cuda.cudart.CUgraph_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
-import org.bytedeco.javacpp.BytePointer;
-import org.bytedeco.javacpp.LongPointer;
-import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
 
 /**
@@ -80,20 +75,12 @@ final class LaunchGraph implements AutoCloseable {
   private long builds;
   private long fallbacks;
   private boolean closed;
-  // Native argument slots and their address table for the node parameters (the driver copies
-  // the values when a node is added or updated).
-  private final BytePointer slots = new BytePointer(8L * CudaContext.MAX_KERNEL_ARGS);
-  private final MemorySegment slotMemory =
-      MemorySegment.ofAddress(slots.address()).reinterpret(8L * CudaContext.MAX_KERNEL_ARGS);
-  private final LongPointer slotAddresses = new LongPointer(CudaContext.MAX_KERNEL_ARGS);
-  private final PointerPointer<Pointer> slotTable = new PointerPointer<>(slotAddresses);
+  // The node parameters' argument slots (the driver copies them when a node is added or updated).
+  private final KernelArgs slots = new KernelArgs();
   private final CUDA_KERNEL_NODE_PARAMS_v2 params = new CUDA_KERNEL_NODE_PARAMS_v2();
 
   LaunchGraph(CudaContext cx) {
     this.cx = cx;
-    for (int i = 0; i < CudaContext.MAX_KERNEL_ARGS; i++) {
-      slotAddresses.put(i, slots.address() + 8L * i);
-    }
   }
 
   /**
@@ -157,10 +144,10 @@ final class LaunchGraph implements AutoCloseable {
       int gridY,
       int block,
       int argc,
-      MemorySegment argSlots) {
+      KernelArgs argSlots) {
     long[] args = new long[argc];
     for (int i = 0; i < argc; i++) {
-      args[i] = argSlots.get(ValueLayout.JAVA_LONG, 8L * i);
+      args[i] = argSlots.get(i);
     }
     step.add(new Node(kernel, function, gridX, gridY, block, args));
   }
@@ -199,7 +186,7 @@ final class LaunchGraph implements AutoCloseable {
 
   private void setParams(Node s) {
     for (int i = 0; i < s.args.length; i++) {
-      slotMemory.set(ValueLayout.JAVA_LONG, 8L * i, s.args[i]);
+      slots.set(i, s.args[i]);
     }
     params
         .func(s.function)
@@ -210,7 +197,7 @@ final class LaunchGraph implements AutoCloseable {
         .blockDimY(1)
         .blockDimZ(1)
         .sharedMemBytes(0)
-        .kernelParams(slotTable)
+        .kernelParams(slots.table())
         .extra((PointerPointer) null)
         .kern(null)
         .ctx(null);
@@ -240,8 +227,6 @@ final class LaunchGraph implements AutoCloseable {
       destroyGraph();
     }
     params.close();
-    slotTable.close();
-    slotAddresses.close();
     slots.close();
   }
 }

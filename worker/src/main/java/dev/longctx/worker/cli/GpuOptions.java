@@ -21,7 +21,7 @@ public class GpuOptions {
               + " (half the bytes per token, so twice the tokens fit, and half the bytes each"
               + " attention step reads; keys and values rounded to half). The CPU backend keeps an"
               + " f32 cache. Default: kv.cacheType (serve), else f32.")
-  String value;
+  String kvCacheType;
 
   @Option(
       names = "--cuda-graphs",
@@ -55,10 +55,11 @@ public class GpuOptions {
     }
     String configuredType = configured.kvCacheType();
     KvCacheType type =
-        KvCacheType.parse(value != null ? value : configuredType != null ? configuredType : "f32");
+        KvCacheType.parse(
+            kvCacheType != null ? kvCacheType : configuredType != null ? configuredType : "f32");
     if (type != KvCacheType.F32 && backend == Backend.CPU) {
       throw new IllegalArgumentException(
-          (value != null ? "--kv-cache-type " : "kv.cacheType ")
+          (kvCacheType != null ? "--kv-cache-type " : "kv.cacheType ")
               + type.label()
               + " needs the cuda backend: the CPU backend keeps an f32 KV cache");
     }
