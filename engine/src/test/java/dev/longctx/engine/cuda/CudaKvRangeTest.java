@@ -6,7 +6,6 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
-import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.CpuKvRange;
 import dev.longctx.engine.inference.KvRange;
 import dev.longctx.engine.inference.Sequence;
@@ -14,7 +13,6 @@ import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.inference.TransformerLayers;
 import dev.longctx.engine.kernel.Partial;
 import dev.longctx.engine.kernel.Rope;
-import dev.longctx.engine.model.GgufModelLoader;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.model.LoadedModel;
@@ -318,9 +316,10 @@ class CudaKvRangeTest {
     LlamaConfig shape =
         new LlamaConfig(
             "qwen2", 128, 128, 2, 4, 2, 64, 260, 512, 1e-6f, 10000f, Rope.Layout.ROTATE_HALF, null);
-    try (GgufFile gguf = CudaTests.syntheticModel(tmp.resolve("range-d64.gguf"), shape, 7)) {
-      LlamaConfig c = GgufModelLoader.config(gguf);
-      LlamaWeights weights = GgufModelLoader.weights(gguf, c);
+    try (CudaTests.Synthetic model =
+        CudaTests.syntheticModel(tmp.resolve("range-d64.gguf"), shape, 7)) {
+      LlamaConfig c = model.config();
+      LlamaWeights weights = model.weights();
       TransformerLayers layers = new TransformerLayers(c, weights);
       Transformer single = new Transformer(c, weights);
       int[] prompt = new SplittableRandom(5).ints(24, 0, c.vocabSize()).toArray();

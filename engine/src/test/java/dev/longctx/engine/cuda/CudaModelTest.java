@@ -6,13 +6,11 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.longctx.engine.attention.AttentionPolicy.IndexerTopK;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
-import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
-import dev.longctx.engine.model.GgufModelLoader;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.model.TestModels;
@@ -231,9 +229,10 @@ class CudaModelTest {
     LlamaConfig shape =
         new LlamaConfig(
             "qwen2", 128, 128, 1, 2, 1, 64, 260, 512, 1e-6f, 10000f, Rope.Layout.ROTATE_HALF, null);
-    try (GgufFile gguf = CudaTests.syntheticModel(tmp.resolve("se-d64.gguf"), shape, 5)) {
-      LlamaConfig c = GgufModelLoader.config(gguf);
-      var weights = GgufModelLoader.weights(gguf, c);
+    try (CudaTests.Synthetic model =
+        CudaTests.syntheticModel(tmp.resolve("se-d64.gguf"), shape, 5)) {
+      LlamaConfig c = model.config();
+      var weights = model.weights();
       Transformer cpu = new Transformer(c, weights);
       int[] prompt = new SplittableRandom(9).ints(90, 0, c.vocabSize()).toArray();
       int steps = 3;
@@ -287,9 +286,10 @@ class CudaModelTest {
     LlamaConfig shape =
         new LlamaConfig(
             "llama", 128, 256, 2, 2, 1, 64, 260, 512, 1e-5f, 10000f, Rope.Layout.ROTATE_HALF, null);
-    try (GgufFile gguf = CudaTests.syntheticModel(tmp.resolve("graphs.gguf"), shape, 7)) {
-      LlamaConfig c = GgufModelLoader.config(gguf);
-      var weights = GgufModelLoader.weights(gguf, c);
+    try (CudaTests.Synthetic model =
+        CudaTests.syntheticModel(tmp.resolve("graphs.gguf"), shape, 7)) {
+      LlamaConfig c = model.config();
+      var weights = model.weights();
       int[] prompt = new SplittableRandom(3).ints(40, 0, c.vocabSize()).toArray();
       int steps = 170;
       try (CudaModel gpu = new CudaModel(cx, c, weights)) {

@@ -12,13 +12,11 @@ import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
 import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.attention.SequenceAttention;
-import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.SyntheticContext;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
-import dev.longctx.engine.model.GgufModelLoader;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.model.LoadedModel;
@@ -125,9 +123,10 @@ class CudaSelectorTest {
     LlamaConfig shape =
         new LlamaConfig(
             "qwen2", 128, 128, 1, 2, 1, 64, 260, 512, 1e-6f, 10000f, Rope.Layout.ROTATE_HALF, null);
-    try (GgufFile gguf = CudaTests.syntheticModel(tmp.resolve("topk-d64.gguf"), shape, 5)) {
-      LlamaConfig c = GgufModelLoader.config(gguf);
-      LlamaWeights weights = GgufModelLoader.weights(gguf, c);
+    try (CudaTests.Synthetic model =
+        CudaTests.syntheticModel(tmp.resolve("topk-d64.gguf"), shape, 5)) {
+      LlamaConfig c = model.config();
+      LlamaWeights weights = model.weights();
       Transformer cpu = new Transformer(c, weights);
       int[] prompt = new SplittableRandom(9).ints(90, 0, c.vocabSize()).toArray();
       try (CudaModel gpu = new CudaModel(cx, c, weights)) {

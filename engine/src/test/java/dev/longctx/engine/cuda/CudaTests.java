@@ -6,8 +6,10 @@ import dev.longctx.engine.cuda.Backend.Availability;
 import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.kernel.Ops;
+import dev.longctx.engine.model.GgufModelLoader;
 import dev.longctx.engine.model.GgufModelWriter;
 import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.model.SyntheticModel;
 import dev.longctx.engine.tensor.GgmlType;
 import java.io.IOException;
@@ -43,11 +45,20 @@ final class CudaTests {
     return shared;
   }
 
+  /** A model file opened with its config and weights (which read from it until it is closed). */
+  record Synthetic(GgufFile file, LlamaConfig config, LlamaWeights weights)
+      implements AutoCloseable {
+    @Override
+    public void close() {
+      file.close();
+    }
+  }
+
   /**
    * A synthetic model of {@code shape} (random weights from {@code seed}, F32) written to {@code
-   * file} as GGUF and opened.
+   * file} as GGUF and loaded.
    */
-  static GgufFile syntheticModel(Path file, LlamaConfig shape, long seed) throws IOException {
+  static Synthetic syntheticModel(Path file, LlamaConfig shape, long seed) throws IOException {
     String name = file.getFileName().toString().replace(".gguf", "");
     GgufModelWriter.write(
         file,
@@ -55,7 +66,9 @@ final class CudaTests {
         SyntheticModel.source(shape, true, seed),
         SyntheticModel.vocabulary(shape.vocabSize()),
         GgmlType.F32);
-    return GgufFile.open(file);
+    GgufFile gguf = GgufFile.open(file);
+    LlamaConfig c = GgufModelLoader.config(gguf);
+    return new Synthetic(gguf, c, GgufModelLoader.weights(gguf, c));
   }
 
   /** A quiet NaN bit pattern, to poison output buffers so unwritten elements fail comparisons. */
