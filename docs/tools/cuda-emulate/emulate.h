@@ -344,6 +344,12 @@ inline void emulated_mma16816(float* d, const unsigned* a, const unsigned* b) {
 // emulated_cp_async_wait_all, as late as the device may make it: a tile read before the wait, or
 // overwritten while another warp still reads it (a missing barrier), then gives wrong results.
 inline void emulated_cp_async16(void* dst, const void* src, bool valid) {
+  // The device requires both addresses 16-byte aligned, zero-filled (!valid) copies too; a
+  // misaligned one faults there and would pass silently here.
+  if ((reinterpret_cast<std::uintptr_t>(dst) | reinterpret_cast<std::uintptr_t>(src)) & 15) {
+    std::fprintf(stderr, "emulate: cp.async with a misaligned address (dst %p, src %p)\n", dst, src);
+    std::abort();
+  }
   emu::threads[emu::running].copies.push_back({dst, src, valid});
 }
 
@@ -364,6 +370,10 @@ inline void emulated_cp_async_wait_all() {
 inline void emulated_ldmatrix_x4(unsigned* r, const unsigned short* row, bool trans) {
   static const unsigned short* rows[32][32];  // [warp][lane]
   unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (reinterpret_cast<std::uintptr_t>(row) & 15) {  // each row's 16 bytes aligned on the device
+    std::fprintf(stderr, "emulate: ldmatrix row address %p is not 16-byte aligned\n", (void*)row);
+    std::abort();
+  }
   rows[warp][lane] = row;
   emu::arrive(emu::warp_barriers[warp]);
   for (int m = 0; m < 4; m++) {
