@@ -24,6 +24,7 @@ public final class GpuCheck {
       "dev.longctx.engine.cuda.CudaOpsTest",
       "dev.longctx.engine.cuda.CudaModelTest",
       "dev.longctx.engine.cuda.LaunchGraphTest",
+      "dev.longctx.engine.cuda.KernelProfileTest",
       "dev.longctx.engine.cuda.CudaKvRangeTest",
       "dev.longctx.engine.cuda.CudaSelectorTest"
     };

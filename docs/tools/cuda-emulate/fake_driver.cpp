@@ -3,11 +3,12 @@
 // launches run by the CPU emulation of longctx.cu. Loaded in place of the real driver
 // (LD_LIBRARY_PATH) it lets the Java tests of the backend (CudaOpsTest, CudaModelTest) run end to
 // end on a machine without a GPU: argument marshalling, copies, page tables, the model's forward
-// pass, graphs of kernel launches. See java-check.sh. Not a CUDA implementation: one device, no
-// streams, no cuBLAS.
+// pass, graphs of kernel launches, events. See java-check.sh. Not a CUDA implementation: one
+// device, no streams, no cuBLAS.
 #include "emulate.h"
 #include "../../../engine/src/main/cuda/longctx.cu"
 
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -229,6 +230,34 @@ int cuGraphExecDestroy(void* exec) {
 }
 int cuGraphDestroy(void* graph) {
   delete static_cast<FakeGraph*>(graph);
+  return OK;
+}
+// Events: the host clock when recorded (kernels run synchronously here, so the time between two
+// events is the emulation's time for the launches between them). Never recorded: an error.
+struct FakeEvent {
+  bool recorded = false;
+  std::chrono::steady_clock::time_point at;
+};
+int cuEventCreate(void** event, unsigned) {
+  *event = new FakeEvent();
+  return OK;
+}
+int cuEventRecord(void* event, void*) {
+  auto* e = static_cast<FakeEvent*>(event);
+  e->recorded = true;
+  e->at = std::chrono::steady_clock::now();
+  return OK;
+}
+int cuEventSynchronize(void*) { return OK; }
+int cuEventElapsedTime_v2(float* ms, void* start, void* end) {
+  auto* a = static_cast<FakeEvent*>(start);
+  auto* b = static_cast<FakeEvent*>(end);
+  if (!a->recorded || !b->recorded) return 600;  // CUDA_ERROR_NOT_READY
+  *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
+  return OK;
+}
+int cuEventDestroy_v2(void* event) {
+  delete static_cast<FakeEvent*>(event);
   return OK;
 }
 int cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {

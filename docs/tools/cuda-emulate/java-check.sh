@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the CUDA backend's Java GPU tests (CudaOpsTest, CudaModelTest, LaunchGraphTest,
-# CudaKvRangeTest, CudaSelectorTest, BackendTest, then the worker's GpuShardsTest and the CLI's GPU
+# KernelProfileTest, CudaKvRangeTest, CudaSelectorTest, BackendTest, then the worker's GpuShardsTest and the CLI's GPU
 # tests) on a machine without a GPU, against fake_driver.cpp built as libcuda.so.1: the whole Java
 # side (launch marshalling, copies, page tables, graphs, the model's forward pass and its greedy
 # tokens against the CPU backend) with the kernels run by the CPU emulation. cuBLAS is absent, so its test skips and
@@ -16,7 +16,7 @@ export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 export PATH="$JAVA_HOME/bin:$PATH"
 export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
 ./mvnw -o -pl engine test \
-  -Dtest='CudaOpsTest,CudaModelTest,LaunchGraphTest,CudaKvRangeTest,CudaSelectorTest,BackendTest' \
+  -Dtest='CudaOpsTest,CudaModelTest,LaunchGraphTest,KernelProfileTest,CudaKvRangeTest,CudaSelectorTest,BackendTest' \
   -Dsurefire.failIfNoSpecifiedTests=false "$@"
 # The worker resolves the engine (and its test jar) from the local repository.
 ./mvnw -o -q -pl proto,engine install -DskipTests

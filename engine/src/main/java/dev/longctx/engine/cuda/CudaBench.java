@@ -57,11 +57,15 @@ public final class CudaBench {
       matvecTable(cx, tiny, copyGbs);
       System.out.println("| model | type | weights | test | t/s | GB/s | % of copy bandwidth |");
       System.out.println("| --- | --- | ---: | --- | ---: | ---: | ---: |");
+      List<Profiled> profiles = new ArrayList<>();
       for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.Q8_0}) {
         LlamaConfig c = tiny ? tinyShape() : llama8b(quick ? 2 : 32);
-        decodeAndPrefill(cx, c, type, tiny ? 16 : 512, tiny ? 4 : 64, copyGbs);
+        profiles.addAll(decodeAndPrefill(cx, c, type, tiny ? 16 : 512, tiny ? 4 : 64, copyGbs));
       }
       System.out.println();
+      for (Profiled p : profiles) {
+        printProfile(p);
+      }
       int[] contexts =
           tiny
               ? new int[] {300, 600}
@@ -302,7 +306,41 @@ public final class CudaBench {
     return image;
   }
 
-  private static void decodeAndPrefill(
+  /** A profile of the model's steps ({@link CudaContext#profile}) and what one step is. */
+  record Profiled(String title, String step, KernelProfile.Result result) {}
+
+  /**
+   * A profile as a table: each kernel's launches and device time per step, its share of the step's
+   * span, and the time outside all launches (the device idle between them, copies).
+   */
+  static void printProfile(Profiled p) {
+    KernelProfile.Result r = p.result();
+    double steps = r.steps();
+    System.out.printf("%s: device time by kernel (CUDA events around each launch)%n", p.title());
+    System.out.printf(
+        "| kernel | launches / %s | µs / %s | %% of the %s |%n", p.step(), p.step(), p.step());
+    System.out.println("| --- | ---: | ---: | ---: |");
+    for (KernelProfile.Entry e : r.entries()) {
+      System.out.printf(
+          "| %s | %.0f | %.1f | %.1f %% |%n",
+          e.name(),
+          e.launches() / steps,
+          e.microseconds() / steps,
+          100 * e.microseconds() / r.spanMicroseconds());
+    }
+    System.out.printf(
+        "| outside the launches (idle, copies) | | %.1f | %.1f %% |%n",
+        r.outsideMicroseconds() / steps, 100 * r.outsideMicroseconds() / r.spanMicroseconds());
+    System.out.printf(
+        "| whole %s | %.0f | %.1f | 100 %% |%n%n",
+        p.step(), r.launches() / steps, r.spanMicroseconds() / steps);
+  }
+
+  /**
+   * The model table's rows of one weight type (prefill and decode tokens/s, direct launches and a
+   * CUDA graph), and profiles of a prefill chunk and of decode steps by kernel.
+   */
+  private static List<Profiled> decodeAndPrefill(
       CudaContext cx, LlamaConfig c, GgmlType type, int prompt, int steps, double copyGbs) {
     LlamaWeights w = syntheticWeights(c, type, 7);
     try (CudaModel model = new CudaModel(cx, c, w)) {
@@ -348,6 +386,22 @@ public final class CudaBench {
             gbs,
             100 * gbs / copyGbs);
       }
+      // The same steps by kernel: one prefill of the prompt, then decode steps at its depth.
+      List<Profiled> profiles = new ArrayList<>();
+      try (CudaSequence seq = model.newSequence(prompt + steps)) {
+        int[] tokens = random.ints(prompt, 0, c.vocabSize()).toArray();
+        profiles.add(
+            new Profiled(
+                name + ", " + type + ", pp" + prompt,
+                "prefill",
+                cx.profile(1, () -> model.prefill(seq, tokens))));
+        profiles.add(
+            new Profiled(
+                name + ", " + type + ", tg @ d" + prompt,
+                "token",
+                cx.profile(steps, () -> model.decode(seq, random.nextInt(c.vocabSize())))));
+      }
+      return profiles;
     }
   }
 

@@ -32,18 +32,20 @@ final class CudaBlas implements AutoCloseable {
     FP32
   }
 
+  private final CudaContext cx;
   private final cublasContext handle;
 
-  private CudaBlas(cublasContext handle) {
+  private CudaBlas(CudaContext cx, cublasContext handle) {
+    this.cx = cx;
     this.handle = handle;
   }
 
-  /** cuBLAS on the current context, or null (with the reason in {@code why[0]}). */
-  static CudaBlas tryCreate(String[] why) {
+  /** cuBLAS on {@code cx} (current), or null (with the reason in {@code why[0]}). */
+  static CudaBlas tryCreate(CudaContext cx, String[] why) {
     try {
       cublasContext h = new cublasContext();
       check("cublasCreate", cublasCreate_v2(h));
-      return new CudaBlas(h);
+      return new CudaBlas(cx, h);
     } catch (LinkageError | CudaException e) {
       why[0] = e.toString();
       return null;
@@ -61,6 +63,10 @@ final class CudaBlas implements AutoCloseable {
           case BF16 -> CUDA_R_16BF;
           case FP32 -> CUDA_R_32F;
         };
+    cx.libraryCall("cublasGemmEx " + p, () -> gemmEx(type, p, w, x, y, rows, cols, n));
+  }
+
+  private void gemmEx(int type, Precision p, long w, long x, long y, int rows, int cols, int n) {
     try (FloatPointer alpha = new FloatPointer(1f);
         FloatPointer beta = new FloatPointer(0f)) {
       check(

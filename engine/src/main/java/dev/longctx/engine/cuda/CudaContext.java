@@ -62,6 +62,8 @@ public final class CudaContext implements AutoCloseable {
   // The graph recording the calling thread's step, if any (LaunchGraph.run): other threads'
   // calls (another model's work) go on directly.
   private final ThreadLocal<LaunchGraph> recording = new ThreadLocal<>();
+  // The calling thread's kernel profile while CudaContext.profile runs its steps.
+  private final ThreadLocal<KernelProfile> profiling = new ThreadLocal<>();
 
   private CudaContext(int ordinal) {
     check("cuInit", cuInit(0));
@@ -338,13 +340,64 @@ public final class CudaContext implements AutoCloseable {
       graph.add(kernel, f, gridX, gridY, block, args.length, argSlots);
       return;
     }
+    KernelProfile profile = profiling.get();
+    if (profile != null) {
+      profile.before(kernel);
+    }
     int status =
         cuLaunchKernel(
             f, gridX, gridY, 1, block, 1, 1, 0, (CUstream_st) null, argSlots.table(), null);
+    if (profile != null) {
+      profile.after();
+    }
     if (status != 0) {
       check(
           "cuLaunchKernel(" + kernel + ", grid " + gridX + "x" + gridY + ", block " + block + ")",
           status);
+    }
+  }
+
+  /**
+   * Runs {@code step} {@code times} times with a CUDA event around each of its launches and cuBLAS
+   * calls, and returns where the device time went (KernelProfile). Steps meant to run as a graph
+   * run launch by launch here, so that each launch is seen.
+   */
+  KernelProfile.Result profile(int times, Runnable step) {
+    if (recording.get() != null || profiling.get() != null) {
+      throw new IllegalStateException("profile inside a recorded or profiled step");
+    }
+    bind();
+    try (KernelProfile profile = new KernelProfile()) {
+      profiling.set(profile);
+      try {
+        for (int i = 0; i < times; i++) {
+          profile.beginStep();
+          step.run();
+          profile.endStep();
+        }
+      } finally {
+        profiling.remove();
+      }
+      return profile.result();
+    }
+  }
+
+  /** Whether the calling thread's launches are being profiled ({@link #profile}). */
+  boolean isProfiling() {
+    return profiling.get() != null;
+  }
+
+  /**
+   * Runs a library call (cuBLAS) that launches kernels, profiled as one launch named {@code name}.
+   */
+  void libraryCall(String name, Runnable call) {
+    KernelProfile profile = profiling.get();
+    if (profile != null) {
+      profile.before(name);
+    }
+    call.run();
+    if (profile != null) {
+      profile.after();
     }
   }
 
@@ -394,7 +447,7 @@ public final class CudaContext implements AutoCloseable {
     if (!blasTried) {
       blasTried = true;
       bind();
-      blas = CudaBlas.tryCreate(blasMissing);
+      blas = CudaBlas.tryCreate(this, blasMissing);
     }
     return blas;
   }

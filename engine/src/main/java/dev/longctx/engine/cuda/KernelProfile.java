@@ -1,0 +1,139 @@
+package dev.longctx.engine.cuda;
+
+import static dev.longctx.engine.cuda.Cuda.check;
+import static org.bytedeco.cuda.global.cudart.CU_EVENT_DEFAULT;
+import static org.bytedeco.cuda.global.cudart.cuEventCreate;
+import static org.bytedeco.cuda.global.cudart.cuEventDestroy;
+import static org.bytedeco.cuda.global.cudart.cuEventElapsedTime;
+import static org.bytedeco.cuda.global.cudart.cuEventRecord;
+import static org.bytedeco.cuda.global.cudart.cuEventSynchronize;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.cuda.cudart.CUevent_st;
+import org.bytedeco.cuda.cudart.CUstream_st;
+
+/**
+ * Where a step's device time goes, kernel by kernel: a CUDA event before and after each launch (and
+ * each cuBLAS call) of the steps {@link CudaContext#profile} runs, read once the steps are done.
+ * The device time of a launch is the time between its two events; what a step spends outside all
+ * launches (idle gaps while the host issues the next launch, copies) is the step's time between its
+ * first and last events less the launches'. This is the table that says whether a decode step is
+ * bound by its matrix-vector products or by the small launches around them, without a profiler on
+ * the device machine.
+ */
+final class KernelProfile implements AutoCloseable {
+
+  /** One kernel (or cuBLAS call) over the profiled steps: launches and device time. */
+  record Entry(String name, long launches, double microseconds) {}
+
+  /**
+   * The profiled steps: entries by device time (largest first), time outside the launches, and the
+   * whole span from the first step's start to the last step's end; all in µs summed over steps.
+   */
+  record Result(
+      List<Entry> entries, int steps, double outsideMicroseconds, double spanMicroseconds) {
+
+    /** Device time of all launches. */
+    double launchMicroseconds() {
+      return entries.stream().mapToDouble(Entry::microseconds).sum();
+    }
+
+    /** Launches of all kernels. */
+    long launches() {
+      return entries.stream().mapToLong(Entry::launches).sum();
+    }
+  }
+
+  private final List<CUevent_st> pool = new ArrayList<>();
+  private final List<String> names = new ArrayList<>();
+  private int used;
+  private int steps;
+  private final List<int[]> stepBounds = new ArrayList<>();
+  private boolean closed;
+
+  /** Starts a step: an event before its first launch. */
+  void beginStep() {
+    stepBounds.add(new int[] {record(), -1});
+  }
+
+  /** Ends a step: an event after its last launch (and any copy it made). */
+  void endStep() {
+    stepBounds.getLast()[1] = record();
+    steps++;
+  }
+
+  /** Called right before a launch named {@code name}. */
+  void before(String name) {
+    names.add(name);
+    record();
+  }
+
+  /** Called right after the launch {@link #before} announced. */
+  void after() {
+    record();
+  }
+
+  private int record() {
+    if (used == pool.size()) {
+      CUevent_st e = new CUevent_st();
+      check("cuEventCreate", cuEventCreate(e, CU_EVENT_DEFAULT));
+      pool.add(e);
+    }
+    CUevent_st e = pool.get(used);
+    check("cuEventRecord", cuEventRecord(e, (CUstream_st) null));
+    return used++;
+  }
+
+  /** Waits for the recorded steps and sums their events by name; then starts empty. */
+  Result result() {
+    Map<String, double[]> byName = new LinkedHashMap<>(); // name -> {launches, µs}
+    double span = 0;
+    double launched = 0;
+    if (used > 0) {
+      check("cuEventSynchronize", cuEventSynchronize(pool.get(used - 1)));
+    }
+    // Events in record order: a step's begin, then (before, after) per launch, then its end.
+    int launch = 0;
+    for (int[] bounds : stepBounds) {
+      span += elapsed(bounds[0], bounds[1]);
+      for (int next = bounds[0] + 1; next < bounds[1]; next += 2) {
+        double us = elapsed(next, next + 1);
+        double[] sum = byName.computeIfAbsent(names.get(launch++), k -> new double[2]);
+        sum[0]++;
+        sum[1] += us;
+        launched += us;
+      }
+    }
+    List<Entry> entries = new ArrayList<>();
+    byName.forEach((name, sum) -> entries.add(new Entry(name, (long) sum[0], sum[1])));
+    entries.sort(Comparator.comparingDouble(Entry::microseconds).reversed());
+    Result r = new Result(List.copyOf(entries), steps, Math.max(0, span - launched), span);
+    used = 0;
+    steps = 0;
+    names.clear();
+    stepBounds.clear();
+    return r;
+  }
+
+  private double elapsed(int from, int to) {
+    float[] ms = new float[1];
+    check("cuEventElapsedTime", cuEventElapsedTime(ms, pool.get(from), pool.get(to)));
+    return ms[0] * 1000.0;
+  }
+
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    for (CUevent_st e : pool) {
+      check("cuEventDestroy", cuEventDestroy(e));
+    }
+    pool.clear();
+  }
+}
