@@ -111,6 +111,8 @@ public final class CudaBench {
     LlamaWeights w = syntheticWeights(c, GgmlType.F16, 7);
     SplittableRandom random = new SplittableRandom(5);
     int resident = Math.min(512, contexts[0]);
+    int deepest = contexts[contexts.length - 1];
+    List<Profiled> profiles = new ArrayList<>();
     try (CudaModel model = new CudaModel(cx, c, w)) {
       for (int ctx : contexts) {
         // the policies over an F32 cache, then dense and indexer top-k over an F16 one
@@ -118,7 +120,7 @@ public final class CudaBench {
         for (int p = 0; p < ms.length; p++) {
           model.setKvCacheType(p < policies.length ? KvCacheType.F32 : KvCacheType.F16);
           AttentionPolicy policy = policies[p < policies.length ? p : p - policies.length];
-          try (CudaSequence seq = model.newSequence(ctx + steps, policy)) {
+          try (CudaSequence seq = model.newSequence(ctx + 2 * steps, policy)) {
             model.prefill(seq, random.ints(resident, 0, c.vocabSize()).toArray());
             model.extendSynthetic(seq, ctx);
             cx.synchronize();
@@ -128,12 +130,34 @@ public final class CudaBench {
               model.decode(seq, random.nextInt(c.vocabSize()));
             }
             ms[p] = (System.nanoTime() - t0) / 1e6 / (steps - 1);
+            if (ctx == deepest && p < policies.length) {
+              // the deepest context's steps by kernel: selection against attention
+              profiles.add(
+                  new Profiled(
+                      policyName(policy) + ", decode at " + ctx,
+                      "token",
+                      cx.profile(
+                          steps - 1, () -> model.decode(seq, random.nextInt(c.vocabSize())))));
+            }
           }
         }
         System.out.printf(
             "| %d | %.2f | %.2f | %.2f | %.2f | %.2f |%n", ctx, ms[0], ms[1], ms[2], ms[3], ms[4]);
       }
     }
+    System.out.println();
+    for (Profiled p : profiles) {
+      printProfile(p);
+    }
+  }
+
+  private static String policyName(AttentionPolicy policy) {
+    return switch (policy) {
+      case AttentionPolicy.IndexerTopK t -> "indexer top-k (own heads, k = " + t.k() + ")";
+      case AttentionPolicy.BlockTopK b ->
+          "block top-k (" + b.topBlocks() + " × " + b.blockSize() + ")";
+      default -> "dense";
+    };
   }
 
   private static double copyBandwidth(CudaContext cx, long bytes) {
