@@ -367,7 +367,9 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   public void score(ScoreRequest request, StreamObserver<ScoreResponse> observer) {
     observer.onError(
         Status.UNIMPLEMENTED
-            .withDescription("indexer scoring comes with the sparse attention methods")
+            .withDescription(
+                "shards do not score: the coordinator selects sparse keys itself from the keys"
+                    + " each Advance returns (replicated index-K, ALGORITHMS.md §4.5)")
             .asRuntimeException());
   }
 
