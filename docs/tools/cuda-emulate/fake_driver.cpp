@@ -44,6 +44,8 @@ std::map<std::string, Launcher>& kernels() {
   static std::map<std::string, Launcher> k = {
       {"matvec", launcher(matvec)},
       {"matvec_split", launcher(matvec_split)},
+      {"quantize_rows_q8", launcher(quantize_rows_q8)},
+      {"matvec_split_q8x", launcher(matvec_split_q8x)},
       {"embed_rows", launcher(embed_rows)},
       {"rope_store_rows", launcher(rope_store_rows)},
       {"rope_store_rows_f16", launcher(rope_store_rows_f16)},

@@ -42,6 +42,14 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 s) {
   for (int i = 0; i < 4; i++) r |= (u32)((v >> (8 * ((s >> (4 * i)) & 7))) & 0xff) << (8 * i);
   return r;
 }
+// dp4a.s32.s32: c + Σ_i a_i·b_i over the four signed bytes of a and b.
+__device__ __forceinline__ int dp4a(int a, int b, int c) {
+  for (int i = 0; i < 4; i++)
+    c += (int)(signed char)(a >> (8 * i)) * (int)(signed char)(b >> (8 * i));
+  return c;
+}
+// cvt.rni.s32.f32: round to nearest, ties to even.
+__device__ __forceinline__ int float_to_int_rn(float f) { return (int)std::nearbyint(f); }
 #else
 __device__ __forceinline__ float half_to_float(u16 h) {
   float f;
@@ -58,6 +66,18 @@ __device__ __forceinline__ u16 float_to_half(float f) {
 __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 s) {
   u32 r;
   asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(s));
+  return r;
+}
+
+__device__ __forceinline__ int dp4a(int a, int b, int c) {
+  int r;
+  asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+}
+
+__device__ __forceinline__ int float_to_int_rn(float f) {
+  int r;
+  asm("cvt.rni.s32.f32 %0, %1;" : "=r"(r) : "f"(f));
   return r;
 }
 #endif
@@ -578,6 +598,204 @@ extern "C" __global__ void matvec_split(const u8* w, const u8* scales, int type,
     }
     v0 = warp_sum(a0);
     v1 = warp_sum(a1);
+  }
+  if ((threadIdx.x & 31) == 0) {
+    y[(long long)t * rows + row] = v0;
+    if (next != row) y[(long long)t * rows + next] = v1;
+  }
+}
+
+// ---- integer products over quantized activations ------------------------------------------
+//
+// The decode products of the split layout can also run on 8-bit activations, as llama.cpp's
+// MMVQ kernels do: x quantized per 32-element block to int8 quants and a float scale, then four
+// weight quants times four activation quants per dp4a instruction, scaled per block. A lane
+// spends about six instructions on a 4-byte weight word this way against about fifteen in
+// matvec_split (four prmt, four subtractions, four FMAs per row), so the product stays bound by the
+// weight bytes; the price is the activations' rounding (|x − d·q| ≤ d/2, d = max|x| / 127 of the
+// block), which the CPU backend does not have: CudaModel.setQuantizedActivations, off by default.
+
+// xq[t, c] = round-to-nearest-even(x[t, c] / d) and xd[t, b] = d = max_{c ∈ b} |x[t, c]| / 127 for
+// each 32-element block b of row t (q = 0 where the block is all zeros). cols % 32 == 0. A warp per
+// block: grid (ceil(cols / 256), n), block 256.
+extern "C" __global__ void quantize_rows_q8(const float* x, signed char* xq, float* xd, int cols,
+                                            int n) {
+  int blocks = cols >> 5;
+  int b = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  int t = blockIdx.y;
+  if (b >= blocks || t >= n) return;
+  int lane = threadIdx.x & 31;
+  long long i = (long long)t * cols + 32 * b + lane;
+  float v = x[i];
+  float d = warp_max(fabsf(v)) / 127.f;
+  xq[i] = (signed char)(d == 0.f ? 0 : float_to_int_rn(v / d));
+  if (lane == 0) xd[(long long)t * blocks + b] = d;
+}
+
+// An int of magnitude < 2^22 as a float, exactly, without I2F (a quarter-rate conversion): its
+// bits added to those of 1.5·2^23, whose mantissa step is 1.
+__device__ __forceinline__ float small_int_to_float(int v) {
+  return __int_as_float(v + 0x4B400000) - 12582912.f;
+}
+
+// The four Q4_0 nibbles of v (one per byte, each < 16) as the signed bytes nibble − 8: the nibble
+// with its top bit flipped is nibble − 8 in 4-bit two's complement; its sign goes to bits 4..7.
+__device__ __forceinline__ int q4_signed_bytes(u32 v) {
+  u32 t = v ^ 0x08080808u;
+  return (int)(t | ((t & 0x08080808u) * 0x1Eu));
+}
+
+// One Q8_0 chunk of two rows over quantized activations: quants a, b and scales da, db as
+// q8_chunk2 reads them; xc = the chunk's activation quants + 4·lane, dc = its activation scales
+// + lane / 8 (word j's block is 4j + lane / 8 of the chunk).
+__device__ __forceinline__ void q8x_chunk2(uint4 a, uint4 b, uint2 da, uint2 db,
+                                           const signed char* xc, const float* dc, float& acc0,
+                                           float& acc1) {
+  u32 wa[4] = {a.x, a.y, a.z, a.w}, wb[4] = {b.x, b.y, b.z, b.w};
+  u32 sa[2] = {da.x, da.y}, sb[2] = {db.x, db.y};
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    int xw = *(const int*)(xc + 128 * j);
+    float dx = dc[4 * j];
+    int shift = 16 * (j & 1);
+    acc0 += half_to_float((u16)(sa[j >> 1] >> shift)) * dx *
+            small_int_to_float(dp4a((int)wa[j], xw, 0));
+    acc1 += half_to_float((u16)(sb[j >> 1] >> shift)) * dx *
+            small_int_to_float(dp4a((int)wb[j], xw, 0));
+  }
+}
+
+// One Q4_0 chunk of two rows over quantized activations: nibbles a, b and scales da, db as
+// q4_chunk2 reads them; xc = the chunk's activation quants + 4·lane, dc = its scales + lane / 8
+// (word w's low nibbles are in block 8w + lane / 8 of the chunk, its high ones in 8w + 4 + lane / 8).
+__device__ __forceinline__ void q4x_chunk2(uint4 a, uint4 b, uint4 da, uint4 db,
+                                           const signed char* xc, const float* dc, float& acc0,
+                                           float& acc1) {
+  u32 wa[4] = {a.x, a.y, a.z, a.w}, wb[4] = {b.x, b.y, b.z, b.w};
+  u32 sa[4] = {da.x, da.y, da.z, da.w}, sb[4] = {db.x, db.y, db.z, db.w};
+#pragma unroll
+  for (int w = 0; w < 4; w++) {
+    int lo = *(const int*)(xc + 256 * w), hi = *(const int*)(xc + 256 * w + 128);
+    float dlo = dc[8 * w], dhi = dc[8 * w + 4];
+    acc0 += half_to_float((u16)sa[w]) * dlo *
+                small_int_to_float(dp4a(q4_signed_bytes(wa[w] & 0x0f0f0f0fu), lo, 0)) +
+            half_to_float((u16)(sa[w] >> 16)) * dhi *
+                small_int_to_float(dp4a(q4_signed_bytes((wa[w] >> 4) & 0x0f0f0f0fu), hi, 0));
+    acc1 += half_to_float((u16)sb[w]) * dlo *
+                small_int_to_float(dp4a(q4_signed_bytes(wb[w] & 0x0f0f0f0fu), lo, 0)) +
+            half_to_float((u16)(sb[w] >> 16)) * dhi *
+                small_int_to_float(dp4a(q4_signed_bytes((wb[w] >> 4) & 0x0f0f0f0fu), hi, 0));
+  }
+}
+
+// Rows (q0, s0) and (q1, s1) of a split-layout matrix dotted with quantized activations (xq, xd)
+// by one warp, as warp_split_dot2 with x; q and s 16-byte aligned, xq 4-byte aligned.
+__device__ void warp_split_dot2_q8x(const u8* __restrict__ q0, const u8* __restrict__ q1,
+                                    const u16* __restrict__ s0, const u16* __restrict__ s1,
+                                    int type, int cols, const signed char* __restrict__ xq,
+                                    const float* __restrict__ xd, float& r0, float& r1) {
+  int lane = threadIdx.x & 31, g = lane >> 3;
+  float acc0 = 0.f, acc1 = 0.f;
+  if (type == TYPE_Q8_0_SPLIT) {
+    int chunks = cols >> 9, f = 0;
+    // Four chunks a round (eight 16-byte weight loads in flight a lane), then one at a time.
+    for (; f + 3 < chunks; f += 4) {
+      uint4 a[4], b[4];
+      uint2 da[4], db[4];
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        a[i] = ((const uint4*)(q0 + ((long long)(f + i) << 9)))[lane];
+        b[i] = ((const uint4*)(q1 + ((long long)(f + i) << 9)))[lane];
+        da[i] = *(const uint2*)(s0 + 16 * (f + i) + 4 * g);
+        db[i] = *(const uint2*)(s1 + 16 * (f + i) + 4 * g);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+        q8x_chunk2(a[i], b[i], da[i], db[i], xq + ((long long)(f + i) << 9) + 4 * lane,
+                   xd + 16 * (f + i) + g, acc0, acc1);
+    }
+    for (; f < chunks; f++) {
+      uint4 a0 = ((const uint4*)(q0 + ((long long)f << 9)))[lane];
+      uint4 b0 = ((const uint4*)(q1 + ((long long)f << 9)))[lane];
+      uint2 da0 = *(const uint2*)(s0 + 16 * f + 4 * g), db0 = *(const uint2*)(s1 + 16 * f + 4 * g);
+      q8x_chunk2(a0, b0, da0, db0, xq + ((long long)f << 9) + 4 * lane, xd + 16 * f + g, acc0,
+                 acc1);
+    }
+    // The rest in element order: one word of four quants per lane, 128 elements per warp step.
+    for (int c = (chunks << 9) + 4 * lane; c < cols; c += 128) {
+      int xw = *(const int*)(xq + c);
+      float dx = xd[c >> 5];
+      acc0 += half_to_float(s0[c >> 5]) * dx *
+              small_int_to_float(dp4a(*(const int*)(q0 + c), xw, 0));
+      acc1 += half_to_float(s1[c >> 5]) * dx *
+              small_int_to_float(dp4a(*(const int*)(q1 + c), xw, 0));
+    }
+  } else {
+    int chunks = cols >> 10, f = 0;
+    for (; f + 3 < chunks; f += 4) {  // as for Q8_0
+      uint4 a[4], b[4], da[4], db[4];
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        a[i] = ((const uint4*)(q0 + ((long long)(f + i) << 9)))[lane];
+        b[i] = ((const uint4*)(q1 + ((long long)(f + i) << 9)))[lane];
+        da[i] = *(const uint4*)(s0 + 32 * (f + i) + 8 * g);
+        db[i] = *(const uint4*)(s1 + 32 * (f + i) + 8 * g);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+        q4x_chunk2(a[i], b[i], da[i], db[i], xq + ((long long)(f + i) << 10) + 4 * lane,
+                   xd + 32 * (f + i) + g, acc0, acc1);
+    }
+    for (; f < chunks; f++) {
+      uint4 a0 = ((const uint4*)(q0 + ((long long)f << 9)))[lane];
+      uint4 b0 = ((const uint4*)(q1 + ((long long)f << 9)))[lane];
+      uint4 da0 = *(const uint4*)(s0 + 32 * f + 8 * g), db0 = *(const uint4*)(s1 + 32 * f + 8 * g);
+      q4x_chunk2(a0, b0, da0, db0, xq + ((long long)f << 10) + 4 * lane, xd + 32 * f + g, acc0,
+                 acc1);
+    }
+    // The rest: byte t holds elements t (low nibble) and half + t (high) of it; a word per lane.
+    int full = chunks << 10, half = (cols - full) >> 1;
+    const u8* t0 = q0 + full / 2;
+    const u8* t1 = q1 + full / 2;
+    for (int t = 4 * lane; t < half; t += 128) {
+      int cl = full + t, ch = full + half + t;  // the two nibbles' elements
+      int lo = *(const int*)(xq + cl), hi = *(const int*)(xq + ch);
+      float dlo = xd[cl >> 5], dhi = xd[ch >> 5];
+      u32 v0 = *(const u32*)(t0 + t), v1 = *(const u32*)(t1 + t);
+      acc0 += half_to_float(s0[cl >> 5]) * dlo *
+                  small_int_to_float(dp4a(q4_signed_bytes(v0 & 0x0f0f0f0fu), lo, 0)) +
+              half_to_float(s0[ch >> 5]) * dhi *
+                  small_int_to_float(dp4a(q4_signed_bytes((v0 >> 4) & 0x0f0f0f0fu), hi, 0));
+      acc1 += half_to_float(s1[cl >> 5]) * dlo *
+                  small_int_to_float(dp4a(q4_signed_bytes(v1 & 0x0f0f0f0fu), lo, 0)) +
+              half_to_float(s1[ch >> 5]) * dhi *
+                  small_int_to_float(dp4a(q4_signed_bytes((v1 >> 4) & 0x0f0f0f0fu), hi, 0));
+    }
+  }
+  r0 = warp_sum(acc0);
+  r1 = warp_sum(acc1);
+}
+
+// y[t, r] = Σ_c W[r, c]·x[t, c] for W in the split layout and x given as quantize_rows_q8's
+// quants xq [n, cols] and scales xd [n, cols / 32]; grid and rows per warp as matvec_split. A type
+// other than the split ones, or unaligned pointers, write NaN (caught by the tests).
+extern "C" __global__ void matvec_split_q8x(const u8* w, const u8* scales, int type,
+                                            const signed char* xq, const float* xd, float* y,
+                                            int rows, int cols, int n) {
+  int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  int t = blockIdx.y;
+  long long row = (long long)warp * SPLIT_ROWS;
+  if (row >= rows || t >= n) return;
+  long long next = row + 1 < rows ? row + 1 : row;  // a last odd row is read twice, kept once
+  float v0 = __int_as_float(0x7fc00000), v1 = v0;
+  const signed char* xqt = xq + (long long)t * cols;
+  bool aligned = ((((unsigned long long)w) | ((unsigned long long)scales)) & 15ull) == 0 &&
+                 (((unsigned long long)xqt) & 3ull) == 0;
+  if (is_split(type) && aligned && (cols & 31) == 0) {
+    long long rowBytes = split_row_bytes(type, cols), stride = split_scale_stride(cols);
+    warp_split_dot2_q8x(w + row * rowBytes, w + next * rowBytes,
+                        (const u16*)scales + row * stride, (const u16*)scales + next * stride,
+                        type, cols, xqt, xd + (long long)t * (cols >> 5), v0, v1);
   }
   if ((threadIdx.x & 31) == 0) {
     y[(long long)t * rows + row] = v0;

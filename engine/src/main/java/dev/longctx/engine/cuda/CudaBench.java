@@ -54,34 +54,73 @@ public final class CudaBench {
       double copyGbs = copyBandwidth(cx, tiny ? 1L << 26 : 1L << 30);
       System.out.printf(
           "| copy bandwidth (device to device, read + write) | %.1f GB/s |%n%n", copyGbs);
-      matvecTable(cx, tiny, copyGbs);
-      System.out.println("| model | type | weights | test | t/s | GB/s | % of copy bandwidth |");
-      System.out.println("| --- | --- | ---: | --- | ---: | ---: | ---: |");
-      List<Profiled> profiles = new ArrayList<>();
-      for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.Q8_0}) {
-        LlamaConfig c = tiny ? tinyShape() : llama8b(quick ? 2 : 32);
-        profiles.addAll(decodeAndPrefill(cx, c, type, tiny ? 16 : 512, tiny ? 4 : 64, copyGbs));
-      }
-      System.out.println();
-      for (Profiled p : profiles) {
-        printProfile(p);
-      }
+      section("matvec table", () -> matvecTable(cx, tiny, copyGbs));
+      section(
+          "model table",
+          () -> {
+            System.out.println(
+                "| model | type | weights | test | t/s | GB/s | % of copy bandwidth |");
+            System.out.println("| --- | --- | ---: | --- | ---: | ---: | ---: |");
+            List<Profiled> profiles = new ArrayList<>();
+            for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.Q8_0}) {
+              LlamaConfig c = tiny ? tinyShape() : llama8b(quick ? 2 : 32);
+              profiles.addAll(
+                  decodeAndPrefill(cx, c, type, tiny ? 16 : 512, tiny ? 4 : 64, copyGbs));
+            }
+            System.out.println();
+            for (Profiled p : profiles) {
+              printProfile(p);
+            }
+          });
       int[] contexts =
           tiny
               ? new int[] {300, 600}
               : quick ? new int[] {8192, 32768} : new int[] {8192, 16384, 32768, 65536, 131072};
-      attention(
-          cx,
-          tiny
-              ? new AttentionShape(4, 2, 32, 4, 32, 64, 8, contexts)
-              : new AttentionShape(32, 8, 128, 64, 128, 2048, 128, contexts));
+      section(
+          "attention table",
+          () ->
+              attention(
+                  cx,
+                  tiny
+                      ? new AttentionShape(4, 2, 32, 4, 32, 64, 8, contexts)
+                      : new AttentionShape(32, 8, 128, 64, 128, 2048, 128, contexts)));
       System.out.println();
-      decodeVersusContext(
-          cx,
-          tiny ? tinyShape() : llama8b(quick ? 2 : 8),
-          tiny ? 64 : 2048,
-          contexts,
-          tiny ? 2 : 16);
+      section(
+          "decode against context",
+          () ->
+              decodeVersusContext(
+                  cx,
+                  tiny ? tinyShape() : llama8b(quick ? 2 : 8),
+                  tiny ? 64 : 2048,
+                  contexts,
+                  tiny ? 2 : 16));
+    }
+  }
+
+  /**
+   * Runs one table; a failure is printed and the next table runs (on a device a launch error that
+   * does not poison the context, e.g. a kernel's resources, leaves the rest measurable).
+   */
+  private static void section(String name, Runnable table) {
+    try {
+      table.run();
+    } catch (RuntimeException e) {
+      System.out.println();
+      System.out.printf("%s failed: %s%n%n", name, e);
+      e.printStackTrace(System.out);
+    }
+  }
+
+  /**
+   * One measurement of a path behind a switch that is off by default (two-heads or pipelined
+   * prefill, CUDA graphs): NaN, with the failure on stderr, if it fails, so the table goes on.
+   */
+  private static double optional(String what, java.util.function.DoubleSupplier measure) {
+    try {
+      return measure.getAsDouble();
+    } catch (RuntimeException e) {
+      System.err.printf("%s failed: %s%n", what, e);
+      return Double.NaN;
     }
   }
 
@@ -373,8 +412,12 @@ public final class CudaBench {
       SplittableRandom random = new SplittableRandom(1);
       double bestPrefill = 0;
       double[] bestDecode = new double[2]; // direct launches, then CUDA graphs
+      boolean graphsFailed = false;
       for (int r = 0; r < REPS; r++) {
         for (int graphs = 0; graphs < 2; graphs++) {
+          if (graphs == 1 && graphsFailed) {
+            continue;
+          }
           model.setDecodeGraphs(graphs == 1);
           try (CudaSequence seq = model.newSequence(prompt + steps)) {
             int[] tokens = random.ints(prompt, 0, c.vocabSize()).toArray();
@@ -387,6 +430,13 @@ public final class CudaBench {
             }
             double tps = steps / ((System.nanoTime() - t0) / 1e9);
             bestDecode[graphs] = Math.max(bestDecode[graphs], tps);
+          } catch (RuntimeException e) {
+            if (graphs == 0) {
+              throw e;
+            }
+            System.err.printf("decode as CUDA graphs failed: %s%n", e); // the row shows NaN
+            graphsFailed = true;
+            bestDecode[1] = Double.NaN;
           }
         }
       }
@@ -500,7 +550,9 @@ public final class CudaBench {
           k.setTensorCoreHeadsPerBlock(2);
           double tflopsPaired =
               ctx >= LONG_PREFILL_ROWS
-                  ? prefillTflops(cx, k, shape, cache, q, out, lse, ctx, LONG_PREFILL_ROWS)
+                  ? optional(
+                      "two heads a block",
+                      () -> prefillTflops(cx, k, shape, cache, q, out, lse, ctx, LONG_PREFILL_ROWS))
                   : Double.NaN;
           k.setTensorCoreHeadsPerBlock(1);
           Runnable indexerStep =
@@ -565,7 +617,10 @@ public final class CudaBench {
             k.setPipelinedPrefill(true);
             tflopsPipelined =
                 longEnough
-                    ? prefillTflops(cx, k, shape, half, q, out, lse, ctx, LONG_PREFILL_ROWS)
+                    ? optional(
+                        "pipelined prefill",
+                        () ->
+                            prefillTflops(cx, k, shape, half, q, out, lse, ctx, LONG_PREFILL_ROWS))
                     : Double.NaN;
             k.setPipelinedPrefill(false);
           }

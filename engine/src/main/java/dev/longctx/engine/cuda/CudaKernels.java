@@ -143,6 +143,45 @@ final class CudaKernels implements AutoCloseable {
         n);
   }
 
+  /**
+   * Activations for {@link #matvecQuantized}: each 32-element block of the n rows of {@code x} [n,
+   * cols] as int8 quants into {@code xq} [n, cols] and a float scale into {@code xd} [n, cols / 32]
+   * (d = max |x| / 127, q = round-half-even(x / d)); cols a multiple of 32.
+   */
+  void quantizeRows(long x, long xq, long xd, int cols, int n) {
+    if (cols % 32 != 0) {
+      throw new IllegalArgumentException("quantized activations need cols % 32 == 0, not " + cols);
+    }
+    int warps = THREADS / 32;
+    cx.launch("quantize_rows_q8", (cols / 32 + warps - 1) / warps, n, THREADS, x, xq, xd, cols, n);
+  }
+
+  /**
+   * {@code y[t, :] = W · x[t, :]} for t < n, W in the split layout, x given as {@link
+   * #quantizeRows}' quants and scales: integer products (dp4a) scaled per block.
+   */
+  void matvecQuantized(DeviceTensor w, long xq, long xd, long y, int n) {
+    if (w.layout() != DeviceTensor.Layout.SPLIT) {
+      throw new IllegalArgumentException(
+          "quantized activations need a matrix in the split layout, not " + w.layout());
+    }
+    int rowsPerBlock = MATVEC_WARPS * SPLIT_ROWS;
+    cx.launch(
+        "matvec_split_q8x",
+        (w.rows() + rowsPerBlock - 1) / rowsPerBlock,
+        n,
+        MATVEC_WARPS * 32,
+        w.address(),
+        w.scalesAddress(),
+        w.kernelType(),
+        xq,
+        xd,
+        y,
+        w.rows(),
+        w.cols(),
+        n);
+  }
+
   /** {@code out[t, :]} = row {@code tokens[t]} of the table, dequantized, for t < n. */
   void embed(DeviceTensor table, long tokens, long out, int n) {
     cx.launch(

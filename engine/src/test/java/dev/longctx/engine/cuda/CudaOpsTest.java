@@ -99,6 +99,82 @@ class CudaOpsTest {
     }
   }
 
+  /**
+   * Quantized activations (quantize_rows_q8, matvec_split_q8x): the quants and scales are exactly
+   * the reference's (max |x| / 127 per 32-element block, round half to even), and the integer
+   * product equals the float64 product of the weights and the dequantized activations, on the
+   * shapes of {@link #matvecEveryWeightType} (rests only, whole chunks, chunks and a rest,
+   * four-chunk rounds and their rest), a block of zeros included.
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = GgmlType.class,
+      names = {"Q8_0", "Q4_0"})
+  void matvecOverQuantizedActivations(GgmlType type) {
+    int[][] shapes = {{1, 32, 1}, {37, 64, 3}, {129, 1024, 2}, {5, 1568, 1}, {3, 4160, 2}};
+    for (int[] s : shapes) {
+      int rows = s[0];
+      int cols = s[1];
+      int n = s[2];
+      int blocks = cols / 32;
+      FloatTensor w = Quantizer.quantize(type, randoms(rows * cols, 1), rows, cols);
+      float[] x = randoms(n * cols, 1);
+      if (cols > 32) {
+        Arrays.fill(x, 32, 64, 0f); // an all-zero block: scale 0, quants 0
+      }
+      // the reference quantization
+      byte[] q = new byte[n * cols];
+      float[] d = new float[n * blocks];
+      for (int b = 0; b < n * blocks; b++) {
+        float max = 0;
+        for (int e = 0; e < 32; e++) {
+          max = Math.max(max, Math.abs(x[32 * b + e]));
+        }
+        d[b] = max / 127f;
+        for (int e = 0; e < 32; e++) {
+          q[32 * b + e] = d[b] == 0f ? 0 : (byte) Math.rint(x[32 * b + e] / d[b]);
+        }
+      }
+      double[] ref = new double[n * rows];
+      for (int t = 0; t < n; t++) {
+        for (int r = 0; r < rows; r++) {
+          double sum = 0;
+          for (int c = 0; c < cols; c++) {
+            int i = t * cols + c;
+            sum += (double) w.getFloat((long) r * cols + c) * ((double) d[i / 32] * q[i]);
+          }
+          ref[t * rows + r] = sum;
+        }
+      }
+      DeviceTensor dw = keep(DeviceTensor.upload(cx, w, "w"));
+      DeviceBuffer xq = keep(cx.alloc((long) n * cols));
+      cx.fill(xq, CudaTests.NAN_BITS);
+      DeviceBuffer xd = poisoned((long) n * blocks);
+      DeviceBuffer y = poisoned((long) n * rows);
+      k.quantizeRows(up(x).address(), xq.address(), xd.address(), cols, n);
+      k.matvecQuantized(dw, xq.address(), xd.address(), y.address(), n);
+      String what = type + " " + rows + "x" + cols + " n=" + n;
+      int[] words = new int[n * cols / 4];
+      cx.read(xq, 0, words, words.length);
+      for (int i = 0; i < n * cols; i++) {
+        assertThat((byte) (words[i / 4] >> (8 * (i % 4))))
+            .as("%s quant %d of %s", what, i, x[i])
+            .isEqualTo(q[i]);
+      }
+      assertThat(CudaTests.read(cx, xd, n * blocks)).as(what + " scales").containsExactly(d);
+      assertClose(what, CudaTests.read(cx, y, n * rows), ref, 2e-6 * Math.sqrt(cols));
+    }
+    // only the split layout has the integer product
+    FloatTensor w = Quantizer.quantize(type, randoms(64 * 64, 1), 64, 64);
+    DeviceTensor gguf = keep(DeviceTensor.upload(cx, w, "g", DeviceTensor.Layout.GGUF));
+    assertThatThrownBy(() -> k.matvecQuantized(gguf, 0L, 0L, 0L, 1))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("split layout");
+    assertThatThrownBy(() -> k.quantizeRows(0L, 0L, 0L, 48, 1))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("cols % 32");
+  }
+
   @ParameterizedTest
   @EnumSource(
       value = GgmlType.class,
