@@ -218,7 +218,8 @@ public final class CudaBench {
   /**
    * The decode kernel alone: one matrix-vector product per weight type and shape, GB/s of the GGUF
    * bytes. Q8_0 and Q4_0 run in the split layout the model uploads (matvec_split) and, for
-   * comparison, in the GGUF layout ("gguf": matvec's blocks).
+   * comparison, in the GGUF layout ("gguf": matvec's blocks) and over int8 activations (the
+   * quantization launch and matvec_split_q8x, timed together).
    */
   private static void matvecTable(CudaContext cx, boolean tiny, double copyGbs) {
     int[][] shapes =
@@ -229,11 +230,19 @@ public final class CudaBench {
     try (CudaKernels k = new CudaKernels(cx)) {
       for (int[] shape : shapes) {
         GgmlType[] types = {
-          GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_0
+          GgmlType.F16,
+          GgmlType.BF16,
+          GgmlType.Q8_0,
+          GgmlType.Q4_0,
+          GgmlType.Q8_0,
+          GgmlType.Q4_0,
+          GgmlType.Q8_0,
+          GgmlType.Q4_0
         };
         for (int ti = 0; ti < types.length; ti++) {
           GgmlType type = types[ti];
-          boolean gguf = ti >= 4; // the last two: Q8_0 / Q4_0 in the GGUF layout
+          boolean gguf = ti == 4 || ti == 5; // Q8_0 / Q4_0 in the GGUF layout
+          boolean int8 = ti >= 6; // split layout over int8 activations (quantize + dp4a product)
           MemorySegment image =
               randomImage(
                   type == GgmlType.BF16 || type == GgmlType.Q4_0 ? GgmlType.F16 : type,
@@ -251,14 +260,22 @@ public final class CudaBench {
               gguf ? DeviceTensor.Layout.GGUF : DeviceTensor.defaultLayout(type, shape[1]);
           try (DeviceTensor w = DeviceTensor.upload(cx, t, "bench", layout);
               DeviceBuffer xd = cx.upload(x);
+              DeviceBuffer quants = cx.alloc(shape[1] + (long) shape[1] / 32 * Float.BYTES);
               DeviceBuffer y = cx.alloc((long) shape[0] * Float.BYTES)) {
             int launches = 20;
+            long xq = quants.address();
+            long xs = xq + shape[1];
             double seconds =
                 best(
                         cx,
                         () -> {
                           for (int i = 0; i < launches; i++) {
-                            k.matvec(w, xd.address(), y.address(), 1);
+                            if (int8) {
+                              k.quantizeRows(xd.address(), xq, xs, shape[1], 1);
+                              k.matvecQuantized(w, xq, xs, y.address(), 1);
+                            } else {
+                              k.matvec(w, xd.address(), y.address(), 1);
+                            }
                           }
                         })
                     / launches;
@@ -267,7 +284,7 @@ public final class CudaBench {
                 "| %d × %d | %s | %.1f | %.0f | %.0f%% |%n",
                 shape[0],
                 shape[1],
-                type + (gguf ? " gguf" : ""),
+                type + (gguf ? " gguf" : int8 ? " × int8 x (with its quantization)" : ""),
                 seconds * 1e6,
                 gbs,
                 100 * gbs / copyGbs);
@@ -411,54 +428,56 @@ public final class CudaBench {
       long perToken = model.weightBytes() - w.tokenEmbedding().data().byteSize();
       SplittableRandom random = new SplittableRandom(1);
       double bestPrefill = 0;
-      double[] bestDecode = new double[2]; // direct launches, then CUDA graphs
-      boolean graphsFailed = false;
+      // Decode variants: direct launches; one CUDA graph a step; for Q8_0, int8 activations
+      // (direct launches). A variant behind a switch that fails shows NaN.
+      String[] variants =
+          type == GgmlType.F16
+              ? new String[] {"", ", CUDA graph"}
+              : new String[] {"", ", CUDA graph", ", int8 activations"};
+      double[] bestDecode = new double[variants.length];
+      boolean[] failed = new boolean[variants.length];
       for (int r = 0; r < REPS; r++) {
-        for (int graphs = 0; graphs < 2; graphs++) {
-          if (graphs == 1 && graphsFailed) {
+        for (int v = 0; v < variants.length; v++) {
+          if (failed[v]) {
             continue;
           }
-          model.setDecodeGraphs(graphs == 1);
+          model.setDecodeGraphs(v == 1);
+          model.setQuantizedActivations(v == 2);
           try (CudaSequence seq = model.newSequence(prompt + steps)) {
             int[] tokens = random.ints(prompt, 0, c.vocabSize()).toArray();
             long t0 = System.nanoTime();
             model.prefill(seq, tokens);
-            bestPrefill = Math.max(bestPrefill, prompt / ((System.nanoTime() - t0) / 1e9));
+            if (v == 0) {
+              bestPrefill = Math.max(bestPrefill, prompt / ((System.nanoTime() - t0) / 1e9));
+            }
             t0 = System.nanoTime();
             for (int i = 0; i < steps; i++) {
               model.decode(seq, random.nextInt(c.vocabSize()));
             }
             double tps = steps / ((System.nanoTime() - t0) / 1e9);
-            bestDecode[graphs] = Math.max(bestDecode[graphs], tps);
+            bestDecode[v] = Math.max(bestDecode[v], tps);
           } catch (RuntimeException e) {
-            if (graphs == 0) {
+            if (v == 0) {
               throw e;
             }
-            System.err.printf("decode as CUDA graphs failed: %s%n", e); // the row shows NaN
-            graphsFailed = true;
-            bestDecode[1] = Double.NaN;
+            System.err.printf("decode%s failed: %s%n", variants[v], e);
+            failed[v] = true;
+            bestDecode[v] = Double.NaN;
           }
         }
       }
       model.setDecodeGraphs(false);
+      model.setQuantizedActivations(false);
       String name =
           (c.dim() == 4096 ? "llama-3.1-8b shape, " : "toy shape, ") + c.layers() + " layers";
       String gib = String.format("%.2f GiB", model.weightBytes() / (double) (1L << 30));
       System.out.printf(
           "| %s | %s | %s | pp%d | %.1f | | |%n", name, type, gib, prompt, bestPrefill);
-      for (int graphs = 0; graphs < 2; graphs++) {
-        double gbs = perToken * bestDecode[graphs] / 1e9;
+      for (int v = 0; v < variants.length; v++) {
+        double gbs = perToken * bestDecode[v] / 1e9;
         System.out.printf(
             "| %s | %s | %s | tg%d @ d%d%s | %.1f | %.0f | %.0f%% |%n",
-            name,
-            type,
-            gib,
-            steps,
-            prompt,
-            graphs == 1 ? ", CUDA graph" : "",
-            bestDecode[graphs],
-            gbs,
-            100 * gbs / copyGbs);
+            name, type, gib, steps, prompt, variants[v], bestDecode[v], gbs, 100 * gbs / copyGbs);
       }
       // The same steps by kernel: one prefill of the prompt, then decode steps at its depth.
       List<Profiled> profiles = new ArrayList<>();
@@ -474,6 +493,19 @@ public final class CudaBench {
                 name + ", " + type + ", tg @ d" + prompt,
                 "token",
                 cx.profile(steps, () -> model.decode(seq, random.nextInt(c.vocabSize())))));
+      }
+      if (variants.length > 2 && !failed[2]) {
+        model.setQuantizedActivations(true);
+        try (CudaSequence seq = model.newSequence(prompt + steps)) {
+          model.prefill(seq, random.ints(prompt, 0, c.vocabSize()).toArray());
+          profiles.add(
+              new Profiled(
+                  name + ", " + type + ", tg @ d" + prompt + ", int8 activations",
+                  "token",
+                  cx.profile(steps, () -> model.decode(seq, random.nextInt(c.vocabSize())))));
+        } finally {
+          model.setQuantizedActivations(false);
+        }
       }
       return profiles;
     }

@@ -79,7 +79,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   private final long largestMatrix;
   private DeviceBuffer weightScratch;
   private DeviceBuffer attendScratch;
+  private DeviceBuffer activationScratch;
   private boolean gemmEnabled = true;
+  private boolean quantizedActivations;
   private KvCacheType kvCacheType = KvCacheType.F32;
   private boolean decodeGraphs;
   private boolean ownsContext;
@@ -196,6 +198,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     this.gemmEnabled = base.gemmEnabled;
     this.kvCacheType = base.kvCacheType;
     this.decodeGraphs = base.decodeGraphs;
+    this.quantizedActivations = base.quantizedActivations;
   }
 
   /**
@@ -419,6 +422,22 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
 
   public boolean decodeGraphs() {
     return decodeGraphs;
+  }
+
+  /**
+   * Whether the matrix-vector products of Q8_0 / Q4_0 matrices (decode, and prefill rows without
+   * cuBLAS) run on 8-bit activations: each input row quantized per 32-element block, then integer
+   * products (CudaKernels.matvecQuantized, as llama.cpp's MMVQ kernels), about a third of the
+   * instructions per weight byte of the float product. Off by default: the activations' rounding
+   * moves the logits away from the CPU backend's (within the bound CudaModelTest checks), and the
+   * speed-up is to be measured ({@code CudaBench} prints both).
+   */
+  public void setQuantizedActivations(boolean enabled) {
+    this.quantizedActivations = enabled;
+  }
+
+  public boolean quantizedActivations() {
+    return quantizedActivations;
   }
 
   /** Device bytes of the weights (the GGUF tensor bytes plus norms). */
@@ -974,7 +993,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     long v = kk + (long) n * c.kvDim() * Float.BYTES;
     long xb = a.xb.address();
     if (n == 1 && w.qkv != null) {
-      k.matvec(w.qkv, xb, q, 1);
+      matvecRows(w.qkv, xb, q, 1);
     } else {
       matmul(w.wq, xb, q, n, a);
       matmul(w.wk, xb, kk, n, a);
@@ -1031,7 +1050,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     long gate = a.gateUp.address();
     long up = gate + (long) n * c.hiddenDim() * Float.BYTES;
     if (n == 1 && w.gateUp != null) {
-      k.matvec(w.gateUp, xb, gate, 1);
+      matvecRows(w.gateUp, xb, gate, 1);
     } else {
       matmul(w.wGate, xb, gate, n, a);
       matmul(w.wUp, xb, up, n, a);
@@ -1076,7 +1095,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     LlamaConfig c = config;
     long x = a.x.address() + (long) row * c.dim() * Float.BYTES;
     k.rmsnorm(a.xb.address(), x, outputNorm.address(), 1, c.dim(), c.rmsEps());
-    k.matvec(output, a.xb.address(), a.logits.address(), 1);
+    matvecRows(output, a.xb.address(), a.logits.address(), 1);
   }
 
   private void rope(long x, DeviceBuffer positions, int n, int heads, int rowStride) {
@@ -1232,7 +1251,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   void matmul(DeviceTensor w, long x, long y, int n, Activations a) {
     CudaBlas blas = n >= GEMM_MIN_ROWS && gemmEnabled ? cx.blas() : null;
     if (blas == null) {
-      k.matvec(w, x, y, n);
+      matvecRows(w, x, y, n);
       return;
     }
     if (w.type() == GgmlType.F32) {
@@ -1257,6 +1276,42 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         w.rows(),
         w.cols(),
         n);
+  }
+
+  /**
+   * {@code y[n, rows] = x[n, cols] · Wᵀ} by the matrix-vector kernel: over quantized activations
+   * when {@link #setQuantizedActivations} is on and W is in the split layout, else over x.
+   */
+  private void matvecRows(DeviceTensor w, long x, long y, int n) {
+    if (!quantizedActivations || w.layout() != DeviceTensor.Layout.SPLIT) {
+      k.matvec(w, x, y, n);
+      return;
+    }
+    // n·cols int8 quants, then (16-byte aligned) n·cols / 32 float scales
+    long quantBytes = ((long) n * w.cols() + 15) & ~15L;
+    DeviceBuffer scratch = activationScratch(quantBytes + (long) n * (w.cols() / 32) * Float.BYTES);
+    long xq = scratch.address();
+    long xd = xq + quantBytes;
+    k.quantizeRows(x, xq, xd, w.cols(), n);
+    k.matvecQuantized(w, xq, xd, y, n);
+  }
+
+  /**
+   * Scratch of at least {@code bytes} for quantized activations, shared under the model's lock and
+   * grown as needed. Inside a recorded step, freeing the smaller one refuses (the step then runs
+   * launch by launch) and leaves it in place.
+   */
+  private DeviceBuffer activationScratch(long bytes) {
+    CudaModel m = base != null ? base : this;
+    if (m.activationScratch == null || m.activationScratch.bytes() < bytes) {
+      if (m.activationScratch != null) {
+        m.activationScratch.close();
+        m.owned.remove(m.activationScratch);
+        m.activationScratch = null;
+      }
+      m.activationScratch = m.own(cx.alloc(Math.max(bytes, 1L << 20)));
+    }
+    return m.activationScratch;
   }
 
   @Override

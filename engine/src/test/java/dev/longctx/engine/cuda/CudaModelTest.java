@@ -6,14 +6,20 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.longctx.engine.attention.AttentionPolicy.IndexerTopK;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
+import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
+import dev.longctx.engine.model.GgufModelLoader;
+import dev.longctx.engine.model.GgufModelWriter;
 import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.model.SyntheticModel;
 import dev.longctx.engine.model.TestModels;
+import dev.longctx.engine.tensor.GgmlType;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -21,6 +27,8 @@ import java.util.SplittableRandom;
 import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * The whole model on CUDA against the CPU {@link Transformer} on the real stories260K: greedy
@@ -127,6 +135,92 @@ class CudaModelTest {
           "F16 KV: max |logit − CPU| %.2e, from the F32 cache %.2e%n", worst, fromExact);
       assertThat(worst).as("max |logit − CPU logit| over %d steps", steps + 1).isLessThan(0.1);
       assertThat(fromExact).as("F16 cache logits differ from the F32 cache's").isGreaterThan(0);
+    }
+  }
+
+  /**
+   * Int8 activations ({@link CudaModel#setQuantizedActivations}) on a two-layer Q8_0 / Q4_0 model
+   * whose every matrix is in the split layout (widths of whole chunks and rests): fed the CPU's
+   * greedy tokens, every step's logits stay within the activations' rounding of the CPU's, the
+   * greedy choice is the CPU's wherever its lead exceeds that, and the logits are not those of the
+   * float-activation product (the integer path really runs).
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = GgmlType.class,
+      names = {"Q8_0", "Q4_0"})
+  void quantizedActivationsTrackTheCpuBackend(GgmlType type, @TempDir Path tmp) throws IOException {
+    CudaContext cx = CudaTests.context();
+    LlamaConfig shape =
+        new LlamaConfig(
+            "llama",
+            640,
+            1088,
+            2,
+            10,
+            2,
+            64,
+            300,
+            128,
+            1e-5f,
+            10000f,
+            Rope.Layout.INTERLEAVED,
+            null);
+    Path file = tmp.resolve("q.gguf");
+    GgufModelWriter.write(
+        file,
+        "q",
+        SyntheticModel.source(shape, true, 23),
+        SyntheticModel.vocabulary(shape.vocabSize()),
+        type);
+    try (GgufFile gguf = GgufFile.open(file)) {
+      LlamaConfig c = GgufModelLoader.config(gguf);
+      LlamaWeights weights = GgufModelLoader.weights(gguf, c);
+      Transformer cpu = new Transformer(c, weights);
+      int[] prompt = new SplittableRandom(5).ints(12, 0, c.vocabSize()).toArray();
+      int steps = 16;
+      Sequence cs = cpu.newSequence(prompt.length + steps + 1);
+      List<float[]> expected = CudaTests.greedyLogits(cpu, cs, prompt, steps);
+      int[] fed = new int[steps];
+      for (int i = 0; i < steps; i++) {
+        fed[i] = Ops.argmax(expected.get(i), 0, expected.get(i).length);
+      }
+      try (CudaModel gpu = new CudaModel(cx, c, weights)) {
+        List<float[]> exact = forced(gpu, prompt, fed);
+        gpu.setQuantizedActivations(true);
+        List<float[]> int8 = forced(gpu, prompt, fed);
+        double scale = 1;
+        for (float[] want : expected) {
+          for (float v : want) {
+            scale = Math.max(scale, Math.abs(v));
+          }
+        }
+        double worst = 0;
+        double fromExact = 0;
+        for (int i = 0; i <= steps; i++) {
+          float[] want = expected.get(i);
+          float[] got = int8.get(i);
+          double diff = CudaTests.maxAbsDiff(got, want);
+          worst = Math.max(worst, diff);
+          fromExact = Math.max(fromExact, CudaTests.maxAbsDiff(got, exact.get(i)));
+          float[] sorted = want.clone();
+          java.util.Arrays.sort(sorted);
+          if (sorted[sorted.length - 1] - sorted[sorted.length - 2] > 4 * diff) {
+            assertThat(Ops.argmax(got, 0, got.length))
+                .as("greedy token of step %d", i)
+                .isEqualTo(Ops.argmax(want, 0, want.length));
+          }
+        }
+        System.out.printf(
+            "%s, int8 activations: max |logit − CPU| %.2e (logits up to %.2f), from float"
+                + " activations %.2e%n",
+            type, worst, scale, fromExact);
+        // each activation within half a step of 1/127 of its block's largest: a few per cent
+        assertThat(worst)
+            .as("max |logit − CPU logit| over %d steps", steps + 1)
+            .isLessThan(0.05 * scale);
+        assertThat(fromExact).as("int8 activations change the logits").isGreaterThan(0);
+      }
     }
   }
 
