@@ -136,6 +136,17 @@ __device__ float block_max(float v) {
   return total;
 }
 
+// Element i of a row-major activation array, held by one lane of a warp whose 32 lanes hold the
+// 32 elements of i's block (i / 32), stored as an int8 quant into xq[i] and, by lane 0, the
+// block's scale into xd[i / 32]: d = max |x| / 127 over the block, q = round-half-even(x / d), 0
+// where d = 0 (the activations of the integer products, matvec_split_q8x). Every lane must call it.
+__device__ __forceinline__ void quantize_block_store(float v, long long i, signed char* xq,
+                                                     float* xd) {
+  float d = warp_max(fabsf(v)) / 127.f;
+  xq[i] = (signed char)(d == 0.f ? 0 : float_to_int_rn(v / d));
+  if ((threadIdx.x & 31) == 0) xd[i >> 5] = d;
+}
+
 // ---- weights in GGUF layout ----------------------------------------------------------------
 
 // Element `col` of row `row` of a [rows, cols] weight of ggml type `type` (cols a multiple of 32 for
@@ -624,12 +635,8 @@ extern "C" __global__ void quantize_rows_q8(const float* x, signed char* xq, flo
   int b = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   int t = blockIdx.y;
   if (b >= blocks || t >= n) return;
-  int lane = threadIdx.x & 31;
-  long long i = (long long)t * cols + 32 * b + lane;
-  float v = x[i];
-  float d = warp_max(fabsf(v)) / 127.f;
-  xq[i] = (signed char)(d == 0.f ? 0 : float_to_int_rn(v / d));
-  if (lane == 0) xd[(long long)t * blocks + b] = d;
+  long long i = (long long)t * cols + 32 * b + (threadIdx.x & 31);
+  quantize_block_store(x[i], i, xq, xd);  // block b of row t is block i / 32 (cols % 32 == 0)
 }
 
 // An int of magnitude < 2^22 as a float, exactly, without I2F (a quarter-rate conversion): its
@@ -915,24 +922,55 @@ extern "C" __global__ void float_to_half_kernel(const float* x, u16* out, long l
 // ---- elementwise and row ops ----------------------------------------------------------------
 
 // out[t, i] = x[t, i] / sqrt(mean(x[t]²) + eps) · weight[i] (Ops.rmsnorm). Grid n rows.
-extern "C" __global__ void rmsnorm_rows(float* out, const float* x, const float* weight, int dim,
-                                        float eps) {
+template <bool Q8>
+__device__ void rmsnorm_rows_body(float* out, const float* x, const float* weight, int dim,
+                                  float eps, signed char* xq, float* xd) {
   const float* xr = x + (long long)blockIdx.x * dim;
   float* outr = out + (long long)blockIdx.x * dim;
   float ss = 0.f;
   for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
   ss = block_sum(ss);
   float scale = (float)(1.0 / sqrt((double)ss / dim + (double)eps));
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) outr[i] = xr[i] * scale * weight[i];
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    float v = xr[i] * scale * weight[i];
+    outr[i] = v;
+    if (Q8) quantize_block_store(v, (long long)blockIdx.x * dim + i, xq, xd);
+  }
 }
 
-// gate[i] = silu(gate[i]) · up[i], silu(x) = x / (1 + exp(−x)) (Ops.swiglu).
-extern "C" __global__ void swiglu(float* gate, const float* up, long long n) {
+extern "C" __global__ void rmsnorm_rows(float* out, const float* x, const float* weight, int dim,
+                                        float eps) {
+  rmsnorm_rows_body<false>(out, x, weight, dim, eps, 0, 0);
+}
+
+// rmsnorm_rows that also writes its output as quantize_rows_q8 would (dim % 32 == 0): the input of
+// an int8-activation product without a launch of its own.
+extern "C" __global__ void rmsnorm_rows_q8(float* out, const float* x, const float* weight,
+                                           int dim, float eps, signed char* xq, float* xd) {
+  rmsnorm_rows_body<true>(out, x, weight, dim, eps, xq, xd);
+}
+
+// gate[i] = silu(gate[i]) · up[i], silu(x) = x / (1 + exp(−x)) (Ops.swiglu); with Q8 also
+// quantized as quantize_rows_q8 would (n and the row width multiples of 32, so the grid-stride
+// steps keep each warp on one whole block).
+template <bool Q8>
+__device__ void swiglu_body(float* gate, const float* up, long long n, signed char* xq, float* xd) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
        i += (long long)gridDim.x * blockDim.x) {
     float g = gate[i];
-    gate[i] = g / (1.f + expf(-g)) * up[i];
+    float v = g / (1.f + expf(-g)) * up[i];
+    gate[i] = v;
+    if (Q8) quantize_block_store(v, i, xq, xd);
   }
+}
+
+extern "C" __global__ void swiglu(float* gate, const float* up, long long n) {
+  swiglu_body<false>(gate, up, n, 0, 0);
+}
+
+extern "C" __global__ void swiglu_q8(float* gate, const float* up, long long n, signed char* xq,
+                                     float* xd) {
+  swiglu_body<true>(gate, up, n, xq, xd);
 }
 
 // dst[i] += src[i] (Ops.add: the residual).
@@ -1050,8 +1088,10 @@ ROPE_STORE(rope_store_rows_f16, u16)
 
 // x += delta, then out = RMSNorm(x)·weight, per row (add_inplace then rmsnorm_rows in one launch,
 // with the same per-thread order, so the same floats). out may be delta. Grid n.
-extern "C" __global__ void add_rmsnorm_rows(float* x, const float* delta, float* out,
-                                            const float* weight, int dim, float eps) {
+template <bool Q8>
+__device__ void add_rmsnorm_rows_body(float* x, const float* delta, float* out,
+                                      const float* weight, int dim, float eps, signed char* xq,
+                                      float* xd) {
   float* xr = x + (long long)blockIdx.x * dim;
   const float* dr = delta + (long long)blockIdx.x * dim;
   float* outr = out + (long long)blockIdx.x * dim;
@@ -1063,7 +1103,23 @@ extern "C" __global__ void add_rmsnorm_rows(float* x, const float* delta, float*
   }
   ss = block_sum(ss);
   float scale = (float)(1.0 / sqrt((double)ss / dim + (double)eps));
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) outr[i] = xr[i] * scale * weight[i];
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    float v = xr[i] * scale * weight[i];
+    outr[i] = v;
+    if (Q8) quantize_block_store(v, (long long)blockIdx.x * dim + i, xq, xd);
+  }
+}
+
+extern "C" __global__ void add_rmsnorm_rows(float* x, const float* delta, float* out,
+                                            const float* weight, int dim, float eps) {
+  add_rmsnorm_rows_body<false>(x, delta, out, weight, dim, eps, 0, 0);
+}
+
+// add_rmsnorm_rows that also quantizes its output (rmsnorm_rows_q8).
+extern "C" __global__ void add_rmsnorm_rows_q8(float* x, const float* delta, float* out,
+                                               const float* weight, int dim, float eps,
+                                               signed char* xq, float* xd) {
+  add_rmsnorm_rows_body<true>(x, delta, out, weight, dim, eps, xq, xd);
 }
 
 // Writes rows [0, n) of src ([n, kvDim]) at positions [start, start + n) of a paged cache layer.

@@ -149,9 +149,7 @@ final class CudaKernels implements AutoCloseable {
    * (d = max |x| / 127, q = round-half-even(x / d)); cols a multiple of 32.
    */
   void quantizeRows(long x, long xq, long xd, int cols, int n) {
-    if (cols % 32 != 0) {
-      throw new IllegalArgumentException("quantized activations need cols % 32 == 0, not " + cols);
-    }
+    checkInt8Width(cols);
     int warps = THREADS / 32;
     cx.launch("quantize_rows_q8", (cols / 32 + warps - 1) / warps, n, THREADS, x, xq, xd, cols, n);
   }
@@ -224,8 +222,43 @@ final class CudaKernels implements AutoCloseable {
     cx.launch("rmsnorm_rows", n, 1, THREADS, out, x, weight, dim, eps);
   }
 
+  /**
+   * {@link #rmsnorm}, also writing out's int8 form (as {@link #quantizeRows}) unless int8 is null.
+   */
+  void rmsnorm(long out, long x, long weight, int n, int dim, float eps, CudaModel.Int8 int8) {
+    if (int8 == null) {
+      rmsnorm(out, x, weight, n, dim, eps);
+      return;
+    }
+    checkInt8Width(dim);
+    cx.launch(
+        "rmsnorm_rows_q8", n, 1, THREADS, out, x, weight, dim, eps, int8.quants(), int8.scales());
+  }
+
   void swiglu(long gate, long up, long count) {
     cx.launch("swiglu", gridFor(count), 1, THREADS, gate, up, count);
+  }
+
+  /**
+   * {@link #swiglu}, also writing the result's int8 form (as {@link #quantizeRows} over rows of any
+   * multiple of 32) unless int8 is null.
+   */
+  void swiglu(long gate, long up, long count, CudaModel.Int8 int8) {
+    if (int8 == null) {
+      swiglu(gate, up, count);
+      return;
+    }
+    if (count % 32 != 0) {
+      throw new IllegalArgumentException("int8 activations need a multiple of 32, not " + count);
+    }
+    cx.launch(
+        "swiglu_q8", gridFor(count), 1, THREADS, gate, up, count, int8.quants(), int8.scales());
+  }
+
+  private static void checkInt8Width(int cols) {
+    if (cols % 32 != 0) {
+      throw new IllegalArgumentException("quantized activations need cols % 32 == 0, not " + cols);
+    }
   }
 
   void add(long dst, long src, long count) {
@@ -705,6 +738,29 @@ final class CudaKernels implements AutoCloseable {
   /** x += delta, then out = RMSNorm(x)·weight per row (add then rmsnorm; out may be delta). */
   void addRmsnorm(long x, long delta, long out, long weight, int n, int dim, float eps) {
     cx.launch("add_rmsnorm_rows", n, 1, THREADS, x, delta, out, weight, dim, eps);
+  }
+
+  /** {@link #addRmsnorm}, also writing out's int8 form unless int8 is null ({@link #rmsnorm}). */
+  void addRmsnorm(
+      long x, long delta, long out, long weight, int n, int dim, float eps, CudaModel.Int8 int8) {
+    if (int8 == null) {
+      addRmsnorm(x, delta, out, weight, n, dim, eps);
+      return;
+    }
+    checkInt8Width(dim);
+    cx.launch(
+        "add_rmsnorm_rows_q8",
+        n,
+        1,
+        THREADS,
+        x,
+        delta,
+        out,
+        weight,
+        dim,
+        eps,
+        int8.quants(),
+        int8.scales());
   }
 
   // ---- SelfExtend (CudaModel) ----

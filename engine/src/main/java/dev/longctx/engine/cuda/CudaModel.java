@@ -79,7 +79,6 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   private final long largestMatrix;
   private DeviceBuffer weightScratch;
   private DeviceBuffer attendScratch;
-  private DeviceBuffer activationScratch;
   private boolean gemmEnabled = true;
   private boolean quantizedActivations;
   private KvCacheType kvCacheType = KvCacheType.F32;
@@ -552,6 +551,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     final DeviceBuffer tokens;
     final DeviceBuffer positions;
     final DeviceBuffer half;
+    // Whether a.half holds the int8 form of the next layer's attention input, written by the
+    // previous layer's last norm (CudaModel.finishLayer for projectLayer with normed).
+    boolean int8Ready;
     // SelfExtend only (null for dense): q [n, queryDim] then k [n, kvDim] rotated at the grouped
     // positions (one buffer, a copy of the front of qkv), the grouped partial's output, both
     // partials' LSEs, the grouped positions of the step's rows, and llama.cpp mode's per-row
@@ -984,8 +986,14 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       int l, CudaKvCache cache, Activations a, int n, int slot, SelfExtend se, boolean normed) {
     LlamaConfig c = config;
     Layer w = layers.get(l);
+    // The norm writes the int8 form of its output too when the products take it; a normed input
+    // has it when the previous layer's finishLayer wrote it (a.int8Ready).
+    Int8 int8 = int8Input(qkvInput(w, n), n, a);
+    boolean fused = normed && a.int8Ready;
+    a.int8Ready = false;
     if (!normed) {
-      k.rmsnorm(a.xb.address(), a.x.address(), w.attnNorm.address(), n, c.dim(), c.rmsEps());
+      k.rmsnorm(a.xb.address(), a.x.address(), w.attnNorm.address(), n, c.dim(), c.rmsEps(), int8);
+      fused = int8 != null;
     }
     // q [n, queryDim], then k and v [n, kvDim] each, in one buffer
     long q = a.qkv.address();
@@ -993,11 +1001,11 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     long v = kk + (long) n * c.kvDim() * Float.BYTES;
     long xb = a.xb.address();
     if (n == 1 && w.qkv != null) {
-      matvecRows(w.qkv, xb, q, 1);
+      matvecRows(w.qkv, xb, q, 1, a, fused);
     } else {
-      matmul(w.wq, xb, q, n, a);
-      matmul(w.wk, xb, kk, n, a);
-      matmul(w.wv, xb, v, n, a);
+      matmul(w.wq, xb, q, n, a, fused);
+      matmul(w.wk, xb, kk, n, a, fused);
+      matmul(w.wv, xb, v, n, a, fused);
     }
     if (w.bq != null) {
       k.addBias(q, w.bq.address(), c.queryDim(), n);
@@ -1045,21 +1053,28 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     Layer w = layers.get(l);
     int dim = c.dim();
     long xb = a.xb.address();
-    matmul(w.wo, a.att.address(), xb, n, a);
-    k.addRmsnorm(a.x.address(), xb, xb, w.ffnNorm.address(), n, dim, c.rmsEps());
+    matmul(w.wo, a.att.address(), xb, n, a, false);
+    // With int8 activations the norm and SwiGLU also write the int8 form of the next product's
+    // input (no quantization launch of its own).
+    DeviceTensor gateUpInput = n == 1 && w.gateUp != null ? w.gateUp : w.wGate;
+    Int8 toGateUp = int8Input(gateUpInput, n, a);
+    k.addRmsnorm(a.x.address(), xb, xb, w.ffnNorm.address(), n, dim, c.rmsEps(), toGateUp);
     long gate = a.gateUp.address();
     long up = gate + (long) n * c.hiddenDim() * Float.BYTES;
     if (n == 1 && w.gateUp != null) {
-      matvecRows(w.gateUp, xb, gate, 1);
+      matvecRows(w.gateUp, xb, gate, 1, a, toGateUp != null);
     } else {
-      matmul(w.wGate, xb, gate, n, a);
-      matmul(w.wUp, xb, up, n, a);
+      matmul(w.wGate, xb, gate, n, a, toGateUp != null);
+      matmul(w.wUp, xb, up, n, a, toGateUp != null);
     }
-    k.swiglu(gate, up, (long) n * c.hiddenDim());
-    matmul(w.wDown, gate, xb, n, a);
+    Int8 toDown = int8Input(w.wDown, n, a);
+    k.swiglu(gate, up, (long) n * c.hiddenDim(), toDown);
+    matmul(w.wDown, gate, xb, n, a, toDown != null);
     if (normNext && l + 1 < c.layers()) {
-      long nextNorm = layers.get(l + 1).attnNorm.address();
-      k.addRmsnorm(a.x.address(), xb, xb, nextNorm, n, dim, c.rmsEps());
+      Layer next = layers.get(l + 1);
+      Int8 toQkv = int8Input(qkvInput(next, n), n, a);
+      k.addRmsnorm(a.x.address(), xb, xb, next.attnNorm.address(), n, dim, c.rmsEps(), toQkv);
+      a.int8Ready = toQkv != null; // for projectLayer(l + 1, normed)
     } else {
       k.add(a.x.address(), xb, (long) n * dim);
     }
@@ -1094,8 +1109,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   private void projectLogits(Activations a, int row) {
     LlamaConfig c = config;
     long x = a.x.address() + (long) row * c.dim() * Float.BYTES;
-    k.rmsnorm(a.xb.address(), x, outputNorm.address(), 1, c.dim(), c.rmsEps());
-    matvecRows(output, a.xb.address(), a.logits.address(), 1);
+    Int8 int8 = int8Input(output, 1, a);
+    k.rmsnorm(a.xb.address(), x, outputNorm.address(), 1, c.dim(), c.rmsEps(), int8);
+    matvecRows(output, a.xb.address(), a.logits.address(), 1, a, int8 != null);
   }
 
   private void rope(long x, DeviceBuffer positions, int n, int heads, int rowStride) {
@@ -1249,11 +1265,20 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
 
   /** {@code y[n, rows] = x[n, cols] · Wᵀ}: cuBLAS for prefill chunks, the matvec kernel else. */
   void matmul(DeviceTensor w, long x, long y, int n, Activations a) {
+    matmul(w, x, y, n, a, false);
+  }
+
+  /**
+   * {@link #matmul}; {@code int8Written}: x's int8 form is already in a.half ({@link #int8Input} of
+   * w, written by the kernel that wrote x).
+   */
+  private void matmul(DeviceTensor w, long x, long y, int n, Activations a, boolean int8Written) {
     CudaBlas blas = n >= GEMM_MIN_ROWS && gemmEnabled ? cx.blas() : null;
     if (blas == null) {
-      matvecRows(w, x, y, n);
+      matvecRows(w, x, y, n, a, int8Written);
       return;
     }
+    a.int8Ready = false; // a.half is about to hold x in half precision
     if (w.type() == GgmlType.F32) {
       blas.gemm(CudaBlas.Precision.FP32, w.address(), x, y, w.rows(), w.cols(), n);
       return;
@@ -1278,40 +1303,47 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         n);
   }
 
+  /** Where an n-row input's int8 form lies: its quants, then its per-block scales. */
+  record Int8(long quants, long scales) {}
+
   /**
-   * {@code y[n, rows] = x[n, cols] · Wᵀ} by the matrix-vector kernel: over quantized activations
-   * when {@link #setQuantizedActivations} is on and W is in the split layout, else over x.
+   * The int8 form of an n-row input of w's product, in a.half (n·cols quants, then 16-byte aligned
+   * n·cols / 32 scales; the half-precision copy for cuBLAS is never needed at the same time), or
+   * null when that product takes float activations: {@link #setQuantizedActivations} off, w not in
+   * the split layout, or the product going to cuBLAS.
    */
-  private void matvecRows(DeviceTensor w, long x, long y, int n) {
+  private Int8 int8Input(DeviceTensor w, int n, Activations a) {
     if (!quantizedActivations || w.layout() != DeviceTensor.Layout.SPLIT) {
-      k.matvec(w, x, y, n);
-      return;
+      return null;
     }
-    // n·cols int8 quants, then (16-byte aligned) n·cols / 32 float scales
-    long quantBytes = ((long) n * w.cols() + 15) & ~15L;
-    DeviceBuffer scratch = activationScratch(quantBytes + (long) n * (w.cols() / 32) * Float.BYTES);
-    long xq = scratch.address();
-    long xd = xq + quantBytes;
-    k.quantizeRows(x, xq, xd, w.cols(), n);
-    k.matvecQuantized(w, xq, xd, y, n);
+    if (n >= GEMM_MIN_ROWS && gemmEnabled && cx.blas() != null) {
+      return null;
+    }
+    long quants = a.half.address();
+    return new Int8(quants, quants + (((long) n * w.cols() + 15) & ~15L));
+  }
+
+  /** The first product of a layer's attention input: stacked q/k/v in decode, else q. */
+  private static DeviceTensor qkvInput(Layer w, int n) {
+    return n == 1 && w.qkv != null ? w.qkv : w.wq;
   }
 
   /**
-   * Scratch of at least {@code bytes} for quantized activations, shared under the model's lock and
-   * grown as needed. Inside a recorded step, freeing the smaller one refuses (the step then runs
-   * launch by launch) and leaves it in place.
+   * {@code y[n, rows] = x[n, cols] · Wᵀ} by the matrix-vector kernel: over x's int8 form when w
+   * takes it ({@link #int8Input}; quantized here unless {@code int8Written}), else over x.
    */
-  private DeviceBuffer activationScratch(long bytes) {
-    CudaModel m = base != null ? base : this;
-    if (m.activationScratch == null || m.activationScratch.bytes() < bytes) {
-      if (m.activationScratch != null) {
-        m.activationScratch.close();
-        m.owned.remove(m.activationScratch);
-        m.activationScratch = null;
-      }
-      m.activationScratch = m.own(cx.alloc(Math.max(bytes, 1L << 20)));
+  private void matvecRows(
+      DeviceTensor w, long x, long y, int n, Activations a, boolean int8Written) {
+    Int8 int8 = int8Input(w, n, a);
+    if (int8 == null) {
+      k.matvec(w, x, y, n);
+      return;
     }
-    return m.activationScratch;
+    if (!int8Written) {
+      k.quantizeRows(x, int8.quants(), int8.scales(), w.cols(), n);
+      a.int8Ready = false; // a.half now holds x's, not what a producer wrote for the next layer
+    }
+    k.matvecQuantized(w, int8.quants(), int8.scales(), y, n);
   }
 
   @Override

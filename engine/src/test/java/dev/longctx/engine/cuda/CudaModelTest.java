@@ -220,6 +220,23 @@ class CudaModelTest {
             .as("max |logit − CPU logit| over %d steps", steps + 1)
             .isLessThan(0.05 * scale);
         assertThat(fromExact).as("int8 activations change the logits").isGreaterThan(0);
+        // A decode step quantizes only the attention output in a launch of its own: the norms
+        // and SwiGLU write the other products' int8 inputs, and every product is the integer one.
+        try (CudaSequence seq = gpu.newSequence(prompt.length + 1)) {
+          gpu.prefill(seq, prompt);
+          java.util.Map<String, Long> launches = new java.util.HashMap<>();
+          for (KernelProfile.Entry e : cx.profile(1, () -> gpu.decode(seq, fed[0])).entries()) {
+            launches.put(e.name(), e.launches());
+          }
+          int layers = c.layers();
+          assertThat(launches)
+              .containsEntry("quantize_rows_q8", (long) layers)
+              .containsEntry("rmsnorm_rows_q8", 2L) // layer 0's attention norm, the final norm
+              .containsEntry("add_rmsnorm_rows_q8", 2L * layers - 1)
+              .containsEntry("swiglu_q8", (long) layers)
+              .containsEntry("matvec_split_q8x", 4L * layers + 1)
+              .doesNotContainKeys("matvec_split", "matvec", "rmsnorm_rows", "swiglu");
+        }
       }
     }
   }

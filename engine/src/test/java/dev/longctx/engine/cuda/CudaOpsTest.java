@@ -175,6 +175,65 @@ class CudaOpsTest {
         .hasMessageContaining("cols % 32");
   }
 
+  /**
+   * The producers of int8 activations (rmsnorm_rows_q8, add_rmsnorm_rows_q8, swiglu_q8): their
+   * float output is the plain kernel's, bit for bit, and their int8 form is what quantize_rows_q8
+   * makes of that output, byte for byte and scale for scale.
+   */
+  @Test
+  void fusedProducersWriteTheInt8FormOfTheirOutput() {
+    int n = 3;
+    int dim = 320;
+    long count = (long) n * dim;
+    float eps = 1e-5f;
+    float[] x = randoms(n * dim, 2);
+    float[] delta = randoms(n * dim, 1);
+    float[] weight = randoms(dim, 1);
+    DeviceBuffer wBuf = up(weight);
+    for (String producer : new String[] {"rmsnorm", "add_rmsnorm", "swiglu"}) {
+      float[][] outs = new float[2][];
+      DeviceBuffer fusedQ = keep(cx.alloc(count));
+      DeviceBuffer fusedD = poisoned(count / 32);
+      for (int fused = 0; fused < 2; fused++) {
+        DeviceBuffer xs = up(x);
+        DeviceBuffer out = poisoned(count);
+        CudaModel.Int8 int8 =
+            fused == 1 ? new CudaModel.Int8(fusedQ.address(), fusedD.address()) : null;
+        switch (producer) {
+          case "rmsnorm" ->
+              k.rmsnorm(out.address(), xs.address(), wBuf.address(), n, dim, eps, int8);
+          case "add_rmsnorm" ->
+              k.addRmsnorm(
+                  xs.address(),
+                  up(delta).address(),
+                  out.address(),
+                  wBuf.address(),
+                  n,
+                  dim,
+                  eps,
+                  int8);
+          default -> {
+            k.swiglu(xs.address(), up(delta).address(), count, int8);
+            out = xs;
+          }
+        }
+        outs[fused] = CudaTests.read(cx, out, (int) count);
+      }
+      assertThat(outs[1]).as(producer + " output").containsExactly(outs[0]);
+      DeviceBuffer refQ = keep(cx.alloc(count));
+      DeviceBuffer refD = poisoned(count / 32);
+      k.quantizeRows(up(outs[0]).address(), refQ.address(), refD.address(), dim, n);
+      int[] got = new int[(int) count / 4];
+      int[] want = new int[(int) count / 4];
+      cx.read(fusedQ, 0, got, got.length);
+      cx.read(refQ, 0, want, want.length);
+      assertThat(got).as(producer + " quants").containsExactly(want);
+      assertThat(CudaTests.read(cx, fusedD, (int) count / 32))
+          .as(producer + " scales")
+          .containsExactly(CudaTests.read(cx, refD, (int) count / 32));
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(
       value = GgmlType.class,
