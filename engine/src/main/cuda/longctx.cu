@@ -319,6 +319,27 @@ __device__ __forceinline__ void q4_chunk2(uint4 a, uint4 b, uint4 da, uint4 db, 
   }
 }
 
+// Lane `lane`'s 16 bytes of quants of chunks f .. f + N − 1 of two split-layout rows (q0, q1),
+// with the scales that go with them: S = uint2 for Q8_0 (4 of a chunk's 16), uint4 for Q4_0 (8 of
+// its 32). Issued together, so that a lane has 2·N weight loads in flight.
+template <int N, typename S>
+__device__ __forceinline__ void load_split_chunks(const u8* __restrict__ q0,
+                                                  const u8* __restrict__ q1,
+                                                  const u16* __restrict__ s0,
+                                                  const u16* __restrict__ s1, int f, int lane,
+                                                  uint4 (&a)[N], uint4 (&b)[N], S (&da)[N],
+                                                  S (&db)[N]) {
+  const int perChunk = 2 * sizeof(S), perLane = sizeof(S) / 2;
+  int g = lane >> 3;
+#pragma unroll
+  for (int i = 0; i < N; i++) {
+    a[i] = ((const uint4*)(q0 + ((long long)(f + i) << 9)))[lane];
+    b[i] = ((const uint4*)(q1 + ((long long)(f + i) << 9)))[lane];
+    da[i] = *(const S*)(s0 + perChunk * (f + i) + perLane * g);
+    db[i] = *(const S*)(s1 + perChunk * (f + i) + perLane * g);
+  }
+}
+
 // Rows (q0, s0) and (q1, s1) of a split-layout matrix dotted with x[0, cols) by one warp; x and
 // the four row pointers 16-byte aligned. Two rows per warp so that each activation load (4 bytes
 // per weight element, read from L1) serves two rows' weight bytes; up to four chunks per step so
@@ -335,13 +356,7 @@ __device__ void warp_split_dot2(const u8* __restrict__ q0, const u8* __restrict_
     for (; f + 3 < chunks; f += 4) {
       uint4 a[4], b[4];
       uint2 da[4], db[4];
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        a[i] = ((const uint4*)(q0 + ((long long)(f + i) << 9)))[lane];
-        b[i] = ((const uint4*)(q1 + ((long long)(f + i) << 9)))[lane];
-        da[i] = *(const uint2*)(s0 + 16 * (f + i) + 4 * g);
-        db[i] = *(const uint2*)(s1 + 16 * (f + i) + 4 * g);
-      }
+      load_split_chunks<4>(q0, q1, s0, s1, f, lane, a, b, da, db);
 #pragma unroll
       for (int i = 0; i < 4; i++)
         q8_chunk2(a[i], b[i], da[i], db[i], x + ((long long)(f + i) << 9) + 4 * lane, acc0, acc1);
@@ -373,13 +388,7 @@ __device__ void warp_split_dot2(const u8* __restrict__ q0, const u8* __restrict_
     int chunks = cols >> 10, f = 0;
     for (; f + 3 < chunks; f += 4) {  // as for Q8_0
       uint4 a[4], b[4], da[4], db[4];
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        a[i] = ((const uint4*)(q0 + ((long long)(f + i) << 9)))[lane];
-        b[i] = ((const uint4*)(q1 + ((long long)(f + i) << 9)))[lane];
-        da[i] = *(const uint4*)(s0 + 32 * (f + i) + 8 * g);
-        db[i] = *(const uint4*)(s1 + 32 * (f + i) + 8 * g);
-      }
+      load_split_chunks<4>(q0, q1, s0, s1, f, lane, a, b, da, db);
 #pragma unroll
       for (int i = 0; i < 4; i++)
         q4_chunk2(a[i], b[i], da[i], db[i], x + ((long long)(f + i) << 10) + 4 * lane, acc0, acc1);
@@ -709,24 +718,18 @@ __device__ void warp_split_dot2_q8x(const u8* __restrict__ q0, const u8* __restr
     for (; f + 3 < chunks; f += 4) {
       uint4 a[4], b[4];
       uint2 da[4], db[4];
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        a[i] = ((const uint4*)(q0 + ((long long)(f + i) << 9)))[lane];
-        b[i] = ((const uint4*)(q1 + ((long long)(f + i) << 9)))[lane];
-        da[i] = *(const uint2*)(s0 + 16 * (f + i) + 4 * g);
-        db[i] = *(const uint2*)(s1 + 16 * (f + i) + 4 * g);
-      }
+      load_split_chunks<4>(q0, q1, s0, s1, f, lane, a, b, da, db);
 #pragma unroll
       for (int i = 0; i < 4; i++)
         q8x_chunk2(a[i], b[i], da[i], db[i], xq + ((long long)(f + i) << 9) + 4 * lane,
                    xd + 16 * (f + i) + g, acc0, acc1);
     }
     for (; f < chunks; f++) {
-      uint4 a0 = ((const uint4*)(q0 + ((long long)f << 9)))[lane];
-      uint4 b0 = ((const uint4*)(q1 + ((long long)f << 9)))[lane];
-      uint2 da0 = *(const uint2*)(s0 + 16 * f + 4 * g), db0 = *(const uint2*)(s1 + 16 * f + 4 * g);
-      q8x_chunk2(a0, b0, da0, db0, xq + ((long long)f << 9) + 4 * lane, xd + 16 * f + g, acc0,
-                 acc1);
+      uint4 a[1], b[1];
+      uint2 da[1], db[1];
+      load_split_chunks<1>(q0, q1, s0, s1, f, lane, a, b, da, db);
+      q8x_chunk2(a[0], b[0], da[0], db[0], xq + ((long long)f << 9) + 4 * lane, xd + 16 * f + g,
+                 acc0, acc1);
     }
     // The rest in element order: one word of four quants per lane, 128 elements per warp step.
     for (int c = (chunks << 9) + 4 * lane; c < cols; c += 128) {
@@ -741,24 +744,17 @@ __device__ void warp_split_dot2_q8x(const u8* __restrict__ q0, const u8* __restr
     int chunks = cols >> 10, f = 0;
     for (; f + 3 < chunks; f += 4) {  // as for Q8_0
       uint4 a[4], b[4], da[4], db[4];
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        a[i] = ((const uint4*)(q0 + ((long long)(f + i) << 9)))[lane];
-        b[i] = ((const uint4*)(q1 + ((long long)(f + i) << 9)))[lane];
-        da[i] = *(const uint4*)(s0 + 32 * (f + i) + 8 * g);
-        db[i] = *(const uint4*)(s1 + 32 * (f + i) + 8 * g);
-      }
+      load_split_chunks<4>(q0, q1, s0, s1, f, lane, a, b, da, db);
 #pragma unroll
       for (int i = 0; i < 4; i++)
         q4x_chunk2(a[i], b[i], da[i], db[i], xq + ((long long)(f + i) << 10) + 4 * lane,
                    xd + 32 * (f + i) + g, acc0, acc1);
     }
     for (; f < chunks; f++) {
-      uint4 a0 = ((const uint4*)(q0 + ((long long)f << 9)))[lane];
-      uint4 b0 = ((const uint4*)(q1 + ((long long)f << 9)))[lane];
-      uint4 da0 = *(const uint4*)(s0 + 32 * f + 8 * g), db0 = *(const uint4*)(s1 + 32 * f + 8 * g);
-      q4x_chunk2(a0, b0, da0, db0, xq + ((long long)f << 10) + 4 * lane, xd + 32 * f + g, acc0,
-                 acc1);
+      uint4 a[1], b[1], da[1], db[1];
+      load_split_chunks<1>(q0, q1, s0, s1, f, lane, a, b, da, db);
+      q4x_chunk2(a[0], b[0], da[0], db[0], xq + ((long long)f << 10) + 4 * lane, xd + 32 * f + g,
+                 acc0, acc1);
     }
     // The rest: byte t holds elements t (low nibble) and half + t (high) of it; a word per lane.
     int full = chunks << 10, half = (cols - full) >> 1;

@@ -6,18 +6,14 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.longctx.engine.attention.AttentionPolicy.IndexerTopK;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
-import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
-import dev.longctx.engine.model.GgufModelLoader;
-import dev.longctx.engine.model.GgufModelWriter;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.model.LoadedModel;
-import dev.longctx.engine.model.SyntheticModel;
 import dev.longctx.engine.model.TestModels;
 import dev.longctx.engine.tensor.GgmlType;
 import java.io.IOException;
@@ -115,22 +111,9 @@ class CudaModelTest {
         assertThat(gs.cache().type()).isEqualTo(KvCacheType.F16);
         assertThat(gs.cache().bytesPerToken() * 2).isEqualTo(cs.cache().bytesPerToken());
       }
-      double worst = 0;
-      double fromExact = 0;
-      for (int i = 0; i <= steps; i++) {
-        float[] want = expected.get(i);
-        float[] got = half.get(i);
-        double diff = CudaTests.maxAbsDiff(got, want);
-        worst = Math.max(worst, diff);
-        fromExact = Math.max(fromExact, CudaTests.maxAbsDiff(got, exact.get(i)));
-        float[] sorted = want.clone();
-        java.util.Arrays.sort(sorted);
-        if (sorted[sorted.length - 1] - sorted[sorted.length - 2] > 4 * diff) {
-          assertThat(Ops.argmax(got, 0, got.length))
-              .as("greedy token of step %d", i)
-              .isEqualTo(Ops.argmax(want, 0, want.length));
-        }
-      }
+      Tracking t = track(expected, half, exact);
+      double worst = t.worst();
+      double fromExact = t.fromOther();
       System.out.printf(
           "F16 KV: max |logit − CPU| %.2e, from the F32 cache %.2e%n", worst, fromExact);
       assertThat(worst).as("max |logit − CPU logit| over %d steps", steps + 1).isLessThan(0.1);
@@ -166,16 +149,10 @@ class CudaModelTest {
             10000f,
             Rope.Layout.INTERLEAVED,
             null);
-    Path file = tmp.resolve("q.gguf");
-    GgufModelWriter.write(
-        file,
-        "q",
-        SyntheticModel.source(shape, true, 23),
-        SyntheticModel.vocabulary(shape.vocabSize()),
-        type);
-    try (GgufFile gguf = GgufFile.open(file)) {
-      LlamaConfig c = GgufModelLoader.config(gguf);
-      LlamaWeights weights = GgufModelLoader.weights(gguf, c);
+    try (CudaTests.Synthetic model =
+        CudaTests.syntheticModel(tmp.resolve("q.gguf"), shape, 23, type)) {
+      LlamaConfig c = model.config();
+      LlamaWeights weights = model.weights();
       Transformer cpu = new Transformer(c, weights);
       int[] prompt = new SplittableRandom(5).ints(12, 0, c.vocabSize()).toArray();
       int steps = 16;
@@ -195,22 +172,9 @@ class CudaModelTest {
             scale = Math.max(scale, Math.abs(v));
           }
         }
-        double worst = 0;
-        double fromExact = 0;
-        for (int i = 0; i <= steps; i++) {
-          float[] want = expected.get(i);
-          float[] got = int8.get(i);
-          double diff = CudaTests.maxAbsDiff(got, want);
-          worst = Math.max(worst, diff);
-          fromExact = Math.max(fromExact, CudaTests.maxAbsDiff(got, exact.get(i)));
-          float[] sorted = want.clone();
-          java.util.Arrays.sort(sorted);
-          if (sorted[sorted.length - 1] - sorted[sorted.length - 2] > 4 * diff) {
-            assertThat(Ops.argmax(got, 0, got.length))
-                .as("greedy token of step %d", i)
-                .isEqualTo(Ops.argmax(want, 0, want.length));
-          }
-        }
+        Tracking t = track(expected, int8, exact);
+        double worst = t.worst();
+        double fromExact = t.fromOther();
         System.out.printf(
             "%s, int8 activations: max |logit − CPU| %.2e (logits up to %.2f), from float"
                 + " activations %.2e%n",
@@ -239,6 +203,34 @@ class CudaModelTest {
         }
       }
     }
+  }
+
+  /** How far a run's logits are from the expected ones, and from another run's (max |Δ|). */
+  private record Tracking(double worst, double fromOther) {}
+
+  /**
+   * Compares {@code got} with {@code expected} step by step: the greedy token must be the expected
+   * one wherever the expected best logit leads the next by more than four times the step's max |Δ|;
+   * returns the largest |Δ| and the largest distance from {@code other}.
+   */
+  private static Tracking track(List<float[]> expected, List<float[]> got, List<float[]> other) {
+    double worst = 0;
+    double fromOther = 0;
+    for (int i = 0; i < expected.size(); i++) {
+      float[] want = expected.get(i);
+      float[] g = got.get(i);
+      double diff = CudaTests.maxAbsDiff(g, want);
+      worst = Math.max(worst, diff);
+      fromOther = Math.max(fromOther, CudaTests.maxAbsDiff(g, other.get(i)));
+      float[] sorted = want.clone();
+      java.util.Arrays.sort(sorted);
+      if (sorted[sorted.length - 1] - sorted[sorted.length - 2] > 4 * diff) {
+        assertThat(Ops.argmax(g, 0, g.length))
+            .as("greedy token of step %d", i)
+            .isEqualTo(Ops.argmax(want, 0, want.length));
+      }
+    }
+    return new Tracking(worst, fromOther);
   }
 
   /** A prompt of 40+ tokens of stories260K's vocabulary. */

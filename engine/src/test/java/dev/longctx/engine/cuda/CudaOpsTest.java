@@ -4,17 +4,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.longctx.engine.attention.TopK;
-import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Attention;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
-import dev.longctx.engine.model.GgufModelLoader;
-import dev.longctx.engine.model.GgufModelWriter;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
-import dev.longctx.engine.model.SyntheticModel;
 import dev.longctx.engine.tensor.FloatTensor;
 import dev.longctx.engine.tensor.GgmlType;
 import dev.longctx.engine.tensor.Quantizer;
@@ -408,16 +404,10 @@ class CudaOpsTest {
             10000f,
             Rope.Layout.INTERLEAVED,
             null);
-    Path file = tmp.resolve("q.gguf");
-    GgufModelWriter.write(
-        file,
-        "q",
-        SyntheticModel.source(shape, true, 17),
-        SyntheticModel.vocabulary(shape.vocabSize()),
-        type);
-    try (GgufFile gguf = GgufFile.open(file)) {
-      LlamaConfig c = GgufModelLoader.config(gguf);
-      LlamaWeights weights = GgufModelLoader.weights(gguf, c);
+    try (CudaTests.Synthetic model =
+        CudaTests.syntheticModel(tmp.resolve("q.gguf"), shape, 17, type)) {
+      LlamaConfig c = model.config();
+      LlamaWeights weights = model.weights();
       assertThat(weights.layers().getFirst().wq().type()).isEqualTo(type);
       assertThat(weights.tokenEmbedding().type()).isEqualTo(type);
       Transformer cpu = new Transformer(c, weights);

@@ -59,13 +59,19 @@ final class CudaTests {
    * file} as GGUF and loaded.
    */
   static Synthetic syntheticModel(Path file, LlamaConfig shape, long seed) throws IOException {
+    return syntheticModel(file, shape, seed, GgmlType.F32);
+  }
+
+  /** {@link #syntheticModel(Path, LlamaConfig, long)} with its matrices written as {@code type}. */
+  static Synthetic syntheticModel(Path file, LlamaConfig shape, long seed, GgmlType type)
+      throws IOException {
     String name = file.getFileName().toString().replace(".gguf", "");
     GgufModelWriter.write(
         file,
         name,
         SyntheticModel.source(shape, true, seed),
         SyntheticModel.vocabulary(shape.vocabSize()),
-        GgmlType.F32);
+        type);
     GgufFile gguf = GgufFile.open(file);
     LlamaConfig c = GgufModelLoader.config(gguf);
     return new Synthetic(gguf, c, GgufModelLoader.weights(gguf, c));
