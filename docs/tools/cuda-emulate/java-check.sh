@@ -20,5 +20,5 @@ export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
   -Dsurefire.failIfNoSpecifiedTests=false "$@"
 # The worker resolves the engine (and its test jar) from the local repository.
 ./mvnw -o -q -pl proto,engine install -DskipTests
-./mvnw -o -pl worker test -Dtest='GpuShardsTest,CliTest#aTopKMethodOnCuda*+anInProcessGpuServer*+benchReplicatesADepthOnTheGpu+cudaGraphs*' \
+./mvnw -o -pl worker test -Dtest='GpuShardsTest,CliTest#aTopKMethodOnCuda*+anInProcessGpuServer*+benchReplicatesADepthOnTheGpu+cudaGraphs*+int8Activations*' \
   -Dsurefire.failIfNoSpecifiedTests=false "$@"

@@ -59,6 +59,9 @@ public final class SpecValidator {
     if (w.isCudaGraphs() && w.getGpu() <= 0) {
       errors.add("spec.workers.cudaGraphs needs GPU workers (spec.workers.gpu > 0)");
     }
+    if (w.isInt8Activations() && w.getGpu() <= 0) {
+      errors.add("spec.workers.int8Activations needs GPU workers (spec.workers.gpu > 0)");
+    }
     var a = s.getAutoscaling();
     if (a != null) {
       if (a.getMinReplicas() < 1) {

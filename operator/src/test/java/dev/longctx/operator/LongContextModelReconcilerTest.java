@@ -185,6 +185,7 @@ class LongContextModelReconcilerTest {
     m.getSpec().getWorkers().setKvCacheTokens(0);
     m.getSpec().getWorkers().setKvCacheType(WorkersSpec.KvCacheType.F16); // on CPU workers
     m.getSpec().getWorkers().setCudaGraphs(true); // on CPU workers
+    m.getSpec().getWorkers().setInt8Activations(true); // on CPU workers
 
     UpdateControl<LongContextModel> control = reconciler().reconcile(m, context);
 
@@ -198,7 +199,8 @@ class LongContextModelReconcilerTest {
         .contains("spec.model.uri 'hf://just-org' must be hf://org/repo[/file]")
         .contains("spec.workers.kvCacheTokens must be >= 1, got 0")
         .contains("spec.workers.kvCacheType f16 needs GPU workers (spec.workers.gpu > 0)")
-        .contains("spec.workers.cudaGraphs needs GPU workers (spec.workers.gpu > 0)");
+        .contains("spec.workers.cudaGraphs needs GPU workers (spec.workers.gpu > 0)")
+        .contains("spec.workers.int8Activations needs GPU workers (spec.workers.gpu > 0)");
     assertThat(events("InvalidSpec"))
         .singleElement()
         .satisfies(

@@ -92,6 +92,13 @@ public class WorkersSpec {
           + " kernel launches (dense attention; the same results). Needs gpu > 0.")
   private boolean cudaGraphs;
 
+  @Default("false")
+  @JsonPropertyDescription(
+      "Multiply a GPU worker's Q8_0 and Q4_0 matrices by int8-quantized activations (dp4a): fewer"
+          + " instructions per weight byte; logits within the activations' rounding of the"
+          + " float ones. Needs gpu > 0.")
+  private boolean int8Activations;
+
   @JsonPropertyDescription("Extra JVM options for the worker (JAVA_TOOL_OPTIONS), e.g. -Xmx.")
   private String jvmOptions = "";
 
@@ -159,6 +166,14 @@ public class WorkersSpec {
 
   public void setCudaGraphs(boolean cudaGraphs) {
     this.cudaGraphs = cudaGraphs;
+  }
+
+  public boolean isInt8Activations() {
+    return int8Activations;
+  }
+
+  public void setInt8Activations(boolean int8Activations) {
+    this.int8Activations = int8Activations;
   }
 
   public int getGpu() {

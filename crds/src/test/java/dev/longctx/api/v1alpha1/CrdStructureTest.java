@@ -113,6 +113,8 @@ class CrdStructureTest {
     assertThat(at(spec, "workers.kvCacheType").getDefault().asText()).isEqualTo("f32");
     assertThat(at(spec, "workers.cudaGraphs").getType()).isEqualTo("boolean");
     assertThat(at(spec, "workers.cudaGraphs").getDefault().asBoolean()).isFalse();
+    assertThat(at(spec, "workers.int8Activations").getType()).isEqualTo("boolean");
+    assertThat(at(spec, "workers.int8Activations").getDefault().asBoolean()).isFalse();
     assertThat(at(spec, "service.grpcPort").getDefault().asInt()).isEqualTo(9000);
     assertThat(at(spec, "service.shardPort").getDefault().asInt()).isEqualTo(9100);
     assertThat(at(spec, "workers.replicas").getDefault())

@@ -55,6 +55,7 @@ public final class EngineConfig {
     line(b, "engine.backend", s.getWorkers().getGpu() > 0 ? "cuda" : "cpu");
     line(b, "kv.cacheType", json(s.getWorkers().getKvCacheType().name()));
     line(b, "cuda.graphs", s.getWorkers().isCudaGraphs());
+    line(b, "cuda.int8Activations", s.getWorkers().isInt8Activations());
     b.append(
         "# Shards: the coordinator resolves this headless Service (one A record per ready shard)\n");
     line(b, "shards.service", Names.workersDns(m));

@@ -28,11 +28,14 @@ class EngineConfigTest {
     assertThat(gpu.getProperty("model.path")).isEqualTo("/models/stories260K.bin");
     assertThat(gpu.getProperty("kv.cacheType")).isEqualTo("f32");
     assertThat(gpu.getProperty("cuda.graphs")).isEqualTo("false");
+    assertThat(gpu.getProperty("cuda.int8Activations")).isEqualTo("false");
     m.getSpec().getWorkers().setKvCacheType(WorkersSpec.KvCacheType.F16);
     m.getSpec().getWorkers().setCudaGraphs(true);
+    m.getSpec().getWorkers().setInt8Activations(true);
     Properties tuned = render(m);
     assertThat(tuned.getProperty("kv.cacheType")).isEqualTo("f16");
     assertThat(tuned.getProperty("cuda.graphs")).isEqualTo("true");
+    assertThat(tuned.getProperty("cuda.int8Activations")).isEqualTo("true");
     // the worker pods then request the GPU they are told to use
     assertThat(PodTemplates.withGpu(m.getSpec().getWorkers().getResources(), 1).getLimits())
         .containsKey(PodTemplates.GPU_RESOURCE);

@@ -112,6 +112,7 @@ public class BenchCommand implements Callable<Integer> {
                   + kvCacheType.label()
                   + " KV"
                   + (gpu.decodeGraphs() ? ", CUDA graphs" : "")
+                  + (gpu.quantizedActivations() ? ", int8 activations" : "")
                   + ")";
           return run(model, tr, withPolicy, label, replicate);
         }

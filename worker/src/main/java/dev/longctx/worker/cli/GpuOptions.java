@@ -8,8 +8,8 @@ import java.util.List;
 import picocli.CommandLine.Option;
 
 /**
- * The GPU options shared by the commands that run a model on the GPU: the KV cache's element type
- * and decode steps as CUDA graph launches.
+ * The GPU options shared by the commands that run a model on the GPU: the KV cache's element type,
+ * decode steps as CUDA graph launches, and Q8_0/Q4_0 products over int8 activations.
  */
 public class GpuOptions {
 
@@ -31,27 +31,45 @@ public class GpuOptions {
               + " measured on a GPU (docs/PERFORMANCE.md).")
   boolean cudaGraphs;
 
+  @Option(
+      names = "--int8-activations",
+      description =
+          "Multiply Q8_0 and Q4_0 matrices by int8-quantized activations on the GPU (dp4a, as"
+              + " llama.cpp's MMVQ kernels): fewer instructions per weight byte, logits within the"
+              + " activations' rounding (about 1 % of their range) of the f32 ones. Off by default"
+              + " until measured on a GPU (docs/PERFORMANCE.md).")
+  boolean int8Activations;
+
   /**
-   * What engine.properties says where the options are not given: {@code kv.cacheType} and {@code
-   * cuda.graphs} (the CR's workers.kvCacheType and workers.cudaGraphs); null where absent.
+   * What engine.properties says where the options are not given: {@code kv.cacheType}, {@code
+   * cuda.graphs} and {@code cuda.int8Activations} (the CR's workers.kvCacheType, workers.cudaGraphs
+   * and workers.int8Activations); null where absent.
    */
-  record Configured(String kvCacheType, String cudaGraphs) {
-    static final Configured NONE = new Configured(null, null);
+  record Configured(String kvCacheType, String cudaGraphs, String int8Activations) {
+    static final Configured NONE = new Configured(null, null, null);
 
     static Configured of(java.util.Properties conf) {
-      return new Configured(conf.getProperty("kv.cacheType"), conf.getProperty("cuda.graphs"));
+      return new Configured(
+          conf.getProperty("kv.cacheType"),
+          conf.getProperty("cuda.graphs"),
+          conf.getProperty("cuda.int8Activations"));
     }
   }
 
   /**
    * The KV cache type for a model on {@code backend}: the option, else {@code configured}, else
-   * f32. Anything but f32, or CUDA graphs, on the CPU backend fails naming why and where it came
-   * from.
+   * f32. Anything but f32, CUDA graphs or int8 activations on the CPU backend fail naming why and
+   * where it came from.
    */
   KvCacheType resolve(Backend backend, Configured configured) {
     if (graphs(configured) && backend == Backend.CPU) {
       throw new IllegalArgumentException(
           (cudaGraphs ? "--cuda-graphs" : "cuda.graphs") + " needs the cuda backend");
+    }
+    if (int8(configured) && backend == Backend.CPU) {
+      throw new IllegalArgumentException(
+          (int8Activations ? "--int8-activations" : "cuda.int8Activations")
+              + " needs the cuda backend");
     }
     String configuredType = configured.kvCacheType();
     KvCacheType type =
@@ -68,35 +86,56 @@ public class GpuOptions {
 
   /** Whether decode steps run as CUDA graphs: the option, else {@code cuda.graphs}, else no. */
   private boolean graphs(Configured configured) {
-    if (cudaGraphs || configured.cudaGraphs() == null) {
-      return cudaGraphs;
+    return flag(cudaGraphs, "cuda.graphs", configured.cudaGraphs());
+  }
+
+  /**
+   * Whether quantized products take int8 activations: the option, else {@code
+   * cuda.int8Activations}, else no.
+   */
+  private boolean int8(Configured configured) {
+    return flag(int8Activations, "cuda.int8Activations", configured.int8Activations());
+  }
+
+  /**
+   * A switch given as an option (on), else as the property {@code key} (true or false), else off.
+   */
+  private static boolean flag(boolean option, String key, String configured) {
+    if (option || configured == null) {
+      return option;
     }
-    return switch (configured.cudaGraphs().strip()) {
+    return switch (configured.strip()) {
       case "true" -> true;
       case "false" -> false;
       default ->
           throw new IllegalArgumentException(
-              "cuda.graphs must be true or false, got '" + configured.cudaGraphs() + "'");
+              key + " must be true or false, got '" + configured + "'");
     };
   }
 
   /**
-   * {@code loaded} uploaded to device 0, its KV caches of the resolved type, decode graphs as
-   * resolved (the caller closes it).
+   * {@code loaded} uploaded to device 0, its KV caches of the resolved type, decode graphs and int8
+   * activations as resolved (the caller closes it).
    */
   CudaModel openGpu(LoadedModel loaded, Configured configured) {
     KvCacheType type = resolve(Backend.CUDA, configured);
     CudaModel gpu = CudaModel.open(loaded.config(), loaded.weights());
     gpu.setKvCacheType(type);
     gpu.setDecodeGraphs(graphs(configured));
+    gpu.setQuantizedActivations(int8(configured));
     return gpu;
   }
 
   /** The options as arguments for a shard process started on {@code backend}. */
   List<String> forShards(Backend backend, Configured configured) {
-    String type = resolve(backend, configured).label();
-    return graphs(configured)
-        ? List.of("--kv-cache-type", type, "--cuda-graphs")
-        : List.of("--kv-cache-type", type);
+    List<String> args =
+        new java.util.ArrayList<>(List.of("--kv-cache-type", resolve(backend, configured).label()));
+    if (graphs(configured)) {
+      args.add("--cuda-graphs");
+    }
+    if (int8(configured)) {
+      args.add("--int8-activations");
+    }
+    return args;
   }
 }

@@ -94,6 +94,55 @@ class CliTest {
         .containsPattern("\\(cuda, f32 KV, CUDA graphs\\) \\|.*\\| tg4 \\| [0-9.]+ ± ");
   }
 
+  /**
+   * {@code --int8-activations} on stories260K converted to Q8_0: greedy generation on the GPU
+   * starts as with float activations (the rounding moves logits by about 1 % of their range), and
+   * bench says it ran them. Needs a GPU (or the CPU emulation).
+   */
+  @Test
+  void int8ActivationsRunAQuantizedModel(QuarkusMainLauncher launcher, @TempDir Path tmp) {
+    assumeGpu();
+    Path q8 = tmp.resolve("stories-q8_0.gguf");
+    LaunchResult convert =
+        launcher.launch("convert", "--model", stories(), "--type", "Q8_0", "-o", q8.toString());
+    assertThat(convert.exitCode()).as(convert.getErrorOutput()).isZero();
+    String[] generate = {
+      "generate",
+      "--model",
+      q8.toString(),
+      "--prompt",
+      "Once upon a time",
+      "--temperature",
+      "0",
+      "--max-tokens",
+      "24",
+      "--backend",
+      "cuda"
+    };
+    LaunchResult plain = launcher.launch(generate);
+    LaunchResult int8 = launcher.launch(append(generate, new String[] {"--int8-activations"}));
+    assertThat(plain.exitCode()).as(plain.getErrorOutput()).isZero();
+    assertThat(int8.exitCode()).as(int8.getErrorOutput()).isZero();
+    assertThat(int8.getOutput()).startsWith(plain.getOutput().substring(0, 40));
+    LaunchResult bench =
+        launcher.launch(
+            "bench",
+            "--model",
+            q8.toString(),
+            "-p",
+            "8",
+            "-n",
+            "4",
+            "-r",
+            "1",
+            "--backend",
+            "cuda",
+            "--int8-activations");
+    assertThat(bench.exitCode()).as(bench.getErrorOutput()).isZero();
+    assertThat(bench.getOutput())
+        .containsPattern("\\(cuda, f32 KV, int8 activations\\) \\|.*\\| tg4 \\| [0-9.]+ ± ");
+  }
+
   /** {@code generate} of 24 greedy tokens of stories260K after "Once upon a time", then extra. */
   private static String[] greedyStories(String... extra) {
     return storiesPrompt(append(new String[] {"--temperature", "0", "--max-tokens", "24"}, extra));
@@ -430,7 +479,8 @@ class CliTest {
   }
 
   /**
-   * A half-precision KV cache is a GPU option: the CPU backend and unknown types fail in a line.
+   * A half-precision KV cache, CUDA graphs and int8 activations are GPU options: on the CPU
+   * backend, given as options or in engine.properties, they fail in a line, as unknown values do.
    */
   @Test
   void kvCacheTypeErrorsNameTheBackendAndTheAcceptedTypes(QuarkusMainLauncher launcher)
@@ -466,6 +516,19 @@ class CliTest {
     LaunchResult graphs = launcher.launch(storiesPrompt("--backend", "cpu", "--cuda-graphs"));
     assertThat(graphs.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(graphs.getErrorOutput()).contains("--cuda-graphs needs the cuda backend");
+    // and int8 activations, as an option and as cuda.int8Activations (workers.int8Activations)
+    LaunchResult int8 = launcher.launch(storiesPrompt("--backend", "cpu", "--int8-activations"));
+    assertThat(int8.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(int8.getErrorOutput()).contains("--int8-activations needs the cuda backend");
+    Files.writeString(graphsProps, "cuda.int8Activations=true\nengine.backend=cpu\n");
+    LaunchResult serveInt8 = launcher.launch(serveStories("--config", graphsProps.toString()));
+    assertThat(serveInt8.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(serveInt8.getErrorOutput()).contains("cuda.int8Activations needs the cuda backend");
+    Files.writeString(graphsProps, "cuda.int8Activations=yes\nengine.backend=cpu\n");
+    LaunchResult serveInt8Bad = launcher.launch(serveStories("--config", graphsProps.toString()));
+    assertThat(serveInt8Bad.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(serveInt8Bad.getErrorOutput())
+        .contains("cuda.int8Activations must be true or false, got 'yes'");
   }
 
   @Test
