@@ -184,6 +184,13 @@ class CudaModelTest {
             .as("max |logit − CPU logit| over %d steps", steps + 1)
             .isLessThan(0.05 * scale);
         assertThat(fromExact).as("int8 activations change the logits").isGreaterThan(0);
+        // as CUDA graphs, the same launches give the same logits
+        gpu.setDecodeGraphs(true);
+        List<float[]> graphed = forced(gpu, prompt, fed);
+        gpu.setDecodeGraphs(false);
+        for (int i = 0; i <= steps; i++) {
+          assertThat(graphed.get(i)).as("logits of step %d as a graph", i).isEqualTo(int8.get(i));
+        }
         // A decode step quantizes only the attention output in a launch of its own: the norms
         // and SwiGLU write the other products' int8 inputs, and every product is the integer one.
         try (CudaSequence seq = gpu.newSequence(prompt.length + 1)) {
