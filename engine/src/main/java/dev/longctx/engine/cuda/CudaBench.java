@@ -389,31 +389,9 @@ public final class CudaBench {
   /** A profile of the model's steps ({@link CudaContext#profile}) and what one step is. */
   record Profiled(String title, String step, KernelProfile.Result result) {}
 
-  /**
-   * A profile as a table: each kernel's launches and device time per step, its share of the step's
-   * span, and the time outside all launches (the device idle between them, copies).
-   */
+  /** Prints a profile's table ({@link KernelProfile.Result#table}) and a blank line. */
   static void printProfile(Profiled p) {
-    KernelProfile.Result r = p.result();
-    double steps = r.steps();
-    System.out.printf("%s: device time by kernel (CUDA events around each launch)%n", p.title());
-    System.out.printf(
-        "| kernel | launches / %s | µs / %s | %% of the %s |%n", p.step(), p.step(), p.step());
-    System.out.println("| --- | ---: | ---: | ---: |");
-    for (KernelProfile.Entry e : r.entries()) {
-      System.out.printf(
-          "| %s | %.0f | %.1f | %.1f %% |%n",
-          e.name(),
-          e.launches() / steps,
-          e.microseconds() / steps,
-          100 * e.microseconds() / r.spanMicroseconds());
-    }
-    System.out.printf(
-        "| outside the launches (idle, copies) | | %.1f | %.1f %% |%n",
-        r.outsideMicroseconds() / steps, 100 * r.outsideMicroseconds() / r.spanMicroseconds());
-    System.out.printf(
-        "| whole %s | %.0f | %.1f | 100 %% |%n%n",
-        p.step(), r.launches() / steps, r.spanMicroseconds() / steps);
+    System.out.println(p.result().table(p.title(), p.step()));
   }
 
   /**

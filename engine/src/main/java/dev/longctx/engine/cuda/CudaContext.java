@@ -360,9 +360,10 @@ public final class CudaContext implements AutoCloseable {
   /**
    * Runs {@code step} {@code times} times with a CUDA event around each of its launches and cuBLAS
    * calls, and returns where the device time went (KernelProfile). Steps meant to run as a graph
-   * run launch by launch here, so that each launch is seen.
+   * run launch by launch here, so that each launch is seen; the events add a little time between
+   * launches, so time the steps without it.
    */
-  KernelProfile.Result profile(int times, Runnable step) {
+  public KernelProfile.Result profile(int times, Runnable step) {
     if (recording.get() != null || profiling.get() != null) {
       throw new IllegalStateException("profile inside a recorded or profiled step");
     }

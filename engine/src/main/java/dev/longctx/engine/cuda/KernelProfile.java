@@ -25,26 +25,57 @@ import org.bytedeco.cuda.cudart.CUstream_st;
  * bound by its matrix-vector products or by the small launches around them, without a profiler on
  * the device machine.
  */
-final class KernelProfile implements AutoCloseable {
+public final class KernelProfile implements AutoCloseable {
 
   /** One kernel (or cuBLAS call) over the profiled steps: launches and device time. */
-  record Entry(String name, long launches, double microseconds) {}
+  public record Entry(String name, long launches, double microseconds) {}
 
   /**
    * The profiled steps: entries by device time (largest first), time outside the launches, and the
    * whole span from the first step's start to the last step's end; all in µs summed over steps.
    */
-  record Result(
+  public record Result(
       List<Entry> entries, int steps, double outsideMicroseconds, double spanMicroseconds) {
 
     /** Device time of all launches. */
-    double launchMicroseconds() {
+    public double launchMicroseconds() {
       return entries.stream().mapToDouble(Entry::microseconds).sum();
     }
 
     /** Launches of all kernels. */
-    long launches() {
+    public long launches() {
       return entries.stream().mapToLong(Entry::launches).sum();
+    }
+
+    /**
+     * A Markdown table under {@code title}: each kernel's launches and device time per {@code step}
+     * (what one profiled step is: "token", "prefill"), its share of the steps' span, the time
+     * outside all launches (the device idle between them, copies) and the whole step.
+     */
+    public String table(String title, String step) {
+      double n = Math.max(1, steps);
+      StringBuilder b = new StringBuilder();
+      b.append(title).append(": device time by kernel (CUDA events around each launch)\n");
+      b.append(
+          String.format("| kernel | launches / %s | µs / %s | %% of the %s |%n", step, step, step));
+      b.append("| --- | ---: | ---: | ---: |\n");
+      for (Entry e : entries) {
+        b.append(
+            String.format(
+                "| %s | %.0f | %.1f | %.1f %% |%n",
+                e.name(),
+                e.launches() / n,
+                e.microseconds() / n,
+                100 * e.microseconds() / spanMicroseconds));
+      }
+      b.append(
+          String.format(
+              "| outside the launches (idle, copies) | | %.1f | %.1f %% |%n",
+              outsideMicroseconds / n, 100 * outsideMicroseconds / spanMicroseconds));
+      b.append(
+          String.format(
+              "| whole %s | %.0f | %.1f | 100 %% |%n", step, launches() / n, spanMicroseconds / n));
+      return b.toString();
     }
   }
 

@@ -3,6 +3,7 @@ package dev.longctx.worker.cli;
 import dev.longctx.engine.cuda.Backend;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.cuda.CudaSequence;
+import dev.longctx.engine.cuda.KernelProfile;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.SyntheticContext;
@@ -83,6 +84,14 @@ public class BenchCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print one JSON object per test instead of a table.")
   boolean json;
 
+  @Option(
+      names = "--profile",
+      description =
+          "On the GPU (--backend cuda): after each test's timed runs, one more run with a CUDA"
+              + " event around every kernel launch, printed as the test's device time by kernel"
+              + " (launches and µs per token or prefill, and the time outside the launches).")
+  boolean profile;
+
   @Option(names = "--top-k", description = "indexer-topk: keys attended per query.")
   void topK(int k) {
     attentionOptions.topK = k;
@@ -100,6 +109,9 @@ public class BenchCommand implements Callable<Integer> {
     boolean replicate = depthFill.equals("replicate");
     Backend backend = modelOptions.backend();
     var kvCacheType = gpuOptions.resolve(backend, GpuOptions.Configured.NONE);
+    if (profile && backend == Backend.CPU) {
+      throw new IllegalArgumentException("--profile needs the cuda backend");
+    }
     try (LoadedModel model = modelOptions.load()) {
       Transformer tr = attentionOptions.transformer(model);
       if (backend == Backend.CUDA) {
@@ -136,6 +148,7 @@ public class BenchCommand implements Callable<Integer> {
       System.out.println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     }
     List<String[]> tests = new ArrayList<>();
+    List<Profiled> profiles = new ArrayList<>();
     for (int p : prompts) {
       if (p > 0) {
         tests.add(new String[] {"pp", String.valueOf(p)});
@@ -168,10 +181,21 @@ public class BenchCommand implements Callable<Integer> {
         double[] rates = new double[reps];
         SplittableRandom random = new SplittableRandom(42);
         for (int r = -1; r < reps; r++) {
-          double rate = measure(decoder, prefill, depth, n, replicate, random);
+          double rate = measure(decoder, prefill, depth, n, replicate, random, Runnable::run);
           if (r >= 0) {
             rates[r] = rate;
           }
+        }
+        if (profile && decoder instanceof CudaModel gpu) {
+          String what = test[0] + n + (depth > 0 ? " @ d" + depth : "");
+          measure(
+              decoder,
+              prefill,
+              depth,
+              n,
+              replicate,
+              random,
+              body -> profiles.add(new Profiled(what, prefill, n, gpu.context().profile(1, body))));
         }
         double mean = 0;
         for (double x : rates) {
@@ -216,13 +240,54 @@ public class BenchCommand implements Callable<Integer> {
         }
       }
     }
+    for (Profiled p : profiles) {
+      p.print(json, name);
+    }
     return 0;
+  }
+
+  /** One test's run by kernel: {@code n} tokens decoded, or one prefill of n tokens. */
+  private record Profiled(String test, boolean prefill, int n, KernelProfile.Result result) {
+
+    void print(boolean json, String model) {
+      // per token for decode (the run's n steps), per prefill for a prefill
+      double per = prefill ? 1 : n;
+      if (!json) {
+        // the profile ran the n tokens as one step: the table's steps are the tokens
+        KernelProfile.Result perStep =
+            new KernelProfile.Result(
+                result.entries(),
+                (int) per,
+                result.outsideMicroseconds(),
+                result.spanMicroseconds());
+        System.out.println();
+        System.out.print(perStep.table(model + ", " + test, prefill ? "prefill" : "token"));
+        return;
+      }
+      List<Map<String, Object>> kernels = new ArrayList<>();
+      for (KernelProfile.Entry e : result.entries()) {
+        Map<String, Object> k = new LinkedHashMap<>();
+        k.put("kernel", e.name());
+        k.put("launches", e.launches() / per);
+        k.put("microseconds", e.microseconds() / per);
+        kernels.add(k);
+      }
+      Map<String, Object> out = new LinkedHashMap<>();
+      out.put("model", model);
+      out.put("profile", test);
+      out.put("per", prefill ? "prefill" : "token");
+      out.put("kernels", kernels);
+      out.put("outside_microseconds", result.outsideMicroseconds() / per);
+      out.put("span_microseconds", result.spanMicroseconds() / per);
+      System.out.println(JsonText.write(out));
+    }
   }
 
   /**
    * Tokens per second of one prefill of n tokens or of n decode steps, after {@code depth} tokens:
    * random tokens prefilled, or under {@code replicate} (CPU) a prefilled chunk replicated up to
-   * the depth ({@link SyntheticContext}).
+   * the depth ({@link SyntheticContext}). {@code timed} runs the measured part (as it is, or
+   * profiled).
    */
   private static <S> double measure(
       Decoder<S> tr,
@@ -230,7 +295,8 @@ public class BenchCommand implements Callable<Integer> {
       int depth,
       int n,
       boolean replicate,
-      SplittableRandom random) {
+      SplittableRandom random,
+      java.util.function.Consumer<Runnable> timed) {
     int[] tokens = randomTokens(tr, n, random);
     S seq = tr.newSequence(depth + n);
     try {
@@ -246,13 +312,16 @@ public class BenchCommand implements Callable<Integer> {
       // A collection of the previous repetition's multi-GiB cache must not land in the timed loop.
       System.gc();
       long t0 = System.nanoTime();
-      if (prefill) {
-        tr.prefill(seq, tokens);
-      } else {
-        for (int i = 0; i < n; i++) {
-          tr.decode(seq, tokens[i]);
-        }
-      }
+      timed.accept(
+          () -> {
+            if (prefill) {
+              tr.prefill(seq, tokens);
+            } else {
+              for (int i = 0; i < n; i++) {
+                tr.decode(seq, tokens[i]);
+              }
+            }
+          });
       return n / ((System.nanoTime() - t0) / 1e9);
     } finally {
       tr.release(seq);

@@ -92,6 +92,33 @@ class CliTest {
     assertThat(bench.exitCode()).as(bench.getErrorOutput()).isZero();
     assertThat(bench.getOutput())
         .containsPattern("\\(cuda, f32 KV, CUDA graphs\\) \\|.*\\| tg4 \\| [0-9.]+ ± ");
+    // --profile: each test once more by kernel, the graph's launches seen one by one
+    LaunchResult profiled =
+        launcher.launch(
+            "bench",
+            "--model",
+            stories(),
+            "-p",
+            "8",
+            "-n",
+            "4",
+            "-r",
+            "1",
+            "--backend",
+            "cuda",
+            "--cuda-graphs",
+            "--profile");
+    assertThat(profiled.exitCode()).as(profiled.getErrorOutput()).isZero();
+    int layers = 5; // stories260K
+    assertThat(profiled.getOutput())
+        .contains("pp8: device time by kernel")
+        .contains("tg4: device time by kernel")
+        .containsPattern("\\| kernel \\| launches / token \\| µs / token \\|")
+        // per token: the layers' attention, and their stacked q/k/v, o, gate/up, down products
+        // and the logits'
+        .containsPattern("\\| attention\\S* \\| " + layers + " \\| [0-9.]+ \\|")
+        .containsPattern("\\| matvec \\| " + (4 * layers + 1) + " \\| [0-9.]+ \\|")
+        .containsPattern("\\| whole token \\| [0-9]+ \\| [0-9.]+ \\| 100 % \\|");
   }
 
   /**
@@ -516,6 +543,11 @@ class CliTest {
     LaunchResult graphs = launcher.launch(storiesPrompt("--backend", "cpu", "--cuda-graphs"));
     assertThat(graphs.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
     assertThat(graphs.getErrorOutput()).contains("--cuda-graphs needs the cuda backend");
+    LaunchResult cpuProfile =
+        launcher.launch(
+            "bench", "--model", stories(), "-p", "0", "-n", "1", "--backend", "cpu", "--profile");
+    assertThat(cpuProfile.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(cpuProfile.getErrorOutput()).contains("--profile needs the cuda backend");
     // and int8 activations, as an option and as cuda.int8Activations (workers.int8Activations)
     LaunchResult int8 = launcher.launch(storiesPrompt("--backend", "cpu", "--int8-activations"));
     assertThat(int8.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
