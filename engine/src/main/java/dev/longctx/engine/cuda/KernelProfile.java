@@ -86,6 +86,9 @@ public final class KernelProfile implements AutoCloseable {
   private final List<int[]> stepBounds = new ArrayList<>();
   private boolean closed;
 
+  /** Made by {@link CudaContext#profile}, which records into it. */
+  KernelProfile() {}
+
   /** Starts a step: an event before its first launch. */
   void beginStep() {
     stepBounds.add(new int[] {record(), -1});
