@@ -48,6 +48,7 @@ std::map<std::string, Launcher>& kernels() {
       {"rmsnorm_rows_q8", launcher(rmsnorm_rows_q8)},
       {"add_rmsnorm_rows_q8", launcher(add_rmsnorm_rows_q8)},
       {"swiglu_q8", launcher(swiglu_q8)},
+      {"attention_combine_q8", launcher(attention_combine_q8)},
       {"matvec_split_q8x", launcher(matvec_split_q8x)},
       {"embed_rows", launcher(embed_rows)},
       {"rope_store_rows", launcher(rope_store_rows)},

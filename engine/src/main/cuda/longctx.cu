@@ -1492,8 +1492,10 @@ ATTENTION_SPLIT_KV(8, 128)
 // out[row, :] = Σ_s partO[row, s]·exp(M_s − M) / Σ_s L_s·exp(M_s − M) and lse[row] = M + ln Σ…
 // over the splits of attention_split (ALGORITHMS.md §4.2); an empty key set gives 0 and −∞.
 // Grid n·heads, block any.
-extern "C" __global__ void attention_combine(const float* partO, const float* partML, float* out,
-                                             float* lse, int headDim, int splits) {
+template <bool Q8>
+__device__ void attention_combine_body(const float* partO, const float* partML, float* out,
+                                       float* lse, int headDim, int splits, signed char* xq,
+                                       float* xd) {
   long long row = blockIdx.x;
   const float* ml = partML + row * splits * 2;
   float mm = NEG_INF;
@@ -1507,8 +1509,23 @@ extern "C" __global__ void attention_combine(const float* partO, const float* pa
     for (int s = 0; s < splits; s++)
       if (ml[2 * s] != NEG_INF) o += partO[(row * splits + s) * headDim + d] * expf(ml[2 * s] - mm);
     out[row * headDim + d] = o * inv;
+    if (Q8) quantize_block_store(o * inv, row * headDim + d, xq, xd);
   }
   if (lse != 0 && threadIdx.x == 0) lse[row] = ll > 0.f ? mm + logf(ll) : NEG_INF;
+}
+
+extern "C" __global__ void attention_combine(const float* partO, const float* partML, float* out,
+                                             float* lse, int headDim, int splits) {
+  attention_combine_body<false>(partO, partML, out, lse, headDim, splits, 0, 0);
+}
+
+// attention_combine that also writes the output's int8 form (quantize_rows_q8's math; headDim a
+// multiple of 32, so a warp's 32 dimensions are one block of the row [heads · headDim]): the
+// input of the output projection over int8 activations without a launch of its own.
+extern "C" __global__ void attention_combine_q8(const float* partO, const float* partML,
+                                                float* out, float* lse, int headDim, int splits,
+                                                signed char* xq, float* xd) {
+  attention_combine_body<true>(partO, partML, out, lse, headDim, splits, xq, xd);
 }
 
 // ---- tensor-core prefill attention ---------------------------------------------------------------

@@ -374,6 +374,53 @@ final class CudaKernels implements AutoCloseable {
       int count,
       int selStride,
       boolean perKvHead) {
+    attention(
+        q,
+        kPages,
+        vPages,
+        pageSize,
+        type,
+        out,
+        lse,
+        n,
+        heads,
+        kvHeads,
+        headDim,
+        scale,
+        causalStart,
+        ranges,
+        selected,
+        count,
+        selStride,
+        perKvHead,
+        null);
+  }
+
+  /**
+   * {@link #attention}; where the output comes from attention_combine (the split-K kernels, and the
+   * tensor-core kernel with key splits) and {@code int8Out} is not null, the combine also writes
+   * out's int8 form there (CudaModel's int8 activations). Returns whether it did.
+   */
+  boolean attention(
+      long q,
+      long kPages,
+      long vPages,
+      int pageSize,
+      KvCacheType type,
+      long out,
+      long lse,
+      int n,
+      int heads,
+      int kvHeads,
+      int headDim,
+      float scale,
+      int causalStart,
+      long ranges,
+      long selected,
+      int count,
+      int selStride,
+      boolean perKvHead,
+      CudaModel.Int8 int8Out) {
     if (headDim > MAX_HEAD_DIM) {
       throw new IllegalArgumentException(
           "headDim " + headDim + " exceeds the attention kernel's " + MAX_HEAD_DIM);
@@ -423,9 +470,9 @@ final class CudaKernels implements AutoCloseable {
           partO,
           partML);
       if (splits > 1) {
-        combine(partO, partML, out, lse, rows, headDim, splits);
+        return combine(partO, partML, out, lse, rows, headDim, splits, int8Out);
       }
-      return;
+      return false;
     }
     int group = heads / kvHeads;
     int groupBound = group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : group <= 8 ? 8 : 0;
@@ -451,7 +498,7 @@ final class CudaKernels implements AutoCloseable {
           count,
           selStride,
           perKvHead ? 1 : 0);
-      return;
+      return false;
     }
     // Flash decoding: a single row's keys are split over enough blocks to fill the device; a
     // prefill chunk of many rows fills it without splitting.
@@ -484,7 +531,7 @@ final class CudaKernels implements AutoCloseable {
         perKvHead ? 1 : 0,
         splits,
         ks.keysPerSplit());
-    combine(partO, partML, out, lse, rows, headDim, splits);
+    return combine(partO, partML, out, lse, rows, headDim, splits, int8Out);
   }
 
   /** How a row's keys are cut: {@code splits} ranges of {@code keysPerSplit} (the last shorter). */
@@ -504,8 +551,31 @@ final class CudaKernels implements AutoCloseable {
   }
 
   /** out, lse ← the LSE merge of the splits' partials (attention_combine). */
-  private void combine(
-      long partO, long partML, long out, long lse, long rows, int headDim, int splits) {
+  private boolean combine(
+      long partO,
+      long partML,
+      long out,
+      long lse,
+      long rows,
+      int headDim,
+      int splits,
+      CudaModel.Int8 int8Out) {
+    if (int8Out != null && headDim % 32 == 0) {
+      cx.launch(
+          "attention_combine_q8",
+          (int) rows,
+          1,
+          ATTENTION_THREADS,
+          partO,
+          partML,
+          out,
+          lse,
+          headDim,
+          splits,
+          int8Out.quants(),
+          int8Out.scales());
+      return true;
+    }
     cx.launch(
         "attention_combine",
         (int) rows,
@@ -517,6 +587,7 @@ final class CudaKernels implements AutoCloseable {
         lse,
         headDim,
         splits);
+    return false;
   }
 
   private static int ceilDiv(int a, int b) {

@@ -554,6 +554,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     // Whether a.half holds the int8 form of the next layer's attention input, written by the
     // previous layer's last norm (CudaModel.finishLayer for projectLayer with normed).
     boolean int8Ready;
+    // Whether a.half holds the int8 form of att, written by the attention's merge (runLayers for
+    // finishLayer).
+    boolean attInt8Ready;
     // SelfExtend only (null for dense): q [n, queryDim] then k [n, kvDim] rotated at the grouped
     // positions (one buffer, a copy of the front of qkv), the grouped partial's output, both
     // partials' LSEs, the grouped positions of the step's rows, and llama.cpp mode's per-row
@@ -830,25 +833,30 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       if (dense > 0 && se != null) {
         selfExtendAttention(seq, se, a, l, start, dense, q);
       } else if (dense > 0) {
-        k.attention(
-            q,
-            cache.keyTable(l),
-            cache.valueTable(l),
-            CudaKvCache.PAGE_TOKENS,
-            cache.type(),
-            a.att.address(),
-            0L,
-            dense,
-            c.heads(),
-            c.kvHeads(),
-            c.headDim(),
-            attentionScale,
-            start,
-            0L,
-            0L,
-            0,
-            0,
-            false);
+        // The whole output from this launch (no sparse rows): its merge may write the int8 form
+        // of the output projection's input too.
+        Int8 toWo = dense == n ? int8Input(layers.get(l).wo, n, a) : null;
+        a.attInt8Ready =
+            k.attention(
+                q,
+                cache.keyTable(l),
+                cache.valueTable(l),
+                CudaKvCache.PAGE_TOKENS,
+                cache.type(),
+                a.att.address(),
+                0L,
+                dense,
+                c.heads(),
+                c.kvHeads(),
+                c.headDim(),
+                attentionScale,
+                start,
+                0L,
+                0L,
+                0,
+                0,
+                false,
+                toWo);
       }
       finishLayer(l, a, n, true);
     }
@@ -1053,7 +1061,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     Layer w = layers.get(l);
     int dim = c.dim();
     long xb = a.xb.address();
-    matmul(w.wo, a.att.address(), xb, n, a, false);
+    boolean attInt8 = a.attInt8Ready; // set by runLayers' attention, never by a range's merge
+    a.attInt8Ready = false;
+    matmul(w.wo, a.att.address(), xb, n, a, attInt8);
     // With int8 activations the norm and SwiGLU also write the int8 form of the next product's
     // input (no quantization launch of its own).
     DeviceTensor gateUpInput = n == 1 && w.gateUp != null ? w.gateUp : w.wGate;
@@ -1279,6 +1289,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       return;
     }
     a.int8Ready = false; // a.half is about to hold x in half precision
+    a.attInt8Ready = false;
     if (w.type() == GgmlType.F32) {
       blas.gemm(CudaBlas.Precision.FP32, w.address(), x, y, w.rows(), w.cols(), n);
       return;
@@ -1341,7 +1352,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     }
     if (!int8Written) {
       k.quantizeRows(x, int8.quants(), int8.scales(), w.cols(), n);
-      a.int8Ready = false; // a.half now holds x's, not what a producer wrote for the next layer
+      // a.half now holds x's, not what a producer wrote for a later product
+      a.int8Ready = false;
+      a.attInt8Ready = false;
     }
     k.matvecQuantized(w, int8.quants(), int8.scales(), y, n);
   }

@@ -191,8 +191,8 @@ class CudaModelTest {
         for (int i = 0; i <= steps; i++) {
           assertThat(graphed.get(i)).as("logits of step %d as a graph", i).isEqualTo(int8.get(i));
         }
-        // A decode step quantizes only the attention output in a launch of its own: the norms
-        // and SwiGLU write the other products' int8 inputs, and every product is the integer one.
+        // A decode step has no quantization launch of its own: the norms, SwiGLU and the
+        // attention's merge write the products' int8 inputs, and every product is the integer one.
         try (CudaSequence seq = gpu.newSequence(prompt.length + 1)) {
           gpu.prefill(seq, prompt);
           java.util.Map<String, Long> launches = new java.util.HashMap<>();
@@ -201,12 +201,18 @@ class CudaModelTest {
           }
           int layers = c.layers();
           assertThat(launches)
-              .containsEntry("quantize_rows_q8", (long) layers)
+              .containsEntry("attention_combine_q8", (long) layers)
               .containsEntry("rmsnorm_rows_q8", 2L) // layer 0's attention norm, the final norm
               .containsEntry("add_rmsnorm_rows_q8", 2L * layers - 1)
               .containsEntry("swiglu_q8", (long) layers)
               .containsEntry("matvec_split_q8x", 4L * layers + 1)
-              .doesNotContainKeys("matvec_split", "matvec", "rmsnorm_rows", "swiglu");
+              .doesNotContainKeys(
+                  "quantize_rows_q8",
+                  "attention_combine",
+                  "matvec_split",
+                  "matvec",
+                  "rmsnorm_rows",
+                  "swiglu");
         }
       }
     }

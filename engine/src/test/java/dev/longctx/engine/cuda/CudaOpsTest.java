@@ -172,9 +172,9 @@ class CudaOpsTest {
   }
 
   /**
-   * The producers of int8 activations (rmsnorm_rows_q8, add_rmsnorm_rows_q8, swiglu_q8): their
-   * float output is the plain kernel's, bit for bit, and their int8 form is what quantize_rows_q8
-   * makes of that output, byte for byte and scale for scale.
+   * The producers of int8 activations (rmsnorm_rows_q8, add_rmsnorm_rows_q8, swiglu_q8,
+   * attention_combine_q8): their float output is the plain kernel's, bit for bit, and their int8
+   * form is what quantize_rows_q8 makes of that output, byte for byte and scale for scale.
    */
   @Test
   void fusedProducersWriteTheInt8FormOfTheirOutput() {
@@ -228,6 +228,61 @@ class CudaOpsTest {
           .as(producer + " scales")
           .containsExactly(CudaTests.read(cx, refD, (int) count / 32));
     }
+    // the attention's split merge (decode rows, 8 query heads over 2 KV heads of 64, 700 keys)
+    int heads = 8;
+    int kvHeads = 2;
+    int headDim = 64;
+    int len = 700;
+    int rows = 2;
+    CudaKvCache cache =
+        cache(
+            randoms(len * kvHeads * headDim, 1),
+            randoms(len * kvHeads * headDim, 1),
+            len,
+            kvHeads * headDim);
+    DeviceBuffer q = up(randoms(rows * heads * headDim, 1));
+    int width = heads * headDim;
+    float[][] outs = new float[2][];
+    DeviceBuffer fusedQ = keep(cx.alloc((long) rows * width));
+    DeviceBuffer fusedD = poisoned((long) rows * width / 32);
+    for (int fused = 0; fused < 2; fused++) {
+      DeviceBuffer out = poisoned((long) rows * width);
+      boolean wrote =
+          k.attention(
+              q.address(),
+              cache.keyTable(0),
+              cache.valueTable(0),
+              CudaKvCache.PAGE_TOKENS,
+              cache.type(),
+              out.address(),
+              0L,
+              rows,
+              heads,
+              kvHeads,
+              headDim,
+              0.125f,
+              len - rows,
+              0L,
+              0L,
+              0,
+              0,
+              false,
+              fused == 1 ? new CudaModel.Int8(fusedQ.address(), fusedD.address()) : null);
+      assertThat(wrote).as("int8 written by the merge").isEqualTo(fused == 1);
+      outs[fused] = CudaTests.read(cx, out, rows * width);
+    }
+    assertThat(outs[1]).as("attention output").containsExactly(outs[0]);
+    DeviceBuffer refQ = keep(cx.alloc((long) rows * width));
+    DeviceBuffer refD = poisoned((long) rows * width / 32);
+    k.quantizeRows(up(outs[0]).address(), refQ.address(), refD.address(), width, rows);
+    int[] got = new int[rows * width / 4];
+    int[] want = new int[rows * width / 4];
+    cx.read(fusedQ, 0, got, got.length);
+    cx.read(refQ, 0, want, want.length);
+    assertThat(got).as("attention quants").containsExactly(want);
+    assertThat(CudaTests.read(cx, fusedD, rows * width / 32))
+        .as("attention scales")
+        .containsExactly(CudaTests.read(cx, refD, rows * width / 32));
   }
 
   @ParameterizedTest
