@@ -12,7 +12,8 @@ mkdir -p "$lib"
 g++ -std=c++20 -O2 -shared -fPIC -Wall -Wno-unused-function -Wno-sign-compare -Wno-unknown-pragmas \
   -o "$lib/libcuda.so.1" fake_driver.cpp
 cd ../../..
-export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+JAVA_HOME="$(./longctx jdk)"
+export JAVA_HOME
 export PATH="$JAVA_HOME/bin:$PATH"
 export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
 ./mvnw -o -pl engine test \
