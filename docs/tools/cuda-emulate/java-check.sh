@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 lib="${TMPDIR:-/tmp}/longctx-fake-cuda"
 mkdir -p "$lib"
-g++ -std=c++20 -O2 -shared -fPIC -Wall -Wno-unused-function -Wno-sign-compare -Wno-unknown-pragmas \
+g++ -std=c++20 -O2 -shared -fPIC -Wall -Wno-unused-function -Wno-sign-compare -Wno-unknown-pragmas -Wno-strict-aliasing \
   -o "$lib/libcuda.so.1" fake_driver.cpp
 cd ../../..
 JAVA_HOME="$(./longctx jdk)"
