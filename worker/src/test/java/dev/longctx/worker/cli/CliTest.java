@@ -75,39 +75,12 @@ class CliTest {
     assertThat(cpu.exitCode()).isZero();
     assertThat(graphs.exitCode()).as(graphs.getErrorOutput()).isZero();
     assertThat(graphs.getOutput()).isEqualTo(cpu.getOutput()).startsWith("Once upon a time");
-    LaunchResult bench =
-        launcher.launch(
-            "bench",
-            "--model",
-            stories(),
-            "-p",
-            "8",
-            "-n",
-            "4",
-            "-r",
-            "1",
-            "--backend",
-            "cuda",
-            "--cuda-graphs");
+    LaunchResult bench = launcher.launch(gpuBench(stories(), "--cuda-graphs"));
     assertThat(bench.exitCode()).as(bench.getErrorOutput()).isZero();
     assertThat(bench.getOutput())
         .containsPattern("\\(cuda, f32 KV, CUDA graphs\\) \\|.*\\| tg4 \\| [0-9.]+ ± ");
     // --profile: each test once more by kernel, the graph's launches seen one by one
-    LaunchResult profiled =
-        launcher.launch(
-            "bench",
-            "--model",
-            stories(),
-            "-p",
-            "8",
-            "-n",
-            "4",
-            "-r",
-            "1",
-            "--backend",
-            "cuda",
-            "--cuda-graphs",
-            "--profile");
+    LaunchResult profiled = launcher.launch(gpuBench(stories(), "--cuda-graphs", "--profile"));
     assertThat(profiled.exitCode()).as(profiled.getErrorOutput()).isZero();
     int layers = 5; // stories260K
     assertThat(profiled.getOutput())
@@ -151,23 +124,19 @@ class CliTest {
     assertThat(plain.exitCode()).as(plain.getErrorOutput()).isZero();
     assertThat(int8.exitCode()).as(int8.getErrorOutput()).isZero();
     assertThat(int8.getOutput()).startsWith(plain.getOutput().substring(0, 40));
-    LaunchResult bench =
-        launcher.launch(
-            "bench",
-            "--model",
-            q8.toString(),
-            "-p",
-            "8",
-            "-n",
-            "4",
-            "-r",
-            "1",
-            "--backend",
-            "cuda",
-            "--int8-activations");
+    LaunchResult bench = launcher.launch(gpuBench(q8.toString(), "--int8-activations"));
     assertThat(bench.exitCode()).as(bench.getErrorOutput()).isZero();
     assertThat(bench.getOutput())
         .containsPattern("\\(cuda, f32 KV, int8 activations\\) \\|.*\\| tg4 \\| [0-9.]+ ± ");
+  }
+
+  /** {@code bench} of {@code model} on the GPU, pp8 and tg4 once, then extra. */
+  private static String[] gpuBench(String model, String... extra) {
+    return append(
+        new String[] {
+          "bench", "--model", model, "-p", "8", "-n", "4", "-r", "1", "--backend", "cuda"
+        },
+        extra);
   }
 
   /** {@code generate} of 24 greedy tokens of stories260K after "Once upon a time", then extra. */
