@@ -661,6 +661,19 @@ __device__ __forceinline__ int q4_signed_bytes(u32 v) {
   return (int)(t | ((t & 0x08080808u) * 0x1Eu));
 }
 
+// One 4-byte word of a row's Q8_0 quants (block scale s) times four activation quants xw (scale dx).
+__device__ __forceinline__ float q8x_word(u32 w, float s, int xw, float dx) {
+  return s * dx * small_int_to_float(dp4a((int)w, xw, 0));
+}
+
+// One 4-byte word of a row's Q4_0 nibbles: its low nibbles (block scale slo) times activation
+// quants lo (scale dlo), its high ones (shi) times hi (dhi).
+__device__ __forceinline__ float q4x_word(u32 w, float slo, float shi, int lo, int hi, float dlo,
+                                          float dhi) {
+  return slo * dlo * small_int_to_float(dp4a(q4_signed_bytes(w & 0x0f0f0f0fu), lo, 0)) +
+         shi * dhi * small_int_to_float(dp4a(q4_signed_bytes((w >> 4) & 0x0f0f0f0fu), hi, 0));
+}
+
 // One Q8_0 chunk of two rows over quantized activations: quants a, b and scales da, db as
 // q8_chunk2 reads them; xc = the chunk's activation quants + 4·lane, dc = its activation scales
 // + lane / 8 (word j's block is 4j + lane / 8 of the chunk).
@@ -674,10 +687,8 @@ __device__ __forceinline__ void q8x_chunk2(uint4 a, uint4 b, uint2 da, uint2 db,
     int xw = *(const int*)(xc + 128 * j);
     float dx = dc[4 * j];
     int shift = 16 * (j & 1);
-    acc0 += half_to_float((u16)(sa[j >> 1] >> shift)) * dx *
-            small_int_to_float(dp4a((int)wa[j], xw, 0));
-    acc1 += half_to_float((u16)(sb[j >> 1] >> shift)) * dx *
-            small_int_to_float(dp4a((int)wb[j], xw, 0));
+    acc0 += q8x_word(wa[j], half_to_float((u16)(sa[j >> 1] >> shift)), xw, dx);
+    acc1 += q8x_word(wb[j], half_to_float((u16)(sb[j >> 1] >> shift)), xw, dx);
   }
 }
 
@@ -693,14 +704,10 @@ __device__ __forceinline__ void q4x_chunk2(uint4 a, uint4 b, uint4 da, uint4 db,
   for (int w = 0; w < 4; w++) {
     int lo = *(const int*)(xc + 256 * w), hi = *(const int*)(xc + 256 * w + 128);
     float dlo = dc[8 * w], dhi = dc[8 * w + 4];
-    acc0 += half_to_float((u16)sa[w]) * dlo *
-                small_int_to_float(dp4a(q4_signed_bytes(wa[w] & 0x0f0f0f0fu), lo, 0)) +
-            half_to_float((u16)(sa[w] >> 16)) * dhi *
-                small_int_to_float(dp4a(q4_signed_bytes((wa[w] >> 4) & 0x0f0f0f0fu), hi, 0));
-    acc1 += half_to_float((u16)sb[w]) * dlo *
-                small_int_to_float(dp4a(q4_signed_bytes(wb[w] & 0x0f0f0f0fu), lo, 0)) +
-            half_to_float((u16)(sb[w] >> 16)) * dhi *
-                small_int_to_float(dp4a(q4_signed_bytes((wb[w] >> 4) & 0x0f0f0f0fu), hi, 0));
+    acc0 += q4x_word(wa[w], half_to_float((u16)sa[w]), half_to_float((u16)(sa[w] >> 16)), lo, hi,
+                     dlo, dhi);
+    acc1 += q4x_word(wb[w], half_to_float((u16)sb[w]), half_to_float((u16)(sb[w] >> 16)), lo, hi,
+                     dlo, dhi);
   }
 }
 
@@ -735,10 +742,8 @@ __device__ void warp_split_dot2_q8x(const u8* __restrict__ q0, const u8* __restr
     for (int c = (chunks << 9) + 4 * lane; c < cols; c += 128) {
       int xw = *(const int*)(xq + c);
       float dx = xd[c >> 5];
-      acc0 += half_to_float(s0[c >> 5]) * dx *
-              small_int_to_float(dp4a(*(const int*)(q0 + c), xw, 0));
-      acc1 += half_to_float(s1[c >> 5]) * dx *
-              small_int_to_float(dp4a(*(const int*)(q1 + c), xw, 0));
+      acc0 += q8x_word(*(const u32*)(q0 + c), half_to_float(s0[c >> 5]), xw, dx);
+      acc1 += q8x_word(*(const u32*)(q1 + c), half_to_float(s1[c >> 5]), xw, dx);
     }
   } else {
     int chunks = cols >> 10, f = 0;
@@ -765,14 +770,8 @@ __device__ void warp_split_dot2_q8x(const u8* __restrict__ q0, const u8* __restr
       int lo = *(const int*)(xq + cl), hi = *(const int*)(xq + ch);
       float dlo = xd[cl >> 5], dhi = xd[ch >> 5];
       u32 v0 = *(const u32*)(t0 + t), v1 = *(const u32*)(t1 + t);
-      acc0 += half_to_float(s0[cl >> 5]) * dlo *
-                  small_int_to_float(dp4a(q4_signed_bytes(v0 & 0x0f0f0f0fu), lo, 0)) +
-              half_to_float(s0[ch >> 5]) * dhi *
-                  small_int_to_float(dp4a(q4_signed_bytes((v0 >> 4) & 0x0f0f0f0fu), hi, 0));
-      acc1 += half_to_float(s1[cl >> 5]) * dlo *
-                  small_int_to_float(dp4a(q4_signed_bytes(v1 & 0x0f0f0f0fu), lo, 0)) +
-              half_to_float(s1[ch >> 5]) * dhi *
-                  small_int_to_float(dp4a(q4_signed_bytes((v1 >> 4) & 0x0f0f0f0fu), hi, 0));
+      acc0 += q4x_word(v0, half_to_float(s0[cl >> 5]), half_to_float(s0[ch >> 5]), lo, hi, dlo, dhi);
+      acc1 += q4x_word(v1, half_to_float(s1[cl >> 5]), half_to_float(s1[ch >> 5]), lo, hi, dlo, dhi);
     }
   }
   r0 = warp_sum(acc0);
@@ -1631,8 +1630,8 @@ __device__ __forceinline__ void ldmatrix_x4(u32* r, const u16* row) {
 // With splits > 1 the window is cut from its start into ranges of keysPerSplit (a multiple of
 // TC_KEYS), one per blockIdx.y / heads, the last taking whatever remains (a ranges window may be
 // longer than the longest range the caller sized the splits with), and the blocks write partials
-// for attention_combine (as attention_split
-// does), so a few rows over a long context still fill the device.
+// for attention_combine (as attention_split does), so a few rows over a long context still fill
+// the device.
 // With HPB = 2 a block takes the same rows for two heads of one GQA group (TC_WARPS warps each):
 // every K/V tile is read from the cache and converted once for both, halving the cache traffic.
 // Grid (ceil(n / TC_ROWS), heads / HPB · splits), block HPB·TC_WARPS·32. The helpers below, then

@@ -750,7 +750,8 @@ public final class CudaBench {
         selected,
         count,
         selStride,
-        false);
+        false,
+        null);
   }
 
   /** Best wall time in seconds of {@code work} over a few synchronized repetitions. */

@@ -354,52 +354,10 @@ final class CudaKernels implements AutoCloseable {
    * lowest first and highest end, so those slots must hold stored (finite) keys and values even
    * where no row of the block sees them. The cache's elements are {@code type} (the kernels read
    * F16 pages widened to float).
-   */
-  void attention(
-      long q,
-      long kPages,
-      long vPages,
-      int pageSize,
-      KvCacheType type,
-      long out,
-      long lse,
-      int n,
-      int heads,
-      int kvHeads,
-      int headDim,
-      float scale,
-      int causalStart,
-      long ranges,
-      long selected,
-      int count,
-      int selStride,
-      boolean perKvHead) {
-    attention(
-        q,
-        kPages,
-        vPages,
-        pageSize,
-        type,
-        out,
-        lse,
-        n,
-        heads,
-        kvHeads,
-        headDim,
-        scale,
-        causalStart,
-        ranges,
-        selected,
-        count,
-        selStride,
-        perKvHead,
-        null);
-  }
-
-  /**
-   * {@link #attention}; where the output comes from attention_combine (the split-K kernels, and the
-   * tensor-core kernel with key splits) and {@code int8Out} is not null, the combine also writes
-   * out's int8 form there (CudaModel's int8 activations). Returns whether it did.
+   *
+   * <p>Where the output comes from attention_combine (the split-K kernels, and the tensor-core
+   * kernel with key splits) and {@code int8Out} is not null, the combine also writes out's int8
+   * form there (CudaModel's int8 activations). Returns whether it did.
    */
   boolean attention(
       long q,

@@ -979,7 +979,8 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         lists,
         count,
         lists == 0 ? 0 : listStride,
-        lists != 0 && perKvHead);
+        lists != 0 && perKvHead,
+        null);
   }
 
   /**
@@ -1200,7 +1201,8 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         exact ? list + (long) start * Integer.BYTES : a.neighborLists.address(),
         w,
         exact ? 1 : w,
-        false);
+        false,
+        null);
     // grouped partial → a.attGrouped, a.lseGrouped. Rows whose grouped set is empty (i < w, or
     // before the first llama.cpp chunk boundary) are not launched: their LSE is set to −∞, which
     // gives the grouped partial weight 0 in the merge. So every causal launch below starts at
@@ -1270,7 +1272,8 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         selected,
         count,
         0,
-        false);
+        false,
+        null);
   }
 
   /** {@code y[n, rows] = x[n, cols] · Wᵀ}: cuBLAS for prefill chunks, the matvec kernel else. */

@@ -829,7 +829,8 @@ class CudaOpsTest {
           0L,
           0,
           0,
-          false);
+          false,
+          null);
       double[] refOut = new double[n * heads * headDim];
       double[] refLse = new double[n * heads];
       float[] cpuOut = new float[n * heads * headDim];
@@ -898,7 +899,8 @@ class CudaOpsTest {
           up(selected).address(),
           count,
           lists * count,
-          perKvHead);
+          perKvHead,
+          null);
       double[] refOut = new double[n * heads * headDim];
       double[] refLse = new double[n * heads];
       float[] cpuOut = new float[n * heads * headDim];
@@ -1020,7 +1022,8 @@ class CudaOpsTest {
           0L,
           longest,
           0,
-          false);
+          false,
+          null);
       double[] refOut = new double[n * heads * headDim];
       double[] refLse = new double[n * heads];
       for (int t = 0; t < n; t++) {
