@@ -173,7 +173,7 @@ public final class CudaBench {
               // the deepest context's steps by kernel: selection against attention
               profiles.add(
                   new Profiled(
-                      policyName(policy) + ", decode at " + ctx,
+                      policy.name() + ", decode at " + ctx,
                       "token",
                       cx.profile(
                           steps - 1, () -> model.decode(seq, random.nextInt(c.vocabSize())))));
@@ -188,15 +188,6 @@ public final class CudaBench {
     for (Profiled p : profiles) {
       printProfile(p);
     }
-  }
-
-  private static String policyName(AttentionPolicy policy) {
-    return switch (policy) {
-      case AttentionPolicy.IndexerTopK t -> "indexer top-k (own heads, k = " + t.k() + ")";
-      case AttentionPolicy.BlockTopK b ->
-          "block top-k (" + b.topBlocks() + " × " + b.blockSize() + ")";
-      default -> "dense";
-    };
   }
 
   private static double copyBandwidth(CudaContext cx, long bytes) {
@@ -457,28 +448,27 @@ public final class CudaBench {
             "| %s | %s | %s | tg%d @ d%d%s | %.1f | %.0f | %.0f%% |%n",
             name, type, gib, steps, prompt, variants[v], bestDecode[v], gbs, 100 * gbs / copyGbs);
       }
-      // The same steps by kernel: one prefill of the prompt, then decode steps at its depth.
+      // The same steps by kernel: one prefill of the prompt, then decode steps at its depth
+      // (for Q8_0 also over int8 activations).
       List<Profiled> profiles = new ArrayList<>();
-      try (CudaSequence seq = model.newSequence(prompt + steps)) {
+      try (CudaSequence seq = model.newSequence(prompt)) {
         int[] tokens = random.ints(prompt, 0, c.vocabSize()).toArray();
         profiles.add(
             new Profiled(
                 name + ", " + type + ", pp" + prompt,
                 "prefill",
                 cx.profile(1, () -> model.prefill(seq, tokens))));
-        profiles.add(
-            new Profiled(
-                name + ", " + type + ", tg @ d" + prompt,
-                "token",
-                cx.profile(steps, () -> model.decode(seq, random.nextInt(c.vocabSize())))));
       }
-      if (variants.length > 2 && !failed[2]) {
-        model.setQuantizedActivations(true);
+      for (int v = 0; v < variants.length; v += 2) { // direct launches, then int8 activations
+        if (failed[v]) {
+          continue;
+        }
+        model.setQuantizedActivations(v == 2);
         try (CudaSequence seq = model.newSequence(prompt + steps)) {
           model.prefill(seq, random.ints(prompt, 0, c.vocabSize()).toArray());
           profiles.add(
               new Profiled(
-                  name + ", " + type + ", tg @ d" + prompt + ", int8 activations",
+                  name + ", " + type + ", tg @ d" + prompt + variants[v],
                   "token",
                   cx.profile(steps, () -> model.decode(seq, random.nextInt(c.vocabSize())))));
         } finally {

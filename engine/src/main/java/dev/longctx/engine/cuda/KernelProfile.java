@@ -48,6 +48,14 @@ public final class KernelProfile implements AutoCloseable {
     }
 
     /**
+     * The same profile counted per unit, where each profiled step ran {@code units} of them (a run
+     * of n decode tokens profiled as one step: per token).
+     */
+    public Result perUnit(int units) {
+      return new Result(entries, steps * units, outsideMicroseconds, spanMicroseconds);
+    }
+
+    /**
      * A Markdown table under {@code title}: each kernel's launches and device time per {@code step}
      * (what one profiled step is: "token", "prefill"), its share of the steps' span, the time
      * outside all launches (the device idle between them, copies) and the whole step.
@@ -79,12 +87,10 @@ public final class KernelProfile implements AutoCloseable {
     }
   }
 
-  private final List<CUevent_st> pool = new ArrayList<>();
+  // Events in record order: a step's begin, then (before, after) per launch, then its end.
+  private final List<CUevent_st> events = new ArrayList<>();
   private final List<String> names = new ArrayList<>();
-  private int used;
-  private int steps;
   private final List<int[]> stepBounds = new ArrayList<>();
-  private boolean closed;
 
   /** Made by {@link CudaContext#profile}, which records into it. */
   KernelProfile() {}
@@ -97,7 +103,6 @@ public final class KernelProfile implements AutoCloseable {
   /** Ends a step: an event after its last launch (and any copy it made). */
   void endStep() {
     stepBounds.getLast()[1] = record();
-    steps++;
   }
 
   /** Called right before a launch named {@code name}. */
@@ -112,25 +117,21 @@ public final class KernelProfile implements AutoCloseable {
   }
 
   private int record() {
-    if (used == pool.size()) {
-      CUevent_st e = new CUevent_st();
-      check("cuEventCreate", cuEventCreate(e, CU_EVENT_DEFAULT));
-      pool.add(e);
-    }
-    CUevent_st e = pool.get(used);
+    CUevent_st e = new CUevent_st();
+    check("cuEventCreate", cuEventCreate(e, CU_EVENT_DEFAULT));
+    events.add(e);
     check("cuEventRecord", cuEventRecord(e, (CUstream_st) null));
-    return used++;
+    return events.size() - 1;
   }
 
-  /** Waits for the recorded steps and sums their events by name; then starts empty. */
+  /** Waits for the recorded steps and sums their launches' events by name. */
   Result result() {
     Map<String, double[]> byName = new LinkedHashMap<>(); // name -> {launches, µs}
     double span = 0;
     double launched = 0;
-    if (used > 0) {
-      check("cuEventSynchronize", cuEventSynchronize(pool.get(used - 1)));
+    if (!events.isEmpty()) {
+      check("cuEventSynchronize", cuEventSynchronize(events.getLast()));
     }
-    // Events in record order: a step's begin, then (before, after) per launch, then its end.
     int launch = 0;
     for (int[] bounds : stepBounds) {
       span += elapsed(bounds[0], bounds[1]);
@@ -145,29 +146,20 @@ public final class KernelProfile implements AutoCloseable {
     List<Entry> entries = new ArrayList<>();
     byName.forEach((name, sum) -> entries.add(new Entry(name, (long) sum[0], sum[1])));
     entries.sort(Comparator.comparingDouble(Entry::microseconds).reversed());
-    Result r = new Result(List.copyOf(entries), steps, Math.max(0, span - launched), span);
-    used = 0;
-    steps = 0;
-    names.clear();
-    stepBounds.clear();
-    return r;
+    return new Result(List.copyOf(entries), stepBounds.size(), Math.max(0, span - launched), span);
   }
 
   private double elapsed(int from, int to) {
     float[] ms = new float[1];
-    check("cuEventElapsedTime", cuEventElapsedTime(ms, pool.get(from), pool.get(to)));
+    check("cuEventElapsedTime", cuEventElapsedTime(ms, events.get(from), events.get(to)));
     return ms[0] * 1000.0;
   }
 
   @Override
   public void close() {
-    if (closed) {
-      return;
-    }
-    closed = true;
-    for (CUevent_st e : pool) {
+    for (CUevent_st e : events) {
       check("cuEventDestroy", cuEventDestroy(e));
     }
-    pool.clear();
+    events.clear();
   }
 }

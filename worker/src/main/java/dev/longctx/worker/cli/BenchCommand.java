@@ -250,22 +250,16 @@ public class BenchCommand implements Callable<Integer> {
   private record Profiled(String test, boolean prefill, int n, KernelProfile.Result result) {
 
     void print(boolean json, String model) {
-      // per token for decode (the run's n steps), per prefill for a prefill
-      double per = prefill ? 1 : n;
+      // per prefill, or per token of a decode run profiled as one step
+      KernelProfile.Result r = prefill ? result : result.perUnit(n);
+      double per = r.steps();
       if (!json) {
-        // the profile ran the n tokens as one step: the table's steps are the tokens
-        KernelProfile.Result perStep =
-            new KernelProfile.Result(
-                result.entries(),
-                (int) per,
-                result.outsideMicroseconds(),
-                result.spanMicroseconds());
         System.out.println();
-        System.out.print(perStep.table(model + ", " + test, prefill ? "prefill" : "token"));
+        System.out.print(r.table(model + ", " + test, prefill ? "prefill" : "token"));
         return;
       }
       List<Map<String, Object>> kernels = new ArrayList<>();
-      for (KernelProfile.Entry e : result.entries()) {
+      for (KernelProfile.Entry e : r.entries()) {
         Map<String, Object> k = new LinkedHashMap<>();
         k.put("kernel", e.name());
         k.put("launches", e.launches() / per);
@@ -277,8 +271,8 @@ public class BenchCommand implements Callable<Integer> {
       out.put("profile", test);
       out.put("per", prefill ? "prefill" : "token");
       out.put("kernels", kernels);
-      out.put("outside_microseconds", result.outsideMicroseconds() / per);
-      out.put("span_microseconds", result.spanMicroseconds() / per);
+      out.put("outside_microseconds", r.outsideMicroseconds() / per);
+      out.put("span_microseconds", r.spanMicroseconds() / per);
       System.out.println(JsonText.write(out));
     }
   }
