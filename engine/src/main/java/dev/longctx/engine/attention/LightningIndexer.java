@@ -192,14 +192,23 @@ public final class LightningIndexer {
    * start..}) into {@code keys[pos · headDim ..]}.
    */
   public void keys(int layer, float[] x, int n, int start, float[] keys) {
+    keys(layer, x, n, consecutive(start, n), keys, start);
+  }
+
+  /**
+   * Indexer key of each of {@code n} tokens ({@code x} rows of width dim, RoPE at {@code
+   * positions[t]}) into rows {@code firstRow + t} of {@code keys} (a shard's slots: its positions
+   * need not be consecutive).
+   */
+  public void keys(int layer, float[] x, int n, int[] positions, float[] keys, int firstRow) {
     Layer y = layers.get(layer);
     float[] k = new float[n * headDim];
     y.wk().matmul(x, k, n);
     for (int t = 0; t < n; t++) {
       layerNorm(k, t * headDim, y.kNormWeight(), y.kNormBias());
-      rope.apply(k, t * headDim, 1, start + t);
-      System.arraycopy(k, t * headDim, keys, (start + t) * headDim, headDim);
+      rope.apply(k, t * headDim, 1, positions[t]);
     }
+    System.arraycopy(k, 0, keys, firstRow * headDim, n * headDim);
   }
 
   /**
@@ -207,14 +216,27 @@ public final class LightningIndexer {
    * start + t}) and head weights {@code w[t·heads ..]}.
    */
   public void queries(int layer, float[] x, int n, int start, float[] q, float[] w) {
+    queries(layer, x, n, consecutive(start, n), q, w);
+  }
+
+  /** {@link #queries(int, float[], int, int, float[], float[])} with RoPE at {@code positions}. */
+  public void queries(int layer, float[] x, int n, int[] positions, float[] q, float[] w) {
     Layer y = layers.get(layer);
     y.wq().matmul(x, q, n);
     y.weightsProj().matmul(x, w, n);
     for (int t = 0; t < n; t++) {
       for (int j = 0; j < heads; j++) {
-        rope.apply(q, (t * heads + j) * headDim, 1, start + t);
+        rope.apply(q, (t * heads + j) * headDim, 1, positions[t]);
       }
     }
+  }
+
+  private static int[] consecutive(int start, int n) {
+    int[] positions = new int[n];
+    for (int t = 0; t < n; t++) {
+      positions[t] = start + t;
+    }
+    return positions;
   }
 
   /**

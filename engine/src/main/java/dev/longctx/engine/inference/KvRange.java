@@ -2,8 +2,12 @@ package dev.longctx.engine.inference;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.attention.IndexerSource;
+import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.attention.SequenceAttention;
+import dev.longctx.engine.attention.TopK;
 import dev.longctx.engine.model.LlamaConfig;
+import dev.longctx.engine.tensor.Parallel;
 import java.util.Arrays;
 
 /**
@@ -48,6 +52,18 @@ public abstract class KvRange implements AutoCloseable {
   private int layersWithKeys;
 
   /**
+   * The request's model-file lightning indexer (ALGORITHMS.md §1.2), or null: a range of a request
+   * spread over several shards keeps the indexer keys of its own slots and scores queries against
+   * them ({@link #indexStep}, {@link #score}), so no one holds every key (§4.5).
+   */
+  private final LightningIndexer indexer;
+
+  /** Per layer, the indexer keys of slots [0, indexed[l]), slot-major (allocated on first use). */
+  private float[][] indexKeys;
+
+  private int[] indexed;
+
+  /**
    * @param policy the request's attention; only its positions matter here: plain, or SelfExtend's
    *     (whose keys are kept twice: at their positions and at the grouped ones, ALGORITHMS.md §2.4
    *     design 1). Sparse selection happens at the coordinator, or in {@link #forwardLocal} of a
@@ -62,6 +78,11 @@ public abstract class KvRange implements AutoCloseable {
     this.selfExtend = policy.positions();
     this.policy = policy;
     this.slotPositions = new int[capacity];
+    this.indexer =
+        policy instanceof AttentionPolicy.IndexerTopK t
+                && t.indexer() instanceof IndexerSource.ModelFile m
+            ? m.indexer()
+            : null;
   }
 
   /**
@@ -195,6 +216,128 @@ public abstract class KvRange implements AutoCloseable {
               + (attention == null ? "none" : attention.length + " elements"));
     }
     finish(l, attention);
+  }
+
+  /** Whether this range can index and score its keys (a model-file lightning indexer's request). */
+  public final boolean indexes() {
+    return indexer != null;
+  }
+
+  /** A step's indexer queries [rows, indexHeads · indexDim] and head weights [rows, indexHeads]. */
+  public record IndexQueries(float[] queries, float[] weights) {}
+
+  /**
+   * The shard's half of the distributed top-k (ALGORITHMS.md §4.5) for the layer last advanced:
+   * stores the step rows' lightning-indexer keys beside this range's KV (from the layer's
+   * normalized input, RoPE at the rows' positions) and returns the rows' indexer queries and head
+   * weights, which the coordinator sends every shard of the request for {@link #score}. Every step
+   * of a request scored by its shards must be indexed, layer by layer, so that each slot's key
+   * exists.
+   */
+  public final IndexQueries indexStep() {
+    if (indexer == null) {
+      throw new IllegalStateException(
+          policy.name() + " has no model-file lightning indexer here: nothing to index");
+    }
+    if (layer < 0 || layer >= config.layers()) {
+      throw new IllegalStateException("index a step once advanced to a layer, at layer " + layer);
+    }
+    if (indexKeys == null) {
+      indexKeys = new float[config.layers()][];
+      indexed = new int[config.layers()];
+    }
+    if (indexed[layer] != firstSlot) {
+      throw new IllegalStateException(
+          "layer "
+              + layer
+              + "'s indexer keys cover "
+              + indexed[layer]
+              + " of the "
+              + firstSlot
+              + " positions held before this step: every step of a request scored by its shards"
+              + " must be indexed");
+    }
+    int heads = indexer.heads();
+    int dim = indexer.headDim();
+    float[] q = new float[rows * heads * dim];
+    float[] w = new float[rows * heads];
+    if (rows > 0) {
+      float[] x = stepNormedInput();
+      if (indexKeys[layer] == null) {
+        indexKeys[layer] = new float[capacity * dim];
+      }
+      indexer.keys(layer, x, rows, stepPositions, indexKeys[layer], firstSlot);
+      indexer.queries(layer, x, rows, stepPositions, q, w);
+    }
+    indexed[layer] = firstSlot + rows;
+    return new IndexQueries(q, w);
+  }
+
+  /**
+   * The shard's local top-k (ALGORITHMS.md §4.5 step 1) of each of {@code m} indexer queries over
+   * its keys of layer {@code l} visible to the query (position ≤ {@code positions[i]}): the
+   * top-min(k, visible) under ≻ (score desc, global position asc), best first, with global
+   * positions, from the full k (not k/P) so that the coordinator's merge of every shard's lists is
+   * the single-device top-k. {@code queries} [m, indexHeads · indexDim] and {@code weights} [m,
+   * indexHeads] are what {@link #indexStep} returned on the shards owning the queries.
+   */
+  public final TopK.Candidates[] score(
+      int l, float[] queries, float[] weights, int[] positions, int k) {
+    if (indexer == null) {
+      throw new IllegalStateException(
+          policy.name() + " has no model-file lightning indexer here: nothing to score with");
+    }
+    if (l < 0 || l >= config.layers()) {
+      throw new IllegalArgumentException("layer " + l + " is outside [0, " + config.layers() + ")");
+    }
+    if (k < 1) {
+      throw new IllegalArgumentException("top_k must be >= 1, got " + k);
+    }
+    int m = positions.length;
+    int heads = indexer.heads();
+    int dim = indexer.headDim();
+    if (queries.length != m * heads * dim || weights.length != m * heads) {
+      throw new IllegalArgumentException(
+          "indexer queries must be ["
+              + m
+              + ", "
+              + heads * dim
+              + "] and weights ["
+              + m
+              + ", "
+              + heads
+              + "], got "
+              + queries.length
+              + " and "
+              + weights.length
+              + " elements");
+    }
+    int held = indexed == null ? 0 : indexed[l];
+    if (held != slots) {
+      throw new IllegalStateException(
+          "layer "
+              + l
+              + "'s indexer keys cover "
+              + held
+              + " of the "
+              + slots
+              + " positions held: every step of a request scored by its shards must be indexed");
+    }
+    TopK.Candidates[] out = new TopK.Candidates[m];
+    float[] keys = indexKeys == null ? null : indexKeys[l];
+    Parallel.forRange(
+        m,
+        (from, to) -> {
+          float[] scores = new float[slots];
+          for (int i = from; i < to; i++) {
+            int visible = visibleSlots(positions[i]);
+            if (visible > 0) {
+              indexer.score(queries, i * heads * dim, weights, i * heads, keys, visible, scores);
+            }
+            out[i] = TopK.select(scores, slotPositions, visible, k);
+          }
+        });
+    return out;
   }
 
   /**

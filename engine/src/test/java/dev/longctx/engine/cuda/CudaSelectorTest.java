@@ -21,10 +21,8 @@ import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.model.TestModels;
-import dev.longctx.engine.tensor.FloatTensor;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -92,7 +90,7 @@ class CudaSelectorTest {
         CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
       Transformer cpu = new Transformer(loaded.config(), loaded.weights());
       int[] prompt = new SplittableRandom(3).ints(100, 3, loaded.config().vocabSize()).toArray();
-      LightningIndexer indexer = randomIndexer(loaded.config(), 11);
+      LightningIndexer indexer = TestModels.randomIndexer(loaded.config(), 11);
       for (AttentionPolicy p :
           new AttentionPolicy[] {
             new IndexerTopK(16),
@@ -157,7 +155,7 @@ class CudaSelectorTest {
     try (LoadedModel loaded = TestModels.stories260K();
         CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
       LlamaConfig c = loaded.config();
-      LightningIndexer indexer = randomIndexer(c, 5);
+      LightningIndexer indexer = TestModels.randomIndexer(c, 5);
       int[] chunks = {150, 1, 1, 37, 1};
       int total = 0;
       for (int n : chunks) {
@@ -323,7 +321,7 @@ class CudaSelectorTest {
           }
         }
       }
-      LightningIndexer indexer = randomIndexer(loaded.config(), 2);
+      LightningIndexer indexer = TestModels.randomIndexer(loaded.config(), 2);
       try (CudaSequence gs =
           gpu.newSequence(
               depth, new IndexerTopK(8, 0, new IndexerSource.ModelFile(indexer), null))) {
@@ -349,7 +347,8 @@ class CudaSelectorTest {
             new IndexerTopK(32),
             new IndexerTopK(32, 0, IndexerSource.ownHeads(), new SelfExtend(4, 8)),
             new BlockTopK(16, 4),
-            new IndexerTopK(8, 0, new IndexerSource.ModelFile(randomIndexer(c, 1)), null),
+            new IndexerTopK(
+                8, 0, new IndexerSource.ModelFile(TestModels.randomIndexer(c, 1)), null),
             AttentionPolicy.dense()
           }) {
         int tokens = 1024;
@@ -382,34 +381,4 @@ class CudaSelectorTest {
   }
 
   /** A lightning indexer of 2 heads of dimension 8 with random weights for {@code c}'s layers. */
-  private static LightningIndexer randomIndexer(LlamaConfig c, long seed) {
-    SplittableRandom r = new SplittableRandom(seed);
-    int heads = 2;
-    int d = 8;
-    List<LightningIndexer.Layer> layers = new ArrayList<>();
-    for (int l = 0; l < c.layers(); l++) {
-      float[] gamma = new float[d];
-      float[] beta = new float[d];
-      for (int i = 0; i < d; i++) {
-        gamma[i] = (float) (1 + 0.2 * r.nextDouble(-1, 1));
-        beta[i] = (float) (0.3 * r.nextDouble(-1, 1));
-      }
-      layers.add(
-          new LightningIndexer.Layer(
-              matrix(r, heads * d, c.dim()),
-              matrix(r, d, c.dim()),
-              gamma,
-              beta,
-              matrix(r, heads, c.dim())));
-    }
-    return new LightningIndexer(layers, c.ropeTheta());
-  }
-
-  private static FloatTensor matrix(SplittableRandom r, int rows, int cols) {
-    float[] v = new float[rows * cols];
-    for (int i = 0; i < v.length; i++) {
-      v[i] = (float) r.nextDouble(-0.5, 0.5);
-    }
-    return FloatTensor.ofFloats(v, rows, cols);
-  }
 }

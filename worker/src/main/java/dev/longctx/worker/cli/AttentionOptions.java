@@ -119,16 +119,31 @@ public class AttentionOptions {
       throw new IllegalArgumentException(
           "--indexer model needs a GGUF model file with indexer tensors");
     }
-    LlamaConfig c = model.config();
-    // The model's mapping stays open while the model is; this second mapping lives as long.
-    GgufFile gguf = GgufFile.open(model.path());
-    if (!LightningIndexer.present(gguf)) {
-      gguf.close();
+    LightningIndexer indexer = indexerOf(model);
+    if (indexer == null) {
       throw new IllegalArgumentException(
           model.path()
               + " has no lightning-indexer tensors (blk.N.indexer.attn_k.weight or"
               + " blk.N.attn_indexer.wk.weight)");
     }
-    return new IndexerSource.ModelFile(LightningIndexer.fromGguf(gguf, c.layers(), c.ropeTheta()));
+    return new IndexerSource.ModelFile(indexer);
+  }
+
+  /**
+   * The lightning indexer in {@code model}'s file (ALGORITHMS.md §1.2), or null where it is not a
+   * GGUF file with indexer tensors: what a shard scores with for requests using indexer "model".
+   */
+  static LightningIndexer indexerOf(LoadedModel model) {
+    if (model.format() != LoadedModel.Format.GGUF) {
+      return null;
+    }
+    LlamaConfig c = model.config();
+    // The model's mapping stays open while the model is; this second mapping lives as long.
+    GgufFile gguf = GgufFile.open(model.path());
+    if (!LightningIndexer.present(gguf)) {
+      gguf.close();
+      return null;
+    }
+    return LightningIndexer.fromGguf(gguf, c.layers(), c.ropeTheta());
   }
 }

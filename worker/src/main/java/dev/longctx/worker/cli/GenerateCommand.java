@@ -309,7 +309,8 @@ public class GenerateCommand implements Callable<Integer> {
       // checks a configured --kv-cache-tokens: else an error now naming both numbers.
       var engine =
           dev.longctx.worker.shard.ShardEngine.cuda(
-              0, gpu, tr.attentionPolicy(), 2L * context, fingerprint);
+                  0, gpu, tr.attentionPolicy(), 2L * context, fingerprint)
+              .withIndexer(AttentionOptions.indexerOf(model));
       var shard = dev.longctx.worker.shard.ShardServer.start("127.0.0.1", 0, engine);
       try {
         System.err.printf(

@@ -1,6 +1,7 @@
 package dev.longctx.worker.cli;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.cuda.Backend;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.Decoder;
@@ -289,16 +290,24 @@ public class ServeCommand implements Callable<Integer> {
       AttentionPolicy policy,
       String fingerprint,
       List<Runnable> stops) {
+    // The model file's lightning indexer, for requests that select with it (indexer "model").
+    var indexer =
+        policy instanceof AttentionPolicy.IndexerTopK t
+                && t.indexer() instanceof IndexerSource.ModelFile m
+            ? m.indexer()
+            : AttentionOptions.indexerOf(loaded);
     if (requestedBackend().select() == Backend.CPU) {
       checkKvCacheTypeOnCpu();
-      return new ShardEngine(id, loaded.config(), loaded.weights(), capacity, fingerprint);
+      return new ShardEngine(id, loaded.config(), loaded.weights(), capacity, fingerprint)
+          .withIndexer(indexer);
     }
     CudaModel gpu = openGpu(loaded);
     try {
       // A configured capacity must fit in the device memory the weights left (checked there);
       // unset, it is what fits.
       ShardEngine engine =
-          ShardEngine.cuda(id, gpu, policy, capacityConfigured ? capacity : 0, fingerprint);
+          ShardEngine.cuda(id, gpu, policy, capacityConfigured ? capacity : 0, fingerprint)
+              .withIndexer(indexer);
       stops.add(gpu::close);
       return engine;
     } catch (RuntimeException e) {

@@ -2,7 +2,10 @@ package dev.longctx.worker.coordinator;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.attention.IndexerSource;
+import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.attention.SequenceAttention;
+import dev.longctx.engine.attention.TopK;
 import dev.longctx.engine.kernel.Partial;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.proto.shard.v1.AdvanceRequest;
@@ -17,6 +20,8 @@ import dev.longctx.proto.shard.v1.LogitsResponse;
 import dev.longctx.proto.shard.v1.OpenRequest;
 import dev.longctx.proto.shard.v1.OpenResponse;
 import dev.longctx.proto.shard.v1.ReleaseRequest;
+import dev.longctx.proto.shard.v1.ScoreRequest;
+import dev.longctx.proto.shard.v1.ScoreResponse;
 import dev.longctx.worker.shard.Tensors;
 import dev.longctx.worker.telemetry.Telemetry;
 import io.grpc.StatusRuntimeException;
@@ -58,6 +63,14 @@ public final class ShardedBackend implements ForwardBackend {
   private final int minTokensPerShard;
   private final int maxShardsPerRequest;
   private final AttentionPolicy policy;
+
+  /**
+   * Whether a model-file lightning indexer is selected here from every key (replicated index-K)
+   * instead of scored by the shards (ALGORITHMS.md §4.5: the same selection, P× the indexer work
+   * here, no candidate exchange); for tests comparing the two.
+   */
+  private volatile boolean replicatedIndexKeys;
+
   private final Placement placement;
   private final ExecutorService calls = Executors.newVirtualThreadPerTaskExecutor();
   private int nextFirstShard;
@@ -156,6 +169,11 @@ public final class ShardedBackend implements ForwardBackend {
   @Override
   public int shardCount() {
     return shards().size();
+  }
+
+  /** Selects model-file indexer keys here from every key, for requests opened from now on. */
+  void replicateIndexKeys(boolean replicated) {
+    this.replicatedIndexKeys = replicated;
   }
 
   /** Whether the coordinator selects keys for this backend's requests (a sparse method). */
@@ -287,6 +305,13 @@ public final class ShardedBackend implements ForwardBackend {
      */
     private SequenceAttention selector;
 
+    /**
+     * A model-file lightning indexer spread over several shards: the shards keep the indexer keys
+     * of their positions and score every query against them (Score); the coordinator merges their
+     * local top-k lists (ALGORITHMS.md §4.5, exact) and keeps no keys.
+     */
+    private boolean shardsScore;
+
     /** Which of {@code mine} holds each position (for sending shards only their selections). */
     private int[] ownerOf = new int[64];
 
@@ -316,6 +341,7 @@ public final class ShardedBackend implements ForwardBackend {
       int steps = (capacity + GenerationTask.PREFILL_STEP - 1) / GenerationTask.PREFILL_STEP;
       int perShard = Math.min(capacity, (capacity + p - 1) / p + 2 * steps + 1);
       selector = null;
+      shardsScore = false;
       OpenRequest.Builder open = OpenRequest.newBuilder().setCapacity(perShard);
       open.setAttentionMethod(policy.name());
       switch (policy) {
@@ -339,11 +365,18 @@ public final class ShardedBackend implements ForwardBackend {
         releaseAll();
         throw e;
       }
-      // Sparse methods: the coordinator selects (replicated index-K, below), unless one shard holds
-      // the request and selects in Forward itself (a GPU shard, on the device).
+      // Sparse methods: one shard holding the request selects in Forward itself (on its device,
+      // for a GPU shard); else a model-file indexer is scored by the shards (distributed top-k),
+      // and the other selectors run here (replicated index-K, below).
       boolean shardSelects = p == 1 && opened.getFirst().getForwardSelects();
       if (sparse() && !shardSelects) {
-        selector = new SequenceAttention(policy, config, capacity);
+        if (policy instanceof AttentionPolicy.IndexerTopK t
+            && t.indexer() instanceof IndexerSource.ModelFile
+            && !replicatedIndexKeys) {
+          shardsScore = true;
+        } else {
+          selector = new SequenceAttention(policy, config, capacity);
+        }
       }
     }
 
@@ -532,7 +565,7 @@ public final class ShardedBackend implements ForwardBackend {
       int p = mine.size();
       int n = tokens.length;
       int vocab = config.vocabSize();
-      if (p == 1 && selector == null) {
+      if (p == 1 && selector == null && !shardsScore) {
         // One shard holds the request (and selects its keys, for a sparse method): a whole step
         // in one call.
         ForwardRequest.Builder fb =
@@ -566,6 +599,8 @@ public final class ShardedBackend implements ForwardBackend {
       }
       if (selector != null) {
         selector.reserve(start + n);
+      }
+      if (selector != null || shardsScore) {
         if (ownerOf.length < start + n) {
           ownerOf = java.util.Arrays.copyOf(ownerOf, Math.max(start + n, 2 * ownerOf.length));
         }
@@ -591,6 +626,7 @@ public final class ShardedBackend implements ForwardBackend {
                       AdvanceRequest.newBuilder()
                           .setTag(tag(r, l))
                           .setReturnKeys(selector != null)
+                          .setReturnIndexQueries(shardsScore)
                           .setReturnNormedInput(input);
                   if (l == 0) {
                     for (int i : owned[r]) {
@@ -640,6 +676,8 @@ public final class ShardedBackend implements ForwardBackend {
           }
           selector.append(l, start, n, keys, groupKeys, x);
           selection = selector.select(l, start, n, q, qg, x);
+        } else if (shardsScore) {
+          selection = scoreOnShards(l, advanced, owned, positions, traceLayers);
         }
         // 2. Attend: every shard, all queries, its own keys (or the selected ones it holds).
         AttendRequest.Builder ab = AttendRequest.newBuilder().setQueries(Tensors.f32(q, n, qDim));
@@ -713,6 +751,88 @@ public final class ShardedBackend implements ForwardBackend {
       }
       length += n;
       return logits;
+    }
+
+    /**
+     * Indexer top-k scored by the shards (ALGORITHMS.md §4.5): the step's queries past the dense
+     * bound go to every shard with their indexer queries and weights (from their owners' Advance);
+     * each shard returns its local top-k over the indexer keys it holds, and the exact P-way merge
+     * of the lists is the query's global top-k, one set for all its heads. Entries as {@link
+     * SequenceAttention#select}'s: null where the query attends every causal key (at most k of
+     * them, or below the dense bound), as the engine's own selection decides.
+     */
+    private int[][] scoreOnShards(
+        int l, List<AdvanceResponse> advanced, int[][] owned, int[] positions, boolean trace) {
+      var t = (AttentionPolicy.IndexerTopK) policy;
+      LightningIndexer ix = ((IndexerSource.ModelFile) t.indexer()).indexer();
+      int n = positions.length;
+      int kvHeads = config.kvHeads();
+      int width = ix.heads() * ix.headDim();
+      int[][] selection = new int[n * kvHeads][];
+      int[] sparse =
+          java.util.stream.IntStream.range(0, n)
+              .filter(i -> positions[i] + 1 > t.k() && positions[i] >= t.denseBelowTokens())
+              .toArray();
+      if (sparse.length == 0) {
+        return selection;
+      }
+      float[] iq = new float[n * width];
+      float[] iw = new float[n * ix.heads()];
+      for (int r = 0; r < mine.size(); r++) {
+        AdvanceResponse a = advanced.get(r);
+        if (a != null) {
+          long rows = owned[r].length;
+          scatterRows(Tensors.floats(a.getIndexQueries(), rows * width), owned[r], width, iq);
+          scatterRows(
+              Tensors.floats(a.getIndexWeights(), rows * ix.heads()), owned[r], ix.heads(), iw);
+        }
+      }
+      int m = sparse.length;
+      ScoreRequest.Builder sb =
+          ScoreRequest.newBuilder()
+              .setTopK(t.k())
+              .setIndexQueries(Tensors.f32(gatherRows(iq, sparse, width), m, width))
+              .setIndexWeights(Tensors.f32(gatherRows(iw, sparse, ix.heads()), m, ix.heads()));
+      for (int i : sparse) {
+        sb.addPositions(positions[i]);
+      }
+      ScoreRequest base = sb.build();
+      List<ScoreResponse> answers =
+          parallel(
+              trace ? layerSpan("longctx.prefill.score", l) : null,
+              r -> mine.get(r).stub().score(base.toBuilder().setTag(tag(r, l)).build()));
+      for (int r = 0; r < answers.size(); r++) {
+        if (answers.get(r).getCandidatesCount() != m) {
+          throw new IllegalStateException(
+              "shard "
+                  + mine.get(r).address()
+                  + " scored "
+                  + answers.get(r).getCandidatesCount()
+                  + " of "
+                  + m
+                  + " queries");
+        }
+      }
+      List<TopK.Candidates> lists = new ArrayList<>(answers.size());
+      for (int j = 0; j < m; j++) {
+        lists.clear();
+        for (ScoreResponse answer : answers) {
+          Candidates c = answer.getCandidates(j);
+          float[] scores = new float[c.getScoresCount()];
+          for (int i = 0; i < scores.length; i++) {
+            scores[i] = c.getScores(i);
+          }
+          lists.add(
+              new TopK.Candidates(
+                  scores, c.getPositionsList().stream().mapToInt(Integer::intValue).toArray()));
+        }
+        int[] chosen = TopK.merge(lists, t.k()).positions();
+        java.util.Arrays.sort(chosen);
+        for (int g = 0; g < kvHeads; g++) {
+          selection[sparse[j] * kvHeads + g] = chosen;
+        }
+      }
+      return selection;
     }
 
     /**

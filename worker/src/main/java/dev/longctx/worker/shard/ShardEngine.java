@@ -1,6 +1,7 @@
 package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.CpuKvRange;
 import dev.longctx.engine.inference.KvRange;
@@ -36,6 +37,7 @@ public final class ShardEngine {
   private final String fingerprint;
   private final ConcurrentHashMap<String, KvRange> requests = new ConcurrentHashMap<>();
   private final AtomicLong reserved = new AtomicLong();
+  private volatile LightningIndexer indexer;
 
   /** A shard computing on the CPU. */
   public ShardEngine(
@@ -105,6 +107,21 @@ public final class ShardEngine {
   private static Ranges cpu(LlamaConfig config, LlamaWeights weights) {
     TransformerLayers layers = new TransformerLayers(config, weights);
     return (capacity, policy) -> new CpuKvRange(layers, capacity, policy);
+  }
+
+  /**
+   * Gives the shard its model file's lightning indexer (ALGORITHMS.md §1.2), for requests opened
+   * with indexer "model": it indexes their keys and scores queries against them (§4.5). Returns
+   * this shard.
+   */
+  public ShardEngine withIndexer(LightningIndexer modelIndexer) {
+    this.indexer = modelIndexer;
+    return this;
+  }
+
+  /** The model file's lightning indexer, or null where the model has none. */
+  public LightningIndexer indexer() {
+    return indexer;
   }
 
   /** "cpu", or "cuda" with the device. */

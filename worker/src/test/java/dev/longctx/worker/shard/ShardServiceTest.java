@@ -11,6 +11,7 @@ import dev.longctx.proto.shard.v1.DescribeRequest;
 import dev.longctx.proto.shard.v1.ForwardRequest;
 import dev.longctx.proto.shard.v1.OpenRequest;
 import dev.longctx.proto.shard.v1.ReleaseRequest;
+import dev.longctx.proto.shard.v1.ScoreRequest;
 import dev.longctx.proto.shard.v1.ShardGrpc;
 import io.grpc.ManagedChannel;
 import io.grpc.Server;
@@ -124,5 +125,43 @@ class ShardServiceTest {
     assertThat(engine.reservedTokens()).isZero();
     stub.open(OpenRequest.newBuilder().setTag(tag("more", epoch)).setCapacity(30).build());
     stub.release(ReleaseRequest.newBuilder().setTag(tag("more", epoch)).build());
+  }
+
+  @Test
+  void scoringNeedsTheModelFilesIndexer() {
+    long epoch = engine.epoch();
+    OpenRequest.Builder sparse =
+        OpenRequest.newBuilder()
+            .setCapacity(8)
+            .setAttentionMethod("indexer-topk")
+            .setTopK(4)
+            .setIndexer("model");
+    // this shard's model (stories260K) carries no lightning-indexer tensors
+    assertStatus(
+        () -> stub.open(sparse.clone().setTag(tag("indexed", epoch)).build()),
+        Status.Code.FAILED_PRECONDITION,
+        "this shard's model has none");
+    assertThat(engine.reservedTokens()).isZero();
+    stub.open(OpenRequest.newBuilder().setTag(tag("plain", epoch)).setCapacity(8).build());
+    CallTag layer0 = tag("plain", epoch).toBuilder().setLayer(0).build();
+    stub.advance(AdvanceRequest.newBuilder().setTag(layer0).addTokenIds(5).addPositions(0).build());
+    assertStatus(
+        () ->
+            stub.score(ScoreRequest.newBuilder().setTag(layer0).setTopK(4).addPositions(0).build()),
+        Status.Code.FAILED_PRECONDITION,
+        "not opened with indexer \"model\"");
+    assertStatus(
+        () ->
+            stub.advance(
+                AdvanceRequest.newBuilder()
+                    .setTag(tag("plain", epoch).toBuilder().setLayer(1))
+                    .setAttentionOutput(
+                        Tensors.f32(
+                            new float[model.config().queryDim()], 1, model.config().queryDim()))
+                    .setReturnIndexQueries(true)
+                    .build()),
+        Status.Code.FAILED_PRECONDITION,
+        "not opened with indexer \"model\"");
+    stub.release(ReleaseRequest.newBuilder().setTag(tag("plain", epoch)).build());
   }
 }
