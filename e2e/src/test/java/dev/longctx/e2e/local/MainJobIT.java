@@ -16,8 +16,9 @@ import org.junit.jupiter.api.Test;
 /**
  * The README's main job as a user runs it: {@code longctx generate --shards N} starts N shard
  * processes and a coordinator on loopback and streams the completion over gRPC. Its text equals the
- * in-process {@code generate} of the same prompt (greedy), for dense attention and for indexer
- * top-k with SelfExtend positions past the model's trained context, zig-zag placement.
+ * in-process {@code generate} of the same prompt (greedy), for dense attention, for indexer top-k
+ * with SelfExtend positions past the model's trained context (zig-zag placement), and for a trained
+ * lightning indexer in the model file, whose keys the shard processes index and score themselves.
  */
 class MainJobIT {
 
@@ -100,5 +101,53 @@ class MainJobIT {
     List<String> sharded = new ArrayList<>(Arrays.asList(job));
     sharded.addAll(List.of("--shards", "2", "--placement", "zigzag"));
     assertThat(run(sharded.toArray(String[]::new))).isEqualTo(single);
+  }
+
+  /**
+   * {@code --indexer model}: {@code synth} writes a model with a (random) lightning indexer; each
+   * shard process reads it from the file, keeps the indexer keys of its positions and answers the
+   * coordinator's Score calls (ALGORITHMS.md §4.5).
+   */
+  @Test
+  void aModelFilesIndexerScoredByThreeShardProcesses() throws Exception {
+    Path model = Path.of("target", "e2e-local", "tiny-indexer.gguf").toAbsolutePath();
+    run(
+        "synth",
+        "--shape",
+        "tiny",
+        "--type",
+        "Q8_0",
+        "--indexer-heads",
+        "4",
+        "--indexer-dim",
+        "32",
+        "--out",
+        model.toString());
+    String text =
+        Files.readString(
+                TestData.file("text/tinystories_train_excerpt.txt"), StandardCharsets.UTF_8)
+            .substring(0, 700); // ≈ 970 byte tokens of the synthetic vocabulary
+    String[] job = {
+      "generate",
+      "--model",
+      model.toString(),
+      "--prompt",
+      text,
+      "--temperature",
+      "0",
+      "--max-tokens",
+      "20",
+      "--attention",
+      "indexer-topk",
+      "--indexer",
+      "model",
+      "--index-top-k",
+      "32"
+    };
+    String single = run(job);
+    List<String> sharded = new ArrayList<>(Arrays.asList(job));
+    sharded.addAll(List.of("--shards", "3"));
+    assertThat(run(sharded.toArray(String[]::new))).isEqualTo(single);
+    assertThat(single).startsWith(text);
   }
 }

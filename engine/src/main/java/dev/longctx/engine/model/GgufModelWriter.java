@@ -78,6 +78,20 @@ public final class GgufModelWriter {
 
     /** Per-frequency RoPE divisors, or null. */
     float[] ropeFreqs();
+
+    /**
+     * A layer's lightning-indexer matrix ("attn_q_b", "attn_k", "proj"), or null for a model
+     * without an indexer (ALGORITHMS.md §1.2; written under llama.cpp's DeepSeek-V3.2 names {@code
+     * blk.N.indexer.*}, which {@code LightningIndexer.fromGguf} reads).
+     */
+    default Matrix indexerMatrix(int layer, String name) {
+      return null;
+    }
+
+    /** A layer's lightning-indexer vector ("k_norm", "k_norm.bias"), or null. */
+    default float[] indexerVector(int layer, String name) {
+      return null;
+    }
   }
 
   private GgufModelWriter() {}
@@ -129,6 +143,17 @@ public final class GgufModelWriter {
       w.addTensor(p + "ffn_norm.weight", new long[] {c.dim()}, source.layerVector(l, "ffn_norm"));
       for (String m : List.of("ffn_gate", "ffn_up", "ffn_down")) {
         addMatrix(w, p + m + ".weight", source.layerMatrix(l, m), type);
+      }
+      if (source.indexerMatrix(l, "attn_k") != null) {
+        for (String m : List.of("attn_q_b", "attn_k", "proj")) {
+          addMatrix(w, p + "indexer." + m + ".weight", source.indexerMatrix(l, m), type);
+        }
+        float[] gamma = source.indexerVector(l, "k_norm");
+        w.addTensor(p + "indexer.k_norm.weight", new long[] {gamma.length}, gamma);
+        float[] beta = source.indexerVector(l, "k_norm.bias");
+        if (beta != null) {
+          w.addTensor(p + "indexer.k_norm.bias", new long[] {beta.length}, beta);
+        }
       }
     }
     w.addTensor("output_norm.weight", new long[] {c.dim()}, source.outputNorm());

@@ -123,11 +123,40 @@ public final class SyntheticModel {
   }
 
   /**
+   * The shape of a lightning indexer (ALGORITHMS.md §1.2): {@code heads} query heads of {@code
+   * headDim} (a multiple of 4; DeepSeek-V3.2 has 64 × 128).
+   */
+  public record IndexerShape(int heads, int headDim) {
+    public IndexerShape {
+      if (heads < 1 || headDim < 4 || headDim % 4 != 0) {
+        throw new IllegalArgumentException(
+            "an indexer needs >= 1 heads of a dimension that is a multiple of 4, got "
+                + heads
+                + " × "
+                + headDim);
+      }
+    }
+  }
+
+  /**
+   * {@link #source(Shape, long)} with a random lightning indexer of {@code indexer}'s shape in
+   * every layer (null: none), for the trained-indexer top-k path (--indexer model).
+   */
+  public static GgufModelWriter.Source source(Shape shape, long seed, IndexerShape indexer) {
+    return source(shape.config(), shape.tied(), seed, indexer);
+  }
+
+  /**
    * A writer source of random weights for any config: q/k/v biases when the architecture is {@code
    * qwen2}, {@code rope_freqs} when it has Llama-3.1 scaling, a separate output matrix unless
    * {@code tied}.
    */
   public static GgufModelWriter.Source source(LlamaConfig c, boolean tied, long seed) {
+    return source(c, tied, seed, null);
+  }
+
+  private static GgufModelWriter.Source source(
+      LlamaConfig c, boolean tied, long seed, IndexerShape indexer) {
     return new GgufModelWriter.Source() {
       @Override
       public LlamaConfig config() {
@@ -177,6 +206,33 @@ public final class SyntheticModel {
       @Override
       public float[] ropeFreqs() {
         return c.ropeScaling() == null ? null : llama3FreqFactors(c);
+      }
+
+      @Override
+      public GgufModelWriter.Matrix indexerMatrix(int layer, String name) {
+        if (indexer == null) {
+          return null;
+        }
+        String id = "blk." + layer + ".indexer." + name;
+        return switch (name) {
+          case "attn_q_b" -> random(id, indexer.heads() * indexer.headDim(), c.dim());
+          case "attn_k" -> random(id, indexer.headDim(), c.dim());
+          case "proj" -> random(id, indexer.heads(), c.dim());
+          default -> throw new IllegalArgumentException("no indexer matrix " + name);
+        };
+      }
+
+      @Override
+      public float[] indexerVector(int layer, String name) {
+        if (indexer == null) {
+          return null;
+        }
+        String id = "blk." + layer + ".indexer." + name;
+        return switch (name) {
+          case "k_norm" -> nearOne(id, indexer.headDim());
+          case "k_norm.bias" -> small(id, indexer.headDim());
+          default -> throw new IllegalArgumentException("no indexer vector " + name);
+        };
       }
 
       private GgufModelWriter.Matrix random(String name, int rows, int cols) {

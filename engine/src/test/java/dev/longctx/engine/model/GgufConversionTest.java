@@ -3,6 +3,7 @@ package dev.longctx.engine.model;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.inference.Generator;
 import dev.longctx.engine.inference.Transformer;
@@ -15,7 +16,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Models written by the project's GGUF writer load back and behave like the source: F32 gives the
- * same greedy tokens; Q8_0 stays within a stated perplexity delta.
+ * same greedy tokens; Q8_0 stays within a stated perplexity delta; a synthetic lightning indexer
+ * reads back as the weights it was written from.
  */
 class GgufConversionTest {
 
@@ -86,6 +88,87 @@ class GgufConversionTest {
         }
       }
     }
+  }
+
+  @Test
+  void aSyntheticLightningIndexerReadsBackAsWrittenAndScoresAsTheFormula() throws IOException {
+    SyntheticModel.Shape shape = SyntheticModel.Shape.TINY;
+    GgufModelWriter.Source source =
+        SyntheticModel.source(shape, 3, new SyntheticModel.IndexerShape(3, 8));
+    Path gguf = tmp.resolve("tiny-indexer.gguf");
+    GgufModelWriter.write(
+        gguf, "tiny", source, SyntheticModel.vocabulary(shape.config().vocabSize()), GgmlType.F32);
+    LlamaConfig c = shape.config();
+    try (GgufFile file = GgufFile.open(gguf)) {
+      assertThat(LightningIndexer.present(file)).isTrue();
+      LightningIndexer ix = LightningIndexer.fromGguf(file, c.layers(), c.ropeTheta());
+      assertThat(ix.heads()).isEqualTo(3);
+      assertThat(ix.headDim()).isEqualTo(8);
+      assertThat(ix.dim()).isEqualTo(c.dim());
+      int last = c.layers() - 1;
+      float[] row = new float[c.dim()];
+      float[] want = new float[c.dim()];
+      for (String name : new String[] {"attn_q_b", "attn_k", "proj"}) {
+        GgufModelWriter.Matrix m = source.indexerMatrix(last, name);
+        var t =
+            switch (name) {
+              case "attn_q_b" -> ix.layer(last).wq();
+              case "attn_k" -> ix.layer(last).wk();
+              default -> ix.layer(last).weightsProj();
+            };
+        assertThat(t.rows()).as(name).isEqualTo(m.rows());
+        for (int r = 0; r < m.rows(); r++) {
+          m.source().row(r, want, 0);
+          t.dequantizeRow(r, row, 0);
+          assertThat(row).as("%s row %d", name, r).isEqualTo(want);
+        }
+      }
+      assertThat(ix.layer(last).kNormWeight()).isEqualTo(source.indexerVector(last, "k_norm"));
+      assertThat(ix.layer(last).kNormBias()).isEqualTo(source.indexerVector(last, "k_norm.bias"));
+
+      // I(t,s) = (H·d)^-½ Σ_j w_j·ReLU(q_j·k_s) (ALGORITHMS.md §1.2), in float64 from the weights.
+      java.util.SplittableRandom random = new java.util.SplittableRandom(4);
+      int n = 5;
+      float[] x = new float[n * c.dim()];
+      for (int i = 0; i < x.length; i++) {
+        x[i] = (float) random.nextDouble(-1, 1);
+      }
+      float[] keys = new float[n * 8];
+      ix.keys(last, x, n, 0, keys);
+      float[] q = new float[n * 24];
+      float[] w = new float[n * 3];
+      ix.queries(last, x, n, 0, q, w);
+      float[] scores = new float[n];
+      ix.score(q, (n - 1) * 24, w, (n - 1) * 3, keys, n, scores);
+      for (int s = 0; s < n; s++) {
+        double sum = 0;
+        for (int j = 0; j < 3; j++) {
+          double dot = 0;
+          for (int i = 0; i < 8; i++) {
+            dot += (double) q[(n - 1) * 24 + j * 8 + i] * keys[s * 8 + i];
+          }
+          sum += w[(n - 1) * 3 + j] * Math.max(0, dot);
+        }
+        assertThat((double) scores[s])
+            .as("score of key %d", s)
+            .isCloseTo(sum / Math.sqrt(24), within(1e-5 * (1 + Math.abs(sum))));
+      }
+    }
+    try (GgufFile plain = GgufFile.open(convertedWithoutIndexer())) {
+      assertThat(LightningIndexer.present(plain)).isFalse();
+    }
+  }
+
+  private Path convertedWithoutIndexer() throws IOException {
+    SyntheticModel.Shape shape = SyntheticModel.Shape.TINY;
+    Path out = tmp.resolve("tiny.gguf");
+    GgufModelWriter.write(
+        out,
+        "tiny",
+        SyntheticModel.source(shape, 3),
+        SyntheticModel.vocabulary(shape.config().vocabSize()),
+        GgmlType.F32);
+    return out;
   }
 
   private Path convert(LoadedModel source, GgmlType type) throws IOException {

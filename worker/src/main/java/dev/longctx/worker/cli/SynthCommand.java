@@ -56,6 +56,20 @@ public class SynthCommand implements Callable<Integer> {
               + " must match the shape. Default: a byte-fallback vocabulary of the shape's size.")
   Path vocab;
 
+  @Option(
+      names = "--indexer-heads",
+      defaultValue = "0",
+      description =
+          "Add a random lightning indexer with this many heads to every layer, for --attention"
+              + " indexer-topk --indexer model (default: none; DeepSeek-V3.2 has 64).")
+  int indexerHeads;
+
+  @Option(
+      names = "--indexer-dim",
+      defaultValue = "128",
+      description = "The indexer's head dimension, a multiple of 4 (default: ${DEFAULT-VALUE}).")
+  int indexerDim;
+
   @Option(names = "--json", description = "Print one JSON object instead of text.")
   boolean json;
 
@@ -90,7 +104,16 @@ public class SynthCommand implements Callable<Integer> {
       }
       bytes =
           GgufModelWriter.write(
-              out, "synthetic " + s.id() + " " + t, SyntheticModel.source(s, seed), v, t);
+              out,
+              "synthetic " + s.id() + " " + t,
+              SyntheticModel.source(
+                  s,
+                  seed,
+                  indexerHeads == 0
+                      ? null
+                      : new SyntheticModel.IndexerShape(indexerHeads, indexerDim)),
+              v,
+              t);
     } catch (IOException e) {
       throw new UncheckedIOException(out + ": cannot write: " + e.getMessage(), e);
     }
