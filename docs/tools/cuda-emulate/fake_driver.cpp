@@ -116,6 +116,7 @@ std::map<std::string, Launcher>& kernels() {
       {"candidate_weights", launcher(candidate_weights)},
       {"layernorm_rows", launcher(layernorm_rows)},
       {"mask_future", launcher(mask_future)},
+      {"mask_beyond", launcher(mask_beyond)},
       {"rope_prefix_rows", launcher(rope_prefix_rows)},
   };
   return k;

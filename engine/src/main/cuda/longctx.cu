@@ -2764,6 +2764,13 @@ extern "C" __global__ void rope_prefix_rows(float* x, const int* positions, cons
            headStride, 0);
 }
 
+// Visibility mask of indexer scores [n, len] over a shard's slots (ascending by position): row t
+// sees slots [0, visible[t]). Grid (n, ceil(len / blockDim)).
+extern "C" __global__ void mask_beyond(float* scores, int len, const int* visible) {
+  int t = blockIdx.x, s = blockIdx.y * blockDim.x + threadIdx.x;
+  if (s < len && s >= visible[t]) scores[(long long)t * len + s] = NEG_INF;
+}
+
 // Causal mask of indexer scores [n, len]: row t (position start + t) never selects a later key.
 // Grid (n, ceil(len / blockDim)).
 extern "C" __global__ void mask_future(float* scores, int len, int start) {

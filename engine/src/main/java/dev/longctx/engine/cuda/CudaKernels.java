@@ -1139,6 +1139,14 @@ final class CudaKernels implements AutoCloseable {
     cx.launch("layernorm_rows", n, 1, SELECTION_THREADS, x, dim, gamma, beta);
   }
 
+  /**
+   * Scores [n, len] whose row t sees keys [0, visible[t]) only (int [n] on the device; a shard's
+   * slots ascend by position, so a query's visible keys are a prefix): the rest → −∞.
+   */
+  void maskBeyond(long scores, int n, int len, long visible) {
+    cx.launch("mask_beyond", n, ceilDiv(len, THREADS), THREADS, scores, len, visible);
+  }
+
   /** Scores [n, len] of query rows at positions start..: keys after a row's position → −∞. */
   void maskFuture(long scores, int n, int len, int start) {
     cx.launch("mask_future", n, ceilDiv(len, THREADS), THREADS, scores, len, start);

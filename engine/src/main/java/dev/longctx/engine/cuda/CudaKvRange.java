@@ -2,6 +2,8 @@ package dev.longctx.engine.cuda;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.attention.LightningIndexer;
+import dev.longctx.engine.attention.TopK;
 import dev.longctx.engine.inference.KvRange;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.model.LlamaConfig;
@@ -30,6 +32,15 @@ public final class CudaKvRange extends KvRange {
   private final CudaKernels k;
   private final CudaSequence seq;
   private boolean closed;
+
+  /** Per layer, the lightning-indexer keys of this range's slots (a Score request), or null. */
+  private DeviceBuffer[] indexKeys;
+
+  /** The indexer's head dimension (the keys' width), once {@link #indexKeys} exist. */
+  private int indexDim;
+
+  /** Rows of a Score slice: its scores [rows, slots] stay within this many bytes of scratch. */
+  private static final long SCORE_SLICE_BYTES = 64L << 20;
 
   CudaKvRange(CudaModel model, int capacity, AttentionPolicy policy) {
     super(model.config(), capacity, policy);
@@ -356,6 +367,142 @@ public final class CudaKvRange extends KvRange {
     }
   }
 
+  /**
+   * The step rows' indexer keys computed and kept on the device (from the layer input the
+   * projection left in place, as {@link CudaSelector} does for a whole request); their queries and
+   * head weights come back to the host for the coordinator.
+   */
+  @Override
+  protected IndexQueries indexRows(int l, LightningIndexer indexer) {
+    int n = rows();
+    int heads = indexer.heads();
+    int d = indexer.headDim();
+    float[] q = new float[n * heads * d];
+    float[] w = new float[n * heads];
+    synchronized (model.lock()) {
+      checkOpen();
+      CudaModel.DeviceIndexer ix = model.deviceIndexer(indexer);
+      CudaModel.Activations a = act();
+      if (indexKeys == null) {
+        indexKeys = new DeviceBuffer[config.layers()];
+        indexDim = d;
+      }
+      if (indexKeys[l] == null) {
+        indexKeys[l] = cx.alloc((long) capacity() * d * Float.BYTES);
+      }
+      long x = a.xb.address();
+      long positions = a.positions.address();
+      long keys = indexKeys[l].address() + (long) firstSlot() * d * Float.BYTES;
+      model.matmul(ix.wk().get(l), x, keys, n, a);
+      k.layerNorm(keys, n, d, ix.normWeight().get(l).address(), ix.normBiasAddress(l));
+      k.ropePrefix(keys, positions, ix.invFreq().address(), n, 1, ix.ropeDims(), d, d);
+      long qBytes = (long) n * heads * d * Float.BYTES;
+      DeviceBuffer scratch = model.attendScratch(qBytes + (long) n * heads * Float.BYTES);
+      long qAt = scratch.address();
+      model.matmul(ix.wq().get(l), x, qAt, n, a);
+      model.matmul(ix.weightsProj().get(l), x, qAt + qBytes, n, a);
+      k.ropePrefix(qAt, positions, ix.invFreq().address(), n, heads, ix.ropeDims(), d, heads * d);
+      cx.read(scratch, 0, q, q.length);
+      cx.read(scratch, qBytes / Float.BYTES, w, w.length);
+    }
+    return new IndexQueries(q, w);
+  }
+
+  /**
+   * The local top-k on the device: the indexer score kernel over every slot, the slots past each
+   * query's visible prefix masked, the top-k kernel (best first; ties by slot, which is by global
+   * position since slots ascend), then slots mapped to positions on the host. Past the top-k
+   * kernel's k, on the host over a copy of the keys.
+   */
+  @Override
+  protected TopK.Candidates[] scoreSlots(
+      int l, LightningIndexer indexer, float[] queries, float[] weights, int[] visible, int topK) {
+    int m = visible.length;
+    int len = slots();
+    if (topK > CudaKernels.TOPK_MAX || len == 0 || m == 0) {
+      return super.scoreSlots(l, indexer, queries, weights, visible, topK);
+    }
+    int heads = indexer.heads();
+    int d = indexer.headDim();
+    int[] positionOf = slotPositions();
+    TopK.Candidates[] out = new TopK.Candidates[m];
+    long f = Float.BYTES;
+    // per row: queries, weights, visible count, scores, k slots, k scores (regions 256-aligned)
+    long perRow = f * ((long) heads * d + heads + 1 + len + 2L * topK);
+    int slice = (int) Math.max(1, Math.min(m, SCORE_SLICE_BYTES / perRow));
+    long qAt = 0;
+    long wAt = qAt + aligned((long) slice * heads * d * f);
+    long visibleAt = wAt + aligned((long) slice * heads * f);
+    long scoresAt = visibleAt + aligned((long) slice * f);
+    long listsAt = scoresAt + aligned((long) slice * len * f);
+    long bestAt = listsAt + aligned((long) slice * topK * f);
+    long bytes = bestAt + aligned((long) slice * topK * f);
+    int[] lists = new int[slice * topK];
+    float[] scores = new float[slice * topK];
+    synchronized (model.lock()) {
+      checkOpen();
+      CudaModel.DeviceIndexer ix = model.deviceIndexer(indexer);
+      DeviceBuffer scratch = model.attendScratch(bytes);
+      long base = scratch.address();
+      for (int r0 = 0; r0 < m; r0 += slice) {
+        int rows = Math.min(slice, m - r0);
+        cx.write(
+            scratch,
+            qAt / f,
+            Arrays.copyOfRange(queries, r0 * heads * d, (r0 + rows) * heads * d),
+            rows * heads * d);
+        cx.write(
+            scratch,
+            wAt / f,
+            Arrays.copyOfRange(weights, r0 * heads, (r0 + rows) * heads),
+            rows * heads);
+        cx.write(scratch, visibleAt / f, Arrays.copyOfRange(visible, r0, r0 + rows), rows);
+        k.indexerScores(
+            base + qAt,
+            base + wAt,
+            indexKeys[l].address(),
+            len,
+            rows,
+            heads,
+            d,
+            ix.scale(),
+            base + scoresAt);
+        k.maskBeyond(base + scoresAt, rows, len, base + visibleAt);
+        k.topk(base + scoresAt, rows, len, topK, base + listsAt, base + bestAt);
+        cx.read(scratch, listsAt / f, lists, rows * topK);
+        cx.read(scratch, bestAt / f, scores, rows * topK);
+        for (int i = 0; i < rows; i++) {
+          int count = 0;
+          while (count < topK && lists[i * topK + count] >= 0) {
+            count++;
+          }
+          int[] at = new int[count];
+          for (int j = 0; j < count; j++) {
+            at[j] = positionOf[lists[i * topK + j]];
+          }
+          out[r0 + i] =
+              new TopK.Candidates(Arrays.copyOfRange(scores, i * topK, i * topK + count), at);
+        }
+      }
+    }
+    return out;
+  }
+
+  @Override
+  protected float[] hostIndexKeys(int l) {
+    synchronized (model.lock()) {
+      checkOpen();
+      float[] keys = new float[slots() * indexDim];
+      cx.read(indexKeys[l], 0, keys, keys.length);
+      return keys;
+    }
+  }
+
+  /** {@code bytes} rounded up to 256 (every scratch region starts aligned for vector loads). */
+  private static long aligned(long bytes) {
+    return (bytes + 255) & ~255L;
+  }
+
   private static int[] prefix(int n) {
     int[] slots = new int[n];
     for (int i = 0; i < n; i++) {
@@ -370,6 +517,11 @@ public final class CudaKvRange extends KvRange {
       if (!closed) {
         closed = true;
         seq.close();
+        for (int l = 0; indexKeys != null && l < indexKeys.length; l++) {
+          if (indexKeys[l] != null) {
+            indexKeys[l].close();
+          }
+        }
       }
     }
   }

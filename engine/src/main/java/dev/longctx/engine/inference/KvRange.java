@@ -257,19 +257,28 @@ public abstract class KvRange implements AutoCloseable {
               + " positions held before this step: every step of a request scored by its shards"
               + " must be indexed");
     }
-    int heads = indexer.heads();
-    int dim = indexer.headDim();
-    float[] q = new float[rows * heads * dim];
-    float[] w = new float[rows * heads];
-    if (rows > 0) {
-      float[] x = stepNormedInput();
-      if (indexKeys[layer] == null) {
-        indexKeys[layer] = new float[capacity * dim];
-      }
-      indexer.keys(layer, x, rows, stepPositions, indexKeys[layer], firstSlot);
-      indexer.queries(layer, x, rows, stepPositions, q, w);
-    }
+    IndexQueries out =
+        rows > 0 ? indexRows(layer, indexer) : new IndexQueries(new float[0], new float[0]);
     indexed[layer] = firstSlot + rows;
+    return out;
+  }
+
+  /**
+   * {@link #indexStep}'s arithmetic for the {@link #rows()} > 0 of the step, layer {@code l}:
+   * stores the rows' indexer keys at slots {@link #firstSlot()}… and returns their indexer queries
+   * and head weights. This default runs on the host from {@link #stepNormedInput}; a backend may
+   * keep the keys where its attention runs.
+   */
+  protected IndexQueries indexRows(int l, LightningIndexer indexer) {
+    int dim = indexer.headDim();
+    float[] q = new float[rows * indexer.heads() * dim];
+    float[] w = new float[rows * indexer.heads()];
+    float[] x = stepNormedInput();
+    if (indexKeys[l] == null) {
+      indexKeys[l] = new float[capacity * dim];
+    }
+    indexer.keys(l, x, rows, stepPositions, indexKeys[l], firstSlot);
+    indexer.queries(l, x, rows, stepPositions, q, w);
     return new IndexQueries(q, w);
   }
 
@@ -323,21 +332,50 @@ public abstract class KvRange implements AutoCloseable {
               + slots
               + " positions held: every step of a request scored by its shards must be indexed");
     }
+    int[] visible = new int[m];
+    for (int i = 0; i < m; i++) {
+      visible[i] = visibleSlots(positions[i]);
+    }
+    return scoreSlots(l, indexer, queries, weights, visible, k);
+  }
+
+  /**
+   * {@link #score}'s arithmetic: per query i, the top-min(k, visible[i]) of slots [0, visible[i])
+   * of layer {@code l} under ≻, best first, at their global positions. This default runs on the
+   * host over {@link #hostIndexKeys}.
+   */
+  protected TopK.Candidates[] scoreSlots(
+      int l, LightningIndexer indexer, float[] queries, float[] weights, int[] visible, int k) {
+    int m = visible.length;
+    int heads = indexer.heads();
+    int dim = indexer.headDim();
     TopK.Candidates[] out = new TopK.Candidates[m];
-    float[] keys = indexKeys == null ? null : indexKeys[l];
+    float[] keys = slots == 0 ? null : hostIndexKeys(l);
     Parallel.forRange(
         m,
         (from, to) -> {
           float[] scores = new float[slots];
           for (int i = from; i < to; i++) {
-            int visible = visibleSlots(positions[i]);
-            if (visible > 0) {
-              indexer.score(queries, i * heads * dim, weights, i * heads, keys, visible, scores);
+            if (visible[i] > 0) {
+              indexer.score(queries, i * heads * dim, weights, i * heads, keys, visible[i], scores);
             }
-            out[i] = TopK.select(scores, slotPositions, visible, k);
+            out[i] = TopK.select(scores, slotPositions, visible[i], k);
           }
         });
     return out;
+  }
+
+  /**
+   * Layer {@code l}'s indexer keys of slots [0, {@link #slots()}), slot-major, on the host (what
+   * {@link #indexRows}'s default stored).
+   */
+  protected float[] hostIndexKeys(int l) {
+    return indexKeys[l];
+  }
+
+  /** Global position of each slot, [0, {@link #slots()}) (for a backend's {@link #scoreSlots}). */
+  protected final int[] slotPositions() {
+    return Arrays.copyOf(slotPositions, slots);
   }
 
   /**

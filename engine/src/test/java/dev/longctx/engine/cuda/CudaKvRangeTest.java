@@ -4,8 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.AttentionPolicy.IndexerTopK;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
+import dev.longctx.engine.attention.IndexerSource;
+import dev.longctx.engine.attention.LightningIndexer;
+import dev.longctx.engine.attention.TopK;
 import dev.longctx.engine.inference.CpuKvRange;
 import dev.longctx.engine.inference.KvRange;
 import dev.longctx.engine.inference.Sequence;
@@ -437,5 +441,93 @@ class CudaKvRangeTest {
         }
       }
     }
+  }
+
+  /**
+   * A trained indexer scored by GPU ranges (ALGORITHMS.md §4.5): each range keeps its slots'
+   * indexer keys on the device and scores them there; the merge of three ranges' lists (a random
+   * partition of the positions) is exactly one GPU range's list, and that list selects what a CPU
+   * range selects, with the same scores to rounding. Past the top-k kernel's k the range scores on
+   * the host over a copy of its keys.
+   */
+  @Test
+  void gpuRangesScoreTheirIndexerKeysOnTheDeviceAsCpuRangesDo() {
+    CudaContext cx = CudaTests.context();
+    try (LoadedModel loaded = TestModels.stories260K();
+        CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
+      LlamaConfig c = loaded.config();
+      TransformerLayers layers = new TransformerLayers(c, loaded.weights());
+      LightningIndexer indexer = TestModels.randomIndexer(c, 4);
+      int k = 24;
+      AttentionPolicy policy = new IndexerTopK(k, 0, new IndexerSource.ModelFile(indexer), null);
+      int tokens = 90;
+      SplittableRandom random = new SplittableRandom(8);
+      int[] ids = random.ints(tokens, 3, c.vocabSize()).toArray();
+      int[] all = java.util.stream.IntStream.range(0, tokens).toArray();
+      int width = indexer.heads() * indexer.headDim();
+      int[] shardOf = random.ints(tokens, 0, SHARDS).toArray();
+      CpuKvRange cpu = new CpuKvRange(layers, tokens, policy);
+      CudaKvRange whole = gpu.newRange(tokens, policy);
+      CudaKvRange[] parts = new CudaKvRange[SHARDS];
+      try {
+        cpu.advance(0, ids, all, null);
+        KvRange.IndexQueries want = cpu.indexStep();
+        whole.advance(0, ids, all, null);
+        KvRange.IndexQueries got = whole.indexStep();
+        assertClose(got.queries(), want.queries(), 1e-4, "indexer queries");
+        assertClose(got.weights(), want.weights(), 1e-4, "head weights");
+        for (int r = 0; r < SHARDS; r++) {
+          int shard = r;
+          int[] mine =
+              java.util.stream.IntStream.range(0, tokens)
+                  .filter(i -> shardOf[i] == shard)
+                  .toArray();
+          parts[r] = gpu.newRange(tokens, policy);
+          parts[r].advance(0, Arrays.stream(mine).map(i -> ids[i]).toArray(), mine, null);
+          parts[r].indexStep();
+        }
+        int[] queries = java.util.stream.IntStream.range(k, tokens).toArray();
+        float[] q = Arrays.copyOfRange(got.queries(), k * width, tokens * width);
+        float[] w =
+            Arrays.copyOfRange(got.weights(), k * indexer.heads(), tokens * indexer.heads());
+        TopK.Candidates[] single = whole.score(0, q, w, queries, k);
+        TopK.Candidates[] onCpu = cpu.score(0, q, w, queries, k);
+        List<TopK.Candidates[]> local = new java.util.ArrayList<>();
+        for (CudaKvRange part : parts) {
+          local.add(part.score(0, q, w, queries, k));
+        }
+        for (int i = 0; i < queries.length; i++) {
+          int row = i;
+          TopK.Candidates merged = TopK.merge(local.stream().map(list -> list[row]).toList(), k);
+          assertThat(merged.positions())
+              .as("query %d", queries[i])
+              .isEqualTo(single[i].positions());
+          assertThat(merged.scores()).as("query %d", queries[i]).isEqualTo(single[i].scores());
+          assertThat(sorted(single[i].positions()))
+              .as("query %d against the CPU", queries[i])
+              .isEqualTo(sorted(onCpu[i].positions()));
+          assertClose(single[i].scores(), onCpu[i].scores(), 1e-4, "query %d scores", queries[i]);
+        }
+        // past the top-k kernel: every visible key, scored on the host from the device's keys
+        int big = CudaKernels.TOPK_MAX + 1;
+        TopK.Candidates host = whole.score(0, q, w, queries, big)[queries.length - 1];
+        TopK.Candidates reference = cpu.score(0, q, w, queries, big)[queries.length - 1];
+        assertThat(host.size()).isEqualTo(tokens);
+        assertThat(sorted(host.positions())).isEqualTo(sorted(reference.positions()));
+      } finally {
+        whole.close();
+        for (CudaKvRange part : parts) {
+          if (part != null) {
+            part.close();
+          }
+        }
+      }
+    }
+  }
+
+  private static int[] sorted(int[] a) {
+    int[] b = a.clone();
+    Arrays.sort(b);
+    return b;
   }
 }

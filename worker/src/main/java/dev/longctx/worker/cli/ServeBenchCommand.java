@@ -1,6 +1,7 @@
 package dev.longctx.worker.cli;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.tensor.Parallel;
@@ -185,9 +186,9 @@ public class ServeBenchCommand implements Callable<Integer> {
                   prefillOnly,
                   full,
                   p == 0 ? 0 : prefillBytes / (double) c.layers(),
-                  p == 0 ? 0 : modelBytesPerLayer(c, policy, p, length),
+                  p == 0 ? 0 : modelBytesPerLayer(c, policy, p, 0, length),
                   p == 0 ? 0 : decodeBytes / (double) c.layers() / steps,
-                  p == 0 ? 0 : modelBytesPerLayer(c, policy, p, 1));
+                  p == 0 ? 0 : modelBytesPerLayer(c, policy, p, length, 1));
             }
           } finally {
             channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
@@ -203,21 +204,58 @@ public class ServeBenchCommand implements Callable<Integer> {
   }
 
   /**
-   * The protocol's bytes per layer for a step of {@code n} tokens over {@code p > 1} shards
-   * (coordinator-centred all-gather of Q with LSE partials back, ALGORITHMS.md §4.6 "All-gather-Q +
-   * LSE all-to-all"): the owners get their rows' attention output and return their queries (n rows
-   * each way), every shard gets all n queries and returns n partial outputs and n·heads LSEs.
-   * SelfExtend doubles the queries. The last row's logits come back once per step (counted here per
-   * layer). One shard alone runs the step in one call: only tokens and logits travel.
+   * The protocol's bytes per layer for a step of {@code n} tokens at positions {@code start..} over
+   * {@code p > 1} shards (coordinator-centred all-gather of Q with LSE partials back, ALGORITHMS.md
+   * §4.6 "All-gather-Q + LSE all-to-all"): the owners get their rows' attention output and return
+   * their queries (n rows each way), every shard gets all n queries and returns n partial outputs
+   * and n·heads LSEs. SelfExtend doubles the queries. The last row's logits come back once per step
+   * (counted here per layer). Indexer top-k adds its selection ({@link #indexerSelectionBytes}).
+   * One shard alone runs the step in one call: only tokens and logits travel.
    */
-  static double modelBytesPerLayer(LlamaConfig c, AttentionPolicy policy, int p, int n) {
+  static double modelBytesPerLayer(LlamaConfig c, AttentionPolicy policy, int p, int start, int n) {
     double q = 4.0 * c.queryDim();
     double queries = policy.positions() != null ? 2 * q : q;
     double logits = 4.0 * c.vocabSize() / c.layers(); // the last row's logits, spread per layer
     if (p == 1) {
       return 4.0 * n / c.layers() + logits;
     }
-    return n * (q + queries) + p * n * (queries + q + 4.0 * c.heads()) + logits;
+    double dense = n * (q + queries) + p * n * (queries + q + 4.0 * c.heads()) + logits;
+    return policy instanceof AttentionPolicy.IndexerTopK t
+        ? dense + indexerSelectionBytes(c, t, p, start, n)
+        : dense;
+  }
+
+  /**
+   * Indexer top-k's selection bytes per layer for the step (ALGORITHMS.md §4.6, keys spread
+   * evenly): every query past the dense bound sends its k positions to the shards holding them in
+   * Attend. Before that, a trained indexer scored by the shards (§4.5) brings the rows' indexer
+   * queries and head weights back from their owners, sends the sparse queries' to every shard and
+   * gets each shard's local top-k, min(k, keys it holds) candidates of 8 bytes; the own-heads
+   * selector instead brings the rows' keys back (replicated index-K; SelfExtend's grouped keys
+   * too).
+   */
+  static double indexerSelectionBytes(
+      LlamaConfig c, AttentionPolicy.IndexerTopK t, int p, int start, int n) {
+    double bytes = 0;
+    double indexRow =
+        t.indexer() instanceof IndexerSource.ModelFile m
+            ? 4.0 * (m.indexer().heads() * m.indexer().headDim() + m.indexer().heads())
+            : 0;
+    if (indexRow > 0) {
+      bytes += n * indexRow;
+    } else {
+      bytes += n * 4.0 * c.kvDim() * (t.positions() != null ? 2 : 1);
+    }
+    for (int i = start; i < start + n; i++) {
+      if (i + 1 <= t.k() || i < t.denseBelowTokens()) {
+        continue;
+      }
+      bytes += 4.0 * t.k(); // the selected positions, each to its shard
+      if (indexRow > 0) {
+        bytes += p * (indexRow + 4) + 8.0 * p * Math.min(t.k(), Math.ceil((i + 1.0) / p));
+      }
+    }
+    return bytes;
   }
 
   /** The first {@code tokens} tokens of the text (BOS first), the text repeated if short. */

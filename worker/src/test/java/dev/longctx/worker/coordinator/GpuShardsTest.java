@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.longctx.engine.TestData;
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.cuda.Backend.Availability;
 import dev.longctx.engine.cuda.CudaKvRange;
 import dev.longctx.engine.cuda.CudaModel;
@@ -13,6 +14,7 @@ import dev.longctx.engine.inference.Sequence;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.model.TestModels;
 import dev.longctx.proto.shard.v1.DescribeRequest;
 import dev.longctx.proto.shard.v1.ShardGrpc;
 import dev.longctx.worker.coordinator.ShardedBackend.Placement;
@@ -36,8 +38,9 @@ import org.junit.jupiter.params.provider.MethodSource;
  * The sharded serving path on GPU shards (issue 6): three shards whose request ranges live on the
  * GPU ({@link CudaModel#newRange}) behind the unchanged shard API and coordinator give, for every
  * attention method (dense, SelfExtend, indexer top-k, block top-k; the coordinator selects, the
- * shards attend), the logits of the single-process CPU engine, prefill and decode. Skips without a
- * CUDA device; runs on the CPU emulation through docs/tools/cuda-emulate/java-check.sh.
+ * shards attend; a trained indexer scored by the shards on their devices), the logits of the
+ * single-process CPU engine, prefill and decode. Skips without a CUDA device; runs on the CPU
+ * emulation through docs/tools/cuda-emulate/java-check.sh.
  */
 class GpuShardsTest {
 
@@ -72,7 +75,12 @@ class GpuShardsTest {
     for (int r = 0; r < p; r++) {
       String name = "gpu-shard-" + p + "-" + r + "-" + System.nanoTime();
       ShardEngine engine =
-          new ShardEngine(r, model.config(), gpu::newRange, "cuda", 1 << 20, "stories260K");
+          new ShardEngine(r, model.config(), gpu::newRange, "cuda", 1 << 20, "stories260K")
+              .withIndexer(
+                  policy instanceof AttentionPolicy.IndexerTopK t
+                          && t.indexer() instanceof IndexerSource.ModelFile m
+                      ? m.indexer()
+                      : null);
       engines.add(engine);
       servers.add(
           InProcessServerBuilder.forName(name)
@@ -133,6 +141,48 @@ class GpuShardsTest {
         assertThat(ShardedLongContextTest.maxRelativeDifference(want, got))
             .as("decode step %d", step)
             .isLessThanOrEqualTo(1e-3);
+      }
+      runner.close();
+    }
+  }
+
+  /**
+   * A trained lightning indexer (random weights) over three GPU shards: each keeps its positions'
+   * indexer keys on the device and answers Score from there (ALGORITHMS.md §4.5); the coordinator
+   * merges their lists. Greedy tokens and logits (to 1e-3) are the single-process CPU engine's.
+   */
+  @org.junit.jupiter.api.Test
+  void threeGpuShardsScoreATrainedIndexerOnTheirDevices() throws Exception {
+    AttentionPolicy policy =
+        new AttentionPolicy.IndexerTopK(
+            96, 0, new IndexerSource.ModelFile(TestModels.randomIndexer(model.config(), 12)), null);
+    String text =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the"
+            + " park with her dog Max. One day, Lily saw a big red ball under a tree. ";
+    int[] ids = Arrays.copyOf(model.tokenizer().encodePrompt(text.repeat(20)), 200);
+    int capacity = 240;
+    Transformer transformer = model.transformer();
+    Sequence seq = transformer.newSequence(capacity, policy);
+    try (ShardedBackend backend = gpuBackend(3, policy, Placement.ZIGZAG)) {
+      String id = "gpu-scored";
+      SequenceRunner runner = backend.open(id, capacity, ids.length);
+      assertThat(runner.shardsUsed()).isEqualTo(3);
+      float[] want = transformer.prefill(seq, ids);
+      float[] got = runner.prefill(ids);
+      assertThat(ShardedLongContextTest.maxRelativeDifference(want, got))
+          .as("prefill")
+          .isLessThanOrEqualTo(1e-3);
+      for (int step = 0; step < 3; step++) {
+        int token = Ops.argmax(want, 0, want.length);
+        want = transformer.decode(seq, token);
+        got = runner.decode(token);
+        assertThat(Ops.argmax(got, 0, got.length)).isEqualTo(Ops.argmax(want, 0, want.length));
+        assertThat(ShardedLongContextTest.maxRelativeDifference(want, got))
+            .as("decode step %d", step)
+            .isLessThanOrEqualTo(1e-3);
+      }
+      for (ShardEngine engine : engines.subList(engines.size() - 3, engines.size())) {
+        assertThat(engine.get(id).indexes()).isTrue();
       }
       runner.close();
     }
