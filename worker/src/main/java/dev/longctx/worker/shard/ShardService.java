@@ -305,11 +305,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         () -> {
           KvRange s = state(request.getTag());
           var c = engine.config();
-          int layer = request.getTag().getLayer();
-          if (layer < 0 || layer > s.layer()) {
-            throw new IllegalArgumentException(
-                "layer " + layer + " has no keys here yet (advanced to " + s.layer() + ")");
-          }
+          int layer = layerWithKeys(s, request.getTag());
           int[] positions =
               request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
           int m = positions.length;
@@ -394,6 +390,16 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         });
   }
 
+  /** The call's layer, which must have keys here (advanced at least that far). */
+  private static int layerWithKeys(KvRange s, CallTag tag) {
+    int layer = tag.getLayer();
+    if (layer < 0 || layer > s.layer()) {
+      throw new IllegalArgumentException(
+          "layer " + layer + " has no keys here yet (advanced to " + s.layer() + ")");
+    }
+    return layer;
+  }
+
   /** Indexing and scoring need the request opened with indexer "model" (its indexer here). */
   private static void requireIndexer(KvRange s, CallTag tag) {
     if (!s.indexes()) {
@@ -416,11 +422,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         () -> {
           KvRange s = state(request.getTag());
           requireIndexer(s, request.getTag());
-          int layer = request.getTag().getLayer();
-          if (layer < 0 || layer > s.layer()) {
-            throw new IllegalArgumentException(
-                "layer " + layer + " has no keys here yet (advanced to " + s.layer() + ")");
-          }
+          int layer = layerWithKeys(s, request.getTag());
           int[] positions =
               request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
           TopK.Candidates[] local =

@@ -133,15 +133,7 @@ class GpuShardsTest {
       assertThat(ShardedLongContextTest.maxRelativeDifference(want, got))
           .as("second chunk")
           .isLessThanOrEqualTo(1e-3);
-      for (int step = 0; step < 3; step++) {
-        int token = Ops.argmax(want, 0, want.length);
-        want = transformer.decode(seq, token);
-        got = runner.decode(token);
-        assertThat(Ops.argmax(got, 0, got.length)).isEqualTo(Ops.argmax(want, 0, want.length));
-        assertThat(ShardedLongContextTest.maxRelativeDifference(want, got))
-            .as("decode step %d", step)
-            .isLessThanOrEqualTo(1e-3);
-      }
+      assertDecodeStepsMatch(transformer, seq, runner, want);
       runner.close();
     }
   }
@@ -172,19 +164,28 @@ class GpuShardsTest {
       assertThat(ShardedLongContextTest.maxRelativeDifference(want, got))
           .as("prefill")
           .isLessThanOrEqualTo(1e-3);
-      for (int step = 0; step < 3; step++) {
-        int token = Ops.argmax(want, 0, want.length);
-        want = transformer.decode(seq, token);
-        got = runner.decode(token);
-        assertThat(Ops.argmax(got, 0, got.length)).isEqualTo(Ops.argmax(want, 0, want.length));
-        assertThat(ShardedLongContextTest.maxRelativeDifference(want, got))
-            .as("decode step %d", step)
-            .isLessThanOrEqualTo(1e-3);
-      }
+      assertDecodeStepsMatch(transformer, seq, runner, want);
       for (ShardEngine engine : engines.subList(engines.size() - 3, engines.size())) {
         assertThat(engine.get(id).indexes()).isTrue();
       }
       runner.close();
+    }
+  }
+
+  /**
+   * Three greedy decode steps from the last logits {@code want}: the runner's tokens and logits (to
+   * 1e-3) are the single-process engine's.
+   */
+  static void assertDecodeStepsMatch(
+      Transformer transformer, Sequence seq, SequenceRunner runner, float[] want) {
+    for (int step = 0; step < 3; step++) {
+      int token = Ops.argmax(want, 0, want.length);
+      want = transformer.decode(seq, token);
+      float[] got = runner.decode(token);
+      assertThat(Ops.argmax(got, 0, got.length)).isEqualTo(Ops.argmax(want, 0, want.length));
+      assertThat(ShardedLongContextTest.maxRelativeDifference(want, got))
+          .as("decode step %d", step)
+          .isLessThanOrEqualTo(1e-3);
     }
   }
 
@@ -226,15 +227,7 @@ class GpuShardsTest {
           .as("every row's logits")
           .isLessThanOrEqualTo(1e-3);
       float[] want = Arrays.copyOfRange(wantAll, (ids.length - 1) * vocab, ids.length * vocab);
-      for (int step = 0; step < 3; step++) {
-        int token = Ops.argmax(want, 0, want.length);
-        want = transformer.decode(seq, token);
-        float[] next = runner.decode(token);
-        assertThat(Ops.argmax(next, 0, next.length)).isEqualTo(Ops.argmax(want, 0, want.length));
-        assertThat(ShardedLongContextTest.maxRelativeDifference(want, next))
-            .as("decode step %d", step)
-            .isLessThanOrEqualTo(1e-3);
-      }
+      assertDecodeStepsMatch(transformer, seq, runner, want);
       // the selection ran on the shard: its device selector holds the request's keys
       assertThat(((CudaKvRange) engines.getLast().get(id)).selectorBytes()).isPositive();
       runner.close();
