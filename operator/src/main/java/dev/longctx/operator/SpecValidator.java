@@ -1,7 +1,9 @@
 package dev.longctx.operator;
 
+import dev.longctx.api.v1alpha1.AttentionSpec;
 import dev.longctx.api.v1alpha1.LongContextModel;
 import dev.longctx.api.v1alpha1.LongContextModelSpec;
+import dev.longctx.api.v1alpha1.ModelSource;
 import dev.longctx.api.v1alpha1.WorkersSpec;
 import java.util.ArrayList;
 import java.util.List;
@@ -61,6 +63,19 @@ public final class SpecValidator {
     }
     if (w.isInt8Activations() && w.getGpu() <= 0) {
       errors.add("spec.workers.int8Activations needs GPU workers (spec.workers.gpu > 0)");
+    }
+    var attention = s.getAttention();
+    if (attention.getIndexer() == AttentionSpec.Indexer.MODEL) {
+      if (attention.getMethod() != AttentionSpec.Method.INDEXER_TOPK) {
+        errors.add("spec.attention.indexer model applies to method indexer-topk");
+      }
+      var format = s.getModel().getFormat();
+      if (format != ModelSource.Format.GGUF && format != ModelSource.Format.AUTO) {
+        errors.add(
+            "spec.attention.indexer model needs a GGUF model file with indexer tensors;"
+                + " spec.model.format is "
+                + format.name().toLowerCase(java.util.Locale.ROOT));
+      }
     }
     var a = s.getAutoscaling();
     if (a != null) {

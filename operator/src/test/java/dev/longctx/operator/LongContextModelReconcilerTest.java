@@ -15,8 +15,10 @@ import static org.mockito.Mockito.times;
 import static org.mockito.Mockito.verify;
 import static org.mockito.Mockito.when;
 
+import dev.longctx.api.v1alpha1.AttentionSpec;
 import dev.longctx.api.v1alpha1.LongContextModel;
 import dev.longctx.api.v1alpha1.LongContextModelStatus.Phase;
+import dev.longctx.api.v1alpha1.ModelSource;
 import dev.longctx.api.v1alpha1.WorkersSpec;
 import dev.longctx.operator.autoscaler.ContextLoad;
 import dev.longctx.operator.autoscaler.ContextLoadSource;
@@ -186,6 +188,8 @@ class LongContextModelReconcilerTest {
     m.getSpec().getWorkers().setKvCacheType(WorkersSpec.KvCacheType.F16); // on CPU workers
     m.getSpec().getWorkers().setCudaGraphs(true); // on CPU workers
     m.getSpec().getWorkers().setInt8Activations(true); // on CPU workers
+    m.getSpec().getModel().setFormat(ModelSource.Format.LLAMA2C);
+    m.getSpec().getAttention().setIndexer(AttentionSpec.Indexer.MODEL); // dense, llama2.c file
 
     UpdateControl<LongContextModel> control = reconciler().reconcile(m, context);
 
@@ -200,7 +204,11 @@ class LongContextModelReconcilerTest {
         .contains("spec.workers.kvCacheTokens must be >= 1, got 0")
         .contains("spec.workers.kvCacheType f16 needs GPU workers (spec.workers.gpu > 0)")
         .contains("spec.workers.cudaGraphs needs GPU workers (spec.workers.gpu > 0)")
-        .contains("spec.workers.int8Activations needs GPU workers (spec.workers.gpu > 0)");
+        .contains("spec.workers.int8Activations needs GPU workers (spec.workers.gpu > 0)")
+        .contains("spec.attention.indexer model applies to method indexer-topk")
+        .contains(
+            "spec.attention.indexer model needs a GGUF model file with indexer tensors;"
+                + " spec.model.format is llama2c");
     assertThat(events("InvalidSpec"))
         .singleElement()
         .satisfies(

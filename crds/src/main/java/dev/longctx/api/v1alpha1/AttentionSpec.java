@@ -5,8 +5,12 @@ import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Default;
 import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
+import io.fabric8.generator.annotation.ValidationRule;
 
 /** Attention method for long prompts (ALGORITHMS.md); short prompts always run dense. */
+@ValidationRule(
+    value = "!has(self.indexer) || self.indexer == 'own-heads' || self.method == 'indexer-topk'",
+    message = "attention.indexer applies to method indexer-topk")
 public class AttentionSpec {
 
   /** The attention methods the engine offers. */
@@ -22,6 +26,19 @@ public class AttentionSpec {
     BLOCK_TOPK
   }
 
+  /** Where indexer top-k's scores come from (ALGORITHMS.md §1.2, §5.2). */
+  public enum Indexer {
+    /** Training-free: the model's own heads over INT8 keys, selected by the coordinator. */
+    @JsonProperty("own-heads")
+    OWN_HEADS,
+    /**
+     * A trained lightning indexer in the GGUF model file: its keys stay on the shards, which score
+     * them; the coordinator merges their top-k lists (exact distributed top-k).
+     */
+    @JsonProperty("model")
+    MODEL
+  }
+
   @Default("dense")
   @JsonPropertyDescription("Attention method: dense, indexer-topk or block-topk.")
   private Method method = Method.DENSE;
@@ -31,6 +48,13 @@ public class AttentionSpec {
   @Max(1048576)
   @JsonPropertyDescription("Keys (indexer-topk) or blocks (block-topk) each query attends to.")
   private int topK = 2048;
+
+  @Default("own-heads")
+  @JsonPropertyDescription(
+      "indexer-topk scores: own-heads (training-free, from the model's own attention heads) or"
+          + " model (a lightning indexer in the GGUF model file; each shard scores the keys it"
+          + " holds and the coordinator merges their top-k).")
+  private Indexer indexer = Indexer.OWN_HEADS;
 
   @Default("64")
   @Min(1)
@@ -57,6 +81,14 @@ public class AttentionSpec {
 
   public void setTopK(int topK) {
     this.topK = topK;
+  }
+
+  public Indexer getIndexer() {
+    return indexer;
+  }
+
+  public void setIndexer(Indexer indexer) {
+    this.indexer = indexer == null ? Indexer.OWN_HEADS : indexer;
   }
 
   public int getBlockSize() {

@@ -90,6 +90,10 @@ class CrdStructureTest {
     assertThat(at(spec, "context.selfExtend").getXKubernetesValidations())
         .extracting(ValidationRule::getRule)
         .containsExactly("self.neighborWindow % self.groupSize == 0");
+    assertThat(at(spec, "attention").getXKubernetesValidations())
+        .extracting(ValidationRule::getRule)
+        .containsExactly(
+            "!has(self.indexer) || self.indexer == 'own-heads' || self.method == 'indexer-topk'");
   }
 
   @Test
@@ -103,6 +107,10 @@ class CrdStructureTest {
     assertThat(at(spec, "attention.method").getEnum())
         .extracting(j -> j.asText())
         .containsExactlyInAnyOrder("dense", "indexer-topk", "block-topk");
+    assertThat(at(spec, "attention.indexer").getEnum())
+        .extracting(j -> j.asText())
+        .containsExactlyInAnyOrder("own-heads", "model");
+    assertThat(at(spec, "attention.indexer").getDefault().asText()).isEqualTo("own-heads");
     assertThat(at(spec, "autoscaling.targetContextLoad").getMinimum()).isEqualTo(0.05);
     assertThat(at(spec, "autoscaling.targetContextLoad").getMaximum()).isEqualTo(1.0);
     assertThat(at(spec, "workers.kvCacheTokens").getMinimum()).isEqualTo(1.0);

@@ -45,6 +45,7 @@ public final class EngineConfig {
     line(b, "context.selfExtend.neighborWindow", se.getNeighborWindow());
     line(b, "attention.method", json(s.getAttention().getMethod().name()));
     line(b, "attention.topK", s.getAttention().getTopK());
+    line(b, "attention.indexer", json(s.getAttention().getIndexer().name()));
     line(b, "attention.blockSize", s.getAttention().getBlockSize());
     line(b, "attention.denseBelowTokens", s.getAttention().getDenseBelowTokens());
     line(b, "sharding.minTokensPerShard", s.getSharding().getMinTokensPerShard());

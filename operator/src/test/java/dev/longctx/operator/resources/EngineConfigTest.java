@@ -2,6 +2,7 @@ package dev.longctx.operator.resources;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.longctx.api.v1alpha1.AttentionSpec;
 import dev.longctx.api.v1alpha1.LongContextModel;
 import dev.longctx.api.v1alpha1.WorkersSpec;
 import dev.longctx.operator.TestModels;
@@ -9,7 +10,7 @@ import java.io.StringReader;
 import java.util.Properties;
 import org.junit.jupiter.api.Test;
 
-/** The engine configuration's backend follows the workers' GPUs. */
+/** The engine configuration: the backend follows the workers' GPUs; the attention's settings. */
 class EngineConfigTest {
 
   private static Properties render(LongContextModel m) throws Exception {
@@ -39,5 +40,16 @@ class EngineConfigTest {
     // the worker pods then request the GPU they are told to use
     assertThat(PodTemplates.withGpu(m.getSpec().getWorkers().getResources(), 1).getLimits())
         .containsKey(PodTemplates.GPU_RESOURCE);
+  }
+
+  @Test
+  void theIndexerSourceReachesTheWorkers() throws Exception {
+    LongContextModel m = TestModels.cpu("tiny", "ns");
+    assertThat(render(m).getProperty("attention.indexer")).isEqualTo("own-heads");
+    m.getSpec().getAttention().setMethod(AttentionSpec.Method.INDEXER_TOPK);
+    m.getSpec().getAttention().setIndexer(AttentionSpec.Indexer.MODEL);
+    Properties p = render(m);
+    assertThat(p.getProperty("attention.method")).isEqualTo("indexer-topk");
+    assertThat(p.getProperty("attention.indexer")).isEqualTo("model");
   }
 }

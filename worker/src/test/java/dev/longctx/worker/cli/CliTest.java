@@ -204,6 +204,21 @@ class CliTest {
         .doesNotContain("needs --block-size and --top-blocks");
   }
 
+  /** The CR's attention.indexer reaches the engine: a model-file indexer needs a GGUF with one. */
+  @Test
+  void serveTakesTheIndexerSourceFromTheOperatorsProperties(QuarkusMainLauncher launcher)
+      throws Exception {
+    Path props = tmp.resolve("indexer-model.properties");
+    Files.writeString(
+        props, "attention.method=indexer-topk\nattention.topK=16\nattention.indexer=model\n");
+    // (a bad placement too, failing after the attention is read, so the server never starts)
+    LaunchResult r =
+        launcher.launch(serveStories("--config", props.toString(), "--placement", "bogus"));
+    assertThat(r.exitCode()).isNotZero();
+    assertThat(r.getErrorOutput())
+        .contains("--indexer model needs a GGUF model file with indexer tensors");
+  }
+
   /** Tests that need a GPU (or the CPU emulation of docs/tools/cuda-emulate) skip without one. */
   private static void assumeGpu() {
     org.junit.jupiter.api.Assumptions.assumeTrue(
