@@ -21,6 +21,7 @@ import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
+import io.grpc.Status;
 import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.inprocess.InProcessServerBuilder;
 import java.util.ArrayList;
@@ -105,6 +106,20 @@ class ShardedLongContextTest {
 
   static ShardedBackend backend(
       LoadedModel model, int p, AttentionPolicy policy, Placement placement) throws Exception {
+    return backend(model, p, policy, placement, r -> null);
+  }
+
+  /**
+   * P in-process shards counting their calls; shard r's service also goes through {@code
+   * interceptors.apply(r)} where that is not null.
+   */
+  static ShardedBackend backend(
+      LoadedModel model,
+      int p,
+      AttentionPolicy policy,
+      Placement placement,
+      java.util.function.IntFunction<ServerInterceptor> interceptors)
+      throws Exception {
     List<ShardClient> clients = new ArrayList<>();
     for (int r = 0; r < p; r++) {
       String name = "lc-shard-" + p + "-" + r + "-" + System.nanoTime();
@@ -115,9 +130,13 @@ class ShardedLongContextTest {
                           && t.indexer() instanceof IndexerSource.ModelFile m
                       ? m.indexer()
                       : null);
+      ServerInterceptor extra = interceptors.apply(r);
       servers.add(
           InProcessServerBuilder.forName(name)
-              .addService(ServerInterceptors.intercept(new ShardService(engine), COUNTING))
+              .addService(
+                  extra == null
+                      ? ServerInterceptors.intercept(new ShardService(engine), COUNTING)
+                      : ServerInterceptors.intercept(new ShardService(engine), extra, COUNTING))
               .build()
               .start());
       clients.add(new ShardClient(name, InProcessChannelBuilder.forName(name).build(), 60_000));
@@ -273,6 +292,70 @@ class ShardedLongContextTest {
     assertThat(logits[0]).isEqualTo(logits[1]);
   }
 
+  /**
+   * A shard dying while it answers Score (mid-decode, inside a layer) does not change the stream:
+   * the coordinator rebuilds the request's keys — indexer keys included — on the two shards left
+   * and the greedy tokens are the engine's.
+   */
+  @Test
+  void aShardDyingInScoreDoesNotChangeTheGreedyTokens() throws Exception {
+    int[] ids = prompt(700);
+    Generator.Result want =
+        Generator.generate(
+            model.transformer().withAttention(modelIndexer),
+            model.tokenizer(),
+            new Generator.Request(ids, SamplingParams.greedy(), 30, List.of(), 1856),
+            t -> {});
+    // Armed (≥ 0): the victim answers that many more Score calls, then dies in the next one.
+    java.util.concurrent.atomic.AtomicInteger fuse =
+        new java.util.concurrent.atomic.AtomicInteger(-1);
+    Server[] victim = new Server[1];
+    ServerInterceptor dying =
+        new ServerInterceptor() {
+          @Override
+          public <Q, A> ServerCall.Listener<Q> interceptCall(
+              ServerCall<Q, A> call, Metadata headers, ServerCallHandler<Q, A> next) {
+            if (call.getMethodDescriptor().getBareMethodName().equals("Score")
+                && fuse.get() >= 0
+                && fuse.getAndDecrement() == 0) {
+              call.close(Status.UNAVAILABLE.withDescription("shard died"), new Metadata());
+              victim[0].shutdownNow();
+              return new ServerCall.Listener<>() {};
+            }
+            return next.startCall(call, headers);
+          }
+        };
+    int before = servers.size();
+    try (ShardedBackend backend =
+        backend(model, 3, modelIndexer, Placement.ZIGZAG, r -> r == 1 ? dying : null)) {
+      victim[0] = servers.get(before + 1);
+      try (EngineLoop loop = new EngineLoop(backend, 1 << 20, 10_000)) {
+        RecordingSink sink =
+            new RecordingSink() {
+              @Override
+              public void onTokens(int[] tokenIds, String t) {
+                super.onTokens(tokenIds, t);
+                if (tokens.size() == 10) {
+                  fuse.set(2); // the third Score call of a later decode step kills the shard
+                }
+              }
+            };
+        loop.submit(
+            new GenerationTask(
+                new GenerationTask.Spec(
+                    "dies-in-score", ids, SamplingParams.greedy(), 30, List.of(), 1856),
+                model.tokenizer(),
+                sink));
+        assertThat(sink.finished.get(120, java.util.concurrent.TimeUnit.SECONDS))
+            .isEqualTo(want.finishReason());
+        assertThat(sink.tokens).isEqualTo(Arrays.stream(want.tokens()).boxed().toList());
+        assertThat(victim[0].isShutdown()).isTrue();
+        assertThat(fuse.get()).as("the fuse burnt").isNegative();
+        assertThat(sink.shardsUsed).isEqualTo(2);
+      }
+    }
+  }
+
   static Stream<Arguments> shardedPlacements() {
     List<Arguments> out = new ArrayList<>();
     for (Placement placement : Placement.values()) {
@@ -389,7 +472,7 @@ class ShardedLongContextTest {
   }
 
   /** Collects a generation's stream. */
-  static final class RecordingSink implements GenerationSink {
+  static class RecordingSink implements GenerationSink {
     final java.util.concurrent.CompletableFuture<Generator.FinishReason> finished =
         new java.util.concurrent.CompletableFuture<>();
     final List<Integer> tokens = new ArrayList<>();
