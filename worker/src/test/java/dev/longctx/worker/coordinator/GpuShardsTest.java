@@ -98,6 +98,17 @@ class GpuShardsTest {
     return new ShardedBackend(clients, model.config(), 1, p, policy, placement);
   }
 
+  /**
+   * A 200-token story prompt: long enough for SelfExtend's grouping (w = 64) and the top-k
+   * selections (k = 96 keys, 4 blocks of 32) to take effect; short enough for the CPU emulation.
+   */
+  static int[] prompt() {
+    String text =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the"
+            + " park with her dog Max. One day, Lily saw a big red ball under a tree. ";
+    return Arrays.copyOf(model.tokenizer().encodePrompt(text.repeat(20)), 200);
+  }
+
   static Stream<Arguments> configurations() {
     return Stream.of(
         Arguments.of(AttentionPolicy.dense(), Placement.CONTIGUOUS),
@@ -110,12 +121,7 @@ class GpuShardsTest {
   @MethodSource("configurations")
   void threeGpuShardsGiveTheEnginesLogits(AttentionPolicy policy, Placement placement)
       throws Exception {
-    String text =
-        "Once upon a time, there was a little girl named Lily. She loved to play outside in the"
-            + " park with her dog Max. One day, Lily saw a big red ball under a tree. ";
-    // Long enough for SelfExtend's grouping (w = 64) and the top-k selections (k = 96 keys, 4
-    // blocks of 32) to take effect; short enough for the CPU emulation.
-    int[] ids = Arrays.copyOf(model.tokenizer().encodePrompt(text.repeat(20)), 200);
+    int[] ids = prompt();
     int capacity = 240;
     Transformer transformer = model.transformer();
     Sequence seq = transformer.newSequence(capacity, policy);
@@ -148,10 +154,7 @@ class GpuShardsTest {
     AttentionPolicy policy =
         new AttentionPolicy.IndexerTopK(
             96, 0, new IndexerSource.ModelFile(TestModels.randomIndexer(model.config(), 12)), null);
-    String text =
-        "Once upon a time, there was a little girl named Lily. She loved to play outside in the"
-            + " park with her dog Max. One day, Lily saw a big red ball under a tree. ";
-    int[] ids = Arrays.copyOf(model.tokenizer().encodePrompt(text.repeat(20)), 200);
+    int[] ids = prompt();
     int capacity = 240;
     Transformer transformer = model.transformer();
     Sequence seq = transformer.newSequence(capacity, policy);
@@ -201,10 +204,7 @@ class GpuShardsTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("sparsePolicies")
   void oneGpuShardSelectsTheKeysOnTheDevice(AttentionPolicy policy) throws Exception {
-    String text =
-        "Once upon a time, there was a little girl named Lily. She loved to play outside in the"
-            + " park with her dog Max. One day, Lily saw a big red ball under a tree. ";
-    int[] ids = Arrays.copyOf(model.tokenizer().encodePrompt(text.repeat(20)), 200);
+    int[] ids = prompt();
     int capacity = 240;
     int vocab = model.config().vocabSize();
     Transformer transformer = model.transformer();
