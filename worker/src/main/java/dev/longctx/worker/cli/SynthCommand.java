@@ -128,13 +128,18 @@ public class SynthCommand implements Callable<Integer> {
       o.put("seconds", seconds);
       System.out.println(JsonText.write(o));
     } else {
+      long parameters = s.config().parameterCount(s.tied());
       System.out.printf(
-          "wrote %s: %s shape, %s, %.2f B parameters, %.2f GiB in %.1f s%n",
+          "wrote %s: %s shape, %s, %s parameters, %s in %.1f s%n",
           out,
           s.id(),
           t,
-          s.config().parameterCount(s.tied()) / 1e9,
-          bytes / (double) (1L << 30),
+          parameters >= 1e9
+              ? String.format("%.2f B", parameters / 1e9)
+              : String.format("%.2f M", parameters / 1e6),
+          bytes >= 1L << 30
+              ? String.format("%.2f GiB", bytes / (double) (1L << 30))
+              : String.format("%.2f MiB", bytes / (double) (1L << 20)),
           seconds);
     }
     return 0;
