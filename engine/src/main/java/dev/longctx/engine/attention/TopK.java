@@ -150,4 +150,104 @@ public final class TopK {
     }
     return new Candidates(s, p);
   }
+
+  // ---------------------------------------------------------------------------------------------
+  // The threshold exchange (ALGORITHMS.md §4.5 "optional bandwidth reduction"): each shard sends a
+  // few sampled scores of its local list instead of the list; the coordinator derives a score τ
+  // such that the lists' entries scoring ≥ τ hold the global top-k; the shards then send only
+  // those, and their merge is the same top-k.
+
+  /** How many samples summarize a local list of {@code n} entries: min(points, n). */
+  public static int summarySize(int n, int points) {
+    return Math.min(points, n);
+  }
+
+  /**
+   * The rank (1-based) sample {@code j} of a summary stands for: ⌈(j + 1)·n / samples⌉, so the
+   * samples spread evenly over the list and the last one is its worst entry (rank n).
+   */
+  public static int summaryRank(int j, int n, int points) {
+    int samples = summarySize(n, points);
+    return (int) (((long) (j + 1) * n + samples - 1) / samples);
+  }
+
+  /**
+   * The sampled scores of a local list sorted by ≻: entry {@link #summaryRank}(j) − 1 for each j,
+   * so at least that many of the list's entries score ≥ sample j.
+   */
+  public static float[] summary(Candidates list, int points) {
+    int n = list.size();
+    float[] out = new float[summarySize(n, points)];
+    for (int j = 0; j < out.length; j++) {
+      out[j] = list.scores[summaryRank(j, n, points) - 1];
+    }
+    return out;
+  }
+
+  /**
+   * A score τ such that the entries scoring ≥ τ of the local lists (the top-min(k, |V_r|) of each
+   * shard, of sizes {@code sizes}, summarized by {@link #summary} with {@code points}) hold the
+   * global top-k: the highest sampled score at which the samples alone already guarantee k entries
+   * at or above it (so the k-th best scores at least that). −∞ (every entry) when the lists hold k
+   * or fewer in all. The entries above τ number at most k plus, per shard, the gap between two of
+   * its samples (about size / points).
+   */
+  public static float threshold(List<float[]> summaries, int[] sizes, int points, int k) {
+    long total = 0;
+    int samples = 0;
+    for (int r = 0; r < sizes.length; r++) {
+      total += sizes[r];
+      samples += summaries.get(r).length;
+    }
+    if (total <= k) {
+      return Float.NEGATIVE_INFINITY;
+    }
+    // every sample as (score, shard, rank), best score first
+    float[] score = new float[samples];
+    int[] shard = new int[samples];
+    int[] rank = new int[samples];
+    Integer[] order = new Integer[samples];
+    int u = 0;
+    for (int r = 0; r < sizes.length; r++) {
+      float[] sum = summaries.get(r);
+      for (int j = 0; j < sum.length; j++) {
+        score[u] = sum[j];
+        shard[u] = r;
+        rank[u] = summaryRank(j, sizes[r], points);
+        order[u] = u;
+        u++;
+      }
+    }
+    Arrays.sort(order, (a, b) -> Float.compare(score[b], score[a]));
+    // guaranteed[r]: entries of shard r known to score ≥ the current x (its highest rank so far)
+    int[] guaranteed = new int[sizes.length];
+    long sum = 0;
+    for (int i = 0; i < samples; ) {
+      float x = score[order[i]];
+      // every sample scoring x counts before x is tried
+      for (; i < samples && score[order[i]] == x; i++) {
+        int r = shard[order[i]];
+        if (rank[order[i]] > guaranteed[r]) {
+          sum += rank[order[i]] - guaranteed[r];
+          guaranteed[r] = rank[order[i]];
+        }
+      }
+      if (sum >= k) {
+        return x;
+      }
+    }
+    // unreachable: at the lowest sample every list counts whole, and total > k
+    return Float.NEGATIVE_INFINITY;
+  }
+
+  /** The prefix of a list sorted by ≻ whose entries score ≥ {@code tau}. */
+  public static Candidates above(Candidates list, float tau) {
+    int n = 0;
+    while (n < list.size() && list.scores[n] >= tau) {
+      n++;
+    }
+    return n == list.size()
+        ? list
+        : new Candidates(Arrays.copyOf(list.scores, n), Arrays.copyOf(list.positions, n));
+  }
 }

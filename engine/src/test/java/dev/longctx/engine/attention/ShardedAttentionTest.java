@@ -105,6 +105,73 @@ class ShardedAttentionTest {
     }
   }
 
+  /**
+   * The threshold exchange (§4.5 "optional bandwidth reduction"): from the local lists' summaries
+   * alone, a score τ whose entries at or above it, merged, are exactly the global top-k (order
+   * included) under many ties; and they number at most k plus one summary gap per shard.
+   */
+  @Test
+  void theThresholdExchangeSelectsTheGlobalTopKFromFewerCandidates() {
+    SplittableRandom r = new SplittableRandom(5);
+    long sentFull = 0;
+    long sentAbove = 0;
+    for (int trial = 0; trial < 300; trial++) {
+      int shards = 1 + r.nextInt(8);
+      int k = new int[] {1, 7, 64, 2048}[r.nextInt(4)];
+      int points = new int[] {1, 4, 32}[r.nextInt(3)];
+      int len = r.nextInt(k >= 64 ? 20 * k : 60);
+      boolean ties = r.nextBoolean();
+      float[] scores = new float[len];
+      for (int s = 0; s < len; s++) {
+        int u = r.nextInt(10);
+        scores[s] =
+            u == 0
+                ? Float.NEGATIVE_INFINITY
+                : ties ? (float) r.nextInt(4) / 4 : (float) r.nextGaussian();
+      }
+      List<TopK.Candidates> local = new ArrayList<>();
+      int[] shardOf = r.ints(len, 0, shards).toArray();
+      for (int p = 0; p < shards; p++) {
+        int shard = p;
+        int[] positions =
+            java.util.stream.IntStream.range(0, len).filter(s -> shardOf[s] == shard).toArray();
+        float[] partScores = new float[positions.length];
+        for (int i = 0; i < positions.length; i++) {
+          partScores[i] = scores[positions[i]];
+        }
+        local.add(TopK.select(partScores, positions, positions.length, k));
+      }
+      List<float[]> summaries = new ArrayList<>();
+      int[] sizes = new int[shards];
+      long bound = k;
+      for (int p = 0; p < shards; p++) {
+        summaries.add(TopK.summary(local.get(p), points));
+        sizes[p] = local.get(p).size();
+        bound += (sizes[p] + points - 1) / points;
+      }
+      float tau = TopK.threshold(summaries, sizes, points, k);
+      List<TopK.Candidates> above = new ArrayList<>();
+      for (TopK.Candidates c : local) {
+        above.add(TopK.above(c, tau));
+      }
+      TopK.Candidates global = TopK.select(scores, null, len, k);
+      TopK.Candidates merged = TopK.merge(above, k);
+      assertThat(merged.positions()).as("trial %d", trial).containsExactly(global.positions());
+      assertThat(merged.scores()).as("trial %d", trial).containsExactly(global.scores());
+      int sent = above.stream().mapToInt(TopK.Candidates::size).sum();
+      if (!ties) {
+        // distinct scores: the guarantee is exact up to the samples' spacing
+        assertThat(sent).as("trial %d candidates sent", trial).isLessThanOrEqualTo((int) bound);
+      }
+      if (points == 32 && !ties && shards >= 4) {
+        sentAbove += sent;
+        sentFull += local.stream().mapToInt(TopK.Candidates::size).sum();
+      }
+    }
+    // with 32 samples and 4+ shards, well under half the full lists travel
+    assertThat(sentAbove).isLessThan(sentFull / 2);
+  }
+
   @Test
   void topKOfFewerValidKeysThanKSelectsAllPaddedWithMinusOne() {
     float[] scores = {0.5f, Float.NEGATIVE_INFINITY, 0.5f, Float.NaN, 2f};
