@@ -63,6 +63,11 @@ public abstract class KvRange implements AutoCloseable {
 
   private int[] indexed;
 
+  /** A summary round's local lists, kept for the threshold round that follows (or null). */
+  private TopK.Candidates[] kept;
+
+  private int keptLayer;
+
   /**
    * @param policy the request's attention; only its positions matter here: plain, or SelfExtend's
    *     (whose keys are kept twice: at their positions and at the grouped ones, ALGORITHMS.md §2.4
@@ -337,6 +342,38 @@ public abstract class KvRange implements AutoCloseable {
       visible[i] = visibleSlots(positions[i]);
     }
     return scoreSlots(l, indexer, queries, weights, visible, k);
+  }
+
+  /**
+   * Keeps the local lists {@link #score} gave for layer {@code l}, for {@link #keptAbove} (the
+   * threshold exchange of ALGORITHMS.md §4.5: the coordinator first sees only their summaries).
+   */
+  public final void keep(int l, TopK.Candidates[] lists) {
+    kept = lists;
+    keptLayer = l;
+  }
+
+  /**
+   * The kept lists' entries scoring ≥ each query's threshold, best first; then forgets the lists.
+   */
+  public final TopK.Candidates[] keptAbove(int l, float[] thresholds) {
+    if (kept == null || keptLayer != l) {
+      throw new IllegalStateException(
+          "no local lists of layer " + l + " are kept: a threshold round follows a summary round");
+    }
+    if (thresholds.length != kept.length) {
+      throw new IllegalArgumentException(
+          "the summary round had "
+              + kept.length
+              + " queries, the threshold round "
+              + thresholds.length);
+    }
+    TopK.Candidates[] out = new TopK.Candidates[kept.length];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = TopK.above(kept[i], thresholds[i]);
+    }
+    kept = null;
+    return out;
   }
 
   /**

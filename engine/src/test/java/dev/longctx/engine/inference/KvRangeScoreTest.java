@@ -138,6 +138,23 @@ class KvRangeScoreTest {
         assertThatThrownBy(() -> range.score(0, new float[1], w, new int[] {2}, 4))
             .isInstanceOf(IllegalArgumentException.class)
             .hasMessageContaining("indexer queries must be [1, " + width + "]");
+        // the threshold exchange: a threshold round needs the summary round's kept lists
+        range.indexStep();
+        assertThatThrownBy(() -> range.keptAbove(0, new float[] {0f}))
+            .isInstanceOf(IllegalStateException.class)
+            .hasMessageContaining("no local lists of layer 0 are kept");
+        TopK.Candidates[] lists = range.score(0, q, w, new int[] {2}, 4);
+        range.keep(0, lists);
+        assertThatThrownBy(() -> range.keptAbove(0, new float[] {0f, 0f}))
+            .isInstanceOf(IllegalArgumentException.class)
+            .hasMessageContaining("the summary round had 1 queries, the threshold round 2");
+        float second = lists[0].scores()[1];
+        TopK.Candidates above = range.keptAbove(0, new float[] {second})[0];
+        // the kept list's prefix scoring ≥ its second score (all three here: q = 0 ties them)
+        assertThat(above.positions()).containsExactly(lists[0].positions());
+        assertThatThrownBy(() -> range.keptAbove(0, new float[] {second}))
+            .as("forgotten after the threshold round")
+            .isInstanceOf(IllegalStateException.class);
       }
       try (CpuKvRange dense = new CpuKvRange(layers, 16, AttentionPolicy.dense())) {
         dense.advance(0, new int[] {5}, new int[] {0}, null);

@@ -229,10 +229,12 @@ public class ServeBenchCommand implements Callable<Integer> {
    * Indexer top-k's selection bytes per layer for the step (ALGORITHMS.md §4.6, keys spread
    * evenly): every query past the dense bound sends its k positions to the shards holding them in
    * Attend. Before that, a trained indexer scored by the shards (§4.5) brings the rows' indexer
-   * queries and head weights back from their owners, sends the sparse queries' to every shard and
-   * gets each shard's local top-k, min(k, keys it holds) candidates of 8 bytes; the own-heads
-   * selector instead brings the rows' keys back (replicated index-K; SelfExtend's grouped keys
-   * too).
+   * queries and head weights back from their owners and sends the sparse queries' to every shard;
+   * each shard answers its local top-k, min(k, keys it holds) candidates of 8 bytes — or, for a
+   * step of several sparse queries, the threshold exchange: sampled scores of its list (4 bytes
+   * each), one threshold per query back, then only the entries above it (about k + P·k / samples in
+   * all). The own-heads selector instead brings the rows' keys back (replicated index-K;
+   * SelfExtend's grouped keys too).
    */
   static double indexerSelectionBytes(
       LlamaConfig c, AttentionPolicy.IndexerTopK t, int p, int start, int n) {
@@ -246,13 +248,28 @@ public class ServeBenchCommand implements Callable<Integer> {
     } else {
       bytes += n * 4.0 * c.kvDim() * (t.positions() != null ? 2 : 1);
     }
+    int sparse = 0;
+    for (int i = start; i < start + n; i++) {
+      sparse += i + 1 > t.k() && i >= t.denseBelowTokens() ? 1 : 0;
+    }
+    int points = ShardedBackend.SUMMARY_POINTS;
     for (int i = start; i < start + n; i++) {
       if (i + 1 <= t.k() || i < t.denseBelowTokens()) {
         continue;
       }
       bytes += 4.0 * t.k(); // the selected positions, each to its shard
-      if (indexRow > 0) {
-        bytes += p * (indexRow + 4) + 8.0 * p * Math.min(t.k(), Math.ceil((i + 1.0) / p));
+      if (indexRow == 0) {
+        continue;
+      }
+      bytes += p * (indexRow + 4);
+      double local = Math.min(t.k(), Math.ceil((i + 1.0) / p)); // each shard's list
+      if (sparse == 1) {
+        bytes += 8.0 * p * local;
+      } else {
+        double samples = Math.min(points, local);
+        bytes +=
+            p * (4.0 * samples + 4 + 4) // sampled scores, the list's size, the threshold
+                + 8.0 * Math.min(p * local, t.k() + p * Math.ceil(local / samples));
       }
     }
     return bytes;

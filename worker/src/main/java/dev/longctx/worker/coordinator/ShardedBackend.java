@@ -71,6 +71,12 @@ public final class ShardedBackend implements ForwardBackend {
    */
   private volatile boolean replicatedIndexKeys;
 
+  /**
+   * Sampled scores per local list in the threshold exchange: the candidates sent beyond k are about
+   * P·k / this many a query, the summaries P·this·4 bytes.
+   */
+  public static final int SUMMARY_POINTS = 32;
+
   private final Placement placement;
   private final ExecutorService calls = Executors.newVirtualThreadPerTaskExecutor();
   private int nextFirstShard;
@@ -756,8 +762,9 @@ public final class ShardedBackend implements ForwardBackend {
     /**
      * Indexer top-k scored by the shards (ALGORITHMS.md §4.5): the step's queries past the dense
      * bound go to every shard with their indexer queries and weights (from their owners' Advance);
-     * each shard returns its local top-k over the indexer keys it holds, and the exact P-way merge
-     * of the lists is the query's global top-k, one set for all its heads. Entries as {@link
+     * each shard returns its local top-k over the indexer keys it holds (for several queries, only
+     * the part of it that can matter: {@link #scoreByThreshold}), and the exact P-way merge of the
+     * lists is the query's global top-k, one set for all its heads. Entries as {@link
      * SequenceAttention#select}'s: null where the query attends every causal key (at most k of
      * them, or below the dense bound), as the engine's own selection decides.
      */
@@ -796,11 +803,75 @@ public final class ShardedBackend implements ForwardBackend {
       for (int i : sparse) {
         sb.addPositions(positions[i]);
       }
-      ScoreRequest base = sb.build();
-      List<ScoreResponse> answers =
+      List<ScoreResponse> answers;
+      if (m == 1) {
+        ScoreRequest base = sb.build();
+        answers =
+            parallel(
+                trace ? layerSpan("longctx.prefill.score", l) : null,
+                r -> mine.get(r).stub().score(base.toBuilder().setTag(tag(r, l)).build()));
+        checkAnswers(answers, m);
+      } else {
+        answers = scoreByThreshold(l, sb.setSummaryPoints(SUMMARY_POINTS).build(), m, trace);
+      }
+      List<TopK.Candidates> lists = new ArrayList<>(answers.size());
+      for (int j = 0; j < m; j++) {
+        lists.clear();
+        for (ScoreResponse answer : answers) {
+          Candidates c = answer.getCandidates(j);
+          lists.add(
+              new TopK.Candidates(
+                  floats(c), c.getPositionsList().stream().mapToInt(Integer::intValue).toArray()));
+        }
+        int[] chosen = TopK.merge(lists, t.k()).positions();
+        java.util.Arrays.sort(chosen);
+        for (int g = 0; g < kvHeads; g++) {
+          selection[sparse[j] * kvHeads + g] = chosen;
+        }
+      }
+      return selection;
+    }
+
+    /**
+     * The threshold exchange (ALGORITHMS.md §4.5 "optional bandwidth reduction") for a step's m > 1
+     * sparse queries: every shard sends its local lists' sizes and sampled scores ({@code summary},
+     * round 1, keeping the lists); per query, {@link TopK#threshold} finds a score τ whose entries
+     * at or above it hold the global top-k; round 2 sends the τs and every shard answers its lists'
+     * entries ≥ τ — about k + P·k/{@value #SUMMARY_POINTS} candidates a query instead of P·k, for
+     * one more round trip. The merge of the answers is the same top-k as the full lists'.
+     */
+    private List<ScoreResponse> scoreByThreshold(
+        int l, ScoreRequest summary, int m, boolean trace) {
+      List<ScoreResponse> sampled =
           parallel(
               trace ? layerSpan("longctx.prefill.score", l) : null,
-              r -> mine.get(r).stub().score(base.toBuilder().setTag(tag(r, l)).build()));
+              r -> mine.get(r).stub().score(summary.toBuilder().setTag(tag(r, l)).build()));
+      checkAnswers(sampled, m);
+      int p = mine.size();
+      ScoreRequest.Builder thresholds = ScoreRequest.newBuilder();
+      List<float[]> summaries = new ArrayList<>(p);
+      int[] sizes = new int[p];
+      for (int j = 0; j < m; j++) {
+        summaries.clear();
+        for (int r = 0; r < p; r++) {
+          Candidates c = sampled.get(r).getCandidates(j);
+          sizes[r] = c.getCount();
+          summaries.add(floats(c));
+        }
+        thresholds.addThresholds(
+            TopK.threshold(summaries, sizes, summary.getSummaryPoints(), summary.getTopK()));
+      }
+      ScoreRequest second = thresholds.build();
+      List<ScoreResponse> answers =
+          parallel(
+              trace ? layerSpan("longctx.prefill.score.above", l) : null,
+              r -> mine.get(r).stub().score(second.toBuilder().setTag(tag(r, l)).build()));
+      checkAnswers(answers, m);
+      return answers;
+    }
+
+    /** Every shard answered all m queries. */
+    private void checkAnswers(List<ScoreResponse> answers, int m) {
       for (int r = 0; r < answers.size(); r++) {
         if (answers.get(r).getCandidatesCount() != m) {
           throw new IllegalStateException(
@@ -813,26 +884,14 @@ public final class ShardedBackend implements ForwardBackend {
                   + " queries");
         }
       }
-      List<TopK.Candidates> lists = new ArrayList<>(answers.size());
-      for (int j = 0; j < m; j++) {
-        lists.clear();
-        for (ScoreResponse answer : answers) {
-          Candidates c = answer.getCandidates(j);
-          float[] scores = new float[c.getScoresCount()];
-          for (int i = 0; i < scores.length; i++) {
-            scores[i] = c.getScores(i);
-          }
-          lists.add(
-              new TopK.Candidates(
-                  scores, c.getPositionsList().stream().mapToInt(Integer::intValue).toArray()));
-        }
-        int[] chosen = TopK.merge(lists, t.k()).positions();
-        java.util.Arrays.sort(chosen);
-        for (int g = 0; g < kvHeads; g++) {
-          selection[sparse[j] * kvHeads + g] = chosen;
-        }
+    }
+
+    private static float[] floats(Candidates c) {
+      float[] out = new float[c.getScoresCount()];
+      for (int i = 0; i < out.length; i++) {
+        out[i] = c.getScores(i);
       }
-      return selection;
+      return out;
     }
 
     /**

@@ -423,6 +423,18 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
           KvRange s = state(request.getTag());
           requireIndexer(s, request.getTag());
           int layer = layerWithKeys(s, request.getTag());
+          ScoreResponse.Builder b = ScoreResponse.newBuilder();
+          if (request.getThresholdsCount() > 0) {
+            // round 2 of the threshold exchange: the kept lists' entries at or above τ
+            float[] thresholds = new float[request.getThresholdsCount()];
+            for (int i = 0; i < thresholds.length; i++) {
+              thresholds[i] = request.getThresholds(i);
+            }
+            for (TopK.Candidates c : s.keptAbove(layer, thresholds)) {
+              b.addCandidates(candidates(c));
+            }
+            return b.build();
+          }
           int[] positions =
               request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
           TopK.Candidates[] local =
@@ -432,16 +444,35 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
                   Tensors.floats(request.getIndexWeights(), -1),
                   positions,
                   request.getTopK());
-          ScoreResponse.Builder b = ScoreResponse.newBuilder();
+          int points = request.getSummaryPoints();
+          if (points < 0) {
+            throw new IllegalArgumentException("summary_points must be >= 0, got " + points);
+          }
+          if (points == 0) {
+            for (TopK.Candidates c : local) {
+              b.addCandidates(candidates(c));
+            }
+            return b.build();
+          }
+          // round 1: each list's size and sampled scores; the lists wait for the thresholds
+          s.keep(layer, local);
           for (TopK.Candidates c : local) {
-            Candidates.Builder cb = Candidates.newBuilder();
-            for (int i = 0; i < c.size(); i++) {
-              cb.addScores(c.scores()[i]).addPositions(c.positions()[i]);
+            Candidates.Builder cb = Candidates.newBuilder().setCount(c.size());
+            for (float x : TopK.summary(c, points)) {
+              cb.addScores(x);
             }
             b.addCandidates(cb);
           }
           return b.build();
         });
+  }
+
+  private static Candidates.Builder candidates(TopK.Candidates c) {
+    Candidates.Builder cb = Candidates.newBuilder();
+    for (int i = 0; i < c.size(); i++) {
+      cb.addScores(c.scores()[i]).addPositions(c.positions()[i]);
+    }
+    return cb;
   }
 
   @Override

@@ -285,12 +285,13 @@ class ShardedLongContextTest {
           last = runner.decode(Ops.argmax(last, 0, vocab));
           System.arraycopy(last, 0, out, all.length + step * vocab, vocab);
         }
-        // Two prefill steps and six decode steps, every layer: one Score call per shard each,
-        // but none for a step whose queries all attend densely (the first, below 600).
-        long steps = denseBelow >= 517 ? 7 : 8;
+        // Per layer and shard: two Score calls (the threshold exchange) for each of the two
+        // prefill steps, none for a step whose queries all attend densely (the first, below
+        // 600), one for each of the six decode steps.
+        long calls = (denseBelow >= 517 ? 2 : 4) + 6;
         assertThat(shardCalls("Score") - scored)
             .as("Score calls, replicated index keys: %s", replicated)
-            .isEqualTo(replicated ? 0 : steps * p * model.config().layers());
+            .isEqualTo(replicated ? 0 : calls * p * model.config().layers());
         logits[mode] = out;
         runner.close();
       }
