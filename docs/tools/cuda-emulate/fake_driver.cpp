@@ -9,6 +9,8 @@
 #include "../../../engine/src/main/cuda/longctx.cu"
 
 #include <chrono>
+#include <unordered_map>
+#include <mutex>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -267,14 +269,33 @@ int cuEventDestroy_v2(void* event) {
   delete static_cast<FakeEvent*>(event);
   return OK;
 }
+// Device memory in use, so that cuMemGetInfo's free memory shrinks as a real device's does.
+static std::mutex allocations_lock;
+static std::unordered_map<CUdeviceptr, size_t> allocations;
+static size_t allocated = 0;
+
 int cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {
   void* m = std::malloc(bytes);
   if (m == nullptr) return 2;  // CUDA_ERROR_OUT_OF_MEMORY
   std::memset(m, 0xA5, bytes);  // garbage, as device memory is
   *p = (CUdeviceptr)m;
+  std::lock_guard<std::mutex> g(allocations_lock);
+  allocations[*p] = bytes;
+  allocated += bytes;
   return OK;
 }
-int cuMemFree_v2(CUdeviceptr p) { std::free((void*)p); return OK; }
+int cuMemFree_v2(CUdeviceptr p) {
+  {
+    std::lock_guard<std::mutex> g(allocations_lock);
+    auto it = allocations.find(p);
+    if (it != allocations.end()) {
+      allocated -= it->second;
+      allocations.erase(it);
+    }
+  }
+  std::free((void*)p);
+  return OK;
+}
 int cuMemcpyHtoD_v2(CUdeviceptr dst, const void* src, size_t n) {
   std::memcpy((void*)dst, src, n);
   return OK;
@@ -293,7 +314,9 @@ int cuMemsetD32_v2(CUdeviceptr p, unsigned v, size_t n) {
 }
 // A 16 GiB device with 12 GiB free, whatever was allocated (sizes KV caches in the Java tests).
 int cuMemGetInfo_v2(size_t* free, size_t* total) {
-  *free = (size_t)12 << 30;
+  std::lock_guard<std::mutex> g(allocations_lock);
+  size_t available = (size_t)12 << 30;  // a 16 GiB device with 4 GiB taken by others
+  *free = allocated < available ? available - allocated : 0;
   *total = (size_t)16 << 30;
   return OK;
 }

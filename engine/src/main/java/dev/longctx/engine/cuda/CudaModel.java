@@ -3,6 +3,7 @@ package dev.longctx.engine.cuda;
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
+import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.TransformerLayers;
@@ -669,6 +670,22 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   public long bytesPerToken(AttentionPolicy policy) {
     return CudaKvCache.bytesPerToken(config, policy.positions() != null, kvCacheType)
         + CudaSelector.bytesPerToken(config, policy);
+  }
+
+  /**
+   * The tokens of sequences under {@code policy} that fit ({@link #tokensThatFit(long, long)} of
+   * {@link #bytesPerToken}), after uploading what those sequences share besides their tokens — a
+   * model-file lightning indexer's weights, otherwise uploaded by the first such request, after the
+   * KV budget had taken the memory they need.
+   */
+  public long tokensThatFit(AttentionPolicy policy, long requestedTokens) {
+    if (policy instanceof AttentionPolicy.IndexerTopK t
+        && t.indexer() instanceof IndexerSource.ModelFile m) {
+      synchronized (lock) {
+        deviceIndexer(m.indexer());
+      }
+    }
+    return tokensThatFit(bytesPerToken(policy), requestedTokens);
   }
 
   /**

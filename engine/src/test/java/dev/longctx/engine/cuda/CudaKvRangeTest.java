@@ -525,6 +525,50 @@ class CudaKvRangeTest {
     }
   }
 
+  /**
+   * A trained indexer's weights live on the device beside the model's: the KV budget of a policy
+   * that uses one is sized after they are uploaded, so the first such request cannot find the
+   * memory taken. (The emulation's free memory shrinks with its allocations, as a device's does.)
+   */
+  @Test
+  void theKvBudgetOfATrainedIndexerPolicyLeavesRoomForItsWeights() {
+    CudaContext cx = CudaTests.context();
+    try (LoadedModel loaded = TestModels.stories260K();
+        CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
+      LlamaConfig c = loaded.config();
+      int heads = 64;
+      int d = 128; // DeepSeek-V3.2's indexer shape, over this model's width
+      List<LightningIndexer.Layer> layers = new java.util.ArrayList<>();
+      for (int l = 0; l < c.layers(); l++) {
+        layers.add(
+            new LightningIndexer.Layer(
+                dev.longctx.engine.tensor.FloatTensor.ofFloats(
+                    new float[heads * d * c.dim()], heads * d, c.dim()),
+                dev.longctx.engine.tensor.FloatTensor.ofFloats(new float[d * c.dim()], d, c.dim()),
+                new float[d],
+                null,
+                dev.longctx.engine.tensor.FloatTensor.ofFloats(
+                    new float[heads * c.dim()], heads, c.dim())));
+      }
+      AttentionPolicy policy =
+          new IndexerTopK(
+              64,
+              0,
+              new IndexerSource.ModelFile(new LightningIndexer(layers, c.ropeTheta())),
+              null);
+      long perToken = gpu.bytesPerToken(policy);
+      long weightsOnly = gpu.tokensThatFit(perToken, 0);
+      long withIndexer = gpu.tokensThatFit(policy, 0);
+      long indexerBytes = (long) c.layers() * (heads * d + d + heads) * c.dim() * Float.BYTES;
+      long page = CudaKvCache.PAGE_TOKENS;
+      assertThat((weightsOnly - withIndexer) * perToken)
+          .as("tokens given up for %d bytes of indexer weights", indexerBytes)
+          .isBetween(indexerBytes - page * perToken, indexerBytes + 2 * page * perToken);
+      // uploaded once: asking again sizes the same
+      assertThat(gpu.tokensThatFit(policy, 0)).isEqualTo(withIndexer);
+    }
+  }
+
   private static int[] sorted(int[] a) {
     int[] b = a.clone();
     Arrays.sort(b);

@@ -210,7 +210,7 @@ public class GenerateCommand implements Callable<Integer> {
           // The sequence (prompt + completion, at most the context) must fit in the device memory
           // the weights left: else an error now naming both numbers, not out-of-memory midway.
           long need = Math.min((long) context, (long) ids.length + maxTokens);
-          gpu.tokensThatFit(gpu.bytesPerToken(tr.attentionPolicy()), need);
+          gpu.tokensThatFit(tr.attentionPolicy(), need);
           echo.run();
           r = Generator.generate(withPolicy, tok, request, json ? t -> {} : out::print);
         }

@@ -517,8 +517,7 @@ public class ServeCommand implements Callable<Integer> {
           // The admission budget must fit in the device memory the weights left: a configured one
           // is checked (an error naming both numbers now, not an out-of-memory mid-request), the
           // default one capped at what fits.
-          long fits =
-              gpu.tokensThatFit(gpu.bytesPerToken(policy), capacityConfigured ? capacity : 0);
+          long fits = gpu.tokensThatFit(policy, capacityConfigured ? capacity : 0);
           capacity = Math.min(capacity, fits);
           System.err.printf(
               "longctx serve: KV capacity %d tokens on %s%n", capacity, gpu.context().deviceName());

@@ -83,10 +83,10 @@ public final class ShardEngine {
       AttentionPolicy policy,
       long requestedTokens,
       String fingerprint) {
-    // The KV cache of the model's element type, and the selector state a range keeps when it
-    // holds a whole sparse request and selects in Forward itself.
-    long perToken = gpu.bytesPerToken(policy);
-    long fits = gpu.tokensThatFit(perToken, requestedTokens);
+    // The KV cache of the model's element type and the selector state a range keeps when it
+    // holds a whole sparse request (or indexes a trained indexer's keys), after the indexer's
+    // weights are on the device.
+    long fits = gpu.tokensThatFit(policy, requestedTokens);
     return new ShardEngine(
         shardId,
         gpu.config(),
