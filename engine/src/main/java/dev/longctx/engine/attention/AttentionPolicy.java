@@ -23,6 +23,16 @@ public sealed interface AttentionPolicy {
   SelfExtend positions();
 
   /**
+   * The lightning indexer stored in the model file that selects this policy's keys (indexer top-k
+   * with {@link IndexerSource.ModelFile}), or null.
+   */
+  default LightningIndexer modelIndexer() {
+    return this instanceof IndexerTopK t && t.indexer() instanceof IndexerSource.ModelFile m
+        ? m.indexer()
+        : null;
+  }
+
+  /**
    * The longest sequence this policy supports for a model trained on {@code trainedContext} tokens,
    * or {@link Integer#MAX_VALUE} when unlimited (plain RoPE runs, and degrades, past its trained
    * context).

@@ -3,7 +3,6 @@ package dev.longctx.engine.cuda;
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtendMode;
-import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.inference.Decoder;
 import dev.longctx.engine.inference.TransformerLayers;
@@ -679,10 +678,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
    * KV budget had taken the memory they need.
    */
   public long tokensThatFit(AttentionPolicy policy, long requestedTokens) {
-    if (policy instanceof AttentionPolicy.IndexerTopK t
-        && t.indexer() instanceof IndexerSource.ModelFile m) {
+    if (policy.modelIndexer() != null) {
       synchronized (lock) {
-        deviceIndexer(m.indexer());
+        deviceIndexer(policy.modelIndexer());
       }
     }
     return tokensThatFit(bytesPerToken(policy), requestedTokens);

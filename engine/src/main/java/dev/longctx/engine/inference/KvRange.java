@@ -2,7 +2,6 @@ package dev.longctx.engine.inference;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
-import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.attention.TopK;
@@ -83,11 +82,7 @@ public abstract class KvRange implements AutoCloseable {
     this.selfExtend = policy.positions();
     this.policy = policy;
     this.slotPositions = new int[capacity];
-    this.indexer =
-        policy instanceof AttentionPolicy.IndexerTopK t
-                && t.indexer() instanceof IndexerSource.ModelFile m
-            ? m.indexer()
-            : null;
+    this.indexer = policy.modelIndexer();
   }
 
   /**

@@ -130,6 +130,15 @@ public class AttentionOptions {
   }
 
   /**
+   * The lightning indexer a shard of {@code model} scores with: {@code policy}'s when it selects
+   * with the model file's (read already), else the file's own, or null where it has none.
+   */
+  static LightningIndexer indexerFor(AttentionPolicy policy, LoadedModel model) {
+    LightningIndexer own = policy.modelIndexer();
+    return own != null ? own : indexerOf(model);
+  }
+
+  /**
    * The lightning indexer in {@code model}'s file (ALGORITHMS.md §1.2), or null where it is not a
    * GGUF file with indexer tensors: what a shard scores with for requests using indexer "model".
    */

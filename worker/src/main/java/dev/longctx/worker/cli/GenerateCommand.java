@@ -310,7 +310,7 @@ public class GenerateCommand implements Callable<Integer> {
       var engine =
           dev.longctx.worker.shard.ShardEngine.cuda(
                   0, gpu, tr.attentionPolicy(), 2L * context, fingerprint)
-              .withIndexer(AttentionOptions.indexerOf(model));
+              .withIndexer(AttentionOptions.indexerFor(tr.attentionPolicy(), model));
       var shard = dev.longctx.worker.shard.ShardServer.start("127.0.0.1", 0, engine);
       try {
         System.err.printf(

@@ -1,7 +1,7 @@
 package dev.longctx.worker.cli;
 
 import dev.longctx.engine.attention.AttentionPolicy;
-import dev.longctx.engine.attention.IndexerSource;
+import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LoadedModel;
 import dev.longctx.engine.tensor.Parallel;
@@ -238,27 +238,18 @@ public class ServeBenchCommand implements Callable<Integer> {
    */
   static double indexerSelectionBytes(
       LlamaConfig c, AttentionPolicy.IndexerTopK t, int p, int start, int n) {
-    double bytes = 0;
-    double indexRow =
-        t.indexer() instanceof IndexerSource.ModelFile m
-            ? 4.0 * (m.indexer().heads() * m.indexer().headDim() + m.indexer().heads())
-            : 0;
-    if (indexRow > 0) {
-      bytes += n * indexRow;
-    } else {
-      bytes += n * 4.0 * c.kvDim() * (t.positions() != null ? 2 : 1);
-    }
-    int sparse = 0;
-    for (int i = start; i < start + n; i++) {
-      sparse += i + 1 > t.k() && i >= t.denseBelowTokens() ? 1 : 0;
-    }
+    LightningIndexer ix = t.modelIndexer();
+    // the rows' indexer queries and weights from their owners, or (replicated) their keys
+    double indexRow = ix == null ? 0 : 4.0 * (ix.heads() * ix.headDim() + ix.heads());
+    double bytes =
+        ix != null ? n * indexRow : n * 4.0 * c.kvDim() * (t.positions() != null ? 2 : 1);
+    // the step's queries past the dense bound: positions [from, start + n)
+    int from = Math.max(start, Math.max(t.k(), t.denseBelowTokens()));
+    int sparse = Math.max(0, start + n - from);
     int points = ShardedBackend.SUMMARY_POINTS;
-    for (int i = start; i < start + n; i++) {
-      if (i + 1 <= t.k() || i < t.denseBelowTokens()) {
-        continue;
-      }
+    for (int i = from; i < start + n; i++) {
       bytes += 4.0 * t.k(); // the selected positions, each to its shard
-      if (indexRow == 0) {
+      if (ix == null) {
         continue;
       }
       bytes += p * (indexRow + 4);

@@ -1,7 +1,6 @@
 package dev.longctx.worker.cli;
 
 import dev.longctx.engine.attention.AttentionPolicy;
-import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.cuda.Backend;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.Decoder;
@@ -291,11 +290,7 @@ public class ServeCommand implements Callable<Integer> {
       String fingerprint,
       List<Runnable> stops) {
     // The model file's lightning indexer, for requests that select with it (indexer "model").
-    var indexer =
-        policy instanceof AttentionPolicy.IndexerTopK t
-                && t.indexer() instanceof IndexerSource.ModelFile m
-            ? m.indexer()
-            : AttentionOptions.indexerOf(loaded);
+    var indexer = AttentionOptions.indexerFor(policy, loaded);
     if (requestedBackend().select() == Backend.CPU) {
       checkKvCacheTypeOnCpu();
       return new ShardEngine(id, loaded.config(), loaded.weights(), capacity, fingerprint)

@@ -2,7 +2,6 @@ package dev.longctx.worker.coordinator;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
-import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.attention.TopK;
@@ -376,9 +375,7 @@ public final class ShardedBackend implements ForwardBackend {
       // and the other selectors run here (replicated index-K, below).
       boolean shardSelects = p == 1 && opened.getFirst().getForwardSelects();
       if (sparse() && !shardSelects) {
-        if (policy instanceof AttentionPolicy.IndexerTopK t
-            && t.indexer() instanceof IndexerSource.ModelFile
-            && !replicatedIndexKeys) {
+        if (policy.modelIndexer() != null && !replicatedIndexKeys) {
           shardsScore = true;
         } else {
           selector = new SequenceAttention(policy, config, capacity);
@@ -771,7 +768,7 @@ public final class ShardedBackend implements ForwardBackend {
     private int[][] scoreOnShards(
         int l, List<AdvanceResponse> advanced, int[][] owned, int[] positions, boolean trace) {
       var t = (AttentionPolicy.IndexerTopK) policy;
-      LightningIndexer ix = ((IndexerSource.ModelFile) t.indexer()).indexer();
+      LightningIndexer ix = policy.modelIndexer();
       int n = positions.length;
       int kvHeads = config.kvHeads();
       int width = ix.heads() * ix.headDim();

@@ -435,6 +435,10 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
             }
             return b.build();
           }
+          int points = request.getSummaryPoints();
+          if (points < 0) {
+            throw new IllegalArgumentException("summary_points must be >= 0, got " + points);
+          }
           int[] positions =
               request.getPositionsList().stream().mapToInt(Integer::intValue).toArray();
           TopK.Candidates[] local =
@@ -444,10 +448,6 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
                   Tensors.floats(request.getIndexWeights(), -1),
                   positions,
                   request.getTopK());
-          int points = request.getSummaryPoints();
-          if (points < 0) {
-            throw new IllegalArgumentException("summary_points must be >= 0, got " + points);
-          }
           if (points == 0) {
             for (TopK.Candidates c : local) {
               b.addCandidates(candidates(c));

@@ -76,15 +76,13 @@ class GpuShardsTest {
       String name = "gpu-shard-" + p + "-" + r + "-" + System.nanoTime();
       ShardEngine engine =
           new ShardEngine(r, model.config(), gpu::newRange, "cuda", 1 << 20, "stories260K")
-              .withIndexer(
-                  policy instanceof AttentionPolicy.IndexerTopK t
-                          && t.indexer() instanceof IndexerSource.ModelFile m
-                      ? m.indexer()
-                      : null);
+              .withIndexer(policy.modelIndexer());
       engines.add(engine);
       servers.add(
           InProcessServerBuilder.forName(name)
-              .addService(new ShardService(engine))
+              .addService(
+                  io.grpc.ServerInterceptors.intercept(
+                      new ShardService(engine), ShardedLongContextTest.COUNTING))
               .build()
               .start());
       ManagedChannel channel = InProcessChannelBuilder.forName(name).build();
@@ -160,6 +158,7 @@ class GpuShardsTest {
     Sequence seq = transformer.newSequence(capacity, policy);
     try (ShardedBackend backend = gpuBackend(3, policy, Placement.ZIGZAG)) {
       String id = "gpu-scored";
+      long scored = ShardedLongContextTest.shardCalls("Score");
       SequenceRunner runner = backend.open(id, capacity, ids.length);
       assertThat(runner.shardsUsed()).isEqualTo(3);
       float[] want = transformer.prefill(seq, ids);
@@ -171,6 +170,10 @@ class GpuShardsTest {
       for (ShardEngine engine : engines.subList(engines.size() - 3, engines.size())) {
         assertThat(engine.get(id).indexes()).isTrue();
       }
+      // the selection came from the shards: the prefill's two rounds and one a decode step, per
+      // layer and shard
+      assertThat(ShardedLongContextTest.shardCalls("Score") - scored)
+          .isEqualTo((2L + 3) * 3 * model.config().layers());
       runner.close();
     }
   }

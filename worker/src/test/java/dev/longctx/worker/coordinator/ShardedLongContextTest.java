@@ -125,11 +125,7 @@ class ShardedLongContextTest {
       String name = "lc-shard-" + p + "-" + r + "-" + System.nanoTime();
       ShardEngine engine =
           new ShardEngine(r, model.config(), model.weights(), 1 << 20, "stories260K")
-              .withIndexer(
-                  policy instanceof AttentionPolicy.IndexerTopK t
-                          && t.indexer() instanceof IndexerSource.ModelFile m
-                      ? m.indexer()
-                      : null);
+              .withIndexer(policy.modelIndexer());
       ServerInterceptor extra = interceptors.apply(r);
       servers.add(
           InProcessServerBuilder.forName(name)
