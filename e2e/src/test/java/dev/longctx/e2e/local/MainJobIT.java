@@ -150,4 +150,65 @@ class MainJobIT {
     assertThat(run(sharded.toArray(String[]::new))).isEqualTo(single);
     assertThat(single).startsWith(text);
   }
+
+  /**
+   * ALGORITHMS.md §5.3 end to end: {@code distill-indexer} trains a lightning indexer on
+   * stories260K's own attention and writes it to a file; {@code generate --indexer FILE} selects
+   * with it, alone and over three shard processes that read the same file and answer Score.
+   */
+  @Test
+  void aDistilledIndexerFileSelectsAloneAndOverThreeShardProcesses() throws Exception {
+    Path indexer = Path.of("target", "e2e-local", "stories260K-indexer.gguf").toAbsolutePath();
+    String report =
+        run(
+            "distill-indexer",
+            "--model",
+            MODEL.toString(),
+            "--file",
+            TestData.file("text/tinystories_train_excerpt.txt").toString(),
+            "--ctx",
+            "256",
+            "--windows",
+            "6",
+            "--held-out",
+            "1",
+            "--steps",
+            "30",
+            "--indexer-heads",
+            "2",
+            "--indexer-dim",
+            "16",
+            "--recall-k",
+            "32",
+            "--out",
+            indexer.toString());
+    assertThat(report).contains("| k | recall before | recall after | oracle |").contains("| 32 |");
+    assertThat(indexer).isRegularFile();
+    String prompt =
+        Files.readString(
+                TestData.file("text/tinystories_train_excerpt.txt"), StandardCharsets.UTF_8)
+            .substring(0, 900); // ≈ 250 tokens: past k, so the indexer selects
+    String[] job = {
+      "generate",
+      "--model",
+      MODEL.toString(),
+      "--prompt",
+      prompt,
+      "--temperature",
+      "0",
+      "--max-tokens",
+      "24",
+      "--attention",
+      "indexer-topk",
+      "--indexer",
+      indexer.toString(),
+      "--index-top-k",
+      "32"
+    };
+    String single = run(job);
+    List<String> sharded = new ArrayList<>(Arrays.asList(job));
+    sharded.addAll(List.of("--shards", "3"));
+    assertThat(run(sharded.toArray(String[]::new))).isEqualTo(single);
+    assertThat(single).startsWith(prompt);
+  }
 }

@@ -23,13 +23,11 @@ public sealed interface AttentionPolicy {
   SelfExtend positions();
 
   /**
-   * The lightning indexer stored in the model file that selects this policy's keys (indexer top-k
-   * with {@link IndexerSource.ModelFile}), or null.
+   * The trained lightning indexer that selects this policy's keys (indexer top-k with the model
+   * file's or an indexer file's, {@link IndexerSource.Trained}), or null.
    */
-  default LightningIndexer modelIndexer() {
-    return this instanceof IndexerTopK t && t.indexer() instanceof IndexerSource.ModelFile m
-        ? m.indexer()
-        : null;
+  default LightningIndexer lightningIndexer() {
+    return this instanceof IndexerTopK t ? t.indexer().lightningIndexer() : null;
   }
 
   /**

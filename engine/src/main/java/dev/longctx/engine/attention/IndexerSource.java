@@ -1,5 +1,6 @@
 package dev.longctx.engine.attention;
 
+import dev.longctx.engine.gguf.GgufFile;
 import java.nio.file.Path;
 
 /** Where the scores of {@link AttentionPolicy.IndexerTopK} come from (ALGORITHMS.md §1.2, §5). */
@@ -42,11 +43,25 @@ public sealed interface IndexerSource {
     }
   }
 
+  /** The lightning indexer this source scores with (a trained one), or null (own heads). */
+  default LightningIndexer lightningIndexer() {
+    return this instanceof Trained t ? t.indexer() : null;
+  }
+
   /**
-   * A trained lightning indexer stored in the model file (ALGORITHMS.md §1.2, §5.3 architecture for
-   * non-MLA models); see {@link LightningIndexer} for the accepted tensor names.
+   * A trained lightning indexer (ALGORITHMS.md §1.2, §5.3 architecture for non-MLA models), from
+   * the model file or from an indexer file: the engine, the GPU and the shards' distributed top-k
+   * use either alike.
    */
-  record ModelFile(LightningIndexer indexer) implements IndexerSource {
+  sealed interface Trained extends IndexerSource permits ModelFile, IndexerFile {
+    LightningIndexer indexer();
+  }
+
+  /**
+   * A trained lightning indexer stored in the model file; see {@link LightningIndexer} for the
+   * accepted tensor names.
+   */
+  record ModelFile(LightningIndexer indexer) implements Trained {
     public ModelFile {
       if (indexer == null) {
         throw new IllegalArgumentException("indexer must not be null");
@@ -60,14 +75,68 @@ public sealed interface IndexerSource {
   }
 
   /**
-   * An indexer distilled by ALGORITHMS.md §5.3 and stored in its own file. The interface is in
-   * place; reading such files comes with the distillation issue, until then a sequence that needs
-   * one fails naming the file.
+   * An indexer distilled by ALGORITHMS.md §5.3 for a model that has none ({@code ./longctx
+   * distill-indexer}), stored in its own GGUF file: the tensors {@link LightningIndexer} reads,
+   * under the architecture {@value #ARCHITECTURE}, with the model shape it was trained for.
    */
-  record IndexerFile(Path path) implements IndexerSource {
+  record IndexerFile(Path path, LightningIndexer indexer) implements Trained {
+
+    /** {@code general.architecture} of an indexer file. */
+    public static final String ARCHITECTURE = "lightning-indexer";
+
+    /** Metadata keys: the model's layer count, width and RoPE base the indexer was trained on. */
+    public static final String LAYERS = ARCHITECTURE + ".block_count";
+
+    public static final String INPUT_WIDTH = ARCHITECTURE + ".input_width";
+    public static final String ROPE_BASE = ARCHITECTURE + ".rope.freq_base";
+
     public IndexerFile {
-      if (path == null) {
-        throw new IllegalArgumentException("path must not be null");
+      if (path == null || indexer == null) {
+        throw new IllegalArgumentException("path and indexer must not be null");
+      }
+    }
+
+    /**
+     * Reads the indexer file at {@code path} for a model of {@code layers} layers, width {@code
+     * dim} and RoPE base {@code ropeTheta}; fails naming the file and what does not match. The file
+     * stays mapped for the life of the process, as a model file does.
+     */
+    public static IndexerFile read(Path path, int layers, int dim, float ropeTheta) {
+      GgufFile gguf = GgufFile.open(path);
+      try {
+        String arch = gguf.getString("general.architecture", "");
+        if (!arch.equals(ARCHITECTURE) || !LightningIndexer.present(gguf)) {
+          throw new IllegalArgumentException(
+              path
+                  + " is not an indexer file (general.architecture '"
+                  + arch
+                  + "', expected '"
+                  + ARCHITECTURE
+                  + "' with blk.N.indexer.* tensors)");
+        }
+        int fileLayers = gguf.getInt(LAYERS, -1);
+        int fileDim = gguf.getInt(INPUT_WIDTH, -1);
+        if (fileLayers != layers || fileDim != dim) {
+          throw new IllegalArgumentException(
+              path
+                  + " holds an indexer for "
+                  + fileLayers
+                  + " layers of width "
+                  + fileDim
+                  + "; the model has "
+                  + layers
+                  + " of width "
+                  + dim);
+        }
+        float base = gguf.getFloat(ROPE_BASE, ropeTheta);
+        if (base != ropeTheta) {
+          throw new IllegalArgumentException(
+              path + " was trained with RoPE base " + base + "; the model's is " + ropeTheta);
+        }
+        return new IndexerFile(path, LightningIndexer.fromGguf(gguf, layers, ropeTheta));
+      } catch (RuntimeException e) {
+        gguf.close();
+        throw e;
       }
     }
 

@@ -1,6 +1,7 @@
 package dev.longctx.engine.attention;
 
 import dev.longctx.engine.gguf.GgufFile;
+import dev.longctx.engine.gguf.GgufWriter;
 import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.tensor.FloatTensor;
@@ -143,6 +144,33 @@ public final class LightningIndexer {
       t.dequantizeRow(r, out, r * t.cols());
     }
     return out;
+  }
+
+  /**
+   * Adds every layer's tensors to {@code w} in float32 under llama.cpp's names ({@code
+   * blk.N.indexer.attn_q_b.weight}, {@code .attn_k.weight}, {@code .k_norm.weight}, {@code
+   * .k_norm.bias}, {@code .proj.weight}), which {@link #fromGguf} reads back.
+   */
+  public void addTensors(GgufWriter w) {
+    for (int l = 0; l < layers.size(); l++) {
+      Layer y = layers.get(l);
+      String p = "blk." + l + ".indexer.";
+      addMatrix(w, p + "attn_q_b.weight", y.wq());
+      addMatrix(w, p + "attn_k.weight", y.wk());
+      w.addTensor(p + "k_norm.weight", new long[] {headDim}, y.kNormWeight());
+      if (y.kNormBias() != null) {
+        w.addTensor(p + "k_norm.bias", new long[] {headDim}, y.kNormBias());
+      }
+      addMatrix(w, p + "proj.weight", y.weightsProj());
+    }
+  }
+
+  private static void addMatrix(GgufWriter w, String name, FloatTensor t) {
+    float[] values = new float[t.rows() * t.cols()];
+    for (int r = 0; r < t.rows(); r++) {
+      t.dequantizeRow(r, values, r * t.cols());
+    }
+    w.addTensor(name, new long[] {t.cols(), t.rows()}, values);
   }
 
   public int layers() {

@@ -74,7 +74,7 @@ public final class SequenceAttention {
       switch (t.indexer()) {
         case IndexerSource.OwnHeads o ->
             own = new OwnHeadsSelector(layers, heads, kvHeads, headDim, se, capacity);
-        case IndexerSource.ModelFile m -> {
+        case IndexerSource.Trained m -> {
           ix = m.indexer();
           if (ix.layers() != layers || ix.dim() != c.dim()) {
             throw new IllegalArgumentException(
@@ -89,9 +89,6 @@ public final class SequenceAttention {
           }
           ixKeys = new float[layers][capacity * ix.headDim()];
         }
-        case IndexerSource.IndexerFile f ->
-            throw new IllegalArgumentException(
-                "indexer files (ALGORITHMS.md §5.3) cannot be read yet: " + f.path());
       }
     } else if (policy instanceof BlockTopK t) {
       b = new BlockSummaries[layers];

@@ -356,9 +356,6 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     return switch (policy) {
       case AttentionPolicy.IndexerTopK t when t.k() > CudaKernels.TOPK_MAX ->
           "the GPU top-k selects at most " + CudaKernels.TOPK_MAX + " keys, --top-k is " + t.k();
-      case AttentionPolicy.IndexerTopK t
-          when t.indexer() instanceof dev.longctx.engine.attention.IndexerSource.IndexerFile f ->
-          "indexer files (ALGORITHMS.md §5.3) cannot be read yet: " + f.path();
       case AttentionPolicy.BlockTopK b when b.topBlocks() - 1 > CudaKernels.TOPK_MAX ->
           "the GPU top-k selects at most "
               + CudaKernels.TOPK_MAX
@@ -678,9 +675,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
    * KV budget had taken the memory they need.
    */
   public long tokensThatFit(AttentionPolicy policy, long requestedTokens) {
-    if (policy.modelIndexer() != null) {
+    if (policy.lightningIndexer() != null) {
       synchronized (lock) {
-        deviceIndexer(policy.modelIndexer());
+        deviceIndexer(policy.lightningIndexer());
       }
     }
     return tokensThatFit(bytesPerToken(policy), requestedTokens);

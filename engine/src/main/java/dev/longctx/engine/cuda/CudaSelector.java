@@ -153,8 +153,7 @@ final class CudaSelector implements AutoCloseable {
                 (policy.positions() != null ? 2 : 1)
                     * layers
                     * (kvDim + c.kvHeads() * f + ceilDiv(2 * kvDim * f, PAGE));
-            case IndexerSource.ModelFile m -> layers * m.indexer().headDim() * f;
-            case IndexerSource.IndexerFile file -> 0;
+            case IndexerSource.Trained m -> layers * m.indexer().headDim() * f;
           };
       default -> 0;
     };
@@ -220,13 +219,10 @@ final class CudaSelector implements AutoCloseable {
             gpMax = new LayerArray(kvDim * f, PAGE);
           }
         }
-        case IndexerSource.ModelFile m -> {
+        case IndexerSource.Trained m -> {
           ix = model.deviceIndexer(m.indexer());
           ixKeys = new LayerArray(m.indexer().headDim() * f, 1);
         }
-        case IndexerSource.IndexerFile file ->
-            throw new IllegalArgumentException(
-                "indexer files (ALGORITHMS.md §5.3) cannot be read yet: " + file.path());
       }
     }
     this.blockMin = bMin;

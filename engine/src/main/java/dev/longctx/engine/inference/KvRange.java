@@ -82,7 +82,7 @@ public abstract class KvRange implements AutoCloseable {
     this.selfExtend = policy.positions();
     this.policy = policy;
     this.slotPositions = new int[capacity];
-    this.indexer = policy.modelIndexer();
+    this.indexer = policy.lightningIndexer();
   }
 
   /**

@@ -254,10 +254,20 @@ class SparseAttentionTest {
   }
 
   @Test
-  void indexerFileIsAcceptedByTheApiAndRefusedClearlyUntilReadable() {
-    IndexerTopK p = new IndexerTopK(64, 0, new IndexerSource.IndexerFile(Path.of("ix.bin")), null);
-    assertThatThrownBy(() -> tr.newSequence(10, p))
-        .hasMessageContaining("indexer files (ALGORITHMS.md §5.3) cannot be read yet: ix.bin");
+  void anIndexerFromAFileSelectsAsTheSameIndexerFromTheModelFile() {
+    LightningIndexer ix = randomIndexer(c, 12);
+    int[] prompt = RandomModels.tokens(200, c.vocabSize(), 31);
+    float[][] logits = new float[2][];
+    int i = 0;
+    for (IndexerSource source :
+        new IndexerSource[] {
+          new IndexerSource.ModelFile(ix), new IndexerSource.IndexerFile(Path.of("ix.gguf"), ix)
+        }) {
+      Sequence seq = tr.newSequence(201, new IndexerTopK(24, 0, source, null));
+      tr.prefill(seq, prompt);
+      logits[i++] = tr.decode(seq, 7);
+    }
+    assertThat(logits[1]).containsExactly(logits[0]);
   }
 
   @Test

@@ -373,11 +373,32 @@ class CudaSelectorTest {
     assertThatThrownBy(() -> CudaModel.requireSupported(new IndexerTopK(CudaKernels.TOPK_MAX + 1)))
         .hasMessageContaining("indexer-topk")
         .hasMessageContaining("at most " + CudaKernels.TOPK_MAX + " keys");
-    assertThatThrownBy(
-            () ->
-                CudaModel.requireSupported(
-                    new IndexerTopK(8, 0, new IndexerSource.IndexerFile(Path.of("ix.gguf")), null)))
-        .hasMessageContaining("ix.gguf");
+    // A distilled indexer's file runs on the device as a model file's indexer does.
+    assertThat(
+            CudaModel.supports(
+                new IndexerTopK(
+                    8,
+                    0,
+                    new IndexerSource.IndexerFile(
+                        Path.of("ix.gguf"),
+                        TestModels.randomIndexer(
+                            new LlamaConfig(
+                                "llama",
+                                64,
+                                128,
+                                2,
+                                2,
+                                1,
+                                64,
+                                260,
+                                512,
+                                1e-5f,
+                                10000f,
+                                Rope.Layout.INTERLEAVED,
+                                null),
+                            3)),
+                    null)))
+        .isTrue();
   }
 
   /** A lightning indexer of 2 heads of dimension 8 with random weights for {@code c}'s layers. */

@@ -50,7 +50,7 @@ public class AttentionOptions {
       description =
           "indexer-topk scores: own-heads (training-free, INT8 keys of the model's heads), model"
               + " (lightning-indexer tensors in the GGUF file), or the path of an indexer file"
-              + " (default: ${DEFAULT-VALUE}).")
+              + " made by distill-indexer (default: ${DEFAULT-VALUE}).")
   String indexer;
 
   @Option(names = "--block-size", description = "block-topk: tokens per block.")
@@ -90,7 +90,11 @@ public class AttentionOptions {
           switch (indexer) {
             case "own-heads" -> IndexerSource.ownHeads();
             case "model" -> modelIndexer(model);
-            default -> new IndexerSource.IndexerFile(Path.of(indexer));
+            default -> {
+              LlamaConfig c = model.config();
+              yield IndexerSource.IndexerFile.read(
+                  Path.of(indexer), c.layers(), c.dim(), c.ropeTheta());
+            }
           };
     } else if (!indexer.equals("own-heads")) {
       throw new IllegalArgumentException("--indexer applies only to --attention indexer-topk");
@@ -130,12 +134,36 @@ public class AttentionOptions {
   }
 
   /**
-   * The lightning indexer a shard of {@code model} scores with: {@code policy}'s when it selects
-   * with the model file's (read already), else the file's own, or null where it has none.
+   * What shard processes started here need to score as {@code policy} does: for a distilled indexer
+   * file, the file (the shards read it as this process did; the model file's indexer they find
+   * themselves), else nothing.
    */
-  static LightningIndexer indexerFor(AttentionPolicy policy, LoadedModel model) {
-    LightningIndexer own = policy.modelIndexer();
-    return own != null ? own : indexerOf(model);
+  static java.util.List<String> forShards(AttentionPolicy policy) {
+    if (policy instanceof AttentionPolicy.IndexerTopK t
+        && t.indexer() instanceof IndexerSource.IndexerFile f) {
+      return java.util.List.of(
+          "--attention",
+          "indexer-topk",
+          "--index-top-k",
+          Integer.toString(t.k()),
+          "--indexer",
+          f.path().toAbsolutePath().toString());
+    }
+    return java.util.List.of();
+  }
+
+  /**
+   * The trained lightning indexer a shard of {@code model} scores with: {@code policy}'s when it
+   * selects with one (the model file's or an indexer file's, read already), else the model file's
+   * own, or null where it has none.
+   */
+  static IndexerSource.Trained indexerFor(AttentionPolicy policy, LoadedModel model) {
+    if (policy instanceof AttentionPolicy.IndexerTopK t
+        && t.indexer() instanceof IndexerSource.Trained own) {
+      return own;
+    }
+    LightningIndexer file = indexerOf(model);
+    return file == null ? null : new IndexerSource.ModelFile(file);
   }
 
   /**

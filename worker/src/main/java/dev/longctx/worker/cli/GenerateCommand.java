@@ -284,6 +284,7 @@ public class GenerateCommand implements Callable<Integer> {
         cuda ? dev.longctx.engine.cuda.Backend.CUDA : dev.longctx.engine.cuda.Backend.CPU;
     extra.addAll(List.of("--backend", cuda ? "cuda" : "cpu"));
     extra.addAll(gpuOptions.forShards(backend, GpuOptions.Configured.NONE));
+    extra.addAll(AttentionOptions.forShards(tr.attentionPolicy()));
     System.err.printf("longctx generate: starting %d shard processes (logs in %s)%n", shards, dir);
     try (LocalShards local = LocalShards.start(shards, modelOptions.model, dir, extra, 300_000)) {
       return streamThrough(model, tr, ids, context, local.addresses());

@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
       PerplexityCommand.class,
       BenchCommand.class,
       SynthCommand.class,
+      DistillIndexerCommand.class,
       ConvertCommand.class,
       ServeCommand.class,
       ClientCommand.class,

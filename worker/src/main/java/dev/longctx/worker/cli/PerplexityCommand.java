@@ -3,11 +3,7 @@ package dev.longctx.worker.cli;
 import dev.longctx.engine.inference.Perplexity;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.model.LoadedModel;
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -66,17 +62,7 @@ public class PerplexityCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    String text;
-    try {
-      text = Files.readString(file);
-    } catch (NoSuchFileException e) {
-      throw new IllegalArgumentException(file + ": no such file");
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    }
-    if (chars != null && chars < text.length()) {
-      text = text.substring(0, chars);
-    }
+    String text = TextFiles.read(file, chars);
     try (LoadedModel model = modelOptions.load()) {
       Transformer tr = attentionOptions.transformer(model);
       int window = ctx != null ? ctx : AttentionOptions.defaultContext(tr);

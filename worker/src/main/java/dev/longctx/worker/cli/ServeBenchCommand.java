@@ -140,11 +140,14 @@ public class ServeBenchCommand implements Callable<Integer> {
                   p,
                   modelOptions.model,
                   dir.resolve("p" + p),
-                  List.of(
-                      "--kv-cache-tokens",
-                      Long.toString(4L * context),
-                      "--threads",
-                      Integer.toString(threads)),
+                  java.util.stream.Stream.concat(
+                          java.util.stream.Stream.of(
+                              "--kv-cache-tokens",
+                              Long.toString(4L * context),
+                              "--threads",
+                              Integer.toString(threads)),
+                          AttentionOptions.forShards(policy).stream())
+                      .toList(),
                   300_000);
           List<ShardClient> clients = ShardPool.connect(local.addresses(), 600_000, 300_000);
           server =
@@ -238,7 +241,7 @@ public class ServeBenchCommand implements Callable<Integer> {
    */
   static double indexerSelectionBytes(
       LlamaConfig c, AttentionPolicy.IndexerTopK t, int p, int start, int n) {
-    LightningIndexer ix = t.modelIndexer();
+    LightningIndexer ix = t.lightningIndexer();
     // the rows' indexer queries and weights from their owners, or (replicated) their keys
     double indexRow = ix == null ? 0 : 4.0 * (ix.heads() * ix.headDim() + ix.heads());
     double bytes =

@@ -375,7 +375,7 @@ public final class ShardedBackend implements ForwardBackend {
       // and the other selectors run here (replicated index-K, below).
       boolean shardSelects = p == 1 && opened.getFirst().getForwardSelects();
       if (sparse() && !shardSelects) {
-        if (policy.modelIndexer() != null && !replicatedIndexKeys) {
+        if (policy.lightningIndexer() != null && !replicatedIndexKeys) {
           shardsScore = true;
         } else {
           selector = new SequenceAttention(policy, config, capacity);
@@ -768,7 +768,7 @@ public final class ShardedBackend implements ForwardBackend {
     private int[][] scoreOnShards(
         int l, List<AdvanceResponse> advanced, int[][] owned, int[] positions, boolean trace) {
       var t = (AttentionPolicy.IndexerTopK) policy;
-      LightningIndexer ix = policy.modelIndexer();
+      LightningIndexer ix = policy.lightningIndexer();
       int n = positions.length;
       int kvHeads = config.kvHeads();
       int width = ix.heads() * ix.headDim();

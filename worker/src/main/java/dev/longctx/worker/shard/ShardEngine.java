@@ -1,6 +1,7 @@
 package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
+import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.cuda.CudaModel;
 import dev.longctx.engine.inference.CpuKvRange;
@@ -37,7 +38,7 @@ public final class ShardEngine {
   private final String fingerprint;
   private final ConcurrentHashMap<String, KvRange> requests = new ConcurrentHashMap<>();
   private final AtomicLong reserved = new AtomicLong();
-  private volatile LightningIndexer indexer;
+  private volatile IndexerSource.Trained indexer;
 
   /** A shard computing on the CPU. */
   public ShardEngine(
@@ -115,12 +116,26 @@ public final class ShardEngine {
    * this shard.
    */
   public ShardEngine withIndexer(LightningIndexer modelIndexer) {
-    this.indexer = modelIndexer;
+    return withIndexer(modelIndexer == null ? null : new IndexerSource.ModelFile(modelIndexer));
+  }
+
+  /**
+   * Gives the shard a trained lightning indexer, the model file's (for requests opened with indexer
+   * "model") or a distilled indexer file's (indexer "file", ALGORITHMS.md §5.3), or null for none.
+   */
+  public ShardEngine withIndexer(IndexerSource.Trained source) {
+    this.indexer = source;
     return this;
   }
 
-  /** The model file's lightning indexer, or null where the model has none. */
+  /** The shard's trained lightning indexer, or null where it has none. */
   public LightningIndexer indexer() {
+    IndexerSource.Trained source = indexer;
+    return source == null ? null : source.indexer();
+  }
+
+  /** Where {@link #indexer()} came from (the model file or an indexer file), or null. */
+  public IndexerSource.Trained indexerSource() {
     return indexer;
   }
 

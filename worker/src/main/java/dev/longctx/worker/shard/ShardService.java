@@ -2,7 +2,6 @@ package dev.longctx.worker.shard;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.IndexerSource;
-import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.attention.TopK;
 import dev.longctx.engine.inference.KvRange;
 import dev.longctx.proto.shard.v1.AdvanceRequest;
@@ -152,7 +151,7 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
         request.getTag(),
         () -> {
           checkEpoch(request.getTag());
-          AttentionPolicy policy = policyOf(request, engine.indexer());
+          AttentionPolicy policy = policyOf(request, engine.indexerSource());
           if (request.getCapacity() < 1) {
             throw new IllegalArgumentException(
                 "capacity must be >= 1, got " + request.getCapacity());
@@ -181,11 +180,11 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
 
   /**
    * The request's attention from the Open call: the sparse method whole where its parameters came
-   * (the shard may then select in Forward, and with indexer "model" indexes and scores its keys
-   * with {@code modelIndexer}, the shard's model file's), else only its positions (SelfExtend's
-   * mapping, or plain): the coordinator selects.
+   * (the shard may then select in Forward, and with indexer "model" or "file" indexes and scores
+   * its keys with {@code trained}, the shard's model file's or indexer file's), else only its
+   * positions (SelfExtend's mapping, or plain): the coordinator selects.
    */
-  static AttentionPolicy policyOf(OpenRequest request, LightningIndexer modelIndexer) {
+  static AttentionPolicy policyOf(OpenRequest request, IndexerSource.Trained trained) {
     AttentionPolicy.SelfExtend se =
         request.getGroupSize() > 0
             ? new AttentionPolicy.SelfExtend(
@@ -206,14 +205,24 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
             switch (request.getIndexer()) {
               case "own-heads" -> IndexerSource.ownHeads();
               case "model" -> {
-                if (modelIndexer == null) {
+                if (!(trained instanceof IndexerSource.ModelFile)) {
                   throw Status.FAILED_PRECONDITION
                       .withDescription(
                           "indexer \"model\" needs lightning-indexer tensors in the shard's model"
                               + " file; this shard's model has none")
                       .asRuntimeException();
                 }
-                yield new IndexerSource.ModelFile(modelIndexer);
+                yield trained;
+              }
+              case "file" -> {
+                if (!(trained instanceof IndexerSource.IndexerFile)) {
+                  throw Status.FAILED_PRECONDITION
+                      .withDescription(
+                          "indexer \"file\" needs the shard started with the same indexer file"
+                              + " (--attention indexer-topk --indexer FILE); this shard has none")
+                      .asRuntimeException();
+                }
+                yield trained;
               }
               default -> null;
             };
@@ -400,15 +409,15 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
     return layer;
   }
 
-  /** Indexing and scoring need the request opened with indexer "model" (its indexer here). */
+  /** Indexing and scoring need the request opened with a trained indexer (its indexer here). */
   private static void requireIndexer(KvRange s, CallTag tag) {
     if (!s.indexes()) {
       throw Status.FAILED_PRECONDITION
           .withDescription(
               "request "
                   + tag.getRequestId()
-                  + " was not opened with indexer \"model\": its shards hold no indexer keys to"
-                  + " score")
+                  + " was not opened with a trained indexer (\"model\" or \"file\"): its shards"
+                  + " hold no indexer keys to score")
           .asRuntimeException();
     }
   }

@@ -76,7 +76,7 @@ class GpuShardsTest {
       String name = "gpu-shard-" + p + "-" + r + "-" + System.nanoTime();
       ShardEngine engine =
           new ShardEngine(r, model.config(), gpu::newRange, "cuda", 1 << 20, "stories260K")
-              .withIndexer(policy.modelIndexer());
+              .withIndexer(policy.lightningIndexer());
       engines.add(engine);
       servers.add(
           InProcessServerBuilder.forName(name)

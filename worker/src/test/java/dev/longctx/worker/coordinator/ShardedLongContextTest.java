@@ -125,7 +125,7 @@ class ShardedLongContextTest {
       String name = "lc-shard-" + p + "-" + r + "-" + System.nanoTime();
       ShardEngine engine =
           new ShardEngine(r, model.config(), model.weights(), 1 << 20, "stories260K")
-              .withIndexer(policy.modelIndexer());
+              .withIndexer(policy.lightningIndexer());
       ServerInterceptor extra = interceptors.apply(r);
       servers.add(
           InProcessServerBuilder.forName(name)

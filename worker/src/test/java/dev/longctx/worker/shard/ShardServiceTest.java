@@ -141,6 +141,11 @@ class ShardServiceTest {
         () -> stub.open(sparse.clone().setTag(tag("indexed", epoch)).build()),
         Status.Code.FAILED_PRECONDITION,
         "this shard's model has none");
+    // a distilled indexer's file: the shard needs to have been started with it
+    assertStatus(
+        () -> stub.open(sparse.clone().setIndexer("file").setTag(tag("filed", epoch)).build()),
+        Status.Code.FAILED_PRECONDITION,
+        "the same indexer file");
     assertThat(engine.reservedTokens()).isZero();
     stub.open(OpenRequest.newBuilder().setTag(tag("plain", epoch)).setCapacity(8).build());
     CallTag layer0 = tag("plain", epoch).toBuilder().setLayer(0).build();
@@ -149,7 +154,7 @@ class ShardServiceTest {
         () ->
             stub.score(ScoreRequest.newBuilder().setTag(layer0).setTopK(4).addPositions(0).build()),
         Status.Code.FAILED_PRECONDITION,
-        "not opened with indexer \"model\"");
+        "not opened with a trained indexer");
     assertStatus(
         () ->
             stub.advance(
@@ -161,7 +166,7 @@ class ShardServiceTest {
                     .setReturnIndexQueries(true)
                     .build()),
         Status.Code.FAILED_PRECONDITION,
-        "not opened with indexer \"model\"");
+        "not opened with a trained indexer");
     stub.release(ReleaseRequest.newBuilder().setTag(tag("plain", epoch)).build());
   }
 }

@@ -1,0 +1,173 @@
+package dev.longctx.engine.distill;
+
+import dev.longctx.engine.attention.IndexerSource;
+import dev.longctx.engine.attention.LightningIndexer;
+import dev.longctx.engine.gguf.GgufWriter;
+import dev.longctx.engine.inference.TransformerLayers;
+import dev.longctx.engine.model.LlamaConfig;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * A whole distillation (ALGORITHMS.md §5.3) of a lightning indexer for a model that has none: the
+ * text's tokens are cut into windows of the model's context (each starting with BOS where the
+ * tokenizer has one), the last few held out; the frozen model gives every layer's targets; {@link
+ * IndexerDistiller} trains; the result is scored by attention-mass recall on the held-out windows
+ * and written as an indexer file ({@link IndexerSource.IndexerFile}).
+ */
+public final class IndexerDistillation {
+
+  /**
+   * @param training the trainer's settings
+   * @param windowTokens tokens per window, BOS included (at most the model's trained context)
+   * @param heldOutWindows windows kept out of training to measure the loss and the recall
+   * @param maxWindows training windows at most (≤ 0: as many as the text gives)
+   * @param bos BOS id to start each window with, or −1
+   * @param recallK the k of the recall report
+   */
+  public record Options(
+      IndexerDistiller.Options training,
+      int windowTokens,
+      int heldOutWindows,
+      int maxWindows,
+      int bos,
+      int[] recallK) {}
+
+  /**
+   * Held-out attention-mass recall at k: the distilled indexer's and the oracle's (best possible).
+   */
+  public record Recall(int k, double before, double after, double oracle) {}
+
+  /** What a distillation produced. */
+  public record Report(
+      LightningIndexer indexer,
+      int trainWindows,
+      int heldOutWindows,
+      long trainTokens,
+      double initialLoss,
+      double finalLoss,
+      List<Recall> recall) {}
+
+  private IndexerDistillation() {}
+
+  /** Distills an indexer for {@code layers}' model from {@code tokens} (the text, without BOS). */
+  public static Report run(
+      TransformerLayers layers,
+      int[] tokens,
+      Options o,
+      Consumer<IndexerDistiller.Progress> progress,
+      Consumer<String> log) {
+    LlamaConfig c = layers.config();
+    int text = o.windowTokens() - (o.bos() >= 0 ? 1 : 0);
+    if (text < 2) {
+      throw new IllegalArgumentException(
+          "windows of " + o.windowTokens() + " tokens leave no room for text");
+    }
+    int available = tokens.length / text;
+    if (available < o.heldOutWindows() + 1) {
+      throw new IllegalArgumentException(
+          "the text gives "
+              + available
+              + " windows of "
+              + text
+              + " tokens; distillation needs at least "
+              + (o.heldOutWindows() + 1)
+              + " ("
+              + o.heldOutWindows()
+              + " held out)");
+    }
+    int trainCount = available - o.heldOutWindows();
+    if (o.maxWindows() > 0) {
+      trainCount = Math.min(trainCount, o.maxWindows());
+    }
+    List<IndexerObjective.Window[]> train = new ArrayList<>();
+    List<IndexerObjective.Window[]> heldOut = new ArrayList<>();
+    for (int i = 0; i < trainCount + o.heldOutWindows(); i++) {
+      // Held-out windows come from the end of the text, training windows from its start.
+      int start = i < trainCount ? i * text : (available - (i - trainCount) - 1) * text;
+      int[] window = new int[o.windowTokens()];
+      int off = 0;
+      if (o.bos() >= 0) {
+        window[off++] = o.bos();
+      }
+      System.arraycopy(tokens, start, window, off, text);
+      (i < trainCount ? train : heldOut)
+          .add(TeacherAttention.windows(layers, window, 0, window.length));
+      if ((i + 1) % 8 == 0 || i + 1 == trainCount + o.heldOutWindows()) {
+        log.accept(
+            "teacher attention: " + (i + 1) + "/" + (trainCount + o.heldOutWindows()) + " windows");
+      }
+    }
+    IndexerObjective objective =
+        new IndexerObjective(
+            new IndexerObjective.Shape(o.training().heads(), o.training().headDim(), c.dim()),
+            c.ropeTheta());
+    IndexerDistiller.Options t = o.training();
+    IndexerDistiller.Result result =
+        IndexerDistiller.train(objective, train, heldOut, t, Math.max(1, t.steps() / 10), progress);
+    List<Recall> recall = new ArrayList<>();
+    for (int k : o.recallK()) {
+      recall.add(
+          new Recall(
+              k,
+              meanRecall(objective, result.initialParameters(), heldOut, k, false),
+              meanRecall(objective, result.parameters(), heldOut, k, false),
+              meanRecall(objective, result.parameters(), heldOut, k, true)));
+    }
+    return new Report(
+        result.indexer(c.ropeTheta()),
+        train.size(),
+        heldOut.size(),
+        (long) train.size() * o.windowTokens(),
+        result.initialLoss(),
+        result.finalLoss(),
+        recall);
+  }
+
+  /** Recall at k over every held-out window and layer (the oracle's with {@code oracle}). */
+  static double meanRecall(
+      IndexerObjective objective,
+      double[][] theta,
+      List<IndexerObjective.Window[]> windows,
+      int k,
+      boolean oracle) {
+    double sum = 0;
+    int count = 0;
+    for (IndexerObjective.Window[] w : windows) {
+      for (int l = 0; l < theta.length; l++) {
+        double[] scores = oracle ? null : objective.scores(theta[l], w[l].x(), w[l].n());
+        sum += IndexerDistiller.recall(w[l], scores, k);
+        count++;
+      }
+    }
+    return sum / count;
+  }
+
+  /**
+   * Writes {@code indexer} as an indexer file for a model of config {@code c}, with {@code
+   * provenance} (string metadata under {@code lightning-indexer.distill.*}).
+   */
+  public static void write(
+      Path out, LightningIndexer indexer, LlamaConfig c, java.util.Map<String, String> provenance) {
+    GgufWriter w = new GgufWriter();
+    w.putString("general.architecture", IndexerSource.IndexerFile.ARCHITECTURE);
+    w.putString("general.name", "lightning indexer distilled by longctx (ALGORITHMS.md §5.3)");
+    w.putUInt32(IndexerSource.IndexerFile.LAYERS, c.layers());
+    w.putUInt32(IndexerSource.IndexerFile.INPUT_WIDTH, c.dim());
+    w.putFloat32(IndexerSource.IndexerFile.ROPE_BASE, c.ropeTheta());
+    w.putUInt32(IndexerSource.IndexerFile.ARCHITECTURE + ".head_count", indexer.heads());
+    w.putUInt32(IndexerSource.IndexerFile.ARCHITECTURE + ".key_length", indexer.headDim());
+    provenance.forEach(
+        (k, v) -> w.putString(IndexerSource.IndexerFile.ARCHITECTURE + ".distill." + k, v));
+    indexer.addTensors(w);
+    try {
+      w.write(out);
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write " + out, e);
+    }
+  }
+}
