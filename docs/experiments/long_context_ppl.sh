@@ -3,7 +3,9 @@
 # Usage: docs/experiments/long_context_ppl.sh MODEL TEXT CHARS CONTEXTS... > results.jsonl
 # Every context scores the same first CHARS characters of TEXT (windows of ctx tokens, each with
 # BOS), so the numbers of one row are comparable. One JSON object per run on stdout.
-# ONLY=regex restricts the policies to the labels it matches.
+# ONLY=regex restricts the policies to the labels it matches. INDEXER=FILE (an indexer file from
+# distill-indexer) adds top-k rows at k = 32, 64, 128 for the training-free own-heads selector and
+# for that distilled indexer, alone and with SelfExtend G=32 w=256.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 model=$1 text=$2 chars=$3; shift 3
@@ -19,6 +21,17 @@ policies=(
   "block-topk B=64 n=4 (quest)|--attention block-topk --block-size 64 --top-blocks 4"
   "indexer-topk k=256 + self-extend G=32 w=256|--attention indexer-topk --top-k 256 --group-size 32 --neighbor-window 256"
 )
+if [[ -n "${INDEXER:-}" ]]; then
+  for k in 32 64 128; do
+    se="--group-size 32 --neighbor-window 256"
+    policies+=(
+      "own-heads k=$k|--attention indexer-topk --top-k $k"
+      "distilled k=$k|--attention indexer-topk --top-k $k --indexer $INDEXER"
+      "own-heads k=$k + self-extend G=32 w=256|--attention indexer-topk --top-k $k $se"
+      "distilled k=$k + self-extend G=32 w=256|--attention indexer-topk --top-k $k --indexer $INDEXER $se"
+    )
+  done
+fi
 for ctx in "$@"; do
   for p in "${policies[@]}"; do
     label=${p%%|*} args=${p#*|}

@@ -65,6 +65,18 @@ public final class SpecValidator {
       errors.add("spec.workers.int8Activations needs GPU workers (spec.workers.gpu > 0)");
     }
     var attention = s.getAttention();
+    boolean fileIndexer = attention.getIndexer() == AttentionSpec.Indexer.FILE;
+    String indexerFile = attention.getIndexerFile();
+    if (fileIndexer != (indexerFile != null && !indexerFile.isBlank())) {
+      errors.add(
+          fileIndexer
+              ? "spec.attention.indexer file needs spec.attention.indexerFile (the path of an"
+                  + " indexer file made by longctx distill-indexer)"
+              : "spec.attention.indexerFile applies only to spec.attention.indexer file");
+    }
+    if (fileIndexer && attention.getMethod() != AttentionSpec.Method.INDEXER_TOPK) {
+      errors.add("spec.attention.indexer file applies to method indexer-topk");
+    }
     if (attention.getIndexer() == AttentionSpec.Indexer.MODEL) {
       if (attention.getMethod() != AttentionSpec.Method.INDEXER_TOPK) {
         errors.add("spec.attention.indexer model applies to method indexer-topk");

@@ -224,6 +224,23 @@ class LongContextModelReconcilerTest {
   }
 
   @Test
+  void aDistilledIndexerNeedsItsFileAndTheFileItsIndexer() {
+    LongContextModel m = model(TestModels.cpu("ix", ns));
+    m.getSpec().getAttention().setMethod(AttentionSpec.Method.INDEXER_TOPK);
+    m.getSpec().getAttention().setIndexer(AttentionSpec.Indexer.FILE); // no indexerFile
+    reconciler().reconcile(m, context);
+    assertThat(condition(m, READY).getMessage())
+        .contains("spec.attention.indexer file needs spec.attention.indexerFile");
+
+    LongContextModel other = model(TestModels.cpu("ix2", ns));
+    other.getSpec().getAttention().setIndexerFile("ix.gguf"); // with indexer own-heads
+    reconciler().reconcile(other, context);
+    assertThat(condition(other, READY).getMessage())
+        .contains("spec.attention.indexerFile applies only to spec.attention.indexer file");
+    verify(workflow, never()).reconcileManagedWorkflow();
+  }
+
+  @Test
   void loadAboveTargetScalesUpAtOnceAndRecordsTheDecision() {
     LongContextModel m = model(TestModels.autoscaled("auto", ns));
     secondary(1, 1, 1);

@@ -11,6 +11,11 @@ import io.fabric8.generator.annotation.ValidationRule;
 @ValidationRule(
     value = "!has(self.indexer) || self.indexer == 'own-heads' || self.method == 'indexer-topk'",
     message = "attention.indexer applies to method indexer-topk")
+@ValidationRule(
+    value =
+        "has(self.indexer) && self.indexer == 'file' ? has(self.indexerFile) && self.indexerFile !="
+            + " '' : !has(self.indexerFile) || self.indexerFile == ''",
+    message = "attention.indexerFile is required with indexer file, and applies only to it")
 public class AttentionSpec {
 
   /** The attention methods the engine offers. */
@@ -36,7 +41,13 @@ public class AttentionSpec {
      * them; the coordinator merges their top-k lists (exact distributed top-k).
      */
     @JsonProperty("model")
-    MODEL
+    MODEL,
+    /**
+     * A lightning indexer distilled for the model by {@code longctx distill-indexer} (ALGORITHMS.md
+     * §5.3), read from {@link #getIndexerFile()}; scored on the shards as MODEL is.
+     */
+    @JsonProperty("file")
+    FILE
   }
 
   @Default("dense")
@@ -51,10 +62,17 @@ public class AttentionSpec {
 
   @Default("own-heads")
   @JsonPropertyDescription(
-      "indexer-topk scores: own-heads (training-free, from the model's own attention heads) or"
+      "indexer-topk scores: own-heads (training-free, from the model's own attention heads),"
           + " model (a lightning indexer in the GGUF model file; each shard scores the keys it"
-          + " holds and the coordinator merges their top-k).")
+          + " holds and the coordinator merges their top-k) or file (an indexer distilled for the"
+          + " model by longctx distill-indexer, at indexerFile; scored as model is).")
   private Indexer indexer = Indexer.OWN_HEADS;
+
+  @JsonPropertyDescription(
+      "With indexer file: the indexer file's path in the worker pods, absolute or relative to"
+          + " /models, where fetched (hf, s3, http) and pvc models are mounted: e.g. an"
+          + " indexer.gguf beside the model in a fetched repository or on the claim.")
+  private String indexerFile;
 
   @Default("64")
   @Min(1)
@@ -89,6 +107,14 @@ public class AttentionSpec {
 
   public void setIndexer(Indexer indexer) {
     this.indexer = indexer == null ? Indexer.OWN_HEADS : indexer;
+  }
+
+  public String getIndexerFile() {
+    return indexerFile;
+  }
+
+  public void setIndexerFile(String indexerFile) {
+    this.indexerFile = indexerFile;
   }
 
   public int getBlockSize() {

@@ -93,7 +93,9 @@ class CrdStructureTest {
     assertThat(at(spec, "attention").getXKubernetesValidations())
         .extracting(ValidationRule::getRule)
         .containsExactly(
-            "!has(self.indexer) || self.indexer == 'own-heads' || self.method == 'indexer-topk'");
+            "!has(self.indexer) || self.indexer == 'own-heads' || self.method == 'indexer-topk'",
+            "has(self.indexer) && self.indexer == 'file' ? has(self.indexerFile) &&"
+                + " self.indexerFile != '' : !has(self.indexerFile) || self.indexerFile == ''");
   }
 
   @Test
@@ -109,7 +111,7 @@ class CrdStructureTest {
         .containsExactlyInAnyOrder("dense", "indexer-topk", "block-topk");
     assertThat(at(spec, "attention.indexer").getEnum())
         .extracting(j -> j.asText())
-        .containsExactlyInAnyOrder("own-heads", "model");
+        .containsExactlyInAnyOrder("own-heads", "model", "file");
     assertThat(at(spec, "attention.indexer").getDefault().asText()).isEqualTo("own-heads");
     assertThat(at(spec, "autoscaling.targetContextLoad").getMinimum()).isEqualTo(0.05);
     assertThat(at(spec, "autoscaling.targetContextLoad").getMaximum()).isEqualTo(1.0);

@@ -1,5 +1,6 @@
 package dev.longctx.engine.distill;
 
+import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.gguf.GgufWriter;
@@ -9,7 +10,9 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.SplittableRandom;
 import java.util.function.Consumer;
 
 /**
@@ -23,11 +26,15 @@ public final class IndexerDistillation {
 
   /**
    * @param training the trainer's settings
-   * @param windowTokens tokens per window, BOS included (at most the model's trained context)
+   * @param windowTokens tokens per window, BOS included (at most the model's trained context, or
+   *     SelfExtend's maximum with {@code selfExtend})
    * @param heldOutWindows windows kept out of training to measure the loss and the recall
    * @param maxWindows training windows at most (≤ 0: as many as the text gives)
    * @param bos BOS id to start each window with, or −1
    * @param recallK the k of the recall report
+   * @param selfExtend the teacher's SelfExtend (the attention the indexer will select for at long
+   *     contexts), or null for dense attention
+   * @param queryRows query rows of the loss per window, drawn at random (≥ windowTokens: every row)
    */
   public record Options(
       IndexerDistiller.Options training,
@@ -35,7 +42,21 @@ public final class IndexerDistillation {
       int heldOutWindows,
       int maxWindows,
       int bos,
-      int[] recallK) {}
+      int[] recallK,
+      AttentionPolicy.SelfExtend selfExtend,
+      int queryRows) {
+
+    /** Dense teacher attention, every row a query. */
+    public Options(
+        IndexerDistiller.Options training,
+        int windowTokens,
+        int heldOutWindows,
+        int maxWindows,
+        int bos,
+        int[] recallK) {
+      this(training, windowTokens, heldOutWindows, maxWindows, bos, recallK, null, windowTokens);
+    }
+  }
 
   /**
    * Held-out attention-mass recall at k: the distilled indexer's and the oracle's (best possible).
@@ -86,6 +107,7 @@ public final class IndexerDistillation {
     }
     List<IndexerObjective.Window[]> train = new ArrayList<>();
     List<IndexerObjective.Window[]> heldOut = new ArrayList<>();
+    SplittableRandom rowChoice = new SplittableRandom(o.training().seed() ^ 0x5DEECE66DL);
     for (int i = 0; i < trainCount + o.heldOutWindows(); i++) {
       // Held-out windows come from the end of the text, training windows from its start.
       int start = i < trainCount ? i * text : (available - (i - trainCount) - 1) * text;
@@ -95,8 +117,11 @@ public final class IndexerDistillation {
         window[off++] = o.bos();
       }
       System.arraycopy(tokens, start, window, off, text);
+      int[] rows = queryRows(window.length, o.queryRows(), rowChoice);
       (i < trainCount ? train : heldOut)
-          .add(TeacherAttention.windows(layers, window, 0, window.length));
+          .add(
+              TeacherAttention.windows(
+                  layers, window, 0, window.length, o.selfExtend(), rows, null));
       if ((i + 1) % 8 == 0 || i + 1 == trainCount + o.heldOutWindows()) {
         log.accept(
             "teacher attention: " + (i + 1) + "/" + (trainCount + o.heldOutWindows()) + " windows");
@@ -128,6 +153,23 @@ public final class IndexerDistillation {
         recall);
   }
 
+  /** {@code count} distinct rows of [0, n) at random, ascending (all of them when count ≥ n). */
+  static int[] queryRows(int n, int count, SplittableRandom random) {
+    if (count >= n) {
+      return TeacherAttention.allRows(n);
+    }
+    int[] all = TeacherAttention.allRows(n);
+    for (int i = 0; i < count; i++) { // a partial Fisher–Yates shuffle
+      int j = i + random.nextInt(n - i);
+      int swap = all[i];
+      all[i] = all[j];
+      all[j] = swap;
+    }
+    int[] rows = Arrays.copyOf(all, count);
+    Arrays.sort(rows);
+    return rows;
+  }
+
   /** Recall at k over every held-out window and layer (the oracle's with {@code oracle}). */
   static double meanRecall(
       IndexerObjective objective,
@@ -139,7 +181,8 @@ public final class IndexerDistillation {
     int count = 0;
     for (IndexerObjective.Window[] w : windows) {
       for (int l = 0; l < theta.length; l++) {
-        double[] scores = oracle ? null : objective.scores(theta[l], w[l].x(), w[l].n());
+        double[] scores =
+            oracle ? null : objective.scores(theta[l], w[l].x(), w[l].n(), w[l].rows());
         sum += IndexerDistiller.recall(w[l], scores, k);
         count++;
       }

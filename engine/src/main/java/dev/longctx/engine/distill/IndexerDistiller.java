@@ -113,7 +113,7 @@ public final class IndexerDistiller {
       for (int b = 0; b < options.batch(); b++) {
         IndexerObjective.Window[] w = train.get(random.nextInt(train.size()));
         batch.add(w);
-        queries += w[0].n();
+        queries += w[0].rows().length;
       }
       double lossSum = 0;
       for (int l = 0; l < layers; l++) {
@@ -159,19 +159,24 @@ public final class IndexerDistiller {
   }
 
   /**
-   * Attention-mass recall (ALGORITHMS.md §5.1) of the top-k selection by {@code scores} against the
-   * model's p: R_t = Σ_{s ∈ S_t} p_{t,s} with S_t the k highest scores of row t (ties by position,
-   * as the engine selects), averaged over the rows with more than k keys (rows of k keys or fewer
-   * select everything). With {@code scores} null, the oracle's: S_t the k largest p.
+   * Attention-mass recall (ALGORITHMS.md §5.1) of the top-k selection by {@code scores} ([n, n],
+   * row t's at t·n) against the model's p: R_t = Σ_{s ∈ S_t} p_{t,s} with S_t the k highest scores
+   * of row t (ties by position, as the engine selects), averaged over the window's query rows with
+   * more than k keys (rows of k keys or fewer select everything). With {@code scores} null, the
+   * oracle's: S_t the k largest p.
    */
   public static double recall(IndexerObjective.Window window, double[] scores, int k) {
     int n = window.n();
     float[] p = window.p();
     double sum = 0;
-    int rows = 0;
+    int counted = 0;
     Integer[] order = new Integer[n];
-    for (int t = k; t < n; t++) {
-      int row = t * n;
+    for (int r = 0; r < window.rows().length; r++) {
+      int t = window.rows()[r];
+      if (t < k) {
+        continue;
+      }
+      int row = r * n, scoreRow = t * n;
       for (int s = 0; s <= t; s++) {
         order[s] = s;
       }
@@ -180,19 +185,19 @@ public final class IndexerDistiller {
           0,
           t + 1,
           (a, b) -> {
-            double sa = scores == null ? p[row + a] : scores[row + a];
-            double sb = scores == null ? p[row + b] : scores[row + b];
+            double sa = scores == null ? p[row + a] : scores[scoreRow + a];
+            double sb = scores == null ? p[row + b] : scores[scoreRow + b];
             int cmp = Double.compare(sb, sa);
             return cmp != 0 ? cmp : Integer.compare(a, b);
           });
-      double r = 0;
+      double mass = 0;
       for (int i = 0; i < k; i++) {
-        r += p[row + order[i]];
+        mass += p[row + order[i]];
       }
-      sum += r;
-      rows++;
+      sum += mass;
+      counted++;
     }
-    return rows == 0 ? 1.0 : sum / rows;
+    return counted == 0 ? 1.0 : sum / counted;
   }
 
   /** Float32 indexer layers from float64 parameters. */

@@ -83,13 +83,23 @@ public final class IndexerObjective {
 
   /**
    * What the frozen model gives one layer for one window of tokens at positions {@code 0..n-1}: its
-   * normalized attention inputs and attention distributions.
+   * normalized attention inputs, and the attention distributions of some (or all) query rows. Every
+   * token is a key; only the rows listed are queries of the loss, so a long window costs O(rows ·
+   * n) rather than O(n²).
    *
    * @param x [n, D] the layer's normalized attention input rows
-   * @param p [n, n] row t holds p_{t,s} for s ≤ t (Σ_s p_{t,s} = 1; entries past t ignored)
+   * @param rows the query rows, ascending
+   * @param p [rows.length, n]: entry (r, s) is p_{rows[r], s} for s ≤ rows[r] (Σ_s = 1; entries
+   *     past the row ignored)
    * @param n tokens
    */
-  public record Window(float[] x, float[] p, int n) {}
+  public record Window(float[] x, int[] rows, float[] p, int n) {
+
+    /** A window whose every token is a query: p is [n, n]. */
+    public Window(float[] x, float[] p, int n) {
+      this(x, java.util.stream.IntStream.range(0, n).toArray(), p, n);
+    }
+  }
 
   private final Shape shape;
   private final double[] invFreq;
@@ -125,10 +135,11 @@ public final class IndexerObjective {
   public Loss evaluate(double[] theta, Window window, double[] grad, double scale) {
     Shape sh = shape;
     int n = window.n();
+    int[] rows = window.rows();
     int heads = sh.heads(), hd = sh.headDim(), dim = sh.dim();
     Forward f = forward(theta, window.x(), n);
     double c = sh.scale();
-    int threads = Math.min(Parallel.threads(), n);
+    int threads = Math.min(Parallel.threads(), rows.length);
     double[] lossParts = new double[threads];
     double[][] dkParts = new double[threads][];
     double[] dq = grad == null ? null : new double[n * heads * hd];
@@ -143,8 +154,8 @@ public final class IndexerObjective {
             double[] g = new double[n];
             double loss = 0;
             // Rows interleaved over the parts: causal rows grow with t.
-            for (int t = part; t < n; t += threads) {
-              loss += row(f, window.p(), t, n, c, u, logits, g, dq, dw, dk);
+            for (int r = part; r < rows.length; r += threads) {
+              loss += row(f, window.p(), r * n, rows[r], n, c, u, logits, g, dq, dw, dk);
             }
             lossParts[part] = loss;
             dkParts[part] = dk;
@@ -163,19 +174,25 @@ public final class IndexerObjective {
       }
       backward(theta, window.x(), n, f, dq, dw, dk, grad, scale);
     }
-    return new Loss(loss, n);
+    return new Loss(loss, rows.length);
   }
 
   /** Indexer scores I_{t,s} (s ≤ t) of every row of {@code window} under {@code theta}: [n, n]. */
   public double[] scores(double[] theta, float[] x, int n) {
+    return scores(theta, x, n, TeacherAttention.allRows(n));
+  }
+
+  /** {@link #scores(double[], float[], int)} of the query rows {@code rows} only (others 0). */
+  public double[] scores(double[] theta, float[] x, int n, int[] rows) {
     Forward f = forward(theta, x, n);
     double c = shape.scale();
     double[] out = new double[n * n];
     int heads = shape.heads(), hd = shape.headDim();
     Parallel.forRange(
-        n,
+        rows.length,
         (from, to) -> {
-          for (int t = from; t < to; t++) {
+          for (int r = from; r < to; r++) {
+            int t = rows[r];
             for (int s = 0; s <= t; s++) {
               double sum = 0;
               for (int j = 0; j < heads; j++) {
@@ -247,12 +264,13 @@ public final class IndexerObjective {
   }
 
   /**
-   * Query row t: its loss term, and (when dq is not null) g = softmax(I_t) − p_t pushed back into
-   * dq, dw (row t's) and dk (every key s ≤ t).
+   * Query row t (its p at {@code pOff}): its loss term, and (when dq is not null) g = softmax(I_t)
+   * − p_t pushed back into dq, dw (row t's) and dk (every key s ≤ t).
    */
   private double row(
       Forward f,
       float[] p,
+      int pOff,
       int t,
       int n,
       double c,
@@ -274,7 +292,7 @@ public final class IndexerObjective {
       }
       logits[s] = c * sum;
     }
-    double loss = logitGradient(logits, p, t * n, t + 1, dq == null ? null : g);
+    double loss = logitGradient(logits, p, pOff, t + 1, dq == null ? null : g);
     if (dq == null) {
       return loss;
     }

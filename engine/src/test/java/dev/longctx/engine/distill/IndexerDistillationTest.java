@@ -48,7 +48,9 @@ class IndexerDistillationTest {
     int n = 96;
     int[] window = Arrays.copyOf(tokens, n);
     float[] logits = new float[model.config().vocabSize()];
-    IndexerObjective.Window[] w = TeacherAttention.windows(tr.layers(), window, 0, n, logits);
+    IndexerObjective.Window[] w =
+        TeacherAttention.windows(
+            tr.layers(), window, 0, n, null, TeacherAttention.allRows(n), logits);
     float[] expected = tr.prefill(tr.newSequence(n), window);
     for (int i = 0; i < logits.length; i++) {
       assertEquals(expected[i], logits[i], 2e-4 * (1 + Math.abs(expected[i])), "logit " + i);
@@ -64,6 +66,45 @@ class IndexerDistillationTest {
         assertEquals(1, sum, 1e-5, "row " + t);
       }
     }
+  }
+
+  /**
+   * Past the trained context the teacher is SelfExtend (§2.3's merged logits): its last logits are
+   * the engine's under the same SelfExtend, and the sampled rows' distributions sum to one.
+   */
+  @Test
+  void theSelfExtendTeacherRunsTheEnginesSelfExtendAttention() {
+    AttentionPolicy.SelfExtend se = new AttentionPolicy.SelfExtend(4, 128);
+    Transformer tr = model.transformer().withAttention(se);
+    int n = 700; // past stories260K's 512
+    int[] window = Arrays.copyOf(tokens, n);
+    int[] rows = IndexerDistillation.queryRows(n, 40, new java.util.SplittableRandom(3));
+    float[] logits = new float[model.config().vocabSize()];
+    IndexerObjective.Window[] w =
+        TeacherAttention.windows(tr.layers(), window, 0, n, se, rows, logits);
+    float[] expected = tr.prefill(tr.newSequence(n), window);
+    for (int i = 0; i < logits.length; i++) {
+      assertEquals(expected[i], logits[i], 2e-4 * (1 + Math.abs(expected[i])), "logit " + i);
+    }
+    assertEquals(40, w[0].rows().length);
+    for (int r = 0; r < rows.length; r++) {
+      double sum = 0;
+      for (int s = 0; s <= rows[r]; s++) {
+        sum += w[2].p()[r * n + s];
+      }
+      assertEquals(1, sum, 1e-5, "row " + rows[r]);
+    }
+    // Dense attention's logits differ there: the check above can fail.
+    float[] dense = model.transformer().prefill(model.transformer().newSequence(n), window);
+    assertTrue(maxDifference(dense, expected) > 1e-2, "SelfExtend changes the logits past 512");
+  }
+
+  private static double maxDifference(float[] a, float[] b) {
+    double max = 0;
+    for (int i = 0; i < a.length; i++) {
+      max = Math.max(max, Math.abs(a[i] - b[i]));
+    }
+    return max;
   }
 
   @Test

@@ -1,5 +1,6 @@
 package dev.longctx.operator.resources;
 
+import dev.longctx.api.v1alpha1.AttentionSpec;
 import dev.longctx.api.v1alpha1.LongContextModel;
 import dev.longctx.api.v1alpha1.LongContextModelSpec;
 import java.util.Locale;
@@ -45,7 +46,8 @@ public final class EngineConfig {
     line(b, "context.selfExtend.neighborWindow", se.getNeighborWindow());
     line(b, "attention.method", json(s.getAttention().getMethod().name()));
     line(b, "attention.topK", s.getAttention().getTopK());
-    line(b, "attention.indexer", json(s.getAttention().getIndexer().name()));
+    // own-heads, model, or (indexer file) the file's path in the pod: relative to /models
+    line(b, "attention.indexer", indexer(s.getAttention()));
     line(b, "attention.blockSize", s.getAttention().getBlockSize());
     line(b, "attention.denseBelowTokens", s.getAttention().getDenseBelowTokens());
     line(b, "sharding.minTokensPerShard", s.getSharding().getMinTokensPerShard());
@@ -65,6 +67,14 @@ public final class EngineConfig {
     line(b, "http.port", svc.getHttpPort());
     line(b, "auth.apiKeyRequired", svc.getApiKeySecret().isSet());
     return b.toString();
+  }
+
+  private static String indexer(AttentionSpec a) {
+    if (a.getIndexer() != AttentionSpec.Indexer.FILE) {
+      return json(a.getIndexer().name());
+    }
+    String file = a.getIndexerFile().strip();
+    return file.startsWith("/") ? file : ModelMount.DIR + "/" + file;
   }
 
   private static String json(String enumName) {

@@ -51,5 +51,12 @@ class EngineConfigTest {
     Properties p = render(m);
     assertThat(p.getProperty("attention.method")).isEqualTo("indexer-topk");
     assertThat(p.getProperty("attention.indexer")).isEqualTo("model");
+    // a distilled indexer file: its path in the pod, relative ones under the model mount
+    m.getSpec().getAttention().setIndexer(AttentionSpec.Indexer.FILE);
+    m.getSpec().getAttention().setIndexerFile("indexers/stories-ix.gguf");
+    assertThat(render(m).getProperty("attention.indexer"))
+        .isEqualTo(ModelMount.DIR + "/indexers/stories-ix.gguf");
+    m.getSpec().getAttention().setIndexerFile("/opt/ix.gguf");
+    assertThat(render(m).getProperty("attention.indexer")).isEqualTo("/opt/ix.gguf");
   }
 }

@@ -1,5 +1,6 @@
 package dev.longctx.worker.cli;
 
+import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.distill.IndexerDistillation;
 import dev.longctx.engine.distill.IndexerDistiller;
 import dev.longctx.engine.model.LlamaConfig;
@@ -81,8 +82,28 @@ public class DistillIndexerCommand implements Callable<Integer> {
 
   @Option(
       names = {"-c", "--ctx"},
-      description = "Window length in tokens, BOS included (default: the model's trained context).")
+      description =
+          "Window length in tokens, BOS included (default: the model's trained context; with"
+              + " --group-size up to SelfExtend's maximum).")
   Integer ctx;
+
+  @Option(
+      names = "--group-size",
+      description =
+          "Teach with SelfExtend's attention (group size G, with --neighbor-window): the"
+              + " distribution the indexer selects for when it serves prompts past the trained"
+              + " context under SelfExtend.")
+  Integer groupSize;
+
+  @Option(names = "--neighbor-window", description = "SelfExtend neighbor window w of the teacher.")
+  Integer neighborWindow;
+
+  @Option(
+      names = "--rows",
+      description =
+          "Query rows of the loss per window, drawn at random (default: every row); long windows"
+              + " cost rows × ctx instead of ctx².")
+  Integer rows;
 
   @Option(
       names = "--windows",
@@ -112,10 +133,21 @@ public class DistillIndexerCommand implements Callable<Integer> {
     String text = TextFiles.read(file, chars);
     try (LoadedModel model = modelOptions.load()) {
       LlamaConfig c = model.config();
+      if ((groupSize == null) != (neighborWindow == null)) {
+        throw new IllegalArgumentException("--group-size and --neighbor-window go together");
+      }
+      AttentionPolicy.SelfExtend se =
+          groupSize == null ? null : new AttentionPolicy.SelfExtend(groupSize, neighborWindow);
       int window = ctx != null ? ctx : c.contextLength();
-      if (window > c.contextLength()) {
+      int max = se == null ? c.contextLength() : se.maxContext(c.contextLength());
+      if (window > max) {
         throw new IllegalArgumentException(
-            "--ctx " + window + " is past the model's trained context " + c.contextLength());
+            "--ctx "
+                + window
+                + " is past "
+                + (se == null
+                    ? "the model's trained context " + max + " (teach with SelfExtend for more)"
+                    : "SelfExtend's maximum context " + max));
       }
       int[] tokens = model.tokenizer().encode(text);
       int bos = model.tokenizer().bosId();
@@ -126,11 +158,19 @@ public class DistillIndexerCommand implements Callable<Integer> {
               heldOut,
               windows,
               bos,
-              recallK);
+              recallK,
+              se,
+              rows != null ? rows : window);
       System.err.printf(
           "longctx distill-indexer: %d layers × %d heads of %d on a model of width %d, %d text"
-              + " tokens in windows of %d%n",
-          c.layers(), heads, headDim, c.dim(), tokens.length, window);
+              + " tokens in windows of %d, teacher %s%n",
+          c.layers(),
+          heads,
+          headDim,
+          c.dim(),
+          tokens.length,
+          window,
+          se == null ? "dense" : "self-extend G=" + groupSize + " w=" + neighborWindow);
       long t0 = System.nanoTime();
       IndexerDistillation.Report report =
           IndexerDistillation.run(
@@ -162,6 +202,9 @@ public class DistillIndexerCommand implements Callable<Integer> {
       provenance.put("model", modelOptions.model.getFileName().toString());
       provenance.put("text", file.getFileName().toString());
       provenance.put("train_tokens", Long.toString(report.trainTokens()));
+      provenance.put("window_tokens", Integer.toString(window));
+      provenance.put(
+          "teacher", se == null ? "dense" : "self-extend " + groupSize + "/" + neighborWindow);
       provenance.put("steps", Integer.toString(steps));
       provenance.put("learning_rate", Double.toString(learningRate));
       provenance.put("held_out_kl", String.format("%.6f", report.finalLoss()));

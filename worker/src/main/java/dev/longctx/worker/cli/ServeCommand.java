@@ -330,7 +330,8 @@ public class ServeCommand implements Callable<Integer> {
     if (method.equals("indexer-topk")) {
       attentionOptions.topK = intConf("attention.topK", 2048);
       attentionOptions.denseBelow = intConf("attention.denseBelowTokens", 0);
-      // own-heads, or model: the lightning indexer in the model file (the CR's attention.indexer)
+      // own-heads, model (the lightning indexer in the model file), or the path of an indexer file
+      // (the CR's attention.indexer, indexerFile)
       attentionOptions.indexer = conf.getProperty("attention.indexer", "own-heads").strip();
     } else if (method.equals("block-topk")) {
       attentionOptions.blockSize = intConf("attention.blockSize", 64);
