@@ -83,6 +83,11 @@ public final class IndexerDistillation {
       Consumer<IndexerDistiller.Progress> progress,
       Consumer<String> log) {
     LlamaConfig c = layers.config();
+    // The indexer's shape first: a bad one fails before the teacher's passes.
+    IndexerObjective objective =
+        new IndexerObjective(
+            new IndexerObjective.Shape(o.training().heads(), o.training().headDim(), c.dim()),
+            c.ropeTheta());
     int text = o.windowTokens() - (o.bos() >= 0 ? 1 : 0);
     if (text < 2) {
       throw new IllegalArgumentException(
@@ -127,10 +132,6 @@ public final class IndexerDistillation {
             "teacher attention: " + (i + 1) + "/" + (trainCount + o.heldOutWindows()) + " windows");
       }
     }
-    IndexerObjective objective =
-        new IndexerObjective(
-            new IndexerObjective.Shape(o.training().heads(), o.training().headDim(), c.dim()),
-            c.ropeTheta());
     IndexerDistiller.Options t = o.training();
     IndexerDistiller.Result result =
         IndexerDistiller.train(objective, train, heldOut, t, Math.max(1, t.steps() / 10), progress);

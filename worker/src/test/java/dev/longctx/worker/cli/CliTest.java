@@ -291,6 +291,54 @@ class CliTest {
   }
 
   @Test
+  void distillIndexerRefusesWindowsPastWhatItsTeacherCanRun(QuarkusMainLauncher launcher) {
+    String text = TestData.file("text/tinystories_train_excerpt.txt").toString();
+    LaunchResult tooLong =
+        launcher.launch(
+            "distill-indexer",
+            "--model",
+            stories(),
+            "--file",
+            text,
+            "--out",
+            "ix.gguf",
+            "--ctx",
+            "1024");
+    assertThat(tooLong.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(tooLong.getErrorOutput())
+        .contains("--ctx 1024 is past the model's trained context 512")
+        .contains("teach with SelfExtend");
+    LaunchResult half =
+        launcher.launch(
+            "distill-indexer",
+            "--model",
+            stories(),
+            "--file",
+            text,
+            "--out",
+            "ix.gguf",
+            "--group-size",
+            "4");
+    assertThat(half.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(half.getErrorOutput()).contains("--group-size and --neighbor-window go together");
+    LaunchResult badDim =
+        launcher.launch(
+            "distill-indexer",
+            "--model",
+            stories(),
+            "--file",
+            text,
+            "--out",
+            "ix.gguf",
+            "--indexer-dim",
+            "30",
+            "--chars",
+            "20000");
+    assertThat(badDim.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    assertThat(badDim.getErrorOutput()).contains("multiple of 4, got 30");
+  }
+
+  @Test
   void perplexityJsonMatchesTheReferenceValue(QuarkusMainLauncher launcher) {
     LaunchResult r =
         launcher.launch(
