@@ -5,6 +5,7 @@ import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Default;
 import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
+import io.fabric8.generator.annotation.Size;
 import io.fabric8.generator.annotation.ValidationRule;
 
 /** Attention method for long prompts (ALGORITHMS.md); short prompts always run dense. */
@@ -72,6 +73,7 @@ public class AttentionSpec {
       "With indexer file: the indexer file's path in the worker pods, absolute or relative to"
           + " /models, where fetched (hf, s3, http) and pvc models are mounted: e.g. an"
           + " indexer.gguf beside the model in a fetched repository or on the claim.")
+  @Size(max = 4096) // bounds the CEL rule's estimated cost, as the API server requires
   private String indexerFile;
 
   @Default("64")
