@@ -6,8 +6,10 @@ import dev.longctx.engine.distill.IndexerDistiller;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LoadedModel;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -128,6 +130,11 @@ public class DistillIndexerCommand implements Callable<Integer> {
   @Option(names = "--seed", defaultValue = "1", description = "Initialization and batch order.")
   long seed;
 
+  @Option(
+      names = "--json",
+      description = "Print one JSON object instead of text (the progress goes to stderr).")
+  boolean json;
+
   @Override
   public Integer call() {
     String text = TextFiles.read(file, chars);
@@ -172,31 +179,34 @@ public class DistillIndexerCommand implements Callable<Integer> {
           window,
           se == null ? "dense" : "self-extend G=" + groupSize + " w=" + neighborWindow);
       long t0 = System.nanoTime();
+      java.io.PrintStream progress = json ? System.err : System.out;
       IndexerDistillation.Report report =
           IndexerDistillation.run(
               model.transformer().layers(),
               tokens,
               o,
               p ->
-                  System.out.printf(
+                  progress.printf(
                       "step %5d  train loss %s  held-out loss %.4f%n",
                       p.step(),
                       Double.isNaN(p.trainLoss()) ? "   —  " : String.format("%.4f", p.trainLoss()),
                       p.heldOutLoss()),
               s -> System.err.println("longctx distill-indexer: " + s));
       double seconds = (System.nanoTime() - t0) / 1e9;
-      System.out.printf(
-          "%nheld-out KL per query: %.4f → %.4f (%d training windows, %d tokens, %.0f s)%n%n",
-          report.initialLoss(),
-          report.finalLoss(),
-          report.trainWindows(),
-          report.trainTokens(),
-          seconds);
-      System.out.println("| k | recall before | recall after | oracle |");
-      System.out.println("|---:|---:|---:|---:|");
-      for (IndexerDistillation.Recall r : report.recall()) {
+      if (!json) {
         System.out.printf(
-            "| %d | %.3f | %.3f | %.3f |%n", r.k(), r.before(), r.after(), r.oracle());
+            "%nheld-out KL per query: %.4f → %.4f (%d training windows, %d tokens, %.0f s)%n%n",
+            report.initialLoss(),
+            report.finalLoss(),
+            report.trainWindows(),
+            report.trainTokens(),
+            seconds);
+        System.out.println("| k | recall before | recall after | oracle |");
+        System.out.println("|---:|---:|---:|---:|");
+        for (IndexerDistillation.Recall r : report.recall()) {
+          System.out.printf(
+              "| %d | %.3f | %.3f | %.3f |%n", r.k(), r.before(), r.after(), r.oracle());
+        }
       }
       Map<String, String> provenance = new LinkedHashMap<>();
       provenance.put("model", modelOptions.model.getFileName().toString());
@@ -210,6 +220,27 @@ public class DistillIndexerCommand implements Callable<Integer> {
       provenance.put("held_out_kl", String.format("%.6f", report.finalLoss()));
       provenance.put("recall_k", Arrays.toString(recallK));
       IndexerDistillation.write(out, report.indexer(), c, provenance);
+      if (json) {
+        Map<String, Object> j = new LinkedHashMap<>();
+        j.put("file", out.toString());
+        j.put("train_windows", report.trainWindows());
+        j.put("held_out_windows", report.heldOutWindows());
+        j.put("train_tokens", report.trainTokens());
+        j.put("held_out_kl_before", report.initialLoss());
+        j.put("held_out_kl_after", report.finalLoss());
+        List<Map<String, Object>> recall = new ArrayList<>();
+        for (IndexerDistillation.Recall r : report.recall()) {
+          Map<String, Object> e = new LinkedHashMap<>();
+          e.put("k", r.k());
+          e.put("before", r.before());
+          e.put("after", r.after());
+          e.put("oracle", r.oracle());
+          recall.add(e);
+        }
+        j.put("recall", recall);
+        j.put("seconds", seconds);
+        System.out.println(JsonText.write(j));
+      }
       System.err.printf(
           "longctx distill-indexer: wrote %s; use it with --attention indexer-topk --indexer %s%n",
           out, out);

@@ -291,6 +291,54 @@ class CliTest {
   }
 
   @Test
+  void distillIndexerWritesAnIndexerFileAndReportsAsJson(
+      QuarkusMainLauncher launcher, @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+    java.nio.file.Path out = dir.resolve("ix.gguf");
+    LaunchResult r =
+        launcher.launch(
+            "distill-indexer",
+            "--model",
+            stories(),
+            "--file",
+            TestData.file("text/tinystories_train_excerpt.txt").toString(),
+            "--chars",
+            "20000",
+            "--ctx",
+            "128",
+            "--windows",
+            "4",
+            "--held-out",
+            "1",
+            "--steps",
+            "5",
+            "--indexer-heads",
+            "2",
+            "--indexer-dim",
+            "8",
+            "--recall-k",
+            "8,32",
+            "--out",
+            out.toString(),
+            "--json");
+    assertThat(r.exitCode()).as(r.getErrorOutput()).isZero();
+    assertThat(r.getOutput())
+        .startsWith("{\"file\":")
+        .contains("\"train_windows\":4")
+        .contains("\"held_out_kl_after\":")
+        .contains("{\"k\":8,")
+        .contains("{\"k\":32,");
+    assertThat(r.getErrorOutput()).contains("step     5");
+    var c = dev.longctx.engine.model.LoadedModel.load(java.nio.file.Path.of(stories()), null);
+    try (c) {
+      var ix =
+          dev.longctx.engine.attention.IndexerSource.IndexerFile.read(
+              out, c.config().layers(), c.config().dim(), c.config().ropeTheta());
+      assertThat(ix.indexer().heads()).isEqualTo(2);
+      assertThat(ix.indexer().headDim()).isEqualTo(8);
+    }
+  }
+
+  @Test
   void distillIndexerRefusesWindowsPastWhatItsTeacherCanRun(QuarkusMainLauncher launcher) {
     String text = TestData.file("text/tinystories_train_excerpt.txt").toString();
     LaunchResult tooLong =
