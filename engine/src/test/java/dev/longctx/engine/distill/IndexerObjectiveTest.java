@@ -135,6 +135,41 @@ class IndexerObjectiveTest {
         "held-out loss " + result.initialLoss() + " → " + result.finalLoss());
   }
 
+  /** §5.5.7: recall is non-decreasing in k, and the oracle's bounds every selector's. */
+  @Test
+  void recallGrowsWithKAndTheOracleBoundsEverySelector() {
+    SplittableRandom r = new SplittableRandom(17);
+    for (int trial = 0; trial < 20; trial++) {
+      int n = 30 + r.nextInt(40);
+      IndexerObjective.Window w = randomWindow(r, n, 4);
+      double[] scores = new double[n * n];
+      for (int i = 0; i < scores.length; i++) {
+        scores[i] = r.nextInt(5); // ties too: broken by position, as the engine selects
+      }
+      double previous = -1;
+      for (int k = 1; k <= 8; k++) {
+        double recall = IndexerDistiller.recall(w, scores, k);
+        double oracle = IndexerDistiller.recall(w, null, k);
+        assertTrue(oracle >= recall - 1e-12, "oracle " + oracle + " < " + recall + " at k " + k);
+        // over the same rows (t ≥ 8) recall cannot fall as k grows
+        double same = recallFrom(w, scores, k, 8);
+        assertTrue(same >= previous - 1e-12, "k " + k + ": " + same + " < " + previous);
+        previous = same;
+      }
+    }
+  }
+
+  /** Recall at k over the rows t ≥ from only (a fixed set of rows for every k ≤ from). */
+  private static double recallFrom(IndexerObjective.Window w, double[] scores, int k, int from) {
+    int n = w.n();
+    int[] rows = java.util.stream.IntStream.range(from, n).toArray();
+    float[] p = new float[rows.length * n];
+    for (int r = 0; r < rows.length; r++) {
+      System.arraycopy(w.p(), rows[r] * n, p, r * n, n);
+    }
+    return IndexerDistiller.recall(new IndexerObjective.Window(w.x(), rows, p, n), scores, k);
+  }
+
   /** The float32 indexer the engine runs scores as the float64 parameters do. */
   @Test
   void theFloatIndexerScoresAsTheTrainedParameters() {
