@@ -79,7 +79,7 @@ public sealed interface IndexerSource {
    * distill-indexer}), stored in its own GGUF file: the tensors {@link LightningIndexer} reads,
    * under the architecture {@value #ARCHITECTURE}, with the model shape it was trained for.
    */
-  record IndexerFile(Path path, LightningIndexer indexer) implements Trained {
+  record IndexerFile(Path path, LightningIndexer indexer, String id) implements Trained {
 
     /** {@code general.architecture} of an indexer file. */
     public static final String ARCHITECTURE = "lightning-indexer";
@@ -90,10 +90,24 @@ public sealed interface IndexerSource {
     public static final String INPUT_WIDTH = ARCHITECTURE + ".input_width";
     public static final String ROPE_BASE = ARCHITECTURE + ".rope.freq_base";
 
+    /**
+     * Metadata key of the file's identity: a random UUID written with the file, so that processes
+     * can check they hold the same indexer without hashing its weights.
+     */
+    public static final String ID = ARCHITECTURE + ".id";
+
+    /**
+     * @param id the file's identity: its {@link #ID}, or for a file without one its name and size
+     */
     public IndexerFile {
-      if (path == null || indexer == null) {
-        throw new IllegalArgumentException("path and indexer must not be null");
+      if (path == null || indexer == null || id == null) {
+        throw new IllegalArgumentException("path, indexer and id must not be null");
       }
+    }
+
+    /** An indexer known by its path only (its identity is the file name). */
+    public IndexerFile(Path path, LightningIndexer indexer) {
+      this(path, indexer, String.valueOf(path.getFileName()));
     }
 
     /**
@@ -133,7 +147,8 @@ public sealed interface IndexerSource {
           throw new IllegalArgumentException(
               path + " was trained with RoPE base " + base + "; the model's is " + ropeTheta);
         }
-        return new IndexerFile(path, LightningIndexer.fromGguf(gguf, layers, ropeTheta));
+        String id = gguf.getString(ID, path.getFileName() + ":" + gguf.fileSize());
+        return new IndexerFile(path, LightningIndexer.fromGguf(gguf, layers, ropeTheta), id);
       } catch (RuntimeException e) {
         gguf.close();
         throw e;

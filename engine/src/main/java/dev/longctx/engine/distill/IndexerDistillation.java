@@ -203,6 +203,7 @@ public final class IndexerDistillation {
     w.putUInt32(IndexerSource.IndexerFile.LAYERS, c.layers());
     w.putUInt32(IndexerSource.IndexerFile.INPUT_WIDTH, c.dim());
     w.putFloat32(IndexerSource.IndexerFile.ROPE_BASE, c.ropeTheta());
+    w.putString(IndexerSource.IndexerFile.ID, java.util.UUID.randomUUID().toString());
     w.putUInt32(IndexerSource.IndexerFile.ARCHITECTURE + ".head_count", indexer.heads());
     w.putUInt32(IndexerSource.IndexerFile.ARCHITECTURE + ".key_length", indexer.headDim());
     provenance.forEach(

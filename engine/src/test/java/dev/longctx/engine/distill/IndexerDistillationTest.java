@@ -134,6 +134,11 @@ class IndexerDistillationTest {
     IndexerSource.IndexerFile read =
         IndexerSource.IndexerFile.read(file, c.layers(), c.dim(), c.ropeTheta());
     assertSameScores(report.indexer(), read.indexer(), c);
+    // every written file gets its own identity (what shards compare with the coordinator's)
+    Path again = dir.resolve("ix2.gguf");
+    IndexerDistillation.write(again, report.indexer(), c, Map.of());
+    String otherId = IndexerSource.IndexerFile.read(again, c.layers(), c.dim(), c.ropeTheta()).id();
+    assertTrue(read.id().matches("[0-9a-f-]{36}") && !read.id().equals(otherId), read.id());
 
     // §5.5.5: with k ≥ L the selection is every key, so the perplexity is dense attention's.
     Transformer dense = model.transformer();

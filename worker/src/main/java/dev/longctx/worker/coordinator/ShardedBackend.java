@@ -2,6 +2,7 @@ package dev.longctx.worker.coordinator;
 
 import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.attention.AttentionPolicy.SelfExtend;
+import dev.longctx.engine.attention.IndexerSource;
 import dev.longctx.engine.attention.LightningIndexer;
 import dev.longctx.engine.attention.SequenceAttention;
 import dev.longctx.engine.attention.TopK;
@@ -350,8 +351,12 @@ public final class ShardedBackend implements ForwardBackend {
       OpenRequest.Builder open = OpenRequest.newBuilder().setCapacity(perShard);
       open.setAttentionMethod(policy.name());
       switch (policy) {
-        case AttentionPolicy.IndexerTopK t ->
-            open.setTopK(t.k()).setDenseBelow(t.denseBelowTokens()).setIndexer(t.indexer().name());
+        case AttentionPolicy.IndexerTopK t -> {
+          open.setTopK(t.k()).setDenseBelow(t.denseBelowTokens()).setIndexer(t.indexer().name());
+          if (t.indexer() instanceof IndexerSource.IndexerFile f) {
+            open.setIndexerId(f.id()); // the shards must hold the same file
+          }
+        }
         case AttentionPolicy.BlockTopK b ->
             open.setBlockSize(b.blockSize())
                 .setTopBlocks(b.topBlocks())

@@ -215,11 +215,24 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
                 yield trained;
               }
               case "file" -> {
-                if (!(trained instanceof IndexerSource.IndexerFile)) {
+                if (!(trained instanceof IndexerSource.IndexerFile file)) {
                   throw Status.FAILED_PRECONDITION
                       .withDescription(
                           "indexer \"file\" needs the shard started with the same indexer file"
                               + " (--attention indexer-topk --indexer FILE); this shard has none")
+                      .asRuntimeException();
+                }
+                if (!request.getIndexerId().isEmpty()
+                    && !request.getIndexerId().equals(file.id())) {
+                  throw Status.FAILED_PRECONDITION
+                      .withDescription(
+                          "the request's indexer file is "
+                              + request.getIndexerId()
+                              + ", this shard's "
+                              + file.path()
+                              + " is "
+                              + file.id()
+                              + ": start every shard with the coordinator's indexer file")
                       .asRuntimeException();
                 }
                 yield trained;

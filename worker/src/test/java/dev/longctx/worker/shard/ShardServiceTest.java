@@ -128,6 +128,34 @@ class ShardServiceTest {
   }
 
   @Test
+  void aShardRefusesAnIndexerFileOtherThanTheCoordinators() {
+    long epoch = engine.epoch();
+    engine.withIndexer(
+        new dev.longctx.engine.attention.IndexerSource.IndexerFile(
+            java.nio.file.Path.of("ix.gguf"),
+            dev.longctx.engine.model.TestModels.randomIndexer(model.config(), 3),
+            "id-a"));
+    try {
+      OpenRequest.Builder sparse =
+          OpenRequest.newBuilder()
+              .setCapacity(8)
+              .setAttentionMethod("indexer-topk")
+              .setTopK(4)
+              .setIndexer("file");
+      assertStatus(
+          () -> stub.open(sparse.clone().setTag(tag("other", epoch)).setIndexerId("id-b").build()),
+          Status.Code.FAILED_PRECONDITION,
+          "the request's indexer file is id-b, this shard's ix.gguf is id-a");
+      assertThat(engine.reservedTokens()).isZero();
+      stub.open(sparse.clone().setTag(tag("same", epoch)).setIndexerId("id-a").build());
+      assertThat(engine.reservedTokens()).isEqualTo(8);
+      stub.release(ReleaseRequest.newBuilder().setTag(tag("same", epoch)).build());
+    } finally {
+      engine.withIndexer((dev.longctx.engine.attention.IndexerSource.Trained) null);
+    }
+  }
+
+  @Test
   void scoringNeedsTheModelFilesIndexer() {
     long epoch = engine.epoch();
     OpenRequest.Builder sparse =
