@@ -9,7 +9,9 @@ import io.quarkus.test.junit.main.QuarkusMainTest;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -340,50 +342,32 @@ class CliTest {
 
   @Test
   void distillIndexerRefusesWindowsPastWhatItsTeacherCanRun(QuarkusMainLauncher launcher) {
-    String text = TestData.file("text/tinystories_train_excerpt.txt").toString();
-    LaunchResult tooLong =
-        launcher.launch(
-            "distill-indexer",
-            "--model",
-            stories(),
-            "--file",
-            text,
-            "--out",
-            "ix.gguf",
-            "--ctx",
-            "1024");
-    assertThat(tooLong.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    LaunchResult tooLong = distillRefused(launcher, "--ctx", "1024");
     assertThat(tooLong.getErrorOutput())
         .contains("--ctx 1024 is past the model's trained context 512")
         .contains("teach with SelfExtend");
-    LaunchResult half =
-        launcher.launch(
-            "distill-indexer",
-            "--model",
-            stories(),
-            "--file",
-            text,
-            "--out",
-            "ix.gguf",
-            "--group-size",
-            "4");
-    assertThat(half.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
-    assertThat(half.getErrorOutput()).contains("--group-size and --neighbor-window go together");
-    LaunchResult badDim =
-        launcher.launch(
-            "distill-indexer",
-            "--model",
-            stories(),
-            "--file",
-            text,
-            "--out",
-            "ix.gguf",
-            "--indexer-dim",
-            "30",
-            "--chars",
-            "20000");
-    assertThat(badDim.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
-    assertThat(badDim.getErrorOutput()).contains("multiple of 4, got 30");
+    assertThat(distillRefused(launcher, "--group-size", "4").getErrorOutput())
+        .contains("--group-size and --neighbor-window go together");
+    assertThat(distillRefused(launcher, "--indexer-dim", "30", "--chars", "20000").getErrorOutput())
+        .contains("multiple of 4, got 30");
+  }
+
+  /** distill-indexer on stories260K with {@code extra} options, expected to fail as bad input. */
+  private static LaunchResult distillRefused(QuarkusMainLauncher launcher, String... extra) {
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                "distill-indexer",
+                "--model",
+                stories(),
+                "--file",
+                TestData.file("text/tinystories_train_excerpt.txt").toString(),
+                "--out",
+                "ix.gguf"));
+    args.addAll(List.of(extra));
+    LaunchResult r = launcher.launch(args.toArray(String[]::new));
+    assertThat(r.exitCode()).isEqualTo(CliSupport.EXIT_BAD_INPUT);
+    return r;
   }
 
   @Test
