@@ -53,6 +53,9 @@ public final class LightningIndexer {
       float[] kNormBias,
       FloatTensor weightsProj) {}
 
+  /** ε of the key LayerNorm: x̂ = (z − μ)/√(var + ε). */
+  public static final double LAYER_NORM_EPS = 1e-6;
+
   private final List<Layer> layers;
   private final int heads;
   private final int headDim;
@@ -84,8 +87,16 @@ public final class LightningIndexer {
       }
     }
     this.layers = List.copyOf(layers);
-    this.rope = new Rope(headDim / 2, ropeTheta, Rope.Layout.ROTATE_HALF, null);
+    this.rope = rope(headDim, ropeTheta);
     this.scale = (float) (1.0 / Math.sqrt((double) heads * headDim));
+  }
+
+  /**
+   * The indexer's RoPE for heads of {@code headDim}: the first d_r = headDim/2 dimensions in the
+   * rotate-half layout, frequencies θ^(−2i/d_r) of the model's base θ (§1.2 step 4).
+   */
+  public static Rope rope(int headDim, float ropeTheta) {
+    return new Rope(headDim / 2, ropeTheta, Rope.Layout.ROTATE_HALF, null);
   }
 
   private static void check(int l, String name, FloatTensor t, int rows, int cols) {
@@ -298,7 +309,7 @@ public final class LightningIndexer {
       double d = x[off + i] - mean;
       var += d * d;
     }
-    double inv = 1.0 / Math.sqrt(var / n + 1e-6);
+    double inv = 1.0 / Math.sqrt(var / n + LAYER_NORM_EPS);
     for (int i = 0; i < n; i++) {
       double y = (x[off + i] - mean) * inv * gamma[i];
       x[off + i] = (float) (beta == null ? y : y + beta[i]);

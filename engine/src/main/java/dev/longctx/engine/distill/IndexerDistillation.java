@@ -124,9 +124,7 @@ public final class IndexerDistillation {
       System.arraycopy(tokens, start, window, off, text);
       int[] rows = queryRows(window.length, o.queryRows(), rowChoice);
       (i < trainCount ? train : heldOut)
-          .add(
-              TeacherAttention.windows(
-                  layers, window, 0, window.length, o.selfExtend(), rows, null));
+          .add(TeacherAttention.windows(layers, window, o.selfExtend(), rows, null));
       if ((i + 1) % 8 == 0 || i + 1 == trainCount + o.heldOutWindows()) {
         log.accept(
             "teacher attention: " + (i + 1) + "/" + (trainCount + o.heldOutWindows()) + " windows");
@@ -136,13 +134,14 @@ public final class IndexerDistillation {
     IndexerDistiller.Result result =
         IndexerDistiller.train(objective, train, heldOut, t, Math.max(1, t.steps() / 10), progress);
     List<Recall> recall = new ArrayList<>();
-    for (int k : o.recallK()) {
-      recall.add(
-          new Recall(
-              k,
-              meanRecall(objective, result.initialParameters(), heldOut, k, false),
-              meanRecall(objective, result.parameters(), heldOut, k, false),
-              meanRecall(objective, result.parameters(), heldOut, k, true)));
+    if (!heldOut.isEmpty()) {
+      int[] ks = o.recallK();
+      double[] before = meanRecall(objective, result.initialParameters(), heldOut, ks);
+      double[] after = meanRecall(objective, result.parameters(), heldOut, ks);
+      double[] oracle = meanRecall(objective, null, heldOut, ks);
+      for (int i = 0; i < ks.length; i++) {
+        recall.add(new Recall(ks[i], before[i], after[i], oracle[i]));
+      }
     }
     return new Report(
         result.indexer(c.ropeTheta()),
@@ -171,24 +170,31 @@ public final class IndexerDistillation {
     return rows;
   }
 
-  /** Recall at k over every held-out window and layer (the oracle's with {@code oracle}). */
-  static double meanRecall(
+  /**
+   * Recall at each of {@code ks} averaged over every window and layer: of the indexers {@code
+   * theta}, or the oracle's where it is null. Each window's scores are computed once for all k.
+   */
+  static double[] meanRecall(
       IndexerObjective objective,
       double[][] theta,
       List<IndexerObjective.Window[]> windows,
-      int k,
-      boolean oracle) {
-    double sum = 0;
+      int[] ks) {
+    double[] sum = new double[ks.length];
     int count = 0;
     for (IndexerObjective.Window[] w : windows) {
-      for (int l = 0; l < theta.length; l++) {
+      for (int l = 0; l < w.length; l++) {
         double[] scores =
-            oracle ? null : objective.scores(theta[l], w[l].x(), w[l].n(), w[l].rows());
-        sum += IndexerDistiller.recall(w[l], scores, k);
+            theta == null ? null : objective.scores(theta[l], w[l].x(), w[l].n(), w[l].rows());
+        for (int i = 0; i < ks.length; i++) {
+          sum[i] += IndexerDistiller.recall(w[l], scores, ks[i]);
+        }
         count++;
       }
     }
-    return sum / count;
+    for (int i = 0; i < ks.length; i++) {
+      sum[i] /= count;
+    }
+    return sum;
   }
 
   /**

@@ -1,6 +1,7 @@
 package dev.longctx.engine.distill;
 
 import dev.longctx.engine.attention.LightningIndexer;
+import dev.longctx.engine.attention.TopK;
 import dev.longctx.engine.tensor.FloatTensor;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -107,6 +108,7 @@ public final class IndexerDistiller {
     double[][] m = new double[layers][size];
     double[][] v = new double[layers][size];
     double[] grad = new double[size];
+    double trainLoss = Double.NaN;
     for (int step = 1; step <= options.steps(); step++) {
       List<IndexerObjective.Window[]> batch = new ArrayList<>(options.batch());
       int queries = 0;
@@ -123,12 +125,17 @@ public final class IndexerDistiller {
         }
         adam(theta[l], grad, m[l], v[l], step, options.learningRate());
       }
-      if (step % Math.max(1, reportEvery) == 0 || step == options.steps()) {
+      trainLoss = lossSum / queries / layers;
+      if (step % Math.max(1, reportEvery) == 0 && step < options.steps()) {
         double held = heldOut.isEmpty() ? Double.NaN : meanLoss(objective, theta, heldOut);
-        progress.accept(new Progress(step, lossSum / queries / layers, held));
+        progress.accept(new Progress(step, trainLoss, held));
       }
     }
     double last = meanLoss(objective, theta, heldOut.isEmpty() ? train : heldOut);
+    if (options.steps() > 0) {
+      progress.accept(
+          new Progress(options.steps(), trainLoss, heldOut.isEmpty() ? Double.NaN : last));
+    }
     return new Result(objective, theta, start, initial, last);
   }
 
@@ -168,31 +175,21 @@ public final class IndexerDistiller {
   public static double recall(IndexerObjective.Window window, double[] scores, int k) {
     int n = window.n();
     float[] p = window.p();
+    float[] row = new float[n];
     double sum = 0;
     int counted = 0;
-    Integer[] order = new Integer[n];
     for (int r = 0; r < window.rows().length; r++) {
       int t = window.rows()[r];
       if (t < k) {
         continue;
       }
-      int row = r * n, scoreRow = t * n;
+      // The engine's selection over float scores (TopK: score desc, position asc).
       for (int s = 0; s <= t; s++) {
-        order[s] = s;
+        row[s] = scores == null ? p[r * n + s] : (float) scores[t * n + s];
       }
-      Arrays.sort(
-          order,
-          0,
-          t + 1,
-          (a, b) -> {
-            double sa = scores == null ? p[row + a] : scores[scoreRow + a];
-            double sb = scores == null ? p[row + b] : scores[scoreRow + b];
-            int cmp = Double.compare(sb, sa);
-            return cmp != 0 ? cmp : Integer.compare(a, b);
-          });
       double mass = 0;
-      for (int i = 0; i < k; i++) {
-        mass += p[row + order[i]];
+      for (int s : TopK.select(row, null, t + 1, k).positions()) {
+        mass += p[r * n + s];
       }
       sum += mass;
       counted++;

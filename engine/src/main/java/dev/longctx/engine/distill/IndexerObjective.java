@@ -1,5 +1,7 @@
 package dev.longctx.engine.distill;
 
+import dev.longctx.engine.attention.LightningIndexer;
+import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.tensor.Parallel;
 
 /**
@@ -27,9 +29,6 @@ import dev.longctx.engine.tensor.Parallel;
  * the layout {@link dev.longctx.engine.attention.LightningIndexer.Layer} takes.
  */
 public final class IndexerObjective {
-
-  /** LayerNorm ε, as {@link dev.longctx.engine.attention.LightningIndexer} applies it. */
-  static final double LAYER_NORM_EPS = 1e-6;
 
   /**
    * A layer's indexer dimensions and where each parameter sits in the flat array.
@@ -97,7 +96,7 @@ public final class IndexerObjective {
 
     /** A window whose every token is a query: p is [n, n]. */
     public Window(float[] x, float[] p, int n) {
-      this(x, java.util.stream.IntStream.range(0, n).toArray(), p, n);
+      this(x, TeacherAttention.allRows(n), p, n);
     }
   }
 
@@ -105,15 +104,14 @@ public final class IndexerObjective {
   private final double[] invFreq;
 
   /**
-   * @param ropeTheta the model's RoPE base: the indexer rotates its first d_r = d_I/2 dimensions in
-   *     the rotate-half layout with frequencies θ^(−2i/d_r) (as {@code LightningIndexer} does)
+   * @param ropeTheta the model's RoPE base, rotating as {@link LightningIndexer#rope} does
    */
   public IndexerObjective(Shape shape, float ropeTheta) {
     this.shape = shape;
-    int rotDims = shape.headDim() / 2;
-    this.invFreq = new double[rotDims / 2];
+    Rope rope = LightningIndexer.rope(shape.headDim(), ropeTheta);
+    this.invFreq = new double[rope.headDim() / 2];
     for (int i = 0; i < invFreq.length; i++) {
-      invFreq[i] = 1.0 / Math.pow(ropeTheta, (2.0 * i) / rotDims);
+      invFreq[i] = rope.frequency(i);
     }
   }
 
@@ -121,12 +119,8 @@ public final class IndexerObjective {
     return shape;
   }
 
-  /** The loss and the queries it averaged over, for one window. */
-  public record Loss(double sum, int queries) {
-    public double mean() {
-      return sum / queries;
-    }
-  }
+  /** The loss summed over a window's queries, and their number. */
+  public record Loss(double sum, int queries) {}
 
   /**
    * Σ_t KL(p_t ‖ softmax I_t) of {@code window} under {@code theta}, and, when {@code grad} is not
@@ -136,7 +130,7 @@ public final class IndexerObjective {
     Shape sh = shape;
     int n = window.n();
     int[] rows = window.rows();
-    int heads = sh.heads(), hd = sh.headDim(), dim = sh.dim();
+    int heads = sh.heads(), hd = sh.headDim();
     Forward f = forward(theta, window.x(), n);
     double c = sh.scale();
     int threads = Math.min(Parallel.threads(), rows.length);
@@ -177,35 +171,42 @@ public final class IndexerObjective {
     return new Loss(loss, rows.length);
   }
 
-  /** Indexer scores I_{t,s} (s ≤ t) of every row of {@code window} under {@code theta}: [n, n]. */
-  public double[] scores(double[] theta, float[] x, int n) {
-    return scores(theta, x, n, TeacherAttention.allRows(n));
-  }
-
-  /** {@link #scores(double[], float[], int)} of the query rows {@code rows} only (others 0). */
+  /**
+   * Indexer scores I_{t,s} (s ≤ t) of the query rows {@code rows} of the n tokens {@code x} under
+   * {@code theta}: [n, n], row t at t·n (rows not listed 0).
+   */
   public double[] scores(double[] theta, float[] x, int n, int[] rows) {
     Forward f = forward(theta, x, n);
-    double c = shape.scale();
     double[] out = new double[n * n];
-    int heads = shape.heads(), hd = shape.headDim();
     Parallel.forRange(
         rows.length,
         (from, to) -> {
+          double[] u = new double[shape.heads() * n];
           for (int r = from; r < to; r++) {
-            int t = rows[r];
-            for (int s = 0; s <= t; s++) {
-              double sum = 0;
-              for (int j = 0; j < heads; j++) {
-                double dot = dot(f.q, (t * heads + j) * hd, f.k, s * hd, hd);
-                if (dot > 0) {
-                  sum += f.w[t * heads + j] * dot;
-                }
-              }
-              out[t * n + s] = c * sum;
-            }
+            rowScores(f, rows[r], n, u, out, rows[r] * n);
           }
         });
     return out;
+  }
+
+  /**
+   * Row t's scores I_{t,s} for s ≤ t into {@code out[off ..]}, and the head dot products u_{j,s} =
+   * q_{t,j}·k_s into {@code u[j·n + s]} (the backward pass's ReLU gates).
+   */
+  private void rowScores(Forward f, int t, int n, double[] u, double[] out, int off) {
+    int heads = shape.heads(), hd = shape.headDim();
+    double c = shape.scale();
+    for (int s = 0; s <= t; s++) {
+      double sum = 0;
+      for (int j = 0; j < heads; j++) {
+        double dot = dot(f.q, (t * heads + j) * hd, f.k, s * hd, hd);
+        u[j * n + s] = dot;
+        if (dot > 0) {
+          sum += f.w[t * heads + j] * dot;
+        }
+      }
+      out[off + s] = c * sum;
+    }
   }
 
   /** The forward pass's per-token state: rotated queries and keys, head weights, LayerNorm's. */
@@ -250,7 +251,7 @@ public final class IndexerObjective {
               double d = f.xhat[t * hd + i] - mean;
               var += d * d;
             }
-            double inv = 1.0 / Math.sqrt(var / hd + LAYER_NORM_EPS);
+            double inv = 1.0 / Math.sqrt(var / hd + LightningIndexer.LAYER_NORM_EPS);
             f.invSigma[t] = inv;
             for (int i = 0; i < hd; i++) {
               double xh = (f.xhat[t * hd + i] - mean) * inv;
@@ -281,17 +282,7 @@ public final class IndexerObjective {
       double[] dw,
       double[] dk) {
     int heads = shape.heads(), hd = shape.headDim();
-    for (int s = 0; s <= t; s++) {
-      double sum = 0;
-      for (int j = 0; j < heads; j++) {
-        double dot = dot(f.q, (t * heads + j) * hd, f.k, s * hd, hd);
-        u[j * n + s] = dot;
-        if (dot > 0) {
-          sum += f.w[t * heads + j] * dot;
-        }
-      }
-      logits[s] = c * sum;
-    }
+    rowScores(f, t, n, u, logits, 0);
     double loss = logitGradient(logits, p, pOff, t + 1, dq == null ? null : g);
     if (dq == null) {
       return loss;

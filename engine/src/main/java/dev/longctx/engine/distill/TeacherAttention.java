@@ -22,29 +22,15 @@ public final class TeacherAttention {
   private TeacherAttention() {}
 
   /**
-   * One {@link IndexerObjective.Window} per layer for {@code tokens[off, off + n)}, every row a
-   * query, under dense attention (n at most the model's trained context).
+   * One {@link IndexerObjective.Window} per layer for {@code tokens} (n of them, at positions
+   * 0..n−1) with the distributions of query rows {@code rows} (ascending), under SelfExtend {@code
+   * se} or, when null, dense attention; the last row's logits into {@code logits} when not null.
+   * The forward pass runs in float32 as the engine runs it, its attention sums in float64.
    */
   public static IndexerObjective.Window[] windows(
-      TransformerLayers layers, int[] tokens, int off, int n) {
-    return windows(layers, tokens, off, n, null, allRows(n), null);
-  }
-
-  /**
-   * One {@link IndexerObjective.Window} per layer for {@code tokens[off, off + n)} with the
-   * distributions of query rows {@code rows} (ascending), under SelfExtend {@code se} or, when
-   * null, dense attention; the last row's logits into {@code logits} when not null. The forward
-   * pass runs in float32 as the engine runs it, its attention sums in float64.
-   */
-  public static IndexerObjective.Window[] windows(
-      TransformerLayers layers,
-      int[] tokens,
-      int off,
-      int n,
-      SelfExtend se,
-      int[] rows,
-      float[] logits) {
+      TransformerLayers layers, int[] tokens, SelfExtend se, int[] rows, float[] logits) {
     LlamaConfig c = layers.config();
+    int n = tokens.length;
     int max = se == null ? c.contextLength() : se.maxContext(c.contextLength());
     if (n < 1 || n > max) {
       throw new IllegalArgumentException(
@@ -57,7 +43,7 @@ public final class TeacherAttention {
     }
     TransformerLayers.Activations a = layers.newActivations(n);
     int[] positions = allRows(n);
-    layers.embed(tokens, off, n, a);
+    layers.embed(tokens, 0, n, a);
     IndexerObjective.Window[] out = new IndexerObjective.Window[c.layers()];
     float[] att = new float[n * c.queryDim()];
     for (int l = 0; l < c.layers(); l++) {

@@ -49,8 +49,7 @@ class IndexerDistillationTest {
     int[] window = Arrays.copyOf(tokens, n);
     float[] logits = new float[model.config().vocabSize()];
     IndexerObjective.Window[] w =
-        TeacherAttention.windows(
-            tr.layers(), window, 0, n, null, TeacherAttention.allRows(n), logits);
+        TeacherAttention.windows(tr.layers(), window, null, TeacherAttention.allRows(n), logits);
     float[] expected = tr.prefill(tr.newSequence(n), window);
     for (int i = 0; i < logits.length; i++) {
       assertEquals(expected[i], logits[i], 2e-4 * (1 + Math.abs(expected[i])), "logit " + i);
@@ -80,8 +79,7 @@ class IndexerDistillationTest {
     int[] window = Arrays.copyOf(tokens, n);
     int[] rows = IndexerDistillation.queryRows(n, 40, new java.util.SplittableRandom(3));
     float[] logits = new float[model.config().vocabSize()];
-    IndexerObjective.Window[] w =
-        TeacherAttention.windows(tr.layers(), window, 0, n, se, rows, logits);
+    IndexerObjective.Window[] w = TeacherAttention.windows(tr.layers(), window, se, rows, logits);
     float[] expected = tr.prefill(tr.newSequence(n), window);
     for (int i = 0; i < logits.length; i++) {
       assertEquals(expected[i], logits[i], 2e-4 * (1 + Math.abs(expected[i])), "logit " + i);

@@ -117,7 +117,7 @@ class IndexerObjectiveTest {
     List<IndexerObjective.Window[]> heldOut = new ArrayList<>();
     for (int i = 0; i < 72; i++) {
       IndexerObjective.Window x = randomWindow(r, 24, shape.dim());
-      double[] scores = objective.scores(teacher, x.x(), x.n());
+      double[] scores = objective.scores(teacher, x.x(), x.n(), x.rows());
       IndexerObjective.Window w =
           new IndexerObjective.Window(x.x(), softmaxRows(scores, x.n()), x.n());
       (i < 64 ? train : heldOut).add(new IndexerObjective.Window[] {w});
@@ -184,7 +184,7 @@ class IndexerObjectiveTest {
     int n = 20;
     IndexerObjective.Window w = randomWindow(r, n, shape.dim());
     for (int l = 0; l < 2; l++) {
-      double[] expected = objective.scores(theta[l], w.x(), n);
+      double[] expected = objective.scores(theta[l], w.x(), n, w.rows());
       float[] keys = new float[n * shape.headDim()];
       float[] q = new float[n * shape.heads() * shape.headDim()];
       float[] hw = new float[n * shape.heads()];

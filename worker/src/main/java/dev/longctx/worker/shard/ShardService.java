@@ -206,34 +206,27 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
               case "own-heads" -> IndexerSource.ownHeads();
               case "model" -> {
                 if (!(trained instanceof IndexerSource.ModelFile)) {
-                  throw Status.FAILED_PRECONDITION
-                      .withDescription(
-                          "indexer \"model\" needs lightning-indexer tensors in the shard's model"
-                              + " file; this shard's model has none")
-                      .asRuntimeException();
+                  throw precondition(
+                      "indexer \"model\" needs lightning-indexer tensors in the shard's model"
+                          + " file; this shard's model has none");
                 }
                 yield trained;
               }
               case "file" -> {
                 if (!(trained instanceof IndexerSource.IndexerFile file)) {
-                  throw Status.FAILED_PRECONDITION
-                      .withDescription(
-                          "indexer \"file\" needs the shard started with the same indexer file"
-                              + " (--attention indexer-topk --indexer FILE); this shard has none")
-                      .asRuntimeException();
+                  throw precondition(
+                      "indexer \"file\" needs the shard started with the same indexer file"
+                          + " (--attention indexer-topk --indexer FILE); this shard has none");
                 }
-                if (!request.getIndexerId().isEmpty()
-                    && !request.getIndexerId().equals(file.id())) {
-                  throw Status.FAILED_PRECONDITION
-                      .withDescription(
-                          "the request's indexer file is "
-                              + request.getIndexerId()
-                              + ", this shard's "
-                              + file.path()
-                              + " is "
-                              + file.id()
-                              + ": start every shard with the coordinator's indexer file")
-                      .asRuntimeException();
+                if (!request.getIndexerId().equals(file.id())) {
+                  throw precondition(
+                      "the request's indexer file is "
+                          + request.getIndexerId()
+                          + ", this shard's "
+                          + file.path()
+                          + " is "
+                          + file.id()
+                          + ": start every shard with the coordinator's indexer file");
                 }
                 yield trained;
               }
@@ -420,6 +413,10 @@ public final class ShardService extends ShardGrpc.ShardImplBase {
           "layer " + layer + " has no keys here yet (advanced to " + s.layer() + ")");
     }
     return layer;
+  }
+
+  private static StatusRuntimeException precondition(String message) {
+    return Status.FAILED_PRECONDITION.withDescription(message).asRuntimeException();
   }
 
   /** Indexing and scoring need the request opened with a trained indexer (its indexer here). */

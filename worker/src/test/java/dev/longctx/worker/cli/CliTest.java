@@ -294,8 +294,8 @@ class CliTest {
 
   @Test
   void distillIndexerWritesAnIndexerFileAndReportsAsJson(
-      QuarkusMainLauncher launcher, @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
-    java.nio.file.Path out = dir.resolve("ix.gguf");
+      QuarkusMainLauncher launcher, @TempDir Path dir) {
+    Path out = dir.resolve("ix.gguf");
     LaunchResult r =
         launcher.launch(
             "distill-indexer",
@@ -330,7 +330,7 @@ class CliTest {
         .contains("{\"k\":8,")
         .contains("{\"k\":32,");
     assertThat(r.getErrorOutput()).contains("step     5");
-    var c = dev.longctx.engine.model.LoadedModel.load(java.nio.file.Path.of(stories()), null);
+    var c = dev.longctx.engine.model.LoadedModel.load(Path.of(stories()), null);
     try (c) {
       var ix =
           dev.longctx.engine.attention.IndexerSource.IndexerFile.read(
