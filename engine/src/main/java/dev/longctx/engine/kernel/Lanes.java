@@ -83,6 +83,30 @@ public final class Lanes {
   }
 
   /**
+   * The sum of {@code a[offset, offset + lanes)}, bit-identical to {@link #sum} of a vector of
+   * {@code lanes} lanes holding them; the span is used as scratch and overwritten. For kernels that
+   * reduce several accumulators after a loop: storing them and summing here costs a few scalar
+   * adds, while a vector passed to a call C2 did not inline (a hot loop can exhaust its node
+   * budget) is boxed on the heap.
+   */
+  public static float sum(float[] a, int offset, int lanes) {
+    if (lanes != 8 && lanes != 16) {
+      float s = 0;
+      for (int i = 0; i < lanes; i++) {
+        s += a[offset + i];
+      }
+      return s;
+    }
+    // Lane 0 of sum's rotation tree: lane i plus lane i + w, for w = lanes/2, …, 1.
+    for (int w = lanes / 2; w > 0; w /= 2) {
+      for (int i = 0; i < w; i++) {
+        a[offset + i] += a[offset + i + w];
+      }
+    }
+    return a[offset];
+  }
+
+  /**
    * {@code e^x} per lane: +∞ above 89, 0 for −∞ and below −110, NaN for NaN; within 2 ulp of {@link
    * Math#exp} where the result is a normal float.
    */

@@ -84,16 +84,25 @@ final class Q8_0Tensor extends FloatTensor {
   @Override
   public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
     int q = n / 4;
+    float[] lanes = LANES.get();
     for (int i = 0; i < q; i++) {
-      dot4(row + i, q, x, xOffset, y, yOffset + i);
+      dot4(row + i, q, x, xOffset, y, yOffset + i, lanes);
     }
     for (int i = 4 * q; i < n; i++) {
       y[yOffset + i] = dot(row + i, x, xOffset);
     }
   }
 
+  /**
+   * The four accumulators of {@link #dot4}, stored for their lane sums: C2 leaves {@code Lanes.sum}
+   * out of line in dot4 (its node budget is spent on the loop), and a vector passed to a call that
+   * was not inlined is boxed: 64 bytes allocated a row.
+   */
+  private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[4 * L]);
+
   /** Rows row + k·stride, k < 4; per row the operation order of {@link #dot} (bit-identical). */
-  private void dot4(int row, int stride, float[] x, int xOffset, float[] y, int yOffset) {
+  private void dot4(
+      int row, int stride, float[] x, int xOffset, float[] y, int yOffset, float[] lanes) {
     MemorySegment seg = data;
     long rb = (long) stride * (cols / BLOCK_SIZE) * BLOCK_BYTES;
     long o = (long) row * (cols / BLOCK_SIZE) * BLOCK_BYTES;
@@ -120,9 +129,13 @@ final class Q8_0Tensor extends FloatTensor {
       acc2 = s2.fma(FloatVector.broadcast(F, Vec.f16(seg, o + 2 * rb + D_OFFSET)), acc2);
       acc3 = s3.fma(FloatVector.broadcast(F, Vec.f16(seg, o + 3 * rb + D_OFFSET)), acc3);
     }
-    y[yOffset] = Lanes.sum(acc0);
-    y[yOffset + stride] = Lanes.sum(acc1);
-    y[yOffset + 2 * stride] = Lanes.sum(acc2);
-    y[yOffset + 3 * stride] = Lanes.sum(acc3);
+    acc0.intoArray(lanes, 0);
+    acc1.intoArray(lanes, L);
+    acc2.intoArray(lanes, 2 * L);
+    acc3.intoArray(lanes, 3 * L);
+    y[yOffset] = Lanes.sum(lanes, 0, L);
+    y[yOffset + stride] = Lanes.sum(lanes, L, L);
+    y[yOffset + 2 * stride] = Lanes.sum(lanes, 2 * L, L);
+    y[yOffset + 3 * stride] = Lanes.sum(lanes, 3 * L, L);
   }
 }

@@ -92,6 +92,11 @@ class LanesTest {
         }
         assertThat(Float.floatToRawIntBits(Lanes.sum(FloatVector.fromArray(species, v, 0))))
             .isEqualTo(Float.floatToRawIntBits(s[0]));
+        // The stored form kernels use after a loop: same bits, at an offset, scratch overwritten.
+        float[] stored = new float[lanes + 3];
+        System.arraycopy(v, 0, stored, 3, lanes);
+        assertThat(Float.floatToRawIntBits(Lanes.sum(stored, 3, lanes)))
+            .isEqualTo(Float.floatToRawIntBits(s[0]));
       }
     }
   }

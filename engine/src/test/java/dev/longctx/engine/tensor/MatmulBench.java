@@ -23,10 +23,13 @@ import jdk.incubator.vector.VectorOperators;
  *
  * <pre>
  * java --add-modules jdk.incubator.vector -cp engine/target/classes:engine/target/test-classes \
- *     dev.longctx.engine.tensor.MatmulBench [seconds-per-measurement, default 1] [kernels]
+ *     dev.longctx.engine.tensor.MatmulBench [seconds-per-measurement, default 1] [kernels|TYPES]
  * </pre>
  *
- * Add {@code -Dlongctx.vector.bits=256} to force 256-bit vectors on an AVX-512 machine. Matvec
+ * {@code kernels} prints only the in-cache kernel table; a comma-separated type list (e.g. {@code
+ * Q4_0,Q8_0}) restricts the matvec/GEMM table to those types and skips the rest.
+ *
+ * <p>Add {@code -Dlongctx.vector.bits=256} to force 256-bit vectors on an AVX-512 machine. Matvec
  * rotates over enough copies of the weights to exceed the last-level cache, so it measures DRAM. On
  * a shared machine, numbers taken while others compile are noisy.
  */
@@ -45,6 +48,14 @@ public final class MatmulBench {
       kernels();
       return;
     }
+    GgmlType[] types = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F16, GgmlType.F32};
+    boolean only = args.length > 1;
+    if (only) {
+      types =
+          java.util.Arrays.stream(args[1].split(","))
+              .map(t -> GgmlType.valueOf(t.trim().toUpperCase(Locale.ROOT)))
+              .toArray(GgmlType[]::new);
+    }
     System.out.printf(
         Locale.ROOT,
         "vector: %s, %d lanes; cpus: %d%n",
@@ -55,7 +66,6 @@ public final class MatmulBench {
     poolLatency();
     System.out.println();
     System.out.println("type  rows x cols  thr  matvec GB/s  GEMM128 GFLOP/s  GEMM512 GFLOP/s");
-    GgmlType[] types = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F16, GgmlType.F32};
     int[][] shapes = {{2048, 8192}, {8192, 2048}};
     for (GgmlType type : types) {
       for (int[] shape : shapes) {
@@ -79,6 +89,9 @@ public final class MatmulBench {
       }
     }
     Parallel.setThreads(1);
+    if (only) {
+      return;
+    }
     System.out.println();
     kernels();
     System.out.println();
@@ -203,7 +216,8 @@ public final class MatmulBench {
     com.sun.management.ThreadMXBean mx =
         (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
     System.out.println(
-        "kernels in cache, 1 thread: dot G elem/s (GB/s), dequantize G elem/s, bytes allocated per row");
+        "kernels in cache, 1 thread: dot and dotRows G elem/s (GB/s), dequantize G elem/s, bytes"
+            + " allocated per row");
     for (GgmlType type : TensorReference.TYPES) {
       FloatTensor w =
           FloatTensor.of(type, TensorReference.randomRaw(type, rows, cols, rnd), rows, cols);
@@ -215,6 +229,13 @@ public final class MatmulBench {
                   s += w.dot(r, x, 0);
                 }
                 return s;
+              });
+      float[] y = new float[rows];
+      double dotRows =
+          time(
+              () -> {
+                w.dotRows(0, rows, x, 0, y, 0);
+                return y[rows - 1];
               });
       double dq =
           time(
@@ -232,14 +253,16 @@ public final class MatmulBench {
           sink += w.dot(r, x, 0);
           w.dequantizeRow(r, buf, 0);
         }
+        w.dotRows(0, rows, x, 0, y, 0);
       }
       long perRow = (mx.getThreadAllocatedBytes(id) - before) / (100L * rows);
       System.out.printf(
           Locale.ROOT,
-          "  %-5s dot %6.2f (%5.1f GB/s)  dequantize %6.2f  alloc %d B/row%s%n",
+          "  %-5s dot %6.2f (%5.1f GB/s)  dotRows %6.2f  dequantize %6.2f  alloc %d B/row%s%n",
           type,
           rows * (double) cols / dot,
           w.data().byteSize() / dot,
+          rows * (double) cols / dotRows,
           rows * (double) cols / dq,
           perRow,
           sink == 42 ? " " : "");
