@@ -85,9 +85,9 @@ public final class Lanes {
   /**
    * The sum of {@code a[offset, offset + lanes)}, bit-identical to {@link #sum} of a vector of
    * {@code lanes} lanes holding them; the span is used as scratch and overwritten. For kernels that
-   * reduce several accumulators after a loop: storing them and summing here costs a few scalar
-   * adds, while a vector passed to a call C2 did not inline (a hot loop can exhaust its node
-   * budget) is boxed on the heap.
+   * reduce several accumulators after a loop: storing them and summing here costs a few scalar adds
+   * and a store-to-load forwarding stall (so not in an inner loop), while a vector passed to a call
+   * C2 did not inline (a hot loop can exhaust its node budget) is boxed on the heap.
    */
   public static float sum(float[] a, int offset, int lanes) {
     if (lanes != 8 && lanes != 16) {
