@@ -73,15 +73,23 @@ final class F16Tensor extends FloatTensor {
   @Override
   public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
     int h = n / 2;
+    float[] lanes = LANES.get();
     for (int i = 0; i < h; i++) {
-      dot2(row + i, h, x, xOffset, y, yOffset + i);
+      dot2(row + i, h, x, xOffset, y, yOffset + i, lanes);
     }
     for (int i = 2 * h; i < n; i++) {
       y[yOffset + i] = dot(row + i, x, xOffset);
     }
   }
 
-  private void dot2(int row, int stride, float[] x, int xOffset, float[] y, int yOffset) {
+  /**
+   * The two accumulators of {@link #dot2}, stored for their lane sums: C2 leaves {@code Lanes.sum}
+   * out of line in dot2, and a vector passed to a call that was not inlined is boxed.
+   */
+  private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[2 * L]);
+
+  private void dot2(
+      int row, int stride, float[] x, int xOffset, float[] y, int yOffset, float[] lanes) {
     MemorySegment seg = data;
     long rb = (long) stride * cols * BLOCK_BYTES;
     long base = (long) row * cols * BLOCK_BYTES;
@@ -95,8 +103,10 @@ final class F16Tensor extends FloatTensor {
       acc0 = Vec.f16ToFloats(seg, o).fma(xv, acc0);
       acc1 = Vec.f16ToFloats(seg, o + rb).fma(xv, acc1);
     }
-    float s0 = Lanes.sum(acc0);
-    float s1 = Lanes.sum(acc1);
+    acc0.intoArray(lanes, 0);
+    acc1.intoArray(lanes, L);
+    float s0 = Lanes.sum(lanes, 0, L);
+    float s1 = Lanes.sum(lanes, L, L);
     for (; c < cols; c++) {
       long o = base + (long) c * BLOCK_BYTES;
       float xc = x[xOffset + c];

@@ -100,15 +100,23 @@ final class Q4_0Tensor extends FloatTensor {
   @Override
   public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
     int h = n / 2;
+    float[] lanes = LANES.get();
     for (int i = 0; i < h; i++) {
-      dot2(row + i, h, x, xOffset, y, yOffset + i);
+      dot2(row + i, h, x, xOffset, y, yOffset + i, lanes);
     }
     for (int i = 2 * h; i < n; i++) {
       y[yOffset + i] = dot(row + i, x, xOffset);
     }
   }
 
-  private void dot2(int row, int stride, float[] x, int xOffset, float[] y, int yOffset) {
+  /**
+   * The two accumulators of {@link #dot2}, stored for their lane sums: C2 leaves {@code Lanes.sum}
+   * out of line in dot2, and a vector passed to a call that was not inlined is boxed.
+   */
+  private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[2 * L]);
+
+  private void dot2(
+      int row, int stride, float[] x, int xOffset, float[] y, int yOffset, float[] lanes) {
     MemorySegment seg = data;
     long rb = (long) stride * (cols / BLOCK_SIZE) * BLOCK_BYTES;
     long off = (long) row * (cols / BLOCK_SIZE) * BLOCK_BYTES;
@@ -132,7 +140,9 @@ final class Q4_0Tensor extends FloatTensor {
       acc0 = s0.fma(FloatVector.broadcast(F, Vec.f16(seg, off + D_OFFSET)), acc0);
       acc1 = s1.fma(FloatVector.broadcast(F, Vec.f16(seg, off + rb + D_OFFSET)), acc1);
     }
-    y[yOffset] = Lanes.sum(acc0);
-    y[yOffset + stride] = Lanes.sum(acc1);
+    acc0.intoArray(lanes, 0);
+    acc1.intoArray(lanes, L);
+    y[yOffset] = Lanes.sum(lanes, 0, L);
+    y[yOffset + stride] = Lanes.sum(lanes, L, L);
   }
 }
