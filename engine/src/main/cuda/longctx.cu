@@ -23,6 +23,8 @@ typedef unsigned long long u64;
 #define TYPE_F16 1
 #define TYPE_Q4_0 2
 #define TYPE_Q8_0 8
+#define TYPE_Q4_K 12
+#define TYPE_Q6_K 14
 #define TYPE_BF16 30
 // The split layout of a Q8_0 / Q4_0 matrix (DeviceTensor.Layout.SPLIT; Java: SPLIT_TYPE_FLAG).
 #define TYPE_SPLIT 256
@@ -149,9 +151,31 @@ __device__ __forceinline__ void quantize_block_store(float v, long long i, signe
 
 // ---- weights in GGUF layout ----------------------------------------------------------------
 
+// The K-quants (super-blocks of 256 elements; Q4_KTensor / Q6_KTensor give the layouts):
+//   Q4_K, 144 bytes: f16 d, f16 dmin, 12 bytes of 6-bit (scale, min) for sub-blocks j < 8, then
+//     128 bytes in four groups of 32: byte l of group g holds element 64g + l (sub-block 2g) in its
+//     low nibble and 64g + 32 + l (sub-block 2g + 1) in its high one; value d·sc_j·q − dmin·m_j.
+//   Q6_K, 210 bytes: ql[128], qh[64], int8 scales[16], f16 d; in half h (128 elements), for l < 32
+//     with a = ql[64h + l], b = ql[64h + 32 + l], c = qh[32h + l], element 128h + 32k + l (k < 4)
+//     has q = (k < 2 ? (k ? b : a) & 15 : (k & 1 ? b : a) >> 4) | ((c >> 2k) & 3) << 4 and scale
+//     scales[8h + 2k + l/16]; value d·sc·(q − 32).
+
+// Sub-block j's 6-bit scale and min from a Q4_K super-block's 12 scale bytes s.
+__device__ __forceinline__ void q4k_scale_min(const u8* s, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *m = s[j + 4] & 63;
+  } else {
+    *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+    *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
 // Element `col` of row `row` of a [rows, cols] weight of ggml type `type` (cols a multiple of 32 for
-// the block types). Q8_0 block: f16 d, 32 × int8 (34 bytes); Q4_0 block: f16 d, 16 bytes, element i
-// is the low nibble of byte i (i < 16) or the high nibble of byte i − 16, value d·(q − 8).
+// the block types, of 256 for the K-quants). Q8_0 block: f16 d, 32 × int8 (34 bytes); Q4_0 block:
+// f16 d, 16 bytes, element i is the low nibble of byte i (i < 16) or the high nibble of byte
+// i − 16, value d·(q − 8). The K-quants round as the CPU's dequantization does (Q4_K: one fused
+// q·(d·sc) − dmin·m; Q6_K: (d·sc)·(q − 32)), so an embedding row is bit-identical to the CPU's.
 __device__ __forceinline__ float weight_flat(const u8* w, int type, long long index) {
   switch (type) {
     case TYPE_F32:
@@ -171,6 +195,26 @@ __device__ __forceinline__ float weight_flat(const u8* w, int type, long long in
       int i = (int)(index & 31);
       int q = i < 16 ? (b[2 + i] & 15) : (b[2 + i - 16] >> 4);
       return d * (float)(q - 8);
+    }
+    case TYPE_Q4_K: {
+      const u8* b = w + (index >> 8) * 144;
+      int i = (int)(index & 255), j = i >> 5, sc, m;
+      q4k_scale_min(b + 4, j, &sc, &m);
+      int packed = b[16 + 32 * (i >> 6) + (i & 31)];
+      int q = (j & 1) ? packed >> 4 : packed & 15;
+      float d = half_to_float((u16)(b[0] | (b[1] << 8)));
+      float dmin = half_to_float((u16)(b[2] | (b[3] << 8)));
+      return fmaf((float)q, d * (float)sc, -(dmin * (float)m));
+    }
+    case TYPE_Q6_K: {
+      const u8* b = w + (index >> 8) * 210;
+      int i = (int)(index & 255), h = i >> 7, k = (i >> 5) & 3, l = i & 31;
+      int a = b[64 * h + 32 * (k & 1) + l];
+      int c = b[128 + 32 * h + l];
+      int q = ((k < 2 ? a & 15 : a >> 4) | (((c >> (2 * k)) & 3) << 4)) - 32;
+      int sc = (signed char)b[192 + 8 * h + 2 * k + (l >> 4)];
+      float d = half_to_float((u16)(b[208] | (b[209] << 8)));
+      return (d * (float)sc) * (float)q;
     }
   }
   return __int_as_float(0x7fc00000);  // unknown type: NaN, caught by the tests' poisoning
@@ -464,8 +508,8 @@ __device__ __forceinline__ float dot_half8(uint4 h, const float* x, bool f16) {
 // decode path is bound by the weight bytes, so the loads are wide: Q8_0/Q4_0 rows that are 16-byte
 // aligned (blocks % 8 == 0) go through shared memory in coalesced 16-byte pieces; other quantized
 // rows give a block per lane (read as 16-bit words: blocks are 2-byte aligned); F16/BF16/F32 rows
-// 16 bytes per lane. The fast paths need x 16-byte aligned (they check it); the last path reads
-// element by element.
+// 16 bytes per lane; Q4_K/Q6_K rows a super-block per step, a byte of each 32-byte run per lane.
+// The fast paths need x 16-byte aligned (they check it); the last path reads element by element.
 __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row, int cols,
                               const float* __restrict__ x) {
   int lane = threadIdx.x & 31;
@@ -560,6 +604,49 @@ __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row,
     for (int c4 = lane; c4 < cols / 4; c4 += 32) {
       float4 a = r[c4], b = load4(x + c4 * 4);
       acc += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+    }
+  } else if (type == TYPE_Q4_K) {
+    // A super-block per step: lane l reads byte l of each 32-byte group g (coalesced), i.e. the
+    // quants of elements 64g + l and 64g + 32 + l, and the activations at those columns; the
+    // products take the integer scales, the mins their own sum: d·Σ sc·q·x − dmin·Σ m·x.
+    const u8* base = w + row * (cols >> 8) * 144;
+    for (int sb = 0; sb < (cols >> 8); sb++) {
+      const u8* b = base + (long long)sb * 144;
+      const float* xb = x + sb * 256 + lane;
+      float s = 0.f, mins = 0.f;
+#pragma unroll
+      for (int g = 0; g < 4; g++) {
+        int sc0, m0, sc1, m1;
+        q4k_scale_min(b + 4, 2 * g, &sc0, &m0);
+        q4k_scale_min(b + 4, 2 * g + 1, &sc1, &m1);
+        int packed = b[16 + 32 * g + lane];
+        float x0 = xb[64 * g], x1 = xb[64 * g + 32];
+        s += (float)(sc0 * (packed & 15)) * x0 + (float)(sc1 * (packed >> 4)) * x1;
+        mins += (float)m0 * x0 + (float)m1 * x1;
+      }
+      acc += half_to_float((u16)(b[0] | (b[1] << 8))) * s -
+             half_to_float((u16)(b[2] | (b[3] << 8))) * mins;
+    }
+  } else if (type == TYPE_Q6_K) {
+    // A super-block per step: lane l reads byte l of each 32-byte run of ql and qh (coalesced),
+    // which hold the quants of the eight elements 128h + 32k + l (h < 2, k < 4).
+    const u8* base = w + row * (cols >> 8) * 210;
+    for (int sb = 0; sb < (cols >> 8); sb++) {
+      const u8* b = base + (long long)sb * 210;
+      const float* xb = x + sb * 256 + lane;
+      const signed char* scales = (const signed char*)(b + 192) + (lane >> 4);
+      float s = 0.f;
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        int a = b[64 * h + lane], bb = b[64 * h + 32 + lane], c = b[128 + 32 * h + lane];
+        const float* xh = xb + 128 * h;
+        const signed char* sh = scales + 8 * h;
+        s += (float)(sh[0] * (((a & 15) | ((c & 3) << 4)) - 32)) * xh[0] +
+             (float)(sh[2] * (((bb & 15) | (((c >> 2) & 3) << 4)) - 32)) * xh[32] +
+             (float)(sh[4] * (((a >> 4) | (((c >> 4) & 3) << 4)) - 32)) * xh[64] +
+             (float)(sh[6] * (((bb >> 4) | (((c >> 6) & 3) << 4)) - 32)) * xh[96];
+      }
+      acc += half_to_float((u16)(b[208] | (b[209] << 8))) * s;
     }
   } else if (type == TYPE_Q8_0 || type == TYPE_Q4_0 || type == TYPE_F16 || type == TYPE_BF16 ||
              type == TYPE_F32) {

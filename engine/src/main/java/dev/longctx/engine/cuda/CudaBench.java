@@ -210,11 +210,12 @@ public final class CudaBench {
    * The decode kernel alone: one matrix-vector product per weight type and shape, GB/s of the GGUF
    * bytes. Q8_0 and Q4_0 run in the split layout the model uploads (matvec_split) and, for
    * comparison, in the GGUF layout ("gguf": matvec's blocks) and over int8 activations (the
-   * quantization launch and matvec_split_q8x, timed together).
+   * quantization launch and matvec_split_q8x, timed together); Q4_K and Q6_K (a Q4_K_M file's
+   * types) in their GGUF super-blocks.
    */
   private static void matvecTable(CudaContext cx, boolean tiny, double copyGbs) {
     int[][] shapes =
-        tiny ? new int[][] {{256, 128}} : new int[][] {{14336, 4096}, {4096, 14336}, {6144, 4096}};
+        tiny ? new int[][] {{256, 256}} : new int[][] {{14336, 4096}, {4096, 14336}, {6144, 4096}};
     System.out.println("| matvec | type | µs | GB/s | % of copy bandwidth |");
     System.out.println("| --- | --- | ---: | ---: | ---: |");
     SplittableRandom random = new SplittableRandom(11);
@@ -228,12 +229,14 @@ public final class CudaBench {
           GgmlType.Q8_0,
           GgmlType.Q4_0,
           GgmlType.Q8_0,
-          GgmlType.Q4_0
+          GgmlType.Q4_0,
+          GgmlType.Q4_K,
+          GgmlType.Q6_K
         };
         for (int ti = 0; ti < types.length; ti++) {
           GgmlType type = types[ti];
           boolean gguf = ti == 4 || ti == 5; // Q8_0 / Q4_0 in the GGUF layout
-          boolean int8 = ti >= 6; // split layout over int8 activations (quantize + dp4a product)
+          boolean int8 = ti == 6 || ti == 7; // split layout over int8 activations (+ quantization)
           MemorySegment image =
               randomImage(
                   type == GgmlType.BF16 || type == GgmlType.Q4_0 ? GgmlType.F16 : type,
@@ -366,13 +369,25 @@ public final class CudaBench {
       for (long b = 0; b < bytes; b += 34) {
         image.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, b, small);
       }
+    } else if (type == GgmlType.Q4_K || type == GgmlType.Q6_K) {
+      // Finite FP16 super-block scales (d, dmin; Q6_K's d at byte 208); the rest random.
+      long per = type.bytesPerBlock();
+      for (long b = 0; b < bytes; b += per) {
+        if (type == GgmlType.Q4_K) {
+          image.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, b, small);
+          image.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, b + 2, small);
+        } else {
+          image.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, b + 208, small);
+        }
+      }
     } else if (type == GgmlType.F16) {
       for (long i = 0; i < bytes; i += 2) {
         float v = (float) (random.nextDouble() * 0.04 - 0.02);
         image.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i, Float.floatToFloat16(v));
       }
     } else {
-      throw new IllegalArgumentException("synthetic weights in F16 or Q8_0, not " + type);
+      throw new IllegalArgumentException(
+          "synthetic weights in F16, Q8_0, Q4_K or Q6_K, not " + type);
     }
     return image;
   }

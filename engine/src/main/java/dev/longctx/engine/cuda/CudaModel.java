@@ -1311,7 +1311,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     }
     boolean fp16 = w.type() != GgmlType.BF16;
     long weights = w.address();
-    if (w.type() == GgmlType.Q8_0 || w.type() == GgmlType.Q4_0) {
+    if (w.type() != GgmlType.F16 && w.type() != GgmlType.BF16) { // a block-quantized type
       if (weightScratch == null) {
         weightScratch = own(cx.alloc(largestMatrix * 2));
       }

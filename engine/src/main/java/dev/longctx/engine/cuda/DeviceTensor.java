@@ -36,7 +36,14 @@ public record DeviceTensor(
 
   /** The types the kernels read. */
   public static final Set<GgmlType> SUPPORTED =
-      Set.of(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0);
+      Set.of(
+          GgmlType.F32,
+          GgmlType.F16,
+          GgmlType.BF16,
+          GgmlType.Q8_0,
+          GgmlType.Q4_0,
+          GgmlType.Q4_K,
+          GgmlType.Q6_K);
 
   /**
    * Added to the ggml type id to name the split layout to the kernels (TYPE_SPLIT in longctx.cu:
@@ -68,7 +75,7 @@ public record DeviceTensor(
 
   /**
    * Uploads {@code t} in its {@link #defaultLayout default layout}; fails naming the type when no
-   * kernel reads it (e.g. Q4_K).
+   * kernel reads it (one outside {@link #SUPPORTED}).
    */
   public static DeviceTensor upload(CudaContext cx, FloatTensor t, String name) {
     return stack(cx, List.of(t), name);
