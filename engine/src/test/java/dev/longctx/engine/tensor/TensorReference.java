@@ -151,7 +151,7 @@ final class TensorReference {
   }
 
   /** The (scale, min) pair of sub-block j: six bits each, the top two of 4..7 spread over 0..7. */
-  private static int[] scaleMin(int[] s, int j) {
+  static int[] scaleMin(int[] s, int j) {
     if (j < 4) {
       return new int[] {s[j] & 63, s[j + 4] & 63};
     }
