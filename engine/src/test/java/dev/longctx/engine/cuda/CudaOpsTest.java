@@ -288,14 +288,18 @@ class CudaOpsTest {
   @ParameterizedTest
   @EnumSource(
       value = GgmlType.class,
-      names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+      names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"})
   void matvecEveryWeightType(GgmlType type) {
     // Q8_0 / Q4_0 upload in the split layout: rows of only a rest (cols < 512 / 1024), whole
     // interleaved chunks only (1024), and chunks then a rest (1568); rows long enough for the
-    // F16/BF16 kernel's eight-load rounds, then its four-load and single-load rests (4160)
-    int[][] shapes = {
-      {1, 32, 1}, {37, 64, 3}, {300, 256, 1}, {129, 1024, 2}, {5, 1568, 1}, {3, 4160, 2}
-    };
+    // F16/BF16 kernel's eight-load rounds, then its four-load and single-load rests (4160). The
+    // K-quants' rows are whole 256-element super-blocks: one, two, four and seventeen of them.
+    int[][] shapes =
+        type.blockSize() == 256
+            ? new int[][] {{1, 256, 1}, {37, 512, 3}, {300, 256, 1}, {129, 1024, 2}, {3, 4352, 2}}
+            : new int[][] {
+              {1, 32, 1}, {37, 64, 3}, {300, 256, 1}, {129, 1024, 2}, {5, 1568, 1}, {3, 4160, 2}
+            };
     for (int[] s : shapes) {
       int rows = s[0];
       int cols = s[1];
@@ -327,10 +331,11 @@ class CudaOpsTest {
   @ParameterizedTest
   @EnumSource(
       value = GgmlType.class,
-      names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+      names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"})
   void embeddingDequantizesRows(GgmlType type) {
     int vocab = 50;
-    for (int dim : new int[] {96, 1120}) {
+    int[] dims = type.blockSize() == 256 ? new int[] {256, 1280} : new int[] {96, 1120};
+    for (int dim : dims) {
       FloatTensor table = Quantizer.quantize(type, randoms(vocab * dim, 2), vocab, dim);
       int[] tokens = {0, 49, 7, 7, 23};
       DeviceBuffer out = poisoned((long) tokens.length * dim);
@@ -435,22 +440,24 @@ class CudaOpsTest {
 
   /**
    * A random-weight one-layer model written as Q8_0 or Q4_0 GGUF (widths with interleaved chunks
-   * and rests: 640 and 1088 columns) on the GPU against the CPU Transformer on the same weights:
-   * the stacked q/k/v and gate/up in the split layout and their row views (the multi-row prefill
-   * chunk), the embedding and output tables; logits equal within float summation order.
+   * and rests: 640 and 1088 columns), or as Q4_K or Q6_K (widths of whole super-blocks: 512 and
+   * 1280), on the GPU against the CPU Transformer on the same weights: the stacked q/k/v and
+   * gate/up in the split layout (Q8_0, Q4_0) and their row views (the multi-row prefill chunk), the
+   * embedding and output tables; logits equal within float summation order.
    */
   @ParameterizedTest
   @EnumSource(
       value = GgmlType.class,
-      names = {"Q8_0", "Q4_0"})
+      names = {"Q8_0", "Q4_0", "Q4_K", "Q6_K"})
   void quantizedModelMatchesTheCpuBackend(GgmlType type, @TempDir Path tmp) throws IOException {
+    boolean kQuant = type.blockSize() == 256;
     LlamaConfig shape =
         new LlamaConfig(
             "llama",
-            640,
-            1088,
+            kQuant ? 512 : 640,
+            kQuant ? 1280 : 1088,
             1,
-            10,
+            kQuant ? 8 : 10,
             2,
             64,
             260,
@@ -1176,7 +1183,9 @@ class CudaOpsTest {
     int n = 33;
     float[] x = randoms(n * cols, 1);
     for (GgmlType type :
-        new GgmlType[] {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0}) {
+        new GgmlType[] {
+          GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q6_K
+        }) {
       FloatTensor w = Quantizer.quantize(type, randoms(rows * cols, 1), rows, cols);
       float[] cpu = new float[n * rows];
       w.matmul(x, cpu, n);
@@ -1197,7 +1206,7 @@ class CudaOpsTest {
       } else {
         boolean fp16 = type != GgmlType.BF16;
         p = fp16 ? CudaBlas.Precision.FP16 : CudaBlas.Precision.BF16;
-        if (type == GgmlType.Q8_0) {
+        if (type != GgmlType.F16 && type != GgmlType.BF16) {
           k.dequantizeToHalf(dw, wHalf.address(), true);
           weights = wHalf.address();
         }
