@@ -13,14 +13,18 @@ import java.nio.ByteBuffer;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Writes a Llama-family model as GGUF with llama.cpp's tensor names and keys, quantizing matrices
  * row block by row block as the file is written, so models larger than memory stream through.
- * Matrices whose row length is not a multiple of the target type's block (e.g. stories260K's
- * 172-wide FFN) fall back to F16, or F32 when the target is F32; norms, biases and {@code
- * rope_freqs} stay F32.
+ * Matrix types come from a {@link MatrixTypes}: one type, or a mix by tensor name (Q4_K_M). A
+ * matrix whose row length is not a multiple of its type's block falls back ({@link #typeFor}): from
+ * Q4_K or Q6_K (blocks of 256, e.g. Qwen2.5-0.5B's 896-wide rows) to Q8_0, as llama.cpp does, and
+ * from there or any other block type (e.g. stories260K's 172-wide FFN) to F16, or F32 when the
+ * target is F32; norms, biases and {@code rope_freqs} stay F32.
  *
  * <p>GGUF {@code llama} expects q/k rows ordered for interleaved RoPE; a rotate-half source
  * (Hugging Face) written as {@code llama} has its q/k rows permuted per head so that the same model
@@ -96,10 +100,40 @@ public final class GgufModelWriter {
 
   private GgufModelWriter() {}
 
+  /**
+   * What {@link #write(Path, String, Source, Vocabulary, MatrixTypes)} wrote.
+   *
+   * @param bytes the file's size
+   * @param matrices how many matrices it holds
+   * @param fallbacks for each type matrices fell back to, how many did (their rows did not fit the
+   *     chosen type's block)
+   */
+  public record Written(long bytes, int matrices, Map<GgmlType, Integer> fallbacks) {
+    public Written {
+      fallbacks = Map.copyOf(fallbacks);
+    }
+
+    /** How many matrices fell back to another type than the one chosen for them. */
+    public int fallbackCount() {
+      return fallbacks.values().stream().mapToInt(Integer::intValue).sum();
+    }
+  }
+
   /** Writes {@code source} with matrices in {@code type} and {@code vocab} as the tokenizer. */
   public static long write(Path out, String name, Source source, Vocabulary vocab, GgmlType type)
       throws IOException {
+    return write(out, name, source, vocab, MatrixTypes.of(type)).bytes();
+  }
+
+  /**
+   * Writes {@code source} with matrix types chosen by {@code types} and {@code vocab} as the
+   * tokenizer.
+   */
+  public static Written write(
+      Path out, String name, Source source, Vocabulary vocab, MatrixTypes types)
+      throws IOException {
     LlamaConfig c = source.config();
+    Tally tally = new Tally(types, source.output() == null);
     String arch = c.architecture().equals("qwen2") ? "qwen2" : "llama";
     boolean permute = arch.equals("llama") && c.ropeLayout() == Rope.Layout.ROTATE_HALF;
     GgufWriter w = new GgufWriter();
@@ -119,7 +153,7 @@ public final class GgufModelWriter {
     w.putFloat32(arch + ".rope.freq_base", c.ropeTheta());
     putVocabulary(w, vocab);
 
-    addMatrix(w, "token_embd.weight", source.tokenEmbedding(), type);
+    tally.add(w, "token_embd.weight", source.tokenEmbedding());
     for (int l = 0; l < c.layers(); l++) {
       String p = "blk." + l + ".";
       w.addTensor(p + "attn_norm.weight", new long[] {c.dim()}, source.layerVector(l, "attn_norm"));
@@ -129,7 +163,7 @@ public final class GgufModelWriter {
         if (permute && rotated) {
           matrix = matrix.rotateHalfToInterleaved(c.headDim());
         }
-        addMatrix(w, p + m + ".weight", matrix, type);
+        tally.add(w, p + m + ".weight", matrix);
       }
       for (String b : List.of("attn_q", "attn_k", "attn_v")) {
         float[] bias = source.layerVector(l, b + ".bias");
@@ -142,11 +176,11 @@ public final class GgufModelWriter {
       }
       w.addTensor(p + "ffn_norm.weight", new long[] {c.dim()}, source.layerVector(l, "ffn_norm"));
       for (String m : List.of("ffn_gate", "ffn_up", "ffn_down")) {
-        addMatrix(w, p + m + ".weight", source.layerMatrix(l, m), type);
+        tally.add(w, p + m + ".weight", source.layerMatrix(l, m));
       }
       if (source.indexerMatrix(l, "attn_k") != null) {
         for (String m : List.of("attn_q_b", "attn_k", "proj")) {
-          addMatrix(w, p + "indexer." + m + ".weight", source.indexerMatrix(l, m), type);
+          tally.add(w, p + "indexer." + m + ".weight", source.indexerMatrix(l, m));
         }
         float[] gamma = source.indexerVector(l, "k_norm");
         w.addTensor(p + "indexer.k_norm.weight", new long[] {gamma.length}, gamma);
@@ -158,12 +192,36 @@ public final class GgufModelWriter {
     }
     w.addTensor("output_norm.weight", new long[] {c.dim()}, source.outputNorm());
     if (source.output() != null) {
-      addMatrix(w, "output.weight", source.output(), type);
+      tally.add(w, "output.weight", source.output());
     }
     if (source.ropeFreqs() != null) {
       w.addTensor("rope_freqs.weight", new long[] {source.ropeFreqs().length}, source.ropeFreqs());
     }
-    return w.write(out);
+    long bytes = w.write(out);
+    return new Written(bytes, tally.matrices, tally.fallbacks);
+  }
+
+  /** Chooses each matrix's type, adds it, and counts the matrices and the fallbacks. */
+  private static final class Tally {
+    final MatrixTypes types;
+    final boolean tied;
+    final Map<GgmlType, Integer> fallbacks = new EnumMap<>(GgmlType.class);
+    int matrices;
+
+    Tally(MatrixTypes types, boolean tied) {
+      this.types = types;
+      this.tied = tied;
+    }
+
+    void add(GgufWriter w, String name, Matrix m) {
+      GgmlType target = types.target(name, tied && name.equals("token_embd.weight"));
+      GgmlType type = typeFor(target, m.cols());
+      matrices++;
+      if (type != target) {
+        fallbacks.merge(type, 1, Integer::sum);
+      }
+      addMatrix(w, name, m, type);
+    }
   }
 
   /** A {@link Source} over loaded weights (for conversion). */
@@ -225,16 +283,22 @@ public final class GgufModelWriter {
     };
   }
 
-  /** The type a matrix with rows of {@code cols} elements is written in for target {@code type}. */
+  /**
+   * The type a matrix with rows of {@code cols} elements is written in for target {@code type}: the
+   * target when rows are whole blocks of it; else Q8_0 for a K-quant target (blocks of 256) when
+   * rows are whole blocks of 32; else F16 (F32 for an F32 target).
+   */
   public static GgmlType typeFor(GgmlType type, int cols) {
     if (cols % type.blockSize() == 0) {
       return type;
     }
+    if ((type == GgmlType.Q4_K || type == GgmlType.Q6_K) && cols % GgmlType.Q8_0.blockSize() == 0) {
+      return GgmlType.Q8_0;
+    }
     return type == GgmlType.F32 ? GgmlType.F32 : GgmlType.F16;
   }
 
-  private static void addMatrix(GgufWriter w, String name, Matrix m, GgmlType target) {
-    GgmlType type = typeFor(target, m.cols());
+  private static void addMatrix(GgufWriter w, String name, Matrix m, GgmlType type) {
     long rowBytes = type.byteSize(m.cols());
     w.addTensor(
         name, type, new long[] {m.cols(), m.rows()}, out -> writeRows(out, m, type, rowBytes));

@@ -81,6 +81,27 @@ public final class SyntheticModel {
             1e-6f,
             1000000f,
             Rope.Layout.ROTATE_HALF,
+            null)),
+    /**
+     * A test-sized qwen2 (q/k/v biases, rotate-half RoPE) whose 128-wide rows, like Qwen2.5-0.5B's
+     * 896, are not whole K-quant blocks of 256, while its FFN's 512 are: a Q4_K_M of it has both
+     * fallbacks and K-quants.
+     */
+    TINY_QWEN2(
+        "tiny-qwen2",
+        new LlamaConfig(
+            "qwen2",
+            128,
+            512,
+            2,
+            4,
+            2,
+            32,
+            512,
+            2048,
+            1e-6f,
+            1000000f,
+            Rope.Layout.ROTATE_HALF,
             null));
 
     private final String id;
@@ -111,7 +132,9 @@ public final class SyntheticModel {
         }
       }
       throw new IllegalArgumentException(
-          "unknown shape '" + id + "' (known: tiny, llama-3.2-1b, llama-3.1-8b, qwen2.5-0.5b)");
+          "unknown shape '"
+              + id
+              + "' (known: tiny, tiny-qwen2, llama-3.2-1b, llama-3.1-8b, qwen2.5-0.5b)");
     }
   }
 

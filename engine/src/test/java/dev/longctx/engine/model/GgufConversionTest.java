@@ -9,6 +9,7 @@ import dev.longctx.engine.inference.Generator;
 import dev.longctx.engine.inference.Transformer;
 import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.tensor.GgmlType;
+import dev.longctx.engine.tokenizer.Vocabulary;
 import java.io.IOException;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -157,6 +158,99 @@ class GgufConversionTest {
     try (GgufFile plain = GgufFile.open(convertedWithoutIndexer())) {
       assertThat(LightningIndexer.present(plain)).isFalse();
     }
+  }
+
+  /**
+   * The same random tiny model written as F32 and in each quantized choice, prefilled with the same
+   * tokens: the last position's logits move from the F32 model's by the weights' quantization
+   * error. Q4_K_M (Q6_K for the projection, attn_v, ffn_down) sits between Q6_K and plain Q4_K, and
+   * every tensor gets the type the mix names.
+   */
+  @Test
+  void kQuantModelsKeepTheFloatModelsLogitsInOrderOfTheirBits() throws IOException {
+    SyntheticModel.Shape shape = SyntheticModel.Shape.TINY;
+    GgufModelWriter.Source source = SyntheticModel.source(shape, 5);
+    Vocabulary vocab = SyntheticModel.vocabulary(shape.config().vocabSize());
+    int[] prompt = new int[24];
+    for (int i = 0; i < prompt.length; i++) {
+      prompt[i] = 3 + (int) ((i * 2654435761L) % (shape.config().vocabSize() - 3));
+    }
+    float[] exact =
+        lastLogits(
+            tmp.resolve("tiny-f32.gguf"), source, vocab, MatrixTypes.of(GgmlType.F32), prompt);
+    MatrixTypes[] choices = {
+      MatrixTypes.of(GgmlType.Q8_0),
+      MatrixTypes.of(GgmlType.Q6_K),
+      MatrixTypes.Q4_K_M,
+      MatrixTypes.of(GgmlType.Q4_K),
+      MatrixTypes.of(GgmlType.Q4_0)
+    };
+    double[] rel = new double[choices.length];
+    for (int c = 0; c < choices.length; c++) {
+      Path out = tmp.resolve("tiny-" + choices[c] + ".gguf");
+      float[] got = lastLogits(out, source, vocab, choices[c], prompt);
+      double err = 0;
+      double norm = 0;
+      for (int i = 0; i < exact.length; i++) {
+        err += (got[i] - exact[i]) * (got[i] - exact[i]);
+        norm += exact[i] * exact[i];
+      }
+      rel[c] = Math.sqrt(err / norm);
+    }
+    System.out.printf(
+        "tiny logits, relative RMS vs F32: Q8_0 %.4f Q6_K %.4f Q4_K_M %.4f Q4_K %.4f Q4_0 %.4f%n",
+        rel[0], rel[1], rel[2], rel[3], rel[4]);
+    assertThat(rel[0]).isLessThan(rel[1]);
+    assertThat(rel[1]).isLessThan(rel[2]);
+    assertThat(rel[2]).isLessThan(rel[3]);
+    assertThat(rel[2])
+        .as("Q4_K_M vs Q4_0 (same bits outside the Q6_K matrices)")
+        .isLessThan(rel[4]);
+    try (GgufFile f = GgufFile.open(tmp.resolve("tiny-Q4_K_M.gguf"))) {
+      for (var t : f.tensors()) {
+        GgmlType want =
+            t.rank() == 1
+                ? GgmlType.F32
+                : t.name().equals("token_embd.weight") // tied: it is the output projection
+                        || t.name().endsWith(".attn_v.weight")
+                        || t.name().endsWith(".ffn_down.weight")
+                    ? GgmlType.Q6_K
+                    : GgmlType.Q4_K;
+        assertThat(t.type()).as(t.name()).isEqualTo(want);
+      }
+    }
+  }
+
+  private static float[] lastLogits(
+      Path out, GgufModelWriter.Source source, Vocabulary vocab, MatrixTypes types, int[] prompt)
+      throws IOException {
+    GgufModelWriter.Written w = GgufModelWriter.write(out, "tiny", source, vocab, types);
+    assertThat(w.fallbackCount()).isZero();
+    assertThat(w.matrices()).isEqualTo(29);
+    try (GgufFile file = GgufFile.open(out)) {
+      LlamaConfig config = GgufModelLoader.config(file);
+      Transformer t = new Transformer(config, GgufModelLoader.weights(file, config));
+      return t.prefill(t.newSequence(64), prompt).clone();
+    }
+  }
+
+  /**
+   * Where rows are not whole blocks: K-quants fall back to Q8_0 when rows are whole blocks of 32,
+   * else (like every other block type) to F16; F32 stays F32.
+   */
+  @Test
+  void typeForFallsBackFromKQuantsToQ8_0ThenF16() {
+    assertThat(GgufModelWriter.typeFor(GgmlType.Q4_K, 512)).isEqualTo(GgmlType.Q4_K);
+    assertThat(GgufModelWriter.typeFor(GgmlType.Q6_K, 896)).isEqualTo(GgmlType.Q8_0);
+    assertThat(GgufModelWriter.typeFor(GgmlType.Q4_K, 64)).isEqualTo(GgmlType.Q8_0);
+    assertThat(GgufModelWriter.typeFor(GgmlType.Q4_K, 172)).isEqualTo(GgmlType.F16);
+    assertThat(GgufModelWriter.typeFor(GgmlType.Q4_0, 172)).isEqualTo(GgmlType.F16);
+    assertThat(GgufModelWriter.typeFor(GgmlType.F32, 172)).isEqualTo(GgmlType.F32);
+    assertThat(MatrixTypes.parse("q4_k_m")).isSameAs(MatrixTypes.Q4_K_M);
+    assertThat(MatrixTypes.parse("q6_k")).isEqualTo(MatrixTypes.of(GgmlType.Q6_K));
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> MatrixTypes.parse("Q5_K"))
+        .hasMessageContaining("Q5_K")
+        .hasMessageContaining("Q4_K_M");
   }
 
   private Path convertedWithoutIndexer() throws IOException {

@@ -2,7 +2,7 @@ package dev.longctx.worker.cli;
 
 import dev.longctx.engine.model.GgufModelWriter;
 import dev.longctx.engine.model.LoadedModel;
-import dev.longctx.engine.tensor.GgmlType;
+import dev.longctx.engine.model.MatrixTypes;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -25,7 +25,9 @@ public class ConvertCommand implements Callable<Integer> {
   @Option(
       names = "--type",
       defaultValue = "F32",
-      description = "Matrix type: F32, F16, BF16, Q8_0 or Q4_0 (default: ${DEFAULT-VALUE}).")
+      description =
+          "Matrix type: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K or Q4_K_M (see synth --help)"
+              + " (default: ${DEFAULT-VALUE}).")
   String type;
 
   @Option(
@@ -39,7 +41,7 @@ public class ConvertCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    GgmlType t = Types.matrixType(type);
+    MatrixTypes t = Types.matrixTypes(type);
     try (LoadedModel model = modelOptions.load()) {
       if (model.vocabulary() == null) {
         throw new IllegalArgumentException(
@@ -47,7 +49,7 @@ public class ConvertCommand implements Callable<Integer> {
                 + ": its tokenizer.json vocabulary cannot be written as GGUF yet; convert a GGUF or"
                 + " llama2.c model, or pass --tokenizer with a llama2.c/GGUF vocabulary");
       }
-      long bytes =
+      GgufModelWriter.Written written =
           GgufModelWriter.write(
               out,
               model.path().getFileName().toString(),
@@ -58,10 +60,15 @@ public class ConvertCommand implements Callable<Integer> {
         Map<String, Object> o = new LinkedHashMap<>();
         o.put("file", out.toString());
         o.put("type", t.toString());
-        o.put("bytes", bytes);
+        o.put("bytes", written.bytes());
+        o.put("matrices", written.matrices());
+        o.put("fallbacks", written.fallbackCount());
+        o.put("fallbackTypes", Types.fallbackTypes(written));
         System.out.println(JsonText.write(o));
       } else {
-        System.out.printf("wrote %s: %s, %s%n", out, t, Units.bytes(bytes));
+        System.out.printf(
+            "wrote %s: %s, %s%s%n",
+            out, t, Units.bytes(written.bytes()), Types.fallbackSummary(written));
       }
       return 0;
     } catch (IOException e) {

@@ -2,8 +2,8 @@ package dev.longctx.worker.cli;
 
 import dev.longctx.engine.gguf.GgufFile;
 import dev.longctx.engine.model.GgufModelWriter;
+import dev.longctx.engine.model.MatrixTypes;
 import dev.longctx.engine.model.SyntheticModel;
-import dev.longctx.engine.tensor.GgmlType;
 import dev.longctx.engine.tokenizer.GgufVocabulary;
 import dev.longctx.engine.tokenizer.Vocabulary;
 import java.io.IOException;
@@ -28,13 +28,17 @@ public class SynthCommand implements Callable<Integer> {
   @Option(
       names = "--shape",
       required = true,
-      description = "tiny, llama-3.2-1b, llama-3.1-8b or qwen2.5-0.5b.")
+      description = "tiny, tiny-qwen2, llama-3.2-1b, llama-3.1-8b or qwen2.5-0.5b.")
   String shape;
 
   @Option(
       names = "--type",
       defaultValue = "Q8_0",
-      description = "Matrix type: F32, F16, BF16, Q8_0 or Q4_0 (default: ${DEFAULT-VALUE}).")
+      description =
+          "Matrix type: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, or Q4_K_M (Q6_K for output,"
+              + " attn_v and ffn_down, Q4_K for the rest). A matrix whose rows are not whole"
+              + " blocks of its type falls back (K-quants to Q8_0, else F16) and the summary"
+              + " counts it (default: ${DEFAULT-VALUE}).")
   String type;
 
   @Option(
@@ -76,7 +80,7 @@ public class SynthCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     SyntheticModel.Shape s = SyntheticModel.Shape.byId(shape);
-    GgmlType t = Types.matrixType(type);
+    MatrixTypes t = Types.matrixTypes(type);
     Vocabulary v;
     if (vocab != null) {
       try (GgufFile g = GgufFile.open(vocab)) {
@@ -96,13 +100,13 @@ public class SynthCommand implements Callable<Integer> {
       v = SyntheticModel.vocabulary(s.config().vocabSize());
     }
     long t0 = System.nanoTime();
-    long bytes;
+    GgufModelWriter.Written written;
     try {
       Path parent = out.toAbsolutePath().getParent();
       if (parent != null) {
         Files.createDirectories(parent);
       }
-      bytes =
+      written =
           GgufModelWriter.write(
               out,
               "synthetic " + s.id() + " " + t,
@@ -118,19 +122,23 @@ public class SynthCommand implements Callable<Integer> {
       throw new UncheckedIOException(out + ": cannot write: " + e.getMessage(), e);
     }
     double seconds = (System.nanoTime() - t0) / 1e9;
+    long bytes = written.bytes();
     if (json) {
       Map<String, Object> o = new LinkedHashMap<>();
       o.put("file", out.toString());
       o.put("shape", s.id());
       o.put("type", t.toString());
       o.put("bytes", bytes);
+      o.put("matrices", written.matrices());
+      o.put("fallbacks", written.fallbackCount());
+      o.put("fallbackTypes", Types.fallbackTypes(written));
       o.put("parameters", s.config().parameterCount(s.tied()));
       o.put("seconds", seconds);
       System.out.println(JsonText.write(o));
     } else {
       long parameters = s.config().parameterCount(s.tied());
       System.out.printf(
-          "wrote %s: %s shape, %s, %s parameters, %s in %.1f s%n",
+          "wrote %s: %s shape, %s, %s parameters, %s in %.1f s%s%n",
           out,
           s.id(),
           t,
@@ -140,7 +148,8 @@ public class SynthCommand implements Callable<Integer> {
           bytes >= 1L << 30
               ? String.format("%.2f GiB", bytes / (double) (1L << 30))
               : String.format("%.2f MiB", bytes / (double) (1L << 20)),
-          seconds);
+          seconds,
+          Types.fallbackSummary(written));
     }
     return 0;
   }

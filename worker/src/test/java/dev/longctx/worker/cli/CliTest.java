@@ -3,6 +3,9 @@ package dev.longctx.worker.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.longctx.engine.TestData;
+import dev.longctx.engine.gguf.GgufFile;
+import dev.longctx.engine.gguf.GgufTensorInfo;
+import dev.longctx.engine.tensor.GgmlType;
 import io.quarkus.test.junit.main.LaunchResult;
 import io.quarkus.test.junit.main.QuarkusMainLauncher;
 import io.quarkus.test.junit.main.QuarkusMainTest;
@@ -11,7 +14,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -477,6 +482,103 @@ class CliTest {
             "8");
     assertThat(misplaced.exitCode()).isNotZero();
     assertThat(misplaced.getErrorOutput()).contains("--top-k does not apply to --attention dense");
+  }
+
+  /**
+   * {@code synth --type Q4_K_M}: Q6_K for the vocabulary projection (tiny ties it to token_embd,
+   * which then gets the output's type, as in llama.cpp), every attn_v and every ffn_down; Q4_K for
+   * the other matrices; F32 norms. Every row of tiny is whole 256-blocks, so nothing falls back.
+   * The file reads back and decodes greedily on the CPU.
+   */
+  @Test
+  void synthQ4_K_MWritesTheMixAndDecodes(QuarkusMainLauncher launcher) {
+    Path model = tmp.resolve("tiny-q4_k_m.gguf");
+    LaunchResult s =
+        launcher.launch(
+            "synth", "--shape", "tiny", "--type", "q4_k_m", "--out", model.toString(), "--json");
+    assertThat(s.exitCode()).as(s.getErrorOutput()).isZero();
+    assertThat(s.getOutput())
+        .contains("\"type\":\"Q4_K_M\"")
+        .contains("\"matrices\":29,\"fallbacks\":0,\"fallbackTypes\":{}");
+    Map<String, GgmlType> types = tensorTypes(model);
+    assertThat(types).containsEntry("token_embd.weight", GgmlType.Q6_K);
+    assertThat(types).doesNotContainKey("output.weight");
+    assertThat(types).containsEntry("output_norm.weight", GgmlType.F32);
+    for (int l = 0; l < 4; l++) {
+      String p = "blk." + l + ".";
+      for (String m : List.of("attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up")) {
+        assertThat(types).containsEntry(p + m + ".weight", GgmlType.Q4_K);
+      }
+      assertThat(types).containsEntry(p + "attn_v.weight", GgmlType.Q6_K);
+      assertThat(types).containsEntry(p + "ffn_down.weight", GgmlType.Q6_K);
+      assertThat(types).containsEntry(p + "attn_norm.weight", GgmlType.F32);
+      assertThat(types).containsEntry(p + "ffn_norm.weight", GgmlType.F32);
+    }
+    assertThat(types).hasSize(1 + 1 + 4 * 9);
+    LaunchResult g = greedyOnCpu(launcher, model);
+    assertThat(g.exitCode()).as(g.getErrorOutput()).isZero();
+    assertThat(g.getErrorOutput()).containsPattern("decode: [1-9][0-9]* tokens");
+  }
+
+  /**
+   * tiny-qwen2's 128-wide rows are not whole K-quant blocks, so in Q4_K_M every matrix but ffn_down
+   * (512-wide rows: Q6_K) falls back to Q8_0 (as llama.cpp does), token_embd included; the summary
+   * and --json say how many. Biases stay F32; the model decodes on the CPU.
+   */
+  @Test
+  void synthQ4_K_MFallsBackToQ8_0WhereRowsAreNotWholeBlocks(QuarkusMainLauncher launcher) {
+    Path model = tmp.resolve("tiny-qwen2-q4_k_m.gguf");
+    String[] synth = {
+      "synth", "--shape", "tiny-qwen2", "--type", "Q4_K_M", "--out", model.toString()
+    };
+    LaunchResult json = launcher.launch(append(synth, new String[] {"--json"}));
+    assertThat(json.exitCode()).as(json.getErrorOutput()).isZero();
+    // 15 matrices: token_embd + 2 layers × 7; all but the 2 ffn_down fall back.
+    assertThat(json.getOutput())
+        .contains("\"matrices\":15,\"fallbacks\":13,\"fallbackTypes\":{\"Q8_0\":13}");
+    LaunchResult text = launcher.launch(synth);
+    assertThat(text.exitCode()).as(text.getErrorOutput()).isZero();
+    assertThat(text.getOutput())
+        .contains("Q4_K_M")
+        .contains("13 of 15 matrices fell back (rows not whole blocks of their type): 13 to Q8_0");
+    Map<String, GgmlType> types = tensorTypes(model);
+    assertThat(types).containsEntry("token_embd.weight", GgmlType.Q8_0);
+    for (int l = 0; l < 2; l++) {
+      String p = "blk." + l + ".";
+      for (String m : List.of("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up")) {
+        assertThat(types).containsEntry(p + m + ".weight", GgmlType.Q8_0);
+      }
+      assertThat(types).containsEntry(p + "ffn_down.weight", GgmlType.Q6_K);
+      assertThat(types).containsEntry(p + "attn_q.bias", GgmlType.F32);
+    }
+    LaunchResult g = greedyOnCpu(launcher, model);
+    assertThat(g.exitCode()).as(g.getErrorOutput()).isZero();
+    assertThat(g.getErrorOutput()).containsPattern("decode: [1-9][0-9]* tokens");
+  }
+
+  private static Map<String, GgmlType> tensorTypes(Path model) {
+    Map<String, GgmlType> types = new LinkedHashMap<>();
+    try (GgufFile f = GgufFile.open(model)) {
+      for (GgufTensorInfo t : f.tensors()) {
+        types.put(t.name(), t.type());
+      }
+    }
+    return types;
+  }
+
+  private static LaunchResult greedyOnCpu(QuarkusMainLauncher launcher, Path model) {
+    return launcher.launch(
+        "generate",
+        "--model",
+        model.toString(),
+        "--prompt",
+        "Once upon a time",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "6",
+        "--backend",
+        "cpu");
   }
 
   @Test
