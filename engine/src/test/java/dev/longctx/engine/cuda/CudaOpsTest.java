@@ -11,6 +11,7 @@ import dev.longctx.engine.kernel.Ops;
 import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
+import dev.longctx.engine.model.MatrixTypes;
 import dev.longctx.engine.tensor.FloatTensor;
 import dev.longctx.engine.tensor.GgmlType;
 import dev.longctx.engine.tensor.Quantizer;
@@ -450,7 +451,21 @@ class CudaOpsTest {
       value = GgmlType.class,
       names = {"Q8_0", "Q4_0", "Q4_K", "Q6_K"})
   void quantizedModelMatchesTheCpuBackend(GgmlType type, @TempDir Path tmp) throws IOException {
-    boolean kQuant = type.blockSize() == 256;
+    quantizedModelMatchesTheCpuBackend(MatrixTypes.of(type), tmp);
+  }
+
+  /**
+   * llama.cpp's Q4_K_M mix (Q6_K for attn_v, ffn_down and the tied embedding that is also the
+   * output projection, Q4_K for the rest): q/k/v of two types cannot be stacked, so the layer reads
+   * them as three matrices.
+   */
+  @Test
+  void q4KmMixMatchesTheCpuBackend(@TempDir Path tmp) throws IOException {
+    quantizedModelMatchesTheCpuBackend(MatrixTypes.Q4_K_M, tmp);
+  }
+
+  private void quantizedModelMatchesTheCpuBackend(MatrixTypes types, Path tmp) throws IOException {
+    boolean kQuant = types.base().blockSize() == 256;
     LlamaConfig shape =
         new LlamaConfig(
             "llama",
@@ -467,11 +482,14 @@ class CudaOpsTest {
             Rope.Layout.INTERLEAVED,
             null);
     try (CudaTests.Synthetic model =
-        CudaTests.syntheticModel(tmp.resolve("q.gguf"), shape, 17, type)) {
+        CudaTests.syntheticModel(tmp.resolve("q.gguf"), shape, 17, types)) {
       LlamaConfig c = model.config();
       LlamaWeights weights = model.weights();
-      assertThat(weights.layers().getFirst().wq().type()).isEqualTo(type);
-      assertThat(weights.tokenEmbedding().type()).isEqualTo(type);
+      LlamaWeights.Layer layer = weights.layers().getFirst();
+      assertThat(layer.wq().type()).isEqualTo(types.base());
+      assertThat(layer.wv().type()).isEqualTo(types.sensitive());
+      assertThat(layer.wDown().type()).isEqualTo(types.sensitive());
+      assertThat(weights.tokenEmbedding().type()).isEqualTo(types.sensitive());
       Transformer cpu = new Transformer(c, weights);
       int[] prompt = new SplittableRandom(3).ints(6, 0, c.vocabSize()).toArray();
       try (CudaModel gpu = new CudaModel(cx, c, weights);
@@ -486,7 +504,7 @@ class CudaOpsTest {
           }
           for (int i = 0; i < e.length; i++) {
             assertThat((double) Math.abs(g[i] - e[i]))
-                .as("%s logit %d after step %d: %s vs %s", type, i, step, g[i], e[i])
+                .as("%s logit %d after step %d: %s vs %s", types, i, step, g[i], e[i])
                 .isLessThanOrEqualTo(1e-4 * scale);
           }
           if (step < 2) {

@@ -10,6 +10,7 @@ import dev.longctx.engine.model.GgufModelLoader;
 import dev.longctx.engine.model.GgufModelWriter;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
+import dev.longctx.engine.model.MatrixTypes;
 import dev.longctx.engine.model.SyntheticModel;
 import dev.longctx.engine.tensor.GgmlType;
 import java.io.IOException;
@@ -65,13 +66,19 @@ final class CudaTests {
   /** {@link #syntheticModel(Path, LlamaConfig, long)} with its matrices written as {@code type}. */
   static Synthetic syntheticModel(Path file, LlamaConfig shape, long seed, GgmlType type)
       throws IOException {
+    return syntheticModel(file, shape, seed, MatrixTypes.of(type));
+  }
+
+  /** {@link #syntheticModel(Path, LlamaConfig, long)} with matrix types chosen by {@code types}. */
+  static Synthetic syntheticModel(Path file, LlamaConfig shape, long seed, MatrixTypes types)
+      throws IOException {
     String name = file.getFileName().toString().replace(".gguf", "");
     GgufModelWriter.write(
         file,
         name,
         SyntheticModel.source(shape, true, seed),
         SyntheticModel.vocabulary(shape.vocabSize()),
-        type);
+        types);
     GgufFile gguf = GgufFile.open(file);
     LlamaConfig c = GgufModelLoader.config(gguf);
     return new Synthetic(gguf, c, GgufModelLoader.weights(gguf, c));
