@@ -177,14 +177,17 @@ final class Q4_KTensor extends FloatTensor {
         xs1 = xs1.add(xa);
         xs2 = xs2.add(xb);
       }
+      // The (float) casts below matter: an int argument picks broadcast(species, long), which
+      // checks that the value converts exactly (a round trip and two branches per call).
       int shift = 16 * (g & 1);
       int scWord = (g < 2 ? sc03 : sc47) >>> shift;
       int mWord = (g < 2 ? m03 : m47) >>> shift;
       accQ =
-          qx1.fma(FloatVector.broadcast(F, scWord & 0xFF), accQ)
+          qx1.fma(FloatVector.broadcast(F, (float) (scWord & 0xFF)), accQ)
               .add(qx2.mul((scWord >>> 8) & 0xFF));
       accM =
-          xs1.fma(FloatVector.broadcast(F, mWord & 0xFF), accM).add(xs2.mul((mWord >>> 8) & 0xFF));
+          xs1.fma(FloatVector.broadcast(F, (float) (mWord & 0xFF)), accM)
+              .add(xs2.mul((mWord >>> 8) & 0xFF));
     }
     return Vec.f16(seg, block + D_OFFSET) * Lanes.sum(accQ)
         - Vec.f16(seg, block + DMIN_OFFSET) * Lanes.sum(accM);
