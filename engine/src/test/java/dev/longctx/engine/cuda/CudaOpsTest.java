@@ -353,6 +353,48 @@ class CudaOpsTest {
   }
 
   /**
+   * dequantize_to_half (the prefill GEMM's copy of a weight) for the K-quants, in their GGUF
+   * super-blocks: every element is the CPU's dequantized value rounded to FP16 or BF16 (round to
+   * nearest even), bit for bit, over one to five super-blocks a row.
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = GgmlType.class,
+      names = {"Q4_K", "Q6_K"})
+  void kQuantsDequantizeToHalfAsTheCpuRounds(GgmlType type) {
+    for (int[] shape : new int[][] {{5, 256}, {3, 1280}}) {
+      int rows = shape[0];
+      int cols = shape[1];
+      FloatTensor w = Quantizer.quantize(type, randoms(rows * cols, 3), rows, cols);
+      DeviceTensor dw = keep(DeviceTensor.upload(cx, w, "w"));
+      for (boolean fp16 : new boolean[] {true, false}) {
+        DeviceBuffer h = poisoned((long) rows * cols / 2);
+        k.dequantizeToHalf(dw, h.address(), fp16);
+        int[] words = new int[rows * cols / 2];
+        cx.read(h, 0, words, words.length);
+        float[] row = new float[cols];
+        for (int r = 0; r < rows; r++) {
+          w.dequantizeRow(r, row, 0);
+          for (int c = 0; c < cols; c++) {
+            int i = r * cols + c;
+            int bits = (words[i / 2] >>> (16 * (i % 2))) & 0xffff;
+            int want = fp16 ? Float.floatToFloat16(row[c]) & 0xffff : bf16(row[c]);
+            assertThat(bits)
+                .as("%s %dx%d fp16=%s [%d, %d] (%s)", type, rows, cols, fp16, r, c, row[c])
+                .isEqualTo(want);
+          }
+        }
+      }
+    }
+  }
+
+  /** binary32 → bfloat16 bits, round to nearest even (finite inputs). */
+  private static int bf16(float f) {
+    int u = Float.floatToRawIntBits(f);
+    return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+  }
+
+  /**
    * Q8_0 and Q4_0 stacked (as CudaModel stacks q/k/v) in the split layout and in the GGUF layout:
    * the row view of each part gives the float64 product in matvec (n = 2) and the same FP16/BF16
    * weights in dequantize_to_half (the prefill GEMM's copy) in both layouts; the byte accounting
