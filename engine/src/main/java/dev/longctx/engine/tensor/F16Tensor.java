@@ -73,7 +73,7 @@ final class F16Tensor extends FloatTensor {
   @Override
   public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
     int h = n / 2;
-    float[] lanes = LANES.get();
+    float[] lanes = Vec.laneScratch(); // lane sums without boxing
     for (int i = 0; i < h; i++) {
       dot2(row + i, h, x, xOffset, y, yOffset + i, lanes);
     }
@@ -81,12 +81,6 @@ final class F16Tensor extends FloatTensor {
       y[yOffset + i] = dot(row + i, x, xOffset);
     }
   }
-
-  /**
-   * The two accumulators of {@link #dot2}, stored for their lane sums: C2 leaves {@code Lanes.sum}
-   * out of line in dot2, and a vector passed to a call that was not inlined is boxed.
-   */
-  private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[2 * L]);
 
   private void dot2(
       int row, int stride, float[] x, int xOffset, float[] y, int yOffset, float[] lanes) {

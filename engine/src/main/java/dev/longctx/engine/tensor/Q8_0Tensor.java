@@ -84,7 +84,7 @@ final class Q8_0Tensor extends FloatTensor {
   @Override
   public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
     int q = n / 4;
-    float[] lanes = LANES.get();
+    float[] lanes = Vec.laneScratch(); // lane sums without boxing
     for (int i = 0; i < q; i++) {
       dot4(row + i, q, x, xOffset, y, yOffset + i, lanes);
     }
@@ -92,13 +92,6 @@ final class Q8_0Tensor extends FloatTensor {
       y[yOffset + i] = dot(row + i, x, xOffset);
     }
   }
-
-  /**
-   * The four accumulators of {@link #dot4}, stored for their lane sums: C2 leaves {@code Lanes.sum}
-   * out of line in dot4 (its node budget is spent on the loop), and a vector passed to a call that
-   * was not inlined is boxed: 64 bytes allocated a row.
-   */
-  private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[4 * L]);
 
   /** Rows row + k·stride, k < 4; per row the operation order of {@link #dot} (bit-identical). */
   private void dot4(

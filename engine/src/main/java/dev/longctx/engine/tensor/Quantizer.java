@@ -76,26 +76,17 @@ public final class Quantizer {
               src, srcOffset + b * Q4_0Tensor.BLOCK_SIZE, dst, (long) b * Q4_0Tensor.BLOCK_BYTES);
         }
       }
-      case Q4_K -> {
-        SubBlocks work = new SubBlocks(8);
-        for (int b = 0; b < count / Q4_KTensor.BLOCK_SIZE; b++) {
-          quantizeQ4_KBlock(
-              src,
-              srcOffset + b * Q4_KTensor.BLOCK_SIZE,
-              dst,
-              (long) b * Q4_KTensor.BLOCK_BYTES,
-              work);
-        }
-      }
-      case Q6_K -> {
-        SubBlocks work = new SubBlocks(16);
-        for (int b = 0; b < count / Q6_KTensor.BLOCK_SIZE; b++) {
-          quantizeQ6_KBlock(
-              src,
-              srcOffset + b * Q6_KTensor.BLOCK_SIZE,
-              dst,
-              (long) b * Q6_KTensor.BLOCK_BYTES,
-              work);
+      case Q4_K, Q6_K -> {
+        boolean q4 = type == GgmlType.Q4_K;
+        SubBlocks work = new SubBlocks(q4 ? 8 : 16);
+        for (int b = 0; b < count / type.blockSize(); b++) {
+          int o = srcOffset + b * type.blockSize();
+          long off = (long) b * type.bytesPerBlock();
+          if (q4) {
+            quantizeQ4_KBlock(src, o, dst, off, work);
+          } else {
+            quantizeQ6_KBlock(src, o, dst, off, work);
+          }
         }
       }
       default -> throw new IllegalArgumentException("no quantizer for " + type);

@@ -42,6 +42,19 @@ final class Vec {
 
   private Vec() {}
 
+  /**
+   * Per-thread room for four accumulators' lanes, for kernels that store their accumulators and sum
+   * them with {@code Lanes.sum(float[], int, int)}: C2 leaves {@code Lanes.sum(FloatVector)} out of
+   * line in the multi-row decode kernels (their loops spend its node budget), and a vector passed
+   * to a call that was not inlined is boxed on the heap. Used and released within one call.
+   */
+  private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[4 * L]);
+
+  /** This thread's {@link #LANES} scratch: {@code 4 · L} floats. */
+  static float[] laneScratch() {
+    return LANES.get();
+  }
+
   private static VectorSpecies<Float> floatSpecies() {
     String bits = System.getProperty("longctx.vector.bits");
     if (bits != null) {

@@ -16,6 +16,8 @@ import dev.longctx.engine.tensor.FloatTensor;
 import dev.longctx.engine.tensor.GgmlType;
 import dev.longctx.engine.tensor.Quantizer;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -375,10 +377,13 @@ class CudaOpsTest {
         float[] row = new float[cols];
         for (int r = 0; r < rows; r++) {
           w.dequantizeRow(r, row, 0);
+          // The CPU's values rounded by the project's FP16/BF16 writer (round to nearest even).
+          MemorySegment rounded =
+              Quantizer.quantize(fp16 ? GgmlType.F16 : GgmlType.BF16, row, 1, cols).data();
           for (int c = 0; c < cols; c++) {
             int i = r * cols + c;
             int bits = (words[i / 2] >>> (16 * (i % 2))) & 0xffff;
-            int want = fp16 ? Float.floatToFloat16(row[c]) & 0xffff : bf16(row[c]);
+            int want = rounded.get(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * c) & 0xffff;
             assertThat(bits)
                 .as("%s %dx%d fp16=%s [%d, %d] (%s)", type, rows, cols, fp16, r, c, row[c])
                 .isEqualTo(want);
@@ -386,12 +391,6 @@ class CudaOpsTest {
         }
       }
     }
-  }
-
-  /** binary32 → bfloat16 bits, round to nearest even (finite inputs). */
-  private static int bf16(float f) {
-    int u = Float.floatToRawIntBits(f);
-    return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
   }
 
   /**

@@ -41,7 +41,7 @@ public class ConvertCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    MatrixTypes t = Types.matrixTypes(type);
+    MatrixTypes t = MatrixTypes.parse(type);
     try (LoadedModel model = modelOptions.load()) {
       if (model.vocabulary() == null) {
         throw new IllegalArgumentException(
@@ -60,10 +60,7 @@ public class ConvertCommand implements Callable<Integer> {
         Map<String, Object> o = new LinkedHashMap<>();
         o.put("file", out.toString());
         o.put("type", t.toString());
-        o.put("bytes", written.bytes());
-        o.put("matrices", written.matrices());
-        o.put("fallbacks", written.fallbackCount());
-        o.put("fallbackTypes", Types.fallbackTypes(written));
+        Types.putWritten(o, written);
         System.out.println(JsonText.write(o));
       } else {
         System.out.printf(

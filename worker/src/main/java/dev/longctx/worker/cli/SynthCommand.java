@@ -80,7 +80,7 @@ public class SynthCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     SyntheticModel.Shape s = SyntheticModel.Shape.byId(shape);
-    MatrixTypes t = Types.matrixTypes(type);
+    MatrixTypes t = MatrixTypes.parse(type);
     Vocabulary v;
     if (vocab != null) {
       try (GgufFile g = GgufFile.open(vocab)) {
@@ -128,10 +128,7 @@ public class SynthCommand implements Callable<Integer> {
       o.put("file", out.toString());
       o.put("shape", s.id());
       o.put("type", t.toString());
-      o.put("bytes", bytes);
-      o.put("matrices", written.matrices());
-      o.put("fallbacks", written.fallbackCount());
-      o.put("fallbackTypes", Types.fallbackTypes(written));
+      Types.putWritten(o, written);
       o.put("parameters", s.config().parameterCount(s.tied()));
       o.put("seconds", seconds);
       System.out.println(JsonText.write(o));

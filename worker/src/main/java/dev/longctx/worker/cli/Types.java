@@ -1,20 +1,25 @@
 package dev.longctx.worker.cli;
 
 import dev.longctx.engine.model.GgufModelWriter;
-import dev.longctx.engine.model.MatrixTypes;
 import dev.longctx.engine.tensor.GgmlType;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.TreeMap;
 
-/** Parses a --type option and reports what the writer did with it. */
+/** Reports what the GGUF writer did with a --type ({@code MatrixTypes.parse} reads the option). */
 final class Types {
 
   private Types() {}
 
-  /** One type for every matrix ({@code Q8_0}, any case) or a mix ({@code Q4_K_M}). */
-  static MatrixTypes matrixTypes(String name) {
-    return MatrixTypes.parse(name);
+  /**
+   * Adds what {@code written} holds to a JSON summary: bytes, matrices, and the fallbacks (count
+   * and {@link #fallbackTypes}).
+   */
+  static void putWritten(Map<String, Object> o, GgufModelWriter.Written written) {
+    o.put("bytes", written.bytes());
+    o.put("matrices", written.matrices());
+    o.put("fallbacks", written.fallbackCount());
+    o.put("fallbackTypes", fallbackTypes(written));
   }
 
   /** The matrices that fell back, by the type they got, in type order: {@code {"Q8_0": 13}}. */
