@@ -55,6 +55,22 @@ final class Vec {
     return LANES.get();
   }
 
+  /**
+   * Per-thread room for a row's decoded block scales (the K-quant kernels unpack them in a first
+   * pass so that the vector loop reads plain floats). Used and released within one call.
+   */
+  private static final ThreadLocal<float[][]> ROW_SCALES =
+      ThreadLocal.withInitial(() -> new float[][] {new float[0]});
+
+  /** This thread's row-scale scratch, at least {@code n} floats. */
+  static float[] rowScales(int n) {
+    float[][] holder = ROW_SCALES.get();
+    if (holder[0].length < n) {
+      holder[0] = new float[n];
+    }
+    return holder[0];
+  }
+
   private static VectorSpecies<Float> floatSpecies() {
     String bits = System.getProperty("longctx.vector.bits");
     if (bits != null) {
