@@ -135,10 +135,20 @@ final class Q4_KTensor extends FloatTensor {
 
   @Override
   public void dequantize(int row, int col, int n, float[] out, int outOffset) {
-    MemorySegment seg = data;
     long block = ((long) row * cols + col) / BLOCK_SIZE * BLOCK_BYTES;
     float[] gs = Vec.rowScales(n / 16);
-    groupScales(seg, block, n, gs);
+    groupScales(data, block, n, gs);
+    dequantizeGroups(data, block, n, gs, out, outOffset);
+  }
+
+  /*
+   * The vector loops live in static methods of their own, apart from the virtual entry points:
+   * those get inlined into big callers (the GEMM's panel fill, the decode loop), where C2 can run
+   * out of inlining budget, leave a Vector API helper out of line and box every vector it returns.
+   */
+
+  private static void dequantizeGroups(
+      MemorySegment seg, long block, int n, float[] gs, float[] out, int outOffset) {
     for (int g = 0; g < n / 64; g++) {
       long qs = block + groupBytes(g);
       int o = outOffset + 64 * g;
@@ -156,18 +166,33 @@ final class Q4_KTensor extends FloatTensor {
     }
   }
 
-  /**
-   * {@code Σ w·x} with each weight decoded as {@link #dequantize} does ({@code fma(q, d·sc,
-   * −dmin·m)}) and multiplied into the accumulator by one more FMA: the decode costs one FMA per
-   * lane, as the form {@code d·Σ sc·(Σ q·x) − dmin·Σ m·(Σ x)} does once its activation sums are
-   * counted.
-   */
   @Override
   public float dot(int row, float[] x, int xOffset) {
-    MemorySegment seg = data;
     long block = (long) row * cols / BLOCK_SIZE * BLOCK_BYTES;
     float[] gs = Vec.rowScales(cols / 16);
-    groupScales(seg, block, cols, gs);
+    groupScales(data, block, cols, gs);
+    return dotGroups(data, block, cols, gs, x, xOffset);
+  }
+
+  @Override
+  public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
+    float[] gs = Vec.rowScales(cols / 16);
+    long rowBytes = (long) cols / BLOCK_SIZE * BLOCK_BYTES;
+    long block = (long) row * rowBytes;
+    for (int i = 0; i < n; i++, block += rowBytes) {
+      groupScales(data, block, cols, gs);
+      y[yOffset + i] = dotGroups(data, block, cols, gs, x, xOffset);
+    }
+  }
+
+  /**
+   * {@code Σ w·x} over one row with each weight decoded as {@link #dequantize} does ({@code fma(q,
+   * d·sc, −dmin·m)}) and multiplied into the accumulator by one more FMA: the decode costs one FMA
+   * per lane, as the form {@code d·Σ sc·(Σ q·x) − dmin·Σ m·(Σ x)} does once its activation sums are
+   * counted.
+   */
+  private static float dotGroups(
+      MemorySegment seg, long block, int cols, float[] gs, float[] x, int xOffset) {
     FloatVector lowNibbles = FloatVector.zero(F);
     FloatVector highNibbles = FloatVector.zero(F);
     for (int g = 0; g < cols / 64; g++) {

@@ -117,10 +117,17 @@ final class Q6_KTensor extends FloatTensor {
 
   @Override
   public void dequantize(int row, int col, int n, float[] out, int outOffset) {
-    MemorySegment seg = data;
     long block = ((long) row * cols + col) / BLOCK_SIZE * BLOCK_BYTES;
     float[] ps = Vec.rowScales(n / 16);
-    pairScales(seg, block, n, ps);
+    pairScales(data, block, n, ps);
+    dequantizePairs(data, block, n, ps, out, outOffset);
+  }
+
+  // The vector loops live in static methods of their own, apart from the virtual entry points
+  // that big callers inline (see Q4_KTensor).
+
+  private static void dequantizePairs(
+      MemorySegment seg, long block, int n, float[] ps, float[] out, int outOffset) {
     for (int p = 0; p < n / 64; p++) {
       long sb = block + (long) (p >>> 2) * BLOCK_BYTES;
       long ql = sb + QL_OFFSET + 32 * (p & 3);
@@ -140,10 +147,25 @@ final class Q6_KTensor extends FloatTensor {
 
   @Override
   public float dot(int row, float[] x, int xOffset) {
-    MemorySegment seg = data;
     long block = (long) row * cols / BLOCK_SIZE * BLOCK_BYTES;
     float[] ps = Vec.rowScales(cols / 16);
-    pairScales(seg, block, cols, ps);
+    pairScales(data, block, cols, ps);
+    return dotPairs(data, block, cols, ps, x, xOffset);
+  }
+
+  @Override
+  public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
+    float[] ps = Vec.rowScales(cols / 16);
+    long rowBytes = (long) cols / BLOCK_SIZE * BLOCK_BYTES;
+    long block = (long) row * rowBytes;
+    for (int i = 0; i < n; i++, block += rowBytes) {
+      pairScales(data, block, cols, ps);
+      y[yOffset + i] = dotPairs(data, block, cols, ps, x, xOffset);
+    }
+  }
+
+  private static float dotPairs(
+      MemorySegment seg, long block, int cols, float[] ps, float[] x, int xOffset) {
     FloatVector lowQuarters = FloatVector.zero(F);
     FloatVector highQuarters = FloatVector.zero(F);
     for (int p = 0; p < cols / 64; p++) {
