@@ -6,11 +6,9 @@ import static dev.longctx.engine.tensor.Vec.L;
 import dev.longctx.engine.kernel.Lanes;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShuffle;
 
 /**
  * GGML_TYPE_Q6_K: super-blocks of 256 elements in 210 bytes, sixteen sub-blocks of 16 elements each
@@ -77,118 +75,82 @@ final class Q6_KTensor extends FloatTensor {
   }
 
   /*
-   * The row kernels run in two passes, as Q4_K's do: the first turns every super-block's sixteen
-   * int8 scales into floats d·scale, in the order the second pass reads them; the second is one
-   * flat loop over quarter pairs (k and k + 2 of a half: the low and high nibbles of the same ql
-   * bytes, and bit pairs 2k and 2k + 4 of the same qh bytes). Nesting the pairs inside a loop over
-   * super-blocks cost a lane reduction per super-block and kept C2 from pipelining the vector work;
-   * a helper per pair would box its vectors unless inlined. Bytes are sign-extended to ints first
-   * (int shifts are native; the masks drop the extension).
+   * The kernels walk a pair of quarters (k and k + 2: the low and high nibbles of the same ql
+   * bytes, and bit pairs 2k and 2k + 4 of the same qh bytes) per inner loop rather than unpacking
+   * all four quarters in one loop body: C2 stops inlining past ~18000 IR nodes, and a Vector API
+   * call left out-of-line boxes its vectors (that cost 10x here). Bytes are sign-extended to ints
+   * first (int shifts are native; the masks drop the extension).
    */
-
-  /** Scale order within a half: pair k reads scales 2k, 2k + 1 (low quarter), 2k + 4, 2k + 5. */
-  private static final VectorShuffle<Float> PAIR_ORDER =
-      VectorShuffle.fromOp(F, i -> (i & ~7) | new int[] {0, 1, 4, 5, 2, 3, 6, 7}[i & 7]);
-
-  /**
-   * Pass 1: for the {@code n / 64} quarter pairs from {@code block} on, {@code out[4p ..]} = the
-   * d·scale of pair p's low quarter (elements l &lt; 16, then l ≥ 16), then of its high quarter.
-   */
-  private static void pairScales(MemorySegment seg, long block, int n, float[] out) {
-    for (int i = 0; i < n / 16; i += 16, block += BLOCK_BYTES) {
-      float d = Vec.f16(seg, block + D_OFFSET);
-      for (int k = 0; k < 16; k += L) {
-        // Vector API calls only (always inlined): this loop runs cold enough that C2 may leave a
-        // helper out of line, and a vector it returned would be boxed.
-        ((FloatVector)
-                ByteVector.fromMemorySegment(Vec.B, seg, block + SCALES_OFFSET + k, Vec.LE)
-                    .convertShape(VectorOperators.B2F, F, 0))
-            .rearrange(PAIR_ORDER)
-            .mul(d)
-            .intoArray(out, i + k);
-      }
-    }
-  }
-
-  /** Element offset of pair {@code p}'s low quarter within the row (its high quarter is 64 on). */
-  private static int pairColumn(int p) {
-    return 256 * (p >>> 2) + 128 * ((p >>> 1) & 1) + 32 * (p & 1);
-  }
 
   @Override
   public void dequantize(int row, int col, int n, float[] out, int outOffset) {
+    MemorySegment seg = data;
     long block = ((long) row * cols + col) / BLOCK_SIZE * BLOCK_BYTES;
-    float[] ps = Vec.rowScales(n / 16);
-    pairScales(data, block, n, ps);
-    dequantizePairs(data, block, n, ps, out, outOffset);
-  }
-
-  // The vector loops live in static methods of their own, apart from the virtual entry points
-  // that big callers inline (see Q4_KTensor).
-
-  private static void dequantizePairs(
-      MemorySegment seg, long block, int n, float[] ps, float[] out, int outOffset) {
-    for (int p = 0; p < n / 64; p++) {
-      long sb = block + (long) (p >>> 2) * BLOCK_BYTES;
-      long ql = sb + QL_OFFSET + 32 * (p & 3);
-      long qh = sb + QH_OFFSET + 32 * ((p >>> 1) & 1);
-      int shift = 2 * (p & 1);
-      int o = outOffset + pairColumn(p);
-      for (int l = 0; l < 32; l += L) {
-        IntVector a = Vec.bytesToInts(seg, ql + l);
-        IntVector c = Vec.bytesToInts(seg, qh + l).lanewise(VectorOperators.ASHR, shift);
-        IntVector lo = a.and(15).or(c.and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
-        IntVector hi = a.lanewise(VectorOperators.ASHR, 4).and(15).or(c.and(0x30)).sub(32);
-        Vec.toFloats(lo).mul(ps[4 * p + l / 16]).intoArray(out, o + l);
-        Vec.toFloats(hi).mul(ps[4 * p + 2 + l / 16]).intoArray(out, o + 64 + l);
+    for (int b = 0; b < n; b += BLOCK_SIZE, block += BLOCK_BYTES) {
+      float d = Vec.f16(seg, block + D_OFFSET);
+      for (int pair = 0; pair < 4; pair++) {
+        int h = pair >> 1;
+        int k = pair & 1;
+        long ql = block + QL_OFFSET + 64 * h + 32 * k;
+        long qh = block + QH_OFFSET + 32 * h;
+        long sc = block + SCALES_OFFSET + 8 * h + 2 * k;
+        int shift = 2 * k;
+        int o = outOffset + b + 128 * h + 32 * k;
+        for (int l = 0; l < 32; l += L) {
+          IntVector a = Vec.bytesToInts(seg, ql + l);
+          IntVector c = Vec.bytesToInts(seg, qh + l).lanewise(VectorOperators.ASHR, shift);
+          IntVector lo = a.and(15).or(c.and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
+          IntVector hi = a.lanewise(VectorOperators.ASHR, 4).and(15).or(c.and(0x30)).sub(32);
+          Vec.toFloats(lo)
+              .mul(d * seg.get(ValueLayout.JAVA_BYTE, sc + l / 16))
+              .intoArray(out, o + l);
+          Vec.toFloats(hi)
+              .mul(d * seg.get(ValueLayout.JAVA_BYTE, sc + 4 + l / 16))
+              .intoArray(out, o + 64 + l);
+        }
       }
     }
   }
 
   @Override
   public float dot(int row, float[] x, int xOffset) {
+    MemorySegment seg = data;
     long block = (long) row * cols / BLOCK_SIZE * BLOCK_BYTES;
-    float[] ps = Vec.rowScales(cols / 16);
-    pairScales(data, block, cols, ps);
-    return dotPairs(data, block, cols, ps, x, xOffset);
-  }
-
-  @Override
-  public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
-    float[] ps = Vec.rowScales(cols / 16);
-    long rowBytes = (long) cols / BLOCK_SIZE * BLOCK_BYTES;
-    long block = (long) row * rowBytes;
-    for (int i = 0; i < n; i++, block += rowBytes) {
-      pairScales(data, block, cols, ps);
-      y[yOffset + i] = dotPairs(data, block, cols, ps, x, xOffset);
-    }
-  }
-
-  private static float dotPairs(
-      MemorySegment seg, long block, int cols, float[] ps, float[] x, int xOffset) {
-    FloatVector lowQuarters = FloatVector.zero(F);
-    FloatVector highQuarters = FloatVector.zero(F);
-    for (int p = 0; p < cols / 64; p++) {
-      long sb = block + (long) (p >>> 2) * BLOCK_BYTES;
-      long ql = sb + QL_OFFSET + 32 * (p & 3);
-      long qh = sb + QH_OFFSET + 32 * ((p >>> 1) & 1);
-      int shift = 2 * (p & 1);
-      int o = xOffset + pairColumn(p);
-      for (int l = 0; l < 32; l += L) {
-        IntVector a = Vec.bytesToInts(seg, ql + l);
-        IntVector c = Vec.bytesToInts(seg, qh + l).lanewise(VectorOperators.ASHR, shift);
-        IntVector lo = a.and(15).or(c.and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
-        IntVector hi = a.lanewise(VectorOperators.ASHR, 4).and(15).or(c.and(0x30)).sub(32);
-        lowQuarters =
-            Vec.toFloats(lo)
-                .mul(ps[4 * p + l / 16])
-                .fma(FloatVector.fromArray(F, x, o + l), lowQuarters);
-        highQuarters =
-            Vec.toFloats(hi)
-                .mul(ps[4 * p + 2 + l / 16])
-                .fma(FloatVector.fromArray(F, x, o + 64 + l), highQuarters);
+    float sum = 0;
+    for (int b = 0; b < cols; b += BLOCK_SIZE, block += BLOCK_BYTES) {
+      FloatVector acc0 = FloatVector.zero(F);
+      FloatVector acc1 = FloatVector.zero(F);
+      // The sixteen int8 scales in two loads (a scalar segment read per vector cost more than the
+      // vector work at 256 bits); scale i is byte i % 8 of word i / 8.
+      long scalesLo = seg.get(ValueLayout.JAVA_LONG_UNALIGNED, block + SCALES_OFFSET);
+      long scalesHi = seg.get(ValueLayout.JAVA_LONG_UNALIGNED, block + SCALES_OFFSET + 8);
+      // Quarter pairs (k, k + 2) share their ql and qh bytes: low and high nibble of ql.
+      for (int pair = 0; pair < 4; pair++) {
+        int h = pair >> 1;
+        int k = pair & 1;
+        long ql = block + QL_OFFSET + 64 * h + 32 * k;
+        long qh = block + QH_OFFSET + 32 * h;
+        long scales = (h == 0 ? scalesLo : scalesHi) >> (16 * k);
+        int shift = 2 * k;
+        int o = xOffset + b + 128 * h + 32 * k;
+        for (int l = 0; l < 32; l += L) {
+          IntVector a = Vec.bytesToInts(seg, ql + l);
+          IntVector c = Vec.bytesToInts(seg, qh + l).lanewise(VectorOperators.ASHR, shift);
+          IntVector lo = a.and(15).or(c.and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
+          IntVector hi = a.lanewise(VectorOperators.ASHR, 4).and(15).or(c.and(0x30)).sub(32);
+          int s = 8 * (l / 16);
+          acc0 =
+              Vec.toFloats(lo)
+                  .mul((float) (byte) (scales >> s))
+                  .fma(FloatVector.fromArray(F, x, o + l), acc0);
+          acc1 =
+              Vec.toFloats(hi)
+                  .mul((float) (byte) (scales >> (s + 32)))
+                  .fma(FloatVector.fromArray(F, x, o + 64 + l), acc1);
+        }
       }
+      sum += Vec.f16(seg, block + D_OFFSET) * Lanes.sum(acc0.add(acc1));
     }
-    return Lanes.sum(lowQuarters.add(highQuarters));
+    return sum;
   }
 }
