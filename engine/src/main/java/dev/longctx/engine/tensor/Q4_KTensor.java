@@ -174,15 +174,77 @@ final class Q4_KTensor extends FloatTensor {
     return dotGroups(data, block, cols, gs, x, xOffset);
   }
 
+  /**
+   * Two rows at a time, one from each half of the range (as Q4_0 does): two sequential weight
+   * streams in flight and shared activation loads; per row the operation order of {@link #dot}.
+   */
   @Override
   public void dotRows(int row, int n, float[] x, int xOffset, float[] y, int yOffset) {
-    float[] gs = Vec.rowScales(cols / 16);
+    int per = cols / 16;
+    float[] gs = Vec.rowScales(2 * per);
+    float[] lanes = Vec.laneScratch();
     long rowBytes = (long) cols / BLOCK_SIZE * BLOCK_BYTES;
-    long block = (long) row * rowBytes;
-    for (int i = 0; i < n; i++, block += rowBytes) {
-      groupScales(data, block, cols, gs);
-      y[yOffset + i] = dotGroups(data, block, cols, gs, x, xOffset);
+    int h = n / 2;
+    for (int i = 0; i < h; i++) {
+      long a = (long) (row + i) * rowBytes;
+      long b = (long) (row + h + i) * rowBytes;
+      groupScales(data, a, cols, gs);
+      System.arraycopy(gs, 0, gs, per, per);
+      groupScales(data, b, cols, gs);
+      dotGroups2(data, a, b, cols, gs, per, x, xOffset, lanes);
+      y[yOffset + i] = Lanes.sum(lanes, 0, L);
+      y[yOffset + h + i] = Lanes.sum(lanes, L, L);
     }
+    for (int i = 2 * h; i < n; i++) {
+      y[yOffset + i] = dot(row + i, x, xOffset);
+    }
+  }
+
+  /**
+   * Rows at {@code a} (scales at gs[per ..]) and {@code b} (gs[0 ..]): their lanes to lanes[0 ..
+   * 2L).
+   */
+  private static void dotGroups2(
+      MemorySegment seg,
+      long a,
+      long b,
+      int cols,
+      float[] gs,
+      int per,
+      float[] x,
+      int xOffset,
+      float[] lanes) {
+    FloatVector aLow = FloatVector.zero(F);
+    FloatVector aHigh = FloatVector.zero(F);
+    FloatVector bLow = FloatVector.zero(F);
+    FloatVector bHigh = FloatVector.zero(F);
+    for (int g = 0; g < cols / 64; g++) {
+      long qa = a + groupBytes(g);
+      long qb = b + groupBytes(g);
+      int o = xOffset + 64 * g;
+      FloatVector as1 = FloatVector.broadcast(F, gs[per + 4 * g]);
+      FloatVector am1 = FloatVector.broadcast(F, gs[per + 4 * g + 1]);
+      FloatVector as2 = FloatVector.broadcast(F, gs[per + 4 * g + 2]);
+      FloatVector am2 = FloatVector.broadcast(F, gs[per + 4 * g + 3]);
+      FloatVector bs1 = FloatVector.broadcast(F, gs[4 * g]);
+      FloatVector bm1 = FloatVector.broadcast(F, gs[4 * g + 1]);
+      FloatVector bs2 = FloatVector.broadcast(F, gs[4 * g + 2]);
+      FloatVector bm2 = FloatVector.broadcast(F, gs[4 * g + 3]);
+      for (int l = 0; l < 32; l += L) {
+        FloatVector xl = FloatVector.fromArray(F, x, o + l);
+        FloatVector xh = FloatVector.fromArray(F, x, o + 32 + l);
+        IntVector pa = Vec.bytesToInts(seg, qa + l);
+        IntVector pb = Vec.bytesToInts(seg, qb + l);
+        aLow = Vec.toFloats(pa.and(15)).fma(as1, am1).fma(xl, aLow);
+        bLow = Vec.toFloats(pb.and(15)).fma(bs1, bm1).fma(xl, bLow);
+        aHigh =
+            Vec.toFloats(pa.lanewise(VectorOperators.ASHR, 4).and(15)).fma(as2, am2).fma(xh, aHigh);
+        bHigh =
+            Vec.toFloats(pb.lanewise(VectorOperators.ASHR, 4).and(15)).fma(bs2, bm2).fma(xh, bHigh);
+      }
+    }
+    aLow.add(aHigh).intoArray(lanes, 0);
+    bLow.add(bHigh).intoArray(lanes, L);
   }
 
   /**
