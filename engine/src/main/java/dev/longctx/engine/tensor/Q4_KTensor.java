@@ -84,7 +84,7 @@ final class Q4_KTensor extends FloatTensor {
 
   /*
    * The row kernels run in two passes. The first unpacks every super-block's 6-bit scales and mins
-   * into floats (scalar SWAR work, ~3% of the time); the second is one flat loop over 64-element
+   * into floats (scalar SWAR work, about a third of the in-cache time); the second is one flat loop over 64-element
    * groups that reads them as plain floats. A loop over super-blocks with the groups and their
    * vectors nested inside ran at a third of the speed (C2 neither unrolled the group loop nor kept
    * its scale extraction out of the vector work), and a vector crossing a call that is not inlined
