@@ -84,20 +84,21 @@ final class Q4_KTensor extends FloatTensor {
 
   /*
    * The row kernels run in two passes. The first unpacks every super-block's 6-bit scales and mins
-   * into floats (scalar SWAR work, about a third of the in-cache time); the second is one flat loop over 64-element
-   * groups that reads them as plain floats. A loop over super-blocks with the groups and their
+   * into floats (scalar SWAR work, about a third of the in-cache time); the second is one flat loop
+   * over 64-element groups that reads them as plain floats. A loop over super-blocks with the groups and their
    * vectors nested inside ran at a third of the speed (C2 neither unrolled the group loop nor kept
    * its scale extraction out of the vector work), and a vector crossing a call that is not inlined
    * is boxed, so the group body cannot be a helper either.
    */
 
   /**
-   * Pass 1: for the {@code n / 64} groups from {@code block} on, {@code out[4g ..]} = d·sc, −dmin·m
-   * of the group's first sub-block, then of its second; an element's value is {@code fma(q,
-   * out[4g], out[4g + 1])} (low nibbles) or {@code fma(q, out[4g + 2], out[4g + 3])} (high).
+   * Pass 1: for the {@code n / 64} groups from {@code block} on, {@code out[at + 4g ..]} = d·sc,
+   * −dmin·m of the group's first sub-block, then of its second; an element's value is {@code fma(q,
+   * out[at + 4g], out[at + 4g + 1])} (low nibbles) or {@code fma(q, out[at + 4g + 2], out[at + 4g +
+   * 3])} (high).
    */
-  private static void groupScales(MemorySegment seg, long block, int n, float[] out) {
-    for (int i = 0; i < n / 16; i += 16, block += BLOCK_BYTES) {
+  private static void groupScales(MemorySegment seg, long block, int n, float[] out, int at) {
+    for (int i = at; i < at + n / 16; i += 16, block += BLOCK_BYTES) {
       long lo = seg.get(ValueLayout.JAVA_LONG_UNALIGNED, block + SCALES_OFFSET);
       int hi = seg.get(ValueLayout.JAVA_INT_UNALIGNED, block + SCALES_OFFSET + 8);
       float d = Vec.f16(seg, block + D_OFFSET);
@@ -139,7 +140,7 @@ final class Q4_KTensor extends FloatTensor {
   public void dequantize(int row, int col, int n, float[] out, int outOffset) {
     long block = ((long) row * cols + col) / BLOCK_SIZE * BLOCK_BYTES;
     float[] gs = Vec.rowScales(n / 16);
-    groupScales(data, block, n, gs);
+    groupScales(data, block, n, gs, 0);
     dequantizeGroups(data, block, n, gs, out, outOffset);
   }
 
@@ -172,7 +173,7 @@ final class Q4_KTensor extends FloatTensor {
   public float dot(int row, float[] x, int xOffset) {
     long block = (long) row * cols / BLOCK_SIZE * BLOCK_BYTES;
     float[] gs = Vec.rowScales(cols / 16);
-    groupScales(data, block, cols, gs);
+    groupScales(data, block, cols, gs, 0);
     return dotGroups(data, block, cols, gs, x, xOffset);
   }
 
@@ -190,9 +191,8 @@ final class Q4_KTensor extends FloatTensor {
     for (int i = 0; i < h; i++) {
       long a = (long) (row + i) * rowBytes;
       long b = (long) (row + h + i) * rowBytes;
-      groupScales(data, a, cols, gs);
-      System.arraycopy(gs, 0, gs, per, per);
-      groupScales(data, b, cols, gs);
+      groupScales(data, a, cols, gs, 0);
+      groupScales(data, b, cols, gs, per);
       dotGroups2(data, a, b, cols, gs, per, x, xOffset, lanes);
       y[yOffset + i] = Lanes.sum(lanes, 0, L);
       y[yOffset + h + i] = Lanes.sum(lanes, L, L);
@@ -203,7 +203,7 @@ final class Q4_KTensor extends FloatTensor {
   }
 
   /**
-   * Rows at {@code a} (scales at gs[per ..]) and {@code b} (gs[0 ..]): their lanes to lanes[0 ..
+   * Rows at {@code a} (scales at gs[0 ..]) and {@code b} (gs[per ..]): their lanes to lanes[0 ..
    * 2L).
    */
   private static void dotGroups2(
@@ -224,14 +224,14 @@ final class Q4_KTensor extends FloatTensor {
       long qa = a + groupBytes(g);
       long qb = b + groupBytes(g);
       int o = xOffset + 64 * g;
-      FloatVector as1 = FloatVector.broadcast(F, gs[per + 4 * g]);
-      FloatVector am1 = FloatVector.broadcast(F, gs[per + 4 * g + 1]);
-      FloatVector as2 = FloatVector.broadcast(F, gs[per + 4 * g + 2]);
-      FloatVector am2 = FloatVector.broadcast(F, gs[per + 4 * g + 3]);
-      FloatVector bs1 = FloatVector.broadcast(F, gs[4 * g]);
-      FloatVector bm1 = FloatVector.broadcast(F, gs[4 * g + 1]);
-      FloatVector bs2 = FloatVector.broadcast(F, gs[4 * g + 2]);
-      FloatVector bm2 = FloatVector.broadcast(F, gs[4 * g + 3]);
+      FloatVector as1 = FloatVector.broadcast(F, gs[4 * g]);
+      FloatVector am1 = FloatVector.broadcast(F, gs[4 * g + 1]);
+      FloatVector as2 = FloatVector.broadcast(F, gs[4 * g + 2]);
+      FloatVector am2 = FloatVector.broadcast(F, gs[4 * g + 3]);
+      FloatVector bs1 = FloatVector.broadcast(F, gs[per + 4 * g]);
+      FloatVector bm1 = FloatVector.broadcast(F, gs[per + 4 * g + 1]);
+      FloatVector bs2 = FloatVector.broadcast(F, gs[per + 4 * g + 2]);
+      FloatVector bm2 = FloatVector.broadcast(F, gs[per + 4 * g + 3]);
       for (int l = 0; l < 32; l += L) {
         FloatVector xl = FloatVector.fromArray(F, x, o + l);
         FloatVector xh = FloatVector.fromArray(F, x, o + 32 + l);
