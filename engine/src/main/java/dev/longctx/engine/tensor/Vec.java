@@ -56,8 +56,8 @@ final class Vec {
   }
 
   /**
-   * Per-thread room for a row's decoded block scales (the K-quant kernels unpack them in a first
-   * pass so that the vector loop reads plain floats). Used and released within one call.
+   * Per-thread room for a row's decoded block scales (Q4_K's kernels unpack them in a first pass so
+   * that the vector loop reads plain floats). Used and released within one call.
    */
   private static final ThreadLocal<float[][]> ROW_SCALES =
       ThreadLocal.withInitial(() -> new float[][] {new float[0]});
