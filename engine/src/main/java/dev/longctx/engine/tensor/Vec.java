@@ -59,16 +59,17 @@ final class Vec {
    * Per-thread room for a row's decoded block scales (Q4_K's kernels unpack them in a first pass so
    * that the vector loop reads plain floats). Used and released within one call.
    */
-  private static final ThreadLocal<float[][]> ROW_SCALES =
-      ThreadLocal.withInitial(() -> new float[][] {new float[0]});
+  private static final ThreadLocal<float[]> ROW_SCALES =
+      ThreadLocal.withInitial(() -> new float[0]);
 
   /** This thread's row-scale scratch, at least {@code n} floats. */
   static float[] rowScales(int n) {
-    float[][] holder = ROW_SCALES.get();
-    if (holder[0].length < n) {
-      holder[0] = new float[n];
+    float[] scales = ROW_SCALES.get();
+    if (scales.length < n) {
+      scales = new float[n];
+      ROW_SCALES.set(scales);
     }
-    return holder[0];
+    return scales;
   }
 
   private static VectorSpecies<Float> floatSpecies() {
