@@ -46,6 +46,7 @@ std::map<std::string, Launcher>& kernels() {
   static std::map<std::string, Launcher> k = {
       {"matvec", launcher(matvec)},
       {"matvec_split", launcher(matvec_split)},
+      {"matvec_kquant", launcher(matvec_kquant)},
       {"quantize_rows_q8", launcher(quantize_rows_q8)},
       {"rmsnorm_rows_q8", launcher(rmsnorm_rows_q8)},
       {"add_rmsnorm_rows_q8", launcher(add_rmsnorm_rows_q8)},

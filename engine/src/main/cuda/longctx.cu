@@ -6,9 +6,10 @@
 // for cuModuleGetFunction).
 //
 // Conventions: activations are float32, row-major; weights keep their GGUF layout (ggml type ids:
-// F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30) or, for Q8_0 and Q4_0, the split layout that
-// DeviceTensor uploads by default (type ids TYPE_SPLIT + 8 and TYPE_SPLIT + 2; see "split layout"
-// below: quants and scales as two 16-byte aligned arrays); a KV cache layer is a table of page
+// F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, Q4_K = 12, Q6_K = 14, BF16 = 30) or, for Q8_0, Q4_0 and
+// Q6_K, the split layout that DeviceTensor uploads by default (type ids TYPE_SPLIT + 8, + 2 and
+// + 14; see "split layout" and "K-quant decode" below: quants and scales as two 16-byte aligned
+// arrays); a KV cache layer is a table of page
 // addresses, page p holding positions [p·pageSize, (p+1)·pageSize) as [pageSize][kvDim] floats
 // (DESIGN.md §2).
 // The math of every kernel is that of the CPU kernel named in its comment; the cross-backend tests
@@ -30,6 +31,8 @@ typedef unsigned long long u64;
 #define TYPE_SPLIT 256
 #define TYPE_Q8_0_SPLIT (TYPE_SPLIT + TYPE_Q8_0)
 #define TYPE_Q4_0_SPLIT (TYPE_SPLIT + TYPE_Q4_0)
+// The split layout of a Q6_K matrix (see "K-quant decode" below).
+#define TYPE_Q6_K_SPLIT (TYPE_SPLIT + TYPE_Q6_K)
 
 #define NEG_INF (-__int_as_float(0x7f800000))
 
@@ -301,34 +304,63 @@ __device__ __forceinline__ float split_weight(const u8* q, const u8* scales, int
                                  : d * (float)(((b >> (4 * high)) & 15) - 8);
 }
 
-// Element (row, col) of a weight in either layout (scales: the split layout's, else unused).
+// ---- Q6_K split layout ------------------------------------------------------------------------
+//
+// A Q6_K block (210 bytes) is only 2-byte aligned, so DeviceTensor uploads Q6_K matrices (cols a
+// multiple of 256) as two arrays, the same bytes rearranged:
+//   quants: row r at r·192·sb (sb = cols / 256 super-blocks): each super-block's ql[128] and
+//     qh[64] as in its GGUF block (192 bytes: 16-byte aligned);
+//   scales: row r at r·q6k_scale_stride(cols): the row's super-blocks' int8 scales[16] one after
+//     the other (16 bytes a super-block), then their FP16 d (2 bytes a super-block), the row
+//     padded to 16 bytes.
+
+__device__ __forceinline__ long long q6k_scale_stride(int cols) {
+  int sb = cols >> 8;
+  return 16LL * sb + ((2 * sb + 15) & ~15);
+}
+
+// Element (row, col) of a Q6_K split-layout matrix, rounded as weight_flat's Q6_K: (d·sc)·(q − 32).
+__device__ __forceinline__ float q6k_split_weight(const u8* q, const u8* scales, long long row,
+                                                  int cols, int col) {
+  int sb = cols >> 8, blk = col >> 8;
+  const u8* b = q + (row * sb + blk) * 192;
+  const u8* s = scales + row * q6k_scale_stride(cols);
+  int i = col & 255, h = i >> 7, k = (i >> 5) & 3, l = i & 31;
+  int a = b[64 * h + 32 * (k & 1) + l];
+  int c = b[128 + 32 * h + l];
+  int qv = ((k < 2 ? a & 15 : a >> 4) | (((c >> (2 * k)) & 3) << 4)) - 32;
+  int sc = (signed char)s[16 * blk + 8 * h + 2 * k + (l >> 4)];
+  float d = half_to_float(((const u16*)(s + 16 * sb))[blk]);
+  return (d * (float)sc) * (float)qv;
+}
+
+// Element (row, col) of a weight in any layout (scales: the split layouts', else unused).
 __device__ __forceinline__ float weight_any(const u8* w, const u8* scales, int type, long long row,
                                             int cols, int col) {
+  if (type == TYPE_Q6_K_SPLIT) return q6k_split_weight(w, scales, row, cols, col);
   return is_split(type) ? split_weight(w, scales, type, row, cols, col)
                         : weight_at(w, type, row, cols, col);
 }
 
-// Σ_e q_e·x_e over the four int8 quants of v (byte e ↔ x component e). Each quant becomes a float
-// exactly without I2F (a quarter-rate conversion): one prmt makes the bits of 2^23 + (q + 128),
-// one subtraction of 2^23 + 128 leaves q.
-__device__ __forceinline__ float dot_q8_word(u32 v, float4 x) {
-  const float m = 8388736.f;  // 2^23 + 128
-  u32 u = v ^ 0x80808080u;
-  float s = (__uint_as_float(prmt(u, 0x4b000000u, 0x7440)) - m) * x.x;
-  s += (__uint_as_float(prmt(u, 0x4b000000u, 0x7441)) - m) * x.y;
-  s += (__uint_as_float(prmt(u, 0x4b000000u, 0x7442)) - m) * x.z;
-  s += (__uint_as_float(prmt(u, 0x4b000000u, 0x7443)) - m) * x.w;
-  return s;
-}
-
-// Σ_e (q_e − 8)·x_e over four nibbles q_e held one per byte of v (each byte < 16).
-__device__ __forceinline__ float dot_q4_word(u32 v, float4 x) {
-  const float m = 8388616.f;  // 2^23 + 8
+// Σ_e (b_e − m + 2^23)·x_e over the four bytes b_e of v (byte e ↔ x component e), m ≥ 2^23: each
+// byte becomes a float exactly without I2F (a quarter-rate conversion): one prmt makes the bits of
+// 2^23 + b_e, one subtraction of m leaves b_e − (m − 2^23).
+__device__ __forceinline__ float dot_bytes_minus(u32 v, float4 x, float m) {
   float s = (__uint_as_float(prmt(v, 0x4b000000u, 0x7440)) - m) * x.x;
   s += (__uint_as_float(prmt(v, 0x4b000000u, 0x7441)) - m) * x.y;
   s += (__uint_as_float(prmt(v, 0x4b000000u, 0x7442)) - m) * x.z;
   s += (__uint_as_float(prmt(v, 0x4b000000u, 0x7443)) - m) * x.w;
   return s;
+}
+
+// Σ_e q_e·x_e over the four int8 quants of v: q_e + 128 is byte e of v with its top bit flipped.
+__device__ __forceinline__ float dot_q8_word(u32 v, float4 x) {
+  return dot_bytes_minus(v ^ 0x80808080u, x, 8388736.f);  // 2^23 + 128
+}
+
+// Σ_e (q_e − 8)·x_e over four nibbles q_e held one per byte of v (each byte < 16).
+__device__ __forceinline__ float dot_q4_word(u32 v, float4 x) {
+  return dot_bytes_minus(v, x, 8388616.f);  // 2^23 + 8
 }
 
 __device__ __forceinline__ float4 load4(const float* p) { return *(const float4*)p; }
@@ -712,6 +744,214 @@ extern "C" __global__ void matvec_split(const u8* w, const u8* scales, int type,
   }
 }
 
+// ---- K-quant decode ---------------------------------------------------------------------------
+//
+// matvec_kquant: Q4_K in its GGUF super-blocks (144 bytes: 16-byte aligned) and Q6_K in its split
+// layout, KQ_ROWS rows per warp (the activation loads serve both), 16-byte weight loads. A warp
+// takes four super-blocks a step, eight lanes each; lane i (< 8) of a super-block's eight takes 16
+// of its quant bytes, i.e. 32 weights in two runs of 16 consecutive elements (a "low" and a "high"
+// run), which share one sub-block scale each, so a lane decodes two scales per 32 weights:
+//   Q4_K: quant bytes 16i .. 16i + 15 (after the 16-byte header of d, dmin and the 12 scale
+//     bytes, which every lane loads whole); group g = i / 2, bytes l = 16(i & 1) + t: low run
+//     elements 64g + l (sub-block 2g), high run 64g + 32 + l (sub-block 2g + 1);
+//   Q6_K: ql bytes 16i .. 16i + 15, i.e. half h = i / 4, r = i & 3, l = 16(r & 1) + t of ql[64h +
+//     32(r >> 1) + l]: its low nibbles are quarter k = r >> 1 (elements 128h + 32k + l), its high
+//     ones quarter k + 2; their two high bits are bits 2k, 2k + 4 of qh[32h + l]; scales 8h + r and
+//     8h + r + 4.
+// The nibbles become floats without I2F (a quarter-rate conversion): Q6_K's 6-bit q as 2^23 + q
+// (one prmt) minus 2^23 + 32; Q4_K's nibble, shifted to a byte's bits 3..6, as the float
+// 0.5 + q/32 (one prmt puts it in the mantissa's top bits under exponent 2^-1), whose sum against
+// x is turned back with the run's Σx, which Q4_K's mins need anyway:
+//   Σ (d·sc·q − dmin·m)·x = 32·d·sc·Σ (0.5 + q/32)·x − (16·d·sc + dmin·m)·Σ x.
+
+#define KQ_ROWS 2  // rows per warp of matvec_kquant (CudaKernels.KQUANT_ROWS)
+
+// Byte b (< 4) of w as a float (unsigned), without I2F.
+__device__ __forceinline__ float byte_float(u32 w, int b) {
+  return __uint_as_float(prmt(w, 0x4b000000u, 0x7440u | (u32)b)) - 8388608.f;
+}
+
+// Byte b (< 4) of w as a float (signed), without I2F.
+__device__ __forceinline__ float sbyte_float(u32 w, int b) {
+  return __uint_as_float(prmt(w ^ 0x80808080u, 0x4b000000u, 0x7440u | (u32)b)) - 8388736.f;
+}
+
+// Σ_e (0.5 + q_e/32)·x_e for four nibbles q_e held at bits 3..6 of the bytes of v.
+__device__ __forceinline__ float q4k_dot4(u32 v, float4 x) {
+  float s = __uint_as_float(prmt(v, 0x3f000000u, 0x7044)) * x.x;
+  s += __uint_as_float(prmt(v, 0x3f000000u, 0x7144)) * x.y;
+  s += __uint_as_float(prmt(v, 0x3f000000u, 0x7244)) * x.z;
+  s += __uint_as_float(prmt(v, 0x3f000000u, 0x7344)) * x.w;
+  return s;
+}
+
+// Σ_e (q_e − 32)·x_e for four 6-bit quants held one per byte of v.
+__device__ __forceinline__ float q6k_dot4(u32 v, float4 x) {
+  return dot_bytes_minus(v, x, 8388640.f);  // 2^23 + 32
+}
+
+// One row's part of a Q4_K super-block for lane i (< 8) of its eight: header hv, quant bytes qv,
+// the lane's low and high runs of x (xl, xh) and their sums.
+__device__ __forceinline__ float q4k_lane(uint4 hv, uint4 qv, int i, const float4 (&xl)[4],
+                                          const float4 (&xh)[4], float sxl, float sxh) {
+  float d = half_to_float((u16)hv.x), dmin = half_to_float((u16)(hv.x >> 16));
+  // The 6-bit scales and mins of sub-blocks 0..3 and 4..7, a byte each (Q4_KTensor.groupScales).
+  u32 sc03 = hv.y & 0x3f3f3f3fu, m03 = hv.z & 0x3f3f3f3fu;
+  u32 sc47 = (hv.w & 0x0f0f0f0fu) | ((hv.y >> 2) & 0x30303030u);
+  u32 m47 = ((hv.w >> 4) & 0x0f0f0f0fu) | ((hv.z >> 2) & 0x30303030u);
+  int g = i >> 1, b = (2 * g) & 3;  // sub-blocks 2g, 2g + 1: bytes b, b + 1 of one word
+  u32 scw = g < 2 ? sc03 : sc47, mw = g < 2 ? m03 : m47;
+  float ds0 = d * byte_float(scw, b), ds1 = d * byte_float(scw, b + 1);
+  float dm0 = dmin * byte_float(mw, b), dm1 = dmin * byte_float(mw, b + 1);
+  u32 w[4] = {qv.x, qv.y, qv.z, qv.w};
+  float lo = 0.f, hi = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    lo += q4k_dot4((w[k] << 3) & 0x78787878u, xl[k]);
+    hi += q4k_dot4((w[k] >> 1) & 0x78787878u, xh[k]);
+  }
+  return 32.f * ds0 * lo - (16.f * ds0 + dm0) * sxl + 32.f * ds1 * hi - (16.f * ds1 + dm1) * sxh;
+}
+
+// One row's part of a Q6_K super-block for lane i (< 8) of its eight: ql and qh bytes (16 each),
+// the half's scales sc (bytes 8h .. 8h + 7), d, and the lane's runs of x.
+__device__ __forceinline__ float q6k_lane(uint4 ql, uint4 qh, uint2 sc, u16 d, int i,
+                                          const float4 (&xl)[4], const float4 (&xh)[4]) {
+  int r = i & 3, shift = 2 * (r >> 1);
+  u32 a[4] = {ql.x, ql.y, ql.z, ql.w}, c[4] = {qh.x, qh.y, qh.z, qh.w};
+  float lo = 0.f, hi = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    u32 cc = c[k] >> shift;
+    lo += q6k_dot4((a[k] & 0x0f0f0f0fu) | ((cc << 4) & 0x30303030u), xl[k]);
+    hi += q6k_dot4(((a[k] >> 4) & 0x0f0f0f0fu) | (cc & 0x30303030u), xh[k]);
+  }
+  return half_to_float(d) * (sbyte_float(sc.x, r) * lo + sbyte_float(sc.y, r) * hi);
+}
+
+// This lane's weights of super-block s of the two rows, loaded (Q6 ? Q6_K split : Q4_K).
+struct KqLoad {
+  uint4 a0, a1, b0, b1;  // Q4_K: header, quants; Q6_K: ql, qh — of row 0 (a) and row 1 (b)
+  uint2 s0, s1;          // Q6_K: the half's scales of each row
+  u16 d0, d1;            // Q6_K: d of each row
+};
+
+template <bool Q6>
+__device__ __forceinline__ KqLoad kq_load(const u8* __restrict__ q0, const u8* __restrict__ q1,
+                                          const u8* __restrict__ s0, const u8* __restrict__ s1,
+                                          int sb, int s, int i) {
+  KqLoad v;
+  if (Q6) {
+    long long at = (long long)s * 192;
+    int h = i >> 2, odd = i & 1;
+    v.a0 = *(const uint4*)(q0 + at + 16 * i);
+    v.a1 = *(const uint4*)(q0 + at + 128 + 32 * h + 16 * odd);
+    v.b0 = *(const uint4*)(q1 + at + 16 * i);
+    v.b1 = *(const uint4*)(q1 + at + 128 + 32 * h + 16 * odd);
+    v.s0 = *(const uint2*)(s0 + 16 * s + 8 * h);
+    v.s1 = *(const uint2*)(s1 + 16 * s + 8 * h);
+    v.d0 = ((const u16*)(s0 + 16 * sb))[s];
+    v.d1 = ((const u16*)(s1 + 16 * sb))[s];
+  } else {
+    long long at = (long long)s * 144;
+    v.a0 = *(const uint4*)(q0 + at);
+    v.a1 = *(const uint4*)(q0 + at + 16 + 16 * i);
+    v.b0 = *(const uint4*)(q1 + at);
+    v.b1 = *(const uint4*)(q1 + at + 16 + 16 * i);
+  }
+  return v;
+}
+
+template <bool Q6>
+__device__ __forceinline__ void kq_step(const KqLoad& v, const float* __restrict__ x, int s, int i,
+                                        float& acc0, float& acc1) {
+  // the lane's low and high runs: Q4_K 64g + 16(i & 1) and + 32; Q6_K 128h + 16r and + 64
+  int lo = Q6 ? 128 * (i >> 2) + 16 * (i & 3) : 64 * (i >> 1) + 16 * (i & 1);
+  const float* xs = x + 256 * s + lo;
+  float4 xl[4], xh[4];
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    xl[k] = load4(xs + 4 * k);
+    xh[k] = load4(xs + (Q6 ? 64 : 32) + 4 * k);
+  }
+  if (Q6) {
+    acc0 += q6k_lane(v.a0, v.a1, v.s0, v.d0, i, xl, xh);
+    acc1 += q6k_lane(v.b0, v.b1, v.s1, v.d1, i, xl, xh);
+  } else {
+    float sxl = 0.f, sxh = 0.f;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      sxl += (xl[k].x + xl[k].y) + (xl[k].z + xl[k].w);
+      sxh += (xh[k].x + xh[k].y) + (xh[k].z + xh[k].w);
+    }
+    acc0 += q4k_lane(v.a0, v.a1, i, xl, xh, sxl, sxh);
+    acc1 += q4k_lane(v.b0, v.b1, i, xl, xh, sxl, sxh);
+  }
+}
+
+// Rows q0, q1 (Q6: with their scales s0, s1) dotted with x[0, cols) by one warp, cols % 256 == 0,
+// every pointer 16-byte aligned. Two super-blocks a lane per round (their loads issued together).
+template <bool Q6>
+__device__ void warp_kquant_dot2(const u8* __restrict__ q0, const u8* __restrict__ q1,
+                                 const u8* __restrict__ s0, const u8* __restrict__ s1, int cols,
+                                 const float* __restrict__ x, float& r0, float& r1) {
+  int lane = threadIdx.x & 31, i = lane & 7;
+  int sb = cols >> 8;
+  float acc0 = 0.f, acc1 = 0.f;
+  int s = lane >> 3;
+  for (; s + 4 < sb; s += 8) {
+    KqLoad u = kq_load<Q6>(q0, q1, s0, s1, sb, s, i);
+    KqLoad v = kq_load<Q6>(q0, q1, s0, s1, sb, s + 4, i);
+    kq_step<Q6>(u, x, s, i, acc0, acc1);
+    kq_step<Q6>(v, x, s + 4, i, acc0, acc1);
+  }
+  if (s < sb) kq_step<Q6>(kq_load<Q6>(q0, q1, s0, s1, sb, s, i), x, s, i, acc0, acc1);
+  r0 = warp_sum(acc0);
+  r1 = warp_sum(acc1);
+}
+
+// y[t, r] = Σ_c W[r, c]·x[t, c] for W of type TYPE_Q4_K (GGUF layout) or TYPE_Q6_K_SPLIT (scales:
+// its second array); KQ_ROWS rows per warp, grid (ceil(rows / (warpsPerBlock · KQ_ROWS)), n). An
+// unaligned pointer takes an element-wise path; another type writes NaN (caught by the tests).
+extern "C" __global__ void matvec_kquant(const u8* w, const u8* scales, int type, const float* x,
+                                         float* y, int rows, int cols, int n) {
+  int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  int t = blockIdx.y;
+  long long row = (long long)warp * KQ_ROWS;
+  if (row >= rows || t >= n) return;
+  long long next = row + 1 < rows ? row + 1 : row;  // a last odd row is read twice, kept once
+  const float* xt = x + (long long)t * cols;
+  float v0 = __int_as_float(0x7fc00000), v1 = v0;
+  bool kquant = (type == TYPE_Q4_K || type == TYPE_Q6_K_SPLIT) && (cols & 255) == 0;
+  bool aligned =
+      ((((unsigned long long)w) | ((unsigned long long)xt) |
+        (type == TYPE_Q6_K_SPLIT ? (unsigned long long)scales : 0ull)) &
+       15ull) == 0;
+  if (kquant && aligned) {
+    if (type == TYPE_Q4_K) {
+      long long rowBytes = (long long)(cols >> 8) * 144;
+      warp_kquant_dot2<false>(w + row * rowBytes, w + next * rowBytes, nullptr, nullptr, cols, xt,
+                              v0, v1);
+    } else {
+      long long rowBytes = (long long)(cols >> 8) * 192, stride = q6k_scale_stride(cols);
+      warp_kquant_dot2<true>(w + row * rowBytes, w + next * rowBytes, scales + row * stride,
+                             scales + next * stride, cols, xt, v0, v1);
+    }
+  } else if (kquant) {
+    float a0 = 0.f, a1 = 0.f;
+    for (int c = threadIdx.x & 31; c < cols; c += 32) {
+      a0 += weight_any(w, scales, type, row, cols, c) * xt[c];
+      a1 += weight_any(w, scales, type, next, cols, c) * xt[c];
+    }
+    v0 = warp_sum(a0);
+    v1 = warp_sum(a1);
+  }
+  if ((threadIdx.x & 31) == 0) {
+    y[(long long)t * rows + row] = v0;
+    if (next != row) y[(long long)t * rows + next] = v1;
+  }
+}
+
 // ---- integer products over quantized activations ------------------------------------------
 //
 // The decode products of the split layout can also run on 8-bit activations, as llama.cpp's
@@ -969,6 +1209,14 @@ extern "C" __global__ void dequantize_to_half(const u8* w, const u8* scales, int
       int col = from + (int)(i - row * rest);
       float val = split_weight(w, scales, type, row, cols, col);
       out[row * cols + col] = fp16 ? float_to_half(val) : float_to_bf16(val);
+    }
+    return;
+  }
+  if (type == TYPE_Q6_K_SPLIT) {
+    for (long long i = first; i < total; i += stride) {
+      long long row = i / cols;
+      float v = q6k_split_weight(w, scales, row, cols, (int)(i - row * cols));
+      out[i] = fp16 ? float_to_half(v) : float_to_bf16(v);
     }
     return;
   }

@@ -211,7 +211,8 @@ public final class CudaBench {
    * bytes. Q8_0 and Q4_0 run in the split layout the model uploads (matvec_split) and, for
    * comparison, in the GGUF layout ("gguf": matvec's blocks) and over int8 activations (the
    * quantization launch and matvec_split_q8x, timed together); Q4_K and Q6_K (a Q4_K_M file's
-   * types) in their GGUF super-blocks.
+   * types) through matvec_kquant (Q6_K in its split layout) and, for comparison, through matvec's
+   * byte-per-lane path over their GGUF super-blocks ("gguf").
    */
   private static void matvecTable(CudaContext cx, boolean tiny, double copyGbs) {
     int[][] shapes =
@@ -231,12 +232,16 @@ public final class CudaBench {
           GgmlType.Q8_0,
           GgmlType.Q4_0,
           GgmlType.Q4_K,
+          GgmlType.Q6_K,
+          GgmlType.Q4_K,
           GgmlType.Q6_K
         };
         for (int ti = 0; ti < types.length; ti++) {
           GgmlType type = types[ti];
-          boolean gguf = ti == 4 || ti == 5; // Q8_0 / Q4_0 in the GGUF layout
+          // Q8_0 / Q4_0 in the GGUF layout; Q4_K / Q6_K through matvec's byte-per-lane path
+          boolean gguf = ti == 4 || ti == 5 || ti >= 10;
           boolean int8 = ti == 6 || ti == 7; // split layout over int8 activations (+ quantization)
+          k.setWideKQuants(!gguf);
           MemorySegment image =
               randomImage(
                   type == GgmlType.BF16 || type == GgmlType.Q4_0 ? GgmlType.F16 : type,

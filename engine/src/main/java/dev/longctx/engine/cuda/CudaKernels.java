@@ -1,5 +1,7 @@
 package dev.longctx.engine.cuda;
 
+import dev.longctx.engine.tensor.GgmlType;
+
 /**
  * Typed launches of the kernels in {@code longctx.cu}: grid shapes and argument order live here
  * only. Buffers are device addresses (so callers can pass row offsets); every launch is checked and
@@ -14,6 +16,9 @@ final class CudaKernels implements AutoCloseable {
 
   /** Output rows per warp of matvec_split (SPLIT_ROWS in longctx.cu). */
   static final int SPLIT_ROWS = 2;
+
+  /** Output rows per warp of matvec_kquant (KQ_ROWS in longctx.cu). */
+  static final int KQUANT_ROWS = 2;
 
   /** Must match ATT_THREADS and MAX_HEAD_DIM in longctx.cu. */
   static final int ATTENTION_THREADS = 128;
@@ -57,6 +62,7 @@ final class CudaKernels implements AutoCloseable {
   private boolean tensorCores = true;
   private int tensorCoreHeadsPerBlock = 1;
   private boolean pipelinedPrefill;
+  private boolean wideKQuants = true;
 
   /** Split attention partials, top-k candidates, indexer head products. */
   private final Scratch partials = new Scratch();
@@ -99,6 +105,16 @@ final class CudaKernels implements AutoCloseable {
     this.pipelinedPrefill = enabled;
   }
 
+  /**
+   * Whether Q4_K matrices (GGUF layout) multiply through matvec_kquant (16-byte loads, two rows a
+   * warp; the default) or through matvec's older path, a super-block per warp step and a byte per
+   * lane, which {@code CudaBench} measures beside it. Q6_K takes matvec_kquant in the split layout
+   * and the older path in the GGUF layout.
+   */
+  void setWideKQuants(boolean enabled) {
+    this.wideKQuants = enabled;
+  }
+
   CudaContext context() {
     return cx;
   }
@@ -109,13 +125,16 @@ final class CudaKernels implements AutoCloseable {
 
   /**
    * {@code y[t, :] = W · x[t, :]} for t < n: matvec for the GGUF layouts, matvec_split ({@value
-   * #SPLIT_ROWS} rows per warp) for the split layout of Q8_0 / Q4_0.
+   * #SPLIT_ROWS} rows per warp) for the split layout of Q8_0 / Q4_0, matvec_kquant ({@value
+   * #KQUANT_ROWS}) for Q4_K and the split layout of Q6_K.
    */
   void matvec(DeviceTensor w, long x, long y, int n) {
-    if (w.layout() == DeviceTensor.Layout.SPLIT) {
-      int rowsPerBlock = MATVEC_WARPS * SPLIT_ROWS;
+    boolean split = w.layout() == DeviceTensor.Layout.SPLIT;
+    boolean kquant = split && w.type() == GgmlType.Q6_K || wideKQuants && w.type() == GgmlType.Q4_K;
+    if (kquant || split) {
+      int rowsPerBlock = MATVEC_WARPS * (kquant ? KQUANT_ROWS : SPLIT_ROWS);
       cx.launch(
-          "matvec_split",
+          kquant ? "matvec_kquant" : "matvec_split",
           (w.rows() + rowsPerBlock - 1) / rowsPerBlock,
           n,
           MATVEC_WARPS * 32,
@@ -159,9 +178,12 @@ final class CudaKernels implements AutoCloseable {
    * #quantizeRows}' quants and scales: integer products (dp4a) scaled per block.
    */
   void matvecQuantized(DeviceTensor w, long xq, long xd, long y, int n) {
-    if (w.layout() != DeviceTensor.Layout.SPLIT) {
+    if (!w.takesInt8Activations()) {
       throw new IllegalArgumentException(
-          "quantized activations need a matrix in the split layout, not " + w.layout());
+          "quantized activations need a Q8_0 or Q4_0 matrix in the split layout, not "
+              + w.type()
+              + " in "
+              + w.layout());
     }
     int rowsPerBlock = MATVEC_WARPS * SPLIT_ROWS;
     cx.launch(
@@ -200,8 +222,8 @@ final class CudaKernels implements AutoCloseable {
     long elements = (long) w.rows() * w.cols();
     cx.launch(
         "dequantize_to_half",
-        // the split layout's threads take 16 quant bytes each (16 or 32 elements)
-        gridFor(w.layout() == DeviceTensor.Layout.SPLIT ? elements / 16 : elements),
+        // Q8_0 / Q4_0's split layout: threads take 16 quant bytes each (16 or 32 elements)
+        gridFor(w.takesInt8Activations() ? elements / 16 : elements),
         1,
         THREADS,
         w.address(),

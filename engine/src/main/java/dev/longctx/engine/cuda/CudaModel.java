@@ -1335,11 +1335,11 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   /**
    * The int8 form of an n-row input of w's product, in a.half (n·cols quants, then 16-byte aligned
    * n·cols / 32 scales; the half-precision copy for cuBLAS is never needed at the same time), or
-   * null when that product takes float activations: {@link #setQuantizedActivations} off, w not in
-   * the split layout, or the product going to cuBLAS.
+   * null when that product takes float activations: {@link #setQuantizedActivations} off, w not a
+   * Q8_0 / Q4_0 matrix in the split layout, or the product going to cuBLAS.
    */
   private Int8 int8Input(DeviceTensor w, int n, Activations a) {
-    if (!quantizedActivations || w.layout() != DeviceTensor.Layout.SPLIT) {
+    if (!quantizedActivations || !w.takesInt8Activations()) {
       return null;
     }
     if (n >= GEMM_MIN_ROWS && gemmEnabled && cx.blas() != null) {

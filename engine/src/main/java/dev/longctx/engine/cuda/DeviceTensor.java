@@ -14,11 +14,11 @@ import java.util.stream.IntStream;
 
 /**
  * A weight matrix on the device, uploaded once: the kernels dequantize on the fly, so device memory
- * holds the same bytes as the file. F32, F16 and BF16 keep their GGUF layout; Q8_0 and Q4_0 are
- * uploaded by default in the {@link Layout#SPLIT split layout} (quants and scales as two aligned
- * arrays, the same bytes rearranged) that the decode matvec reads with 16-byte loads. A tensor may
- * be a row range of a larger upload ({@link #rows(int, int)}); only the tensor that owns the buffer
- * frees it.
+ * holds the same bytes as the file. F32, F16, BF16 and Q4_K keep their GGUF layout; Q8_0, Q4_0 and
+ * Q6_K are uploaded by default in the {@link Layout#SPLIT split layout} (quants and scales as two
+ * aligned arrays, the same bytes rearranged) that the decode matvec reads with 16-byte loads. A
+ * tensor may be a row range of a larger upload ({@link #rows(int, int)}); only the tensor that owns
+ * the buffer frees it.
  *
  * @param offset byte offset of row 0 (of the quants, in the split layout) in {@code buffer}
  * @param scalesOffset byte offset of row 0's scales in {@code buffer} (split layout; else 0)
@@ -47,7 +47,7 @@ public record DeviceTensor(
 
   /**
    * Added to the ggml type id to name the split layout to the kernels (TYPE_SPLIT in longctx.cu:
-   * TYPE_Q8_0_SPLIT = 264, TYPE_Q4_0_SPLIT = 258).
+   * TYPE_Q8_0_SPLIT = 264, TYPE_Q4_0_SPLIT = 258, TYPE_Q6_K_SPLIT = 270).
    */
   static final int SPLIT_TYPE_FLAG = 256;
 
@@ -61,14 +61,20 @@ public record DeviceTensor(
 
   /** How a matrix's bytes are laid out on the device. */
   public enum Layout {
-    /** The GGUF tensor bytes as they are (Q8_0 / Q4_0: 34- / 18-byte blocks, 2-byte aligned). */
+    /**
+     * The GGUF tensor bytes as they are (Q8_0 / Q4_0 / Q6_K: 34- / 18- / 210-byte blocks, 2-byte
+     * aligned).
+     */
     GGUF,
     /**
      * Q8_0 / Q4_0 (columns a multiple of 32) as two arrays (longctx.cu, "split layout"): the quants
      * [rows, cols] (Q4_0: nibbles [rows, cols/2]), rows 16-byte aligned and interleaved within
      * 512-byte chunks so a warp's 16-byte loads meet contiguous activations; then the FP16 scales
      * [rows, cols/32], each row padded to 16 bytes. The same values and (but for that padding) the
-     * same bytes as the GGUF blocks.
+     * same bytes as the GGUF blocks. Q6_K (columns a multiple of 256): the quants [rows, 192 per
+     * super-block] (each super-block's ql and qh as in its block), then per row the super-blocks'
+     * int8 scales (16 bytes each) and their FP16 d, the row padded to 16 bytes (longctx.cu, "Q6_K
+     * split layout").
      */
     SPLIT
   }
@@ -81,21 +87,25 @@ public record DeviceTensor(
     return stack(cx, List.of(t), name);
   }
 
-  /** Uploads {@code t} in {@code layout} (SPLIT only for Q8_0 / Q4_0 with cols % 32 == 0). */
+  /**
+   * Uploads {@code t} in {@code layout} (SPLIT only for Q8_0 / Q4_0 with cols % 32 == 0 and Q6_K
+   * with cols % 256 == 0).
+   */
   public static DeviceTensor upload(CudaContext cx, FloatTensor t, String name, Layout layout) {
     return stack(cx, List.of(t), name, layout);
   }
 
   /**
-   * The layout uploads use unless told: {@link Layout#SPLIT} for Q8_0 and Q4_0 whose rows are whole
-   * blocks, {@link Layout#GGUF} otherwise.
+   * The layout uploads use unless told: {@link Layout#SPLIT} for Q8_0, Q4_0 and Q6_K whose rows are
+   * whole blocks, {@link Layout#GGUF} otherwise.
    */
   public static Layout defaultLayout(GgmlType type, int cols) {
     return splittable(type, cols) ? Layout.SPLIT : Layout.GGUF;
   }
 
   private static boolean splittable(GgmlType type, int cols) {
-    return (type == GgmlType.Q8_0 || type == GgmlType.Q4_0) && cols % 32 == 0;
+    return (type == GgmlType.Q8_0 || type == GgmlType.Q4_0) && cols % 32 == 0
+        || type == GgmlType.Q6_K && cols % 256 == 0;
   }
 
   /**
@@ -134,13 +144,13 @@ public record DeviceTensor(
     }
     if (layout == Layout.SPLIT && !splittable(first.type(), first.cols())) {
       throw new IllegalArgumentException(
-          name + ": the split layout holds Q8_0 / Q4_0 rows of whole blocks, not " + first);
+          name + ": the split layout holds Q8_0 / Q4_0 / Q6_K rows of whole blocks, not " + first);
     }
     GgmlType type = first.type();
     int cols = first.cols();
     long scalesAt = layout == Layout.SPLIT ? rows * quantRowBytes(type, cols) : 0;
     DeviceBuffer buffer =
-        cx.alloc(layout == Layout.SPLIT ? scalesAt + rows * scaleRowBytes(cols) : bytes);
+        cx.alloc(layout == Layout.SPLIT ? scalesAt + rows * scaleRowBytes(type, cols) : bytes);
     try {
       long at = 0;
       int row = 0;
@@ -185,7 +195,7 @@ public record DeviceTensor(
           cols,
           buffer,
           offset + from * quantRowBytes(type, cols),
-          scalesOffset + from * scaleRowBytes(cols),
+          scalesOffset + from * scaleRowBytes(type, cols),
           false);
     }
     long rowBytes = type.byteSize((long) cols);
@@ -200,6 +210,14 @@ public record DeviceTensor(
   /** The device address of row 0's scales in the split layout; 0 in the GGUF layout. */
   public long scalesAddress() {
     return layout == Layout.SPLIT ? buffer.address() + scalesOffset : 0L;
+  }
+
+  /**
+   * Whether the integer products over int8 activations ({@code CudaKernels.matvecQuantized}) read
+   * this matrix: Q8_0 and Q4_0 in the split layout.
+   */
+  public boolean takesInt8Activations() {
+    return layout == Layout.SPLIT && (type == GgmlType.Q8_0 || type == GgmlType.Q4_0);
   }
 
   /** The type id the kernels take: ggml's, plus {@link #SPLIT_TYPE_FLAG} in the split layout. */
@@ -222,13 +240,29 @@ public record DeviceTensor(
   // ---- the split layout ----------------------------------------------------------------------
 
   private static long quantRowBytes(GgmlType type, int cols) {
-    return type == GgmlType.Q8_0 ? cols : cols / 2;
+    return switch (type) {
+      case Q8_0 -> cols;
+      case Q6_K -> cols / Q6_K_BLOCK * Q6_K_QUANTS;
+      default -> cols / 2;
+    };
   }
 
-  /** FP16 scales of a row in bytes, padded to 16. */
-  private static long scaleRowBytes(int cols) {
+  /**
+   * A row's scales in bytes, padded to 16: FP16 per 32-element block (Q8_0 / Q4_0); Q6_K: 16 int8
+   * scales and an FP16 d per super-block.
+   */
+  private static long scaleRowBytes(GgmlType type, int cols) {
+    if (type == GgmlType.Q6_K) {
+      int blocks = cols / Q6_K_BLOCK;
+      return 16L * blocks + ((2L * blocks + 15) & ~15);
+    }
     return ((cols / 32 + 7) & ~7) * 2L;
   }
+
+  private static final int Q6_K_BLOCK = 256;
+
+  /** Bytes of a Q6_K super-block's ql and qh, which lead its 210-byte block. */
+  private static final int Q6_K_QUANTS = 192;
 
   /**
    * Writes the rows of {@code t} (GGUF blocks) as rows {@code firstRow}.. of a split-layout matrix
@@ -263,11 +297,13 @@ public record DeviceTensor(
       MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
 
   /**
-   * GGUF rows of one type and width → split-layout rows, through tables of where each 4-element
-   * group and each scale goes (4 consecutive elements stay 4 consecutive bytes, or one nibble half
-   * of 4 consecutive bytes, in every part of the layout).
+   * GGUF rows of one type and width → split-layout rows: Q8_0 / Q4_0 through tables of where each
+   * 4-element group and each scale goes (4 consecutive elements stay 4 consecutive bytes, or one
+   * nibble half of 4 consecutive bytes, in every part of the layout); Q6_K by moving each
+   * super-block's scales and d out of its quant bytes.
    */
   static final class Repack {
+    final GgmlType type;
     final boolean q8;
     final int srcRow;
     final int quantRow;
@@ -282,10 +318,16 @@ public record DeviceTensor(
     private final int[] scale;
 
     Repack(GgmlType type, int cols) {
+      this.type = type;
       q8 = type == GgmlType.Q8_0;
       srcRow = (int) type.byteSize(cols);
       quantRow = (int) quantRowBytes(type, cols);
-      scaleRow = (int) scaleRowBytes(cols);
+      scaleRow = (int) scaleRowBytes(type, cols);
+      if (type == GgmlType.Q6_K) {
+        group = new int[0];
+        scale = new int[0];
+        return;
+      }
       group = new int[cols / 4];
       for (int k = 0; k < group.length; k++) {
         int col = 4 * k;
@@ -303,14 +345,26 @@ public record DeviceTensor(
 
     /**
      * Row {@code r} of {@code src} (GGUF blocks: FP16 d, then 32 int8 for Q8_0, or for Q4_0 16
-     * bytes whose low nibble is element i and high nibble element i + 16) into row r of {@code
-     * quants} and {@code scales} (padding zeroed).
+     * bytes whose low nibble is element i and high nibble element i + 16; Q6_K's 210-byte
+     * super-blocks) into row r of {@code quants} and {@code scales} (padding zeroed).
      */
     void row(byte[] src, int r, byte[] quants, byte[] scales) {
       int at = r * srcRow;
       int qAt = r * quantRow;
       int sAt = r * scaleRow;
       Arrays.fill(scales, sAt, sAt + scaleRow, (byte) 0);
+      if (type == GgmlType.Q6_K) {
+        // per 210-byte block: ql and qh (192 bytes) to the quants, scales[16] and d to the scales
+        int blocks = srcRow / 210;
+        for (int b = 0; b < blocks; b++) {
+          int blk = at + 210 * b;
+          System.arraycopy(src, blk, quants, qAt + Q6_K_QUANTS * b, Q6_K_QUANTS);
+          System.arraycopy(src, blk + Q6_K_QUANTS, scales, sAt + 16 * b, 16);
+          scales[sAt + 16 * blocks + 2 * b] = src[blk + 208];
+          scales[sAt + 16 * blocks + 2 * b + 1] = src[blk + 209];
+        }
+        return;
+      }
       int blockBytes = q8 ? 34 : 18;
       for (int b = 0; b < scale.length; b++) {
         int blk = at + blockBytes * b;

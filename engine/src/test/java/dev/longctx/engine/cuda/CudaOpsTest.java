@@ -169,6 +169,15 @@ class CudaOpsTest {
     assertThatThrownBy(() -> k.matvecQuantized(gguf, 0L, 0L, 0L, 1))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("split layout");
+    // nor Q6_K's split layout (its own kernel takes float activations)
+    DeviceTensor q6 =
+        keep(
+            DeviceTensor.upload(
+                cx, Quantizer.quantize(GgmlType.Q6_K, randoms(512, 1), 2, 256), "q"));
+    assertThat(q6.layout()).isEqualTo(DeviceTensor.Layout.SPLIT);
+    assertThatThrownBy(() -> k.matvecQuantized(q6, 0L, 0L, 0L, 1))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("Q6_K");
     assertThatThrownBy(() -> k.quantizeRows(0L, 0L, 0L, 48, 1))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("cols % 32");
@@ -296,10 +305,14 @@ class CudaOpsTest {
     // Q8_0 / Q4_0 upload in the split layout: rows of only a rest (cols < 512 / 1024), whole
     // interleaved chunks only (1024), and chunks then a rest (1568); rows long enough for the
     // F16/BF16 kernel's eight-load rounds, then its four-load and single-load rests (4160). The
-    // K-quants' rows are whole 256-element super-blocks: one, two, four and seventeen of them.
+    // K-quants' rows are whole 256-element super-blocks: one, two, four, five (a warp's two
+    // rounds of four and a fifth) and seventeen of them; each K-quant also through its other
+    // kernel (Q4_K: matvec's byte-per-lane path; Q6_K: the GGUF layout).
     int[][] shapes =
         type.blockSize() == 256
-            ? new int[][] {{1, 256, 1}, {37, 512, 3}, {300, 256, 1}, {129, 1024, 2}, {3, 4352, 2}}
+            ? new int[][] {
+              {1, 256, 1}, {37, 512, 3}, {300, 256, 1}, {129, 1024, 2}, {6, 1280, 2}, {3, 4352, 2}
+            }
             : new int[][] {
               {1, 32, 1}, {37, 64, 3}, {300, 256, 1}, {129, 1024, 2}, {5, 1568, 1}, {3, 4160, 2}
             };
@@ -322,12 +335,25 @@ class CudaOpsTest {
       float[] cpu = new float[n * rows];
       w.matmul(x, cpu, n);
       DeviceTensor dw = keep(DeviceTensor.upload(cx, w, "w"));
+      DeviceBuffer dx = up(x);
       DeviceBuffer y = poisoned((long) n * rows);
-      k.matvec(dw, up(x).address(), y.address(), n);
+      k.matvec(dw, dx.address(), y.address(), n);
       double tol = 2e-6 * Math.sqrt(cols);
       String what = type + " " + rows + "x" + cols + " n=" + n;
       assertClose(what + " cpu", cpu, ref, tol);
       assertClose(what + " cuda", CudaTests.read(cx, y, n * rows), ref, tol);
+      if (type.blockSize() == 256) {
+        DeviceTensor other = dw;
+        if (type == GgmlType.Q6_K) {
+          assertThat(dw.layout()).isEqualTo(DeviceTensor.Layout.SPLIT);
+          other = keep(DeviceTensor.upload(cx, w, "g", DeviceTensor.Layout.GGUF));
+        }
+        k.setWideKQuants(false);
+        DeviceBuffer y2 = poisoned((long) n * rows);
+        k.matvec(other, dx.address(), y2.address(), n);
+        k.setWideKQuants(true);
+        assertClose(what + " cuda, other kernel", CudaTests.read(cx, y2, n * rows), ref, tol);
+      }
     }
   }
 
@@ -402,9 +428,11 @@ class CudaOpsTest {
   @ParameterizedTest
   @EnumSource(
       value = GgmlType.class,
-      names = {"Q8_0", "Q4_0"})
+      names = {"Q8_0", "Q4_0", "Q6_K"})
   void splitLayoutRowViewsOfAStack(GgmlType type) {
-    int cols = 1568; // Q8_0: three interleaved chunks and a rest; Q4_0: one chunk and a rest
+    // Q8_0: three interleaved chunks and a rest; Q4_0: one chunk and a rest; Q6_K: five
+    // super-blocks (a warp's round of two and a single one)
+    int cols = type == GgmlType.Q6_K ? 1280 : 1568;
     int[] partRows = {37, 16, 21};
     int n = 2;
     List<FloatTensor> parts = new ArrayList<>();
