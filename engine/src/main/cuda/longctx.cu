@@ -689,6 +689,29 @@ __device__ float warp_row_dot(const u8* __restrict__ w, int type, long long row,
   return warp_sum(acc);
 }
 
+// Rows `row` and `next` of a weight in any layout dotted with x[0, cols) element by element, by
+// one warp (the kernels' path for pointers their wide loads cannot take).
+__device__ void warp_elementwise_dot2(const u8* w, const u8* scales, int type, long long row,
+                                      long long next, int cols, const float* x, float& v0,
+                                      float& v1) {
+  float a0 = 0.f, a1 = 0.f;
+  for (int c = threadIdx.x & 31; c < cols; c += 32) {
+    a0 += weight_any(w, scales, type, row, cols, c) * x[c];
+    a1 += weight_any(w, scales, type, next, cols, c) * x[c];
+  }
+  v0 = warp_sum(a0);
+  v1 = warp_sum(a1);
+}
+
+// A warp's two output rows, by its lane 0: next == row (a last odd row) is written once.
+__device__ __forceinline__ void store_two_rows(float* y, long long row, long long next, float v0,
+                                               float v1) {
+  if ((threadIdx.x & 31) == 0) {
+    y[row] = v0;
+    if (next != row) y[next] = v1;
+  }
+}
+
 // y[t, r] = Σ_c W[r, c] · x[t, c] for r < rows, t < n (FloatTensor.matmul), W in a GGUF layout
 // (the split layout has matvec_split). One warp per output row; grid (ceil(rows / warpsPerBlock),
 // n). The decode path (n = 1) is bandwidth bound: each weight byte is read once.
@@ -730,18 +753,9 @@ extern "C" __global__ void matvec_split(const u8* w, const u8* scales, int type,
        15ull) == 0) {
     warp_split_dot2(q0, q1, s0, s1, type, cols, xt, v0, v1);
   } else {
-    float a0 = 0.f, a1 = 0.f;
-    for (int c = threadIdx.x & 31; c < cols; c += 32) {
-      a0 += split_weight(w, scales, type, row, cols, c) * xt[c];
-      a1 += split_weight(w, scales, type, next, cols, c) * xt[c];
-    }
-    v0 = warp_sum(a0);
-    v1 = warp_sum(a1);
+    warp_elementwise_dot2(w, scales, type, row, next, cols, xt, v0, v1);
   }
-  if ((threadIdx.x & 31) == 0) {
-    y[(long long)t * rows + row] = v0;
-    if (next != row) y[(long long)t * rows + next] = v1;
-  }
+  store_two_rows(y + (long long)t * rows, row, next, v0, v1);
 }
 
 // ---- K-quant decode ---------------------------------------------------------------------------
@@ -938,18 +952,9 @@ extern "C" __global__ void matvec_kquant(const u8* w, const u8* scales, int type
                              scales + next * stride, cols, xt, v0, v1);
     }
   } else if (kquant) {
-    float a0 = 0.f, a1 = 0.f;
-    for (int c = threadIdx.x & 31; c < cols; c += 32) {
-      a0 += weight_any(w, scales, type, row, cols, c) * xt[c];
-      a1 += weight_any(w, scales, type, next, cols, c) * xt[c];
-    }
-    v0 = warp_sum(a0);
-    v1 = warp_sum(a1);
+    warp_elementwise_dot2(w, scales, type, row, next, cols, xt, v0, v1);
   }
-  if ((threadIdx.x & 31) == 0) {
-    y[(long long)t * rows + row] = v0;
-    if (next != row) y[(long long)t * rows + next] = v1;
-  }
+  store_two_rows(y + (long long)t * rows, row, next, v0, v1);
 }
 
 // ---- integer products over quantized activations ------------------------------------------
@@ -1126,10 +1131,7 @@ extern "C" __global__ void matvec_split_q8x(const u8* w, const u8* scales, int t
                         (const u16*)scales + row * stride, (const u16*)scales + next * stride,
                         type, cols, xqt, xd + (long long)t * (cols >> 5), v0, v1);
   }
-  if ((threadIdx.x & 31) == 0) {
-    y[(long long)t * rows + row] = v0;
-    if (next != row) y[(long long)t * rows + next] = v1;
-  }
+  store_two_rows(y + (long long)t * rows, row, next, v0, v1);
 }
 
 // out[t, :] = dequantized row tokens[t] of the embedding table (TransformerLayers.embed); scales
