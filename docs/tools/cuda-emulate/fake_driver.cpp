@@ -47,6 +47,7 @@ std::map<std::string, Launcher>& kernels() {
       {"matvec", launcher(matvec)},
       {"matvec_split", launcher(matvec_split)},
       {"matvec_kquant", launcher(matvec_kquant)},
+      {"matvec_kquant_q8x", launcher(matvec_kquant_q8x)},
       {"quantize_rows_q8", launcher(quantize_rows_q8)},
       {"rmsnorm_rows_q8", launcher(rmsnorm_rows_q8)},
       {"add_rmsnorm_rows_q8", launcher(add_rmsnorm_rows_q8)},

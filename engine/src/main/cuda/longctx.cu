@@ -758,205 +758,6 @@ extern "C" __global__ void matvec_split(const u8* w, const u8* scales, int type,
   store_two_rows(y + (long long)t * rows, row, next, v0, v1);
 }
 
-// ---- K-quant decode ---------------------------------------------------------------------------
-//
-// matvec_kquant: Q4_K in its GGUF super-blocks (144 bytes: 16-byte aligned) and Q6_K in its split
-// layout, KQ_ROWS rows per warp (the activation loads serve both), 16-byte weight loads. A warp
-// takes four super-blocks a step, eight lanes each; lane i (< 8) of a super-block's eight takes 16
-// of its quant bytes, i.e. 32 weights in two runs of 16 consecutive elements (a "low" and a "high"
-// run), which share one sub-block scale each, so a lane decodes two scales per 32 weights:
-//   Q4_K: quant bytes 16i .. 16i + 15 (after the 16-byte header of d, dmin and the 12 scale
-//     bytes, which every lane loads whole); group g = i / 2, bytes l = 16(i & 1) + t: low run
-//     elements 64g + l (sub-block 2g), high run 64g + 32 + l (sub-block 2g + 1);
-//   Q6_K: ql bytes 16i .. 16i + 15, i.e. half h = i / 4, r = i & 3, l = 16(r & 1) + t of ql[64h +
-//     32(r >> 1) + l]: its low nibbles are quarter k = r >> 1 (elements 128h + 32k + l), its high
-//     ones quarter k + 2; their two high bits are bits 2k, 2k + 4 of qh[32h + l]; scales 8h + r and
-//     8h + r + 4.
-// The nibbles become floats without I2F (a quarter-rate conversion): Q6_K's 6-bit q as 2^23 + q
-// (one prmt) minus 2^23 + 32; Q4_K's nibble, shifted to a byte's bits 3..6, as the float
-// 0.5 + q/32 (one prmt puts it in the mantissa's top bits under exponent 2^-1), whose sum against
-// x is turned back with the run's Σx, which Q4_K's mins need anyway:
-//   Σ (d·sc·q − dmin·m)·x = 32·d·sc·Σ (0.5 + q/32)·x − (16·d·sc + dmin·m)·Σ x.
-
-#define KQ_ROWS 2  // rows per warp of matvec_kquant (CudaKernels.KQUANT_ROWS)
-
-// Byte b (< 4) of w as a float (unsigned), without I2F.
-__device__ __forceinline__ float byte_float(u32 w, int b) {
-  return __uint_as_float(prmt(w, 0x4b000000u, 0x7440u | (u32)b)) - 8388608.f;
-}
-
-// Byte b (< 4) of w as a float (signed), without I2F.
-__device__ __forceinline__ float sbyte_float(u32 w, int b) {
-  return __uint_as_float(prmt(w ^ 0x80808080u, 0x4b000000u, 0x7440u | (u32)b)) - 8388736.f;
-}
-
-// Σ_e (0.5 + q_e/32)·x_e for four nibbles q_e held at bits 3..6 of the bytes of v.
-__device__ __forceinline__ float q4k_dot4(u32 v, float4 x) {
-  float s = __uint_as_float(prmt(v, 0x3f000000u, 0x7044)) * x.x;
-  s += __uint_as_float(prmt(v, 0x3f000000u, 0x7144)) * x.y;
-  s += __uint_as_float(prmt(v, 0x3f000000u, 0x7244)) * x.z;
-  s += __uint_as_float(prmt(v, 0x3f000000u, 0x7344)) * x.w;
-  return s;
-}
-
-// Σ_e (q_e − 32)·x_e for four 6-bit quants held one per byte of v.
-__device__ __forceinline__ float q6k_dot4(u32 v, float4 x) {
-  return dot_bytes_minus(v, x, 8388640.f);  // 2^23 + 32
-}
-
-// One row's part of a Q4_K super-block for lane i (< 8) of its eight: header hv, quant bytes qv,
-// the lane's low and high runs of x (xl, xh) and their sums.
-__device__ __forceinline__ float q4k_lane(uint4 hv, uint4 qv, int i, const float4 (&xl)[4],
-                                          const float4 (&xh)[4], float sxl, float sxh) {
-  float d = half_to_float((u16)hv.x), dmin = half_to_float((u16)(hv.x >> 16));
-  // The 6-bit scales and mins of sub-blocks 0..3 and 4..7, a byte each (Q4_KTensor.groupScales).
-  u32 sc03 = hv.y & 0x3f3f3f3fu, m03 = hv.z & 0x3f3f3f3fu;
-  u32 sc47 = (hv.w & 0x0f0f0f0fu) | ((hv.y >> 2) & 0x30303030u);
-  u32 m47 = ((hv.w >> 4) & 0x0f0f0f0fu) | ((hv.z >> 2) & 0x30303030u);
-  int g = i >> 1, b = (2 * g) & 3;  // sub-blocks 2g, 2g + 1: bytes b, b + 1 of one word
-  u32 scw = g < 2 ? sc03 : sc47, mw = g < 2 ? m03 : m47;
-  float ds0 = d * byte_float(scw, b), ds1 = d * byte_float(scw, b + 1);
-  float dm0 = dmin * byte_float(mw, b), dm1 = dmin * byte_float(mw, b + 1);
-  u32 w[4] = {qv.x, qv.y, qv.z, qv.w};
-  float lo = 0.f, hi = 0.f;
-#pragma unroll
-  for (int k = 0; k < 4; k++) {
-    lo += q4k_dot4((w[k] << 3) & 0x78787878u, xl[k]);
-    hi += q4k_dot4((w[k] >> 1) & 0x78787878u, xh[k]);
-  }
-  return 32.f * ds0 * lo - (16.f * ds0 + dm0) * sxl + 32.f * ds1 * hi - (16.f * ds1 + dm1) * sxh;
-}
-
-// One row's part of a Q6_K super-block for lane i (< 8) of its eight: ql and qh bytes (16 each),
-// the half's scales sc (bytes 8h .. 8h + 7), d, and the lane's runs of x.
-__device__ __forceinline__ float q6k_lane(uint4 ql, uint4 qh, uint2 sc, u16 d, int i,
-                                          const float4 (&xl)[4], const float4 (&xh)[4]) {
-  int r = i & 3, shift = 2 * (r >> 1);
-  u32 a[4] = {ql.x, ql.y, ql.z, ql.w}, c[4] = {qh.x, qh.y, qh.z, qh.w};
-  float lo = 0.f, hi = 0.f;
-#pragma unroll
-  for (int k = 0; k < 4; k++) {
-    u32 cc = c[k] >> shift;
-    lo += q6k_dot4((a[k] & 0x0f0f0f0fu) | ((cc << 4) & 0x30303030u), xl[k]);
-    hi += q6k_dot4(((a[k] >> 4) & 0x0f0f0f0fu) | (cc & 0x30303030u), xh[k]);
-  }
-  return half_to_float(d) * (sbyte_float(sc.x, r) * lo + sbyte_float(sc.y, r) * hi);
-}
-
-// This lane's weights of super-block s of the two rows, loaded (Q6 ? Q6_K split : Q4_K).
-struct KqLoad {
-  uint4 a0, a1, b0, b1;  // Q4_K: header, quants; Q6_K: ql, qh — of row 0 (a) and row 1 (b)
-  uint2 s0, s1;          // Q6_K: the half's scales of each row
-  u16 d0, d1;            // Q6_K: d of each row
-};
-
-template <bool Q6>
-__device__ __forceinline__ KqLoad kq_load(const u8* __restrict__ q0, const u8* __restrict__ q1,
-                                          const u8* __restrict__ s0, const u8* __restrict__ s1,
-                                          int sb, int s, int i) {
-  KqLoad v;
-  if (Q6) {
-    long long at = (long long)s * 192;
-    int h = i >> 2, odd = i & 1;
-    v.a0 = *(const uint4*)(q0 + at + 16 * i);
-    v.a1 = *(const uint4*)(q0 + at + 128 + 32 * h + 16 * odd);
-    v.b0 = *(const uint4*)(q1 + at + 16 * i);
-    v.b1 = *(const uint4*)(q1 + at + 128 + 32 * h + 16 * odd);
-    v.s0 = *(const uint2*)(s0 + 16 * s + 8 * h);
-    v.s1 = *(const uint2*)(s1 + 16 * s + 8 * h);
-    v.d0 = ((const u16*)(s0 + 16 * sb))[s];
-    v.d1 = ((const u16*)(s1 + 16 * sb))[s];
-  } else {
-    long long at = (long long)s * 144;
-    v.a0 = *(const uint4*)(q0 + at);
-    v.a1 = *(const uint4*)(q0 + at + 16 + 16 * i);
-    v.b0 = *(const uint4*)(q1 + at);
-    v.b1 = *(const uint4*)(q1 + at + 16 + 16 * i);
-  }
-  return v;
-}
-
-template <bool Q6>
-__device__ __forceinline__ void kq_step(const KqLoad& v, const float* __restrict__ x, int s, int i,
-                                        float& acc0, float& acc1) {
-  // the lane's low and high runs: Q4_K 64g + 16(i & 1) and + 32; Q6_K 128h + 16r and + 64
-  int lo = Q6 ? 128 * (i >> 2) + 16 * (i & 3) : 64 * (i >> 1) + 16 * (i & 1);
-  const float* xs = x + 256 * s + lo;
-  float4 xl[4], xh[4];
-#pragma unroll
-  for (int k = 0; k < 4; k++) {
-    xl[k] = load4(xs + 4 * k);
-    xh[k] = load4(xs + (Q6 ? 64 : 32) + 4 * k);
-  }
-  if (Q6) {
-    acc0 += q6k_lane(v.a0, v.a1, v.s0, v.d0, i, xl, xh);
-    acc1 += q6k_lane(v.b0, v.b1, v.s1, v.d1, i, xl, xh);
-  } else {
-    float sxl = 0.f, sxh = 0.f;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-      sxl += (xl[k].x + xl[k].y) + (xl[k].z + xl[k].w);
-      sxh += (xh[k].x + xh[k].y) + (xh[k].z + xh[k].w);
-    }
-    acc0 += q4k_lane(v.a0, v.a1, i, xl, xh, sxl, sxh);
-    acc1 += q4k_lane(v.b0, v.b1, i, xl, xh, sxl, sxh);
-  }
-}
-
-// Rows q0, q1 (Q6: with their scales s0, s1) dotted with x[0, cols) by one warp, cols % 256 == 0,
-// every pointer 16-byte aligned. Two super-blocks a lane per round (their loads issued together).
-template <bool Q6>
-__device__ void warp_kquant_dot2(const u8* __restrict__ q0, const u8* __restrict__ q1,
-                                 const u8* __restrict__ s0, const u8* __restrict__ s1, int cols,
-                                 const float* __restrict__ x, float& r0, float& r1) {
-  int lane = threadIdx.x & 31, i = lane & 7;
-  int sb = cols >> 8;
-  float acc0 = 0.f, acc1 = 0.f;
-  int s = lane >> 3;
-  for (; s + 4 < sb; s += 8) {
-    KqLoad u = kq_load<Q6>(q0, q1, s0, s1, sb, s, i);
-    KqLoad v = kq_load<Q6>(q0, q1, s0, s1, sb, s + 4, i);
-    kq_step<Q6>(u, x, s, i, acc0, acc1);
-    kq_step<Q6>(v, x, s + 4, i, acc0, acc1);
-  }
-  if (s < sb) kq_step<Q6>(kq_load<Q6>(q0, q1, s0, s1, sb, s, i), x, s, i, acc0, acc1);
-  r0 = warp_sum(acc0);
-  r1 = warp_sum(acc1);
-}
-
-// y[t, r] = Σ_c W[r, c]·x[t, c] for W of type TYPE_Q4_K (GGUF layout) or TYPE_Q6_K_SPLIT (scales:
-// its second array); KQ_ROWS rows per warp, grid (ceil(rows / (warpsPerBlock · KQ_ROWS)), n). An
-// unaligned pointer takes an element-wise path; another type writes NaN (caught by the tests).
-extern "C" __global__ void matvec_kquant(const u8* w, const u8* scales, int type, const float* x,
-                                         float* y, int rows, int cols, int n) {
-  int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  int t = blockIdx.y;
-  long long row = (long long)warp * KQ_ROWS;
-  if (row >= rows || t >= n) return;
-  long long next = row + 1 < rows ? row + 1 : row;  // a last odd row is read twice, kept once
-  const float* xt = x + (long long)t * cols;
-  float v0 = __int_as_float(0x7fc00000), v1 = v0;
-  bool kquant = (type == TYPE_Q4_K || type == TYPE_Q6_K_SPLIT) && (cols & 255) == 0;
-  bool aligned =
-      ((((unsigned long long)w) | ((unsigned long long)xt) |
-        (type == TYPE_Q6_K_SPLIT ? (unsigned long long)scales : 0ull)) &
-       15ull) == 0;
-  if (kquant && aligned) {
-    if (type == TYPE_Q4_K) {
-      long long rowBytes = (long long)(cols >> 8) * 144;
-      warp_kquant_dot2<false>(w + row * rowBytes, w + next * rowBytes, nullptr, nullptr, cols, xt,
-                              v0, v1);
-    } else {
-      long long rowBytes = (long long)(cols >> 8) * 192, stride = q6k_scale_stride(cols);
-      warp_kquant_dot2<true>(w + row * rowBytes, w + next * rowBytes, scales + row * stride,
-                             scales + next * stride, cols, xt, v0, v1);
-    }
-  } else if (kquant) {
-    warp_elementwise_dot2(w, scales, type, row, next, cols, xt, v0, v1);
-  }
-  store_two_rows(y + (long long)t * rows, row, next, v0, v1);
-}
-
 // ---- integer products over quantized activations ------------------------------------------
 //
 // The decode products of the split layout can also run on 8-bit activations, as llama.cpp's
@@ -1130,6 +931,326 @@ extern "C" __global__ void matvec_split_q8x(const u8* w, const u8* scales, int t
     warp_split_dot2_q8x(w + row * rowBytes, w + next * rowBytes,
                         (const u16*)scales + row * stride, (const u16*)scales + next * stride,
                         type, cols, xqt, xd + (long long)t * (cols >> 5), v0, v1);
+  }
+  store_two_rows(y + (long long)t * rows, row, next, v0, v1);
+}
+
+// ---- K-quant decode ---------------------------------------------------------------------------
+//
+// matvec_kquant: Q4_K in its GGUF super-blocks (144 bytes: 16-byte aligned) and Q6_K in its split
+// layout, KQ_ROWS rows per warp (the activation loads serve both), 16-byte weight loads. A warp
+// takes four super-blocks a step, eight lanes each; lane i (< 8) of a super-block's eight takes 16
+// of its quant bytes, i.e. 32 weights in two runs of 16 consecutive elements (a "low" and a "high"
+// run), which share one sub-block scale each, so a lane decodes two scales per 32 weights:
+//   Q4_K: quant bytes 16i .. 16i + 15 (after the 16-byte header of d, dmin and the 12 scale
+//     bytes, which every lane loads whole); group g = i / 2, bytes l = 16(i & 1) + t: low run
+//     elements 64g + l (sub-block 2g), high run 64g + 32 + l (sub-block 2g + 1);
+//   Q6_K: ql bytes 16i .. 16i + 15, i.e. half h = i / 4, r = i & 3, l = 16(r & 1) + t of ql[64h +
+//     32(r >> 1) + l]: its low nibbles are quarter k = r >> 1 (elements 128h + 32k + l), its high
+//     ones quarter k + 2; their two high bits are bits 2k, 2k + 4 of qh[32h + l]; scales 8h + r and
+//     8h + r + 4.
+// The nibbles become floats without I2F (a quarter-rate conversion): Q6_K's 6-bit q as 2^23 + q
+// (one prmt) minus 2^23 + 32; Q4_K's nibble, shifted to a byte's bits 3..6, as the float
+// 0.5 + q/32 (one prmt puts it in the mantissa's top bits under exponent 2^-1), whose sum against
+// x is turned back with the run's Σx, which Q4_K's mins need anyway:
+//   Σ (d·sc·q − dmin·m)·x = 32·d·sc·Σ (0.5 + q/32)·x − (16·d·sc + dmin·m)·Σ x.
+// matvec_kquant_q8x reads the same weights the same way against int8 activations (quantize_rows_q8's
+// quants and per-32 scales; a run of 16 lies in one activation block): one dp4a per four weights
+// and four activation quants, the runs' Σ q_x by dp4a against ones for Q4_K's mins and Q6_K's − 32.
+
+#define KQ_ROWS 2  // rows per warp of matvec_kquant (CudaKernels.KQUANT_ROWS)
+
+// Byte b (< 4) of w as a float (unsigned), without I2F.
+__device__ __forceinline__ float byte_float(u32 w, int b) {
+  return __uint_as_float(prmt(w, 0x4b000000u, 0x7440u | (u32)b)) - 8388608.f;
+}
+
+// Byte b (< 4) of w as a float (signed), without I2F.
+__device__ __forceinline__ float sbyte_float(u32 w, int b) {
+  return __uint_as_float(prmt(w ^ 0x80808080u, 0x4b000000u, 0x7440u | (u32)b)) - 8388736.f;
+}
+
+// Σ_e (0.5 + q_e/32)·x_e for four nibbles q_e held at bits 3..6 of the bytes of v.
+__device__ __forceinline__ float q4k_dot4(u32 v, float4 x) {
+  float s = __uint_as_float(prmt(v, 0x3f000000u, 0x7044)) * x.x;
+  s += __uint_as_float(prmt(v, 0x3f000000u, 0x7144)) * x.y;
+  s += __uint_as_float(prmt(v, 0x3f000000u, 0x7244)) * x.z;
+  s += __uint_as_float(prmt(v, 0x3f000000u, 0x7344)) * x.w;
+  return s;
+}
+
+// Σ_e (q_e − 32)·x_e for four 6-bit quants held one per byte of v.
+__device__ __forceinline__ float q6k_dot4(u32 v, float4 x) {
+  return dot_bytes_minus(v, x, 8388640.f);  // 2^23 + 32
+}
+
+// The d·sc and dmin·m of the two sub-blocks (2g, 2g + 1, g = i / 2) of lane i (< 8) of a Q4_K
+// super-block's eight, from its 16-byte header hv (d, dmin, the 12 scale bytes).
+__device__ __forceinline__ void q4k_scales(uint4 hv, int i, float& ds0, float& ds1, float& dm0,
+                                           float& dm1) {
+  float d = half_to_float((u16)hv.x), dmin = half_to_float((u16)(hv.x >> 16));
+  // The 6-bit scales and mins of sub-blocks 0..3 and 4..7, a byte each (Q4_KTensor.groupScales).
+  u32 sc03 = hv.y & 0x3f3f3f3fu, m03 = hv.z & 0x3f3f3f3fu;
+  u32 sc47 = (hv.w & 0x0f0f0f0fu) | ((hv.y >> 2) & 0x30303030u);
+  u32 m47 = ((hv.w >> 4) & 0x0f0f0f0fu) | ((hv.z >> 2) & 0x30303030u);
+  int g = i >> 1, b = (2 * g) & 3;  // sub-blocks 2g, 2g + 1: bytes b, b + 1 of one word
+  u32 scw = g < 2 ? sc03 : sc47, mw = g < 2 ? m03 : m47;
+  ds0 = d * byte_float(scw, b);
+  ds1 = d * byte_float(scw, b + 1);
+  dm0 = dmin * byte_float(mw, b);
+  dm1 = dmin * byte_float(mw, b + 1);
+}
+
+// One row's part of a Q4_K super-block for lane i (< 8) of its eight: header hv, quant bytes qv,
+// the lane's low and high runs of x (xl, xh) and their sums.
+__device__ __forceinline__ float q4k_lane(uint4 hv, uint4 qv, int i, const float4 (&xl)[4],
+                                          const float4 (&xh)[4], float sxl, float sxh) {
+  float ds0, ds1, dm0, dm1;
+  q4k_scales(hv, i, ds0, ds1, dm0, dm1);
+  u32 w[4] = {qv.x, qv.y, qv.z, qv.w};
+  float lo = 0.f, hi = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    lo += q4k_dot4((w[k] << 3) & 0x78787878u, xl[k]);
+    hi += q4k_dot4((w[k] >> 1) & 0x78787878u, xh[k]);
+  }
+  return 32.f * ds0 * lo - (16.f * ds0 + dm0) * sxl + 32.f * ds1 * hi - (16.f * ds1 + dm1) * sxh;
+}
+
+// Lane i's (< 8) 6-bit quants of a Q6_K super-block, a byte each: word k of its low run (low
+// nibbles of ql word a, bits 2k', 2k' + 1 of qh word c, k' = (i & 3) >> 1) or of its high run.
+__device__ __forceinline__ u32 q6k_word(u32 a, u32 c, int i, bool high) {
+  u32 cc = c >> (2 * ((i & 3) >> 1));
+  return high ? ((a >> 4) & 0x0f0f0f0fu) | (cc & 0x30303030u)
+              : (a & 0x0f0f0f0fu) | ((cc << 4) & 0x30303030u);
+}
+
+// One row's part of a Q6_K super-block for lane i (< 8) of its eight: ql and qh bytes (16 each),
+// the half's scales sc (bytes 8h .. 8h + 7), d, and the lane's runs of x.
+__device__ __forceinline__ float q6k_lane(uint4 ql, uint4 qh, uint2 sc, u16 d, int i,
+                                          const float4 (&xl)[4], const float4 (&xh)[4]) {
+  u32 a[4] = {ql.x, ql.y, ql.z, ql.w}, c[4] = {qh.x, qh.y, qh.z, qh.w};
+  float lo = 0.f, hi = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    lo += q6k_dot4(q6k_word(a[k], c[k], i, false), xl[k]);
+    hi += q6k_dot4(q6k_word(a[k], c[k], i, true), xh[k]);
+  }
+  int r = i & 3;
+  return half_to_float(d) * (sbyte_float(sc.x, r) * lo + sbyte_float(sc.y, r) * hi);
+}
+
+// The int8-activation forms: the lane's runs of activation quants xl, xh (16 each), their block
+// scales dl, dh and their sums sl, sh (Σ q_x over each run).
+__device__ __forceinline__ float q4k_lane_q8x(uint4 hv, uint4 qv, int i, uint4 xl, uint4 xh,
+                                              float dl, float dh, int sl, int sh) {
+  float ds0, ds1, dm0, dm1;
+  q4k_scales(hv, i, ds0, ds1, dm0, dm1);
+  u32 w[4] = {qv.x, qv.y, qv.z, qv.w}, a[4] = {xl.x, xl.y, xl.z, xl.w},
+      b[4] = {xh.x, xh.y, xh.z, xh.w};
+  int lo = 0, hi = 0;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    lo = dp4a((int)(w[k] & 0x0f0f0f0fu), (int)a[k], lo);
+    hi = dp4a((int)((w[k] >> 4) & 0x0f0f0f0fu), (int)b[k], hi);
+  }
+  return dl * (ds0 * small_int_to_float(lo) - dm0 * small_int_to_float(sl)) +
+         dh * (ds1 * small_int_to_float(hi) - dm1 * small_int_to_float(sh));
+}
+
+__device__ __forceinline__ float q6k_lane_q8x(uint4 ql, uint4 qh, uint2 sc, u16 d, int i, uint4 xl,
+                                              uint4 xh, float dl, float dh, int sl, int sh) {
+  u32 a[4] = {ql.x, ql.y, ql.z, ql.w}, c[4] = {qh.x, qh.y, qh.z, qh.w};
+  u32 xa[4] = {xl.x, xl.y, xl.z, xl.w}, xb[4] = {xh.x, xh.y, xh.z, xh.w};
+  int lo = 0, hi = 0;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    lo = dp4a((int)q6k_word(a[k], c[k], i, false), (int)xa[k], lo);
+    hi = dp4a((int)q6k_word(a[k], c[k], i, true), (int)xb[k], hi);
+  }
+  int r = i & 3;
+  return half_to_float(d) * (sbyte_float(sc.x, r) * dl * small_int_to_float(lo - 32 * sl) +
+                             sbyte_float(sc.y, r) * dh * small_int_to_float(hi - 32 * sh));
+}
+
+// This lane's weights of super-block s of the two rows, loaded (Q6 ? Q6_K split : Q4_K).
+struct KqLoad {
+  uint4 a0, a1, b0, b1;  // Q4_K: header, quants; Q6_K: ql, qh — of row 0 (a) and row 1 (b)
+  uint2 s0, s1;          // Q6_K: the half's scales of each row
+  u16 d0, d1;            // Q6_K: d of each row
+};
+
+template <bool Q6>
+__device__ __forceinline__ KqLoad kq_load(const u8* __restrict__ q0, const u8* __restrict__ q1,
+                                          const u8* __restrict__ s0, const u8* __restrict__ s1,
+                                          int sb, int s, int i) {
+  KqLoad v;
+  if (Q6) {
+    long long at = (long long)s * 192;
+    int h = i >> 2, odd = i & 1;
+    v.a0 = *(const uint4*)(q0 + at + 16 * i);
+    v.a1 = *(const uint4*)(q0 + at + 128 + 32 * h + 16 * odd);
+    v.b0 = *(const uint4*)(q1 + at + 16 * i);
+    v.b1 = *(const uint4*)(q1 + at + 128 + 32 * h + 16 * odd);
+    v.s0 = *(const uint2*)(s0 + 16 * s + 8 * h);
+    v.s1 = *(const uint2*)(s1 + 16 * s + 8 * h);
+    v.d0 = ((const u16*)(s0 + 16 * sb))[s];
+    v.d1 = ((const u16*)(s1 + 16 * sb))[s];
+  } else {
+    long long at = (long long)s * 144;
+    v.a0 = *(const uint4*)(q0 + at);
+    v.a1 = *(const uint4*)(q0 + at + 16 + 16 * i);
+    v.b0 = *(const uint4*)(q1 + at);
+    v.b1 = *(const uint4*)(q1 + at + 16 + 16 * i);
+  }
+  return v;
+}
+
+// The activations of a product: floats, or quantize_rows_q8's int8 quants and per-32 scales.
+struct KqFloatX {
+  const float* x;
+};
+struct KqInt8X {
+  const signed char* q;
+  const float* d;
+};
+
+// Where lane i's (< 8) low run starts within a super-block (its high run: + KQ_HIGH(Q6)):
+// Q4_K 64g + 16(i & 1), g = i / 2; Q6_K 128h + 16r, h = i / 4, r = i & 3.
+__device__ __forceinline__ int kq_low(bool q6, int i) {
+  return q6 ? 128 * (i >> 2) + 16 * (i & 3) : 64 * (i >> 1) + 16 * (i & 1);
+}
+#define KQ_HIGH(q6) ((q6) ? 64 : 32)
+
+template <bool Q6>
+__device__ __forceinline__ void kq_step(const KqLoad& v, KqFloatX a, int s, int i, float& acc0,
+                                        float& acc1) {
+  const float* xs = a.x + 256 * s + kq_low(Q6, i);
+  float4 xl[4], xh[4];
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    xl[k] = load4(xs + 4 * k);
+    xh[k] = load4(xs + KQ_HIGH(Q6) + 4 * k);
+  }
+  if (Q6) {
+    acc0 += q6k_lane(v.a0, v.a1, v.s0, v.d0, i, xl, xh);
+    acc1 += q6k_lane(v.b0, v.b1, v.s1, v.d1, i, xl, xh);
+  } else {
+    float sxl = 0.f, sxh = 0.f;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      sxl += (xl[k].x + xl[k].y) + (xl[k].z + xl[k].w);
+      sxh += (xh[k].x + xh[k].y) + (xh[k].z + xh[k].w);
+    }
+    acc0 += q4k_lane(v.a0, v.a1, i, xl, xh, sxl, sxh);
+    acc1 += q4k_lane(v.b0, v.b1, i, xl, xh, sxl, sxh);
+  }
+}
+
+template <bool Q6>
+__device__ __forceinline__ void kq_step(const KqLoad& v, KqInt8X a, int s, int i, float& acc0,
+                                        float& acc1) {
+  int lo = 256 * s + kq_low(Q6, i), hi = lo + KQ_HIGH(Q6);
+  uint4 xl = *(const uint4*)(a.q + lo), xh = *(const uint4*)(a.q + hi);
+  float dl = a.d[lo >> 5], dh = a.d[hi >> 5];
+  const int ones = 0x01010101;
+  int sl = dp4a((int)xl.x, ones, dp4a((int)xl.y, ones, dp4a((int)xl.z, ones, dp4a((int)xl.w, ones, 0))));
+  int sh = dp4a((int)xh.x, ones, dp4a((int)xh.y, ones, dp4a((int)xh.z, ones, dp4a((int)xh.w, ones, 0))));
+  if (Q6) {
+    acc0 += q6k_lane_q8x(v.a0, v.a1, v.s0, v.d0, i, xl, xh, dl, dh, sl, sh);
+    acc1 += q6k_lane_q8x(v.b0, v.b1, v.s1, v.d1, i, xl, xh, dl, dh, sl, sh);
+  } else {
+    acc0 += q4k_lane_q8x(v.a0, v.a1, i, xl, xh, dl, dh, sl, sh);
+    acc1 += q4k_lane_q8x(v.b0, v.b1, i, xl, xh, dl, dh, sl, sh);
+  }
+}
+
+// Rows q0, q1 (Q6: with their scales s0, s1) dotted with the activations a of [0, cols) by one
+// warp, cols % 256 == 0, every pointer 16-byte aligned. Two super-blocks a lane per round (their
+// loads issued together).
+template <bool Q6, typename X>
+__device__ void warp_kquant_dot2(const u8* __restrict__ q0, const u8* __restrict__ q1,
+                                 const u8* __restrict__ s0, const u8* __restrict__ s1, int cols,
+                                 X a, float& r0, float& r1) {
+  int lane = threadIdx.x & 31, i = lane & 7;
+  int sb = cols >> 8;
+  float acc0 = 0.f, acc1 = 0.f;
+  int s = lane >> 3;
+  for (; s + 4 < sb; s += 8) {
+    KqLoad u = kq_load<Q6>(q0, q1, s0, s1, sb, s, i);
+    KqLoad v = kq_load<Q6>(q0, q1, s0, s1, sb, s + 4, i);
+    kq_step<Q6>(u, a, s, i, acc0, acc1);
+    kq_step<Q6>(v, a, s + 4, i, acc0, acc1);
+  }
+  if (s < sb) kq_step<Q6>(kq_load<Q6>(q0, q1, s0, s1, sb, s, i), a, s, i, acc0, acc1);
+  r0 = warp_sum(acc0);
+  r1 = warp_sum(acc1);
+}
+
+// Rows `row`, `next` of a K-quant matrix w (type TYPE_Q4_K or TYPE_Q6_K_SPLIT, cols % 256 == 0,
+// pointers 16-byte aligned) against the activations a, by one warp.
+template <typename X>
+__device__ void kquant_dot2(const u8* w, const u8* scales, int type, long long row, long long next,
+                            int cols, X a, float& v0, float& v1) {
+  if (type == TYPE_Q4_K) {
+    long long rowBytes = (long long)(cols >> 8) * 144;
+    warp_kquant_dot2<false>(w + row * rowBytes, w + next * rowBytes, nullptr, nullptr, cols, a, v0,
+                            v1);
+  } else {
+    long long rowBytes = (long long)(cols >> 8) * 192, stride = q6k_scale_stride(cols);
+    warp_kquant_dot2<true>(w + row * rowBytes, w + next * rowBytes, scales + row * stride,
+                           scales + next * stride, cols, a, v0, v1);
+  }
+}
+
+__device__ __forceinline__ bool is_kquant(int type, int cols) {
+  return (type == TYPE_Q4_K || type == TYPE_Q6_K_SPLIT) && (cols & 255) == 0;
+}
+
+// Whether w (and, for Q6_K's split layout, its scales) and p are 16-byte aligned.
+__device__ __forceinline__ bool kquant_aligned(const u8* w, const u8* scales, int type,
+                                               const void* p) {
+  return ((((unsigned long long)w) | ((unsigned long long)p) |
+           (type == TYPE_Q6_K_SPLIT ? (unsigned long long)scales : 0ull)) &
+          15ull) == 0;
+}
+
+// y[t, r] = Σ_c W[r, c]·x[t, c] for W of type TYPE_Q4_K (GGUF layout) or TYPE_Q6_K_SPLIT (scales:
+// its second array); KQ_ROWS rows per warp, grid (ceil(rows / (warpsPerBlock · KQ_ROWS)), n). An
+// unaligned pointer takes an element-wise path; another type writes NaN (caught by the tests).
+extern "C" __global__ void matvec_kquant(const u8* w, const u8* scales, int type, const float* x,
+                                         float* y, int rows, int cols, int n) {
+  int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  int t = blockIdx.y;
+  long long row = (long long)warp * KQ_ROWS;
+  if (row >= rows || t >= n) return;
+  long long next = row + 1 < rows ? row + 1 : row;  // a last odd row is read twice, kept once
+  const float* xt = x + (long long)t * cols;
+  float v0 = __int_as_float(0x7fc00000), v1 = v0;
+  if (is_kquant(type, cols) && kquant_aligned(w, scales, type, xt)) {
+    kquant_dot2(w, scales, type, row, next, cols, KqFloatX{xt}, v0, v1);
+  } else if (is_kquant(type, cols)) {
+    warp_elementwise_dot2(w, scales, type, row, next, cols, xt, v0, v1);
+  }
+  store_two_rows(y + (long long)t * rows, row, next, v0, v1);
+}
+
+// The same product over quantize_rows_q8's activation quants xq [n, cols] and scales xd [n, cols /
+// 32] (matvec_split_q8x for the K-quants); grid as matvec_kquant. Unaligned pointers or another
+// type write NaN (caught by the tests).
+extern "C" __global__ void matvec_kquant_q8x(const u8* w, const u8* scales, int type,
+                                             const signed char* xq, const float* xd, float* y,
+                                             int rows, int cols, int n) {
+  int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  int t = blockIdx.y;
+  long long row = (long long)warp * KQ_ROWS;
+  if (row >= rows || t >= n) return;
+  long long next = row + 1 < rows ? row + 1 : row;
+  const signed char* xqt = xq + (long long)t * cols;
+  float v0 = __int_as_float(0x7fc00000), v1 = v0;
+  if (is_kquant(type, cols) && kquant_aligned(w, scales, type, xqt)) {
+    kquant_dot2(w, scales, type, row, next, cols, KqInt8X{xqt, xd + (long long)t * (cols >> 5)},
+                v0, v1);
   }
   store_two_rows(y + (long long)t * rows, row, next, v0, v1);
 }

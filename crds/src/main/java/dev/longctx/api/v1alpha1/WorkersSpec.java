@@ -94,7 +94,8 @@ public class WorkersSpec {
 
   @Default("false")
   @JsonPropertyDescription(
-      "Multiply a GPU worker's Q8_0 and Q4_0 matrices by int8-quantized activations (dp4a): fewer"
+      "Multiply a GPU worker's Q8_0, Q4_0, Q4_K and Q6_K matrices by int8-quantized activations"
+          + " (dp4a): fewer"
           + " instructions per weight byte; logits within the activations' rounding of the"
           + " float ones. Needs gpu > 0.")
   private boolean int8Activations;

@@ -211,8 +211,9 @@ public final class CudaBench {
    * bytes. Q8_0 and Q4_0 run in the split layout the model uploads (matvec_split) and, for
    * comparison, in the GGUF layout ("gguf": matvec's blocks) and over int8 activations (the
    * quantization launch and matvec_split_q8x, timed together); Q4_K and Q6_K (a Q4_K_M file's
-   * types) through matvec_kquant (Q6_K in its split layout) and, for comparison, through matvec's
-   * byte-per-lane path over their GGUF super-blocks ("gguf").
+   * types) through matvec_kquant (Q6_K in its split layout), over int8 activations
+   * (matvec_kquant_q8x) and, for comparison, through matvec's byte-per-lane path over their GGUF
+   * super-blocks ("gguf").
    */
   private static void matvecTable(CudaContext cx, boolean tiny, double copyGbs) {
     int[][] shapes =
@@ -222,25 +223,10 @@ public final class CudaBench {
     SplittableRandom random = new SplittableRandom(11);
     try (CudaKernels k = new CudaKernels(cx)) {
       for (int[] shape : shapes) {
-        GgmlType[] types = {
-          GgmlType.F16,
-          GgmlType.BF16,
-          GgmlType.Q8_0,
-          GgmlType.Q4_0,
-          GgmlType.Q8_0,
-          GgmlType.Q4_0,
-          GgmlType.Q8_0,
-          GgmlType.Q4_0,
-          GgmlType.Q4_K,
-          GgmlType.Q6_K,
-          GgmlType.Q4_K,
-          GgmlType.Q6_K
-        };
-        for (int ti = 0; ti < types.length; ti++) {
-          GgmlType type = types[ti];
-          // Q8_0 / Q4_0 in the GGUF layout; Q4_K / Q6_K through matvec's byte-per-lane path
-          boolean gguf = ti == 4 || ti == 5 || ti >= 10;
-          boolean int8 = ti == 6 || ti == 7; // split layout over int8 activations (+ quantization)
+        for (MatvecRow row : MATVEC_ROWS) {
+          GgmlType type = row.type();
+          boolean gguf = row.gguf();
+          boolean int8 = row.int8();
           k.setWideKQuants(!gguf);
           MemorySegment image =
               randomImage(
@@ -293,6 +279,29 @@ public final class CudaBench {
     }
     System.out.println();
   }
+
+  /**
+   * A row of the matvec table: a weight type in its default layout, in the GGUF layout through
+   * matvec ({@code gguf}; Q4_K: the byte-per-lane path), or over int8 activations ({@code int8}).
+   */
+  private record MatvecRow(GgmlType type, boolean gguf, boolean int8) {}
+
+  private static final List<MatvecRow> MATVEC_ROWS =
+      List.of(
+          new MatvecRow(GgmlType.F16, false, false),
+          new MatvecRow(GgmlType.BF16, false, false),
+          new MatvecRow(GgmlType.Q8_0, false, false),
+          new MatvecRow(GgmlType.Q4_0, false, false),
+          new MatvecRow(GgmlType.Q8_0, true, false),
+          new MatvecRow(GgmlType.Q4_0, true, false),
+          new MatvecRow(GgmlType.Q8_0, false, true),
+          new MatvecRow(GgmlType.Q4_0, false, true),
+          new MatvecRow(GgmlType.Q4_K, false, false),
+          new MatvecRow(GgmlType.Q6_K, false, false),
+          new MatvecRow(GgmlType.Q4_K, true, false),
+          new MatvecRow(GgmlType.Q6_K, true, false),
+          new MatvecRow(GgmlType.Q4_K, false, true),
+          new MatvecRow(GgmlType.Q6_K, false, true));
 
   /** A toy Llama shape for a run under the CPU emulation. */
   static LlamaConfig tinyShape() {

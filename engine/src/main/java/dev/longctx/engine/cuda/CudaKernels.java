@@ -174,20 +174,22 @@ final class CudaKernels implements AutoCloseable {
   }
 
   /**
-   * {@code y[t, :] = W · x[t, :]} for t < n, W in the split layout, x given as {@link
-   * #quantizeRows}' quants and scales: integer products (dp4a) scaled per block.
+   * {@code y[t, :] = W · x[t, :]} for t < n, W one that {@link DeviceTensor#takesInt8Activations
+   * takes int8 activations}, x given as {@link #quantizeRows}' quants and scales: integer products
+   * (dp4a) scaled per block (matvec_split_q8x for Q8_0 / Q4_0, matvec_kquant_q8x for Q4_K / Q6_K).
    */
   void matvecQuantized(DeviceTensor w, long xq, long xd, long y, int n) {
     if (!w.takesInt8Activations()) {
       throw new IllegalArgumentException(
-          "quantized activations need a Q8_0 or Q4_0 matrix in the split layout, not "
+          "quantized activations need Q8_0, Q4_0 or Q6_K in the split layout or Q4_K, not "
               + w.type()
               + " in "
               + w.layout());
     }
-    int rowsPerBlock = MATVEC_WARPS * SPLIT_ROWS;
+    boolean blocks = w.splitBlocks();
+    int rowsPerBlock = MATVEC_WARPS * (blocks ? SPLIT_ROWS : KQUANT_ROWS);
     cx.launch(
-        "matvec_split_q8x",
+        blocks ? "matvec_split_q8x" : "matvec_kquant_q8x",
         (w.rows() + rowsPerBlock - 1) / rowsPerBlock,
         n,
         MATVEC_WARPS * 32,
@@ -223,7 +225,7 @@ final class CudaKernels implements AutoCloseable {
     cx.launch(
         "dequantize_to_half",
         // Q8_0 / Q4_0's split layout: threads take 16 quant bytes each (16 or 32 elements)
-        gridFor(w.takesInt8Activations() ? elements / 16 : elements),
+        gridFor(w.splitBlocks() ? elements / 16 : elements),
         1,
         THREADS,
         w.address(),

@@ -214,10 +214,15 @@ public record DeviceTensor(
 
   /**
    * Whether the integer products over int8 activations ({@code CudaKernels.matvecQuantized}) read
-   * this matrix: Q8_0 and Q4_0 in the split layout.
+   * this matrix: Q8_0, Q4_0 and Q6_K in the split layout, Q4_K in its GGUF super-blocks.
    */
   public boolean takesInt8Activations() {
-    return layout == Layout.SPLIT && (type == GgmlType.Q8_0 || type == GgmlType.Q4_0);
+    return layout == Layout.SPLIT || type == GgmlType.Q4_K;
+  }
+
+  /** Whether this is a Q8_0 or Q4_0 matrix in the split layout (matvec_split's). */
+  boolean splitBlocks() {
+    return layout == Layout.SPLIT && type != GgmlType.Q6_K;
   }
 
   /** The type id the kernels take: ggml's, plus {@link #SPLIT_TYPE_FLAG} in the split layout. */

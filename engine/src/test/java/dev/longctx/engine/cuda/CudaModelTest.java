@@ -14,6 +14,7 @@ import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
 import dev.longctx.engine.model.LoadedModel;
+import dev.longctx.engine.model.MatrixTypes;
 import dev.longctx.engine.model.TestModels;
 import dev.longctx.engine.tensor.GgmlType;
 import java.io.IOException;
@@ -133,7 +134,6 @@ class CudaModelTest {
       value = GgmlType.class,
       names = {"Q8_0", "Q4_0"})
   void quantizedActivationsTrackTheCpuBackend(GgmlType type, @TempDir Path tmp) throws IOException {
-    CudaContext cx = CudaTests.context();
     LlamaConfig shape =
         new LlamaConfig(
             "llama",
@@ -149,8 +149,29 @@ class CudaModelTest {
             10000f,
             Rope.Layout.INTERLEAVED,
             null);
+    // q/k/v and gate/up stacked: four products a layer, then the output projection
+    quantizedActivationsTrack(MatrixTypes.of(type), shape, "matvec_split_q8x", 4, tmp);
+  }
+
+  /**
+   * The same for llama.cpp's Q4_K_M mix (Q4_K, and Q6_K for attn_v, ffn_down and the tied
+   * embedding): every product goes through matvec_kquant_q8x. Widths of whole super-blocks.
+   */
+  @Test
+  void quantizedActivationsOnAQ4KmModel(@TempDir Path tmp) throws IOException {
+    LlamaConfig shape =
+        new LlamaConfig(
+            "llama", 512, 768, 2, 8, 2, 64, 300, 128, 1e-5f, 10000f, Rope.Layout.INTERLEAVED, null);
+    // q, k and v unstacked (two types), o, gate/up stacked, down: six products a layer
+    quantizedActivationsTrack(MatrixTypes.Q4_K_M, shape, "matvec_kquant_q8x", 6, tmp);
+  }
+
+  private void quantizedActivationsTrack(
+      MatrixTypes types, LlamaConfig shape, String product, int productsPerLayer, Path tmp)
+      throws IOException {
+    CudaContext cx = CudaTests.context();
     try (CudaTests.Synthetic model =
-        CudaTests.syntheticModel(tmp.resolve("q.gguf"), shape, 23, type)) {
+        CudaTests.syntheticModel(tmp.resolve("q.gguf"), shape, 23, types)) {
       LlamaConfig c = model.config();
       LlamaWeights weights = model.weights();
       Transformer cpu = new Transformer(c, weights);
@@ -178,7 +199,7 @@ class CudaModelTest {
         System.out.printf(
             "%s, int8 activations: max |logit − CPU| %.2e (logits up to %.2f), from float"
                 + " activations %.2e%n",
-            type, worst, scale, fromExact);
+            types, worst, scale, fromExact);
         // each activation within half a step of 1/127 of its block's largest: a few per cent
         assertThat(worst)
             .as("max |logit − CPU logit| over %d steps", steps + 1)
@@ -205,11 +226,12 @@ class CudaModelTest {
               .containsEntry("rmsnorm_rows_q8", 2L) // layer 0's attention norm, the final norm
               .containsEntry("add_rmsnorm_rows_q8", 2L * layers - 1)
               .containsEntry("swiglu_q8", (long) layers)
-              .containsEntry("matvec_split_q8x", 4L * layers + 1)
+              .containsEntry(product, (long) productsPerLayer * layers + 1)
               .doesNotContainKeys(
                   "quantize_rows_q8",
                   "attention_combine",
                   "matvec_split",
+                  "matvec_kquant",
                   "matvec",
                   "rmsnorm_rows",
                   "swiglu");

@@ -108,9 +108,13 @@ class CudaOpsTest {
   @ParameterizedTest
   @EnumSource(
       value = GgmlType.class,
-      names = {"Q8_0", "Q4_0"})
+      names = {"Q8_0", "Q4_0", "Q4_K", "Q6_K"})
   void matvecOverQuantizedActivations(GgmlType type) {
-    int[][] shapes = {{1, 32, 1}, {37, 64, 3}, {129, 1024, 2}, {5, 1568, 1}, {3, 4160, 2}};
+    // the K-quants (matvec_kquant_q8x): one, two, four, five and seventeen super-blocks a row
+    int[][] shapes =
+        type.blockSize() == 256
+            ? new int[][] {{1, 256, 1}, {37, 512, 3}, {129, 1024, 2}, {6, 1280, 1}, {3, 4352, 2}}
+            : new int[][] {{1, 32, 1}, {37, 64, 3}, {129, 1024, 2}, {5, 1568, 1}, {3, 4160, 2}};
     for (int[] s : shapes) {
       int rows = s[0];
       int cols = s[1];
@@ -163,21 +167,16 @@ class CudaOpsTest {
       assertThat(CudaTests.read(cx, xd, n * blocks)).as(what + " scales").containsExactly(d);
       assertClose(what, CudaTests.read(cx, y, n * rows), ref, 2e-6 * Math.sqrt(cols));
     }
+    if (type == GgmlType.Q4_K) {
+      return; // its GGUF super-blocks are the integer product's layout
+    }
     // only the split layout has the integer product
-    FloatTensor w = Quantizer.quantize(type, randoms(64 * 64, 1), 64, 64);
+    int cols = type.blockSize();
+    FloatTensor w = Quantizer.quantize(type, randoms(2 * cols, 1), 2, cols);
     DeviceTensor gguf = keep(DeviceTensor.upload(cx, w, "g", DeviceTensor.Layout.GGUF));
     assertThatThrownBy(() -> k.matvecQuantized(gguf, 0L, 0L, 0L, 1))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("split layout");
-    // nor Q6_K's split layout (its own kernel takes float activations)
-    DeviceTensor q6 =
-        keep(
-            DeviceTensor.upload(
-                cx, Quantizer.quantize(GgmlType.Q6_K, randoms(512, 1), 2, 256), "q"));
-    assertThat(q6.layout()).isEqualTo(DeviceTensor.Layout.SPLIT);
-    assertThatThrownBy(() -> k.matvecQuantized(q6, 0L, 0L, 0L, 1))
-        .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("Q6_K");
     assertThatThrownBy(() -> k.quantizeRows(0L, 0L, 0L, 48, 1))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("cols % 32");

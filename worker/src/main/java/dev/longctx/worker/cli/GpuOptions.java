@@ -9,7 +9,7 @@ import picocli.CommandLine.Option;
 
 /**
  * The GPU options shared by the commands that run a model on the GPU: the KV cache's element type,
- * decode steps as CUDA graph launches, and Q8_0/Q4_0 products over int8 activations.
+ * decode steps as CUDA graph launches, and quantized products over int8 activations.
  */
 public class GpuOptions {
 
@@ -34,7 +34,8 @@ public class GpuOptions {
   @Option(
       names = "--int8-activations",
       description =
-          "Multiply Q8_0 and Q4_0 matrices by int8-quantized activations on the GPU (dp4a, as"
+          "Multiply Q8_0, Q4_0, Q4_K and Q6_K matrices by int8-quantized activations on the GPU"
+              + " (dp4a, as"
               + " llama.cpp's MMVQ kernels): fewer instructions per weight byte, logits within the"
               + " activations' rounding (about 1 % of their range) of the f32 ones. Off by default"
               + " until measured on a GPU (docs/PERFORMANCE.md).")
