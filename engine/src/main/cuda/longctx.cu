@@ -1275,6 +1275,19 @@ __device__ __forceinline__ void store_scaled4(u16* o, float d, int q0, int q1, i
   *(uint2*)o = make_uint2(h[0] | ((u32)h[1] << 16), h[2] | ((u32)h[3] << 16));
 }
 
+// o[0..16) ← v[0..16) in FP16 (fp16 = 1) or BF16, as two 16-byte stores (o 16-byte aligned).
+__device__ __forceinline__ void store_halves16(u16* o, const float (&v)[16], int fp16) {
+  u32 h[8];
+#pragma unroll
+  for (int e = 0; e < 8; e++) {
+    u16 a = fp16 ? float_to_half(v[2 * e]) : float_to_bf16(v[2 * e]);
+    u16 b = fp16 ? float_to_half(v[2 * e + 1]) : float_to_bf16(v[2 * e + 1]);
+    h[e] = a | ((u32)b << 16);
+  }
+  ((uint4*)o)[0] = make_uint4(h[0], h[1], h[2], h[3]);
+  ((uint4*)o)[1] = make_uint4(h[4], h[5], h[6], h[7]);
+}
+
 // out[rows, cols] in FP16 (half = 1) or BF16 (half = 0) ← the dequantized weight, for the cuBLAS
 // prefill GEMM; scales as for matvec. Grid-stride over all elements.
 extern "C" __global__ void dequantize_to_half(const u8* w, const u8* scales, int type, u16* out,
@@ -1335,10 +1348,60 @@ extern "C" __global__ void dequantize_to_half(const u8* w, const u8* scales, int
     }
     return;
   }
-  if (type == TYPE_Q6_K_SPLIT) {
+  if (is_kquant(type, cols) && kquant_aligned(w, scales, type, out)) {
+    // A thread per 16 quant bytes, as lane i of a super-block's eight in matvec_kquant reads them:
+    // its two runs of 16 elements written as two 32-byte pieces (neighbouring threads' runs are
+    // adjacent), each value rounded as weight_flat's (bit-identical to the CPU's dequantization).
+    bool q6 = type == TYPE_Q6_K_SPLIT;
+    int sb = cols >> 8;
+    long long rowBytes = (long long)sb * (q6 ? 192 : 144), stride6 = q6k_scale_stride(cols);
+    for (long long p = first; p < (long long)rows * sb * 8; p += stride) {
+      int i = (int)(p & 7);
+      long long rs = p >> 3, row = rs / sb;
+      int s = (int)(rs - row * sb);
+      const u8* q = w + row * rowBytes;
+      const u8* sc = q6 ? scales + row * stride6 : nullptr;
+      // (row `row` twice: kq_load reads a warp's two rows)
+      KqLoad v = q6 ? kq_load<true>(q, q, sc, sc, sb, s, i)    // ql, qh, scales, d
+                    : kq_load<false>(q, q, sc, sc, sb, s, i);  // header, quants
+      float lo[16], hi[16];
+      u32 a[4] = {v.a1.x, v.a1.y, v.a1.z, v.a1.w};
+      if (q6) {
+        u32 ql[4] = {v.a0.x, v.a0.y, v.a0.z, v.a0.w};
+        float d = half_to_float(v.d0);
+        float dsl = d * sbyte_float(v.s0.x, i & 3), dsh = d * sbyte_float(v.s0.y, i & 3);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+          u32 wl = q6k_word(ql[k], a[k], i, false), wh = q6k_word(ql[k], a[k], i, true);
+#pragma unroll
+          for (int e = 0; e < 4; e++) {
+            lo[4 * k + e] = dsl * (byte_float(wl, e) - 32.f);
+            hi[4 * k + e] = dsh * (byte_float(wh, e) - 32.f);
+          }
+        }
+      } else {
+        float ds0, ds1, dm0, dm1;
+        q4k_scales(v.a0, i, ds0, ds1, dm0, dm1);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+          u32 wl = a[k] & 0x0f0f0f0fu, wh = (a[k] >> 4) & 0x0f0f0f0fu;
+#pragma unroll
+          for (int e = 0; e < 4; e++) {
+            lo[4 * k + e] = fmaf(byte_float(wl, e), ds0, -dm0);
+            hi[4 * k + e] = fmaf(byte_float(wh, e), ds1, -dm1);
+          }
+        }
+      }
+      u16* o = out + row * cols + 256LL * s + kq_low(q6, i);
+      store_halves16(o, lo, fp16);
+      store_halves16(o + KQ_HIGH(q6), hi, fp16);
+    }
+    return;
+  }
+  if (type == TYPE_Q6_K_SPLIT || type == TYPE_Q4_K) {
     for (long long i = first; i < total; i += stride) {
       long long row = i / cols;
-      float v = q6k_split_weight(w, scales, row, cols, (int)(i - row * cols));
+      float v = weight_any(w, scales, type, row, cols, (int)(i - row * cols));
       out[i] = fp16 ? float_to_half(v) : float_to_bf16(v);
     }
     return;
