@@ -1335,8 +1335,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
   /**
    * The int8 form of an n-row input of w's product, in a.half (n·cols quants, then 16-byte aligned
    * n·cols / 32 scales; the half-precision copy for cuBLAS is never needed at the same time), or
-   * null when that product takes float activations: {@link #setQuantizedActivations} off, w not a
-   * Q8_0 / Q4_0 matrix in the split layout, or the product going to cuBLAS.
+   * null when that product takes float activations: {@link #setQuantizedActivations} off, w not one
+   * the integer products read ({@link DeviceTensor#takesInt8Activations}), or the product going to
+   * cuBLAS.
    */
   private Int8 int8Input(DeviceTensor w, int n, Activations a) {
     if (!quantizedActivations || !w.takesInt8Activations()) {

@@ -360,13 +360,14 @@ public record DeviceTensor(
       Arrays.fill(scales, sAt, sAt + scaleRow, (byte) 0);
       if (type == GgmlType.Q6_K) {
         // per 210-byte block: ql and qh (192 bytes) to the quants, scales[16] and d to the scales
-        int blocks = srcRow / 210;
+        int blockBytes = (int) GgmlType.Q6_K.byteSize(Q6_K_BLOCK);
+        int blocks = srcRow / blockBytes;
         for (int b = 0; b < blocks; b++) {
-          int blk = at + 210 * b;
+          int blk = at + blockBytes * b;
           System.arraycopy(src, blk, quants, qAt + Q6_K_QUANTS * b, Q6_K_QUANTS);
           System.arraycopy(src, blk + Q6_K_QUANTS, scales, sAt + 16 * b, 16);
-          scales[sAt + 16 * blocks + 2 * b] = src[blk + 208];
-          scales[sAt + 16 * blocks + 2 * b + 1] = src[blk + 209];
+          scales[sAt + 16 * blocks + 2 * b] = src[blk + Q6_K_QUANTS + 16];
+          scales[sAt + 16 * blocks + 2 * b + 1] = src[blk + Q6_K_QUANTS + 17];
         }
         return;
       }
