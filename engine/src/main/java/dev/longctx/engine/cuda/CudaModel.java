@@ -98,6 +98,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
       DeviceTensor wGate,
       DeviceTensor wUp,
       DeviceTensor wDown,
+      // decode's leading stack: q/k/v, or q/k where v's type differs (null: none stackable)
       DeviceTensor qkv,
       DeviceTensor gateUp) {}
 
@@ -129,13 +130,21 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
         LlamaWeights.Layer w = weights.layers().get(l);
         String p = "blk." + l + ".";
         // Decode reads q/k/v and gate/up each as one stacked matrix (one launch, more rows);
-        // prefill uses their row ranges.
+        // prefill uses their row ranges. Where v's type differs from q's and k's (llama.cpp's
+        // Q4_K_M gives attn_v Q6_K), q and k are stacked and v read apart.
         List<FloatTensor> qkvParts = List.of(w.wq(), w.wk(), w.wv());
+        List<FloatTensor> qkParts = List.of(w.wq(), w.wk());
         List<FloatTensor> gateUpParts = List.of(w.wGate(), w.wUp());
-        DeviceTensor qkv =
+        List<FloatTensor> leading =
             DeviceTensor.stackable(qkvParts)
-                ? own(DeviceTensor.stack(cx, qkvParts, p + "attn_qkv"))
-                : null;
+                ? qkvParts
+                : DeviceTensor.stackable(qkParts) ? qkParts : null;
+        DeviceTensor qkv =
+            leading == null
+                ? null
+                : own(
+                    DeviceTensor.stack(
+                        cx, leading, p + (leading == qkvParts ? "attn_qkv" : "attn_qk")));
         DeviceTensor gateUp =
             DeviceTensor.stackable(gateUpParts)
                 ? own(DeviceTensor.stack(cx, gateUpParts, p + "ffn_gate_up"))
@@ -148,7 +157,7 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
                 own(cx.upload(w.attnNorm())),
                 qkv != null ? qkv.rows(0, qRows) : tensor(uploaded, w.wq(), p + "attn_q"),
                 qkv != null ? qkv.rows(qRows, kRows) : tensor(uploaded, w.wk(), p + "attn_k"),
-                qkv != null
+                leading == qkvParts
                     ? qkv.rows(qRows + kRows, w.wv().rows())
                     : tensor(uploaded, w.wv(), p + "attn_v"),
                 tensor(uploaded, w.wo(), p + "attn_output"),
@@ -1023,6 +1032,9 @@ public final class CudaModel implements Decoder<CudaSequence>, AutoCloseable {
     long xb = a.xb.address();
     if (n == 1 && w.qkv != null) {
       matvecRows(w.qkv, xb, q, 1, a, fused);
+      if (w.qkv.rows() == c.queryDim() + c.kvDim()) { // q and k stacked, v apart
+        matvecRows(w.wv, xb, v, 1, a, fused);
+      }
     } else {
       matmul(w.wq, xb, q, n, a, fused);
       matmul(w.wk, xb, kk, n, a, fused);

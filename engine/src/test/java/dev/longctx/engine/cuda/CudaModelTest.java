@@ -162,8 +162,8 @@ class CudaModelTest {
     LlamaConfig shape =
         new LlamaConfig(
             "llama", 512, 768, 2, 8, 2, 64, 300, 128, 1e-5f, 10000f, Rope.Layout.INTERLEAVED, null);
-    // q, k and v unstacked (two types), o, gate/up stacked, down: six products a layer
-    quantizedActivationsTrack(MatrixTypes.Q4_K_M, shape, "matvec_kquant_q8x", 6, tmp);
+    // q/k stacked (Q4_K), v apart (Q6_K), o, gate/up stacked, down: five products a layer
+    quantizedActivationsTrack(MatrixTypes.Q4_K_M, shape, "matvec_kquant_q8x", 5, tmp);
   }
 
   private void quantizedActivationsTrack(

@@ -524,8 +524,8 @@ class CudaOpsTest {
 
   /**
    * llama.cpp's Q4_K_M mix (Q6_K for attn_v, ffn_down and the tied embedding that is also the
-   * output projection, Q4_K for the rest): q/k/v of two types cannot be stacked, so the layer reads
-   * them as three matrices.
+   * output projection, Q4_K for the rest): q/k/v of two types cannot be stacked as one, so decode
+   * reads q/k stacked and v apart.
    */
   @Test
   void q4KmMixMatchesTheCpuBackend(@TempDir Path tmp) throws IOException {
