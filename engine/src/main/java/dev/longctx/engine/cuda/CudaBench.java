@@ -4,6 +4,7 @@ import dev.longctx.engine.attention.AttentionPolicy;
 import dev.longctx.engine.kernel.Rope;
 import dev.longctx.engine.model.LlamaConfig;
 import dev.longctx.engine.model.LlamaWeights;
+import dev.longctx.engine.model.MatrixTypes;
 import dev.longctx.engine.tensor.FloatTensor;
 import dev.longctx.engine.tensor.GgmlType;
 import java.lang.foreign.MemorySegment;
@@ -62,10 +63,18 @@ public final class CudaBench {
                 "| model | type | weights | test | t/s | GB/s | % of copy bandwidth |");
             System.out.println("| --- | --- | ---: | --- | ---: | ---: | ---: |");
             List<Profiled> profiles = new ArrayList<>();
-            for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.Q8_0}) {
-              LlamaConfig c = tiny ? tinyShape() : llama8b(quick ? 2 : 32);
+            // F16, Q8_0, and llama.cpp's Q4_K_M mix (the toy shape's rows are too short for
+            // 256-element super-blocks: a toy shape of its own)
+            for (MatrixTypes types :
+                List.of(
+                    MatrixTypes.of(GgmlType.F16),
+                    MatrixTypes.of(GgmlType.Q8_0),
+                    MatrixTypes.Q4_K_M)) {
+              boolean kquants = types.base().blockSize() == 256;
+              LlamaConfig c =
+                  tiny ? (kquants ? tinyKQuantShape() : tinyShape()) : llama8b(quick ? 2 : 32);
               profiles.addAll(
-                  decodeAndPrefill(cx, c, type, tiny ? 16 : 512, tiny ? 4 : 64, copyGbs));
+                  decodeAndPrefill(cx, c, types, tiny ? 16 : 512, tiny ? 4 : 64, copyGbs));
             }
             System.out.println();
             for (Profiled p : profiles) {
@@ -147,7 +156,7 @@ public final class CudaBench {
             + " (%d × %d) ms/token | dense, F16 KV ms/token | indexer top-k, F16 KV ms/token |%n",
         topK, topK / block, block);
     System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: |");
-    LlamaWeights w = syntheticWeights(c, GgmlType.F16, 7);
+    LlamaWeights w = syntheticWeights(c, MatrixTypes.of(GgmlType.F16), 7);
     SplittableRandom random = new SplittableRandom(5);
     int resident = Math.min(512, contexts[0]);
     int deepest = contexts[contexts.length - 1];
@@ -303,6 +312,12 @@ public final class CudaBench {
           new MatvecRow(GgmlType.Q4_K, false, true),
           new MatvecRow(GgmlType.Q6_K, false, true));
 
+  /** A toy Llama shape whose rows are whole K-quant super-blocks (256 elements). */
+  static LlamaConfig tinyKQuantShape() {
+    return new LlamaConfig(
+        "llama", 256, 512, 2, 4, 2, 64, 1000, 4096, 1e-5f, 10000f, Rope.Layout.INTERLEAVED, null);
+  }
+
   /** A toy Llama shape for a run under the CPU emulation. */
   static LlamaConfig tinyShape() {
     return new LlamaConfig(
@@ -331,40 +346,44 @@ public final class CudaBench {
    * Host weights of random values in {@code type}: one random byte image per distinct shape,
    * wrapped in a distinct tensor per use so every layer gets its own device copy.
    */
-  static LlamaWeights syntheticWeights(LlamaConfig c, GgmlType type, long seed) {
-    Map<Long, MemorySegment> images = new HashMap<>();
+  static LlamaWeights syntheticWeights(LlamaConfig c, MatrixTypes types, long seed) {
+    Map<String, MemorySegment> images = new HashMap<>();
     SplittableRandom random = new SplittableRandom(seed);
-    java.util.function.BiFunction<Integer, Integer, FloatTensor> matrix =
-        (rows, cols) -> {
-          long key = ((long) rows << 32) | cols;
+    // a matrix by its GGUF name: its type from the mix; one random image per type and shape
+    java.util.function.BiFunction<String, int[], FloatTensor> matrix =
+        (name, shape) -> {
+          GgmlType type = types.target(name, name.equals("output.weight"));
+          String key = type + ":" + shape[0] + "x" + shape[1];
           MemorySegment image =
-              images.computeIfAbsent(key, k -> randomImage(type, (long) rows * cols, random));
-          return FloatTensor.of(type, image, rows, cols);
+              images.computeIfAbsent(
+                  key, k -> randomImage(type, (long) shape[0] * shape[1], random));
+          return FloatTensor.of(type, image, shape[0], shape[1]);
         };
     float[] norm = new float[c.dim()];
     java.util.Arrays.fill(norm, 1f);
     List<LlamaWeights.Layer> layers = new ArrayList<>();
     for (int l = 0; l < c.layers(); l++) {
+      String p = "blk." + l + ".";
       layers.add(
           new LlamaWeights.Layer(
               norm,
-              matrix.apply(c.queryDim(), c.dim()),
-              matrix.apply(c.kvDim(), c.dim()),
-              matrix.apply(c.kvDim(), c.dim()),
-              matrix.apply(c.dim(), c.queryDim()),
+              matrix.apply(p + "attn_q.weight", new int[] {c.queryDim(), c.dim()}),
+              matrix.apply(p + "attn_k.weight", new int[] {c.kvDim(), c.dim()}),
+              matrix.apply(p + "attn_v.weight", new int[] {c.kvDim(), c.dim()}),
+              matrix.apply(p + "attn_output.weight", new int[] {c.dim(), c.queryDim()}),
               null,
               null,
               null,
               norm,
-              matrix.apply(c.hiddenDim(), c.dim()),
-              matrix.apply(c.hiddenDim(), c.dim()),
-              matrix.apply(c.dim(), c.hiddenDim())));
+              matrix.apply(p + "ffn_gate.weight", new int[] {c.hiddenDim(), c.dim()}),
+              matrix.apply(p + "ffn_up.weight", new int[] {c.hiddenDim(), c.dim()}),
+              matrix.apply(p + "ffn_down.weight", new int[] {c.dim(), c.hiddenDim()})));
     }
     return new LlamaWeights(
-        matrix.apply(c.vocabSize(), c.dim()),
+        matrix.apply("token_embd.weight", new int[] {c.vocabSize(), c.dim()}),
         layers,
         norm,
-        matrix.apply(c.vocabSize(), c.dim()),
+        matrix.apply("output.weight", new int[] {c.vocabSize(), c.dim()}),
         null);
   }
 
@@ -419,17 +438,17 @@ public final class CudaBench {
    * CUDA graph), and profiles of a prefill chunk and of decode steps by kernel.
    */
   private static List<Profiled> decodeAndPrefill(
-      CudaContext cx, LlamaConfig c, GgmlType type, int prompt, int steps, double copyGbs) {
+      CudaContext cx, LlamaConfig c, MatrixTypes type, int prompt, int steps, double copyGbs) {
     LlamaWeights w = syntheticWeights(c, type, 7);
     try (CudaModel model = new CudaModel(cx, c, w)) {
       // A decode step reads every matrix once (the embedding row is negligible).
       long perToken = model.weightBytes() - w.tokenEmbedding().data().byteSize();
       SplittableRandom random = new SplittableRandom(1);
       double bestPrefill = 0;
-      // Decode variants: direct launches; one CUDA graph a step; for Q8_0, int8 activations
-      // (direct launches). A variant behind a switch that fails shows NaN.
+      // Decode variants: direct launches; one CUDA graph a step; for quantized weights, int8
+      // activations (direct launches). A variant behind a switch that fails shows NaN.
       String[] variants =
-          type == GgmlType.F16
+          type.base() == GgmlType.F16
               ? new String[] {"", ", CUDA graph"}
               : new String[] {"", ", CUDA graph", ", int8 activations"};
       double[] bestDecode = new double[variants.length];
