@@ -26,14 +26,16 @@
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
 
-struct float4 {
+// Aligned as CUDA's vector types are (16 and 8 bytes): a load through a misaligned pointer, which
+// faults on the device, is then undefined behaviour that -fsanitize=alignment reports here.
+struct alignas(16) float4 {
   float x, y, z, w;
 };
-struct uint4 {
+struct alignas(16) uint4 {
   unsigned x, y, z, w;
 };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
-struct uint2 {
+struct alignas(8) uint2 {
   unsigned x, y;
 };
 inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
