@@ -253,6 +253,7 @@ __device__ __forceinline__ float weight_at(const u8* w, int type, long long row,
 // Values as in the GGUF blocks: d·q (Q8_0), d·(q − 8) (Q4_0).
 
 #define SPLIT_ROWS 2  // rows per warp of the split-layout matvec (CudaKernels.SPLIT_ROWS)
+static_assert(SPLIT_ROWS == 2, "warp_two_rows and store_two_rows serve two rows a warp");
 
 __device__ __forceinline__ bool is_split(int type) {
   return type == TYPE_Q8_0_SPLIT || type == TYPE_Q4_0_SPLIT;
@@ -703,6 +704,18 @@ __device__ void warp_elementwise_dot2(const u8* w, const u8* scales, int type, l
   v1 = warp_sum(a1);
 }
 
+// The two output rows (row, next) and the activation row t of this warp in a kernel of two rows a
+// warp, grid (ceil(rows / (warpsPerBlock · 2)), n); false where the warp has none. A last odd row
+// is read twice (next == row) and kept once.
+__device__ __forceinline__ bool warp_two_rows(int rows, int n, long long& row, long long& next,
+                                              int& t) {
+  row = 2LL * (int)(blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5));
+  t = blockIdx.y;
+  if (row >= rows || t >= n) return false;
+  next = row + 1 < rows ? row + 1 : row;
+  return true;
+}
+
 // A warp's two output rows, by its lane 0: next == row (a last odd row) is written once.
 __device__ __forceinline__ void store_two_rows(float* y, long long row, long long next, float v0,
                                                float v1) {
@@ -731,29 +744,20 @@ extern "C" __global__ void matvec(const u8* w, int type, const float* x, float* 
 // holds four 16-byte weight loads and their scales in flight) do not lower matvec's occupancy.
 extern "C" __global__ void matvec_split(const u8* w, const u8* scales, int type, const float* x,
                                         float* y, int rows, int cols, int n) {
-  int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  int t = blockIdx.y;
-  if (!is_split(type)) {
-    if (t < n && (threadIdx.x & 31) == 0)
-      for (int r = warp * SPLIT_ROWS; r < rows && r < (warp + 1) * SPLIT_ROWS; r++)
-        y[(long long)t * rows + r] = __int_as_float(0x7fc00000);  // caught by the tests
-    return;
-  }
-  long long row = (long long)warp * SPLIT_ROWS;
-  if (row >= rows || t >= n) return;
-  long long next = row + 1 < rows ? row + 1 : row;  // a last odd row is read twice, kept once
+  long long row, next;
+  int t;
+  if (!warp_two_rows(rows, n, row, next, t)) return;
   const float* xt = x + (long long)t * cols;
-  long long rowBytes = split_row_bytes(type, cols), stride = split_scale_stride(cols);
-  const u8* q0 = w + row * rowBytes;
-  const u8* q1 = w + next * rowBytes;
-  const u16* s0 = (const u16*)scales + row * stride;
-  const u16* s1 = (const u16*)scales + next * stride;
-  float v0, v1;
-  if (((((unsigned long long)xt) | ((unsigned long long)w) | ((unsigned long long)scales)) &
-       15ull) == 0) {
-    warp_split_dot2(q0, q1, s0, s1, type, cols, xt, v0, v1);
-  } else {
-    warp_elementwise_dot2(w, scales, type, row, next, cols, xt, v0, v1);
+  float v0 = __int_as_float(0x7fc00000), v1 = v0;  // another type: NaN, caught by the tests
+  if (is_split(type)) {
+    long long rowBytes = split_row_bytes(type, cols), stride = split_scale_stride(cols);
+    if (((((unsigned long long)xt) | ((unsigned long long)w) | ((unsigned long long)scales)) &
+         15ull) == 0) {
+      warp_split_dot2(w + row * rowBytes, w + next * rowBytes, (const u16*)scales + row * stride,
+                      (const u16*)scales + next * stride, type, cols, xt, v0, v1);
+    } else {
+      warp_elementwise_dot2(w, scales, type, row, next, cols, xt, v0, v1);
+    }
   }
   store_two_rows(y + (long long)t * rows, row, next, v0, v1);
 }
@@ -917,11 +921,9 @@ __device__ void warp_split_dot2_q8x(const u8* __restrict__ q0, const u8* __restr
 extern "C" __global__ void matvec_split_q8x(const u8* w, const u8* scales, int type,
                                             const signed char* xq, const float* xd, float* y,
                                             int rows, int cols, int n) {
-  int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  int t = blockIdx.y;
-  long long row = (long long)warp * SPLIT_ROWS;
-  if (row >= rows || t >= n) return;
-  long long next = row + 1 < rows ? row + 1 : row;  // a last odd row is read twice, kept once
+  long long row, next;
+  int t;
+  if (!warp_two_rows(rows, n, row, next, t)) return;
   float v0 = __int_as_float(0x7fc00000), v1 = v0;
   const signed char* xqt = xq + (long long)t * cols;
   bool aligned = ((((unsigned long long)w) | ((unsigned long long)scales)) & 15ull) == 0 &&
@@ -959,6 +961,7 @@ extern "C" __global__ void matvec_split_q8x(const u8* w, const u8* scales, int t
 // and four activation quants, the runs' Σ q_x by dp4a against ones for Q4_K's mins and Q6_K's − 32.
 
 #define KQ_ROWS 2  // rows per warp of matvec_kquant (CudaKernels.KQUANT_ROWS)
+static_assert(KQ_ROWS == 2, "warp_two_rows and store_two_rows serve two rows a warp");
 
 // Byte b (< 4) of w as a float (unsigned), without I2F.
 __device__ __forceinline__ float byte_float(u32 w, int b) {
@@ -1106,6 +1109,12 @@ __device__ __forceinline__ KqLoad kq_load(const u8* __restrict__ q0, const u8* _
   return v;
 }
 
+// Σ of the 16 signed bytes of v (dp4a against ones).
+__device__ __forceinline__ int sbytes_sum16(uint4 v) {
+  const int ones = 0x01010101;
+  return dp4a((int)v.x, ones, dp4a((int)v.y, ones, dp4a((int)v.z, ones, dp4a((int)v.w, ones, 0))));
+}
+
 // The activations of a product: floats, or quantize_rows_q8's int8 quants and per-32 scales.
 struct KqFloatX {
   const float* x;
@@ -1153,9 +1162,7 @@ __device__ __forceinline__ void kq_step(const KqLoad& v, KqInt8X a, int s, int i
   int lo = 256 * s + kq_low(Q6, i), hi = lo + KQ_HIGH(Q6);
   uint4 xl = *(const uint4*)(a.q + lo), xh = *(const uint4*)(a.q + hi);
   float dl = a.d[lo >> 5], dh = a.d[hi >> 5];
-  const int ones = 0x01010101;
-  int sl = dp4a((int)xl.x, ones, dp4a((int)xl.y, ones, dp4a((int)xl.z, ones, dp4a((int)xl.w, ones, 0))));
-  int sh = dp4a((int)xh.x, ones, dp4a((int)xh.y, ones, dp4a((int)xh.z, ones, dp4a((int)xh.w, ones, 0))));
+  int sl = sbytes_sum16(xl), sh = sbytes_sum16(xh);
   if (Q6) {
     acc0 += q6k_lane_q8x(v.a0, v.a1, v.s0, v.d0, i, xl, xh, dl, dh, sl, sh);
     acc1 += q6k_lane_q8x(v.b0, v.b1, v.s1, v.d1, i, xl, xh, dl, dh, sl, sh);
@@ -1220,11 +1227,9 @@ __device__ __forceinline__ bool kquant_aligned(const u8* w, const u8* scales, in
 // unaligned pointer takes an element-wise path; another type writes NaN (caught by the tests).
 extern "C" __global__ void matvec_kquant(const u8* w, const u8* scales, int type, const float* x,
                                          float* y, int rows, int cols, int n) {
-  int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  int t = blockIdx.y;
-  long long row = (long long)warp * KQ_ROWS;
-  if (row >= rows || t >= n) return;
-  long long next = row + 1 < rows ? row + 1 : row;  // a last odd row is read twice, kept once
+  long long row, next;
+  int t;
+  if (!warp_two_rows(rows, n, row, next, t)) return;
   const float* xt = x + (long long)t * cols;
   float v0 = __int_as_float(0x7fc00000), v1 = v0;
   if (is_kquant(type, cols) && kquant_aligned(w, scales, type, xt)) {
@@ -1241,11 +1246,9 @@ extern "C" __global__ void matvec_kquant(const u8* w, const u8* scales, int type
 extern "C" __global__ void matvec_kquant_q8x(const u8* w, const u8* scales, int type,
                                              const signed char* xq, const float* xd, float* y,
                                              int rows, int cols, int n) {
-  int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  int t = blockIdx.y;
-  long long row = (long long)warp * KQ_ROWS;
-  if (row >= rows || t >= n) return;
-  long long next = row + 1 < rows ? row + 1 : row;
+  long long row, next;
+  int t;
+  if (!warp_two_rows(rows, n, row, next, t)) return;
   const signed char* xqt = xq + (long long)t * cols;
   float v0 = __int_as_float(0x7fc00000), v1 = v0;
   if (is_kquant(type, cols) && kquant_aligned(w, scales, type, xqt)) {
