@@ -5,7 +5,7 @@
 #
 #   docs/tools/gpu-check.sh prepare        # on the build machine: build the engine, jlink a JDK 25
 #                                          # runtime, stage it with the jars, test classes and
-#                                          # stories260K under target/gpu-check (< 64 MiB)
+#                                          # the two real models under target/gpu-check (< 64 MiB)
 #   docs/tools/gpu-check.sh run [--quick]  # on the GPU machine, with target/gpu-check carried:
 #                                          # runs the tests, then the benchmark (--quick: 2 layers,
 #                                          # contexts up to 32K)
@@ -33,9 +33,12 @@ prepare() {
     -DoutputDirectory="$PWD/$OUT/lib"
   cp engine/target/longctx-engine-*-SNAPSHOT.jar engine/target/longctx-engine-*-tests.jar "$OUT/lib/"
   javac -d "$OUT/classes" -cp "$OUT/lib/*" docs/tools/GpuCheck.java
-  cp -r ../shared/data/models/stories260K "$OUT/data/models/"
-  jlink --add-modules java.base,java.logging,java.management,jdk.unsupported,jdk.incubator.vector \
-    --strip-native-debug-symbols=exclude-debuginfo-files --no-man-pages --no-header-files --compress=zip-9 --output "$OUT/jre"
+  cp -r ../shared/data/models/stories260K ../shared/data/models/tinystories-656k "$OUT/data/models/"
+  # The JDK's own classes without their debug attributes (ours keep line numbers for a device
+  # failure's stack trace); no java.management (only MatmulBench, a CPU benchmark, uses it).
+  jlink --add-modules java.base,java.logging,jdk.unsupported,jdk.incubator.vector \
+    --strip-native-debug-symbols=exclude-debuginfo-files --strip-java-debug-attributes \
+    --no-man-pages --no-header-files --compress=zip-9 --output "$OUT/jre"
   # The CUDA 13 runtime of this machine, as a fallback for a device machine with only a driver
   # (looked up after the device machine's own libraries).
   mkdir -p "$OUT/native"
@@ -43,7 +46,17 @@ prepare() {
     cp -L /usr/local/cuda/lib64/libcudart.so.13 "$OUT/native/"
   fi
   rm "$OUT/classpath.txt"
-  du -sh "$OUT" "$OUT/jre" "$OUT/lib"
+  du -sh "$OUT/jre" "$OUT/lib" "$OUT/data"
+  du -sh "$OUT"
+  # The device tool carries at most 64 MiB, this bundle and the working tree together.
+  local bytes tree
+  bytes=$(du -sb "$OUT" | cut -f1)
+  tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+  echo "bundle $bytes bytes + working tree $tree bytes (limit $((64 * 1024 * 1024)))"
+  if [ $((bytes + tree)) -gt $((64 * 1024 * 1024)) ]; then
+    echo "gpu-check: bundle and working tree over the 64 MiB the device machine accepts" >&2
+    exit 1
+  fi
 }
 
 run() {

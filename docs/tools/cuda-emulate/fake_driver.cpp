@@ -126,7 +126,80 @@ std::map<std::string, Launcher>& kernels() {
   return k;
 }
 
-constexpr int OK = 0, INVALID_VALUE = 1, NOT_FOUND = 500;
+constexpr int OK = 0, INVALID_VALUE = 1, NOT_FOUND = 500, LAUNCH_OUT_OF_RESOURCES = 701;
+
+// What a device would refuse at launch that the emulation would otherwise run: a block of more
+// threads than the kernel's __launch_bounds__ (.maxntid in the PTX the driver is handed), or one
+// whose threads need more registers than an SM holds (65536 on sm_80 and sm_90, allocated 256 a
+// warp). Registers come from ptxas when java-check.sh finds nvcc: lines "kernel registers" in the
+// file LONGCTX_FAKE_CUDA_REGISTERS names; without it only .maxntid is checked.
+struct Function {
+  const Launcher* launch;
+  std::string name;
+  unsigned maxThreads = 1024;
+  int registers = 0;  // 0: unknown
+};
+
+std::map<std::string, Function>& functions() {
+  static std::map<std::string, Function> f;
+  return f;
+}
+
+std::map<std::string, unsigned>& launch_bounds() {
+  static std::map<std::string, unsigned> b;
+  return b;
+}
+
+// .maxntid of each .entry of a PTX module: between the entry's parameter list and its body.
+void read_launch_bounds(const char* ptx) {
+  const char* p = ptx;
+  while ((p = std::strstr(p, ".entry ")) != nullptr) {
+    p += 7;
+    const char* open = std::strchr(p, '(');
+    const char* body = open ? std::strchr(open, '{') : nullptr;
+    if (body == nullptr) return;
+    std::string name(p, open);
+    const char* bound = std::strstr(open, ".maxntid ");
+    if (bound != nullptr && bound < body) launch_bounds()[name] = std::strtoul(bound + 9, nullptr, 10);
+    p = body;
+  }
+}
+
+int registers_of(const std::string& name) {
+  static std::map<std::string, int> table = [] {
+    std::map<std::string, int> t;
+    const char* path = std::getenv("LONGCTX_FAKE_CUDA_REGISTERS");
+    if (path == nullptr) return t;
+    FILE* in = std::fopen(path, "r");
+    if (in == nullptr) return t;
+    char kernel[256];
+    int regs;
+    while (std::fscanf(in, "%255s %d", kernel, &regs) == 2) t[kernel] = regs;
+    std::fclose(in);
+    return t;
+  }();
+  auto it = table.find(name);
+  return it == table.end() ? 0 : it->second;
+}
+
+// LAUNCH_OUT_OF_RESOURCES (with the reason on stderr) where a device would refuse the block.
+int check_resources(const Function& f, unsigned threads) {
+  if (threads > f.maxThreads) {
+    std::fprintf(stderr, "fake driver: %s launched with %u threads, its launch bound is %u\n",
+                 f.name.c_str(), threads, f.maxThreads);
+    return LAUNCH_OUT_OF_RESOURCES;
+  }
+  long long perWarp = ((f.registers * 32LL + 255) / 256) * 256;
+  long long need = perWarp * ((threads + 31) / 32);
+  if (need > 65536) {
+    std::fprintf(stderr,
+                 "fake driver: %s needs %d registers a thread: %lld for %u threads, an SM has"
+                 " 65536\n",
+                 f.name.c_str(), f.registers, need, threads);
+    return LAUNCH_OUT_OF_RESOURCES;
+  }
+  return OK;
+}
 
 }  // namespace
 
@@ -154,6 +227,7 @@ int cuModuleLoadData(void** module, const void* image) {
   const char* ptx = static_cast<const char*>(image);
   if (std::strstr(ptx, ".version") == nullptr || std::strstr(ptx, ".entry matvec") == nullptr)
     return INVALID_VALUE;
+  read_launch_bounds(ptx);
   *module = (void*)0x2;
   return OK;
 }
@@ -161,14 +235,23 @@ int cuModuleUnload(void*) { return OK; }
 int cuModuleGetFunction(void** f, void*, const char* name) {
   auto it = kernels().find(name);
   if (it == kernels().end()) return NOT_FOUND;
-  *f = &it->second;
+  Function& fn = functions()[name];
+  fn.launch = &it->second;
+  fn.name = name;
+  auto bound = launch_bounds().find(name);
+  if (bound != launch_bounds().end()) fn.maxThreads = bound->second;
+  fn.registers = registers_of(name);
+  *f = &fn;
   return OK;
 }
 int cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                    unsigned bz, unsigned, void*, void** params, void**) {
-  if (gz != 1 || by != 1 || bz != 1 || bx == 0 || bx > 1024 || gx == 0 || gy == 0)
+  // as the driver: grid y at most 65535, blocks at most 1024 threads
+  if (gz != 1 || by != 1 || bz != 1 || bx == 0 || bx > 1024 || gx == 0 || gy == 0 || gy > 65535)
     return INVALID_VALUE;
-  (*static_cast<Launcher*>(f))(gx, gy, bx, params)();
+  const Function& fn = *static_cast<const Function*>(f);
+  if (int status = check_resources(fn, bx); status != OK) return status;
+  (*fn.launch)(gx, gy, bx, params)();
   return OK;
 }
 
@@ -192,10 +275,12 @@ struct FakeExec {
 static int bind_node(const CUDA_KERNEL_NODE_PARAMS_v2* p, Bound* out) {
   if (p->func == nullptr || p->gridDimZ != 1 || p->blockDimY != 1 || p->blockDimZ != 1 ||
       p->blockDimX == 0 || p->blockDimX > 1024 || p->gridDimX == 0 || p->gridDimY == 0 ||
+      p->gridDimY > 65535 ||
       p->sharedMemBytes != 0 || p->extra != nullptr || p->kern != nullptr)
     return INVALID_VALUE;
-  *out = (*static_cast<Launcher*>(p->func))(p->gridDimX, p->gridDimY, p->blockDimX,
-                                             p->kernelParams);
+  const Function& fn = *static_cast<const Function*>(p->func);
+  if (int status = check_resources(fn, p->blockDimX); status != OK) return status;
+  *out = (*fn.launch)(p->gridDimX, p->gridDimY, p->blockDimX, p->kernelParams);
   return OK;
 }
 int cuGraphCreate(void** graph, unsigned flags) {
@@ -322,6 +407,12 @@ int cuMemGetInfo_v2(size_t* free, size_t* total) {
   *total = (size_t)16 << 30;
   return OK;
 }
-int cuGetErrorName(int, const char** s) { *s = "CUDA_ERROR_FAKE_DRIVER"; return OK; }
+int cuGetErrorName(int status, const char** s) {
+  *s = status == INVALID_VALUE             ? "CUDA_ERROR_INVALID_VALUE"
+       : status == NOT_FOUND               ? "CUDA_ERROR_NOT_FOUND"
+       : status == LAUNCH_OUT_OF_RESOURCES ? "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES"
+                                           : "CUDA_ERROR_FAKE_DRIVER";
+  return OK;
+}
 int cuGetErrorString(int, const char** s) { *s = "error in the fake driver"; return OK; }
 }

@@ -4,7 +4,8 @@
 # tests) on a machine without a GPU, against fake_driver.cpp built as libcuda.so.1: the whole Java
 # side (launch marshalling, copies, page tables, graphs, the model's forward pass and its greedy
 # tokens against the CPU backend) with the kernels run by the CPU emulation. cuBLAS is absent, so its test skips and
-# prefill takes the matvec path. Needs g++ 12+ and the CUDA 13 runtime (libcudart.so.13).
+# prefill takes the matvec path. Needs g++ 12+ and the CUDA 13 runtime (libcudart.so.13); with
+# nvcc, launches are also held to the kernels' register counts as a device holds them.
 set -euo pipefail
 cd "$(dirname "$0")"
 lib="${TMPDIR:-/tmp}/longctx-fake-cuda"
@@ -16,6 +17,16 @@ flags=(-std=c++20 -O2 -shared -fPIC -Wall -Wno-unused-function -Wno-sign-compare
 if ! g++ "${flags[@]}" -fsanitize=alignment -fno-sanitize-recover=alignment -o "$lib/libcuda.so.1" fake_driver.cpp; then
   echo "java-check: building the fake driver without -fsanitize=alignment (no libubsan?)" >&2
   g++ "${flags[@]}" -o "$lib/libcuda.so.1" fake_driver.cpp
+fi
+# Registers a thread of each kernel as ptxas gives them for sm_90 (the device the fake driver
+# reports), so a launch whose block needs more than an SM's 65536 fails here as on a device.
+if command -v nvcc > /dev/null; then
+  nvcc -cubin -O3 -arch=sm_90 -Xptxas -v -o "$lib/longctx.cubin" ../../../engine/src/main/cuda/longctx.cu 2>&1 |
+    awk "/Compiling entry function/ { split(\$0, a, \"'\"); name = a[2] } /Used [0-9]+ registers/ { sub(/.*Used /, \"\"); print name, \$1 }" \
+    > "$lib/registers.txt"
+  export LONGCTX_FAKE_CUDA_REGISTERS="$lib/registers.txt"
+else
+  echo "java-check: no nvcc, launches are not checked against the kernels' register counts" >&2
 fi
 cd ../../..
 JAVA_HOME="$(./longctx jdk)"

@@ -311,10 +311,24 @@ public final class CudaContext implements AutoCloseable {
    * kernel's order: {@link DeviceBuffer} (or {@link Long} address; 0 for null) for pointers, {@link
    * Integer}, {@link Long} (long long), {@link Float}, {@link Double}.
    */
+  /** CUDA's largest grid y dimension (every compute capability). */
+  static final int MAX_GRID_Y = 65535;
+
+  /** CUDA's largest block (every compute capability since 2.0). */
+  static final int MAX_BLOCK = 1024;
+
   public synchronized void launch(String kernel, int gridX, int gridY, int block, Object... args) {
     bind();
     if (gridX <= 0 || gridY <= 0) {
       return; // nothing to do (an empty step); a zero grid is a launch error in CUDA
+    }
+    if (gridY > MAX_GRID_Y || block > MAX_BLOCK) {
+      // the driver would answer CUDA_ERROR_INVALID_VALUE without saying which limit
+      throw new IllegalArgumentException(
+          String.format(
+              "%s: grid %d x %d of %d-thread blocks is over CUDA's limits (grid y at most %d,"
+                  + " a block at most %d threads)",
+              kernel, gridX, gridY, block, MAX_GRID_Y, MAX_BLOCK));
     }
     if (args.length > KernelArgs.MAX) {
       throw new IllegalArgumentException(

@@ -28,8 +28,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * The whole model on CUDA against the CPU {@link Transformer} on the real stories260K: greedy
- * tokens equal, logits close, the same KV byte accounting. Skips without a CUDA device.
+ * The whole model on CUDA against the CPU {@link Transformer} on the real models: greedy tokens
+ * equal, logits close, the same KV byte accounting. Skips without a CUDA device.
  */
 class CudaModelTest {
 
@@ -48,10 +48,23 @@ class CudaModelTest {
     return out;
   }
 
-  @Test
-  void greedyTokensEqualTheCpuBackend() {
+  /** The real models of ../shared/data by name (a parameter per model). */
+  enum RealModel {
+    /** llama2.c format, GQA 8/4, separate output matrix. */
+    STORIES_260K,
+    /** Hugging Face safetensors, GQA 8/4, tied embeddings, rotate-half RoPE layout. */
+    TINY_STORIES_656K;
+
+    LoadedModel load() {
+      return this == STORIES_260K ? TestModels.stories260K() : TestModels.tinyStories656K();
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(RealModel.class)
+  void greedyTokensEqualTheCpuBackend(RealModel model) {
     CudaContext cx = CudaTests.context();
-    try (LoadedModel loaded = TestModels.stories260K();
+    try (LoadedModel loaded = model.load();
         CudaModel gpu = new CudaModel(cx, loaded.config(), loaded.weights())) {
       Transformer cpu = new Transformer(loaded.config(), loaded.weights());
       int[] shortPrompt = loaded.tokenizer().encodePrompt("Once upon a time");
@@ -268,7 +281,7 @@ class CudaModelTest {
     return new Tracking(worst, fromOther);
   }
 
-  /** A prompt of 40+ tokens of stories260K's vocabulary. */
+  /** A prompt of 40+ tokens in either real model's vocabulary. */
   private static int[] longPrompt(LoadedModel loaded) {
     return loaded
         .tokenizer()

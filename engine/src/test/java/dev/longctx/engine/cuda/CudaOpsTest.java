@@ -183,6 +183,27 @@ class CudaOpsTest {
   }
 
   /**
+   * A launch over CUDA's grid or block limits fails naming the kernel and the limit (the driver
+   * alone would say CUDA_ERROR_INVALID_VALUE), and the context still launches afterwards.
+   */
+  @Test
+  void launchesOverCudaLimitsFailClearly() {
+    DeviceBuffer x = up(new float[] {1f, 2f});
+    DeviceBuffer y = up(new float[] {3f, 4f});
+    assertThatThrownBy(() -> cx.launch("add_inplace", 1, 65536, 32, x, y, 2L))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("add_inplace")
+        .hasMessageContaining("grid y at most 65535");
+    assertThatThrownBy(() -> cx.launch("add_inplace", 1, 1, 2048, x, y, 2L))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("at most 1024 threads");
+    cx.launch("add_inplace", 1, 1, 32, x, y, 2L);
+    float[] sum = new float[2];
+    cx.read(x, 0, sum, 2);
+    assertThat(sum).containsExactly(4f, 6f);
+  }
+
+  /**
    * The producers of int8 activations (rmsnorm_rows_q8, add_rmsnorm_rows_q8, swiglu_q8,
    * attention_combine_q8): their float output is the plain kernel's, bit for bit, and their int8
    * form is what quantize_rows_q8 makes of that output, byte for byte and scale for scale.
