@@ -5,8 +5,12 @@
 // order, that can go on (pass_on). On x86-64 the switch is a few instructions that swap the
 // callee-saved registers and the stack pointer (switch_stack); elsewhere, or with CET shadow
 // stacks on, it is ucontext's swapcontext.
-// Deterministic and blind to GPU-only faults (memory model, races, resource limits): it proves
-// the algorithms and the indexing, not the device. Used by main.cpp and fake_driver.cpp.
+// Deterministic and blind to GPU-only faults (memory model, resource limits): it proves the
+// algorithms and the indexing, not the device. A race between threads of a block (a shared-memory
+// read not ordered after the write by a barrier) shows only as a dependence on the order the
+// threads run in between barriers: LONGCTX_EMULATE_REVERSE=1 runs them in descending order
+// instead of ascending, so a kernel whose results differ between the two orders has a race.
+// Used by main.cpp and fake_driver.cpp.
 #pragma once
 #include <ucontext.h>
 
@@ -154,14 +158,18 @@ inline Barrier block_barrier;
 inline std::vector<Barrier> warp_barriers;
 inline float warp_exchange[32][32];
 inline void (*body)() = nullptr;
+inline const bool reverse_order = [] {
+  const char* v = std::getenv("LONGCTX_EMULATE_REVERSE");
+  return v != nullptr && v[0] == '1';
+}();
 
 // Hands the OS thread from the running thread (waiting at a barrier, or done) to the next one that
-// can go on, in round-robin order: threads running + 1, ..., block − 1, 0, ..., skipping those
-// done and those whose barrier has not opened yet. That is the order in which a scheduler loop
-// resuming every unfinished thread in turn would see them progress (a thread resumed at a closed
-// barrier would only yield again), without that loop and its two switches per step. Returns in
-// the running thread when it is resumed; when the block's last thread is done, goes back to the
-// launch.
+// can go on, in round-robin order: threads running + 1, ..., block − 1, 0, ... (descending with
+// reverse_order), skipping those done and those whose barrier has not opened yet. That is the
+// order in which a scheduler loop resuming every unfinished thread in turn would see them progress
+// (a thread resumed at a closed barrier would only yield again), without that loop and its two
+// switches per step. Returns in the running thread when it is resumed; when the block's last
+// thread is done, goes back to the launch.
 inline void pass_on() {
   Thread& self = threads[running];
   if (unfinished == 0) {
@@ -170,7 +178,10 @@ inline void pass_on() {
   }
   unsigned t = running;
   for (;;) {
-    if (++t == block_size) t = 0;
+    if (reverse_order)
+      t = (t == 0 ? block_size : t) - 1;
+    else if (++t == block_size)
+      t = 0;
     Thread& th = threads[t];
     if (!th.done && (th.waiting == nullptr || th.waiting->generation != th.generation)) break;
     if (t == running) {
@@ -420,10 +431,10 @@ void run_grid(unsigned gridX, unsigned gridY, unsigned block, F run) {
         start_context(th.context, th.stack.get(), stack_size, entry);
       }
       unfinished = block;
-      running = 0;
-      current_thread = {0, 0, 0};
+      running = reverse_order ? block - 1 : 0;
+      current_thread = {running, 0, 0};
       current_block = {bx, by, 0};
-      switch_context(scheduler, threads[0].context);
+      switch_context(scheduler, threads[running].context);
     }
   }
 }

@@ -3,9 +3,10 @@
 # KernelProfileTest, CudaKvRangeTest, CudaSelectorTest, BackendTest, then the worker's GpuShardsTest and the CLI's GPU
 # tests) on a machine without a GPU, against fake_driver.cpp built as libcuda.so.1: the whole Java
 # side (launch marshalling, copies, page tables, graphs, the model's forward pass and its greedy
-# tokens against the CPU backend) with the kernels run by the CPU emulation. cuBLAS is absent, so its test skips and
-# prefill takes the matvec path. Needs g++ 12+ and the CUDA 13 runtime (libcudart.so.13); with
-# nvcc, launches are also held to the kernels' register counts as a device holds them.
+# tokens against the CPU backend) with the kernels run by the CPU emulation, and fake_cublas.cpp
+# as libcublas.so.13 for the prefill's GEMMs. Needs g++ 12+ and the CUDA 13 runtime
+# (libcudart.so.13); with nvcc, launches are also held to the kernels' register counts as a
+# device holds them.
 set -euo pipefail
 cd "$(dirname "$0")"
 lib="${TMPDIR:-/tmp}/longctx-fake-cuda"
@@ -18,6 +19,9 @@ if ! g++ "${flags[@]}" -fsanitize=alignment -fno-sanitize-recover=alignment -o "
   echo "java-check: building the fake driver without -fsanitize=alignment (no libubsan?)" >&2
   g++ "${flags[@]}" -o "$lib/libcuda.so.1" fake_driver.cpp
 fi
+# cuBLAS's GEMM on the CPU; the JavaCPP binding also links libcublasLt, which nothing calls.
+g++ "${flags[@]}" -Wl,-soname,libcublas.so.13 -o "$lib/libcublas.so.13" fake_cublas.cpp
+g++ -shared -fPIC -Wl,-soname,libcublasLt.so.13 -o "$lib/libcublasLt.so.13" -x c++ /dev/null
 # Registers a thread of each kernel as ptxas gives them for sm_90 (the device the fake driver
 # reports), so a launch whose block needs more than an SM's 65536 fails here as on a device.
 if command -v nvcc > /dev/null; then
@@ -35,6 +39,10 @@ export PATH="$JAVA_HOME/bin:$PATH"
 export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
 ./mvnw -o -pl engine test \
   -Dtest='CudaOpsTest,CudaModelTest,LaunchGraphTest,KernelProfileTest,CudaKvRangeTest,CudaSelectorTest,BackendTest' \
+  -Dsurefire.failIfNoSpecifiedTests=false "$@"
+# The ops again with each block's threads in descending order between barriers (emulate.h): a
+# race between a block's threads (a barrier missing) makes some result depend on that order.
+LONGCTX_EMULATE_REVERSE=1 ./mvnw -o -pl engine surefire:test -Dtest='CudaOpsTest' \
   -Dsurefire.failIfNoSpecifiedTests=false "$@"
 # The worker resolves the engine (and its test jar) from the local repository.
 ./mvnw -o -q -pl proto,engine install -DskipTests

@@ -35,6 +35,19 @@ class CudaModelTest {
 
   private static final int STEPS = 48;
 
+  /**
+   * A two-layer shape for 32-element blocks whose rows are whole split-layout chunks and rests (640
+   * and 1088 columns).
+   */
+  private static final LlamaConfig BLOCKS_32 =
+      new LlamaConfig(
+          "llama", 640, 1088, 2, 10, 2, 64, 300, 128, 1e-5f, 10000f, Rope.Layout.INTERLEAVED, null);
+
+  /** A two-layer shape of whole 256-element super-blocks (K-quants). */
+  private static final LlamaConfig SUPER_BLOCKS =
+      new LlamaConfig(
+          "llama", 512, 768, 2, 8, 2, 64, 300, 128, 1e-5f, 10000f, Rope.Layout.INTERLEAVED, null);
+
   /** Greedy continuation of {@code prompt} through any backend behind {@link Decoder}. */
   private static <S> int[] greedy(
       Decoder<S> model, S seq, int[] prompt, int steps, float[][] first) {
@@ -114,10 +127,7 @@ class CudaModelTest {
       int steps = 24;
       Sequence cs = cpu.newSequence(prompt.length + steps + 1);
       List<float[]> expected = CudaTests.greedyLogits(cpu, cs, prompt, steps);
-      int[] fed = new int[steps];
-      for (int i = 0; i < steps; i++) {
-        fed[i] = Ops.argmax(expected.get(i), 0, expected.get(i).length);
-      }
+      int[] fed = greedyChoices(expected, steps);
       List<float[]> exact = forced(gpu, prompt, fed);
       gpu.setKvCacheType(KvCacheType.F16);
       List<float[]> half = forced(gpu, prompt, fed);
@@ -147,23 +157,8 @@ class CudaModelTest {
       value = GgmlType.class,
       names = {"Q8_0", "Q4_0"})
   void quantizedActivationsTrackTheCpuBackend(GgmlType type, @TempDir Path tmp) throws IOException {
-    LlamaConfig shape =
-        new LlamaConfig(
-            "llama",
-            640,
-            1088,
-            2,
-            10,
-            2,
-            64,
-            300,
-            128,
-            1e-5f,
-            10000f,
-            Rope.Layout.INTERLEAVED,
-            null);
     // q/k/v and gate/up stacked: four products a layer, then the output projection
-    quantizedActivationsTrack(MatrixTypes.of(type), shape, "matvec_split_q8x", 4, tmp);
+    quantizedActivationsTrack(MatrixTypes.of(type), BLOCKS_32, "matvec_split_q8x", 4, tmp);
   }
 
   /**
@@ -172,11 +167,8 @@ class CudaModelTest {
    */
   @Test
   void quantizedActivationsOnAQ4KmModel(@TempDir Path tmp) throws IOException {
-    LlamaConfig shape =
-        new LlamaConfig(
-            "llama", 512, 768, 2, 8, 2, 64, 300, 128, 1e-5f, 10000f, Rope.Layout.INTERLEAVED, null);
     // q/k stacked (Q4_K), v apart (Q6_K), o, gate/up stacked, down: five products a layer
-    quantizedActivationsTrack(MatrixTypes.Q4_K_M, shape, "matvec_kquant_q8x", 5, tmp);
+    quantizedActivationsTrack(MatrixTypes.Q4_K_M, SUPER_BLOCKS, "matvec_kquant_q8x", 5, tmp);
   }
 
   private void quantizedActivationsTrack(
@@ -192,20 +184,12 @@ class CudaModelTest {
       int steps = 16;
       Sequence cs = cpu.newSequence(prompt.length + steps + 1);
       List<float[]> expected = CudaTests.greedyLogits(cpu, cs, prompt, steps);
-      int[] fed = new int[steps];
-      for (int i = 0; i < steps; i++) {
-        fed[i] = Ops.argmax(expected.get(i), 0, expected.get(i).length);
-      }
+      int[] fed = greedyChoices(expected, steps);
       try (CudaModel gpu = new CudaModel(cx, c, weights)) {
         List<float[]> exact = forced(gpu, prompt, fed);
         gpu.setQuantizedActivations(true);
         List<float[]> int8 = forced(gpu, prompt, fed);
-        double scale = 1;
-        for (float[] want : expected) {
-          for (float v : want) {
-            scale = Math.max(scale, Math.abs(v));
-          }
-        }
+        double scale = largestMagnitude(expected);
         Tracking t = track(expected, int8, exact);
         double worst = t.worst();
         double fromExact = t.fromOther();
@@ -251,6 +235,93 @@ class CudaModelTest {
         }
       }
     }
+  }
+
+  /** A quantized weight mix and a two-layer shape its blocks fit. */
+  record Mix(MatrixTypes types, LlamaConfig shape) {
+    @Override
+    public String toString() {
+      return types.toString();
+    }
+  }
+
+  static List<Mix> quantizedMixes() {
+    return List.of(
+        new Mix(MatrixTypes.of(GgmlType.Q8_0), BLOCKS_32),
+        new Mix(MatrixTypes.of(GgmlType.Q4_0), BLOCKS_32),
+        new Mix(MatrixTypes.Q4_K_M, SUPER_BLOCKS));
+  }
+
+  /**
+   * Prefill chunks of {@link CudaModel#GEMM_MIN_ROWS} rows or more go through cuBLAS: each
+   * quantized matrix is copied to FP16 for the chunk (dequantize_to_half, K-quants included) and
+   * multiplied with FP16 activations. Fed the CPU's greedy tokens after a 40-token prompt, every
+   * step's logits stay within that rounding of the CPU's, with float and with int8 activations for
+   * the decode steps (the prefill's FP16 copy of x and the int8 form share a buffer), and the
+   * prefill really ran the GEMM path.
+   */
+  @ParameterizedTest
+  @org.junit.jupiter.params.provider.MethodSource("quantizedMixes")
+  void prefillThroughCublasTracksTheCpuBackend(Mix mix, @TempDir Path tmp) throws IOException {
+    CudaContext cx = CudaTests.context();
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        cx.blas() != null, "libcublas not loadable: prefill takes the matvec kernel");
+    try (CudaTests.Synthetic model =
+        CudaTests.syntheticModel(tmp.resolve("q.gguf"), mix.shape(), 29, mix.types())) {
+      LlamaConfig c = model.config();
+      LlamaWeights weights = model.weights();
+      Transformer cpu = new Transformer(c, weights);
+      int[] prompt = new SplittableRandom(7).ints(40, 0, c.vocabSize()).toArray();
+      int steps = 8;
+      Sequence cs = cpu.newSequence(prompt.length + steps + 1);
+      List<float[]> expected = CudaTests.greedyLogits(cpu, cs, prompt, steps);
+      int[] fed = greedyChoices(expected, steps);
+      double scale = largestMagnitude(expected);
+      try (CudaModel gpu = new CudaModel(cx, c, weights)) {
+        gpu.setGemmEnabled(false);
+        List<float[]> matvec = forced(gpu, prompt, fed);
+        gpu.setGemmEnabled(true);
+        List<float[]> gemm = forced(gpu, prompt, fed);
+        Tracking t = track(expected, gemm, matvec);
+        System.out.printf(
+            "%s prefill through cuBLAS: max |logit − CPU| %.2e (logits up to %.2f), from the"
+                + " matvec prefill %.2e%n",
+            mix, t.worst(), scale, t.fromOther());
+        // FP16 activations and weights: each product within a few 2^-11 of its terms
+        assertThat(t.worst()).as("max |logit − CPU logit|").isLessThan(0.004 * scale);
+        assertThat(t.fromOther()).as("the GEMM prefill is not the matvec one").isGreaterThan(0);
+        gpu.setQuantizedActivations(true);
+        Tracking int8 = track(expected, forced(gpu, prompt, fed), gemm);
+        assertThat(int8.worst()).as("int8 decode after a GEMM prefill").isLessThan(0.05 * scale);
+        try (CudaSequence seq = gpu.newSequence(prompt.length)) {
+          java.util.Set<String> ran = new java.util.HashSet<>();
+          for (KernelProfile.Entry e : cx.profile(1, () -> gpu.prefill(seq, prompt)).entries()) {
+            ran.add(e.name());
+          }
+          assertThat(ran).contains("dequantize_to_half", "cublasGemmEx FP16");
+        }
+      }
+    }
+  }
+
+  /** The greedy token of each of the first {@code steps} logit vectors. */
+  private static int[] greedyChoices(List<float[]> logits, int steps) {
+    int[] tokens = new int[steps];
+    for (int i = 0; i < steps; i++) {
+      tokens[i] = Ops.argmax(logits.get(i), 0, logits.get(i).length);
+    }
+    return tokens;
+  }
+
+  /** The largest |logit| of all steps, at least 1: the scale the tolerances are relative to. */
+  private static double largestMagnitude(List<float[]> logits) {
+    double scale = 1;
+    for (float[] step : logits) {
+      for (float v : step) {
+        scale = Math.max(scale, Math.abs(v));
+      }
+    }
+    return scale;
   }
 
   /** How far a run's logits are from the expected ones, and from another run's (max |Δ|). */
