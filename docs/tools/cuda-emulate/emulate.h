@@ -8,8 +8,9 @@
 // Deterministic and blind to GPU-only faults (memory model, resource limits): it proves the
 // algorithms and the indexing, not the device. A race between threads of a block (a shared-memory
 // read not ordered after the write by a barrier) shows only as a dependence on the order the
-// threads run in between barriers: LONGCTX_EMULATE_REVERSE=1 runs them in descending order
-// instead of ascending, so a kernel whose results differ between the two orders has a race.
+// threads run in between barriers: LONGCTX_EMULATE_REVERSE=1 runs them (and a grid's blocks) in
+// descending order instead of ascending, so a kernel whose results differ between the two orders
+// has a race.
 // Used by main.cpp and fake_driver.cpp.
 #pragma once
 #include <ucontext.h>
@@ -418,24 +419,26 @@ void run_grid(unsigned gridX, unsigned gridY, unsigned block, F run) {
     if (!threads[t].stack) threads[t].stack.reset(new char[stack_size]);
   block_size = block;
   warp_barriers.assign((block + 31) / 32, Barrier{});
-  for (unsigned by = 0; by < gridY; by++) {
-    for (unsigned bx = 0; bx < gridX; bx++) {
-      block_barrier = {block, 0, 0};
-      for (unsigned w = 0; w < warp_barriers.size(); w++)
-        warp_barriers[w] = {block - w * 32 < 32 ? block - w * 32 : 32, 0, 0};
-      for (unsigned t = 0; t < block; t++) {
-        Thread& th = threads[t];
-        th.done = false;
-        th.waiting = nullptr;
-        th.copies.clear();
-        start_context(th.context, th.stack.get(), stack_size, entry);
-      }
-      unfinished = block;
-      running = reverse_order ? block - 1 : 0;
-      current_thread = {running, 0, 0};
-      current_block = {bx, by, 0};
-      switch_context(scheduler, threads[running].context);
+  // blocks one after another, in descending order too with reverse_order (two blocks writing one
+  // element, or one reading what another writes, would then show)
+  for (unsigned long long b = 0, blocks = (unsigned long long)gridX * gridY; b < blocks; b++) {
+    unsigned long long at = reverse_order ? blocks - 1 - b : b;
+    unsigned by = (unsigned)(at / gridX), bx = (unsigned)(at % gridX);
+    block_barrier = {block, 0, 0};
+    for (unsigned w = 0; w < warp_barriers.size(); w++)
+      warp_barriers[w] = {block - w * 32 < 32 ? block - w * 32 : 32, 0, 0};
+    for (unsigned t = 0; t < block; t++) {
+      Thread& th = threads[t];
+      th.done = false;
+      th.waiting = nullptr;
+      th.copies.clear();
+      start_context(th.context, th.stack.get(), stack_size, entry);
     }
+    unfinished = block;
+    running = reverse_order ? block - 1 : 0;
+    current_thread = {running, 0, 0};
+    current_block = {bx, by, 0};
+    switch_context(scheduler, threads[running].context);
   }
 }
 

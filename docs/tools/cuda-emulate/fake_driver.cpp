@@ -8,6 +8,9 @@
 #include "emulate.h"
 #include "../../../engine/src/main/cuda/longctx.cu"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <unordered_map>
 #include <mutex>
@@ -357,30 +360,49 @@ int cuEventDestroy_v2(void* event) {
   return OK;
 }
 // Device memory in use, so that cuMemGetInfo's free memory shrinks as a real device's does.
+// Device memory: each allocation 256-byte aligned as cudaMalloc's, its size rounded up to 256
+// bytes, ending at an inaccessible page, so a kernel that reads or writes past it (a fault on a
+// device once past the allocation's granularity) stops the run with SIGSEGV in that kernel.
+struct Allocation {
+  size_t bytes;
+  void* mapping;
+  size_t mapped;
+};
 static std::mutex allocations_lock;
-static std::unordered_map<CUdeviceptr, size_t> allocations;
+static std::unordered_map<CUdeviceptr, Allocation> allocations;
 static size_t allocated = 0;
 
 int cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {
-  void* m = std::malloc(bytes);
-  if (m == nullptr) return 2;  // CUDA_ERROR_OUT_OF_MEMORY
-  std::memset(m, 0xA5, bytes);  // garbage, as device memory is
+  if (bytes == 0) return INVALID_VALUE;  // as the driver
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t rounded = (bytes + 255) & ~(size_t)255;
+  size_t span = (rounded + page - 1) / page * page;
+  void* mapping = mmap(nullptr, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+  if (mapping == MAP_FAILED) return 2;  // CUDA_ERROR_OUT_OF_MEMORY
+  if (mprotect(static_cast<char*>(mapping) + span, page, PROT_NONE) != 0) {
+    munmap(mapping, span + page);
+    return 2;
+  }
+  char* m = static_cast<char*>(mapping) + span - rounded;
+  std::memset(m, 0xA5, rounded);  // garbage, as device memory is
   *p = (CUdeviceptr)m;
   std::lock_guard<std::mutex> g(allocations_lock);
-  allocations[*p] = bytes;
+  allocations[*p] = {bytes, mapping, span + page};
   allocated += bytes;
   return OK;
 }
 int cuMemFree_v2(CUdeviceptr p) {
+  Allocation a;
   {
     std::lock_guard<std::mutex> g(allocations_lock);
     auto it = allocations.find(p);
-    if (it != allocations.end()) {
-      allocated -= it->second;
-      allocations.erase(it);
-    }
+    if (it == allocations.end()) return INVALID_VALUE;  // not an allocation's start
+    a = it->second;
+    allocated -= a.bytes;
+    allocations.erase(it);
   }
-  std::free((void*)p);
+  munmap(a.mapping, a.mapped);
   return OK;
 }
 int cuMemcpyHtoD_v2(CUdeviceptr dst, const void* src, size_t n) {

@@ -9,7 +9,7 @@ flags=(-std=c++20 -O1 -pthread -Wall -Wno-unused-function -Wno-sign-compare -Wno
 g++ "${flags[@]}" -fsanitize=alignment -fno-sanitize-recover=alignment -o "$out" main.cpp ||
   g++ "${flags[@]}" -o "$out" main.cpp
 "$out" | tee "$out.ascending"
-# Again with each block's threads in descending order between barriers: a race (a shared-memory
+# Again with each block's threads (and the blocks) in descending order: a race (a shared-memory
 # read a barrier does not order after its write) makes some result depend on that order.
 LONGCTX_EMULATE_REVERSE=1 "$out" > "$out.descending"
 if ! cmp -s "$out.ascending" "$out.descending"; then
