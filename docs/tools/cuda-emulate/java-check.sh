@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the CUDA backend's Java GPU tests (CudaOpsTest, CudaModelTest, LaunchGraphTest,
-# KernelProfileTest, CudaKvRangeTest, CudaSelectorTest, BackendTest, then the worker's GpuShardsTest and the CLI's GPU
-# tests) on a machine without a GPU, against fake_driver.cpp built as libcuda.so.1: the whole Java
-# side (launch marshalling, copies, page tables, graphs, the model's forward pass and its greedy
-# tokens against the CPU backend) with the kernels run by the CPU emulation, and fake_cublas.cpp
-# as libcublas.so.13 for the prefill's GEMMs. Needs g++ 12+ and the CUDA 13 runtime
+# KernelProfileTest, CudaKvRangeTest, CudaSelectorTest, BackendTest, CudaBenchTest, then the
+# worker's GpuShardsTest and the CLI's GPU tests) on a machine without a GPU, against
+# fake_driver.cpp built as libcuda.so.1: the whole Java side (launch marshalling, copies, page
+# tables, graphs, the model's forward pass and its greedy tokens against the CPU backend, the
+# benchmark's code) with the kernels run by the CPU emulation, and fake_cublas.cpp as
+# libcublas.so.13 for the prefill's GEMMs. Needs g++ 12+ and the CUDA 13 runtime
 # (libcudart.so.13); with nvcc, launches are also held to the kernels' register counts as a
 # device holds them.
 set -euo pipefail
@@ -38,7 +39,7 @@ export JAVA_HOME
 export PATH="$JAVA_HOME/bin:$PATH"
 export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
 ./mvnw -o -pl engine test \
-  -Dtest='CudaOpsTest,CudaModelTest,LaunchGraphTest,KernelProfileTest,CudaKvRangeTest,CudaSelectorTest,BackendTest' \
+  -Dtest='CudaOpsTest,CudaModelTest,LaunchGraphTest,KernelProfileTest,CudaKvRangeTest,CudaSelectorTest,BackendTest,CudaBenchTest' \
   -Dsurefire.failIfNoSpecifiedTests=false "$@"
 # The ops again with each block's threads in descending order between barriers (emulate.h): a
 # race between a block's threads (a barrier missing) makes some result depend on that order.

@@ -33,7 +33,10 @@ public final class CudaBench {
 
   private CudaBench() {}
 
-  /** The attention benchmark's shape: GQA heads, indexer, top-k, prefill rows, contexts. */
+  /**
+   * The attention benchmark's shape: GQA heads, indexer, top-k, the rows of the two prefill columns
+   * (a chunk's and a long prompt's; PyTorch SDPA's table has 128 and 2048), contexts.
+   */
   record AttentionShape(
       int heads,
       int kvHeads,
@@ -42,6 +45,7 @@ public final class CudaBench {
       int indexerDim,
       int topK,
       int prefillRows,
+      int longPrefillRows,
       int[] contexts) {}
 
   public static void main(String[] args) {
@@ -91,8 +95,9 @@ public final class CudaBench {
               attention(
                   cx,
                   tiny
-                      ? new AttentionShape(4, 2, 32, 4, 32, 64, 8, contexts)
-                      : new AttentionShape(32, 8, 128, 64, 128, 2048, 128, contexts)));
+                      // d = 64: the tensor-core kernels' smallest head
+                      ? new AttentionShape(4, 2, 64, 4, 32, 64, 8, 256, contexts)
+                      : new AttentionShape(32, 8, 128, 64, 128, 2048, 128, 2048, contexts)));
       System.out.println();
       section(
           "decode against context",
@@ -543,9 +548,10 @@ public final class CudaBench {
     int indexerDim = shape.indexerDim();
     int topK = shape.topK();
     int prefillRows = shape.prefillRows();
+    int longRows = shape.longPrefillRows();
     int[] contexts = shape.contexts();
     SplittableRandom random = new SplittableRandom(3);
-    int maxRows = Math.max(prefillRows, LONG_PREFILL_ROWS);
+    int maxRows = Math.max(prefillRows, longRows);
     int chunk = 8192;
     float[] host = new float[chunk * kvDim];
     for (int i = 0; i < host.length; i++) {
@@ -561,13 +567,7 @@ public final class CudaBench {
             + " remote queries over every key) | dense prefill TFLOP/s (%d queries, 2 heads a"
             + " block) | F16 KV: dense decode µs/token | F16 KV: dense prefill TFLOP/s (%d"
             + " queries) | F16 KV: pipelined prefill TFLOP/s (%d queries) |%n",
-        prefillRows,
-        LONG_PREFILL_ROWS,
-        topK,
-        LONG_PREFILL_ROWS,
-        LONG_PREFILL_ROWS,
-        LONG_PREFILL_ROWS,
-        LONG_PREFILL_ROWS);
+        prefillRows, longRows, topK, longRows, longRows, longRows, longRows);
     System.out.println(
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     // A GPU shard's partial for another shard's prefill chunk: every row sees the whole range.
@@ -591,16 +591,16 @@ public final class CudaBench {
           double dense = denseSeconds(cx, k, shape, cache, q, out, lse, ctx, 1);
           double tflops = prefillTflops(cx, k, shape, cache, q, out, lse, ctx, prefillRows);
           double tflopsLong =
-              ctx >= LONG_PREFILL_ROWS
-                  ? prefillTflops(cx, k, shape, cache, q, out, lse, ctx, LONG_PREFILL_ROWS)
+              ctx >= longRows
+                  ? prefillTflops(cx, k, shape, cache, q, out, lse, ctx, longRows)
                   : Double.NaN;
           // the tensor-core kernel staging each K/V tile once for two heads of a GQA group
           k.setTensorCoreHeadsPerBlock(2);
           double tflopsPaired =
-              ctx >= LONG_PREFILL_ROWS
+              ctx >= longRows
                   ? optional(
                       "two heads a block",
-                      () -> prefillTflops(cx, k, shape, cache, q, out, lse, ctx, LONG_PREFILL_ROWS))
+                      () -> prefillTflops(cx, k, shape, cache, q, out, lse, ctx, longRows))
                   : Double.NaN;
           k.setTensorCoreHeadsPerBlock(1);
           Runnable indexerStep =
@@ -641,7 +641,7 @@ public final class CudaBench {
           }
           double shardPartial;
           try (DeviceBuffer ranges = cx.upload(wholeRange)) {
-            int rows = LONG_PREFILL_ROWS;
+            int rows = longRows;
             double seconds =
                 best(
                     cx,
@@ -656,10 +656,10 @@ public final class CudaBench {
           double tflopsPipelined;
           try (CudaKvCache half = filledCache(cx, k, kvDim, ctx, KvCacheType.F16, src, chunk)) {
             denseHalf = denseSeconds(cx, k, shape, half, q, out, lse, ctx, 1);
-            boolean longEnough = ctx >= LONG_PREFILL_ROWS;
+            boolean longEnough = ctx >= longRows;
             tflopsHalf =
                 longEnough
-                    ? prefillTflops(cx, k, shape, half, q, out, lse, ctx, LONG_PREFILL_ROWS)
+                    ? prefillTflops(cx, k, shape, half, q, out, lse, ctx, longRows)
                     : Double.NaN;
             // the pipelined tensor-core kernel (cp.async tiles overlapping the products)
             k.setPipelinedPrefill(true);
@@ -667,8 +667,7 @@ public final class CudaBench {
                 longEnough
                     ? optional(
                         "pipelined prefill",
-                        () ->
-                            prefillTflops(cx, k, shape, half, q, out, lse, ctx, LONG_PREFILL_ROWS))
+                        () -> prefillTflops(cx, k, shape, half, q, out, lse, ctx, longRows))
                     : Double.NaN;
             k.setPipelinedPrefill(false);
           }
@@ -716,9 +715,6 @@ public final class CudaBench {
       throw e;
     }
   }
-
-  /** Query rows of the second prefill column (PyTorch SDPA's table has the same two). */
-  static final int LONG_PREFILL_ROWS = 2048;
 
   /**
    * Dense causal attention of {@code rows} queries at the end of a {@code ctx}-key context, in
