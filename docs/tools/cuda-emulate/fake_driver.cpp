@@ -359,10 +359,10 @@ int cuEventDestroy_v2(void* event) {
   delete static_cast<FakeEvent*>(event);
   return OK;
 }
-// Device memory in use, so that cuMemGetInfo's free memory shrinks as a real device's does.
 // Device memory: each allocation 256-byte aligned as cudaMalloc's, its size rounded up to 256
 // bytes, ending at an inaccessible page, so a kernel that reads or writes past it (a fault on a
-// device once past the allocation's granularity) stops the run with SIGSEGV in that kernel.
+// device once past the allocation's granularity) stops the run with SIGSEGV in that kernel. The
+// bytes in use are counted so that cuMemGetInfo's free memory shrinks as a real device's does.
 struct Allocation {
   size_t bytes;
   void* mapping;
