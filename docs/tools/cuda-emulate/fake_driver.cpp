@@ -385,7 +385,7 @@ int cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {
     return 2;
   }
   char* m = static_cast<char*>(mapping) + span - rounded;
-  std::memset(m, 0xA5, rounded);  // garbage, as device memory is
+  std::memset(m, 0xFF, rounded);  // garbage, as device memory is: NaN as floats and halves
   *p = (CUdeviceptr)m;
   std::lock_guard<std::mutex> g(allocations_lock);
   allocations[*p] = {bytes, mapping, span + page};
