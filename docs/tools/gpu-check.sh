@@ -51,7 +51,7 @@ prepare() {
   # The device tool carries at most 64 MiB, this bundle and the working tree together.
   local bytes tree
   bytes=$(du -sb "$OUT" | cut -f1)
-  tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+  tree=$(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1)
   echo "bundle $bytes bytes + working tree $tree bytes (limit $((64 * 1024 * 1024)))"
   if [ $((bytes + tree)) -gt $((64 * 1024 * 1024)) ]; then
     echo "gpu-check: bundle and working tree over the 64 MiB the device machine accepts" >&2

@@ -6,6 +6,8 @@
 // precision does not). With it the Java GPU tests run the prefill's GEMM path (the per-chunk FP16
 // copies of quantized weights, the FP32 products, the indexer's GEMM) on a machine without a GPU.
 // Built with an empty libcublasLt.so.13, which the JavaCPP binding also links; see java-check.sh.
+#include "emulate.h"  // emulated_half_to_float (exact)
+
 #include <cstdint>
 #include <cstring>
 
@@ -20,36 +22,12 @@ struct Handle {
   int magic = 0x6c6f6e67;
 };
 
-float half_to_float(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  int exp = (h >> 10) & 0x1f;
-  uint32_t mant = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else if (exp != 0) {
-    bits = sign | ((uint32_t)(exp + 112) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;
-  } else {  // subnormal: normalize
-    int shift = 0;
-    while ((mant & 0x400) == 0) {
-      mant <<= 1;
-      shift++;
-    }
-    bits = sign | ((uint32_t)(113 - shift) << 23) | ((mant & 0x3ff) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 float element(const void* base, int type, long long index) {
   switch (type) {
     case R_32F:
       return static_cast<const float*>(base)[index];
     case R_16F:
-      return half_to_float(static_cast<const uint16_t*>(base)[index]);
+      return emulated_half_to_float(static_cast<const uint16_t*>(base)[index]);
     default: {  // R_16BF
       uint32_t bits = (uint32_t) static_cast<const uint16_t*>(base)[index] << 16;
       float f;
