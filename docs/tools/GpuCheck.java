@@ -1,10 +1,16 @@
 import static org.junit.platform.engine.discovery.DiscoverySelectors.selectClass;
 
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.platform.engine.FilterResult;
 import org.junit.platform.engine.TestExecutionResult;
 import org.junit.platform.engine.support.descriptor.MethodSource;
 import org.junit.platform.launcher.Launcher;
 import org.junit.platform.launcher.LauncherDiscoveryRequest;
+import org.junit.platform.launcher.PostDiscoveryFilter;
 import org.junit.platform.launcher.TestExecutionListener;
 import org.junit.platform.launcher.TestIdentifier;
 import org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder;
@@ -14,24 +20,50 @@ import org.junit.platform.launcher.core.LauncherFactory;
  * Runs the CUDA backend's JUnit tests without Maven (the device machine has only the runtime and
  * jars that docs/tools/gpu-check.sh carries) and prints one table row per test. Exits 1 when a
  * test failed, else 0 (a skipped GPU test prints why CUDA was not usable).
+ *
+ * <p>Arguments, if any, narrow the run to those classes of dev.longctx.engine.cuda, or to one
+ * method of a class as {@code Class#method} (every invocation of a parameterized test); CI runs a
+ * few of them on the CPU emulation to check the bundle itself.
  */
 public final class GpuCheck {
 
+  private static final String PACKAGE = "dev.longctx.engine.cuda.";
+
   public static void main(String[] args) {
     String[] classes = {
-      "dev.longctx.engine.cuda.BackendTest",
-      "dev.longctx.engine.cuda.KernelResourcesTest",
-      "dev.longctx.engine.cuda.CudaOpsTest",
-      "dev.longctx.engine.cuda.CudaModelTest",
-      "dev.longctx.engine.cuda.LaunchGraphTest",
-      "dev.longctx.engine.cuda.KernelProfileTest",
-      "dev.longctx.engine.cuda.CudaKvRangeTest",
-      "dev.longctx.engine.cuda.CudaSelectorTest"
+      "BackendTest",
+      "KernelResourcesTest",
+      "CudaOpsTest",
+      "CudaModelTest",
+      "LaunchGraphTest",
+      "KernelProfileTest",
+      "CudaKvRangeTest",
+      "CudaSelectorTest"
     };
+    Map<String, Set<String>> methods = new LinkedHashMap<>(); // class -> methods, empty: all
+    for (String arg : args.length > 0 ? args : classes) {
+      int hash = arg.indexOf('#');
+      String cls = PACKAGE + (hash < 0 ? arg : arg.substring(0, hash));
+      Set<String> some = methods.computeIfAbsent(cls, c -> new HashSet<>());
+      if (hash >= 0) {
+        some.add(arg.substring(hash + 1));
+      }
+    }
     LauncherDiscoveryRequestBuilder builder = LauncherDiscoveryRequestBuilder.request();
-    for (String c : classes) {
+    for (String c : methods.keySet()) {
       builder.selectors(selectClass(c));
     }
+    builder.filters(
+        (PostDiscoveryFilter)
+            descriptor -> {
+              if (descriptor.getSource().orElse(null) instanceof MethodSource m) {
+                Set<String> some = methods.getOrDefault(m.getClassName(), Set.of());
+                return some.isEmpty() || some.contains(m.getMethodName())
+                    ? FilterResult.included("selected")
+                    : FilterResult.excluded("not selected");
+              }
+              return FilterResult.included("a container");
+            });
     LauncherDiscoveryRequest request = builder.build();
     AtomicInteger passed = new AtomicInteger();
     AtomicInteger failed = new AtomicInteger();
@@ -66,6 +98,10 @@ public final class GpuCheck {
     launcher.execute(request, listener);
     System.out.printf(
         "%npassed %d, failed %d, skipped %d%n", passed.get(), failed.get(), skipped.get());
+    if (passed.get() + failed.get() + skipped.get() == 0) {
+      System.out.println("no test matched " + String.join(" ", args));
+      System.exit(1);
+    }
     System.exit(failed.get() > 0 ? 1 : 0);
   }
 

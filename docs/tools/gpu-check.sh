@@ -8,7 +8,13 @@
 #                                          # the two real models under target/gpu-check (< 64 MiB)
 #   docs/tools/gpu-check.sh run [--quick]  # on the GPU machine, with target/gpu-check carried:
 #                                          # runs the tests, then the benchmark (--quick: 2 layers,
-#                                          # contexts up to 32K)
+#                                          # contexts up to 32K; --tiny: toy shapes)
+#
+# Environment of run: SKIP_SDPA=1 skips PyTorch's baseline; GPU_CHECK_TESTS="Class Class#method"
+# narrows the tests (docs/tools/GpuCheck.java); SDPA_TIMEOUT, TEST_TIMEOUT, BENCH_TIMEOUT (seconds);
+# LOG_DIR keeps sdpa.log, tests.log and cudabench.log. CI runs the bundle on the CPU emulation
+# (docs/tools/cuda-emulate/java-check.sh), so a bundle that lacks a module, a jar or a model fails
+# there and not in a lent device's minutes.
 #
 # The CUDA libraries come from the GPU machine (libcuda from the driver; libcudart 13, libcublas
 # and libnvrtc from its CUDA toolkit, found through ldconfig or /usr/local/cuda/lib64); this
@@ -21,15 +27,15 @@ OUT=target/gpu-check
 prepare() {
   export JAVA_HOME="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
   export PATH="$JAVA_HOME/bin:$PATH"
-  ./mvnw -o -q -pl engine install -DskipTests
+  ./mvnw -B -q -pl engine install -DskipTests
   rm -rf "$OUT"
   mkdir -p "$OUT/lib" "$OUT/classes" "$OUT/data/models"
-  ./mvnw -o -q -pl engine dependency:build-classpath -Dmdep.includeScope=test \
+  ./mvnw -B -q -pl engine dependency:build-classpath -Dmdep.includeScope=test \
     -Dmdep.outputFile="$PWD/$OUT/classpath.txt"
   tr ':' '\n' < "$OUT/classpath.txt" | grep -v -e archunit -e slf4j -e byte-buddy | while read -r jar; do
     cp "$jar" "$OUT/lib/"
   done
-  ./mvnw -o -q dependency:copy -Dartifact=org.junit.platform:junit-platform-launcher:1.13.4 \
+  ./mvnw -B -q -N dependency:copy -Dartifact=org.junit.platform:junit-platform-launcher:1.13.4 \
     -DoutputDirectory="$PWD/$OUT/lib"
   cp engine/target/longctx-engine-*-SNAPSHOT.jar engine/target/longctx-engine-*-tests.jar "$OUT/lib/"
   javac -d "$OUT/classes" -cp "$OUT/lib/*" docs/tools/GpuCheck.java
@@ -84,7 +90,9 @@ for s in site.getsitepackages(): print("\n".join(sorted(glob.glob(s + "/nvidia/*
   fi
   echo
   echo "## CUDA tests"
-  LONGCTX_DATA="$OUT/data" timeout "${TEST_TIMEOUT:-240}" "${java[@]}" GpuCheck 2>&1 | tee "$log/tests.log" || rc=1
+  # shellcheck disable=SC2086 # GPU_CHECK_TESTS is a list of words
+  LONGCTX_DATA="$OUT/data" timeout "${TEST_TIMEOUT:-240}" "${java[@]}" GpuCheck ${GPU_CHECK_TESTS:-} 2>&1 |
+    tee "$log/tests.log" || rc=1
   echo
   echo "## CudaBench $*"
   timeout "${BENCH_TIMEOUT:-300}" "${java[@]}" dev.longctx.engine.cuda.CudaBench "$@" 2>&1 | tee "$log/cudabench.log" || rc=1

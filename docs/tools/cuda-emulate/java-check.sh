@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the CUDA backend's Java GPU tests (CudaOpsTest, CudaModelTest, LaunchGraphTest,
 # KernelProfileTest, CudaKvRangeTest, CudaSelectorTest, BackendTest, CudaBenchTest, then the
-# worker's GpuShardsTest and the CLI's GPU tests) on a machine without a GPU, against
+# worker's GpuShardsTest and the CLI's GPU tests, then the device bundle of
+# docs/tools/gpu-check.sh) on a machine without a GPU, against
 # fake_driver.cpp built as libcuda.so.1: the whole Java side (launch marshalling, copies, page
 # tables, graphs, the model's forward pass and its greedy tokens against the CPU backend, the
 # benchmark's code) with the kernels run by the CPU emulation, and fake_cublas.cpp as
@@ -49,3 +50,25 @@ LONGCTX_EMULATE_REVERSE=1 ./mvnw -o -pl engine surefire:test -Dtest='CudaOpsTest
 ./mvnw -o -q -pl proto,engine install -DskipTests
 ./mvnw -o -pl worker test -Dtest='GpuShardsTest,CliTest#aTopKMethodOnCuda*+anInProcessGpuServer*+benchReplicatesADepthOnTheGpu+cudaGraphs*+int8Activations*' \
   -Dsurefire.failIfNoSpecifiedTests=false "$@"
+# The device bundle (docs/tools/gpu-check.sh) as a lent GPU machine gets it: the jlink'd runtime,
+# the jars, the real models and GpuCheck, here on the emulation. A bundle that lacks a module, a
+# jar or a model would otherwise first fail in a device's few minutes. A few tests (the real
+# models' greedy tokens among them) and the toy bench; the full suite ran above.
+if [ ! -d ../shared/data/models ] && [ "${CI:-}" != true ]; then
+  echo "java-check: no ../shared/data/models, so no device bundle to check" >&2
+  exit 0
+fi
+docs/tools/gpu-check.sh prepare > /dev/null
+bundle_log="$(mktemp -d)"
+SKIP_SDPA=1 LOG_DIR="$bundle_log" TEST_TIMEOUT=900 BENCH_TIMEOUT=900 \
+  GPU_CHECK_TESTS="BackendTest KernelResourcesTest CudaModelTest#greedyTokensEqualTheCpuBackend" \
+  docs/tools/gpu-check.sh run --tiny > "$bundle_log/run.log" 2>&1 || {
+  cat "$bundle_log/run.log"
+  echo "java-check: the device bundle failed on the emulation (log above)" >&2
+  exit 1
+}
+if grep -E ' failed: |NaN' "$bundle_log/cudabench.log"; then
+  echo "java-check: the bundle's CudaBench --tiny has a failed section or a NaN (above)" >&2
+  exit 1
+fi
+grep -E '^passed ' "$bundle_log/tests.log"
