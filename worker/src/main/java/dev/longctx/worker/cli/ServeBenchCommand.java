@@ -21,6 +21,7 @@ import io.grpc.netty.NettyChannelBuilder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -84,6 +85,25 @@ public class ServeBenchCommand implements Callable<Integer> {
       description = "contiguous or zigzag (default: ${DEFAULT-VALUE}).")
   String placement;
 
+  @Option(
+      names = {"-r", "--repetitions"},
+      defaultValue = "3",
+      description =
+          "Requests per row and kind (prefill only, prefill + decode); the row shows the medians"
+              + " (default: ${DEFAULT-VALUE}).")
+  int repetitions;
+
+  @Option(
+      names = "--warmup-tokens",
+      defaultValue = "512",
+      description =
+          "Tokens generated for each shard count before its rows are measured, in requests of the"
+              + " shortest prompt and the decode tokens (at most "
+              + MAX_WARMUP_REQUESTS
+              + "): the shards are fresh JVMs, and their inter-token latency settles only after a"
+              + " few hundred steps have been compiled by the JIT (default: ${DEFAULT-VALUE}).")
+  int warmupTokens;
+
   @Option(names = "--run-dir", description = "Shard logs (default: a new folder under ./runs).")
   Path runDir;
 
@@ -96,7 +116,14 @@ public class ServeBenchCommand implements Callable<Integer> {
       LlamaConfig c = model.config();
       AttentionPolicy policy = attentionOptions.transformer(model).attentionPolicy();
       ShardedBackend.Placement split = ShardedBackend.Placement.parse(placement);
+      if (repetitions < 1) {
+        throw new IllegalArgumentException("--repetitions must be >= 1, got " + repetitions);
+      }
+      if (warmupTokens < 0) {
+        throw new IllegalArgumentException("--warmup-tokens must be >= 0, got " + warmupTokens);
+      }
       int longest = promptLengths.stream().mapToInt(Integer::intValue).max().orElse(1);
+      int shortest = promptLengths.stream().mapToInt(Integer::intValue).min().orElse(1);
       int context = longest + decodeTokens + 1;
       policy.checkContext(context, c.contextLength());
       int[] corpus = corpus(model, longest);
@@ -119,6 +146,7 @@ public class ServeBenchCommand implements Callable<Integer> {
                 + " prefill KiB/layer | model KiB/layer | decode B/layer/token | model B |");
         System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
       }
+      List<String> warmups = new ArrayList<>();
       for (int p : shardCounts) {
         int threads = p == 0 ? cores : Math.max(1, cores / p);
         LocalShards local = null;
@@ -171,7 +199,7 @@ public class ServeBenchCommand implements Callable<Integer> {
                   .maxInboundMessageSize(64 << 20)
                   .build();
           try {
-            run(channel, Arrays.copyOf(corpus, 64), 4); // warm-up: JIT, connections
+            warmups.add(warmUp(channel, p, Arrays.copyOf(corpus, shortest)));
             for (int length : promptLengths) {
               int[] prompt = Arrays.copyOf(corpus, length);
               ShardTraffic.Snapshot before = ShardTraffic.snapshot();
@@ -182,12 +210,19 @@ public class ServeBenchCommand implements Callable<Integer> {
               long prefillBytes = afterPrefill.minus(before).totalBytes();
               long decodeBytes = afterFull.minus(afterPrefill).totalBytes() - prefillBytes;
               int steps = Math.max(1, full.tokens - 1);
+              // The traffic is the same every time; the timings are medians over the repetitions.
+              List<Timing> prefills = new ArrayList<>(List.of(prefillOnly));
+              List<Timing> fulls = new ArrayList<>(List.of(full));
+              for (int r = 1; r < repetitions; r++) {
+                prefills.add(run(channel, prompt, 1));
+                fulls.add(run(channel, prompt, decodeTokens));
+              }
               report(
                   p,
                   threads,
                   length,
-                  prefillOnly,
-                  full,
+                  Timing.median(prefills),
+                  Timing.median(fulls),
                   p == 0 ? 0 : prefillBytes / (double) c.layers(),
                   p == 0 ? 0 : modelBytesPerLayer(c, policy, p, 0, length),
                   p == 0 ? 0 : decodeBytes / (double) c.layers() / steps,
@@ -201,6 +236,10 @@ public class ServeBenchCommand implements Callable<Integer> {
             local.close();
           }
         }
+      }
+      if (!json && warmupTokens > 0) {
+        System.out.printf("%nWarm-up before each shard count's rows:%n");
+        warmups.forEach(w -> System.out.println("- " + w));
       }
       return 0;
     }
@@ -284,7 +323,54 @@ public class ServeBenchCommand implements Callable<Integer> {
   }
 
   /** Client-side timings of one streamed request. */
-  record Timing(double ttftSeconds, double interTokenSeconds, int tokens, double totalSeconds) {}
+  record Timing(double ttftSeconds, double interTokenSeconds, int tokens, double totalSeconds) {
+
+    /** Each field's median over {@code runs} (the upper one of an even count). */
+    static Timing median(List<Timing> runs) {
+      return new Timing(
+          median(runs, Timing::ttftSeconds),
+          median(runs, Timing::interTokenSeconds),
+          runs.getFirst().tokens(),
+          median(runs, Timing::totalSeconds));
+    }
+
+    private static double median(List<Timing> runs, java.util.function.ToDoubleFunction<Timing> f) {
+      double[] v = runs.stream().mapToDouble(f).sorted().toArray();
+      return v[v.length / 2];
+    }
+  }
+
+  /** Bounds the warm-up of a run with few decode tokens (each request costs a whole prefill). */
+  static final int MAX_WARMUP_REQUESTS = 16;
+
+  /**
+   * Requests before the measured ones until {@link #warmupTokens} tokens were generated (or {@link
+   * #MAX_WARMUP_REQUESTS} requests ran); returns how the inter-token latency settled, for the note
+   * under the table (the first request of fresh shard processes runs largely interpreted: several
+   * times the settled latency).
+   */
+  private String warmUp(ManagedChannel channel, int p, int[] prompt) {
+    int requests = 0;
+    int generated = 0;
+    double first = 0;
+    double last = 0;
+    while (generated < warmupTokens && requests < MAX_WARMUP_REQUESTS) {
+      Timing t = run(channel, prompt, decodeTokens);
+      last = t.interTokenSeconds();
+      first = requests == 0 ? last : first;
+      requests++;
+      generated += Math.max(1, t.tokens());
+    }
+    return String.format(
+        Locale.ROOT,
+        "P = %d: %d requests of %d + %d tokens, inter-token latency %.1f -> %.1f ms",
+        p,
+        requests,
+        prompt.length,
+        decodeTokens,
+        first * 1e3,
+        last * 1e3);
+  }
 
   private static Timing run(ManagedChannel channel, int[] prompt, int maxTokens) {
     GenerateRequest request =

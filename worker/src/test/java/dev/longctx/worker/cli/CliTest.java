@@ -38,6 +38,41 @@ class CliTest {
   }
 
   @Test
+  void serveBenchWarmsUpThenReportsARowPerPromptLength(QuarkusMainLauncher launcher) {
+    String text = TestData.file("text/tinystories_train_excerpt.txt").toString();
+    LaunchResult r =
+        launcher.launch(
+            "serve-bench",
+            "--model",
+            stories(),
+            "--text",
+            text,
+            "--shards",
+            "0",
+            "-p",
+            "16,32",
+            "-n",
+            "4",
+            "-r",
+            "3",
+            "--warmup-tokens",
+            "8");
+    assertThat(r.exitCode()).as(r.getErrorOutput()).isZero();
+    List<String> rows = r.getOutputStream().stream().filter(l -> l.startsWith("| 0 | ")).toList();
+    assertThat(rows).hasSize(2);
+    assertThat(rows.get(0))
+        .startsWith("| 0 | " + Runtime.getRuntime().availableProcessors() + " | 16 |");
+    assertThat(rows.get(1)).contains(" | 32 | ");
+    // 8 warm-up tokens in requests of the shortest prompt and 4 decode tokens: two requests
+    assertThat(r.getOutput()).contains("- P = 0: 2 requests of 16 + 4 tokens, inter-token latency");
+
+    LaunchResult bad =
+        launcher.launch("serve-bench", "--model", stories(), "--text", text, "-r", "0");
+    assertThat(bad.exitCode()).isNotZero();
+    assertThat(bad.getErrorOutput()).contains("--repetitions must be >= 1, got 0");
+  }
+
+  @Test
   void generateStreamsTheGreedyCompletionAndReportsSpeed(QuarkusMainLauncher launcher) {
     LaunchResult r = launcher.launch(greedyStories());
     assertThat(r.exitCode()).isZero();
