@@ -45,6 +45,11 @@ prepare() {
   jlink --add-modules java.base,java.logging,jdk.unsupported,jdk.incubator.vector \
     --strip-native-debug-symbols=exclude-debuginfo-files --strip-java-debug-attributes \
     --no-man-pages --no-header-files --compress=zip-9 --output "$OUT/jre"
+  # jlink's stripping keeps libjvm's symbol table (29.8 MB); without it, 24.8 MB. The dynamic
+  # symbols stay, so an hs_err file still names the JVM's frames.
+  if command -v strip > /dev/null; then
+    strip --strip-unneeded "$OUT/jre/lib/server/libjvm.so"
+  fi
   # The CUDA 13 runtime of this machine, as a fallback for a device machine with only a driver
   # (looked up after the device machine's own libraries).
   mkdir -p "$OUT/native"
