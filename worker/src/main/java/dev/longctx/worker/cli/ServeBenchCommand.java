@@ -38,8 +38,9 @@ import picocli.CommandLine.Option;
  * Serving latency and communication volume against prompt length and shard count: for each P (0 =
  * the engine in this process, no gRPC between coordinator and engine), a coordinator with P local
  * shard processes on loopback; for each prompt length, time to first token and inter-token latency
- * seen by a gRPC client, and the coordinator↔shard bytes per layer of the prefill and of one decode
- * step beside the volume ALGORITHMS.md §4.6's model predicts for this protocol.
+ * seen by a gRPC client (medians of a few requests, after a warm-up that lets the JIT compile the
+ * fresh processes' decode path), and the coordinator↔shard bytes per layer of the prefill and of
+ * one decode step beside the volume ALGORITHMS.md §4.6's model predicts for this protocol.
  */
 @Command(
     name = "serve-bench",
