@@ -30,6 +30,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import java.util.function.ToDoubleFunction;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -49,6 +50,9 @@ import picocli.CommandLine.Option;
         "Time to first token, inter-token latency and shard traffic per layer against prompt"
             + " length, for P local shard processes (0 = in-process engine); prints a table.")
 public class ServeBenchCommand implements Callable<Integer> {
+
+  /** Bounds the warm-up of a run with few decode tokens (each request costs a whole prefill). */
+  static final int MAX_WARMUP_REQUESTS = 16;
 
   @Mixin ModelOptions modelOptions;
 
@@ -324,25 +328,21 @@ public class ServeBenchCommand implements Callable<Integer> {
   }
 
   /** Client-side timings of one streamed request. */
-  record Timing(double ttftSeconds, double interTokenSeconds, int tokens, double totalSeconds) {
+  record Timing(double ttftSeconds, double interTokenSeconds, int tokens) {
 
-    /** Each field's median over {@code runs} (the upper one of an even count). */
+    /** The latencies' medians over {@code runs} (the upper one of an even count). */
     static Timing median(List<Timing> runs) {
       return new Timing(
           median(runs, Timing::ttftSeconds),
           median(runs, Timing::interTokenSeconds),
-          runs.getFirst().tokens(),
-          median(runs, Timing::totalSeconds));
+          runs.getFirst().tokens());
     }
 
-    private static double median(List<Timing> runs, java.util.function.ToDoubleFunction<Timing> f) {
+    private static double median(List<Timing> runs, ToDoubleFunction<Timing> f) {
       double[] v = runs.stream().mapToDouble(f).sorted().toArray();
       return v[v.length / 2];
     }
   }
-
-  /** Bounds the warm-up of a run with few decode tokens (each request costs a whole prefill). */
-  static final int MAX_WARMUP_REQUESTS = 16;
 
   /**
    * Requests before the measured ones until {@link #warmupTokens} tokens were generated (or {@link
@@ -407,7 +407,7 @@ public class ServeBenchCommand implements Callable<Integer> {
     long end = System.nanoTime();
     double ttft = ((first == 0 ? end : first) - t0) / 1e9;
     double itl = tokens > 1 ? (last - first) / 1e9 / (tokens - 1) : 0;
-    return new Timing(ttft, itl, tokens, (end - t0) / 1e9);
+    return new Timing(ttft, itl, tokens);
   }
 
   private void report(
